@@ -1,0 +1,190 @@
+"""Decode source files to 8-bit RGB, at full or reduced resolution.
+
+One decoder for every input, so the conversion of unusual files is the same
+everywhere (``expand``, ``evaluate`` on a raw folder, ``preview``):
+
+* 8-bit grey becomes three equal channels; palette images are expanded.
+* 16-bit samples are scaled to 8 bits by rounding ``v * 255 / 65535``.
+* An alpha channel is composited over white (a slide's background is bright).
+* CMYK JPEGs are converted by libjpeg through OpenCV.
+* EXIF orientation is ignored: pixels are used as stored, for every format.
+
+Reduced decoding uses libjpeg's DCT scaling for JPEG (``IMREAD_REDUCED_*``),
+which decodes a 2592x1944 JPEG at 1/4 size about four times faster than in
+full; other formats are decoded in full and area-averaged down.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from augtool.errors import InputError
+
+#: File suffixes accepted as images (compared in lower case).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
+#: Linear oversampling of the working image relative to the output size.
+OVERSAMPLE = 2.0
+
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_REDUCED_COLOR = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+def is_jpeg(data: bytes) -> bool:
+    """True when ``data`` starts with the JPEG SOI marker."""
+    return data[:3] == _JPEG_MAGIC
+
+
+def choose_reduction(width: int, height: int, size: int, oversample: float = OVERSAMPLE) -> int:
+    """Largest reduction in (8, 4, 2, 1) that keeps both sides >= ``oversample * size``.
+
+    The output is ``size x size`` (squashed), so each side of the working image
+    needs at least ``oversample * size`` pixels.
+
+    Args:
+        width: Source width in pixels.
+        height: Source height in pixels.
+        size: Output side length.
+        oversample: Working pixels per output pixel, at least.
+
+    Returns:
+        The reduction factor ``k``: the working image is about ``source / k``.
+    """
+    need = oversample * size
+    for k in (8, 4, 2):
+        if width / k >= need and height / k >= need:
+            return k
+    return 1
+
+
+def reduced_shape(width: int, height: int, reduction: int) -> tuple[int, int]:
+    """(width, height) of a source decoded at ``1 / reduction`` (libjpeg rounds up)."""
+    return math.ceil(width / reduction), math.ceil(height / reduction)
+
+
+def decode_rgb(data: bytes, reduction: int = 1, name: str = "image") -> np.ndarray:
+    """Decode image bytes to an ``(H, W, 3)`` uint8 RGB array.
+
+    Args:
+        data: The encoded file.
+        reduction: 1, 2, 4 or 8; the result is ``ceil(W / k) x ceil(H / k)``.
+        name: Used in error messages (normally the file path).
+
+    Returns:
+        A new C-contiguous RGB array.
+
+    Raises:
+        InputError: If the bytes are not a decodable image.
+        ValueError: If ``reduction`` is not 1, 2, 4 or 8.
+    """
+    if reduction not in _REDUCED_COLOR:
+        raise ValueError(f"reduction must be 1, 2, 4 or 8, got {reduction}")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if is_jpeg(data):
+        bgr = cv2.imdecode(buf, _REDUCED_COLOR[reduction] | cv2.IMREAD_IGNORE_ORIENTATION)
+        if bgr is None:
+            raise InputError(f"{name}: JPEG data is corrupt or truncated")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    raw = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise InputError(f"{name}: not a decodable image (corrupt, truncated or not an image)")
+    rgb = to_rgb8(raw, name)
+    if reduction > 1:
+        height, width = rgb.shape[:2]
+        rgb = cv2.resize(
+            rgb, reduced_shape(width, height, reduction), interpolation=cv2.INTER_AREA
+        )
+    return rgb
+
+
+def to_rgb8(raw: np.ndarray, name: str = "image") -> np.ndarray:
+    """Convert an array as OpenCV decodes it (BGR order, any depth) to 8-bit RGB.
+
+    Raises:
+        InputError: For sample types that have no sensible 8-bit meaning.
+    """
+    if raw.dtype == np.uint16:
+        raw = ((raw.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif raw.dtype != np.uint8:
+        raise InputError(
+            f"{name}: {raw.dtype} samples are not supported; convert to 8- or 16-bit integers"
+        )
+    if raw.ndim == 2:
+        return np.ascontiguousarray(np.repeat(raw[:, :, None], 3, axis=2))
+    channels = raw.shape[2]
+    if channels == 1:
+        return np.ascontiguousarray(np.repeat(raw, 3, axis=2))
+    if channels == 2:
+        grey, alpha = raw[:, :, :1], raw[:, :, 1:2]
+        return np.repeat(_over_white(grey, alpha), 3, axis=2)
+    if channels == 3:
+        return cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
+    if channels == 4:
+        rgb = cv2.cvtColor(raw, cv2.COLOR_BGRA2RGBA)
+        return _over_white(rgb[:, :, :3], rgb[:, :, 3:4])
+    raise InputError(f"{name}: {channels} channels are not supported")
+
+
+def _over_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite ``color`` over white with 8-bit ``alpha``, rounding exactly."""
+    c = color.astype(np.uint32)
+    a = alpha.astype(np.uint32)
+    out = (c * a + 255 * (255 - a) + 127) // 255
+    return np.ascontiguousarray(out.astype(np.uint8))
+
+
+def resize_to(image: np.ndarray, size: int) -> np.ndarray:
+    """Squash an image to ``size x size`` (the paper's 227x227 input).
+
+    Area averaging when shrinking, bilinear when enlarging.
+    """
+    height, width = image.shape[:2]
+    interp = cv2.INTER_AREA if width >= size and height >= size else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
+def load_resized(path: str | Path, size: int) -> np.ndarray:
+    """Decode a source file and resize it exactly as ``expand`` makes its original copy.
+
+    Args:
+        path: An image file.
+        size: Output side length.
+
+    Returns:
+        ``(size, size, 3)`` uint8 RGB.
+
+    Raises:
+        InputError: If the file cannot be read or decoded.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror})") from err
+    width, height = image_size(data, str(path))
+    return resize_to(decode_rgb(data, choose_reduction(width, height, size), str(path)), size)
+
+
+def image_size(data: bytes, name: str = "image") -> tuple[int, int]:
+    """(width, height) from the file header, without decoding the pixels.
+
+    Raises:
+        InputError: If the header cannot be read.
+    """
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return int(im.size[0]), int(im.size[1])
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise InputError(f"{name}: not an image file ({err.__class__.__name__})") from err

@@ -1,0 +1,338 @@
+"""Scan ``RAW/<class>/<image>``: find, validate, hash and group the source images.
+
+Scanning reads every file once, hashes it and checks that it decodes, so that
+all bad files are reported together before any output is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from augtool.decode import IMAGE_SUFFIXES, decode_rgb, image_size, is_jpeg
+from augtool.errors import InputError, OptionError
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source image.
+
+    Attributes:
+        path: Path relative to RAW, POSIX separators (``WBC/x.jpg``).
+        class_name: The class folder's name.
+        label: Index of the class in the sorted class list.
+        sha256: SHA-256 of the file's bytes (hex).
+        width: Width in pixels.
+        height: Height in pixels.
+        group: The split group (``--group-regex`` match, else the path).
+        stem: Output file stem, unique within the class.
+    """
+
+    path: str
+    class_name: str
+    label: int
+    sha256: str
+    width: int
+    height: int
+    group: str
+    stem: str
+
+
+@dataclass
+class ScanResult:
+    """What a scan of RAW found.
+
+    Attributes:
+        root: The RAW folder.
+        classes: Sorted class names.
+        sources: Valid sources sorted by (class, path).
+        skipped: ``(path, reason)`` of invalid files skipped with ``skip_invalid``.
+        duplicates: Groups of source paths with identical bytes.
+        ignored: Paths of files that are not images by their suffix.
+    """
+
+    root: Path
+    classes: list[str]
+    sources: list[Source]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    duplicates: list[list[str]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Number of sources per class."""
+        counts = dict.fromkeys(self.classes, 0)
+        for src in self.sources:
+            counts[src.class_name] += 1
+        return counts
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """Result of inspecting one file: hash and size, or why it is unusable."""
+
+    sha256: str = ""
+    width: int = 0
+    height: int = 0
+    error: str = ""
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def list_files(raw: Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+    """List candidate image files under ``raw/<class>/`` (recursively).
+
+    Hidden files and folders are skipped; folder symlinks inside a class are
+    not followed (no loops).
+
+    Args:
+        raw: The RAW folder.
+
+    Returns:
+        ``(classes, files, ignored)``: sorted class names, ``(class, relpath)``
+        of every file with an image suffix, and relpaths of other files.
+
+    Raises:
+        InputError: If RAW is missing, not a folder, or has no class folders.
+    """
+    if not raw.exists():
+        raise InputError(f"{raw}: no such folder; give the folder that holds one folder per class")
+    if not raw.is_dir():
+        raise InputError(f"{raw}: not a folder; expected RAW/<class>/<image> files")
+    try:
+        entries = sorted(os.scandir(raw), key=lambda e: e.name)
+    except OSError as err:
+        raise InputError(f"{raw}: cannot list ({err.strerror})") from err
+    classes = [e.name for e in entries if not _hidden(e.name) and e.is_dir()]
+    stray = [
+        e.name
+        for e in entries
+        if not _hidden(e.name) and e.is_file() and Path(e.name).suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not classes:
+        hint = f" ({len(stray)} images lie directly in it)" if stray else ""
+        raise InputError(
+            f"{raw}: no class folders{hint}; expected RAW/<class>/<image>, "
+            "one folder per class"
+        )
+    files: list[tuple[str, str]] = []
+    ignored: list[str] = [f"{name}" for name in stray]
+    for cls in classes:
+        for dirpath, dirnames, filenames in os.walk(raw / cls):
+            dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
+            rel_dir = PurePosixPath(Path(dirpath).relative_to(raw).as_posix())
+            for fname in sorted(filenames):
+                if _hidden(fname):
+                    continue
+                rel = str(rel_dir / fname)
+                if Path(fname).suffix.lower() in IMAGE_SUFFIXES:
+                    files.append((cls, rel))
+                else:
+                    ignored.append(rel)
+    return classes, files, ignored
+
+
+def inspect_file(path: Path, max_pixels: int) -> FileInfo:
+    """Read, hash and check one file.
+
+    The check reads the header, looks for the end marker of JPEG and PNG files
+    (truncation) and decodes the pixels at the smallest size.
+
+    Args:
+        path: The file.
+        max_pixels: Refuse images with more pixels than this.
+
+    Returns:
+        The file's hash and size, or an error text.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        reason = err.strerror or err.__class__.__name__
+        if path.is_symlink() and not path.exists():
+            reason = "broken symbolic link"
+        return FileInfo(error=f"cannot read ({reason})")
+    if not data:
+        return FileInfo(error="empty file (0 bytes)")
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        width, height = image_size(data, str(path))
+    except InputError:
+        return FileInfo(error="not an image file (unknown format or damaged header)")
+    if width * height > max_pixels:
+        return FileInfo(
+            error=f"{width}x{height} has {width * height:,} pixels, above the limit of "
+            f"{max_pixels:,} (raise --max-pixels if the machine has the memory)"
+        )
+    truncated = _truncation(data)
+    if truncated:
+        return FileInfo(error=truncated)
+    try:
+        decode_rgb(data, reduction=8, name=str(path))
+    except InputError as err:
+        return FileInfo(error=str(err).removeprefix(f"{path}: "))
+    return FileInfo(sha256=digest, width=width, height=height)
+
+
+def _truncation(data: bytes) -> str:
+    """Why the file looks truncated, or '' when its end marker is in place."""
+    if is_jpeg(data):
+        # Inside entropy-coded data 0xFF is always stuffed, so an EOI after the
+        # last start-of-scan marker is the real end of the image.
+        if data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+            return "truncated JPEG (no end-of-image marker after the last scan)"
+    elif data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-16:]:
+        return "truncated PNG (no IEND chunk)"
+    return ""
+
+
+def compile_group_regex(pattern: str | None) -> re.Pattern[str] | None:
+    """Compile ``--group-regex``.
+
+    Raises:
+        OptionError: If the pattern is not a valid regular expression.
+    """
+    if pattern is None or pattern == "":
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as err:
+        raise OptionError("--group-regex", f"invalid regular expression: {err}") from err
+
+
+def group_of(relpath: str, regex: re.Pattern[str] | None) -> str:
+    """The split group of a source: the regex's first group or match, else the path."""
+    if regex is None:
+        return relpath
+    match = regex.search(relpath)
+    if match is None:
+        return relpath
+    return match.group(1) if regex.groups else match.group(0)
+
+
+def _stems(paths: list[str], cls: str) -> dict[str, str]:
+    """Output stems unique within a class: path inside the class without suffix."""
+    base = {}
+    for p in paths:
+        inner = PurePosixPath(p).relative_to(cls)
+        base[p] = str(inner.with_suffix("")).replace("/", "__")
+    counts: dict[str, int] = defaultdict(int)
+    for stem in base.values():
+        counts[stem] += 1
+    return {
+        p: (s if counts[s] == 1 else str(PurePosixPath(p).relative_to(cls)).replace("/", "__").replace(".", "_"))
+        for p, s in base.items()
+    }
+
+
+def scan(
+    raw: str | Path,
+    group_regex: str | None = None,
+    skip_invalid: bool = False,
+    max_pixels: int = 100_000_000,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> ScanResult:
+    """Scan, validate and hash every source under RAW.
+
+    Args:
+        raw: The RAW folder (``RAW/<class>/<image>``).
+        group_regex: Regular expression whose match in a source path names its
+            split group (e.g. a patient or smear id).
+        skip_invalid: Skip bad files (listed in the result) instead of failing.
+        max_pixels: Refuse images with more pixels than this.
+        workers: Parallel processes for hashing and checking.
+        progress: Called with the number of files done after each file.
+
+    Returns:
+        The scan result.
+
+    Raises:
+        InputError: On a missing RAW, no class folders, an empty class, or bad
+            files (all listed) when ``skip_invalid`` is false.
+    """
+    root = Path(raw)
+    regex = compile_group_regex(group_regex)
+    classes, files, ignored = list_files(root)
+    infos = _inspect_all([root / rel for _, rel in files], max_pixels, workers, progress)
+    bad = [(rel, info.error) for (_, rel), info in zip(files, infos, strict=True) if info.error]
+    if bad and not skip_invalid:
+        listing = "\n".join(f"  {root / rel}: {why}" for rel, why in bad)
+        raise InputError(
+            f"{len(bad)} of {len(files)} files in {root} are not usable images:\n{listing}\n"
+            "Fix or remove them, or pass --skip-invalid to leave them out."
+        )
+    by_class: dict[str, list[tuple[str, FileInfo]]] = {c: [] for c in classes}
+    for (cls, rel), info in zip(files, infos, strict=True):
+        if not info.error:
+            by_class[cls].append((rel, info))
+    empty = [c for c in classes if not by_class[c]]
+    if empty:
+        raise InputError(
+            f"{root}: class folder(s) with no usable images: {', '.join(empty)}; "
+            "add images or remove the folder"
+        )
+    sources = []
+    for label, cls in enumerate(classes):
+        stems = _stems([rel for rel, _ in by_class[cls]], cls)
+        for rel, info in by_class[cls]:
+            sources.append(
+                Source(
+                    path=rel,
+                    class_name=cls,
+                    label=label,
+                    sha256=info.sha256,
+                    width=info.width,
+                    height=info.height,
+                    group=group_of(rel, regex),
+                    stem=stems[rel],
+                )
+            )
+    return ScanResult(
+        root=root,
+        classes=classes,
+        sources=sources,
+        skipped=bad,
+        duplicates=find_duplicates(sources),
+        ignored=ignored,
+    )
+
+
+def find_duplicates(sources: Iterable[Source]) -> list[list[str]]:
+    """Groups of source paths whose bytes are identical (same SHA-256)."""
+    by_hash: dict[str, list[str]] = defaultdict(list)
+    for src in sources:
+        by_hash[src.sha256].append(src.path)
+    return [paths for paths in by_hash.values() if len(paths) > 1]
+
+
+def _inspect_all(
+    paths: list[Path],
+    max_pixels: int,
+    workers: int,
+    progress: Callable[[int], None] | None,
+) -> list[FileInfo]:
+    if workers <= 1 or len(paths) < 2 * workers:
+        out = []
+        for i, p in enumerate(paths):
+            out.append(inspect_file(p, max_pixels))
+            if progress:
+                progress(i + 1)
+        return out
+    from joblib import Parallel, delayed
+
+    out = []
+    jobs = Parallel(n_jobs=workers, return_as="generator", batch_size=8)(
+        delayed(inspect_file)(p, max_pixels) for p in paths
+    )
+    for i, info in enumerate(jobs):
+        out.append(info)
+        if progress:
+            progress(i + 1)
+    return out
