@@ -99,9 +99,7 @@ def decode_rgb(data: bytes, reduction: int = 1, name: str = "image") -> np.ndarr
     rgb = to_rgb8(raw, name)
     if reduction > 1:
         height, width = rgb.shape[:2]
-        rgb = cv2.resize(
-            rgb, reduced_shape(width, height, reduction), interpolation=cv2.INTER_AREA
-        )
+        rgb = cv2.resize(rgb, reduced_shape(width, height, reduction), interpolation=cv2.INTER_AREA)
     return rgb
 
 

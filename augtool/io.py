@@ -116,10 +116,7 @@ def open_dataset(path: str | Path, split: str | None = None) -> Dataset:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
-    if path.is_dir():
-        data = _open_folder(path, split)
-    else:
-        data = _open_hdf5(path, split)
+    data = _open_folder(path, split) if path.is_dir() else _open_hdf5(path, split)
     if split is not None and len(data) == 0:
         raise InputError(f"{path}: split {split!r} is empty or absent")
     return data

@@ -118,8 +118,7 @@ def list_files(raw: Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
     if not classes:
         hint = f" ({len(stray)} images lie directly in it)" if stray else ""
         raise InputError(
-            f"{raw}: no class folders{hint}; expected RAW/<class>/<image>, "
-            "one folder per class"
+            f"{raw}: no class folders{hint}; expected RAW/<class>/<image>, one folder per class"
         )
     files: list[tuple[str, str]] = []
     ignored: list[str] = [f"{name}" for name in stray]
@@ -225,10 +224,12 @@ def _stems(paths: list[str], cls: str) -> dict[str, str]:
     counts: dict[str, int] = defaultdict(int)
     for stem in base.values():
         counts[stem] += 1
-    return {
-        p: (s if counts[s] == 1 else str(PurePosixPath(p).relative_to(cls)).replace("/", "__").replace(".", "_"))
-        for p, s in base.items()
-    }
+    unique = {}
+    for p, stem in base.items():
+        if counts[stem] > 1:  # a.jpg and a.png in one class: keep the suffix in the stem
+            stem = str(PurePosixPath(p).relative_to(cls)).replace("/", "__").replace(".", "_")
+        unique[p] = stem
+    return unique
 
 
 def scan(

@@ -1,0 +1,355 @@
+"""The paper's ten conventional transforms (SPEC §2) as sample + pure apply.
+
+Each transform is two functions:
+
+* ``sample(rng, ranges) -> params``: draws the parameters from an explicit
+  ``numpy.random.Generator``; lengths are in *source* pixels, angles in degrees.
+* ``apply(work, params, scale, size) -> image``: a pure function. ``work`` is
+  the source decoded at a reduced *working* resolution, ``scale = (sx, sy)`` is
+  working pixels per source pixel, and the result is the ``size x size`` output.
+
+Working at reduced resolution is what makes ``expand`` fast: a 2592x1944
+source is decoded at 648x486 (JPEG DCT scaling) and every transform runs
+there. Lengths scale with the working resolution (blur sigma, translation) and
+geometric transforms are defined on continuous source coordinates, so the
+output covers exactly the region full-resolution processing would cover
+(``tests/test_transforms.py`` checks PSNR >= 30 dB against full resolution).
+
+Why OpenCV and not albumentations here: albumentations' transform classes draw
+their own parameters at the image's own resolution, so they cannot apply a
+recorded source-pixel parameter to a reduced working image; its functional
+layer wraps the same OpenCV calls used below (flip, equalizeHist, GaussianBlur,
+warpAffine) but rounds enlarged canvases to whole pixels at whatever resolution
+it is given, and importing it costs about 2 s per worker process (it imports
+torch when installed), more than the work itself. The tests check these
+functions against albumentations wherever the two compute the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+
+import cv2
+import numpy as np
+
+from augtool.decode import resize_to
+from augtool.errors import OptionError
+
+Params = dict[str, float]
+Scale = tuple[float, float]
+
+#: Luminance weights of the paper (MATLAB ``rgb2gray``); OpenCV uses 0.299/0.587/0.114.
+GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """Parameter ranges of the conventional transforms (paper §3.1 defaults).
+
+    Attributes:
+        sigma_range: Gaussian blur sigma in source pixels (paper: [4, 8]).
+        rotate_range: Rotation angle in degrees, positive counterclockwise
+            (the paper gives no range; decision: [-45, 45]).
+        translate_range: Magnitude of each of dx, dy in source pixels, with a
+            random sign (paper: [25, 50]).
+        shear_range: Magnitude of the shear factor, with a random sign
+            (paper: [0.3, 1.0]).
+    """
+
+    sigma_range: tuple[float, float] = (4.0, 8.0)
+    rotate_range: tuple[float, float] = (-45.0, 45.0)
+    translate_range: tuple[float, float] = (25.0, 50.0)
+    shear_range: tuple[float, float] = (0.3, 1.0)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            lo, hi = getattr(self, f.name)
+            option = "--" + f.name.replace("_", "-")
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise OptionError(option, f"bounds must be finite numbers, got {lo},{hi}")
+            if lo > hi:
+                raise OptionError(option, f"low bound {lo} is above high bound {hi}")
+        for name in ("sigma_range", "translate_range", "shear_range"):
+            if getattr(self, name)[0] < 0:
+                option = "--" + name.replace("_", "-")
+                raise OptionError(option, "magnitudes must be >= 0 (the sign is random)")
+        if self.sigma_range[0] <= 0:
+            raise OptionError("--sigma-range", "sigma must be > 0")
+
+    def with_overrides(self, overrides: Mapping[str, tuple[float, float]]) -> Ranges:
+        """Return a copy with some ranges replaced (keys are field names).
+
+        Raises:
+            OptionError: For an unknown key or an invalid range.
+        """
+        known = {f.name for f in fields(self)}
+        for key in overrides:
+            if key not in known:
+                raise OptionError(key, f"unknown range; known: {', '.join(sorted(known))}")
+        return replace(self, **{k: tuple(map(float, v)) for k, v in overrides.items()})
+
+    def as_dict(self) -> dict[str, list[float]]:
+        """JSON-friendly form, as recorded in the recipe."""
+        return {f.name: list(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One entry of the transform table.
+
+    Attributes:
+        name: Name used on the command line, in file names and the manifest.
+        summary: One line for ``--help`` and the docs.
+        sample: Draws parameters from a generator.
+        apply: Pure function producing the output image.
+    """
+
+    name: str
+    summary: str
+    sample: Callable[[np.random.Generator, Ranges], Params]
+    apply: Callable[[np.ndarray, Params, Scale, int], np.ndarray]
+
+
+# --- pure image functions -------------------------------------------------------------
+
+
+def to_gray3(image: np.ndarray) -> np.ndarray:
+    """Luminance 0.2989 R + 0.5870 G + 0.1140 B, rounded, kept as 3 equal channels."""
+    weights = np.array([GRAY_WEIGHTS] * 3, dtype=np.float32)
+    return cv2.transform(image, weights)
+
+
+def gaussian_blur(image: np.ndarray, sigma: float, scale: Scale) -> np.ndarray:
+    """Gaussian filter with ``sigma`` in source pixels (replicated border, as MATLAB)."""
+    sx, sy = scale
+    return cv2.GaussianBlur(
+        image, (0, 0), sigmaX=sigma * sx, sigmaY=sigma * sy, borderType=cv2.BORDER_REPLICATE
+    )
+
+
+def equalize_gray3(image: np.ndarray) -> np.ndarray:
+    """Histogram equalization of the grey image, kept as 3 equal channels."""
+    gray = cv2.equalizeHist(np.ascontiguousarray(to_gray3(image)[:, :, 0]))
+    return cv2.merge([gray, gray, gray])
+
+
+def warp_to_canvas(
+    work: np.ndarray,
+    matrix: np.ndarray,
+    canvas: tuple[float, float],
+    scale: Scale,
+    size: int,
+) -> np.ndarray:
+    """Warp the working image by a source-pixel affine map onto a canvas, then to size.
+
+    Coordinates are continuous (pixel ``i`` covers ``[i, i + 1)``), so the same
+    ``matrix`` and ``canvas`` give the same picture at any working resolution.
+
+    Args:
+        work: Working image (source at ``scale``).
+        matrix: 2x3 affine map from source to canvas coordinates (source pixels).
+        canvas: (width, height) of the canvas in source pixels.
+        scale: Working pixels per source pixel, (sx, sy).
+        size: Output side length.
+
+    Returns:
+        The ``size x size`` output; outside the source is black.
+    """
+    sx, sy = scale
+    cw, ch = canvas
+    iw, ih = max(1, round(cw * sx)), max(1, round(ch * sy))
+    to_source = np.diag([1.0 / sx, 1.0 / sy, 1.0])
+    to_inter = np.diag([iw / cw, ih / ch, 1.0])
+    m = to_inter @ np.vstack([matrix, [0.0, 0.0, 1.0]]) @ to_source
+    # OpenCV puts pixel centres at integers; continuous coordinates at +0.5.
+    shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    m_cv = np.linalg.inv(shift) @ m @ shift
+    warped = cv2.warpAffine(
+        work,
+        m_cv[:2],
+        (iw, ih),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    )
+    return resize_to(warped, size)
+
+
+def source_size(work: np.ndarray, scale: Scale) -> tuple[float, float]:
+    """(width, height) of the source in source pixels."""
+    return work.shape[1] / scale[0], work.shape[0] / scale[1]
+
+
+def rotation(angle: float, width: float, height: float) -> tuple[np.ndarray, tuple[float, float]]:
+    """Counterclockwise rotation about the centre onto an enlarged canvas.
+
+    Returns:
+        The 2x3 source-to-canvas matrix and the canvas (width, height).
+    """
+    rad = math.radians(angle)
+    c, s = math.cos(rad), math.sin(rad)
+    cw = width * abs(c) + height * abs(s)
+    ch = width * abs(s) + height * abs(c)
+    # y points down in images, so counterclockwise on screen is this matrix.
+    rot = np.array([[c, s], [-s, c]])
+    offset = np.array([cw / 2, ch / 2]) - rot @ np.array([width / 2, height / 2])
+    return np.hstack([rot, offset[:, None]]), (cw, ch)
+
+
+def shear(
+    factor: float, axis: str, width: float, height: float
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """Simple shear (``x' = x + f y`` or ``y' = y + f x``) onto an enlarged canvas.
+
+    Returns:
+        The 2x3 source-to-canvas matrix and the canvas (width, height).
+    """
+    if axis == "x":
+        off = max(0.0, -factor * height)
+        return np.array([[1.0, factor, off], [0.0, 1.0, 0.0]]), (
+            width + abs(factor) * height,
+            height,
+        )
+    off = max(0.0, -factor * width)
+    return np.array([[1.0, 0.0, 0.0], [factor, 1.0, off]]), (width, height + abs(factor) * width)
+
+
+# --- the table ------------------------------------------------------------------------
+
+
+def _no_params(rng: np.random.Generator, ranges: Ranges) -> Params:
+    return {}
+
+
+def _sample_sigma(rng: np.random.Generator, ranges: Ranges) -> Params:
+    return {"sigma": float(rng.uniform(*ranges.sigma_range))}
+
+
+def _sample_angle(rng: np.random.Generator, ranges: Ranges) -> Params:
+    return {"angle": float(rng.uniform(*ranges.rotate_range))}
+
+
+def _signed(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    magnitude = float(rng.uniform(*bounds))
+    return magnitude if rng.integers(0, 2) else -magnitude
+
+
+def _sample_shift(rng: np.random.Generator, ranges: Ranges) -> Params:
+    dx = _signed(rng, ranges.translate_range)
+    dy = _signed(rng, ranges.translate_range)
+    return {"dx": dx, "dy": dy}
+
+
+def _sample_shear(rng: np.random.Generator, ranges: Ranges) -> Params:
+    return {"factor": _signed(rng, ranges.shear_range)}
+
+
+def _apply_original(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+    return resize_to(work, size)
+
+
+def _apply_gray(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+    return resize_to(to_gray3(work), size)
+
+
+def _apply_blur_rgb(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+    return resize_to(gaussian_blur(work, params["sigma"], scale), size)
+
+
+def _apply_blur_gray(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+    return resize_to(gaussian_blur(to_gray3(work), params["sigma"], scale), size)
+
+
+def _apply_histeq(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+    return resize_to(equalize_gray3(work), size)
+
+
+def _apply_flip_x(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+    return resize_to(cv2.flip(work, 0), size)
+
+
+def _apply_flip_y(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+    return resize_to(cv2.flip(work, 1), size)
+
+
+def _apply_rotate(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+    matrix, canvas = rotation(params["angle"], *source_size(work, scale))
+    return warp_to_canvas(work, matrix, canvas, scale, size)
+
+
+def _apply_translate(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+    matrix = np.array([[1.0, 0.0, params["dx"]], [0.0, 1.0, params["dy"]]])
+    return warp_to_canvas(work, matrix, source_size(work, scale), scale, size)
+
+
+def _apply_shear_x(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+    matrix, canvas = shear(params["factor"], "x", *source_size(work, scale))
+    return warp_to_canvas(work, matrix, canvas, scale, size)
+
+
+def _apply_shear_y(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+    matrix, canvas = shear(params["factor"], "y", *source_size(work, scale))
+    return warp_to_canvas(work, matrix, canvas, scale, size)
+
+
+ORIGINAL = Transform("original", "the source, resized", _no_params, _apply_original)
+
+#: The ten conventional transforms, in the order copies cycle through them.
+TRANSFORMS: dict[str, Transform] = {
+    t.name: t
+    for t in (
+        Transform("gray", "luminance only, 3 equal channels", _no_params, _apply_gray),
+        Transform(
+            "blur_rgb", "Gaussian blur, sigma ~ U(sigma_range)", _sample_sigma, _apply_blur_rgb
+        ),
+        Transform("blur_gray", "gray, then Gaussian blur", _sample_sigma, _apply_blur_gray),
+        Transform("histeq", "histogram equalization of the gray image", _no_params, _apply_histeq),
+        Transform("flip_x", "reflection about the x-axis (top-bottom)", _no_params, _apply_flip_x),
+        Transform("flip_y", "reflection about the y-axis (left-right)", _no_params, _apply_flip_y),
+        Transform(
+            "rotate", "rotation on an enlarged canvas, resized back", _sample_angle, _apply_rotate
+        ),
+        Transform("translate", "shift by +-dx, +-dy, black fill", _sample_shift, _apply_translate),
+        Transform(
+            "shear_x", "horizontal shear on an enlarged canvas", _sample_shear, _apply_shear_x
+        ),
+        Transform("shear_y", "vertical shear on an enlarged canvas", _sample_shear, _apply_shear_y),
+    )
+}
+
+
+def get_transform(name: str) -> Transform:
+    """Look up a transform (or ``original``) by name.
+
+    Raises:
+        OptionError: For an unknown name.
+    """
+    if name == ORIGINAL.name:
+        return ORIGINAL
+    try:
+        return TRANSFORMS[name]
+    except KeyError:
+        raise OptionError(
+            "--transforms", f"unknown transform {name!r}; choose from {', '.join(TRANSFORMS)}"
+        ) from None
+
+
+def parse_transform_list(text: str | None) -> list[str]:
+    """Parse ``--transforms a,b,c`` (``None`` or ``all`` means all ten, in table order).
+
+    Raises:
+        OptionError: For unknown or repeated names, or an empty list.
+    """
+    if text is None or text.strip().lower() == "all":
+        return list(TRANSFORMS)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise OptionError("--transforms", "give at least one transform name")
+    for name in names:
+        if name not in TRANSFORMS:
+            get_transform(name)
+    if len(set(names)) != len(names):
+        raise OptionError("--transforms", "a transform is named twice")
+    return names
