@@ -142,9 +142,15 @@ def _over_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 def resize_to(image: np.ndarray, size: int) -> np.ndarray:
     """Squash an image to ``size x size`` (the paper's 227x227 input).
 
-    Area averaging when shrinking, bilinear when enlarging.
+    Shrinking halves with a Gaussian pyramid step while both sides stay at
+    least ``2 * size``, then area-averages the rest (OpenCV's area resampling
+    is slow at large non-integer ratios, the pyramid is not); enlarging is
+    bilinear.
     """
     height, width = image.shape[:2]
+    while height >= 2 * size and width >= 2 * size:
+        image = cv2.pyrDown(image)
+        height, width = image.shape[:2]
     interp = cv2.INTER_AREA if width >= size and height >= size else cv2.INTER_LINEAR
     return cv2.resize(image, (size, size), interpolation=interp)
 
