@@ -1,0 +1,183 @@
+"""Leakage-free, stratified, seeded splits (SPEC §5).
+
+The paper split 70/30 *after* augmenting, so almost every test image had
+about ten augmented siblings in training. Here the default is to split the
+*sources*: every output of a source, and of every source in the same group
+(``--group-regex``: a patient, a smear) or with identical bytes, lands in one
+split. ``split_by_image`` reproduces the paper's protocol for comparison.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from augtool.errors import OptionError
+
+NO_SPLIT = "all"
+_NAMES = {1: ("all",), 2: ("train", "test"), 3: ("train", "val", "test")}
+_SPLIT_TAG = 0x5B117  # keys the split's generator apart from the outputs' generators
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Split names and fractions.
+
+    Attributes:
+        names: ``("all",)``, ``("train", "test")`` or ``("train", "val", "test")``.
+        fractions: One fraction per name, summing to 1.
+    """
+
+    names: tuple[str, ...]
+    fractions: tuple[float, ...]
+
+    @property
+    def enabled(self) -> bool:
+        """False when everything goes to one split (``--split none``)."""
+        return len(self.names) > 1
+
+
+def parse_split(text: str) -> SplitSpec:
+    """Parse ``--split``: ``0.7`` (train/test), ``0.7,0.15,0.15`` (train/val/test) or ``none``.
+
+    Raises:
+        OptionError: For malformed values, fractions outside (0, 1) or not summing to 1.
+    """
+    text = text.strip().lower()
+    if text in ("none", "1", "1.0"):
+        return SplitSpec(("all",), (1.0,))
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError:
+        raise OptionError("--split", f"expected 0.7, 0.7,0.15,0.15 or none, got {text!r}") from None
+    if len(parts) == 1:
+        parts.append(1.0 - parts[0])
+    if len(parts) not in (2, 3):
+        raise OptionError("--split", "give one fraction (train) or three (train,val,test)")
+    if any(not 0.0 < p < 1.0 for p in parts):
+        raise OptionError("--split", f"each fraction must lie strictly between 0 and 1: {text}")
+    if abs(sum(parts) - 1.0) > 1e-6:
+        raise OptionError("--split", f"fractions must sum to 1, they sum to {sum(parts):g}")
+    return SplitSpec(_NAMES[len(parts)], tuple(parts))
+
+
+def merge_groups(groups: Sequence[str], hashes: Sequence[str]) -> list[str]:
+    """Join groups that share a source hash (duplicate files stay together).
+
+    Args:
+        groups: Group of each source.
+        hashes: Content hash of each source.
+
+    Returns:
+        Per source, the name of its merged group (the smallest member group name).
+    """
+    parent: dict[str, str] = {g: g for g in groups}
+
+    def find(g: str) -> str:
+        while parent[g] != g:
+            parent[g] = parent[parent[g]]
+            g = parent[g]
+        return g
+
+    first_group_of_hash: dict[str, str] = {}
+    for g, h in zip(groups, hashes, strict=True):
+        other = first_group_of_hash.setdefault(h, g)
+        a, b = find(g), find(other)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return [find(g) for g in groups]
+
+
+def split_by_group(
+    labels: Sequence[int],
+    groups: Sequence[str],
+    spec: SplitSpec,
+    seed: int,
+) -> list[str]:
+    """Assign whole groups to splits, stratified by class.
+
+    Groups are visited largest first (ties in a seeded random order); each goes
+    to the split whose per-class counts most need it (least squares on the
+    relative deficit). For groups of one class this keeps every class within
+    one group of its target count in every split.
+
+    Args:
+        labels: Class index of each item (source).
+        groups: Group of each item; items of a group never cross splits.
+        spec: The split names and fractions.
+        seed: Run seed.
+
+    Returns:
+        Split name of each item.
+    """
+    n = len(labels)
+    if not spec.enabled:
+        return [spec.names[0]] * n
+    classes = sorted(set(labels))
+    col = {c: i for i, c in enumerate(classes)}
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, g in enumerate(groups):
+        members[g].append(i)
+    names = sorted(members)
+    vec = np.zeros((len(names), len(classes)))
+    for gi, g in enumerate(names):
+        for i in members[g]:
+            vec[gi, col[labels[i]]] += 1
+    class_totals = vec.sum(axis=0)
+    fractions = np.asarray(spec.fractions)
+    target = fractions[:, None] * class_totals[None, :]
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_TAG]))
+    shuffled = rng.permutation(len(names))
+    order = sorted(shuffled, key=lambda gi: -vec[gi].sum())  # stable: ties keep the shuffle
+    current = np.zeros_like(target)
+    assigned: dict[str, str] = {}
+    for gi in order:
+        v = vec[gi]
+        # Increase of the squared relative deviation if the group joins split s.
+        cost = ((current + v - target) ** 2 - (current - target) ** 2) / class_totals
+        s = int(np.argmin(cost.sum(axis=1)))
+        current[s] += v
+        assigned[names[gi]] = spec.names[s]
+    return [assigned[g] for g in groups]
+
+
+def split_by_image(labels: Sequence[int], spec: SplitSpec, seed: int) -> list[str]:
+    """The paper's protocol: split the outputs themselves, stratified by class.
+
+    This leaks: augmented siblings of a test image sit in the training split.
+
+    Args:
+        labels: Class index of each output.
+        spec: The split names and fractions.
+        seed: Run seed.
+
+    Returns:
+        Split name of each output.
+    """
+    n = len(labels)
+    if not spec.enabled:
+        return [spec.names[0]] * n
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_TAG, 1]))
+    out = [""] * n
+    labels_arr = np.asarray(labels)
+    for c in sorted(set(labels)):
+        idx = np.flatnonzero(labels_arr == c)
+        idx = idx[rng.permutation(len(idx))]
+        bounds = np.round(np.cumsum(spec.fractions) * len(idx)).astype(int)
+        start = 0
+        for name, stop in zip(spec.names, bounds, strict=True):
+            for i in idx[start:stop]:
+                out[i] = name
+            start = stop
+    return out
+
+
+LEAK_WARNING = (
+    "--split-by image reproduces the paper's protocol and leaks: augmented copies of "
+    "the same source land in train and in test, so a test image usually has about ten "
+    "near-duplicates in training and test accuracy is inflated. Use it only to compare "
+    "with the paper; the default --split-by source does not leak."
+)
