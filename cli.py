@@ -9,7 +9,10 @@ stays fast.
 from __future__ import annotations
 
 import functools
+import shlex
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -50,6 +53,362 @@ def main() -> None:
     Example:
       augtool expand raw/ out/ --pca
     """
+
+
+# --- shared options and helpers -------------------------------------------------------
+
+
+def quiet_option(func: F) -> F:
+    """``--quiet``: no progress bar and no summary (warnings and errors still print)."""
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="No progress bar or summary; errors still print."
+    )(func)
+
+
+def seed_option(func: F) -> F:
+    """``--seed``: the run seed; the same seed gives the same bytes."""
+    return click.option(
+        "--seed", type=int, default=0, show_default=True, help="Seed; same seed, same bytes."
+    )(func)
+
+
+def workers_option(func: F) -> F:
+    """``--workers``: worker processes (0 = all cores); never changes the output."""
+    return click.option(
+        "--workers",
+        "-j",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Worker processes, 0 = all cores. Never changes the output bytes.",
+    )(func)
+
+
+def overwrite_option(func: F) -> F:
+    """``--overwrite``: replace an existing, non-empty output."""
+    return click.option(
+        "--overwrite", is_flag=True, help="Replace OUT if it exists and is not empty."
+    )(func)
+
+
+class RangeType(click.ParamType):
+    """A ``low,high`` pair of numbers, e.g. ``--rotate-range -45,45``."""
+
+    name = "LOW,HIGH"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Parse ``"a,b"`` (or a 2-item list from a config file) into two floats."""
+        if isinstance(value, tuple | list) and len(value) == 2:
+            parts = list(value)
+        else:
+            parts = str(value).split(",")
+        try:
+            low, high = (float(p) for p in parts)
+        except ValueError:
+            self.fail(f"expected two numbers LOW,HIGH, got {value!r}", param, ctx)
+        return (low, high)
+
+
+class TqdmReporter:
+    """Progress bars on stderr (only on a terminal) and warnings."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._bar: Any = None
+
+    def start(self, phase: str, total: int) -> None:
+        """Open a bar for a phase with a known total."""
+        self.close()
+        if self.enabled and total > 0:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=phase, unit="img", file=sys.stderr, leave=False)
+
+    def advance(self, n: int) -> None:
+        """Move the bar."""
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def warn(self, message: str) -> None:
+        """Print a warning to stderr, above any bar."""
+        from tqdm import tqdm
+
+        tqdm.write(click.style("warning: ", fg="yellow") + message, file=sys.stderr)
+
+    def close(self) -> None:
+        """Close the current bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--config FILE.toml``: option defaults from a TOML file (command line wins)."""
+    if value is None:
+        return None
+    import tomllib
+
+    try:
+        with open(value, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise click.BadParameter(f"cannot read {value}: {err}", ctx=ctx, param=param) from err
+    known = {p.name for p in ctx.command.params}
+    clean = {k.replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(clean) - known)
+    if unknown:
+        raise click.BadParameter(
+            f"unknown keys in {value}: {', '.join(unknown)}", ctx=ctx, param=param
+        )
+    ctx.default_map = {**(ctx.default_map or {}), **clean}
+    return value
+
+
+def _command_line() -> str:
+    return "augtool " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _counts_table(counts: dict[tuple[str, str], int], classes: list[str]) -> str:
+    order = {"train": 0, "val": 1, "test": 2}
+    splits = sorted(dict.fromkeys(s for s, _ in counts), key=lambda s: (order.get(s, 3), s))
+    width = max([len(c) for c in classes] + [6])
+    lines = ["".ljust(8) + "".join(c.rjust(width + 2) for c in [*classes, "total"])]
+    for sp in splits:
+        row = [counts.get((sp, c), 0) for c in classes]
+        lines.append(sp.ljust(8) + "".join(str(v).rjust(width + 2) for v in [*row, sum(row)]))
+    if len(splits) > 1:
+        col = [sum(counts.get((sp, c), 0) for sp in splits) for c in classes]
+        lines.append("total".ljust(8) + "".join(str(v).rjust(width + 2) for v in [*col, sum(col)]))
+    return "\n".join(lines)
+
+
+# --- expand ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("raw", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    callback=_load_config,
+    is_eager=True,
+    expose_value=False,
+    help="TOML file of option defaults (keys as option names); the command line wins.",
+)
+@click.option(
+    "--target",
+    type=int,
+    default=None,
+    help="Conventional outputs, originals included. [default: 1492]",
+)
+@click.option(
+    "--factor",
+    type=float,
+    default=None,
+    help="Instead of --target: outputs per source (round(F x sources)).",
+)
+@click.option(
+    "--transforms",
+    default="all",
+    show_default=True,
+    help="Comma-separated transforms to cycle through.",
+)
+@click.option(
+    "--sigma-range",
+    type=RangeType(),
+    default="4,8",
+    show_default=True,
+    help="Blur sigma, source px.",
+)
+@click.option(
+    "--rotate-range",
+    type=RangeType(),
+    default="-45,45",
+    show_default=True,
+    help="Rotation, degrees.",
+)
+@click.option(
+    "--translate-range",
+    type=RangeType(),
+    default="25,50",
+    show_default=True,
+    help="|dx|, |dy|, source px.",
+)
+@click.option(
+    "--shear-range", type=RangeType(), default="0.3,1.0", show_default=True, help="|shear factor|."
+)
+@click.option(
+    "--size", type=int, default=227, show_default=True, help="Output side length (squashed)."
+)
+@click.option(
+    "--pca", is_flag=True, help="Add PCA colour-jittered copies (184 by default: the 1,676 set)."
+)
+@click.option(
+    "--pca-count",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Number of PCA copies (implies --pca). [default: 184]",
+)
+@click.option(
+    "--pca-std", type=float, default=0.1, show_default=True, help="Std of the PCA alphas."
+)
+@click.option(
+    "--pca-k",
+    type=click.IntRange(1, 3),
+    default=3,
+    show_default=True,
+    help="Principal components used.",
+)
+@click.option(
+    "--pca-scale",
+    type=click.Choice(["unit", "byte"]),
+    default="unit",
+    show_default=True,
+    help="Covariance on [0,1] (Krizhevsky) or [0,255] (stronger).",
+)
+@click.option(
+    "--split",
+    default="0.7",
+    show_default=True,
+    help="Train fraction (0.7), train,val,test (0.7,0.15,0.15) or none.",
+)
+@click.option(
+    "--split-by",
+    type=click.Choice(["source", "image"]),
+    default="source",
+    show_default=True,
+    help="source: no leakage; image: the paper's (leaky) protocol.",
+)
+@click.option(
+    "--group-regex",
+    default=None,
+    help=r"Sources whose paths share this match stay in one split, e.g. 'BloodImage_\d+'.",
+)
+@click.option(
+    "--no-augment-test",
+    is_flag=True,
+    help="Only originals in val/test; copies go to train sources.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["folder", "hdf5"]),
+    default=None,
+    help="Output format. [default: by OUT's suffix]",
+)
+@click.option(
+    "--image-format",
+    type=click.Choice(["png", "jpg"]),
+    default="png",
+    show_default=True,
+    help="Folder output file format.",
+)
+@click.option(
+    "--jpeg-quality",
+    type=click.IntRange(1, 100),
+    default=95,
+    show_default=True,
+    help="JPEG quality.",
+)
+@click.option(
+    "--compression",
+    type=click.Choice(["none", "lzf", "gzip"]),
+    default="none",
+    show_default=True,
+    help="HDF5 compression.",
+)
+@click.option(
+    "--skip-invalid", is_flag=True, help="Skip unusable input files (listed) instead of refusing."
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=100_000_000,
+    show_default=True,
+    help="Refuse larger sources.",
+)
+@click.option("--dry-run", is_flag=True, help="Scan and print the plan; write nothing.")
+@seed_option
+@workers_option
+@overwrite_option
+@quiet_option
+@library_errors
+def expand(raw: Path, out: Path, **opts: Any) -> None:
+    """Expand RAW/<class>/<image> into the paper's augmented dataset in OUT.
+
+    OUT is a folder (OUT/<split>/<class>/*.png + manifest.csv) or, when it ends
+    in .h5/.hdf5, one HDF5 file. Defaults reproduce the paper's 1,492-image set
+    at 227x227, split 70/30 by source (no leakage); --pca gives the 1,676 set.
+
+    \b
+    Examples:
+      augtool expand raw/ out/
+      augtool expand raw/ out.h5 --pca --group-regex 'BloodImage_\\d+'
+      augtool expand raw/ out/ --target 3000 --transforms rotate,flip_x --seed 7
+    """
+    from augtool.expand import ExpandOptions, plan_run
+    from augtool.expand import expand as run_expand
+    from augtool.render import PcaSettings
+    from augtool.sources import scan
+    from augtool.transforms import Ranges, parse_transform_list
+
+    quiet, dry_run = opts.pop("quiet"), opts.pop("dry_run")
+    pca_count = opts.pop("pca_count")
+    if pca_count is None:
+        pca_count = 184 if opts.pop("pca") else 0
+    else:
+        opts.pop("pca")
+    target, factor = opts.pop("target"), opts.pop("factor")
+    if target is not None and factor is not None:
+        raise click.UsageError("give --target or --factor, not both")
+    if target is None and factor is None:
+        target = 1492
+    ranges = Ranges(
+        sigma_range=opts.pop("sigma_range"),
+        rotate_range=opts.pop("rotate_range"),
+        translate_range=opts.pop("translate_range"),
+        shear_range=opts.pop("shear_range"),
+    )
+    pca = PcaSettings(std=opts.pop("pca_std"), k=opts.pop("pca_k"), scale=opts.pop("pca_scale"))
+    options = ExpandOptions(
+        target=target,
+        factor=factor,
+        transforms=tuple(parse_transform_list(opts.pop("transforms"))),
+        ranges=ranges,
+        pca_count=pca_count,
+        pca=pca,
+        **opts,
+    )
+    reporter = TqdmReporter(quiet)
+    if dry_run:
+        scanned = scan(raw, options.group_regex, options.skip_invalid, options.max_pixels)
+        run = plan_run(scanned, options, reporter)
+        from collections import Counter
+
+        counts = Counter(
+            (run.split_of_job[i], scanned.sources[j.source].class_name)
+            for i, j in enumerate(run.jobs)
+        )
+        click.echo(
+            f"plan: {len(run.jobs)} images from {len(scanned.sources)} sources (nothing written)"
+        )
+        click.echo(_counts_table(dict(counts), scanned.classes))
+        per_transform = Counter(j.transform for j in run.jobs)
+        click.echo("transforms: " + ", ".join(f"{k} {v}" for k, v in per_transform.items()))
+        return
+    try:
+        summary = run_expand(raw, out, options, reporter, command_line=_command_line())
+    finally:
+        reporter.close()
+    if not quiet:
+        kind = "HDF5" if summary.output_format == "hdf5" else options.image_format.upper()
+        click.echo(
+            f"wrote {summary.total} images ({kind} {options.size}x{options.size}) to {out} "
+            f"in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s)"
+        )
+        click.echo(_counts_table(summary.counts, summary.scan.classes))
 
 
 if __name__ == "__main__":

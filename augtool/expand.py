@@ -1,0 +1,463 @@
+"""``augtool expand``: scan -> split -> plan -> parallel workers -> one writer.
+
+The orchestration only: what each step does lives in ``sources``, ``split``,
+``plan``, ``render`` and ``writers``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from augtool import __version__
+from augtool.errors import OptionError
+from augtool.io import is_hdf5_path
+from augtool.plan import Job, make_plan, resolve_target
+from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask, render_source
+from augtool.sources import ScanResult, Source, scan
+from augtool.split import (
+    LEAK_WARNING,
+    SplitSpec,
+    merge_groups,
+    parse_split,
+    split_by_group,
+    split_by_image,
+)
+from augtool.transforms import TRANSFORMS, Ranges
+from augtool.writers import SCHEMA_VERSION, FolderWriter, Hdf5Writer, check_output
+
+SPLIT_BY = ("source", "image")
+COMPRESSIONS = ("none", "lzf", "gzip")
+
+
+class Reporter(Protocol):
+    """Where ``expand`` reports progress and warnings (the CLI draws bars)."""
+
+    def start(self, phase: str, total: int) -> None:
+        """A phase with ``total`` steps begins."""
+
+    def advance(self, n: int) -> None:
+        """``n`` more steps of the current phase are done."""
+
+    def warn(self, message: str) -> None:
+        """Something the user should know, that does not stop the run."""
+
+
+class SilentReporter:
+    """Reports nothing."""
+
+    def start(self, phase: str, total: int) -> None:
+        """Ignore."""
+
+    def advance(self, n: int) -> None:
+        """Ignore."""
+
+    def warn(self, message: str) -> None:
+        """Ignore."""
+
+
+@dataclass(frozen=True)
+class ExpandOptions:
+    """Every option of ``expand``; the defaults reproduce the paper.
+
+    Attributes:
+        size: Output side length (paper: 227).
+        target: Conventional outputs wanted, originals included (paper: 1,492).
+        factor: Alternative to ``target``: outputs per source on average.
+        transforms: Transform names to cycle through.
+        ranges: Parameter ranges.
+        seed: Run seed.
+        pca_count: PCA copies (paper: 184 with ``--pca``).
+        pca: PCA jitter settings.
+        image_format: ``png`` or ``jpg`` (folder output).
+        jpeg_quality: JPEG quality.
+        output_format: ``folder`` or ``hdf5``; ``None`` picks by the OUT suffix.
+        compression: HDF5 compression: ``none``, ``lzf`` or ``gzip``.
+        split: ``--split`` text: ``0.7``, ``0.7,0.15,0.15`` or ``none``.
+        split_by: ``source`` (no leakage) or ``image`` (the paper's protocol).
+        group_regex: Regular expression naming a source's group.
+        no_augment_test: Keep only originals in val/test.
+        skip_invalid: Skip bad input files instead of refusing.
+        max_pixels: Refuse sources larger than this many pixels.
+        workers: Worker processes (not part of the recipe: it never changes bytes).
+        overwrite: Replace an existing output.
+    """
+
+    size: int = 227
+    target: int | None = 1492
+    factor: float | None = None
+    transforms: tuple[str, ...] = tuple(TRANSFORMS)
+    ranges: Ranges = field(default_factory=Ranges)
+    seed: int = 0
+    pca_count: int = 0
+    pca: PcaSettings = field(default_factory=PcaSettings)
+    image_format: str = "png"
+    jpeg_quality: int = 95
+    output_format: str | None = None
+    compression: str = "none"
+    split: str = "0.7"
+    split_by: str = "source"
+    group_regex: str | None = None
+    no_augment_test: bool = False
+    skip_invalid: bool = False
+    max_pixels: int = 100_000_000
+    workers: int = 0
+    overwrite: bool = False
+
+    def validate(self) -> SplitSpec:
+        """Check every option; return the parsed split.
+
+        Raises:
+            OptionError: Naming the first invalid option.
+        """
+        if not 8 <= self.size <= 4096:
+            raise OptionError("--size", f"must be between 8 and 4096, got {self.size}")
+        if self.image_format not in ("png", "jpg"):
+            raise OptionError("--image-format", f"png or jpg, got {self.image_format!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise OptionError("--jpeg-quality", f"must be 1..100, got {self.jpeg_quality}")
+        if self.output_format not in (None, "folder", "hdf5"):
+            raise OptionError("--format", f"folder or hdf5, got {self.output_format!r}")
+        if self.compression not in COMPRESSIONS:
+            raise OptionError("--compression", f"one of {', '.join(COMPRESSIONS)}")
+        if self.split_by not in SPLIT_BY:
+            raise OptionError("--split-by", f"source or image, got {self.split_by!r}")
+        if self.pca_count < 0:
+            raise OptionError("--pca-count", f"must be >= 0, got {self.pca_count}")
+        if self.pca_count and not self.pca.std >= 0:
+            raise OptionError("--pca-std", f"must be >= 0, got {self.pca.std}")
+        if self.pca_count and self.pca.k not in (1, 2, 3):
+            raise OptionError("--pca-k", f"must be 1, 2 or 3, got {self.pca.k}")
+        if self.pca_count and self.pca.scale not in ("unit", "byte"):
+            raise OptionError("--pca-scale", f"unit or byte, got {self.pca.scale!r}")
+        if self.workers < 0:
+            raise OptionError("--workers", f"must be >= 0 (0 = all cores), got {self.workers}")
+        if self.max_pixels < 1:
+            raise OptionError("--max-pixels", "must be positive")
+        spec = parse_split(self.split)
+        if self.no_augment_test and self.split_by == "image":
+            raise OptionError("--no-augment-test", "needs --split-by source")
+        if self.no_augment_test and not spec.enabled:
+            raise OptionError("--no-augment-test", "needs a split (--split 0.7 or similar)")
+        return spec
+
+    def recipe(self) -> dict:
+        """The options that determine the output bytes (``workers`` excluded)."""
+        d = asdict(self)
+        for key in ("workers", "overwrite"):
+            d.pop(key)
+        d["transforms"] = list(self.transforms)
+        return d
+
+
+@dataclass
+class ExpandSummary:
+    """What a run produced.
+
+    Attributes:
+        out: The output path.
+        total: Images written.
+        counts: Images per (split, class).
+        seconds: Wall time.
+        scan: The scan result (sources, skipped files, duplicates).
+        output_format: ``folder`` or ``hdf5``.
+    """
+
+    out: Path
+    total: int
+    counts: dict[tuple[str, str], int]
+    seconds: float
+    scan: ScanResult
+    output_format: str
+
+    @property
+    def images_per_second(self) -> float:
+        """Throughput of the whole run."""
+        return self.total / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """The resolved plan: sources, their splits, and every output."""
+
+    scan: ScanResult
+    jobs: list[Job]
+    split_of_source: list[str]
+    split_of_job: list[str]
+    names: list[str]
+    spec: SplitSpec
+
+
+def default_workers() -> int:
+    """Number of usable cores."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_output_format(out: Path, options: ExpandOptions) -> str:
+    """``hdf5`` for ``--format hdf5`` or an ``.h5``/``.hdf5`` OUT, else ``folder``."""
+    if options.output_format is not None:
+        return options.output_format
+    return "hdf5" if is_hdf5_path(out) else "folder"
+
+
+def plan_run(scan_result: ScanResult, options: ExpandOptions, reporter: Reporter) -> PlannedRun:
+    """Split the sources and lay out every output (no pixels, no files).
+
+    Args:
+        scan_result: The scanned sources.
+        options: The run's options.
+        reporter: Receives warnings.
+
+    Returns:
+        The plan with split and file name of every output.
+    """
+    spec = options.validate()
+    sources = scan_result.sources
+    class_of = [s.class_name for s in sources]
+    total = resolve_target(len(sources), options.target, options.factor)
+    if options.split_by == "source" or not spec.enabled:
+        groups = merge_groups([s.group for s in sources], [s.sha256 for s in sources])
+        split_of_source = split_by_group([s.label for s in sources], groups, spec, options.seed)
+    else:
+        split_of_source = ["-"] * len(sources)
+        reporter.warn(LEAK_WARNING)
+    augment = None
+    if options.no_augment_test:
+        augment = [sp == "train" for sp in split_of_source]
+    jobs = make_plan(class_of, total, options.transforms, options.pca_count, augment)
+    if options.split_by == "image" and spec.enabled:
+        split_of_job = split_by_image([sources[j.source].label for j in jobs], spec, options.seed)
+    else:
+        split_of_job = [split_of_source[j.source] for j in jobs]
+    ext = "png" if options.image_format == "png" else "jpg"
+    names = [
+        output_name(sources[j.source], j, split_of_job[i] if spec.enabled else None, ext)
+        for i, j in enumerate(jobs)
+    ]
+    _warn_missing_classes(scan_result, split_of_job, jobs, spec, reporter)
+    return PlannedRun(scan_result, jobs, split_of_source, split_of_job, names, spec)
+
+
+def output_name(source: Source, job: Job, split: str | None, ext: str) -> str:
+    """Relative output path: ``[<split>/]<class>/<stem>__<kk>_<transform>.<ext>``."""
+    parts = [source.class_name, f"{source.stem}__{job.copy:02d}_{job.transform}.{ext}"]
+    if split is not None:
+        parts.insert(0, split)
+    return str(PurePosixPath(*parts))
+
+
+def _warn_missing_classes(
+    scan_result: ScanResult,
+    split_of_job: Sequence[str],
+    jobs: Sequence[Job],
+    spec: SplitSpec,
+    reporter: Reporter,
+) -> None:
+    if not spec.enabled:
+        return
+    present = {
+        (split_of_job[i], scan_result.sources[j.source].class_name) for i, j in enumerate(jobs)
+    }
+    for name in spec.names:
+        missing = [c for c in scan_result.classes if (name, c) not in present]
+        if missing:
+            reporter.warn(
+                f"split {name!r} has no images of class(es) {', '.join(missing)}: "
+                "too few sources or groups for this split"
+            )
+
+
+def expand(
+    raw: str | Path,
+    out: str | Path,
+    options: ExpandOptions,
+    reporter: Reporter | None = None,
+    command_line: str = "",
+) -> ExpandSummary:
+    """Materialize the augmented dataset of RAW into OUT.
+
+    Args:
+        raw: ``RAW/<class>/<image>`` folder.
+        out: Output folder, or ``.h5`` file.
+        options: The run's options.
+        reporter: Progress and warnings; silent by default.
+        command_line: Recorded in the output for provenance.
+
+    Returns:
+        A summary of what was written.
+
+    Raises:
+        InputError: For unusable input (nothing is written).
+        OptionError: For invalid options (nothing is written).
+        OutputError: If OUT exists and ``overwrite`` is false, or writing fails.
+    """
+    started = time.perf_counter()
+    reporter = reporter or SilentReporter()
+    raw, out = Path(raw), Path(out)
+    options.validate()
+    output_format = resolve_output_format(out, options)
+    check_output(out, options.overwrite)
+    workers = options.workers or default_workers()
+
+    reporter.start("scan", 0)
+    scan_result = scan(
+        raw,
+        group_regex=options.group_regex,
+        skip_invalid=options.skip_invalid,
+        max_pixels=options.max_pixels,
+        workers=workers,
+        progress=None,
+    )
+    _report_scan(scan_result, reporter)
+    run = plan_run(scan_result, options, reporter)
+
+    encoding = "array" if output_format == "hdf5" else options.image_format
+    settings = RenderSettings(
+        size=options.size,
+        ranges=options.ranges,
+        seed=options.seed,
+        encoding=encoding,
+        jpeg_quality=options.jpeg_quality,
+        pca=options.pca,
+    )
+    if output_format == "hdf5":
+        compression = None if options.compression == "none" else options.compression
+        writer: FolderWriter | Hdf5Writer = Hdf5Writer(
+            out, len(run.jobs), options.size, compression
+        )
+    else:
+        writer = FolderWriter(out)
+    records: list[dict | None] = [None] * len(run.jobs)
+    writer.open()
+    try:
+        reporter.start("expand", len(run.jobs))
+        for batch in _render_all(run, raw, settings, workers):
+            for item in batch:
+                writer.write(item.index, run.names[item.index], item.payload)
+                records[item.index] = _record(run, item, options.seed)
+            reporter.advance(len(batch))
+        attrs = _attributes(run, options, output_format, command_line)
+        writer.finish([r for r in records if r is not None], _source_rows(run), attrs)
+    except BaseException:
+        writer.abort()
+        raise
+    counts = Counter(
+        (run.split_of_job[i], scan_result.sources[j.source].class_name)
+        for i, j in enumerate(run.jobs)
+    )
+    return ExpandSummary(
+        out=out,
+        total=len(run.jobs),
+        counts=dict(sorted(counts.items())),
+        seconds=time.perf_counter() - started,
+        scan=scan_result,
+        output_format=output_format,
+    )
+
+
+def _report_scan(scan_result: ScanResult, reporter: Reporter) -> None:
+    if scan_result.skipped:
+        listing = "; ".join(f"{p} ({why})" for p, why in scan_result.skipped)
+        reporter.warn(f"skipped {len(scan_result.skipped)} invalid file(s): {listing}")
+    for paths in scan_result.duplicates:
+        classes = {p.split("/", 1)[0] for p in paths}
+        note = " in DIFFERENT classes" if len(classes) > 1 else ""
+        reporter.warn(f"identical files{note} (kept in one split): {', '.join(paths)}")
+
+
+def _tasks(run: PlannedRun, raw: Path) -> Iterator[SourceTask]:
+    by_source: dict[int, list[tuple[int, int, str]]] = {}
+    for i, job in enumerate(run.jobs):
+        by_source.setdefault(job.source, []).append((i, job.copy, job.transform))
+    for s, jobs in by_source.items():
+        src = run.scan.sources[s]
+        yield SourceTask(str(raw / src.path), src.sha256, src.width, src.height, tuple(jobs))
+
+
+def _render_all(
+    run: PlannedRun, raw: Path, settings: RenderSettings, workers: int
+) -> Iterator[list[Rendered]]:
+    """Render every source, in plan order, in ``workers`` processes."""
+    tasks = _tasks(run, raw)
+    if workers <= 1:
+        for task in tasks:
+            yield render_source(task, settings)
+        return
+    from joblib import Parallel, delayed
+
+    yield from Parallel(n_jobs=workers, return_as="generator", pre_dispatch="3*n_jobs")(
+        delayed(render_source)(task, settings) for task in tasks
+    )
+
+
+def _record(run: PlannedRun, item: Rendered, seed: int) -> dict:
+    job = run.jobs[item.index]
+    src = run.scan.sources[job.source]
+    return {
+        "name": run.names[item.index],
+        "split": run.split_of_job[item.index],
+        "class": src.class_name,
+        "label": src.label,
+        "source": src.path,
+        "source_sha256": src.sha256,
+        "group": src.group,
+        "copy": job.copy,
+        "transform": job.transform,
+        "params": item.params,
+        "seed": seed,
+        "sha256": item.sha256,
+    }
+
+
+def _source_rows(run: PlannedRun) -> list[dict]:
+    return [
+        {
+            "path": s.path,
+            "sha256": s.sha256,
+            "class": s.class_name,
+            "label": s.label,
+            "group": s.group,
+            "split": run.split_of_source[i],
+        }
+        for i, s in enumerate(run.scan.sources)
+    ]
+
+
+def _attributes(
+    run: PlannedRun, options: ExpandOptions, output_format: str, command_line: str
+) -> dict:
+    import cv2
+    import numpy as np
+
+    counts = Counter(run.split_of_job)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "class_names": list(run.scan.classes),
+        "seed": options.seed,
+        "size": options.size,
+        "tool_version": __version__,
+        "command_line": command_line,
+        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "format": output_format,
+        "split_by": options.split_by,
+        "recipe": options.recipe(),
+        "counts": dict(sorted(counts.items())),
+        "skipped": [{"path": p, "reason": why} for p, why in run.scan.skipped],
+        "duplicates": run.scan.duplicates,
+        "versions": {
+            "augtool": __version__,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "opencv": cv2.__version__,
+        },
+    }

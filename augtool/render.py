@@ -1,0 +1,179 @@
+"""Worker side of ``expand``: decode one source once and render all its outputs.
+
+Runs in worker processes. Everything a task needs travels in the task, and
+each output's parameters come from its own generator (``plan.output_rng``), so
+the bytes do not depend on which worker runs what, or in which order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from augtool.decode import choose_reduction, decode_rgb
+from augtool.errors import InputError
+from augtool.plan import PCA, output_rng
+from augtool.transforms import Ranges, get_transform
+
+#: Encodings a worker can produce: PNG or JPEG bytes for folder output, raw arrays for HDF5.
+ENCODINGS = ("png", "jpg", "array")
+
+
+@dataclass(frozen=True)
+class PcaSettings:
+    """Options of the PCA colour jitter (see ``augtool.color``)."""
+
+    std: float = 0.1
+    k: int = 3
+    scale: str = "unit"
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """What every task of a run shares.
+
+    Attributes:
+        size: Output side length.
+        ranges: Transform parameter ranges.
+        seed: Run seed.
+        encoding: ``png``, ``jpg`` or ``array``.
+        jpeg_quality: JPEG quality when ``encoding == "jpg"``.
+        pca: PCA jitter options.
+    """
+
+    size: int
+    ranges: Ranges
+    seed: int
+    encoding: str = "png"
+    jpeg_quality: int = 95
+    pca: PcaSettings = PcaSettings()
+
+
+@dataclass(frozen=True)
+class SourceTask:
+    """All outputs of one source.
+
+    Attributes:
+        path: Absolute path of the source file.
+        sha256: Its hash at scan time (checked again here).
+        width: Width in pixels (from the scan).
+        height: Height in pixels.
+        jobs: ``(plan index, copy, transform)`` of each output, copy 0 first.
+    """
+
+    path: str
+    sha256: str
+    width: int
+    height: int
+    jobs: tuple[tuple[int, int, str], ...]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One rendered output.
+
+    Attributes:
+        index: Position in the plan.
+        payload: Encoded file bytes, or the ``(S, S, 3)`` array for HDF5.
+        params: The transform parameters as JSON.
+        sha256: Hash of the payload (file bytes, or C-order array bytes).
+    """
+
+    index: int
+    payload: bytes | np.ndarray
+    params: str
+    sha256: str
+
+
+def render_source(task: SourceTask, settings: RenderSettings) -> list[Rendered]:
+    """Decode a source once and render every output planned for it.
+
+    Args:
+        task: The source and its jobs.
+        settings: Shared run settings.
+
+    Returns:
+        The outputs, in the order of ``task.jobs``.
+
+    Raises:
+        InputError: If the file changed since the scan or cannot be decoded.
+    """
+    data = Path(task.path).read_bytes()
+    if hashlib.sha256(data).hexdigest() != task.sha256:
+        raise InputError(f"{task.path}: file changed while augtool was running; run again")
+    reduction = choose_reduction(task.width, task.height, settings.size)
+    work = decode_rgb(data, reduction, task.path)
+    scale = (work.shape[1] / task.width, work.shape[0] / task.height)
+    images: list[np.ndarray] = []
+    params: list[dict] = []
+    pca_jobs: list[int] = []
+    for pos, (_, copy, name) in enumerate(task.jobs):
+        rng = output_rng(settings.seed, task.sha256, copy)
+        if name == PCA:
+            pca_jobs.append(pos)
+            images.append(images[0])
+            params.append({})
+            continue
+        transform = get_transform(name)
+        p = transform.sample(rng, settings.ranges)
+        images.append(transform.apply(work, p, scale, settings.size))
+        params.append(p)
+    if pca_jobs:
+        _apply_pca(task, settings, images, params, pca_jobs)
+    return [
+        _encode(index, img, p, settings)
+        for (index, _, _), img, p in zip(task.jobs, images, params, strict=True)
+    ]
+
+
+def _apply_pca(
+    task: SourceTask,
+    settings: RenderSettings,
+    images: list[np.ndarray],
+    params: list[dict],
+    positions: list[int],
+) -> None:
+    """Jitter the original's colours once per PCA copy, in one batched call."""
+    from augtool.color import apply_pca_shift, sample_alphas
+
+    pca = settings.pca
+    alphas = np.stack(
+        [
+            sample_alphas(
+                output_rng(settings.seed, task.sha256, task.jobs[pos][1]), 1, pca.k, pca.std
+            )[0]
+            for pos in positions
+        ]
+    )
+    batch = np.broadcast_to(images[0], (len(positions), *images[0].shape))
+    out, eigenvalues = apply_pca_shift(batch, alphas, k=pca.k, scale=pca.scale)
+    for j, pos in enumerate(positions):
+        images[pos] = out[j]
+        params[pos] = {
+            "alphas": [float(a) for a in alphas[j]],
+            "eigenvalues": [float(v) for v in eigenvalues[j]],
+            "std": pca.std,
+            "k": pca.k,
+            "scale": pca.scale,
+        }
+
+
+def _encode(index: int, image: np.ndarray, params: dict, settings: RenderSettings) -> Rendered:
+    params_json = json.dumps(params, sort_keys=True)
+    if settings.encoding == "array":
+        array = np.ascontiguousarray(image)
+        return Rendered(index, array, params_json, hashlib.sha256(array.tobytes()).hexdigest())
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    if settings.encoding == "jpg":
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, settings.jpeg_quality])
+    else:
+        ok, buf = cv2.imencode(".png", bgr)
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode output {index} as {settings.encoding}")
+    data = buf.tobytes()
+    return Rendered(index, data, params_json, hashlib.sha256(data).hexdigest())

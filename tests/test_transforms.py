@@ -1,0 +1,216 @@
+"""The transform table: one parametrized test file over every entry."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio
+
+from augtool.decode import choose_reduction, decode_rgb
+from augtool.errors import OptionError
+from augtool.transforms import (
+    ORIGINAL,
+    TRANSFORMS,
+    Ranges,
+    get_transform,
+    parse_transform_list,
+)
+from tests.conftest import REAL_SMEARS, smear_like
+
+ALL = [ORIGINAL, *TRANSFORMS.values()]
+IDS = [t.name for t in ALL]
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def work() -> np.ndarray:
+    return smear_like(np.random.default_rng(1), 150, 110)
+
+
+def test_table_has_the_papers_ten_transforms() -> None:
+    assert list(TRANSFORMS) == [
+        "gray", "blur_rgb", "blur_gray", "histeq", "flip_x", "flip_y",
+        "rotate", "translate", "shear_x", "shear_y",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("transform", ALL, ids=IDS)
+def test_shape_dtype_and_input_untouched(transform, work: np.ndarray) -> None:
+    before = work.copy()
+    params = transform.sample(np.random.default_rng(0), Ranges())
+    out = transform.apply(work, params, (1.0, 1.0), SIZE)
+    assert out.shape == (SIZE, SIZE, 3)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(work, before)
+
+
+@pytest.mark.parametrize("transform", ALL, ids=IDS)
+def test_same_seed_same_params_same_bytes(transform, work: np.ndarray) -> None:
+    p1 = transform.sample(np.random.default_rng(42), Ranges())
+    p2 = transform.sample(np.random.default_rng(42), Ranges())
+    assert p1 == p2
+    a = transform.apply(work, p1, (1.0, 1.0), SIZE)
+    b = transform.apply(work, p2, (1.0, 1.0), SIZE)
+    assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("transform", ALL, ids=IDS)
+def test_parameters_within_ranges(transform) -> None:
+    ranges = Ranges(
+        sigma_range=(2.0, 3.0), rotate_range=(-10.0, 20.0),
+        translate_range=(5.0, 7.0), shear_range=(0.4, 0.5),
+    )  # fmt: skip
+    rng = np.random.default_rng(7)
+    signs = set()
+    for _ in range(300):
+        p = transform.sample(rng, ranges)
+        if "sigma" in p:
+            assert 2.0 <= p["sigma"] <= 3.0
+        if "angle" in p:
+            assert -10.0 <= p["angle"] <= 20.0
+        for key in ("dx", "dy"):
+            if key in p:
+                assert 5.0 <= abs(p[key]) <= 7.0
+                signs.add(math.copysign(1, p[key]))
+        if "factor" in p:
+            assert 0.4 <= abs(p["factor"]) <= 0.5
+            signs.add(math.copysign(1, p["factor"]))
+    if transform.name in ("translate", "shear_x", "shear_y"):
+        assert signs == {-1.0, 1.0}
+
+
+def _psnr_source() -> bytes:
+    """A 1296x972 JPEG: a real smear upscaled when present, else generated."""
+    smears = sorted(REAL_SMEARS.glob("*.jpg")) if REAL_SMEARS.is_dir() else []
+    if smears:
+        bgr = cv2.imread(str(smears[0]))
+        rgb = cv2.cvtColor(
+            cv2.resize(bgr, (1296, 972), interpolation=cv2.INTER_CUBIC), cv2.COLOR_BGR2RGB
+        )
+    else:
+        rgb = smear_like(np.random.default_rng(5), 1296, 972)
+    _, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95]
+    )
+    return buf.tobytes()
+
+
+@pytest.fixture(scope="module")
+def full_and_reduced() -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    data = _psnr_source()
+    full = decode_rgb(data, 1)
+    k = choose_reduction(1296, 972, 227)
+    assert k == 2
+    reduced = decode_rgb(data, k)
+    return full, reduced, (reduced.shape[1] / 1296, reduced.shape[0] / 972)
+
+
+@pytest.mark.parametrize("transform", ALL, ids=IDS)
+def test_reduced_resolution_matches_full_resolution(transform, full_and_reduced) -> None:
+    full, reduced, scale = full_and_reduced
+    for seed in range(3):
+        params = transform.sample(np.random.default_rng(seed), Ranges())
+        reference = transform.apply(full, params, (1.0, 1.0), 227)
+        fast = transform.apply(reduced, params, scale, 227)
+        assert peak_signal_noise_ratio(reference, fast) >= 30.0, params
+
+
+def test_flips_match_albumentations() -> None:
+    A = pytest.importorskip("albumentations")
+    img = smear_like(np.random.default_rng(3), 64, 64)
+    ours_x = TRANSFORMS["flip_x"].apply(img, {}, (1.0, 1.0), 64)
+    ours_y = TRANSFORMS["flip_y"].apply(img, {}, (1.0, 1.0), 64)
+    np.testing.assert_array_equal(ours_x, A.VerticalFlip(p=1.0)(image=img)["image"])
+    np.testing.assert_array_equal(ours_y, A.HorizontalFlip(p=1.0)(image=img)["image"])
+
+
+def test_histeq_matches_albumentations_on_the_gray_image() -> None:
+    A = pytest.importorskip("albumentations")
+    img = smear_like(np.random.default_rng(4), 64, 64)
+    gray = TRANSFORMS["gray"].apply(img, {}, (1.0, 1.0), 64)
+    theirs = A.Equalize(mode="cv", by_channels=True, p=1.0)(image=gray)["image"]
+    np.testing.assert_array_equal(TRANSFORMS["histeq"].apply(img, {}, (1.0, 1.0), 64), theirs)
+
+
+def test_gray_is_within_one_level_of_albumentations() -> None:
+    """albumentations weighs 0.299/0.587/0.114; the paper 0.2989/0.5870/0.1140."""
+    A = pytest.importorskip("albumentations")
+    img = smear_like(np.random.default_rng(6), 64, 64)
+    ours = TRANSFORMS["gray"].apply(img, {}, (1.0, 1.0), 64)
+    theirs = A.ToGray(num_output_channels=3, method="weighted_average", p=1.0)(image=img)["image"]
+    assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1
+    assert (ours[:, :, 0] == ours[:, :, 1]).all() and (ours[:, :, 1] == ours[:, :, 2]).all()
+
+
+def test_blur_matches_albumentations_gaussian_blur_at_fixed_sigma() -> None:
+    A = pytest.importorskip("albumentations")
+    img = smear_like(np.random.default_rng(8), 96, 96)
+    ours = TRANSFORMS["blur_rgb"].apply(img, {"sigma": 2.0}, (1.0, 1.0), 96)
+    theirs = A.GaussianBlur(blur_limit=(0, 0), sigma_limit=(2.0, 2.0), p=1.0)(image=img)["image"]
+    # Same Gaussian; borders differ (albumentations reflects, MATLAB and we replicate).
+    inner = (slice(12, -12), slice(12, -12))
+    assert np.abs(ours[inner].astype(int) - theirs[inner].astype(int)).max() <= 1
+
+
+def test_rotate_is_counterclockwise_on_an_enlarged_canvas() -> None:
+    img = smear_like(np.random.default_rng(9), 120, 80)
+    ours = TRANSFORMS["rotate"].apply(img, {"angle": 90.0}, (1.0, 1.0), 64)
+    expected = cv2.resize(
+        cv2.rotate(img, cv2.ROTATE_90_COUNTERCLOCKWISE), (64, 64), interpolation=cv2.INTER_AREA
+    )
+    assert np.abs(expected.astype(int) - ours.astype(int)).mean() < 1.0
+
+
+def test_rotate_keeps_the_whole_image() -> None:
+    img = np.full((80, 80, 3), 200, np.uint8)
+    out = TRANSFORMS["rotate"].apply(img, {"angle": 45.0}, (1.0, 1.0), 81)
+    assert out[40, 40].min() > 190  # centre kept
+    assert out[1, 1].max() < 10  # corners of the enlarged canvas are black fill
+    assert out[40, 1].min() > 100  # the rotated square's left tip touches the canvas edge
+
+
+def test_translate_moves_right_and_down_for_positive_shifts() -> None:
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[40:60, 40:60] = 255
+    out = TRANSFORMS["translate"].apply(img, {"dx": 30.0, "dy": -20.0}, (1.0, 1.0), 100)
+    ys, xs = np.nonzero(out[:, :, 0] > 128)
+    assert abs(xs.mean() - 79.5) < 1 and abs(ys.mean() - 29.5) < 1
+
+
+def test_shear_x_slants_lower_rows_right_for_a_positive_factor() -> None:
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[:, 45:55] = 255  # vertical bar
+    out = TRANSFORMS["shear_x"].apply(img, {"factor": 0.5}, (1.0, 1.0), 100)
+    top = np.nonzero(out[5, :, 0] > 128)[0].mean()
+    bottom = np.nonzero(out[95, :, 0] > 128)[0].mean()
+    assert bottom > top + 20
+
+
+def test_shear_y_canvas_grows_vertically() -> None:
+    img = np.full((50, 100, 3), 255, np.uint8)
+    out = TRANSFORMS["shear_y"].apply(img, {"factor": -1.0}, (1.0, 1.0), 150)
+    # Canvas 100 x 150 squashed to 150 x 150: half of it is black fill.
+    assert 0.25 < (out[:, :, 0] > 128).mean() < 0.45
+
+
+def test_ranges_are_validated_with_the_option_name() -> None:
+    with pytest.raises(OptionError, match="--rotate-range"):
+        Ranges(rotate_range=(10.0, -10.0))
+    with pytest.raises(OptionError, match="--sigma-range"):
+        Ranges(sigma_range=(0.0, 2.0))
+    with pytest.raises(OptionError, match="--translate-range"):
+        Ranges(translate_range=(-5.0, 5.0))
+
+
+def test_transform_list_parsing() -> None:
+    assert parse_transform_list(None) == list(TRANSFORMS)
+    assert parse_transform_list("rotate, flip_x") == ["rotate", "flip_x"]
+    with pytest.raises(OptionError, match="unknown transform 'spin'"):
+        parse_transform_list("rotate,spin")
+    with pytest.raises(OptionError, match="twice"):
+        parse_transform_list("rotate,rotate")
+    with pytest.raises(OptionError):
+        get_transform("nope")
