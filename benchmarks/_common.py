@@ -1,0 +1,117 @@
+"""Helpers shared by the benchmarks: workloads and a process-tree memory sampler."""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+PAPER_CLASSES = {"ALL": 49, "AML": 33, "normal": 59}
+
+
+def machine() -> str:
+    """One line describing this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cores} cores, {cpu}, Python {platform.python_version()}, OpenCV {cv2.__version__}"
+
+
+def build_allidb_like(root: Path, width: int = 2592, height: int = 1944) -> tuple[Path, str]:
+    """The ALL-IDB1-sized workload: 141 JPEGs (q95) at 2592x1944, 49 / 33 / 59 per class.
+
+    Made from the real BCCD smears when ``../shared/data/bccd-smears`` exists
+    (upscaled), else from generated smear-like images. Built once, then reused.
+
+    Returns:
+        The RAW folder and a description of where the pixels came from.
+    """
+    smears = sorted((SHARED_DATA / "bccd-smears").glob("*.jpg"))
+    origin = "BCCD smears upscaled" if len(smears) >= 141 else "generated images"
+    raw = root / f"allidb-like-{width}x{height}"
+    done = raw / ".complete"
+    if done.exists():
+        return raw, origin
+    i = 0
+    for cls, n in PAPER_CLASSES.items():
+        (raw / cls).mkdir(parents=True, exist_ok=True)
+        for k in range(n):
+            if smears:
+                bgr = cv2.imread(str(smears[i]))
+            else:
+                bgr = _generated(np.random.default_rng(i), 640, 480)
+            big = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_CUBIC)
+            cv2.imwrite(str(raw / cls / f"{cls}_{k:03d}.jpg"), big, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            i += 1
+    done.write_text("ok\n")
+    return raw, origin
+
+
+def _generated(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    img = np.full((height, width, 3), (210, 200, 228), np.uint8)
+    for _ in range(40):
+        center = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        radius = int(rng.integers(15, 40))
+        color = tuple(int(c) for c in rng.integers(80, 220, 3))
+        cv2.circle(img, center, radius, color, -1, lineType=cv2.LINE_AA)
+    return cv2.GaussianBlur(img, (0, 0), 1.5)
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            ppid, pages = int(fields[1]), int(fields[21])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+        rss[int(entry)] = pages * os.sysconf("SC_PAGE_SIZE")
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        total += rss.get(p, 0)
+        stack.extend(children.get(p, []))
+    return total
+
+
+class PeakMemory:
+    """Samples the summed RSS of a process tree every 20 ms; ``peak`` in bytes."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid or os.getpid()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _tree_rss(self.pid))
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _tree_rss(self.pid))

@@ -1,0 +1,134 @@
+"""Time ``augtool expand`` against the naive loop of SPEC §8, in the same run.
+
+Workload: the ALL-IDB1-sized set (141 sources, 2592x1944 JPEG q95, 49 / 33 /
+59 per class) built from ../shared/data/bccd-smears when present, else from
+generated images. Both sides make 1,492 PNGs at 227x227.
+
+* augtool: ``augtool expand RAW OUT`` as a user runs it (new process,
+  all cores), peak memory of the whole process tree sampled from /proc.
+* naive: one process, albumentations; for each of the 1,492 outputs decode
+  the source again, apply one paper transform, resize, write a PNG.
+
+Usage: python benchmarks/bench_expand.py [--workdir DIR] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PeakMemory, build_allidb_like, machine
+
+TARGET = 1492
+SIZE = 227
+
+
+def naive_pipelines() -> list:
+    """One albumentations pipeline per paper transform, each ending in the resize."""
+    import albumentations as A
+
+    def with_resize(t: A.BasicTransform) -> A.Compose:
+        return A.Compose([t, A.Resize(SIZE, SIZE, interpolation=cv2.INTER_AREA)])
+
+    return [
+        with_resize(A.ToGray(num_output_channels=3, p=1.0)),
+        with_resize(A.GaussianBlur(blur_limit=(0, 0), sigma_limit=(4, 8), p=1.0)),
+        with_resize(
+            A.Compose(
+                [
+                    A.ToGray(num_output_channels=3, p=1.0),
+                    A.GaussianBlur(blur_limit=(0, 0), sigma_limit=(4, 8), p=1.0),
+                ]
+            )
+        ),
+        with_resize(A.Compose([A.ToGray(num_output_channels=3, p=1.0), A.Equalize(p=1.0)])),
+        with_resize(A.VerticalFlip(p=1.0)),
+        with_resize(A.HorizontalFlip(p=1.0)),
+        with_resize(A.Affine(rotate=(-45, 45), fit_output=True, p=1.0)),
+        with_resize(A.Affine(translate_px={"x": (-50, 50), "y": (-50, 50)}, p=1.0)),
+        with_resize(A.Affine(shear={"x": (-45, 45), "y": (0, 0)}, fit_output=True, p=1.0)),
+        with_resize(A.Affine(shear={"x": (0, 0), "y": (-45, 45)}, fit_output=True, p=1.0)),
+    ]
+
+
+def run_naive(raw: Path, out: Path) -> float:
+    """The naive loop: decode per output, one transform, resize, write PNG."""
+    sources = sorted(p for p in raw.rglob("*.jpg"))
+    pipelines = naive_pipelines()
+    out.mkdir(parents=True)
+    start = time.perf_counter()
+    for i in range(TARGET):
+        src = sources[i % len(sources)]
+        rgb = cv2.cvtColor(cv2.imread(str(src)), cv2.COLOR_BGR2RGB)
+        img = pipelines[i % len(pipelines)](image=rgb)["image"]
+        cv2.imwrite(str(out / f"{src.stem}_{i:04d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    return time.perf_counter() - start
+
+
+def run_augtool(raw: Path, out: Path, workers: int) -> tuple[float, int]:
+    """``augtool expand`` in a new process; returns seconds and peak tree RSS."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "cli",
+        "expand",
+        str(raw),
+        str(out),
+        "--quiet",
+        "--split",
+        "none",
+        "-j",
+        str(workers),
+    ]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1])
+    with PeakMemory(proc.pid) as mem:
+        code = proc.wait()
+    seconds = time.perf_counter() - start
+    if code != 0:
+        raise SystemExit(f"augtool expand failed with exit code {code}")
+    n = len(list(out.rglob("*.png")))
+    if n != TARGET:
+        raise SystemExit(f"augtool wrote {n} images, expected {TARGET}")
+    return seconds, mem.peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "augtool-bench"
+    )
+    parser.add_argument("--workers", type=int, default=0, help="augtool workers (0 = all cores)")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {machine()}")
+    t0 = time.perf_counter()
+    raw, origin = build_allidb_like(args.workdir)
+    print(
+        f"workload: 141 sources 2592x1944 JPEG q95 ({origin}) in {raw} [{time.perf_counter() - t0:.1f} s to build]"
+    )
+    for name in ("out-augtool", "out-naive"):
+        shutil.rmtree(args.workdir / name, ignore_errors=True)
+    ours, peak = run_augtool(raw, args.workdir / "out-augtool", args.workers)
+    naive = run_naive(raw, args.workdir / "out-naive")
+    print()
+    print(f"{'way':<48}{'seconds':>10}{'images/s':>10}")
+    print(f"{'naive loop (albumentations, 1 process)':<48}{naive:>10.1f}{TARGET / naive:>10.0f}")
+    print(f"{'augtool expand (all cores, new process)':<48}{ours:>10.1f}{TARGET / ours:>10.0f}")
+    print(
+        f"speed-up: {naive / ours:.1f}x   augtool peak RSS (process tree): {peak / 2**20:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()
