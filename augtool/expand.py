@@ -11,13 +11,13 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from augtool import __version__
-from augtool.errors import OptionError
+from augtool.errors import InputError, OptionError
 from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
 from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask, render_source
@@ -147,6 +147,26 @@ class ExpandOptions:
         if self.no_augment_test and not spec.enabled:
             raise OptionError("--no-augment-test", "needs a split (--split 0.7 or similar)")
         return spec
+
+    @classmethod
+    def from_recipe(cls, recipe: dict, workers: int = 0) -> ExpandOptions:
+        """Rebuild the options recorded by :meth:`recipe` (``verify --regenerate``).
+
+        Raises:
+            InputError: If the recipe has keys this version does not know.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(recipe) - known)
+        if unknown:
+            raise InputError(f"the recorded recipe has unknown options: {', '.join(unknown)}")
+        values = dict(recipe)
+        if "ranges" in values:
+            values["ranges"] = Ranges(**{k: tuple(v) for k, v in values["ranges"].items()})
+        if "pca" in values:
+            values["pca"] = PcaSettings(**values["pca"])
+        if "transforms" in values:
+            values["transforms"] = tuple(values["transforms"])
+        return cls(**values, workers=workers, overwrite=False)
 
     def recipe(self) -> dict:
         """The options that determine the output bytes (``workers`` excluded)."""

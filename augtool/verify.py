@@ -1,0 +1,297 @@
+"""``augtool verify``: prove an output is exactly what its manifest says.
+
+Checks, for a folder or an HDF5 file: every image's hash matches its record,
+nothing is missing or extra, no source or group sits in two splits (unless the
+run split by image, the paper's protocol), and the counts are as recorded.
+``regenerate`` replays the recorded recipe on RAW and compares every hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from augtool.errors import InputError
+from augtool.io import MANIFEST_NAME, RECIPE_NAME, read_manifest, read_recipe
+
+#: Problems listed in full; beyond this, a count.
+MAX_LISTED = 50
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` found.
+
+    Attributes:
+        path: The output checked.
+        output_format: ``folder`` or ``hdf5``.
+        checked: Number of images whose hash was checked.
+        problems: One line per problem; empty when everything holds.
+        regenerated: True when the recipe was replayed and compared.
+    """
+
+    path: Path
+    output_format: str
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+    regenerated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+
+def verify(
+    path: str | Path, regenerate_raw: str | Path | None = None, workers: int = 0
+) -> VerifyReport:
+    """Check an ``augtool expand`` output against its own records.
+
+    Args:
+        path: Output folder or HDF5 file.
+        regenerate_raw: When given, replay the recorded recipe on this RAW
+            folder and require identical bytes.
+        workers: Worker processes for the replay (0 = all cores).
+
+    Returns:
+        The report; ``report.ok`` tells whether everything holds.
+
+    Raises:
+        InputError: If ``path`` is not an augtool output at all.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        report, records, recipe = _verify_folder(path)
+    else:
+        report, records, recipe = _verify_hdf5(path)
+    if records is not None:
+        _check_leakage(records, recipe, report)
+        _check_counts(records, recipe, report)
+    if regenerate_raw is not None and records is not None:
+        _regenerate(path, Path(regenerate_raw), recipe, records, report, workers)
+    return report
+
+
+# --- folder ---------------------------------------------------------------------------------
+
+
+def _safe_relative(name: str) -> bool:
+    p = PurePosixPath(name)
+    return bool(name) and not p.is_absolute() and ".." not in p.parts and "\\" not in name
+
+
+def _verify_folder(out: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
+    report = VerifyReport(out, "folder")
+    rows = read_manifest(out)
+    recipe = read_recipe(out)
+    if not recipe:
+        report.problems.append(f"{RECIPE_NAME} is missing")
+    listed: set[str] = set()
+    for row in rows:
+        name = row["name"]
+        if not _safe_relative(name):
+            report.problems.append(f"manifest path escapes the output folder: {name!r}")
+            continue
+        if name in listed:
+            report.problems.append(f"listed twice in the manifest: {name}")
+        listed.add(name)
+        target = out / name
+        try:
+            digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        except FileNotFoundError:
+            report.problems.append(f"missing: {name}")
+            continue
+        except OSError as err:
+            report.problems.append(f"unreadable: {name} ({err.strerror})")
+            continue
+        report.checked += 1
+        if digest != row["sha256"]:
+            report.problems.append(f"content differs from the manifest: {name}")
+        parts = PurePosixPath(name).parts
+        if len(parts) >= 2 and parts[-2] != row["class"]:
+            report.problems.append(
+                f"in folder {parts[-2]!r} but recorded as class {row['class']!r}: {name}"
+            )
+        if len(parts) == 3 and parts[0] != row["split"]:
+            report.problems.append(
+                f"in folder {parts[0]!r} but recorded in split {row['split']!r}: {name}"
+            )
+    for extra in sorted(_files(out) - listed - {MANIFEST_NAME, RECIPE_NAME}):
+        report.problems.append(f"not in the manifest: {extra}")
+    return report, rows, recipe
+
+
+def _files(out: Path) -> set[str]:
+    return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+# --- HDF5 -----------------------------------------------------------------------------------
+
+
+def _verify_hdf5(path: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
+    import h5py
+
+    report = VerifyReport(path, "hdf5")
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as err:
+        report.problems.append(f"not a readable HDF5 file (truncated or damaged?): {err}")
+        return report, None, {}
+    with fh:
+        try:
+            if fh.attrs.get("partial", False):
+                report.problems.append("the file is marked partial: its run did not finish")
+            recipe = {k: _attr(v) for k, v in fh.attrs.items()}
+            for key in ("recipe", "counts"):
+                if isinstance(recipe.get(key), str):
+                    recipe[key] = json.loads(recipe[key])
+            images = fh["images"]
+            n = images.shape[0]
+            required = [
+                "labels",
+                "split",
+                "source_index",
+                "copy",
+                "transform",
+                "params",
+                "name",
+                "sha256",
+            ]
+            for key in required:
+                if fh[key].shape[0] != n:
+                    report.problems.append(
+                        f"dataset {key!r} has {fh[key].shape[0]} rows, images has {n}"
+                    )
+            if report.problems:
+                return report, None, recipe
+            hashes = [h.decode("ascii") for h in fh["sha256"][()]]
+            names = [_str(x) for x in fh["name"][()]]
+            for i in range(n):
+                try:
+                    arr = images[i]
+                except OSError as err:
+                    report.problems.append(f"image {i} unreadable ({err})")
+                    continue
+                report.checked += 1
+                if hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest() != hashes[i]:
+                    report.problems.append(f"content differs from its hash: image {i} ({names[i]})")
+            split_names = [_str(s) for s in fh["split"].attrs["names"]]
+            codes = fh["split"][()]
+            src = fh["source_index"][()]
+            paths = [_str(p) for p in fh["sources/path"][()]]
+            src_hashes = [h.decode("ascii") for h in fh["sources/sha256"][()]]
+            groups = [_str(g) for g in fh["sources/group"][()]]
+            class_names = [_str(c) for c in fh.attrs["class_names"]]
+            labels = fh["labels"][()]
+            records = [
+                {
+                    "name": names[i],
+                    "split": split_names[codes[i]],
+                    "class": class_names[labels[i]],
+                    "source": paths[src[i]],
+                    "source_sha256": src_hashes[src[i]],
+                    "group": groups[src[i]],
+                    "sha256": hashes[i],
+                }
+                for i in range(n)
+            ]
+            duplicates = [k for k, v in Counter(names).items() if v > 1]
+            for name in duplicates:
+                report.problems.append(f"two images share the name {name}")
+            return report, records, recipe
+        except (KeyError, OSError, ValueError, IndexError) as err:
+            report.problems.append(f"not a complete augtool HDF5 file: {err}")
+            return report, None, {}
+
+
+def _str(value: object) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _attr(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        return [_attr(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# --- shared checks ----------------------------------------------------------------------------
+
+
+def _check_leakage(records: list[dict], recipe: dict, report: VerifyReport) -> None:
+    if recipe.get("split_by") == "image":
+        return
+    for key, what in (("group", "group"), ("source_sha256", "source")):
+        splits: dict[str, set[str]] = defaultdict(set)
+        example: dict[str, str] = {}
+        for r in records:
+            splits[r[key]].add(r["split"])
+            example.setdefault(r[key], r["source"])
+        for value, sides in sorted(splits.items()):
+            if len(sides) > 1:
+                label = value if key == "group" else example[value]
+                report.problems.append(
+                    f"{what} {label} appears in splits {', '.join(sorted(sides))}"
+                )
+
+
+def _check_counts(records: list[dict], recipe: dict, report: VerifyReport) -> None:
+    expected = recipe.get("counts")
+    if not isinstance(expected, dict):
+        report.problems.append("the recorded counts are missing")
+        return
+    actual = Counter(r["split"] for r in records)
+    if dict(actual) != {k: int(v) for k, v in expected.items()}:
+        report.problems.append(
+            f"counts per split {dict(sorted(actual.items()))} differ from the recorded {expected}"
+        )
+
+
+def _regenerate(
+    path: Path, raw: Path, recipe: dict, records: list[dict], report: VerifyReport, workers: int
+) -> None:
+    from augtool.expand import ExpandOptions, expand
+
+    options = ExpandOptions.from_recipe(recipe.get("recipe") or {}, workers=workers)
+    tmpdir = Path(tempfile.mkdtemp(prefix="augtool-verify-"))
+    try:
+        fresh_path = tmpdir / path.name
+        expand(raw, fresh_path, options)
+        if fresh_path.is_dir():
+            fresh = read_manifest(fresh_path)
+        else:
+            fresh, _, _ = _records_of_hdf5(fresh_path)
+        _compare(records, fresh, report)
+        report.regenerated = True
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _records_of_hdf5(path: Path) -> tuple[list[dict], VerifyReport, dict]:
+    report, records, recipe = _verify_hdf5(path)
+    return records or [], report, recipe
+
+
+def _compare(recorded: Iterable[dict], fresh: Iterable[dict], report: VerifyReport) -> None:
+    old = {r["name"]: r["sha256"] for r in recorded}
+    new = {r["name"]: r["sha256"] for r in fresh}
+    for name in sorted(old.keys() - new.keys()):
+        report.problems.append(f"regenerate: the recipe no longer produces {name}")
+    for name in sorted(new.keys() - old.keys()):
+        report.problems.append(f"regenerate: the recipe now also produces {name}")
+    for name in sorted(old.keys() & new.keys()):
+        if old[name] != new[name]:
+            report.problems.append(f"regenerate: different bytes for {name}")
