@@ -114,9 +114,8 @@ def main() -> None:
     print(f"machine: {machine()}")
     t0 = time.perf_counter()
     raw, origin = build_allidb_like(args.workdir)
-    print(
-        f"workload: 141 sources 2592x1944 JPEG q95 ({origin}) in {raw} [{time.perf_counter() - t0:.1f} s to build]"
-    )
+    built = time.perf_counter() - t0
+    print(f"workload: 141 sources 2592x1944 JPEG q95 ({origin}) in {raw} [{built:.1f} s to build]")
     for name in ("out-augtool", "out-naive"):
         shutil.rmtree(args.workdir / name, ignore_errors=True)
     ours, peak = run_augtool(raw, args.workdir / "out-augtool", args.workers)

@@ -1,0 +1,263 @@
+"""Generated blood-smear images: demo data when no real smears are at hand (SPEC §7).
+
+Each image is a stained peripheral smear seen through a bright-field microscope,
+drawn after the paper's §1 description of the three classes:
+
+* red cells: pink discs, about 7-8 % of the image width across, with a pale
+  centre; their number (crowding) varies from sparse to packed;
+* ``normal``: a white cell about the size of a red cell (0.9-1.3x) with a dense,
+  clumped purple nucleus: a neutrophil (2-5 lobes), a lymphocyte (round
+  nucleus filling most of the cell: a look-alike of the ALL blast) or, now and
+  then, a monocyte (kidney-shaped nucleus, up to 1.5x: a look-alike of the AML
+  blast without granules or Auer rods);
+* ``ALL``: a blast about twice a red cell (1.7-2.3x), nucleus 80-90 % of the
+  cell area, smooth with fine chromatin, a thin rim of pale blue cytoplasm;
+* ``AML``: a blast of the same size range, nucleus 50-60 %, eccentric, with
+  nucleoli; granular cytoplasm holding 1-3 Auer rods (short purple stripes).
+
+One white cell of the image's class sits near the centre (jittered), as in the
+ALL-IDB crops; some images carry further white cells cut by the border.
+
+The picture is formed physically: every cell adds stain density to one of four
+stain channels and the light through the slide is ``I0 * exp(-density @ OD)``
+(Beer-Lambert), so overlapping cells darken as on a real slide. Stain colours,
+illumination (vignetting, gradient), focus (blur), crowding, sensor noise and
+JPEG quality vary per image and independently of the class, so colour or
+brightness alone does not tell the classes apart.
+
+Sampling and drawing are separate: :func:`sample_scene` draws every random
+choice from the generator it is given into a frozen :class:`Scene`, and
+:func:`draw_scene` is a pure function of that scene (its texture and noise come
+from a seed stored in the scene). :func:`synthesize` gives every image its own
+generator derived from ``(seed, class index, image index)`` with
+:class:`numpy.random.SeedSequence`, so changing one class's count leaves the
+images of the other classes byte-identical.
+
+This module uses numpy and OpenCV only (never albumentations).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from augtool.errors import OptionError, OutputError
+from augtool.smear.cells import nucleus_fraction
+from augtool.smear.draw import draw_scene
+from augtool.smear.scene import CLASSES, DEFAULT_SIZE, Scene, check_class, check_size, sample_scene
+
+__all__ = [
+    "CLASSES",
+    "DEFAULT_PER_CLASS",
+    "DEFAULT_SIZE",
+    "Scene",
+    "SynthSummary",
+    "draw_scene",
+    "image_rng",
+    "nucleus_fraction",
+    "render_smear",
+    "sample_scene",
+    "synthesize",
+]
+
+#: The paper's source counts (49 ALL, 33 AML, 59 normal = 141).
+DEFAULT_PER_CLASS: dict[str, int] = {"ALL": 49, "AML": 33, "normal": 59}
+
+
+def render_smear(
+    cls: str, rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SIZE
+) -> np.ndarray:
+    """One generated smear of class ``cls``: ``draw_scene(sample_scene(...))``.
+
+    Args:
+        cls: One of :data:`CLASSES` (``"ALL"``, ``"AML"``, ``"normal"``).
+        rng: The generator all random choices come from (it is advanced).
+        size: Image size as (width, height).
+
+    Returns:
+        An (H, W, 3) uint8 RGB array.
+
+    Raises:
+        OptionError: ``cls`` or ``size`` is invalid.
+    """
+    return draw_scene(sample_scene(cls, rng, size))
+
+
+@dataclass(frozen=True)
+class SynthSummary:
+    """What :func:`synthesize` wrote.
+
+    Attributes:
+        out: The output folder.
+        counts: Images written per class, in :data:`CLASSES` order.
+        size: Image size as (width, height).
+        seed: The seed used.
+        seconds: Wall time of the run.
+    """
+
+    out: Path
+    counts: dict[str, int]
+    size: tuple[int, int]
+    seed: int
+    seconds: float
+
+    def line(self) -> str:
+        """One-line human summary, e.g. for the command line."""
+        per = ", ".join(f"{cls} {n}" for cls, n in self.counts.items())
+        return (
+            f"wrote {sum(self.counts.values())} images ({per}) at "
+            f"{self.size[0]}x{self.size[1]}, seed {self.seed}, to {self.out} "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+def image_rng(seed: int, class_index: int, image_index: int) -> np.random.Generator:
+    """The generator of one image, independent of every other image's.
+
+    Args:
+        seed: The run's seed.
+        class_index: Index of the class in :data:`CLASSES`.
+        image_index: Index of the image within its class.
+
+    Returns:
+        A fresh generator seeded from ``SeedSequence((seed, class_index, image_index))``.
+    """
+    return np.random.default_rng(np.random.SeedSequence((seed, class_index, image_index)))
+
+
+def _check_per_class(per_class: Mapping[str, int]) -> dict[str, int]:
+    """Validated counts in :data:`CLASSES` order, classes with 0 left out."""
+    if not isinstance(per_class, Mapping):
+        raise OptionError("per_class", f"expected a mapping class -> count, got {per_class!r}")
+    counts: dict[str, int] = {}
+    for cls, n in per_class.items():
+        check_class(cls, "per_class")
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise OptionError("per_class", f"count for {cls} must be an integer >= 0, got {n!r}")
+    for cls in CLASSES:
+        if per_class.get(cls, 0) > 0:
+            counts[cls] = int(per_class[cls])
+    if not counts:
+        raise OptionError("per_class", "asks for no images; give at least one class a count > 0")
+    return counts
+
+
+def _check_quality(quality_range: tuple[int, int]) -> tuple[int, int]:
+    """Validated inclusive JPEG quality range."""
+    try:
+        lo, hi = quality_range
+    except (TypeError, ValueError):
+        raise OptionError(
+            "jpeg_quality_range", f"expected (low, high), got {quality_range!r}"
+        ) from None
+    if not all(isinstance(q, int | np.integer) for q in (lo, hi)) or not (1 <= lo <= hi <= 100):
+        raise OptionError(
+            "jpeg_quality_range", f"need 1 <= low <= high <= 100, got {quality_range!r}"
+        )
+    return int(lo), int(hi)
+
+
+def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Move the finished ``tmp`` folder to ``out``, replacing it only if allowed."""
+    if not out.exists():
+        tmp.rename(out)
+        return
+    if not any(out.iterdir()):
+        out.rmdir()
+        tmp.rename(out)
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    out.rename(trash / out.name)
+    tmp.rename(out)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def synthesize(
+    out: Path | str,
+    per_class: Mapping[str, int] | None = None,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    seed: int = 0,
+    jpeg_quality_range: tuple[int, int] = (75, 95),
+    overwrite: bool = False,
+) -> SynthSummary:
+    """Write a generated dataset ``OUT/<class>/<class>_<nnn>.jpg``.
+
+    Image ``i`` of class ``c`` is drawn from :func:`image_rng` ``(seed, index
+    of c, i)`` (its JPEG quality too), so it does not depend on the other
+    classes' counts. The images are written into a temporary sibling folder
+    that is renamed to ``out`` at the end: ``out`` never holds a partial set.
+
+    Args:
+        out: Output folder; it must not exist, or be empty, unless ``overwrite``.
+        per_class: Images per class; keys among :data:`CLASSES`. Classes left
+            out (or with 0) are not generated. Default: :data:`DEFAULT_PER_CLASS`.
+        size: Image size as (width, height).
+        seed: Non-negative integer seed.
+        jpeg_quality_range: Inclusive range the per-image JPEG quality is drawn from.
+        overwrite: Replace a non-empty ``out``.
+
+    Returns:
+        A :class:`SynthSummary`.
+
+    Raises:
+        OptionError: An argument is invalid (the message names it).
+        OutputError: ``out`` is not an empty folder and ``overwrite`` is off, or
+            it cannot be written.
+    """
+    started = time.perf_counter()
+    counts = _check_per_class(DEFAULT_PER_CLASS if per_class is None else per_class)
+    width, height = check_size(size, "size")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise OptionError("seed", f"must be an integer >= 0, got {seed!r}")
+    lo, hi = _check_quality(jpeg_quality_range)
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(f"{out} exists and is not a folder")
+        if any(out.iterdir()) and not overwrite:
+            raise OutputError(
+                f"{out} is not empty; choose another folder or allow overwriting "
+                "(overwrite=True, --overwrite on the command line)"
+            )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", dir=out.parent))
+    except OSError as err:
+        raise OutputError(f"cannot create a folder next to {out}: {err}") from err
+    try:
+        for cls, n in counts.items():
+            folder = tmp / cls
+            folder.mkdir()
+            digits = max(3, len(str(n - 1)))
+            class_index = CLASSES.index(cls)
+            for i in range(n):
+                rng = image_rng(int(seed), class_index, i)
+                image = render_smear(cls, rng, (width, height))
+                quality = int(rng.integers(lo, hi + 1))
+                ok, buf = cv2.imencode(
+                    ".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality]
+                )
+                if not ok:
+                    raise OutputError(f"JPEG encoding failed for {cls}_{i:0{digits}d}.jpg")
+                (folder / f"{cls}_{i:0{digits}d}.jpg").write_bytes(buf.tobytes())
+        _publish(tmp, out, overwrite)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"cannot write {out}: {err}") from err
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return SynthSummary(
+        out=out,
+        counts=counts,
+        size=(width, height),
+        seed=int(seed),
+        seconds=time.perf_counter() - started,
+    )
