@@ -1,0 +1,139 @@
+"""``augtool verify``: catches every kind of damage, passes untouched outputs."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from augtool.expand import ExpandOptions, expand
+from augtool.verify import verify
+from cli import main
+
+OPTS = {"target": 30, "size": 40, "workers": 1}
+
+
+@pytest.fixture
+def folder(make_raw, tmp_path: Path) -> tuple[Path, Path]:
+    raw = make_raw()
+    out = tmp_path / "out"
+    expand(raw, out, ExpandOptions(**OPTS))
+    return raw, out
+
+
+@pytest.fixture
+def h5(make_raw, tmp_path: Path) -> tuple[Path, Path]:
+    raw = make_raw()
+    out = tmp_path / "out.h5"
+    expand(raw, out, ExpandOptions(**OPTS))
+    return raw, out
+
+
+def rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "manifest.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_rows(out: Path, data: list[dict[str, str]]) -> None:
+    with open(out / "manifest.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(data[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(data)
+
+
+def test_untouched_folder_passes_and_regenerates(folder) -> None:
+    raw, out = folder
+    report = verify(out, regenerate_raw=raw)
+    assert report.ok, report.problems
+    assert report.checked == 30 and report.regenerated
+
+
+def test_untouched_hdf5_passes_and_regenerates(h5) -> None:
+    raw, out = h5
+    report = verify(out, regenerate_raw=raw)
+    assert report.ok, report.problems
+    assert report.checked == 30
+
+
+def test_flipped_byte_in_a_file(folder) -> None:
+    _, out = folder
+    target = out / rows(out)[3]["name"]
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    report = verify(out)
+    assert report.problems == [f"content differs from the manifest: {rows(out)[3]['name']}"]
+
+
+def test_flipped_byte_in_hdf5(h5) -> None:
+    _, out = h5
+    with h5py.File(out, "r+") as fh:
+        fh["images"][5, 10, 10, 0] ^= 1
+    report = verify(out)
+    assert len(report.problems) == 1 and "image 5" in report.problems[0]
+
+
+def test_missing_and_extra_files(folder) -> None:
+    _, out = folder
+    gone = rows(out)[0]["name"]
+    (out / gone).unlink()
+    (out / "train" / "stray.png").write_bytes(b"x")
+    report = verify(out)
+    assert f"missing: {gone}" in report.problems
+    assert "not in the manifest: train/stray.png" in report.problems
+
+
+def test_crossed_group(folder) -> None:
+    _, out = folder
+    data = rows(out)
+    train = next(r for r in data if r["split"] == "train")
+    test = next(r for r in data if r["split"] == "test")
+    for r in data:
+        if r["source"] == test["source"]:
+            r["group"] = train["group"]
+    write_rows(out, data)
+    report = verify(out)
+    assert any(p.startswith(f"group {train['group']} appears in splits") for p in report.problems)
+
+
+def test_manifest_path_escaping_out_is_refused(folder) -> None:
+    _, out = folder
+    data = rows(out)
+    data[0]["name"] = "../../etc/passwd"
+    write_rows(out, data)
+    report = verify(out)
+    assert "manifest path escapes the output folder: '../../etc/passwd'" in report.problems
+
+
+def test_truncated_hdf5_is_reported_not_raised(h5) -> None:
+    _, out = h5
+    data = out.read_bytes()
+    out.write_bytes(data[: len(data) // 3])
+    report = verify(out)
+    assert not report.ok
+    code = CliRunner().invoke(main, ["verify", str(out)])
+    assert code.exit_code == 1 and "Traceback" not in code.output
+
+
+def test_regenerate_detects_a_changed_source(folder) -> None:
+    raw, out = folder
+    src = sorted((raw / "ALL").glob("*.jpg"))[0]
+    img = np.frombuffer(src.read_bytes(), np.uint8)
+    src.write_bytes(img.tobytes() + b"\0")  # same pixels, different bytes and hash
+    report = verify(out, regenerate_raw=raw)
+    assert any(p.startswith("regenerate:") for p in report.problems)
+
+
+def test_cli_exit_codes(folder) -> None:
+    _, out = folder
+    result = CliRunner().invoke(main, ["verify", str(out)])
+    assert result.exit_code == 0 and "ok: 30 images" in result.output
+    (out / rows(out)[1]["name"]).unlink()
+    result = CliRunner().invoke(main, ["verify", str(out)])
+    assert result.exit_code == 1 and "missing:" in result.output
+    result = CliRunner().invoke(main, ["verify", str(out.parent / "nope")])
+    assert result.exit_code == 2
