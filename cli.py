@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import shlex
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,26 @@ def library_errors(func: F) -> F:
             return func(*args, **kwargs)
         except AugtoolError as err:
             raise AugtoolClickError(str(err), err.exit_code) from err
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def interruptible(func: F) -> F:
+    """SIGTERM stops the command like Ctrl-C: clean up, say so, exit 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise AugtoolClickError("interrupted; nothing final was written", 130) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return wrapper  # type: ignore[return-value]
 
@@ -330,10 +351,12 @@ def _counts_table(counts: dict[tuple[str, str], int], classes: list[str]) -> str
     help="Refuse larger sources.",
 )
 @click.option("--dry-run", is_flag=True, help="Scan and print the plan; write nothing.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
 @seed_option
 @workers_option
 @overwrite_option
 @quiet_option
+@interruptible
 @library_errors
 def expand(raw: Path, out: Path, **opts: Any) -> None:
     """Expand RAW/<class>/<image> into the paper's augmented dataset in OUT.

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from augtool import __version__
-from augtool.errors import InputError, OptionError
+from augtool.errors import InputError, Interrupted, OptionError, OutputError
 from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
 from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask, render_source
@@ -88,6 +88,7 @@ class ExpandOptions:
         max_pixels: Refuse sources larger than this many pixels.
         workers: Worker processes (not part of the recipe: it never changes bytes).
         overwrite: Replace an existing output.
+        resume: Continue the partial output of an interrupted run of the same recipe.
     """
 
     size: int = 227
@@ -110,6 +111,7 @@ class ExpandOptions:
     max_pixels: int = 100_000_000
     workers: int = 0
     overwrite: bool = False
+    resume: bool = False
 
     def validate(self) -> SplitSpec:
         """Check every option; return the parsed split.
@@ -166,12 +168,12 @@ class ExpandOptions:
             values["pca"] = PcaSettings(**values["pca"])
         if "transforms" in values:
             values["transforms"] = tuple(values["transforms"])
-        return cls(**values, workers=workers, overwrite=False)
+        return cls(**values, workers=workers)
 
     def recipe(self) -> dict:
         """The options that determine the output bytes (``workers`` excluded)."""
         d = asdict(self)
-        for key in ("workers", "overwrite"):
+        for key in ("workers", "overwrite", "resume"):
             d.pop(key)
         d["transforms"] = list(self.transforms)
         return d
@@ -358,16 +360,34 @@ def expand(
     else:
         writer = FolderWriter(out)
     records: list[dict | None] = [None] * len(run.jobs)
-    writer.open()
+    done = writer.open(fingerprint(run, options, output_format), resume=options.resume)
+    for index, record in done.items():
+        records[index] = {k: v for k, v in record.items() if k != "index"}
     try:
         reporter.start("expand", len(run.jobs))
-        for batch in _render_all(run, raw, settings, workers):
+        reporter.advance(len(done))
+        for batch in _render_all(run, raw, settings, workers, skip=set(done)):
+            new = []
             for item in batch:
                 writer.write(item.index, run.names[item.index], item.payload)
                 records[item.index] = _record(run, item, options.seed)
+                new.append({"index": item.index, **records[item.index]})
+            writer.commit(new)
             reporter.advance(len(batch))
         attrs = _attributes(run, options, output_format, command_line)
         writer.finish([r for r in records if r is not None], _source_rows(run), attrs)
+    except (KeyboardInterrupt, Interrupted):
+        writer.abort(keep=True)
+        raise Interrupted(
+            f"interrupted; nothing final was written. The partial output is kept in "
+            f"{writer.tmp}: run the same command with --resume to continue, or delete it"
+        ) from None
+    except OSError as err:
+        writer.abort()
+        raise OutputError(
+            f"writing {out} failed: {err.strerror or err} (errno {err.errno}); the partial "
+            "output was removed and RAW is untouched"
+        ) from err
     except BaseException:
         writer.abort()
         raise
@@ -405,11 +425,11 @@ def _tasks(run: PlannedRun, raw: Path) -> Iterator[SourceTask]:
 
 
 def _render_all(
-    run: PlannedRun, raw: Path, settings: RenderSettings, workers: int
+    run: PlannedRun, raw: Path, settings: RenderSettings, workers: int, skip: set[int]
 ) -> Iterator[list[Rendered]]:
-    """Render every source, in plan order, in ``workers`` processes."""
-    tasks = _tasks(run, raw)
-    if workers <= 1:
+    """Render every source not already done, in plan order, in ``workers`` processes."""
+    tasks = [t for t in _tasks(run, raw) if not all(i in skip for i, _, _ in t.jobs)]
+    if workers <= 1 or len(tasks) < 2:
         for task in tasks:
             yield render_source(task, settings)
         return
@@ -418,6 +438,20 @@ def _render_all(
     yield from Parallel(n_jobs=workers, return_as="generator", pre_dispatch="3*n_jobs")(
         delayed(render_source)(task, settings) for task in tasks
     )
+
+
+def fingerprint(run: PlannedRun, options: ExpandOptions, output_format: str) -> str:
+    """Hash of everything that determines the output bytes (for ``--resume``)."""
+    import hashlib
+    import json
+
+    key = {
+        "recipe": options.recipe(),
+        "format": output_format,
+        "sources": [(s.path, s.sha256) for s in run.scan.sources],
+        "names": run.names,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 def _record(run: PlannedRun, item: Rendered, seed: int) -> dict:

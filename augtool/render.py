@@ -103,7 +103,10 @@ def render_source(task: SourceTask, settings: RenderSettings) -> list[Rendered]:
     Raises:
         InputError: If the file changed since the scan or cannot be decoded.
     """
-    data = Path(task.path).read_bytes()
+    try:
+        data = Path(task.path).read_bytes()
+    except OSError as err:
+        raise InputError(f"{task.path}: cannot read ({err.strerror}); was it moved?") from err
     if hashlib.sha256(data).hexdigest() != task.sha256:
         raise InputError(f"{task.path}: file changed while augtool was running; run again")
     reduction = choose_reduction(task.width, task.height, settings.size)
@@ -150,13 +153,13 @@ def _apply_pca(
             for pos in positions
         ]
     )
-    batch = np.broadcast_to(images[0], (len(positions), *images[0].shape))
-    out, eigenvalues = apply_pca_shift(batch, alphas, k=pca.k, scale=pca.scale)
+    batch = np.repeat(images[0][None], len(positions), axis=0)
+    result = apply_pca_shift(batch, alphas, scale=pca.scale)
     for j, pos in enumerate(positions):
-        images[pos] = out[j]
+        images[pos] = result.images[j]
         params[pos] = {
             "alphas": [float(a) for a in alphas[j]],
-            "eigenvalues": [float(v) for v in eigenvalues[j]],
+            "eigenvalues": [float(v) for v in result.eigenvalues[j]],
             "std": pca.std,
             "k": pca.k,
             "scale": pca.scale,

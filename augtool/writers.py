@@ -14,6 +14,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,67 @@ from augtool.io import MANIFEST_COLUMNS, MANIFEST_NAME, RECIPE_NAME
 
 #: File inside every partial output folder, so augtool only ever deletes its own.
 PARTIAL_MARKER = ".augtool-partial"
+#: Journal of finished sources inside a partial folder (beside a partial HDF5 file).
+JOURNAL_NAME = ".augtool-journal.jsonl"
 SCHEMA_VERSION = 1
+
+
+class Journal:
+    """Append-only record of finished outputs, so ``--resume`` can skip them.
+
+    The first line holds the run's fingerprint (a hash of everything that
+    determines the bytes); each further line is a JSON list of records that
+    were completely written before the line was. A torn last line (the process
+    died while writing it) is ignored.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: Any = None
+
+    def start(self, fingerprint: str) -> None:
+        """Begin a new journal."""
+        self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (kept open across calls)
+        self._fh.write(json.dumps({"fingerprint": fingerprint}) + "\n")
+        self._fh.flush()
+
+    def load(self, fingerprint: str) -> dict[int, dict]:
+        """Read the records of an earlier run and continue the journal.
+
+        Raises:
+            OutputError: If the journal belongs to a run with other options.
+        """
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        try:
+            header = json.loads(lines[0]) if lines else {}
+        except json.JSONDecodeError:
+            header = {}
+        if header.get("fingerprint") != fingerprint:
+            raise OutputError(
+                f"{self.path.parent}: the partial output was made by a run with other inputs or "
+                "options; run again without --resume to start over"
+            )
+        done: dict[int, dict] = {}
+        for line in lines[1:]:
+            try:
+                batch = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            for record in batch:
+                done[int(record["index"])] = record
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        return done
+
+    def append(self, records: Sequence[dict]) -> None:
+        """Record outputs that are completely written."""
+        self._fh.write(json.dumps(list(records), ensure_ascii=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        """Close the file (it stays on disk)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
 
 def partial_path(out: Path) -> Path:
@@ -79,13 +140,27 @@ class FolderWriter:
     def __init__(self, out: Path) -> None:
         self.out = out
         self.tmp = partial_path(out)
+        self.journal = Journal(self.tmp / JOURNAL_NAME)
         self._dirs: set[Path] = set()
 
-    def open(self) -> None:
-        """Create the temporary folder (removing a stale one of ours)."""
+    def open(self, fingerprint: str, resume: bool = False) -> dict[int, dict]:
+        """Create the temporary folder, or reopen it to resume.
+
+        Args:
+            fingerprint: Hash of everything that determines the bytes.
+            resume: Continue a partial output of the same run if there is one.
+
+        Returns:
+            Records of outputs already written (by plan index) when resuming.
+        """
+        if resume and (self.tmp / JOURNAL_NAME).is_file() and (self.tmp / PARTIAL_MARKER).exists():
+            done = self.journal.load(fingerprint)
+            return {i: r for i, r in done.items() if (self.tmp / r["name"]).is_file()}
         _remove_stale_partial(self.tmp)
         self.tmp.mkdir()
         (self.tmp / PARTIAL_MARKER).write_text("written by augtool expand; safe to delete\n")
+        self.journal.start(fingerprint)
+        return {}
 
     def write(self, index: int, name: str, payload: bytes | np.ndarray) -> None:
         """Write one output file.
@@ -102,6 +177,10 @@ class FolderWriter:
         with open(target, "wb") as fh:
             fh.write(payload)  # type: ignore[arg-type]
 
+    def commit(self, records: Sequence[dict]) -> None:
+        """Journal outputs whose files are written."""
+        self.journal.append(records)
+
     def finish(self, records: Sequence[dict], sources: Sequence[dict], attrs: dict) -> None:
         """Write the manifest and recipe, then move the folder into place."""
         with open(self.tmp / MANIFEST_NAME, "w", newline="", encoding="utf-8") as fh:
@@ -113,12 +192,16 @@ class FolderWriter:
         (self.tmp / RECIPE_NAME).write_text(
             json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
+        self.journal.close()
+        (self.tmp / JOURNAL_NAME).unlink()
         (self.tmp / PARTIAL_MARKER).unlink()
         _swap_into_place(self.tmp, self.out)
 
-    def abort(self) -> None:
-        """Delete the temporary folder."""
-        _remove(self.tmp)
+    def abort(self, keep: bool = False) -> None:
+        """Stop writing: delete the temporary folder, or keep it for ``--resume``."""
+        self.journal.close()
+        if not keep:
+            _remove(self.tmp)
 
 
 class Hdf5Writer:
@@ -130,13 +213,34 @@ class Hdf5Writer:
         self.n = n
         self.size = size
         self.compression = compression
-        self._fh = None
+        self.journal = Journal(out.parent / f".{out.name}.partial.journal")
+        self._fh: Any = None
 
-    def open(self) -> None:
-        """Create the temporary file with the image dataset allocated."""
+    def open(self, fingerprint: str, resume: bool = False) -> dict[int, dict]:
+        """Create the temporary file with the image dataset allocated, or reopen it.
+
+        Args:
+            fingerprint: Hash of everything that determines the bytes.
+            resume: Continue a partial file of the same run if there is one.
+
+        Returns:
+            Records of images already written (by plan index) when resuming.
+        """
         import h5py
 
+        if resume and self.tmp.is_file() and self.journal.path.is_file():
+            try:
+                self._fh = h5py.File(self.tmp, "r+")
+                self._images = self._fh["images"]
+                if self._fh.attrs.get("fingerprint") == fingerprint:
+                    return self.journal.load(fingerprint)
+            except (OSError, KeyError):
+                pass  # damaged by a hard kill: start over below
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
         _remove_stale_partial(self.tmp)
+        _remove(self.journal.path)
         self._fh = h5py.File(self.tmp, "w")
         s = self.size
         self._images = self._fh.create_dataset(
@@ -147,10 +251,18 @@ class Hdf5Writer:
             compression=self.compression,
         )
         self._fh.attrs["partial"] = True
+        self._fh.attrs["fingerprint"] = fingerprint
+        self.journal.start(fingerprint)
+        return {}
 
     def write(self, index: int, name: str, payload: bytes | np.ndarray) -> None:
         """Write one image at its plan index."""
         self._images[index] = payload
+
+    def commit(self, records: Sequence[dict]) -> None:
+        """Journal images that are written (flushed to the file first)."""
+        self._fh.flush()
+        self.journal.append(records)
 
     def finish(self, records: Sequence[dict], sources: Sequence[dict], attrs: dict) -> None:
         """Write labels, splits, tables and attributes, close and move into place."""
@@ -186,16 +298,22 @@ class Hdf5Writer:
                 value = np.array(value, dtype=object)
             fh.attrs[key] = value
         del fh.attrs["partial"]
+        del fh.attrs["fingerprint"]
         fh.flush()
         fh.close()
         self._fh = None
+        self.journal.close()
+        _remove(self.journal.path)
         _swap_into_place(self.tmp, self.out)
 
-    def abort(self) -> None:
-        """Close and delete the temporary file."""
+    def abort(self, keep: bool = False) -> None:
+        """Stop writing: close, and delete the temporary file unless kept for ``--resume``."""
+        self.journal.close()
         if self._fh is not None:
             try:
                 self._fh.close()
             finally:
                 self._fh = None
-        _remove(self.tmp)
+        if not keep:
+            _remove(self.tmp)
+            _remove(self.journal.path)

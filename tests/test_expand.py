@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from augtool import writers
+from augtool.errors import OutputError
 from augtool.expand import ExpandOptions, expand
 from augtool.io import open_dataset
 from cli import main
@@ -174,7 +175,7 @@ def test_failure_mid_run_leaves_nothing(make_raw, tmp_path: Path, monkeypatch) -
 
     monkeypatch.setattr(writers.FolderWriter, "write", failing_write)
     out = tmp_path / "out"
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match=r"No space left on device \(errno 28\)"):
         expand(raw, out, ExpandOptions(target=30, workers=1, **SMALL))
     assert not out.exists()
     assert not writers.partial_path(out).exists()
