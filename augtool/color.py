@@ -40,7 +40,7 @@ How the batch is vectorized (no per-image Python work):
   the shift's fraction is exactly one half.
 * Chunks of ``chunk_size`` images keep the working memory bounded for any N.
   By default (``chunk_size=None``) a CPU chunk holds as many images as fit in
-  two 5 MB ``uint16`` buffers (16 images of 227 x 227, at least one image), so
+  two 2.5 MB ``uint16`` buffers (8 images of 227 x 227, at least one image), so
   they stay in the processor cache; on CUDA a chunk is 256 images.
 
 Canonical eigenvector sign: an eigenvector is defined up to sign, and while
@@ -75,8 +75,8 @@ if TYPE_CHECKING:
 SCALES = ("unit", "byte")
 #: Accepted values of ``device``.
 DEVICES = ("cpu", "cuda")
-#: Bytes of one CPU work buffer when ``chunk_size`` is None: 16 images of 227 x 227.
-CPU_BUFFER_BYTES = 5_000_000
+#: Bytes of one CPU work buffer when ``chunk_size`` is None: 8 images of 227 x 227.
+CPU_BUFFER_BYTES = 2_500_000
 #: Images per chunk on CUDA when ``chunk_size`` is None.
 CUDA_CHUNK_SIZE = 256
 #: Pixels summed in ``uint32`` before widening: 65536 * 255**2 < 2**32.
@@ -233,12 +233,13 @@ class _Backend:
     Attributes:
         moments: (chunk (m, H, W, 3) uint8) -> (sums (m, 3), squares (m, 3),
             cross (m, 3)) as int64 numpy arrays; cross is [RG, GB, BR].
-        shift: (chunk, rounded shifts (m, 3) int64) -> (m, H, W, 3) uint8 numpy
-            array: the chunk plus the shift, saturated.
+        shift: (chunk, rounded shifts (m, 3) int64, out (m, H, W, 3) uint8
+            C-contiguous numpy array) -> None: writes the chunk plus the
+            shift, saturated, into ``out``.
     """
 
     moments: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
-    shift: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    shift: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
 
 
 def _run(
@@ -259,7 +260,7 @@ def _run(
         values, vectors = sorted_eigh(cov)
         shift = shift_from_components(values, vectors, alphas[start:stop], scale)
         steps = np.rint(np.clip(shift, -255.0, 255.0)).astype(np.int64)
-        out[start:stop] = backend.shift(chunk, steps)
+        backend.shift(chunk, steps, out[start:stop])
         eigenvalues[start:stop] = values
         eigenvectors[start:stop] = vectors
         shifts[start:stop] = shift
@@ -378,8 +379,8 @@ def _exact_pixel_sum(values: np.ndarray) -> np.ndarray:
     return total.astype(np.int64)
 
 
-def _numpy_shift(chunk: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """``clip(chunk + steps, 0, 255)`` in uint8, one image row per ufunc stream.
+def _numpy_shift(chunk: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
+    """``out = clip(chunk + steps, 0, 255)`` in uint8, one image row per ufunc stream.
 
     For a step ``d`` the saturated sum is ``min(max(x, -d), 255 - d) + d``
     (bounds clipped to [0, 255]); after the clamp the sum is in range, so the
@@ -393,11 +394,10 @@ def _numpy_shift(chunk: np.ndarray, steps: np.ndarray) -> np.ndarray:
     def row(per_channel: np.ndarray) -> np.ndarray:
         return np.tile(per_channel, (1, width)).reshape(m, 1, width * 3)
 
-    rows = np.empty((m, height, width * 3), dtype=np.uint8)
+    rows = out.reshape(m, height, width * 3)
     np.maximum(chunk.reshape(m, height, width * 3), row(low), out=rows)
     np.minimum(rows, row(high), out=rows)
     np.add(rows, row(wrapped), out=rows)
-    return rows.reshape(chunk.shape)
 
 
 def _torch_backend(device: str) -> _Backend:
@@ -429,10 +429,10 @@ def _torch_backend(device: str) -> _Backend:
         )
         return sums_np, squares_np, cross_np
 
-    def shift(chunk: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    def shift(chunk: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
         x = torch.from_numpy(np.ascontiguousarray(chunk)).to(target).to(torch.int16)
         d = torch.from_numpy(steps.astype(np.int16)).to(target)[:, None, None, :]
-        return (x + d).clamp_(0, 255).to(torch.uint8).cpu().numpy()
+        out[...] = (x + d).clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
     return _Backend(moments=moments, shift=shift)
 
