@@ -41,7 +41,8 @@ How the batch is vectorized (no per-image Python work):
 * Chunks of ``chunk_size`` images keep the working memory bounded for any N.
   By default (``chunk_size=None``) a CPU chunk holds as many images as fit in
   two 2.5 MB ``uint16`` buffers (8 images of 227 x 227, at least one image), so
-  they stay in the processor cache; on CUDA a chunk is 256 images.
+  they stay in the processor cache; on CUDA a chunk is up to 256 images, fewer
+  when their float64 copy would pass 512 MB.
 
 Canonical eigenvector sign: an eigenvector is defined up to sign, and while
 the sign does not change the distribution of the shift (``alpha_i`` is
@@ -77,8 +78,10 @@ SCALES = ("unit", "byte")
 DEVICES = ("cpu", "cuda")
 #: Bytes of one CPU work buffer when ``chunk_size`` is None: 8 images of 227 x 227.
 CPU_BUFFER_BYTES = 2_500_000
-#: Images per chunk on CUDA when ``chunk_size`` is None.
+#: Most images per chunk on CUDA when ``chunk_size`` is None.
 CUDA_CHUNK_SIZE = 256
+#: Bytes of the float64 copy of a CUDA chunk when ``chunk_size`` is None.
+CUDA_BUFFER_BYTES = 512_000_000
 #: Pixels summed in ``uint32`` before widening: 65536 * 255**2 < 2**32.
 _SUM_BLOCK = 65536
 
@@ -216,10 +219,11 @@ def default_chunk_size(pixels: int, device: str) -> int:
 
     Returns:
         On CPU the number of images whose planar ``uint16`` copy fits in
-        ``CPU_BUFFER_BYTES`` (at least 1); on CUDA ``CUDA_CHUNK_SIZE``.
+        ``CPU_BUFFER_BYTES``; on CUDA the number whose float64 copy fits in
+        ``CUDA_BUFFER_BYTES``, at most ``CUDA_CHUNK_SIZE``; at least 1.
     """
     if device == "cuda":
-        return CUDA_CHUNK_SIZE
+        return max(1, min(CUDA_CHUNK_SIZE, CUDA_BUFFER_BYTES // (3 * 8 * pixels)))
     return max(1, CPU_BUFFER_BYTES // (3 * 2 * pixels))
 
 
@@ -418,7 +422,7 @@ def _torch_backend(device: str) -> _Backend:
 
     def moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         m = chunk.shape[0]
-        x = torch.from_numpy(np.ascontiguousarray(chunk)).to(target)
+        x = torch.from_numpy(np.require(chunk, requirements=["C", "W"])).to(target)
         x = x.reshape(m, -1, 3).to(torch.float64)
         sums = x.sum(dim=1)
         second = torch.bmm(x.transpose(1, 2), x)
@@ -430,7 +434,8 @@ def _torch_backend(device: str) -> _Backend:
         return sums_np, squares_np, cross_np
 
     def shift(chunk: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
-        x = torch.from_numpy(np.ascontiguousarray(chunk)).to(target).to(torch.int16)
+        x = torch.from_numpy(np.require(chunk, requirements=["C", "W"])).to(target)
+        x = x.to(torch.int16)
         d = torch.from_numpy(steps.astype(np.int16)).to(target)[:, None, None, :]
         out[...] = (x + d).clamp_(0, 255).to(torch.uint8).cpu().numpy()
 

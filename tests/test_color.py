@@ -16,6 +16,7 @@ from augtool.color import (
     _run,
     _torch_backend,
     apply_pca_shift,
+    default_chunk_size,
     pca_jitter,
     sample_alphas,
 )
@@ -265,6 +266,20 @@ def test_non_contiguous_input_equals_contiguous_copy() -> None:
     )
 
 
+def test_read_only_input_is_accepted() -> None:
+    images = realistic_images()
+    images.setflags(write=False)
+    result = pca_jitter(images, np.random.default_rng(0), std=0.5, scale="byte")
+    assert_matches_reference(images, result, "byte")
+
+
+def test_default_chunk_size_bounds_working_memory() -> None:
+    assert default_chunk_size(227 * 227, "cpu") == 8
+    assert default_chunk_size(2592 * 1944, "cpu") == 1
+    assert default_chunk_size(227 * 227, "cuda") == 256
+    assert default_chunk_size(2592 * 1944, "cuda") == 4
+
+
 def test_empty_batch() -> None:
     images = np.zeros((0, 5, 5, 3), dtype=np.uint8)
     result = pca_jitter(images, np.random.default_rng(0), k=2)
@@ -340,6 +355,7 @@ def test_torch_backend_on_cpu_gives_the_same_bytes() -> None:
     # The CUDA path's code, run on torch's CPU device: same moments, same bytes.
     images = np.concatenate([realistic_images(), realistic_images()[:, ::-1]])
     alphas = sample_alphas(np.random.default_rng(0), len(images), std=0.5)
+    images.setflags(write=False)
     for scale in ("unit", "byte"):
         ours = _run(images, alphas, scale, 3, _numpy_backend())
         theirs = _run(images, alphas, scale, 5, _torch_backend("cpu"))
