@@ -1,0 +1,501 @@
+"""PCA colour jitter after Krizhevsky et al. (SPEC §4), vectorized over a batch.
+
+For every image of a batch, independently:
+
+1. its pixels, as a P x 3 matrix in [0, 1] (``scale="unit"``) or [0, 255]
+   (``scale="byte"``), give a mean and a 3x3 covariance (``ddof=1``, as
+   ``np.cov``);
+2. the covariance's eigenvalues ``lambda_1 >= lambda_2 >= lambda_3`` and unit
+   eigenvectors ``e_i`` are computed, and the ``k`` largest are kept;
+3. ``alpha_i ~ N(0, std)`` is drawn per component;
+4. the constant colour ``sum_i alpha_i * lambda_i * e_i`` (in the scale's
+   units; times 255 for ``"unit"``) is added to every pixel, which is rounded
+   and clipped to [0, 255].
+
+Sampling and applying are separate, so a caller can draw each output's alphas
+from that output's own generator and then apply a whole batch in one call::
+
+    alphas = np.concatenate([sample_alphas(rng_i, 1, k=3, std=0.1) for rng_i in gens])
+    result = apply_pca_shift(images, alphas, scale="unit")
+
+``pca_jitter`` does both for a single generator; ``sample_alphas(rng, n, ...)``
+draws its rows in order, so one call for ``n`` images gives the same alphas as
+``n`` calls for one image each on the same generator.
+
+How the batch is vectorized (no per-image Python work):
+
+* Moments are exact integers. A chunk of images is copied once into a planar
+  ``uint16`` buffer (chunk, 3, P); channel sums, squares and the three cross
+  products (each at most 255 * 255 = 65025, so ``uint16`` holds them) are
+  summed along the pixel axis in ``uint32`` over blocks of 65,536 pixels
+  (65,536 * 65,025 < 2**32) and in ``uint64`` across blocks. No rounding
+  happens, so the moments do not depend on chunking, summation order, thread
+  count or device. The covariance is then ``(P * S2 - s s^T) / (P (P - 1))``
+  in float64 (exact numerator for images up to about 600 x 600 pixels).
+* ``np.linalg.eigh`` runs on the stacked (chunk, 3, 3) covariances at once.
+* The shift is rounded once per image and channel (half to even) and added
+  with saturation in ``uint8``: ``min(max(x, lo), hi) + d`` with per-image
+  bounds, laid out as one image row so every ufunc call streams a whole row.
+  Adding the rounded shift equals rounding each shifted pixel except when
+  the shift's fraction is exactly one half.
+* Chunks of ``chunk_size`` images keep the working memory bounded for any N.
+  By default (``chunk_size=None``) a CPU chunk holds as many images as fit in
+  two 2.5 MB ``uint16`` buffers (8 images of 227 x 227, at least one image), so
+  they stay in the processor cache; on CUDA a chunk is up to 256 images, fewer
+  when their float64 copy would pass 512 MB.
+
+Canonical eigenvector sign: an eigenvector is defined up to sign, and while
+the sign does not change the distribution of the shift (``alpha_i`` is
+symmetric), it does change which image a given ``alpha`` produces. Every
+eigenvector is therefore flipped so that its component of largest absolute
+value (the first one on a tie) is positive. Eigenvectors of repeated
+eigenvalues (e.g. a uniform image, whose covariance is zero) are not unique
+beyond sign either; there the result is whatever LAPACK returns, which is
+harmless where the eigenvalue is zero because the term vanishes.
+
+``device="cuda"`` computes the same moments and applies the same shift on a
+GPU with torch (imported only then); the 3x3 eigen-decompositions stay on the
+CPU with the same code, so the GPU bytes equal the CPU bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from augtool.errors import OptionError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: Accepted values of ``scale``.
+SCALES = ("unit", "byte")
+#: Accepted values of ``device``.
+DEVICES = ("cpu", "cuda")
+#: Bytes of one CPU work buffer when ``chunk_size`` is None: 8 images of 227 x 227.
+CPU_BUFFER_BYTES = 2_500_000
+#: Most images per chunk on CUDA when ``chunk_size`` is None.
+CUDA_CHUNK_SIZE = 256
+#: Bytes of the float64 copy of a CUDA chunk when ``chunk_size`` is None.
+CUDA_BUFFER_BYTES = 512_000_000
+#: Pixels summed in ``uint32`` before widening: 65536 * 255**2 < 2**32.
+_SUM_BLOCK = 65536
+
+
+@dataclass(frozen=True)
+class PcaResult:
+    """Jittered images and everything needed to record or reproduce them.
+
+    Attributes:
+        images: (N, H, W, 3) uint8, a new array.
+        alphas: (N, k) float64, the ``alpha_i`` used, component order as
+            ``eigenvalues``.
+        eigenvalues: (N, 3) float64, descending, in the scale's units
+            ([0, 1]**2 for ``"unit"``, [0, 255]**2 for ``"byte"``).
+        eigenvectors: (N, 3, 3) float64; ``eigenvectors[n, i]`` is the unit
+            RGB eigenvector of ``eigenvalues[n, i]`` with the canonical sign.
+        shifts: (N, 3) float64, the RGB shift added to every pixel, in grey
+            levels (before rounding).
+    """
+
+    images: np.ndarray
+    alphas: np.ndarray
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray
+    shifts: np.ndarray
+
+
+def sample_alphas(rng: np.random.Generator, n: int, k: int = 3, std: float = 0.1) -> np.ndarray:
+    """Draw the PCA weights ``alpha ~ N(0, std)`` for ``n`` images.
+
+    Args:
+        rng: The generator to draw from (the only source of randomness).
+        n: Number of images (rows).
+        k: Number of principal components kept, 1 to 3.
+        std: Standard deviation of each alpha, >= 0.
+
+    Returns:
+        (n, k) float64. Rows are drawn in order, so drawing ``n`` rows at once
+        equals drawing one row ``n`` times from the same generator.
+
+    Raises:
+        OptionError: If an argument is out of range.
+    """
+    _check_rng(rng)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        raise OptionError("n", f"must be an integer >= 0, got {n!r}")
+    _check_k(k)
+    _check_std(std)
+    return rng.normal(0.0, float(std), size=(int(n), int(k)))
+
+
+def pca_jitter(
+    images: np.ndarray,
+    rng: np.random.Generator,
+    std: float = 0.1,
+    k: int = 3,
+    scale: str = "unit",
+    chunk_size: int | None = None,
+    device: str = "cpu",
+) -> PcaResult:
+    """Apply PCA colour jitter to a batch, drawing the alphas from ``rng``.
+
+    Equivalent to ``apply_pca_shift(images, sample_alphas(rng, len(images), k,
+    std), scale, chunk_size, device)``, with every argument checked before
+    anything is drawn.
+
+    Args:
+        images: (N, H, W, 3) uint8 RGB; never modified.
+        rng: Generator the (N, k) alphas are drawn from.
+        std: Standard deviation of the alphas, >= 0 (0 returns a copy).
+        k: Number of largest principal components used, 1 to 3.
+        scale: ``"unit"`` (pixels in [0, 1], Krizhevsky) or ``"byte"``
+            (pixels in [0, 255], 255 times stronger).
+        chunk_size: Images processed together; bounds the working memory and
+            never changes the result. None picks a size for the device (see
+            the module docstring).
+        device: ``"cpu"`` or ``"cuda"`` (needs torch with CUDA).
+
+    Returns:
+        The jittered images with the alphas, eigenvalues, eigenvectors and
+        shifts used.
+
+    Raises:
+        OptionError: If an argument is invalid or CUDA is unavailable.
+    """
+    _check_images(images)
+    _check_rng(rng)
+    _check_std(std)
+    _check_k(k)
+    _check_common(scale, chunk_size, device)
+    alphas = sample_alphas(rng, images.shape[0], k, std)
+    return apply_pca_shift(images, alphas, scale=scale, chunk_size=chunk_size, device=device)
+
+
+def apply_pca_shift(
+    images: np.ndarray,
+    alphas: np.ndarray,
+    scale: str = "unit",
+    chunk_size: int | None = None,
+    device: str = "cpu",
+) -> PcaResult:
+    """Add each image's PCA colour shift for given alphas (pure, no randomness).
+
+    Args:
+        images: (N, H, W, 3) uint8 RGB; never modified.
+        alphas: (N, k) finite floats, k in 1..3: the weights of the k largest
+            components of each image, e.g. from ``sample_alphas``.
+        scale: ``"unit"`` or ``"byte"``, see ``pca_jitter``.
+        chunk_size: Images processed together; never changes the result.
+            None picks a size for the device.
+        device: ``"cpu"`` or ``"cuda"``.
+
+    Returns:
+        The jittered images with the alphas, eigenvalues, eigenvectors and
+        shifts used.
+
+    Raises:
+        OptionError: If an argument is invalid or CUDA is unavailable.
+    """
+    _check_images(images)
+    alphas = _check_alphas(alphas, images.shape[0])
+    _check_common(scale, chunk_size, device)
+    backend = _numpy_backend() if device == "cpu" else _torch_backend("cuda")
+    if chunk_size is None:
+        chunk_size = default_chunk_size(images.shape[1] * images.shape[2], device)
+    return _run(images, alphas, scale, int(chunk_size), backend)
+
+
+def default_chunk_size(pixels: int, device: str) -> int:
+    """Images per chunk when ``chunk_size`` is None.
+
+    Args:
+        pixels: Pixels per image (H * W).
+        device: ``"cpu"`` or ``"cuda"``.
+
+    Returns:
+        On CPU the number of images whose planar ``uint16`` copy fits in
+        ``CPU_BUFFER_BYTES``; on CUDA the number whose float64 copy fits in
+        ``CUDA_BUFFER_BYTES``, at most ``CUDA_CHUNK_SIZE``; at least 1.
+    """
+    if device == "cuda":
+        return max(1, min(CUDA_CHUNK_SIZE, CUDA_BUFFER_BYTES // (3 * 8 * pixels)))
+    return max(1, CPU_BUFFER_BYTES // (3 * 2 * pixels))
+
+
+# --- the computation ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Backend:
+    """The two heavy steps of the jitter on one kind of array library.
+
+    Attributes:
+        moments: (chunk (m, H, W, 3) uint8) -> (sums (m, 3), squares (m, 3),
+            cross (m, 3)) as int64 numpy arrays; cross is [RG, GB, BR].
+        shift: (chunk, rounded shifts (m, 3) int64, out (m, H, W, 3) uint8
+            C-contiguous numpy array) -> None: writes the chunk plus the
+            shift, saturated, into ``out``.
+    """
+
+    moments: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+    shift: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+
+
+def _run(
+    images: np.ndarray, alphas: np.ndarray, scale: str, chunk_size: int, backend: _Backend
+) -> PcaResult:
+    """Process ``images`` chunk by chunk with ``backend``; see the module docstring."""
+    n, height, width, _ = images.shape
+    out = np.empty_like(images, order="C")
+    eigenvalues = np.zeros((n, 3))
+    eigenvectors = np.zeros((n, 3, 3))
+    shifts = np.zeros((n, 3))
+    pixels = height * width
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        chunk = images[start:stop]
+        sums, squares, cross = backend.moments(chunk)
+        cov = covariance_from_moments(sums, squares, cross, pixels, scale)
+        values, vectors = sorted_eigh(cov)
+        shift = shift_from_components(values, vectors, alphas[start:stop], scale)
+        steps = np.rint(np.clip(shift, -255.0, 255.0)).astype(np.int64)
+        backend.shift(chunk, steps, out[start:stop])
+        eigenvalues[start:stop] = values
+        eigenvectors[start:stop] = vectors
+        shifts[start:stop] = shift
+    return PcaResult(
+        images=out,
+        alphas=alphas.copy(),
+        eigenvalues=eigenvalues,
+        eigenvectors=eigenvectors,
+        shifts=shifts,
+    )
+
+
+def covariance_from_moments(
+    sums: np.ndarray, squares: np.ndarray, cross: np.ndarray, pixels: int, scale: str
+) -> np.ndarray:
+    """Per-image 3x3 RGB covariance (``ddof=1``) from exact integer moments.
+
+    Args:
+        sums: (m, 3) integer channel sums.
+        squares: (m, 3) integer sums of R*R, G*G, B*B.
+        cross: (m, 3) integer sums of R*G, G*B, B*R.
+        pixels: Pixels per image P (a 1-pixel image has zero covariance).
+        scale: ``"unit"`` divides by 255**2 (pixels in [0, 1]); ``"byte"`` not.
+
+    Returns:
+        (m, 3, 3) float64 symmetric covariances.
+    """
+    m = sums.shape[0]
+    second = np.empty((m, 3, 3), dtype=np.float64)
+    second[:, [0, 1, 2], [0, 1, 2]] = squares
+    second[:, [0, 1, 2], [1, 2, 0]] = cross
+    second[:, [1, 2, 0], [0, 1, 2]] = cross
+    s = sums.astype(np.float64)
+    numerator = pixels * second - s[:, :, None] * s[:, None, :]
+    denominator = float(pixels) * max(pixels - 1, 1)
+    if scale == "unit":
+        denominator *= 255.0 * 255.0
+    return numerator / denominator
+
+
+def sorted_eigh(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched eigen-decomposition, descending, with canonical signs.
+
+    Args:
+        cov: (m, 3, 3) symmetric matrices.
+
+    Returns:
+        ``(values, vectors)``: (m, 3) eigenvalues, descending and clipped at 0
+        (negative values are rounding noise of a positive semi-definite
+        matrix), and (m, 3, 3) eigenvectors as rows, each flipped so that its
+        largest-magnitude component (first on a tie) is positive.
+    """
+    values, columns = np.linalg.eigh(cov)
+    values = np.maximum(values[:, ::-1], 0.0)
+    vectors = np.ascontiguousarray(columns.transpose(0, 2, 1)[:, ::-1, :])
+    largest = np.argmax(np.abs(vectors), axis=2)
+    signs = np.where(np.take_along_axis(vectors, largest[:, :, None], axis=2) < 0, -1.0, 1.0)
+    return values, vectors * signs
+
+
+def shift_from_components(
+    values: np.ndarray, vectors: np.ndarray, alphas: np.ndarray, scale: str
+) -> np.ndarray:
+    """The RGB shift ``sum_i alpha_i lambda_i e_i`` in grey levels.
+
+    Args:
+        values: (m, 3) eigenvalues, descending.
+        vectors: (m, 3, 3) eigenvectors as rows, matching ``values``.
+        alphas: (m, k) weights of the k largest components.
+        scale: ``"unit"`` multiplies by 255 (the shift is in [0, 1] units).
+
+    Returns:
+        (m, 3) float64 shifts.
+    """
+    k = alphas.shape[1]
+    weights = alphas * values[:, :k]
+    shift = np.einsum("mi,mic->mc", weights, vectors[:, :k, :])
+    return shift * 255.0 if scale == "unit" else shift
+
+
+def _numpy_backend() -> _Backend:
+    """The CPU backend: integer moments and saturated uint8 adds in numpy.
+
+    Its two uint16 work buffers are allocated once per call of ``_run`` and
+    reused for every chunk (fresh large allocations cost page faults).
+    """
+    buffers: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    def moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        m = chunk.shape[0]
+        pixels = chunk.shape[1] * chunk.shape[2]
+        if (m, pixels) not in buffers:
+            buffers.clear()
+            buffers[m, pixels] = (
+                np.empty((m, 3, pixels), dtype=np.uint16),
+                np.empty((m, 3, pixels), dtype=np.uint16),
+            )
+        planar, products = buffers[m, pixels]
+        np.copyto(planar, chunk.reshape(m, pixels, 3).transpose(0, 2, 1))
+        sums = _exact_pixel_sum(planar)
+        np.multiply(planar, planar, out=products)
+        squares = _exact_pixel_sum(products)
+        for channel in range(3):
+            np.multiply(planar[:, channel], planar[:, (channel + 1) % 3], out=products[:, channel])
+        cross = _exact_pixel_sum(products)
+        return sums, squares, cross
+
+    return _Backend(moments=moments, shift=_numpy_shift)
+
+
+def _exact_pixel_sum(values: np.ndarray) -> np.ndarray:
+    """Sum a (m, 3, P) uint16 array over P without overflow, as int64."""
+    total = np.zeros(values.shape[:2], dtype=np.uint64)
+    for start in range(0, values.shape[2], _SUM_BLOCK):
+        total += values[:, :, start : start + _SUM_BLOCK].sum(axis=2, dtype=np.uint32)
+    return total.astype(np.int64)
+
+
+def _numpy_shift(chunk: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
+    """``out = clip(chunk + steps, 0, 255)`` in uint8, one image row per ufunc stream.
+
+    For a step ``d`` the saturated sum is ``min(max(x, -d), 255 - d) + d``
+    (bounds clipped to [0, 255]); after the clamp the sum is in range, so the
+    addition can wrap modulo 256 in uint8 and still be exact.
+    """
+    m, height, width, _ = chunk.shape
+    low = np.clip(-steps, 0, 255).astype(np.uint8)
+    high = np.clip(255 - steps, 0, 255).astype(np.uint8)
+    wrapped = np.mod(steps, 256).astype(np.uint8)
+
+    def row(per_channel: np.ndarray) -> np.ndarray:
+        return np.tile(per_channel, (1, width)).reshape(m, 1, width * 3)
+
+    rows = out.reshape(m, height, width * 3)
+    np.maximum(chunk.reshape(m, height, width * 3), row(low), out=rows)
+    np.minimum(rows, row(high), out=rows)
+    np.add(rows, row(wrapped), out=rows)
+
+
+def _torch_backend(device: str) -> _Backend:
+    """The torch backend on ``device``; float64 sums of integers are exact.
+
+    Raises:
+        OptionError: If torch is missing or ``device`` is "cuda" without CUDA.
+    """
+    try:
+        import torch
+    except ImportError as error:
+        raise OptionError(
+            "device", f"{device!r} needs torch (pip install 'augtool[train]')"
+        ) from error
+    if device == "cuda" and not torch.cuda.is_available():
+        raise OptionError("device", "'cuda' requested but torch finds no CUDA GPU; use 'cpu'")
+    target = torch.device(device)
+
+    def moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        m = chunk.shape[0]
+        x = torch.from_numpy(np.require(chunk, requirements=["C", "W"])).to(target)
+        x = x.reshape(m, -1, 3).to(torch.float64)
+        sums = x.sum(dim=1)
+        second = torch.bmm(x.transpose(1, 2), x)
+        squares = torch.diagonal(second, dim1=1, dim2=2)
+        cross = second[:, [0, 1, 2], [1, 2, 0]]
+        sums_np, squares_np, cross_np = (
+            t.cpu().numpy().astype(np.int64) for t in (sums, squares, cross)
+        )
+        return sums_np, squares_np, cross_np
+
+    def shift(chunk: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
+        x = torch.from_numpy(np.require(chunk, requirements=["C", "W"])).to(target)
+        x = x.to(torch.int16)
+        d = torch.from_numpy(steps.astype(np.int16)).to(target)[:, None, None, :]
+        out[...] = (x + d).clamp_(0, 255).to(torch.uint8).cpu().numpy()
+
+    return _Backend(moments=moments, shift=shift)
+
+
+# --- argument checks ---------------------------------------------------------
+
+
+def _check_images(images: Any) -> None:
+    if not isinstance(images, np.ndarray):
+        raise OptionError("images", f"must be a numpy array, got {type(images).__name__}")
+    if images.dtype != np.uint8:
+        raise OptionError("images", f"must have dtype uint8, got {images.dtype}")
+    if images.ndim != 4 or images.shape[3] != 3:
+        raise OptionError("images", f"must have shape (N, H, W, 3), got {images.shape}")
+    if images.shape[1] == 0 or images.shape[2] == 0:
+        raise OptionError("images", f"images must have at least one pixel, got {images.shape}")
+
+
+def _check_rng(rng: Any) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise OptionError("rng", f"must be a numpy.random.Generator, got {type(rng).__name__}")
+
+
+def _check_std(std: Any) -> None:
+    if (
+        isinstance(std, bool)
+        or not isinstance(std, numbers.Real)
+        or not math.isfinite(std)
+        or std < 0
+    ):
+        raise OptionError("std", f"must be a finite number >= 0, got {std!r}")
+
+
+def _check_k(k: Any) -> None:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= 3:
+        raise OptionError("k", f"must be an integer from 1 to 3, got {k!r}")
+
+
+def _check_common(scale: Any, chunk_size: Any, device: Any) -> None:
+    if scale not in SCALES:
+        raise OptionError("scale", f"must be one of {', '.join(SCALES)}, got {scale!r}")
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, numbers.Integral)
+        or chunk_size < 1
+    ):
+        raise OptionError("chunk_size", f"must be None or an integer >= 1, got {chunk_size!r}")
+    if device not in DEVICES:
+        raise OptionError("device", f"must be one of {', '.join(DEVICES)}, got {device!r}")
+
+
+def _check_alphas(alphas: Any, n: int) -> np.ndarray:
+    array = np.asarray(alphas)
+    if array.ndim != 2 or array.shape[0] != n or not 1 <= array.shape[1] <= 3:
+        raise OptionError("alphas", f"must have shape ({n}, k) with k in 1..3, got {array.shape}")
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise OptionError("alphas", f"must be real numbers, got dtype {array.dtype}")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise OptionError("alphas", "must be finite")
+    return array

@@ -1,0 +1,133 @@
+"""Time augtool's batched PCA colour jitter against albumentations' FancyPCA.
+
+Workload (SPEC §8): 1,676 images of 227 x 227, one thread. The images are the
+real cells of ``../shared/data/bccd-cells`` (cycled and resized) when that
+folder exists, otherwise generated smear-like images. Both ways run in the same
+process on the same images, best of ``--repeats`` runs each.
+
+The comparison is of speed only: the two compute different things. augtool
+adds Krizhevsky's constant colour shift ``sum_i alpha_i lambda_i e_i`` to every
+pixel; albumentations 2.0.8's ``fancy_pca`` (float32 in [0, 1]) adds to each
+pixel ``E diag(alpha * lambda) (x - mean)``, a perturbation proportional to
+that pixel's deviation from the image mean, so it changes contrast along the
+principal axes rather than shifting the colour.
+
+Run: ``python benchmarks/bench_pca.py`` (needs the ``test`` or ``bench`` extra).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = "1"
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from augtool.color import default_chunk_size, pca_jitter  # noqa: E402
+from augtool.decode import IMAGE_SUFFIXES, load_resized  # noqa: E402
+
+CELLS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "bccd-cells"
+COUNT = 1676
+SIZE = 227
+
+
+def smear_like(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A generated pinkish smear: pale background, pink discs, one purple blob."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    image = np.empty((size, size, 3), dtype=np.float64)
+    image[:] = (232, 214, 222)
+    for _ in range(12):
+        cy, cx = rng.uniform(0, size, 2)
+        radius = rng.uniform(14, 24)
+        inside = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
+        image[inside] = (214, 140, 160)
+    cy, cx = rng.uniform(size * 0.3, size * 0.7, 2)
+    image[(yy - cy) ** 2 + (xx - cx) ** 2 < 30**2] = (110, 60, 150)
+    image += rng.normal(0, 6, image.shape)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def load_workload(count: int, size: int) -> tuple[np.ndarray, str]:
+    """``count`` images (N, size, size, 3) and a sentence saying where they came from."""
+    paths = sorted(p for p in CELLS.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if paths:
+        cells = [load_resized(path, size) for path in paths]
+        images = np.stack([cells[i % len(cells)] for i in range(count)])
+        return images, f"{len(cells)} real BCCD cells, cycled, resized to {size}x{size}"
+    rng = np.random.default_rng(0)
+    images = np.stack([smear_like(rng, size) for _ in range(count)])
+    return images, f"generated smear-like images ({CELLS} not found)"
+
+
+def best_of(repeats: int, run: Callable[[], object]) -> float:
+    """Shortest wall time of ``repeats`` calls of ``run``, in seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="runs per way (best is kept)")
+    parser.add_argument("--count", type=int, default=COUNT, help="number of images")
+    parser.add_argument("--chunk-size", type=int, default=None, help="default: augtool's own")
+    args = parser.parse_args()
+
+    import albumentations as A
+
+    cv2.setNumThreads(1)
+    images, origin = load_workload(args.count, SIZE)
+    fancy = A.FancyPCA(alpha=0.1, p=1.0)
+    fancy.set_random_seed(0)
+
+    def albumentations_loop() -> list[np.ndarray]:
+        return [fancy(image=image)["image"] for image in images]
+
+    def augtool_batch() -> object:
+        return pca_jitter(images, np.random.default_rng(0), chunk_size=args.chunk_size)
+
+    # Each way: one untimed warm-up run (imports, caches, first touch of fresh memory,
+    # which is slow on a virtual machine), then its timed runs back to back.
+    albumentations_loop()
+    theirs = [best_of(1, albumentations_loop) for _ in range(args.repeats)]
+    augtool_batch()
+    ours = [best_of(1, augtool_batch) for _ in range(args.repeats)]
+    t_alb, t_ours = min(theirs), min(ours)
+
+    n = len(images)
+    chunk = args.chunk_size or default_chunk_size(SIZE * SIZE, "cpu")
+    cpu = platform.processor() or platform.machine()
+    print(f"workload: {n} images {SIZE}x{SIZE}x3 uint8 ({origin})")
+    print(f"machine: {cpu}, {os.cpu_count()} CPUs, run on one thread")
+    print(
+        f"versions: numpy {np.__version__}, albumentations {A.__version__}, cv2 {cv2.__version__}"
+    )
+    print(f"best of {args.repeats} runs, each way after one warm-up run:")
+    rows = [
+        ("albumentations FancyPCA(alpha=0.1, p=1), per image", t_alb),
+        (f"augtool pca_jitter, one batch call (chunks of {chunk})", t_ours),
+    ]
+    for (label, seconds), runs in zip(rows, (theirs, ours), strict=True):
+        print(f"  {label:<55} {seconds:7.3f} s  {n / seconds:7.0f} images/s")
+        print(f"    all runs: {', '.join(f'{t:.3f}' for t in runs)} s")
+    print(f"  ratio: augtool is {t_alb / t_ours:.1f}x faster")
+    print(
+        "speed only, the two compute different things: FancyPCA adds E diag(alpha*lambda) "
+        "(x - mean) to each pixel x (a contrast change along the principal axes); "
+        "pca_jitter adds the same shift sum_i alpha_i lambda_i e_i to every pixel."
+    )
+
+
+if __name__ == "__main__":
+    main()

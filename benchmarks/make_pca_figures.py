@@ -1,0 +1,79 @@
+"""Draw the contact sheets of docs/pca.md: one real cell, original + 5 PCA jitters.
+
+Writes ``docs/img/pca_unit.png`` and ``docs/img/pca_byte.png``: the same cell
+(``../shared/data/bccd-cells/WBC/BloodImage_00024_wbc.jpg`` resized to 227 x 227,
+or a generated smear when the shared data is absent), jittered five times with
+``pca_jitter(std=0.1, k=3)`` and the same alphas (seed 0) on each scale. Under
+every tile its shift (R, G, B) in grey levels.
+
+Run: ``python benchmarks/make_pca_figures.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from augtool.color import pca_jitter
+from augtool.decode import load_resized
+
+ROOT = Path(__file__).resolve().parents[1]
+CELL = ROOT / ".." / "shared" / "data" / "bccd-cells" / "WBC" / "BloodImage_00024_wbc.jpg"
+SIZE = 227
+COPIES = 5
+GAP = 4
+LABEL = 22
+
+
+def generated_cell(size: int) -> np.ndarray:
+    """A pale smear with pink discs and a purple nucleus (when no real cell exists)."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size]
+    image = np.empty((size, size, 3))
+    image[:] = (232, 214, 222)
+    for _ in range(10):
+        cy, cx = rng.uniform(0, size, 2)
+        image[(yy - cy) ** 2 + (xx - cx) ** 2 < 20**2] = (214, 140, 160)
+    image[(yy - size / 2) ** 2 + (xx - size / 2) ** 2 < 40**2] = (110, 60, 150)
+    image += rng.normal(0, 6, image.shape)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def tile(image: np.ndarray, text: str) -> np.ndarray:
+    """The image above a white band carrying ``text``."""
+    band = np.full((LABEL, image.shape[1], 3), 255, dtype=np.uint8)
+    cv2.putText(band, text, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([image, band])
+
+
+def sheet(original: np.ndarray, scale: str) -> np.ndarray:
+    """Original + ``COPIES`` jitters on ``scale``, side by side with white gaps."""
+    batch = np.repeat(original[None], COPIES, axis=0)
+    result = pca_jitter(batch, np.random.default_rng(0), std=0.1, k=3, scale=scale)
+    tiles = [tile(original, "original")]
+    for image, shift in zip(result.images, result.shifts, strict=True):
+        tiles.append(tile(image, "shift " + " ".join(f"{round(v):+d}" for v in shift)))
+    gap = np.full((SIZE + LABEL, GAP, 3), 255, dtype=np.uint8)
+    row = [tiles[0]]
+    for t in tiles[1:]:
+        row += [gap, t]
+    return np.concatenate(row, axis=1)
+
+
+def main() -> None:
+    original = load_resized(CELL, SIZE) if CELL.exists() else generated_cell(SIZE)
+    out = ROOT / "docs" / "img"
+    out.mkdir(parents=True, exist_ok=True)
+    for scale in ("unit", "byte"):
+        path = out / f"pca_{scale}.png"
+        rgb = sheet(original, scale)
+        cv2.imwrite(
+            str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]
+        )
+        print(f"{path.relative_to(ROOT)}: {path.stat().st_size / 1024:.0f} KB")
+
+
+if __name__ == "__main__":
+    main()
