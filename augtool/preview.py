@@ -179,7 +179,7 @@ def sheet_tiles(
     sha256 = hashlib.sha256(data).hexdigest()
     names = [ORIGINAL, *TRANSFORMS]
     task = SourceTask(
-        path=str(path.resolve()),
+        path=str(path),
         sha256=sha256,
         width=width,
         height=height,
@@ -196,12 +196,13 @@ def sheet_tiles(
     alphas = sample_alphas(output_rng(seed, sha256, pca_copy), 1, 3, pca_std)
     for scale in PCA_SCALES:
         result = apply_pca_shift(original[None], alphas, scale=scale)
-        shift = ", ".join(f"{v:+.1f}" for v in result.shifts[0])
-        tiles.append(Tile(result.images[0], f"pca {scale}", f"RGB shift {shift}"))
+        shift = " ".join(f"{round(v, 1) or 0.0:+.1f}" for v in result.shifts[0])
+        tiles.append(Tile(result.images[0], f"pca {scale}", f"shift {shift}"))
     reduction = choose_reduction(width, height, size)
+    decoded = f", decoded at 1/{reduction}" if reduction > 1 else ""
     about = (
-        f"{path.name} · {width}×{height} · decoded at 1/{reduction} · seed {seed} · "
-        f"{size} px tiles · PCA std {pca_std:g}, copy {pca_copy}"
+        f"{path.name} {width}×{height}{decoded} · seed {seed} · {size} px tiles · "
+        f"lengths in source px · PCA std {pca_std:g}"
     )
     return tiles, about
 
@@ -216,17 +217,18 @@ def describe(name: str, params: dict, width: int, height: int) -> str:
         height: Source height.
 
     Returns:
-        A short human line, e.g. ``"σ = 5.1 src px"`` or ``"+23.4° (ccw)"``.
+        A short human line, e.g. ``"σ = 5.1 px"`` or ``"+23.4° (ccw)"`` (lengths
+        in source pixels).
     """
     if name == "original":
         return f"{width}×{height} source"
     if "sigma" in params:
-        return f"σ = {params['sigma']:.1f} src px"
+        return f"σ = {params['sigma']:.1f} px"
     if name == "rotate":
         turn = "ccw" if params["angle"] >= 0 else "cw"
         return f"{params['angle']:+.1f}° ({turn})"
     if name == "translate":
-        return f"dx {params['dx']:+.1f}, dy {params['dy']:+.1f} src px"
+        return f"dx {params['dx']:+.1f} dy {params['dy']:+.1f} px"
     if "factor" in params:
         return f"factor {params['factor']:+.2f}"
     fixed = {
