@@ -581,5 +581,89 @@ def synth(
         click.echo(f"synth: {summary.line()}")
 
 
+# --- augtool preview -----------------------------------------------------------------------------
+
+
+@main.command("preview")
+@click.argument("source", metavar="IMAGE|OUT_DATASET", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PNG file to write.",
+)
+@click.option(
+    "--size",
+    type=int,
+    default=None,
+    help="Image: tile side length, as expand --size. [default: 227]",
+)
+@click.option(
+    "--pca-std",
+    type=float,
+    default=None,
+    help="Image: std of the PCA alphas, as expand --pca-std. [default: 0.1]",
+)
+@click.option(
+    "--columns",
+    type=int,
+    default=None,
+    help="Image: tiles per row. [default: 5]",
+)
+@click.option(
+    "--per-cell",
+    type=int,
+    default=None,
+    help="Dataset: random images per class and split. [default: 4]",
+)
+@seed_option
+@overwrite_option
+@quiet_option
+@library_errors
+def preview(
+    source: Path,
+    out: Path,
+    size: int | None,
+    pca_std: float | None,
+    columns: int | None,
+    per_cell: int | None,
+    seed: int,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Draw a labelled PNG of what augmentation does, to look at before training.
+
+    Given an IMAGE file: a contact sheet like the paper's Fig. 2, the original
+    and one output of each of the ten transforms plus PCA colour jitter at the
+    unit and byte scales, made exactly as `expand --seed SEED` makes copy k of
+    that file; each tile is labelled with its parameters.
+
+    Given an expand OUT_DATASET (folder or .h5): random outputs per class (rows)
+    and split (column groups), each labelled with its transform.
+
+    \b
+    Examples:
+      augtool preview raw/ALL/im001.jpg --out sheet.png
+      augtool preview raw/ALL/im001.jpg --out sheet.png --size 160 --seed 3 --columns 7
+      augtool preview out/ --out grid.png --per-cell 6
+    """
+    from augtool.preview import preview as run_preview
+
+    result = run_preview(
+        source,
+        out,
+        size=size,
+        seed=seed,
+        pca_std=pca_std,
+        columns=columns,
+        per_cell=per_cell,
+        overwrite=overwrite,
+    )
+    if not quiet:
+        what = "contact sheet" if result.kind == "image" else "dataset grid"
+        click.echo(f"wrote {what} {out} ({result.width}x{result.height} px, {result.tiles} tiles)")
+
+
 if __name__ == "__main__":
     main()

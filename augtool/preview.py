@@ -1,0 +1,509 @@
+"""Pictures to look at before training: a contact sheet of one image, or a dataset grid.
+
+* :func:`contact_sheet` shows one source image the way the paper's Fig. 2
+  does: the original and one output of every conventional transform, plus the
+  PCA colour jitter at both scales, each tile labelled with its parameters.
+  The tiles are made by the same code as ``expand``'s outputs
+  (:func:`augtool.render.render_source`): tile ``k`` is copy ``k`` of the file,
+  with the parameters drawn from ``output_rng(seed, sha256(file), k)``. The
+  two PCA tiles share copy 11's alphas, so they differ only in the scale.
+* :func:`dataset_grid` shows random outputs of an ``expand`` result (folder
+  or HDF5): one row per class, one column group per split, each tile labelled
+  with its transform.
+
+Labels are drawn with OpenCV. OpenCV 5 draws them with its built-in ``sans``
+font (Unicode: "σ", "°"); older versions use a Hershey font and plain-ASCII
+spellings ("sigma", "deg"). The layout never depends on text metrics, so a
+sheet's pixel size follows from the tile size and the constants below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from augtool.decode import choose_reduction, image_size
+from augtool.errors import InputError, OptionError, OutputError
+from augtool.transforms import TRANSFORMS, Ranges
+
+#: Space between tiles and around the sheet, pixels.
+GAP = 8
+#: Height of a contact-sheet tile's label strip (two lines: name, parameters).
+LABEL_HEIGHT = 40
+#: Height of the title strip on top of a sheet or grid.
+TITLE_HEIGHT = 30
+#: Height of a grid tile's label strip (one line: the transform).
+GRID_LABEL_HEIGHT = 22
+#: Height of the grid's split header row.
+HEADER_HEIGHT = 26
+#: Width of the grid's class-name column.
+ROW_LABEL_WIDTH = 120
+#: Extra space between the grid's split groups.
+GROUP_GAP = 16
+#: Columns of a contact sheet unless told otherwise.
+DEFAULT_COLUMNS = 5
+#: PCA scales shown on a contact sheet, in order.
+PCA_SCALES = ("unit", "byte")
+#: Tiles on a contact sheet: the original, the ten transforms, PCA at both scales.
+SHEET_TILES = 1 + len(TRANSFORMS) + len(PCA_SCALES)
+#: Largest source accepted, pixels (as ``expand --max-pixels``'s default).
+MAX_PIXELS = 100_000_000
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_BACKGROUND = (246, 246, 246)
+_INK = (20, 20, 20)
+_MUTED = (90, 90, 90)
+_ASCII = {"σ": "sigma", "°": " deg", "α": "a", "×": "x", "—": "-", "·": "|"}
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One labelled picture of a sheet.
+
+    Attributes:
+        image: ``(S, S, 3)`` uint8 RGB.
+        title: First label line (transform name).
+        detail: Second label line (its parameters), may be empty.
+    """
+
+    image: np.ndarray
+    title: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    """What :func:`preview` wrote.
+
+    Attributes:
+        out: The PNG file.
+        kind: ``image`` (contact sheet) or ``dataset`` (grid).
+        width: Picture width in pixels.
+        height: Picture height in pixels.
+        tiles: Number of tiles drawn.
+    """
+
+    out: Path
+    kind: str
+    width: int
+    height: int
+    tiles: int
+
+
+# --- what is the input? ---------------------------------------------------------------
+
+
+def detect_kind(path: str | Path) -> str:
+    """Tell an image file from an ``expand`` output.
+
+    Args:
+        path: What the user gave.
+
+    Returns:
+        ``"dataset"`` for a folder with ``manifest.csv`` or an HDF5 file,
+        ``"image"`` for any other file (checked when it is read).
+
+    Raises:
+        InputError: If the path does not exist or is a folder that is not an
+            ``expand`` output.
+    """
+    from augtool.io import MANIFEST_NAME
+
+    path = Path(path)
+    if path.is_dir():
+        if (path / MANIFEST_NAME).is_file():
+            return "dataset"
+        raise InputError(
+            f"{path}: a folder without {MANIFEST_NAME}, so not an `augtool expand` output; "
+            "give one image file (contact sheet) or an expand output folder or .h5 file (grid)"
+        )
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(_HDF5_MAGIC))
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror})") from err
+    return "dataset" if head == _HDF5_MAGIC else "image"
+
+
+# --- contact sheet of one image -------------------------------------------------------
+
+
+def sheet_tiles(
+    path: str | Path,
+    size: int = 227,
+    seed: int = 0,
+    pca_std: float = 0.1,
+    ranges: Ranges | None = None,
+) -> tuple[list[Tile], str]:
+    """Render the original, every transform and PCA at both scales, as ``expand`` would.
+
+    Args:
+        path: The source image file.
+        size: Output side length (``expand --size``).
+        seed: Run seed (``expand --seed``).
+        pca_std: Standard deviation of the PCA alphas (``expand --pca-std``).
+        ranges: Transform parameter ranges; the paper's by default.
+
+    Returns:
+        The ``SHEET_TILES`` tiles and a one-line description of the source.
+
+    Raises:
+        InputError: If the file cannot be read or is not a decodable image.
+        OptionError: If ``size`` or ``pca_std`` is out of range.
+    """
+    from augtool.color import apply_pca_shift, sample_alphas
+    from augtool.plan import ORIGINAL, output_rng
+    from augtool.render import RenderSettings, SourceTask, render_source
+
+    if not 8 <= size <= 4096:
+        raise OptionError("--size", f"must be between 8 and 4096, got {size}")
+    if not (math.isfinite(pca_std) and pca_std >= 0):
+        raise OptionError("--pca-std", f"must be a finite number >= 0, got {pca_std}")
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror})") from err
+    width, height = image_size(data, str(path))
+    if width * height > MAX_PIXELS:
+        raise InputError(f"{path}: {width}x{height} is above {MAX_PIXELS:,} pixels")
+    sha256 = hashlib.sha256(data).hexdigest()
+    names = [ORIGINAL, *TRANSFORMS]
+    task = SourceTask(
+        path=str(path),
+        sha256=sha256,
+        width=width,
+        height=height,
+        jobs=tuple((copy, copy, name) for copy, name in enumerate(names)),
+    )
+    settings = RenderSettings(size=size, ranges=ranges or Ranges(), seed=seed, encoding="array")
+    rendered = render_source(task, settings)
+    tiles = [
+        Tile(np.asarray(item.payload), name, describe(name, json.loads(item.params), width, height))
+        for name, item in zip(names, rendered, strict=True)
+    ]
+    original = np.asarray(rendered[0].payload)
+    pca_copy = len(names)
+    alphas = sample_alphas(output_rng(seed, sha256, pca_copy), 1, 3, pca_std)
+    for scale in PCA_SCALES:
+        result = apply_pca_shift(original[None], alphas, scale=scale)
+        shift = " ".join(f"{round(v, 1) or 0.0:+.1f}" for v in result.shifts[0])
+        tiles.append(Tile(result.images[0], f"pca {scale}", f"shift {shift}"))
+    reduction = choose_reduction(width, height, size)
+    decoded = f", decoded at 1/{reduction}" if reduction > 1 else ""
+    about = (
+        f"{path.name} {width}×{height}{decoded} · seed {seed} · {size} px tiles · "
+        f"lengths in source px · PCA std {pca_std:g}"
+    )
+    return tiles, about
+
+
+def describe(name: str, params: dict, width: int, height: int) -> str:
+    """The label's parameter line for one transform's recorded parameters.
+
+    Args:
+        name: ``original`` or a transform name.
+        params: Its parameters as recorded in the manifest.
+        width: Source width (for the original's line).
+        height: Source height.
+
+    Returns:
+        A short human line, e.g. ``"σ = 5.1 px"`` or ``"+23.4° (ccw)"`` (lengths
+        in source pixels).
+    """
+    if name == "original":
+        return f"{width}×{height} source"
+    if "sigma" in params:
+        return f"σ = {params['sigma']:.1f} px"
+    if name == "rotate":
+        turn = "ccw" if params["angle"] >= 0 else "cw"
+        return f"{params['angle']:+.1f}° ({turn})"
+    if name == "translate":
+        return f"dx {params['dx']:+.1f} dy {params['dy']:+.1f} px"
+    if "factor" in params:
+        return f"factor {params['factor']:+.2f}"
+    fixed = {
+        "gray": "luminance only",
+        "histeq": "equalized gray",
+        "flip_x": "top-bottom",
+        "flip_y": "left-right",
+    }
+    return fixed.get(name, "")
+
+
+def contact_sheet(
+    path: str | Path,
+    size: int = 227,
+    seed: int = 0,
+    pca_std: float = 0.1,
+    columns: int = DEFAULT_COLUMNS,
+    ranges: Ranges | None = None,
+) -> np.ndarray:
+    """The labelled contact sheet of one source image (the paper's Fig. 2, and PCA).
+
+    Args:
+        path: The source image file.
+        size: Tile side length (``expand --size``).
+        seed: Run seed.
+        pca_std: Standard deviation of the PCA alphas.
+        columns: Tiles per row, 1 to ``SHEET_TILES``.
+        ranges: Transform parameter ranges; the paper's by default.
+
+    Returns:
+        ``(TITLE_HEIGHT + rows * (size + LABEL_HEIGHT) + (rows + 1) * GAP,
+        columns * size + (columns + 1) * GAP, 3)`` uint8 RGB, with
+        ``rows = ceil(SHEET_TILES / columns)``.
+
+    Raises:
+        InputError: If the file is not a usable image.
+        OptionError: If an option is out of range.
+    """
+    if not 1 <= columns <= SHEET_TILES:
+        raise OptionError("--columns", f"must be between 1 and {SHEET_TILES}, got {columns}")
+    tiles, about = sheet_tiles(path, size, seed, pca_std, ranges)
+    rows = math.ceil(len(tiles) / columns)
+    cell_h = size + LABEL_HEIGHT
+    sheet = _canvas(
+        TITLE_HEIGHT + rows * cell_h + (rows + 1) * GAP, columns * size + (columns + 1) * GAP
+    )
+    _text(sheet, about, GAP, 0, sheet.shape[1] - 2 * GAP, TITLE_HEIGHT, 15, _INK)
+    for i, tile in enumerate(tiles):
+        row, col = divmod(i, columns)
+        y = TITLE_HEIGHT + GAP + row * (cell_h + GAP)
+        x = GAP + col * (size + GAP)
+        sheet[y : y + size, x : x + size] = tile.image
+        _text(sheet, tile.title, x + 2, y + size, size - 2, LABEL_HEIGHT // 2, 14, _INK)
+        _text(sheet, tile.detail, x + 2, y + size + LABEL_HEIGHT // 2, size - 2, 18, 13, _MUTED)
+    return sheet
+
+
+# --- grid of an expand output ---------------------------------------------------------
+
+
+def dataset_grid(path: str | Path, per_cell: int = 4, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Random outputs of an ``expand`` result: a row per class, a column group per split.
+
+    Args:
+        path: Output folder or HDF5 file.
+        per_cell: Images shown per (class, split), drawn without replacement
+            (all of them where the cell has fewer).
+        seed: Seed of the draw.
+
+    Returns:
+        The picture, ``(TITLE_HEIGHT + HEADER_HEIGHT + C * (S + GRID_LABEL_HEIGHT)
+        + (C + 1) * GAP, ROW_LABEL_WIDTH + P * (per_cell * S + (per_cell - 1) *
+        GAP) + (P - 1) * GROUP_GAP + 2 * GAP, 3)`` uint8 RGB for C classes, P
+        splits and image side S; and the number of tiles drawn.
+
+    Raises:
+        InputError: If ``path`` is not a readable ``expand`` output, or it is empty.
+        OptionError: If ``per_cell`` is out of range.
+    """
+    from augtool.io import open_dataset
+
+    if not 1 <= per_cell <= 64:
+        raise OptionError("--per-cell", f"must be between 1 and 64, got {per_cell}")
+    data = open_dataset(path)
+    if len(data) == 0:
+        raise InputError(f"{path}: the dataset holds no images")
+    side = int(data.images.shape[1])
+    splits = data.split_names
+    group_w = per_cell * side + (per_cell - 1) * GAP
+    cell_h = side + GRID_LABEL_HEIGHT
+    n_classes = len(data.class_names)
+    grid = _canvas(
+        TITLE_HEIGHT + HEADER_HEIGHT + n_classes * cell_h + (n_classes + 1) * GAP,
+        ROW_LABEL_WIDTH + len(splits) * group_w + (len(splits) - 1) * GROUP_GAP + 2 * GAP,
+    )
+    about = f"{Path(path).name} · {len(data)} images · {side} px · draw seed {seed}"
+    _text(grid, about, GAP, 0, grid.shape[1] - 2 * GAP, TITLE_HEIGHT, 15, _INK)
+    tiles = 0
+    for s, split in enumerate(splits):
+        x0 = ROW_LABEL_WIDTH + GAP + s * (group_w + GROUP_GAP)
+        header = f"{split} ({int(np.count_nonzero(data.splits == split))})"
+        _text(grid, header, x0, TITLE_HEIGHT, group_w, HEADER_HEIGHT, 16, _INK, center=True)
+        for label in range(n_classes):
+            y = TITLE_HEIGHT + HEADER_HEIGHT + GAP + label * (cell_h + GAP)
+            members = np.flatnonzero((data.splits == split) & (data.labels == label))
+            if len(members) == 0:
+                _text(grid, "(none)", x0, y, group_w, side, 14, _MUTED, center=True)
+                continue
+            rng = np.random.default_rng([seed, s, label])
+            chosen = np.sort(rng.choice(members, min(per_cell, len(members)), replace=False))
+            for j, index in enumerate(chosen):
+                x = x0 + j * (side + GAP)
+                grid[y : y + side, x : x + side] = data.images[index]
+                title = data.transforms[index]
+                _text(grid, title, x + 2, y + side, side - 2, GRID_LABEL_HEIGHT, 13, _INK)
+                tiles += 1
+    for label, name in enumerate(data.class_names):
+        y = TITLE_HEIGHT + HEADER_HEIGHT + GAP + label * (cell_h + GAP)
+        count = int(np.count_nonzero(data.labels == label))
+        _text(grid, name, GAP, y + side // 2 - 20, ROW_LABEL_WIDTH - GAP, 22, 16, _INK)
+        _text(grid, f"{count} images", GAP, y + side // 2, ROW_LABEL_WIDTH - GAP, 20, 13, _MUTED)
+    return grid, tiles
+
+
+# --- the command ----------------------------------------------------------------------
+
+
+def preview(
+    source: str | Path,
+    out: str | Path,
+    *,
+    size: int | None = None,
+    seed: int = 0,
+    pca_std: float | None = None,
+    columns: int | None = None,
+    per_cell: int | None = None,
+    overwrite: bool = False,
+) -> PreviewResult:
+    """Write the contact sheet of an image, or the grid of an ``expand`` output, as PNG.
+
+    Options that belong to the other kind of preview must be left as ``None``.
+
+    Args:
+        source: An image file, or an ``expand`` output folder or HDF5 file.
+        out: The PNG to write (atomically: a temporary file, then a rename).
+        size: Contact sheet: tile side length (default 227).
+        seed: Seed: of the transform parameters (sheet) or of the draw (grid).
+        pca_std: Contact sheet: standard deviation of the PCA alphas (default 0.1).
+        columns: Contact sheet: tiles per row (default 5).
+        per_cell: Grid: images per (class, split) (default 4).
+        overwrite: Replace ``out`` if it exists.
+
+    Returns:
+        What was written.
+
+    Raises:
+        InputError: If ``source`` is neither a usable image nor an expand output.
+        OptionError: For an out-of-range option or one of the other kind.
+        OutputError: If ``out`` exists (without ``overwrite``) or cannot be written.
+    """
+    source, out = Path(source), Path(out)
+    check_out(out, source, overwrite)
+    kind = detect_kind(source)
+    if kind == "image":
+        if per_cell is not None:
+            raise OptionError("--per-cell", "applies to an expand output, not to an image file")
+        picture = contact_sheet(
+            source,
+            size=227 if size is None else size,
+            seed=seed,
+            pca_std=0.1 if pca_std is None else pca_std,
+            columns=DEFAULT_COLUMNS if columns is None else columns,
+        )
+        tiles = SHEET_TILES
+    else:
+        for option, value in (("--size", size), ("--pca-std", pca_std), ("--columns", columns)):
+            if value is not None:
+                raise OptionError(option, "applies to an image file, not to an expand output")
+        picture, tiles = dataset_grid(
+            source, per_cell=4 if per_cell is None else per_cell, seed=seed
+        )
+    write_png(out, picture, overwrite)
+    return PreviewResult(out, kind, picture.shape[1], picture.shape[0], tiles)
+
+
+def check_out(out: Path, source: Path, overwrite: bool) -> None:
+    """Refuse an output that is not a new ``.png`` beside an existing folder.
+
+    Raises:
+        OptionError: If ``out`` does not end in ``.png`` or is the input itself.
+        OutputError: If ``out`` exists and ``overwrite`` is false, or its
+            folder does not exist.
+    """
+    if out.suffix.lower() != ".png":
+        raise OptionError("--out", f"must be a .png file, got {out}")
+    if out.exists() and source.exists() and out.resolve() == source.resolve():
+        raise OptionError("--out", f"{out} is the input; choose another file")
+    if out.is_dir():
+        raise OutputError(f"{out} is a folder; give a file name ending in .png")
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out} exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise OutputError(f"{out.parent}: no such folder")
+
+
+def write_png(out: str | Path, image: np.ndarray, overwrite: bool = False) -> None:
+    """Encode an RGB image as PNG and put it at ``out`` atomically.
+
+    The bytes go to a temporary file in the same folder, which is then renamed
+    over ``out``: readers see the old file or the new one, never half of it.
+
+    Raises:
+        OutputError: If ``out`` exists and ``overwrite`` is false, or writing fails.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out} exists; pass --overwrite to replace it")
+    ok, buf = cv2.imencode(
+        ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]
+    )
+    if not ok:
+        raise OutputError(f"{out}: OpenCV could not encode the picture as PNG")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(buf.tobytes())
+        os.replace(tmp, out)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(
+            f"writing {out} failed: {err.strerror or err} (errno {err.errno})"
+        ) from err
+
+
+# --- drawing --------------------------------------------------------------------------
+
+
+def _canvas(height: int, width: int) -> np.ndarray:
+    canvas = np.empty((height, width, 3), dtype=np.uint8)
+    canvas[:] = _BACKGROUND
+    return canvas
+
+
+def _text(
+    canvas: np.ndarray,
+    text: str,
+    x: int,
+    y: int,
+    width: int,
+    height: int,
+    px: int,
+    color: tuple[int, int, int],
+    center: bool = False,
+) -> None:
+    """Draw one line of text, vertically centred, clipped to the box (x, y, width, height)."""
+    if not text or width <= 0 or height <= 0:
+        return
+    box = np.ascontiguousarray(canvas[y : y + height, x : x + width])
+    baseline = (height + px) // 2 - max(1, px // 6)
+    font = _font()
+    if font is not None:
+        flags = cv2.PUT_TEXT_ALIGN_CENTER if center else cv2.PUT_TEXT_ALIGN_LEFT
+        org = (width // 2 if center else 0, baseline)
+        cv2.putText(box, text, org, color, font, px, 400, flags)
+    else:
+        ascii_text = "".join(_ASCII.get(ch, ch) for ch in text).encode("ascii", "replace")
+        line = ascii_text.decode("ascii")
+        scale = cv2.getFontScaleFromHeight(cv2.FONT_HERSHEY_SIMPLEX, px * 3 // 4, 1)
+        (w, _), _ = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        org = ((width - w) // 2 if center else 0, baseline)
+        cv2.putText(box, line, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
+    canvas[y : y + height, x : x + width] = box
+
+
+def _font() -> cv2.FontFace | None:
+    """OpenCV 5's built-in sans font, or None on older OpenCV (Hershey is used then)."""
+    face = getattr(cv2, "FontFace", None)
+    return face("sans") if face is not None else None
