@@ -427,9 +427,10 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         reporter.close()
     if not quiet:
         kind = "HDF5" if summary.output_format == "hdf5" else options.image_format.upper()
+        resumed = f", {summary.resumed} of them from the interrupted run" if summary.resumed else ""
         click.echo(
             f"wrote {summary.total} images ({kind} {options.size}x{options.size}) to {out} "
-            f"in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s)"
+            f"in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s{resumed})"
         )
         click.echo(_counts_table(summary.counts, summary.scan.classes))
 

@@ -185,7 +185,8 @@ class ExpandSummary:
 
     Attributes:
         out: The output path.
-        total: Images written.
+        total: Images in the output.
+        resumed: Images found done in a partial output (``--resume``), not rendered again.
         counts: Images per (split, class).
         seconds: Wall time.
         scan: The scan result (sources, skipped files, duplicates).
@@ -194,6 +195,7 @@ class ExpandSummary:
 
     out: Path
     total: int
+    resumed: int
     counts: dict[tuple[str, str], int]
     seconds: float
     scan: ScanResult
@@ -201,8 +203,9 @@ class ExpandSummary:
 
     @property
     def images_per_second(self) -> float:
-        """Throughput of the whole run."""
-        return self.total / self.seconds if self.seconds > 0 else float("inf")
+        """Throughput of this run (images rendered now, over its wall time)."""
+        rendered = self.total - self.resumed
+        return rendered / self.seconds if self.seconds > 0 else float("inf")
 
 
 @dataclass(frozen=True)
@@ -398,6 +401,7 @@ def expand(
     return ExpandSummary(
         out=out,
         total=len(run.jobs),
+        resumed=len(done),
         counts=dict(sorted(counts.items())),
         seconds=time.perf_counter() - started,
         scan=scan_result,
