@@ -226,6 +226,8 @@ class DaskBackend:
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
+                # no dashboard; its HTTP server (health checks) on a free loopback port
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             )
         except Exception as err:
             raise ClusterError(
