@@ -334,12 +334,11 @@ class DaskBackend:
                 except KilledWorker as err:
                     raise ClusterError(
                         f"{task.path}: rendering it killed Dask workers again and again (out of "
-                        "memory? see the worker logs); nothing final was written"
+                        "memory? see the worker logs)"
                     ) from err
                 except CancelledError as err:
                     raise ClusterError(
-                        f"lost the Dask scheduler at {self.address} mid-run ({err}); nothing "
-                        "final was written"
+                        f"lost the Dask scheduler at {self.address} mid-run ({err})"
                     ) from err
                 del future
                 following = next(todo, None)

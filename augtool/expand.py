@@ -18,7 +18,7 @@ from typing import Protocol
 
 from augtool import __version__
 from augtool.backends import Backend, LocalBackend
-from augtool.errors import InputError, Interrupted, OptionError, OutputError
+from augtool.errors import ClusterError, InputError, Interrupted, OptionError, OutputError
 from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
 from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask
@@ -387,6 +387,12 @@ def expand(
             f"interrupted; nothing final was written. The partial output is kept in "
             f"{writer.tmp}: run the same command with --resume to continue, or delete it"
         ) from None
+    except ClusterError as err:
+        writer.abort(keep=True)
+        raise ClusterError(
+            f"{err}. The partial output is kept in {writer.tmp}: run the same command with "
+            "--resume to continue (on any backend), or delete it"
+        ) from err
     except OSError as err:
         writer.abort()
         raise OutputError(
