@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from augtool.backends import DaskBackend
 from augtool.errors import ClusterError, OptionError
 from augtool.expand import ExpandOptions, expand
-from augtool.render import RenderSettings, SourceTask
+from augtool.render import RenderSettings, SourceTask, render_source
 from augtool.transforms import Ranges
 from augtool.writers import partial_path
 from cli import main
@@ -215,6 +215,26 @@ def test_resume_an_interrupted_dask_run(cluster, raw: Path, tmp_path: Path) -> N
         assert partial_path(out).is_dir()
         resumed = ExpandOptions(**{**OPTIONS.__dict__, "resume": True})
         expand(raw, out, resumed, backend=backend)
+    assert folder_hashes(out) == folder_hashes(tmp_path / "local")
+
+
+class LosesTheClusterAfterOneTask:
+    """A backend whose cluster goes away after the first result."""
+
+    def render(self, tasks, settings):
+        yield render_source(tasks[0], settings)
+        raise ClusterError("lost the Dask scheduler at tcp://head:8786 mid-run")
+
+
+def test_lost_cluster_keeps_the_partial_output_for_resume(make_raw, tmp_path: Path) -> None:
+    raw = make_raw()
+    options = ExpandOptions(size=48, target=40, workers=1)
+    expand(raw, tmp_path / "local", options)
+    out = tmp_path / "out"
+    with pytest.raises(ClusterError, match=r"mid-run\. The partial output is kept.*--resume"):
+        expand(raw, out, options, backend=LosesTheClusterAfterOneTask())
+    assert partial_path(out).is_dir() and not out.exists()
+    expand(raw, out, ExpandOptions(**{**options.__dict__, "resume": True}))
     assert folder_hashes(out) == folder_hashes(tmp_path / "local")
 
 
