@@ -74,7 +74,8 @@ def main() -> None:
 
     with contextlib.ExitStack() as stack:
         ways: list[tuple[str, LocalBackend | DaskBackend]] = [
-            (f"local joblib, {n} worker(s)", LocalBackend(n)) for n in counts
+            (f"local joblib, -j {n}" if n > 1 else "local, -j 1 (in-process)", LocalBackend(n))
+            for n in counts
         ]
         for n in counts:
             start = time.perf_counter()
