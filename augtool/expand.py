@@ -388,6 +388,9 @@ def expand(
             f"{writer.tmp}: run the same command with --resume to continue, or delete it"
         ) from None
     except ClusterError as err:
+        if all(r is None for r in records):  # failed before any output: nothing to resume
+            writer.abort()
+            raise
         writer.abort(keep=True)
         raise ClusterError(
             f"{err}. The partial output is kept in {writer.tmp}: run the same command with "

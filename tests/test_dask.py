@@ -248,6 +248,18 @@ def test_workers_that_cannot_see_raw_are_told_to_use_send_sources(cluster) -> No
         list(backend.render([task], settings))
 
 
+def test_cluster_error_before_any_output_leaves_nothing(make_raw, tmp_path: Path) -> None:
+    class Refuses:
+        def render(self, tasks, settings):
+            raise ClusterError("Dask worker tcp://w:1 cannot see RAW")
+            yield
+
+    out = tmp_path / "out"
+    with pytest.raises(ClusterError, match=r"cannot see RAW$"):
+        expand(make_raw(), out, ExpandOptions(size=48, target=20), backend=Refuses())
+    assert not out.exists() and not partial_path(out).exists()
+
+
 def test_unreachable_scheduler_gives_a_clear_error_within_the_timeout(
     make_raw, tmp_path: Path
 ) -> None:
