@@ -8,6 +8,7 @@ stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shlex
 import signal
@@ -207,6 +208,62 @@ def _counts_table(counts: dict[tuple[str, str], int], classes: list[str]) -> str
 # --- expand ---------------------------------------------------------------------------
 
 
+def backend_options(func: F) -> F:
+    """``--backend``, ``--scheduler``, ``--scheduler-timeout``, ``--send-sources``."""
+    options = [
+        click.option(
+            "--backend",
+            type=click.Choice(["local", "dask"]),
+            default="local",
+            show_default=True,
+            help="Where sources are rendered: joblib on this machine, or a Dask cluster "
+            "(needs the dask extra; see docs/scaling.md). Never changes the output bytes.",
+        ),
+        click.option(
+            "--scheduler",
+            default=None,
+            metavar="ADDRESS",
+            help="Dask scheduler (tcp://host:8786), or 'local' to start a cluster of "
+            "--workers processes here. [default with --backend dask: local]",
+        ),
+        click.option(
+            "--scheduler-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=10.0,
+            metavar="SECONDS",
+            show_default=True,
+            help="Seconds to wait for the Dask scheduler and its first worker.",
+        ),
+        click.option(
+            "--send-sources",
+            is_flag=True,
+            help="Send each source's bytes to the Dask workers (for workers without RAW).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _backend_from_options(opts: dict[str, Any]) -> Any:
+    """Pop the backend options from ``opts``; a DaskBackend (not connected) or None."""
+    backend, scheduler = opts.pop("backend"), opts.pop("scheduler")
+    timeout, send_sources = opts.pop("scheduler_timeout"), opts.pop("send_sources")
+    if backend == "local":
+        if scheduler is not None or send_sources:
+            option = "--scheduler" if scheduler is not None else "--send-sources"
+            raise click.UsageError(f"{option} needs --backend dask")
+        return None
+    from augtool.backends import LOCAL_SCHEDULER, DaskBackend
+
+    return DaskBackend(
+        scheduler or LOCAL_SCHEDULER,
+        workers=opts["workers"],
+        timeout=timeout,
+        send_sources=send_sources,
+    )
+
+
 @main.command()
 @click.argument("raw", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
@@ -352,6 +409,7 @@ def _counts_table(counts: dict[tuple[str, str], int], classes: list[str]) -> str
 )
 @click.option("--dry-run", is_flag=True, help="Scan and print the plan; write nothing.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
+@backend_options
 @seed_option
 @workers_option
 @overwrite_option
@@ -370,6 +428,7 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
       augtool expand raw/ out/
       augtool expand raw/ out.h5 --pca --group-regex 'BloodImage_\\d+'
       augtool expand raw/ out/ --target 3000 --transforms rotate,flip_x --seed 7
+      augtool expand raw/ out.h5 --backend dask --scheduler tcp://head:8786
     """
     from augtool.expand import ExpandOptions, plan_run
     from augtool.expand import expand as run_expand
@@ -378,6 +437,7 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
     from augtool.transforms import Ranges, parse_transform_list
 
     quiet, dry_run = opts.pop("quiet"), opts.pop("dry_run")
+    backend = _backend_from_options(opts)
     pca_count = opts.pop("pca_count")
     if pca_count is None:
         pca_count = 184 if opts.pop("pca") else 0
@@ -422,7 +482,12 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         click.echo("transforms: " + ", ".join(f"{k} {v}" for k, v in per_transform.items()))
         return
     try:
-        summary = run_expand(raw, out, options, reporter, command_line=_command_line())
+        with backend or contextlib.nullcontext():
+            if backend is not None and not quiet:
+                click.echo(f"rendering on {backend.describe()}", err=True)
+            summary = run_expand(
+                raw, out, options, reporter, command_line=_command_line(), backend=backend
+            )
     finally:
         reporter.close()
     if not quiet:

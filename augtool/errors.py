@@ -39,3 +39,13 @@ class Interrupted(AugtoolError):
     """The run was stopped by a signal; nothing final was written."""
 
     exit_code = 130
+
+
+class ClusterError(AugtoolError):
+    """The execution backend cannot run the work.
+
+    A Dask scheduler that cannot be reached, a cluster without workers, workers
+    without augtool or with other versions, a task that keeps killing its workers.
+    """
+
+    exit_code = 1

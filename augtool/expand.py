@@ -17,10 +17,11 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from augtool import __version__
-from augtool.errors import InputError, Interrupted, OptionError, OutputError
+from augtool.backends import Backend, LocalBackend
+from augtool.errors import ClusterError, InputError, Interrupted, OptionError, OutputError
 from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
-from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask, render_source
+from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask
 from augtool.sources import ScanResult, Source, scan
 from augtool.split import (
     LEAK_WARNING,
@@ -308,6 +309,7 @@ def expand(
     options: ExpandOptions,
     reporter: Reporter | None = None,
     command_line: str = "",
+    backend: Backend | None = None,
 ) -> ExpandSummary:
     """Materialize the augmented dataset of RAW into OUT.
 
@@ -317,6 +319,8 @@ def expand(
         options: The run's options.
         reporter: Progress and warnings; silent by default.
         command_line: Recorded in the output for provenance.
+        backend: Where the per-source work runs; joblib processes on this
+            machine (``options.workers``) by default. Never changes the bytes.
 
     Returns:
         A summary of what was written.
@@ -333,6 +337,7 @@ def expand(
     output_format = resolve_output_format(out, options)
     check_output(out, options.overwrite)
     workers = options.workers or default_workers()
+    backend = backend or LocalBackend(workers)
 
     reporter.start("scan", 0)
     scan_result = scan(
@@ -369,7 +374,7 @@ def expand(
     try:
         reporter.start("expand", len(run.jobs))
         reporter.advance(len(done))
-        for batch in _render_all(run, raw, settings, workers, skip=set(done)):
+        for batch in _render_all(run, raw, settings, backend, skip=set(done)):
             new = []
             for item in batch:
                 writer.write(item.index, run.names[item.index], item.payload)
@@ -385,6 +390,15 @@ def expand(
             f"interrupted; nothing final was written. The partial output is kept in "
             f"{writer.tmp}: run the same command with --resume to continue, or delete it"
         ) from None
+    except ClusterError as err:
+        if all(r is None for r in records):  # failed before any output: nothing to resume
+            writer.abort()
+            raise
+        writer.abort(keep=True)
+        raise ClusterError(
+            f"{err}. The partial output is kept in {writer.tmp}: run the same command with "
+            "--resume to continue (on any backend), or delete it"
+        ) from err
     except OSError as err:
         writer.abort()
         raise OutputError(
@@ -429,19 +443,11 @@ def _tasks(run: PlannedRun, raw: Path) -> Iterator[SourceTask]:
 
 
 def _render_all(
-    run: PlannedRun, raw: Path, settings: RenderSettings, workers: int, skip: set[int]
+    run: PlannedRun, raw: Path, settings: RenderSettings, backend: Backend, skip: set[int]
 ) -> Iterator[list[Rendered]]:
-    """Render every source not already done, in plan order, in ``workers`` processes."""
+    """Render every source not already done on ``backend`` (results in any order)."""
     tasks = [t for t in _tasks(run, raw) if not all(i in skip for i, _, _ in t.jobs)]
-    if workers <= 1 or len(tasks) < 2:
-        for task in tasks:
-            yield render_source(task, settings)
-        return
-    from joblib import Parallel, delayed
-
-    yield from Parallel(n_jobs=workers, return_as="generator", pre_dispatch="3*n_jobs")(
-        delayed(render_source)(task, settings) for task in tasks
-    )
+    return backend.render(tasks, settings)
 
 
 def fingerprint(run: PlannedRun, options: ExpandOptions, output_format: str) -> str:

@@ -90,12 +90,16 @@ class Rendered:
     sha256: str
 
 
-def render_source(task: SourceTask, settings: RenderSettings) -> list[Rendered]:
+def render_source(
+    task: SourceTask, settings: RenderSettings, data: bytes | None = None
+) -> list[Rendered]:
     """Decode a source once and render every output planned for it.
 
     Args:
         task: The source and its jobs.
         settings: Shared run settings.
+        data: The source file's bytes, when the caller read them (a cluster
+            worker that cannot see ``task.path``); read from ``task.path`` if None.
 
     Returns:
         The outputs, in the order of ``task.jobs``.
@@ -103,10 +107,11 @@ def render_source(task: SourceTask, settings: RenderSettings) -> list[Rendered]:
     Raises:
         InputError: If the file changed since the scan or cannot be decoded.
     """
-    try:
-        data = Path(task.path).read_bytes()
-    except OSError as err:
-        raise InputError(f"{task.path}: cannot read ({err.strerror}); was it moved?") from err
+    if data is None:
+        try:
+            data = Path(task.path).read_bytes()
+        except OSError as err:
+            raise InputError(f"{task.path}: cannot read ({err.strerror}); was it moved?") from err
     if hashlib.sha256(data).hexdigest() != task.sha256:
         raise InputError(f"{task.path}: file changed while augtool was running; run again")
     reduction = choose_reduction(task.width, task.height, settings.size)
