@@ -360,7 +360,14 @@ def expand(
     else:
         writer = FolderWriter(out)
     records: list[dict | None] = [None] * len(run.jobs)
-    done = writer.open(fingerprint(run, options, output_format), resume=options.resume)
+    try:
+        done = writer.open(fingerprint(run, options, output_format), resume=options.resume)
+    except OSError as err:
+        writer.abort(keep=options.resume)
+        raise OutputError(
+            f"cannot create {writer.tmp}: {err.strerror or err} (errno {err.errno}); "
+            "nothing was written and RAW is untouched"
+        ) from err
     for index, record in done.items():
         records[index] = {k: v for k, v in record.items() if k != "index"}
     try:
