@@ -9,9 +9,11 @@ stays fast.
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -74,6 +76,12 @@ def main() -> None:
     Example:
       augtool expand raw/ out/ --pca
     """
+    # After an interrupt or a write error joblib reports the tasks it cancelled: not news.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"\d+ tasks (have been successfully executed|which were still being processed)",
+        category=UserWarning,
+    )
 
 
 # --- shared options and helpers -------------------------------------------------------
@@ -155,7 +163,8 @@ class TqdmReporter:
         """Print a warning to stderr, above any bar."""
         from tqdm import tqdm
 
-        tqdm.write(click.style("warning: ", fg="yellow") + message, file=sys.stderr)
+        label = click.style("warning: ", fg="yellow") if sys.stderr.isatty() else "warning: "
+        tqdm.write(label + message, file=sys.stderr)
 
     def close(self) -> None:
         """Close the current bar."""
@@ -187,7 +196,9 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def _command_line() -> str:
-    return "augtool " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    """The command as typed; bytes that are not UTF-8 (Linux paths) shown as ``\\xNN``."""
+    args = (os.fsencode(a).decode("utf-8", "backslashreplace") for a in sys.argv[1:])
+    return "augtool " + " ".join(shlex.quote(a) for a in args)
 
 
 def _counts_table(counts: dict[tuple[str, str], int], classes: list[str]) -> str:
