@@ -257,7 +257,7 @@ class Hdf5Writer:
                 self._images = self._fh["images"]
                 if self._fh.attrs.get("fingerprint") == fingerprint:
                     return self.journal.load(fingerprint)
-            except (OSError, KeyError):
+            except (OSError, KeyError, RuntimeError, ValueError):
                 pass  # damaged by a hard kill: start over below
             if self._fh is not None:
                 self._fh.close()
