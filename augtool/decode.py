@@ -210,6 +210,8 @@ def image_size(data: bytes, name: str = "image") -> tuple[int, int]:
                 return int(im.size[0]), int(im.size[1])
     except Exception as err:  # Pillow's parsers raise many kinds of errors on bad headers
         kind = "JPEG header" if is_jpeg(data) else "header"
-        raise InputError(f"{name}: not an image file, or its {kind} is damaged or cut short") from err
+        raise InputError(
+            f"{name}: not an image file, or its {kind} is damaged or cut short"
+        ) from err
     finally:
         Image.MAX_IMAGE_PIXELS = saved

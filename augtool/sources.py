@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from augtool.decode import IMAGE_SUFFIXES, decode_rgb, image_size, is_jpeg, reduced_shape
 from augtool.errors import InputError, OptionError
+from augtool.orphans import die_with_parent
 
 
 @dataclass(frozen=True)
@@ -389,6 +390,12 @@ def find_duplicates(sources: Iterable[Source]) -> list[list[str]]:
     return [paths for paths in by_hash.values() if len(paths) > 1]
 
 
+def _inspect_in_worker(path: Path, max_pixels: int) -> FileInfo:
+    """:func:`inspect_file` in a worker process, which ends if the main process is killed."""
+    die_with_parent()
+    return inspect_file(path, max_pixels)
+
+
 def _inspect_all(
     paths: list[Path],
     max_pixels: int,
@@ -406,7 +413,7 @@ def _inspect_all(
 
     out = []
     jobs = Parallel(n_jobs=workers, return_as="generator", batch_size=8)(
-        delayed(inspect_file)(p, max_pixels) for p in paths
+        delayed(_inspect_in_worker)(p, max_pixels) for p in paths
     )
     for i, info in enumerate(jobs):
         out.append(info)
