@@ -20,7 +20,14 @@ from augtool import __version__
 from augtool.errors import InputError, Interrupted, OptionError, OutputError
 from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
-from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask, render_source
+from augtool.render import (
+    PcaSettings,
+    Rendered,
+    RenderSettings,
+    SourceTask,
+    render_in_worker,
+    render_source,
+)
 from augtool.sources import ScanResult, Source, scan
 from augtool.split import (
     LEAK_WARNING,
@@ -456,7 +463,7 @@ def _render_all(
     from joblib import Parallel, delayed
 
     yield from Parallel(n_jobs=workers, return_as="generator", pre_dispatch="3*n_jobs")(
-        delayed(render_source)(task, settings) for task in tasks
+        delayed(render_in_worker)(task, settings) for task in tasks
     )
 
 
