@@ -580,6 +580,52 @@ def test_signal_stops_cleanly_and_resume_is_byte_identical(
     assert tree_hashes(workload) == before
 
 
+def _state(pid: int) -> tuple[int, str] | None:
+    """(parent pid, state letter) of a process, None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), fields[0]
+
+
+def _running(pid: int) -> bool:
+    state = _state(pid)
+    return state is not None and state[1] != "Z"
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(e) for e in os.listdir("/proc") if e.isdigit() and (_state(int(e)) or (0, ""))[0] == pid
+    ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and prctl")
+def test_kill_9_leaves_no_worker_processes(workload: Path, tmp_path: Path) -> None:
+    """Workers die with the main process (PR_SET_PDEATHSIG); before, they waited forever."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        cli_command("expand", workload, out, *SIGNAL_RUN, "--workers", 2),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    journal = journal_of(out)
+    while proc.poll() is None and not (
+        journal.is_file() and journal.read_text(encoding="utf-8").count("\n") >= 3
+    ):
+        time.sleep(0.005)
+    workers = _children(proc.pid)
+    assert workers, "no worker processes seen"
+    proc.kill()
+    proc.communicate(timeout=30)  # orphans would hold the pipes open
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_running(w) for w in workers):
+        time.sleep(0.05)
+    assert not [w for w in workers if _running(w)], "orphaned workers still running"
+
+
 def _fail_on_call(n: int, exc: BaseException) -> Callable[..., None]:
     calls = {"n": 0}
 
