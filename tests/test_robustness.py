@@ -494,10 +494,19 @@ def journal_of(out: Path) -> Path:
     return writers.partial_path(out) / writers.JOURNAL_NAME
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_midway(args: list[object], out: Path, sig: int) -> tuple[int, str]:
     """Start the CLI, wait until two batches are journaled, send ``sig``; return code, stderr."""
     proc = subprocess.Popen(
-        cli_command(*args), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cli_command(*args),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,  # a background shell job would ignore SIGINT
     )
     journal = journal_of(out)
     deadline = time.monotonic() + 60
