@@ -119,7 +119,7 @@ def to_rgb8(raw: np.ndarray, name: str = "image") -> np.ndarray:
         InputError: For sample types that have no sensible 8-bit meaning.
     """
     if raw.dtype == np.uint16:
-        raw = ((raw.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        raw = _sixteen_to_eight(raw)
     elif raw.dtype != np.uint8:
         raise InputError(
             f"{name}: {raw.dtype} samples are not supported; convert to 8- or 16-bit integers"
@@ -138,6 +138,19 @@ def to_rgb8(raw: np.ndarray, name: str = "image") -> np.ndarray:
         rgb = cv2.cvtColor(raw, cv2.COLOR_BGRA2RGBA)
         return _over_white(rgb[:, :, :3], rgb[:, :, 3:4])
     raise InputError(f"{name}: {channels} channels are not supported")
+
+
+def _sixteen_to_eight(raw: np.ndarray, block: int = 2**22) -> np.ndarray:
+    """``round(v * 255 / 65535)`` in blocks of rows, so a huge 16-bit image needs no 32-bit copy."""
+    out = np.empty(raw.shape, np.uint8)
+    rows = max(1, block // max(1, raw[0].size))
+    for start in range(0, raw.shape[0], rows):
+        wide = raw[start : start + rows].astype(np.uint32)
+        wide *= 255
+        wide += 32767
+        wide //= 65535
+        out[start : start + rows] = wide
+    return out
 
 
 def _over_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
