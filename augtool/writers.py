@@ -252,16 +252,23 @@ class Hdf5Writer:
         import h5py
 
         if resume and self.tmp.is_file() and self.journal.path.is_file():
+            recorded = None
             try:
                 self._fh = h5py.File(self.tmp, "r+")
                 self._images = self._fh["images"]
-                if self._fh.attrs.get("fingerprint") == fingerprint:
+                recorded = self._fh.attrs.get("fingerprint")
+                if recorded == fingerprint:
                     return self.journal.load(fingerprint)
             except (OSError, KeyError, RuntimeError, ValueError):
                 pass  # damaged by a hard kill: start over below
             if self._fh is not None:
                 self._fh.close()
                 self._fh = None
+            if recorded is not None:
+                raise OutputError(
+                    f"{self.tmp}: the partial output was made by a run with other inputs or "
+                    "options; run again without --resume to start over"
+                )
         _remove_stale_partial(self.tmp)
         _remove(self.journal.path)
         s = self.size
