@@ -671,18 +671,21 @@ def test_interrupt_during_hdf5_finish_then_resume(
     same_output(out, reference)
 
 
+@pytest.mark.parametrize("name", ["out", "out.h5"])
 def test_resume_with_other_options_is_refused_and_keeps_the_partial(
-    make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
     raw = make_raw(size=(48, 36))
-    out = tmp_path / "out"
-    monkeypatch.setattr(writers.FolderWriter, "commit", _fail_on_call(2, KeyboardInterrupt()))
+    out = tmp_path / name
+    writer = writers.Hdf5Writer if name.endswith(".h5") else writers.FolderWriter
+    monkeypatch.setattr(writer, "commit", _fail_on_call(2, KeyboardInterrupt()))
     with pytest.raises(Exception, match="--resume"):
         expand(raw, out, ExpandOptions(target=30, size=16, workers=1))
     monkeypatch.undo()
+    partial = snapshot(tmp_path)
     with pytest.raises(OutputError, match="other inputs or options"):
         expand(raw, out, ExpandOptions(target=30, size=16, seed=1, workers=1, resume=True))
-    assert (writers.partial_path(out) / writers.PARTIAL_MARKER).is_file()
+    assert snapshot(tmp_path) == partial
     # Without --resume the partial is replaced and the run completes.
     expand(raw, out, ExpandOptions(target=30, size=16, seed=1, workers=1))
     assert verify(out).ok and not writers.partial_path(out).exists()
