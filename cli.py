@@ -13,6 +13,7 @@ import os
 import shlex
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -47,22 +48,40 @@ def library_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+#: Set by the SIGINT/SIGTERM handler. Python drops an exception raised while it runs a
+#: weakref callback or ``__del__`` ("Exception ignored in ..."), which lost interrupts
+#: during HDF5 writes; the progress reporter checks this flag and raises again.
+_STOP = threading.Event()
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
+    _STOP.set()
     raise KeyboardInterrupt
 
 
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if a stop signal came, even if its first raise was lost."""
+    if _STOP.is_set():
+        raise KeyboardInterrupt
+
+
 def interruptible(func: F) -> F:
-    """SIGTERM stops the command like Ctrl-C: clean up, say so, exit 130."""
+    """SIGINT (unless ignored, as in background jobs) and SIGTERM: clean up, say so, exit 130."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        _STOP.clear()
+        signals = [signal.SIGTERM]
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signals.append(signal.SIGINT)
+        previous = {s: signal.signal(s, _raise_interrupt) for s in signals}
         try:
             return func(*args, **kwargs)
         except KeyboardInterrupt:
             raise AugtoolClickError("interrupted; nothing final was written", 130) from None
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
     return wrapper  # type: ignore[return-value]
 
@@ -148,6 +167,7 @@ class TqdmReporter:
 
     def start(self, phase: str, total: int) -> None:
         """Open a bar for a phase with a known total."""
+        raise_if_interrupted()
         self.close()
         if self.enabled and total > 0:
             from tqdm import tqdm
@@ -155,7 +175,8 @@ class TqdmReporter:
             self._bar = tqdm(total=total, desc=phase, unit="img", file=sys.stderr, leave=False)
 
     def advance(self, n: int) -> None:
-        """Move the bar."""
+        """Move the bar (and stop here if an interrupt was lost on its way)."""
+        raise_if_interrupted()
         if self._bar is not None:
             self._bar.update(n)
 
