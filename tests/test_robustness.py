@@ -691,6 +691,27 @@ def test_resume_with_other_options_is_refused_and_keeps_the_partial(
     assert verify(out).ok and not writers.partial_path(out).exists()
 
 
+def test_an_interrupt_lost_in_a_callback_still_stops_the_run(
+    make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python drops a KeyboardInterrupt raised inside a weakref callback (seen with h5py under
+    SIGTERM: the run went on and exited 0); the handler's flag stops it at the next batch."""
+    import cli
+
+    raw = make_raw(size=(48, 36))
+    real = writers.FolderWriter.commit
+
+    def commit(self: writers.FolderWriter, records: list[dict]) -> None:
+        real(self, records)
+        cli._STOP.set()  # the handler ran, its raise was swallowed
+
+    monkeypatch.setattr(writers.FolderWriter, "commit", commit)
+    out = tmp_path / "out"
+    code, text = run_cli("expand", raw, out, "--target", 30, "--size", 16, "-j", 1)
+    assert code == 130 and "interrupted; nothing final was written" in text, text
+    assert not out.exists() and writers.partial_path(out).exists()
+
+
 def test_interrupt_during_scan_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
