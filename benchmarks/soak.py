@@ -138,6 +138,8 @@ def main() -> None:
                 _, err = proc.communicate()
                 if proc.returncode == 0:  # it finished between the last look and the signal
                     stats["finished before the signal"] += 1
+                    if "KeyboardInterrupt" in err:
+                        problems.append(f"run {run}: the {sig.name} was lost: {err[-300:]}")
                     break
                 planned -= 1
                 stats["interruptions"] += 1
