@@ -59,6 +59,19 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+_THREAD_EXCEPTHOOK = threading.excepthook
+
+
+def _thread_exceptions(args: Any) -> None:
+    """After a stop signal, stay quiet about exceptions in background threads.
+
+    joblib's executor thread can trip over the work items its abort just removed
+    (a KeyError traceback after the clean "interrupted" message).
+    """
+    if not _STOP.is_set():
+        _THREAD_EXCEPTHOOK(args)
+
+
 def raise_if_interrupted() -> None:
     """Raise KeyboardInterrupt if a stop signal came, even if its first raise was lost."""
     if _STOP.is_set():
@@ -95,6 +108,7 @@ def main() -> None:
     Example:
       augtool expand raw/ out/ --pca
     """
+    threading.excepthook = _thread_exceptions
     # After an interrupt or a write error joblib reports the tasks it cancelled: not news.
     warnings.filterwarnings(
         "ignore",

@@ -712,6 +712,25 @@ def test_an_interrupt_lost_in_a_callback_still_stops_the_run(
     assert not out.exists() and writers.partial_path(out).exists()
 
 
+def test_background_thread_errors_are_quiet_only_after_a_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    import cli
+
+    seen: list[object] = []
+    monkeypatch.setattr(cli, "_THREAD_EXCEPTHOOK", seen.append)
+    args = threading.ExceptHookArgs((KeyError, KeyError(3), None, None))
+    cli._STOP.clear()
+    cli._thread_exceptions(args)
+    assert seen == [args]
+    cli._STOP.set()
+    cli._thread_exceptions(args)
+    assert seen == [args]
+    cli._STOP.clear()
+
+
 def test_interrupt_during_scan_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
