@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import shlex
 import signal
 import sys
+import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,22 +49,53 @@ def library_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+#: Set by the SIGINT/SIGTERM handler. Python drops an exception raised while it runs a
+#: weakref callback or ``__del__`` ("Exception ignored in ..."), which lost interrupts
+#: during HDF5 writes; the progress reporter checks this flag and raises again.
+_STOP = threading.Event()
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
+    _STOP.set()
     raise KeyboardInterrupt
 
 
+_THREAD_EXCEPTHOOK = threading.excepthook
+
+
+def _thread_exceptions(args: Any) -> None:
+    """After a stop signal, stay quiet about exceptions in background threads.
+
+    joblib's executor thread can trip over the work items its abort just removed
+    (a KeyError traceback after the clean "interrupted" message).
+    """
+    if not _STOP.is_set():
+        _THREAD_EXCEPTHOOK(args)
+
+
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if a stop signal came, even if its first raise was lost."""
+    if _STOP.is_set():
+        raise KeyboardInterrupt
+
+
 def interruptible(func: F) -> F:
-    """SIGTERM stops the command like Ctrl-C: clean up, say so, exit 130."""
+    """SIGINT (unless ignored, as in background jobs) and SIGTERM: clean up, say so, exit 130."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        _STOP.clear()
+        signals = [signal.SIGTERM]
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signals.append(signal.SIGINT)
+        previous = {s: signal.signal(s, _raise_interrupt) for s in signals}
         try:
             return func(*args, **kwargs)
         except KeyboardInterrupt:
             raise AugtoolClickError("interrupted; nothing final was written", 130) from None
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
     return wrapper  # type: ignore[return-value]
 
@@ -75,6 +109,13 @@ def main() -> None:
     Example:
       augtool expand raw/ out/ --pca
     """
+    threading.excepthook = _thread_exceptions
+    # After an interrupt or a write error joblib reports the tasks it cancelled: not news.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"\d+ tasks (have been successfully executed|which were still being processed)",
+        category=UserWarning,
+    )
 
 
 # --- shared options and helpers -------------------------------------------------------
@@ -141,6 +182,7 @@ class TqdmReporter:
 
     def start(self, phase: str, total: int) -> None:
         """Open a bar for a phase with a known total."""
+        raise_if_interrupted()
         self.close()
         if self.enabled and total > 0:
             from tqdm import tqdm
@@ -148,7 +190,8 @@ class TqdmReporter:
             self._bar = tqdm(total=total, desc=phase, unit="img", file=sys.stderr, leave=False)
 
     def advance(self, n: int) -> None:
-        """Move the bar."""
+        """Move the bar (and stop here if an interrupt was lost on its way)."""
+        raise_if_interrupted()
         if self._bar is not None:
             self._bar.update(n)
 
@@ -156,7 +199,8 @@ class TqdmReporter:
         """Print a warning to stderr, above any bar."""
         from tqdm import tqdm
 
-        tqdm.write(click.style("warning: ", fg="yellow") + message, file=sys.stderr)
+        label = click.style("warning: ", fg="yellow") if sys.stderr.isatty() else "warning: "
+        tqdm.write(label + message, file=sys.stderr)
 
     def close(self) -> None:
         """Close the current bar."""
@@ -188,7 +232,9 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def _command_line() -> str:
-    return "augtool " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    """The command as typed; bytes that are not UTF-8 (Linux paths) shown as ``\\xNN``."""
+    args = (os.fsencode(a).decode("utf-8", "backslashreplace") for a in sys.argv[1:])
+    return "augtool " + " ".join(shlex.quote(a) for a in args)
 
 
 def _counts_table(counts: dict[tuple[str, str], int], classes: list[str]) -> str:

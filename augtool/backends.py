@@ -26,7 +26,7 @@ from types import ModuleType, TracebackType
 from typing import Any, Protocol
 
 from augtool.errors import ClusterError, InputError, OptionError
-from augtool.render import Rendered, RenderSettings, SourceTask, render_source
+from augtool.render import Rendered, RenderSettings, SourceTask, render_in_worker, render_source
 
 #: Values of ``--backend``.
 BACKENDS = ("local", "dask")
@@ -64,7 +64,7 @@ class LocalBackend:
         from joblib import Parallel, delayed
 
         yield from Parallel(n_jobs=self.workers, return_as="generator", pre_dispatch="3*n_jobs")(
-            delayed(render_source)(task, settings) for task in tasks
+            delayed(render_in_worker)(task, settings) for task in tasks
         )
 
 

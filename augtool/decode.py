@@ -89,11 +89,11 @@ def decode_rgb(data: bytes, reduction: int = 1, name: str = "image") -> np.ndarr
         raise ValueError(f"reduction must be 1, 2, 4 or 8, got {reduction}")
     buf = np.frombuffer(data, dtype=np.uint8)
     if is_jpeg(data):
-        bgr = cv2.imdecode(buf, _REDUCED_COLOR[reduction] | cv2.IMREAD_IGNORE_ORIENTATION)
+        bgr = _imdecode(buf, _REDUCED_COLOR[reduction] | cv2.IMREAD_IGNORE_ORIENTATION, name)
         if bgr is None:
             raise InputError(f"{name}: JPEG data is corrupt or truncated")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    raw = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    raw = _imdecode(buf, cv2.IMREAD_UNCHANGED, name)
     if raw is None:
         raise InputError(f"{name}: not a decodable image (corrupt, truncated or not an image)")
     rgb = to_rgb8(raw, name)
@@ -103,6 +103,15 @@ def decode_rgb(data: bytes, reduction: int = 1, name: str = "image") -> np.ndarr
     return rgb
 
 
+def _imdecode(buf: np.ndarray, flags: int, name: str) -> np.ndarray | None:
+    """``cv2.imdecode``, with OpenCV's own refusals (size limits, bad codecs) as InputError."""
+    try:
+        return cv2.imdecode(buf, flags)
+    except cv2.error as err:
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else "decoder error"
+        raise InputError(f"{name}: OpenCV cannot decode it ({reason})") from err
+
+
 def to_rgb8(raw: np.ndarray, name: str = "image") -> np.ndarray:
     """Convert an array as OpenCV decodes it (BGR order, any depth) to 8-bit RGB.
 
@@ -110,7 +119,7 @@ def to_rgb8(raw: np.ndarray, name: str = "image") -> np.ndarray:
         InputError: For sample types that have no sensible 8-bit meaning.
     """
     if raw.dtype == np.uint16:
-        raw = ((raw.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        raw = _sixteen_to_eight(raw)
     elif raw.dtype != np.uint8:
         raise InputError(
             f"{name}: {raw.dtype} samples are not supported; convert to 8- or 16-bit integers"
@@ -129,6 +138,19 @@ def to_rgb8(raw: np.ndarray, name: str = "image") -> np.ndarray:
         rgb = cv2.cvtColor(raw, cv2.COLOR_BGRA2RGBA)
         return _over_white(rgb[:, :, :3], rgb[:, :, 3:4])
     raise InputError(f"{name}: {channels} channels are not supported")
+
+
+def _sixteen_to_eight(raw: np.ndarray, block: int = 2**22) -> np.ndarray:
+    """``round(v * 255 / 65535)`` in blocks of rows, so a huge 16-bit image needs no 32-bit copy."""
+    out = np.empty(raw.shape, np.uint8)
+    rows = max(1, block // max(1, raw[0].size))
+    for start in range(0, raw.shape[0], rows):
+        wide = raw[start : start + rows].astype(np.uint32)
+        wide *= 255
+        wide += 32767
+        wide //= 65535
+        out[start : start + rows] = wide
+    return out
 
 
 def _over_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -180,15 +202,29 @@ def load_resized(path: str | Path, size: int) -> np.ndarray:
 def image_size(data: bytes, name: str = "image") -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels.
 
+    Pillow's decompression-bomb guard is bypassed here: only the header is
+    read, and the caller applies its own pixel limit (``--max-pixels``) with a
+    message that says how to raise it.
+
     Raises:
         InputError: If the header cannot be read.
     """
     import io
+    import warnings
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
+    saved = Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            return int(im.size[0]), int(im.size[1])
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise InputError(f"{name}: not an image file ({err.__class__.__name__})") from err
+        Image.MAX_IMAGE_PIXELS = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                return int(im.size[0]), int(im.size[1])
+    except Exception as err:  # Pillow's parsers raise many kinds of errors on bad headers
+        kind = "JPEG header" if is_jpeg(data) else "header"
+        raise InputError(
+            f"{name}: not an image file, or its {kind} is damaged or cut short"
+        ) from err
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved

@@ -298,7 +298,7 @@ def _warn_missing_classes(
         missing = [c for c in scan_result.classes if (name, c) not in present]
         if missing:
             reporter.warn(
-                f"split {name!r} has no images of class(es) {', '.join(missing)}: "
+                f"split {name!r} has no images of {len(missing)} class(es) {_few(missing)}: "
                 "too few sources or groups for this split"
             )
 
@@ -368,7 +368,14 @@ def expand(
     else:
         writer = FolderWriter(out)
     records: list[dict | None] = [None] * len(run.jobs)
-    done = writer.open(fingerprint(run, options, output_format), resume=options.resume)
+    try:
+        done = writer.open(fingerprint(run, options, output_format), resume=options.resume)
+    except OSError as err:
+        writer.abort(keep=options.resume)
+        raise OutputError(
+            f"cannot create {writer.tmp}: {err.strerror or err} (errno {err.errno}); "
+            "nothing was written and RAW is untouched"
+        ) from err
     for index, record in done.items():
         records[index] = {k: v for k, v in record.items() if k != "index"}
     try:
@@ -423,10 +430,23 @@ def expand(
     )
 
 
+def _few(items: Sequence[str], limit: int = 10) -> str:
+    """``a, b, c`` or ``a, b, ... and 990 more``: warnings stay readable with 2,000 classes."""
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown} ... and {len(items) - limit} more"
+
+
 def _report_scan(scan_result: ScanResult, reporter: Reporter) -> None:
     if scan_result.skipped:
-        listing = "; ".join(f"{p} ({why})" for p, why in scan_result.skipped)
-        reporter.warn(f"skipped {len(scan_result.skipped)} invalid file(s): {listing}")
+        listing = "".join(f"\n  {p}: {why}" for p, why in scan_result.skipped)
+        reporter.warn(
+            f"skipped {len(scan_result.skipped)} invalid file(s) (recorded in the output):{listing}"
+        )
+    if scan_result.ignored:
+        reporter.warn(
+            f"ignored {len(scan_result.ignored)} file(s) without an image suffix, or folder "
+            f"links (not followed): {_few(scan_result.ignored)}"
+        )
     for paths in scan_result.duplicates:
         classes = {p.split("/", 1)[0] for p in paths}
         note = " in DIFFERENT classes" if len(classes) > 1 else ""

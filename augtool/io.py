@@ -8,6 +8,7 @@ training code on a GPU machine can use it. The formats are described in
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,23 +101,34 @@ def is_hdf5_path(path: Path) -> bool:
     return path.suffix.lower() in HDF5_SUFFIXES
 
 
-def open_dataset(path: str | Path, split: str | None = None) -> Dataset:
+#: Errors h5py and the parsers raise on damaged files; all mean "not a complete augtool output".
+_DAMAGE = (KeyError, OSError, ValueError, RuntimeError, IndexError, TypeError)
+
+
+def open_dataset(path: str | Path, split: str | None = None, check_hashes: bool = True) -> Dataset:
     """Read an ``augtool expand`` output (folder or HDF5) into memory.
 
     Args:
         path: The output folder (with ``manifest.csv``) or the HDF5 file.
         split: Load only this split (saves memory); ``None`` loads all.
+        check_hashes: Compare every image with its recorded SHA-256, so a
+            changed or damaged file is refused rather than trained on (about
+            0.3 s per 1,700 images of 227x227).
 
     Returns:
         The dataset, images in plan order.
 
     Raises:
-        InputError: If ``path`` is not an augtool output or is damaged.
+        InputError: If ``path`` is not an augtool output, is truncated or
+            damaged, or (with ``check_hashes``) an image differs from its record.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
-    data = _open_folder(path, split) if path.is_dir() else _open_hdf5(path, split)
+    if path.is_dir():
+        data = _open_folder(path, split, check_hashes)
+    else:
+        data = _open_hdf5(path, split, check_hashes)
     if split is not None and len(data) == 0:
         raise InputError(f"{path}: split {split!r} is empty or absent")
     return data
@@ -126,57 +138,106 @@ def read_manifest(folder: Path) -> list[dict[str, str]]:
     """Read ``manifest.csv`` of a folder output.
 
     Raises:
-        InputError: If the manifest is missing or lacks columns.
+        InputError: If the manifest is missing, lacks columns, is not UTF-8
+            CSV, or has a row with too few or too many fields (truncated).
     """
     manifest = folder / MANIFEST_NAME
     if not manifest.is_file():
         raise InputError(
             f"{folder}: no {MANIFEST_NAME}; is this an `augtool expand` output folder?"
         )
-    with manifest.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(f"{manifest}: missing columns {', '.join(missing)}")
-        return list(reader)
+    try:
+        with manifest.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputError(f"{manifest}: missing columns {', '.join(missing)}")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"{manifest}: unreadable or damaged ({err.__class__.__name__})") from err
+    for i, row in enumerate(rows):
+        if None in row or None in row.values():  # DictReader's marks of a short or long row
+            raise InputError(
+                f"{manifest}: line {i + 2} does not have {len(reader.fieldnames or [])} fields; "
+                "the manifest is truncated or damaged"
+            )
+    return rows
 
 
 def read_recipe(folder: Path) -> dict:
-    """Read ``augtool.json`` of a folder output (empty dict when absent)."""
+    """Read ``augtool.json`` of a folder output (empty dict when absent).
+
+    Raises:
+        InputError: If the file is not valid UTF-8 JSON (truncated or damaged).
+    """
     recipe = folder / RECIPE_NAME
     if not recipe.is_file():
         return {}
-    return json.loads(recipe.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(recipe.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InputError(f"{recipe}: unreadable or damaged ({err.__class__.__name__})") from err
+    if not isinstance(data, dict):
+        raise InputError(f"{recipe}: damaged (not a JSON object)")
+    return data
 
 
-def decode_file(path: Path) -> np.ndarray:
+def decode_file(path: Path, sha256: str | None = None) -> np.ndarray:
     """Decode an 8-bit image file written by augtool into an RGB array.
 
+    Args:
+        path: The image file.
+        sha256: When given, the file's bytes must have this hash.
+
     Raises:
-        InputError: If the file cannot be read or decoded.
+        InputError: If the file cannot be read or decoded, or its hash differs.
     """
     import cv2
 
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        raw = path.read_bytes()
     except OSError as err:
         raise InputError(f"{path}: cannot read ({err.strerror})") from err
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256:
+        raise InputError(_CHANGED.format(what=path, where=path.parent))
+    bgr = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise InputError(f"{path}: not a decodable image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _open_folder(folder: Path, split: str | None) -> Dataset:
+_CHANGED = (
+    "{what}: the image differs from its recorded SHA-256: the output was changed or damaged "
+    "after expand; run `augtool verify {where}` for the full list, or expand again"
+)
+
+
+def _open_folder(folder: Path, split: str | None, check_hashes: bool = True) -> Dataset:
+    try:
+        return _read_folder(folder, split, check_hashes)
+    except (KeyError, ValueError, IndexError, TypeError) as err:
+        raise InputError(
+            f"{folder}: manifest.csv or augtool.json is damaged ({err.__class__.__name__}: "
+            f"{err}); run `augtool verify {folder}` or expand again"
+        ) from err
+
+
+def _read_folder(folder: Path, split: str | None, check_hashes: bool) -> Dataset:
     rows = read_manifest(folder)
     recipe = read_recipe(folder)
+    counts = recipe.get("counts")
+    if isinstance(counts, dict) and sum(int(v) for v in counts.values()) != len(rows):
+        raise InputError(
+            f"{folder}: {MANIFEST_NAME} lists {len(rows)} images but {RECIPE_NAME} records "
+            f"{sum(int(v) for v in counts.values())}; the output is truncated or damaged"
+        )
     if split is not None:
         rows = [r for r in rows if r["split"] == split]
     class_names = recipe.get("class_names") or sorted({r["class"] for r in rows})
     images = None
     for i, row in enumerate(rows):
         target = folder / row["name"]
-        img = decode_file(target)
+        img = decode_file(target, row["sha256"] if check_hashes else None)
         if images is None:
             images = np.empty((len(rows), *img.shape), dtype=np.uint8)
         if img.shape != images.shape[1:]:
@@ -187,7 +248,7 @@ def _open_folder(folder: Path, split: str | None) -> Dataset:
         images = np.empty((0, size, size, 3), dtype=np.uint8)
     return Dataset(
         images=images,
-        labels=np.array([int(r["label"]) for r in rows], dtype=np.int64),
+        labels=_labels(np.array([int(r["label"]) for r in rows]), len(class_names), folder),
         splits=np.array([r["split"] for r in rows], dtype=object),
         class_names=list(class_names),
         names=[r["name"] for r in rows],
@@ -197,15 +258,22 @@ def _open_folder(folder: Path, split: str | None) -> Dataset:
     )
 
 
-def _open_hdf5(path: Path, split: str | None) -> Dataset:
+def _open_hdf5(path: Path, split: str | None, check_hashes: bool = True) -> Dataset:
     import h5py
 
     try:
         fh = h5py.File(path, "r")
-    except OSError as err:
-        raise InputError(f"{path}: not a readable HDF5 file ({err})") from err
+    except _DAMAGE as err:
+        raise InputError(f"{path}: not a readable HDF5 file, truncated or damaged ({err})") from err
     with fh:
         try:
+            n = fh["images"].shape[0]
+            for key in ("labels", "split", "source_index", "name", "transform", "sha256"):
+                if fh[key].shape != (n,):
+                    raise InputError(
+                        f"{path}: dataset {key!r} has shape {fh[key].shape}, expected ({n},): "
+                        "the file is damaged; run `augtool verify` on it or expand again"
+                    )
             split_names = [_to_str(s) for s in fh["split"].attrs["names"]]
             codes = fh["split"][()]
             splits = np.array(split_names, dtype=object)[codes]
@@ -213,26 +281,44 @@ def _open_hdf5(path: Path, split: str | None) -> Dataset:
             images = np.empty((len(keep), *fh["images"].shape[1:]), dtype=np.uint8)
             for j, start, stop in _runs(keep):
                 fh["images"].read_direct(images, np.s_[start:stop], np.s_[j : j + stop - start])
+            if check_hashes:
+                hashes = fh["sha256"][()][keep]
+                for i, image in enumerate(images):
+                    if hashlib.sha256(image).hexdigest().encode("ascii") != hashes[i]:
+                        what = f"{path}: image {int(keep[i])}"
+                        raise InputError(_CHANGED.format(what=what, where=path))
             src_index = fh["source_index"][()][keep]
             groups_table = [_to_str(g) for g in fh["sources/group"][()]]
             attrs = {k: _attr_value(v) for k, v in fh.attrs.items()}
             if isinstance(attrs.get("recipe"), str):
                 attrs["recipe"] = json.loads(attrs["recipe"])
+            class_names = [_to_str(c) for c in fh.attrs["class_names"]]
             return Dataset(
                 images=images,
-                labels=fh["labels"][()][keep].astype(np.int64),
+                labels=_labels(fh["labels"][()][keep], len(class_names), path),
                 splits=splits[keep],
-                class_names=[_to_str(c) for c in fh.attrs["class_names"]],
+                class_names=class_names,
                 names=[_to_str(n) for n in fh["name"][()][keep]],
                 transforms=[_to_str(t) for t in fh["transform"][()][keep]],
                 groups=[groups_table[i] for i in src_index],
                 attrs=attrs,
             )
-        except (KeyError, OSError, ValueError) as err:
+        except _DAMAGE as err:
             raise InputError(
                 f"{path}: not a complete augtool HDF5 file ({err}); "
                 "run `augtool verify` on it or expand again"
             ) from err
+
+
+def _labels(values: np.ndarray, n_classes: int, path: Path) -> np.ndarray:
+    """Labels as int64, refused when outside the class list (a damaged file)."""
+    labels = values.astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise InputError(
+            f"{path}: labels outside 0..{n_classes - 1} (the class list has {n_classes}): "
+            "the output is damaged; run `augtool verify` on it or expand again"
+        )
+    return labels
 
 
 def _runs(indices: np.ndarray) -> list[tuple[int, int, int]]:

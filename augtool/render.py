@@ -17,6 +17,7 @@ import numpy as np
 
 from augtool.decode import choose_reduction, decode_rgb
 from augtool.errors import InputError
+from augtool.orphans import die_with_parent
 from augtool.plan import PCA, output_rng
 from augtool.transforms import Ranges, get_transform
 
@@ -137,6 +138,12 @@ def render_source(
         _encode(index, img, p, settings)
         for (index, _, _), img, p in zip(task.jobs, images, params, strict=True)
     ]
+
+
+def render_in_worker(task: SourceTask, settings: RenderSettings) -> list[Rendered]:
+    """:func:`render_source` in a worker process, which ends if the main process is killed."""
+    die_with_parent()
+    return render_source(task, settings)
 
 
 def _apply_pca(

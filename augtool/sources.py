@@ -6,16 +6,19 @@ all bad files are reported together before any output is written.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import stat
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from augtool.decode import IMAGE_SUFFIXES, decode_rgb, image_size, is_jpeg
+from augtool.decode import IMAGE_SUFFIXES, decode_rgb, image_size, is_jpeg, reduced_shape
 from augtool.errors import InputError, OptionError
+from augtool.orphans import die_with_parent
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,11 @@ class ScanResult:
         root: The RAW folder.
         classes: Sorted class names.
         sources: Valid sources sorted by (class, path).
-        skipped: ``(path, reason)`` of invalid files skipped with ``skip_invalid``.
+        skipped: ``(path, reason)`` of invalid files skipped with ``skip_invalid``
+            (paths as :func:`display_path` prints them: always valid UTF-8).
         duplicates: Groups of source paths with identical bytes.
-        ignored: Paths of files that are not images by their suffix.
+        ignored: Paths of files that are not images by their suffix, and of
+            folder links inside a class (not followed).
     """
 
     root: Path
@@ -81,8 +86,31 @@ class FileInfo:
     error: str = ""
 
 
+#: Inspection reads 8 bytes per allowed pixel at most (16-bit RGBA), plus room for metadata.
+BYTES_PER_PIXEL_LIMIT = 8
+METADATA_ALLOWANCE = 64 * 2**20
+
+
 def _hidden(name: str) -> bool:
     return name.startswith(".")
+
+
+def is_utf8(name: str) -> bool:
+    """True when a file name decoded by the OS is valid UTF-8 (no surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def display_path(path: str | Path) -> str:
+    """A path as text that is always valid UTF-8: undecodable bytes shown as ``\\xNN``.
+
+    Linux file names are bytes; Python keeps bytes that are not UTF-8 as
+    surrogate escapes, which cannot be written to a UTF-8 manifest or HDF5 file.
+    """
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 def list_files(raw: Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
@@ -110,6 +138,14 @@ def list_files(raw: Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
     except OSError as err:
         raise InputError(f"{raw}: cannot list ({err.strerror})") from err
     classes = [e.name for e in entries if not _hidden(e.name) and e.is_dir()]
+    bad_names = [c for c in classes if not is_utf8(c)]
+    if bad_names:
+        listing = ", ".join(display_path(c) for c in bad_names)
+        raise InputError(
+            f"{display_path(raw)}: class folder name(s) not valid UTF-8: {listing}; class names "
+            "are written to the manifest and HDF5 as UTF-8 text, so rename the folder(s) "
+            "(--skip-invalid skips files, never whole classes)"
+        )
     stray = [
         e.name
         for e in entries
@@ -124,8 +160,11 @@ def list_files(raw: Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
     ignored: list[str] = [f"{name}" for name in stray]
     for cls in classes:
         for dirpath, dirnames, filenames in os.walk(raw / cls):
-            dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
             rel_dir = PurePosixPath(Path(dirpath).relative_to(raw).as_posix())
+            visible = sorted(d for d in dirnames if not _hidden(d))
+            links = [d for d in visible if os.path.islink(os.path.join(dirpath, d))]
+            ignored.extend(str(rel_dir / d) + "/" for d in links)
+            dirnames[:] = [d for d in visible if d not in links]
             for fname in sorted(filenames):
                 if _hidden(fname):
                     continue
@@ -137,11 +176,23 @@ def list_files(raw: Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
     return classes, files, ignored
 
 
+def _stat_error(path: Path, err: OSError) -> str:
+    """Why ``path`` cannot be opened, in words."""
+    if err.errno == errno.ELOOP:
+        return "symbolic link loop (following the links never reaches a file)"
+    if err.errno == errno.ENOENT and path.is_symlink():
+        target = display_path(os.readlink(path))
+        return f"broken symbolic link (points to {target}, which is missing)"
+    return f"cannot read ({err.strerror or err.__class__.__name__})"
+
+
 def inspect_file(path: Path, max_pixels: int) -> FileInfo:
     """Read, hash and check one file.
 
-    The check reads the header, looks for the end marker of JPEG and PNG files
-    (truncation) and decodes the pixels at the smallest size.
+    The check refuses links that lead nowhere, anything but a regular file,
+    files larger than any image of ``max_pixels`` could be, reads the header,
+    looks for the end marker of JPEG and PNG files (truncation) and decodes the
+    pixels at the smallest size.
 
     Args:
         path: The file.
@@ -151,19 +202,28 @@ def inspect_file(path: Path, max_pixels: int) -> FileInfo:
         The file's hash and size, or an error text.
     """
     try:
+        info = path.stat()
+    except OSError as err:
+        return FileInfo(error=_stat_error(path, err))
+    if not stat.S_ISREG(info.st_mode):
+        return FileInfo(error="not a regular file (a pipe, device or socket named like an image)")
+    limit = BYTES_PER_PIXEL_LIMIT * max_pixels + METADATA_ALLOWANCE
+    if info.st_size > limit:
+        return FileInfo(
+            error=f"{info.st_size:,} bytes, more than any image within --max-pixels "
+            f"{max_pixels:,} can take ({limit:,} bytes)"
+        )
+    try:
         data = path.read_bytes()
     except OSError as err:
-        reason = err.strerror or err.__class__.__name__
-        if path.is_symlink() and not path.exists():
-            reason = "broken symbolic link"
-        return FileInfo(error=f"cannot read ({reason})")
+        return FileInfo(error=_stat_error(path, err))
     if not data:
         return FileInfo(error="empty file (0 bytes)")
     digest = hashlib.sha256(data).hexdigest()
     try:
-        width, height = image_size(data, str(path))
-    except InputError:
-        return FileInfo(error="not an image file (unknown format or damaged header)")
+        width, height = image_size(data, "")
+    except InputError as err:
+        return FileInfo(error=str(err).removeprefix(": "))
     if width * height > max_pixels:
         return FileInfo(
             error=f"{width}x{height} has {width * height:,} pixels, above the limit of "
@@ -173,9 +233,15 @@ def inspect_file(path: Path, max_pixels: int) -> FileInfo:
     if truncated:
         return FileInfo(error=truncated)
     try:
-        decode_rgb(data, reduction=8, name=str(path))
+        pixels = decode_rgb(data, reduction=8, name="")
     except InputError as err:
-        return FileInfo(error=str(err).removeprefix(f"{path}: "))
+        return FileInfo(error=str(err).removeprefix(": "))
+    expected = reduced_shape(width, height, 8)
+    if (pixels.shape[1], pixels.shape[0]) != expected:
+        return FileInfo(
+            error=f"the header says {width}x{height} but the pixels decode as "
+            f"{pixels.shape[1] * 8}x{pixels.shape[0] * 8} or so; re-save the file"
+        )
     return FileInfo(sha256=digest, width=width, height=height)
 
 
@@ -261,13 +327,24 @@ def scan(
     root = Path(raw)
     regex = compile_group_regex(group_regex)
     classes, files, ignored = list_files(root)
-    infos = _inspect_all([root / rel for _, rel in files], max_pixels, workers, progress)
-    bad = [(rel, info.error) for (_, rel), info in zip(files, infos, strict=True) if info.error]
+    named = [rel for _, rel in files if is_utf8(rel)]
+    found = _inspect_all([root / r for r in named], max_pixels, workers, progress)
+    checked = dict(zip(named, found, strict=True))
+    not_utf8 = FileInfo(
+        error="file name is not valid UTF-8 (undecodable bytes shown as \\xNN); the manifest "
+        "and HDF5 store names as UTF-8 text, so rename the file"
+    )
+    infos = [checked.get(rel, not_utf8) for _, rel in files]
+    bad = [
+        (display_path(rel), info.error)
+        for (_, rel), info in zip(files, infos, strict=True)
+        if info.error
+    ]
     if bad and not skip_invalid:
-        listing = "\n".join(f"  {root / rel}: {why}" for rel, why in bad)
+        listing = "\n".join(f"  {display_path(root)}/{rel}: {why}" for rel, why in bad)
         raise InputError(
-            f"{len(bad)} of {len(files)} files in {root} are not usable images:\n{listing}\n"
-            "Fix or remove them, or pass --skip-invalid to leave them out."
+            f"{len(bad)} of {len(files)} files in {display_path(root)} are not usable images:\n"
+            f"{listing}\nFix or remove them, or pass --skip-invalid to leave them out."
         )
     by_class: dict[str, list[tuple[str, FileInfo]]] = {c: [] for c in classes}
     for (cls, rel), info in zip(files, infos, strict=True):
@@ -301,7 +378,7 @@ def scan(
         sources=sources,
         skipped=bad,
         duplicates=find_duplicates(sources),
-        ignored=ignored,
+        ignored=[display_path(p) for p in ignored],
     )
 
 
@@ -311,6 +388,12 @@ def find_duplicates(sources: Iterable[Source]) -> list[list[str]]:
     for src in sources:
         by_hash[src.sha256].append(src.path)
     return [paths for paths in by_hash.values() if len(paths) > 1]
+
+
+def _inspect_in_worker(path: Path, max_pixels: int) -> FileInfo:
+    """:func:`inspect_file` in a worker process, which ends if the main process is killed."""
+    die_with_parent()
+    return inspect_file(path, max_pixels)
 
 
 def _inspect_all(
@@ -330,7 +413,7 @@ def _inspect_all(
 
     out = []
     jobs = Parallel(n_jobs=workers, return_as="generator", batch_size=8)(
-        delayed(inspect_file)(p, max_pixels) for p in paths
+        delayed(_inspect_in_worker)(p, max_pixels) for p in paths
     )
     for i, info in enumerate(jobs):
         out.append(info)

@@ -92,8 +92,14 @@ def _safe_relative(name: str) -> bool:
 
 def _verify_folder(out: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
     report = VerifyReport(out, "folder")
-    rows = read_manifest(out)
-    recipe = read_recipe(out)
+    if not (out / MANIFEST_NAME).is_file():
+        read_manifest(out)  # raises: not an augtool output folder
+    try:
+        rows = read_manifest(out)
+        recipe = read_recipe(out)
+    except InputError as err:
+        report.problems.append(str(err))
+        return report, None, {}
     if not recipe:
         report.problems.append(f"{RECIPE_NAME} is missing")
     listed: set[str] = set()
@@ -144,7 +150,7 @@ def _verify_hdf5(path: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
     report = VerifyReport(path, "hdf5")
     try:
         fh = h5py.File(path, "r")
-    except OSError as err:
+    except (OSError, RuntimeError, ValueError) as err:
         report.problems.append(f"not a readable HDF5 file (truncated or damaged?): {err}")
         return report, None, {}
     with fh:
@@ -209,7 +215,8 @@ def _verify_hdf5(path: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
             for name in duplicates:
                 report.problems.append(f"two images share the name {name}")
             return report, records, recipe
-        except (KeyError, OSError, ValueError, IndexError) as err:
+        except (KeyError, OSError, ValueError, IndexError, RuntimeError, TypeError) as err:
+            # h5py raises any of these on damaged metadata (found by fuzzing the file's bytes).
             report.problems.append(f"not a complete augtool HDF5 file: {err}")
             return report, None, {}
 

@@ -8,11 +8,14 @@ an output that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import json
 import os
+import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +83,10 @@ class Journal:
         self._fh.flush()
 
     def close(self) -> None:
-        """Close the file (it stays on disk)."""
+        """Close the file (it stays on disk); a failed last flush (full disk) is ignored."""
         if self._fh is not None:
-            self._fh.close()
+            with contextlib.suppress(OSError):  # a torn last line is ignored by load()
+                self._fh.close()
             self._fh = None
 
 
@@ -117,7 +121,7 @@ def _remove_stale_partial(tmp: Path) -> None:
     """Delete a partial output left by an earlier run, if it is augtool's."""
     if not (tmp.exists() or tmp.is_symlink()):
         return
-    if tmp.is_dir() and not (tmp / PARTIAL_MARKER).exists():
+    if tmp.is_dir() and any(tmp.iterdir()) and not (tmp / PARTIAL_MARKER).exists():
         raise OutputError(f"{tmp} exists and was not made by augtool; move it away")
     _remove(tmp)
 
@@ -204,6 +208,24 @@ class FolderWriter:
             _remove(self.tmp)
 
 
+@contextlib.contextmanager
+def hdf5_errors(path: Path) -> Iterator[None]:
+    """Turn HDF5 write failures into ``OSError(errno)``.
+
+    h5py reports a failed write as ``OSError`` or ``RuntimeError`` with the C
+    library's errno buried in a long text (``errno = 28``); callers want the
+    number, to say "No space left on device (errno 28)".
+    """
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        code = getattr(err, "errno", None)
+        if not code:
+            match = re.search(r"errno = (\d+)", str(err))
+            code = int(match.group(1)) if match else errno.EIO
+        raise OSError(code, os.strerror(code), str(path)) from err
+
+
 class Hdf5Writer:
     """Writes one HDF5 file per ``docs/dataset-format.md``; images go straight to disk."""
 
@@ -215,6 +237,7 @@ class Hdf5Writer:
         self.compression = compression
         self.journal = Journal(out.parent / f".{out.name}.partial.journal")
         self._fh: Any = None
+        self._images: Any = None
 
     def open(self, fingerprint: str, resume: bool = False) -> dict[int, dict]:
         """Create the temporary file with the image dataset allocated, or reopen it.
@@ -229,47 +252,67 @@ class Hdf5Writer:
         import h5py
 
         if resume and self.tmp.is_file() and self.journal.path.is_file():
+            recorded = None
             try:
                 self._fh = h5py.File(self.tmp, "r+")
                 self._images = self._fh["images"]
-                if self._fh.attrs.get("fingerprint") == fingerprint:
+                recorded = self._fh.attrs.get("fingerprint")
+                if recorded == fingerprint:
                     return self.journal.load(fingerprint)
-            except (OSError, KeyError):
+            except (OSError, KeyError, RuntimeError, ValueError):
                 pass  # damaged by a hard kill: start over below
             if self._fh is not None:
                 self._fh.close()
                 self._fh = None
+            if recorded is not None:
+                raise OutputError(
+                    f"{self.tmp}: the partial output was made by a run with other inputs or "
+                    "options; run again without --resume to start over"
+                )
         _remove_stale_partial(self.tmp)
         _remove(self.journal.path)
-        self._fh = h5py.File(self.tmp, "w")
         s = self.size
-        self._images = self._fh.create_dataset(
-            "images",
-            shape=(self.n, s, s, 3),
-            dtype=np.uint8,
-            chunks=(1, s, s, 3),
-            compression=self.compression,
-        )
-        self._fh.attrs["partial"] = True
-        self._fh.attrs["fingerprint"] = fingerprint
+        with hdf5_errors(self.tmp):
+            self._fh = h5py.File(self.tmp, "w")
+            self._images = self._fh.create_dataset(
+                "images",
+                shape=(self.n, s, s, 3),
+                dtype=np.uint8,
+                chunks=(1, s, s, 3),
+                compression=self.compression,
+            )
+            self._fh.attrs["partial"] = True
+            self._fh.attrs["fingerprint"] = fingerprint
         self.journal.start(fingerprint)
         return {}
 
     def write(self, index: int, name: str, payload: bytes | np.ndarray) -> None:
         """Write one image at its plan index."""
-        self._images[index] = payload
+        with hdf5_errors(self.tmp):
+            self._images[index] = payload
 
     def commit(self, records: Sequence[dict]) -> None:
         """Journal images that are written (flushed to the file first)."""
-        self._fh.flush()
+        with hdf5_errors(self.tmp):
+            self._fh.flush()
         self.journal.append(records)
 
     def finish(self, records: Sequence[dict], sources: Sequence[dict], attrs: dict) -> None:
         """Write labels, splits, tables and attributes, close and move into place."""
+        with hdf5_errors(self.tmp):
+            self._finish(records, sources, attrs)
+        self.journal.close()
+        _remove(self.journal.path)
+        _swap_into_place(self.tmp, self.out)
+
+    def _finish(self, records: Sequence[dict], sources: Sequence[dict], attrs: dict) -> None:
         import h5py
 
         fh = self._fh
         assert fh is not None
+        # A finish interrupted earlier (then --resume) may have written some of these.
+        for key in [k for k in fh if k != "images"]:
+            del fh[key]
         text = h5py.string_dtype("utf-8")
         split_names = list(dict.fromkeys(r["split"] for r in records)) or ["all"]
         order = {"train": 0, "val": 1, "test": 2, "all": 3}
@@ -302,18 +345,26 @@ class Hdf5Writer:
         fh.flush()
         fh.close()
         self._fh = None
-        self.journal.close()
-        _remove(self.journal.path)
-        _swap_into_place(self.tmp, self.out)
 
     def abort(self, keep: bool = False) -> None:
-        """Stop writing: close, and delete the temporary file unless kept for ``--resume``."""
+        """Stop writing: close, and delete the temporary file unless kept for ``--resume``.
+
+        HDF5 cannot close a file whose metadata it cannot write (a full disk):
+        it fails, and crashes the interpreter at exit. A file about to be
+        deleted is therefore emptied first, which frees the space to close it.
+        """
         self.journal.close()
         if self._fh is not None:
+            if not keep:
+                with contextlib.suppress(OSError):
+                    os.truncate(self.tmp, 0)
             try:
                 self._fh.close()
+            except (OSError, RuntimeError):
+                pass  # the file is deleted below, or damaged and started over by --resume
             finally:
                 self._fh = None
+                self._images = None
         if not keep:
             _remove(self.tmp)
             _remove(self.journal.path)

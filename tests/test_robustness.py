@@ -1,0 +1,1066 @@
+"""Reliability (issue 7): bad inputs, interruption and resume, full disk, damaged outputs, fuzzing.
+
+Every bad input has a defined outcome: handled (the output is complete and
+verifies) or refused before any output with a message naming the file and exit
+code 2. Signals and full disks are tested with real subprocesses (``python -m
+cli``); a real small filesystem is used when this machine allows a private
+tmpfs mount, else that test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from augtool import writers
+from augtool.decode import decode_rgb, reduced_shape
+from augtool.errors import InputError, OutputError
+from augtool.expand import ExpandOptions, SilentReporter, expand, plan_run
+from augtool.io import open_dataset
+from augtool.plan import ORIGINAL as ORIGINAL_COPY
+from augtool.plan import PCA
+from augtool.sources import ScanResult, Source, scan
+from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges
+from augtool.verify import verify
+from cli import main
+from tests.conftest import smear_like, tree_hashes, write_image
+
+REPO = Path(__file__).resolve().parents[1]
+#: Small, fast expansion: 2 copies per source at 16x16, no split level in paths.
+FAST = ["--factor", "2", "--size", "16", "--workers", "1", "--split", "none"]
+#: Provenance that differs between any two runs (time, the command typed).
+PROVENANCE = {"created_utc", "command_line"}
+
+
+def run_cli(*args: object) -> tuple[int, str]:
+    """Run ``augtool`` in-process; return the exit code and all output."""
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def cli_command(*args: object) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "cli",
+        *(os.fsdecode(a) if isinstance(a, Path) else str(a) for a in args),
+    ]
+
+
+def run_sub(*args: object, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m cli ...`` in a real subprocess."""
+    return subprocess.run(
+        cli_command(*args), cwd=REPO, capture_output=True, text=True, timeout=120, **kwargs
+    )
+
+
+def snapshot(root: Path) -> dict[str, object]:
+    """Every entry under ``root`` without following links: hash, link target or kind, mode."""
+    state: dict[str, object] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            info = path.lstat()
+            if path.is_symlink():
+                state[str(path)] = ("link", os.readlink(path))
+            elif path.is_file():
+                state[str(path)] = (hashlib.sha256(path.read_bytes()).hexdigest(), info.st_mode)
+            else:
+                state[str(path)] = ("other", info.st_mode, info.st_mtime_ns)
+    return state
+
+
+def nothing_written(out: Path) -> bool:
+    return not out.exists() and not writers.partial_path(out).exists()
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
+    assert ok
+    return buf.tobytes()
+
+
+def giant_jpeg(width: int, height: int) -> bytes:
+    """A valid, uniform mid-grey baseline JPEG of any size, built without the pixels.
+
+    Every 8x8 block is coded as "DC difference 0" (``00``) then "end of block"
+    (``1010``) with the standard Huffman tables: 6 bits, so 4 blocks are 3
+    bytes. A 20000x20000 image is 4.7 MB and takes milliseconds, where
+    encoding one needs 400 MB and a second.
+    """
+    ok, buf = cv2.imencode(".jpg", np.full((8, 8), 128, np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 50])
+    assert ok
+    data = buf.tobytes()
+    sof, sos = data.index(b"\xff\xc0"), data.index(b"\xff\xda")
+    header = bytearray(data[: sos + 2 + struct.unpack(">H", data[sos + 2 : sos + 4])[0]])
+    header[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    full, rest = divmod(((width + 7) // 8) * ((height + 7) // 8), 4)
+    tail = {0: b"", 1: b"\x2b", 2: b"\x28\xaf", 3: b"\x28\xa2\xbf"}[rest]  # padded with 1-bits
+    return bytes(header) + b"\x28\xa2\x8a" * full + tail + b"\xff\xd9"
+
+
+def small_raw(tmp_path: Path, classes: tuple[str, ...] = ("a", "b")) -> Path:
+    """Two distinct 40x30 JPEGs per class."""
+    raw = tmp_path / "raw"
+    for c, cls in enumerate(classes):
+        for i in range(2):
+            write_image(raw / cls / f"{i}.jpg", smear_like(np.random.default_rng([c, i]), 40, 30))
+    return raw
+
+
+def original_of(out: Path, stem: str) -> np.ndarray:
+    """The original copy (copy 0) of the source with this output stem."""
+    data = open_dataset(out)
+    for name, image in zip(data.names, data.images, strict=True):
+        if Path(name).name.startswith(f"{stem}__00_original"):
+            return image
+    raise AssertionError(f"no original of {stem} in {out}")
+
+
+# --- 1. bad inputs, one file at a time ----------------------------------------------------
+
+
+def _zero(d: Path) -> str:
+    (d / "zero.jpg").write_bytes(b"")
+    return "zero.jpg"
+
+
+def _truncated(d: Path) -> str:
+    data = jpeg_bytes(smear_like(np.random.default_rng(9), 320, 240))
+    (d / "cut.jpg").write_bytes(data[: len(data) // 2])
+    return "cut.jpg"
+
+
+def _cut_in_header(d: Path) -> str:
+    (d / "stub.jpg").write_bytes(jpeg_bytes(np.zeros((32, 32, 3), np.uint8))[:120])
+    return "stub.jpg"
+
+
+def _text(d: Path) -> str:
+    (d / "notes.jpg").write_text("these are not pixels\n")
+    return "notes.jpg"
+
+
+def _giant(d: Path) -> str:
+    (d / "giant.jpg").write_bytes(giant_jpeg(20000, 20000))
+    return "giant.jpg"
+
+
+def _broken_link(d: Path) -> str:
+    (d / "gone.jpg").symlink_to("nowhere.jpg")
+    return "gone.jpg"
+
+
+def _link_loop(d: Path) -> str:
+    (d / "x.jpg").symlink_to("y.jpg")
+    (d / "y.jpg").symlink_to("x.jpg")
+    return "x.jpg"
+
+
+def _fifo(d: Path) -> str:
+    os.mkfifo(d / "pipe.jpg")
+    return "pipe.jpg"
+
+
+def _non_utf8_name(d: Path) -> str:
+    name = os.fsdecode(b"caf\xe9.jpg")  # Latin-1 bytes: not UTF-8
+    (d / name).write_bytes(jpeg_bytes(smear_like(np.random.default_rng(4), 40, 30)))
+    return "caf\\xe9.jpg"
+
+
+REFUSED = [
+    ("zero-byte file", _zero, "empty file (0 bytes)"),
+    ("truncated JPEG", _truncated, "truncated JPEG"),
+    ("JPEG cut inside its header", _cut_in_header, "JPEG header is damaged or cut short"),
+    ("text file named .jpg", _text, "not an image file"),
+    ("20000x20000 image", _giant, "above the limit of 100,000,000 (raise --max-pixels"),
+    ("broken symlink", _broken_link, "broken symbolic link (points to nowhere.jpg"),
+    ("symlink loop a->b->a", _link_loop, "symbolic link loop"),
+    ("FIFO named .jpg", _fifo, "not a regular file"),
+    ("non-UTF-8 file name", _non_utf8_name, "file name is not valid UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("make", "reason"), [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
+def test_bad_file_is_refused_before_any_output(
+    tmp_path: Path, make: Callable[[Path], str], reason: str
+) -> None:
+    raw = small_raw(tmp_path)
+    shown = make(raw / "a")
+    before = snapshot(raw)
+    out = tmp_path / "out"
+    code, text = run_cli("expand", raw, out, *FAST)
+    assert code == 2, text
+    assert f"raw/a/{shown}: " in text and reason in text, text
+    assert "--skip-invalid" in text and "Traceback" not in text
+    assert "DecompressionBomb" not in text
+    assert nothing_written(out)
+    assert snapshot(raw) == before
+
+
+def _png_named_jpg(d: Path) -> tuple[str, np.ndarray]:
+    ok, buf = cv2.imencode(".png", np.full((30, 40, 3), (30, 200, 10), np.uint8))  # BGR
+    assert ok
+    (d / "png.jpg").write_bytes(buf.tobytes())
+    return "png", np.array([10, 200, 30])
+
+
+def _tiff16(d: Path) -> tuple[str, np.ndarray]:
+    cv2.imwrite(str(d / "deep.tif"), np.full((30, 40, 3), (0, 20000, 40000), np.uint16))
+    return "deep", np.array([156, 78, 0])  # round(v * 255 / 65535), RGB order
+
+
+def _rgba(d: Path) -> tuple[str, np.ndarray]:
+    bgra = np.zeros((30, 40, 4), np.uint8)
+    bgra[:] = (0, 0, 200, 128)  # half-transparent red
+    cv2.imwrite(str(d / "rgba.png"), bgra)
+    return "rgba", np.array([228, 127, 127])  # composited over white
+
+
+def _grey_jpeg(d: Path) -> tuple[str, np.ndarray]:
+    cv2.imwrite(str(d / "grey.jpg"), np.full((30, 40), 90, np.uint8))
+    return "grey", np.array([90, 90, 90])
+
+
+def _cmyk_jpeg(d: Path) -> tuple[str, np.ndarray]:
+    from PIL import Image
+
+    Image.new("CMYK", (40, 30), (0, 255, 255, 0)).save(d / "cmyk.jpg", quality=95)
+    return "cmyk", np.array([255, 0, 0])
+
+
+def _one_pixel_png(d: Path) -> tuple[str, np.ndarray]:
+    cv2.imwrite(str(d / "dot.png"), np.array([[[50, 100, 150]]], np.uint8))
+    return "dot", np.array([150, 100, 50])
+
+
+def _one_pixel_jpeg(d: Path) -> tuple[str, np.ndarray]:
+    cv2.imwrite(str(d / "dot.jpg"), np.full((1, 1, 3), 128, np.uint8))
+    return "dot", np.array([128, 128, 128])
+
+
+def _unicode_name(d: Path) -> tuple[str, np.ndarray]:
+    cv2.imwrite(str(d / "Zelle ü 細胞.png"), np.full((30, 40, 3), 60, np.uint8))
+    return "Zelle ü 細胞", np.array([60, 60, 60])
+
+
+HANDLED = [
+    ("PNG named .jpg", _png_named_jpg),
+    ("16-bit TIFF", _tiff16),
+    ("RGBA PNG", _rgba),
+    ("grey JPEG", _grey_jpeg),
+    ("CMYK JPEG", _cmyk_jpeg),
+    ("1x1 PNG", _one_pixel_png),
+    ("1x1 JPEG", _one_pixel_jpeg),
+    ("unicode file name", _unicode_name),
+]
+
+
+@pytest.mark.parametrize("make", [c[1] for c in HANDLED], ids=[c[0] for c in HANDLED])
+def test_unusual_file_is_converted_to_8_bit_rgb(
+    tmp_path: Path, make: Callable[[Path], tuple[str, np.ndarray]]
+) -> None:
+    raw = small_raw(tmp_path)
+    stem, rgb = make(raw / "a")
+    out = tmp_path / "out"
+    code, text = run_cli("expand", raw, out, *FAST)
+    assert code == 0, text
+    assert verify(out).ok
+    image = original_of(out, stem)
+    assert np.abs(image.reshape(-1, 3).mean(axis=0) - rgb).max() <= 2, image[0, 0]
+
+
+def test_huge_jpeg_is_decoded_in_bounded_memory_when_allowed(tmp_path: Path) -> None:
+    """Above --max-pixels it is refused (above); allowed, it is DCT-scaled 1/8 while decoding."""
+    raw = small_raw(tmp_path)
+    _giant(raw / "a")
+    out = tmp_path / "out"
+    log = tmp_path / "stderr.txt"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            cli_command("expand", raw, out, *FAST, "--max-pixels", "500000000", "-q"),
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, log.read_text()
+    # The full image alone would take 1.2 GB as RGB.
+    assert usage.ru_maxrss < 600 * 1024, f"peak RSS {usage.ru_maxrss / 1024:.0f} MB"
+    assert (original_of(out, "giant") == 128).all()
+
+
+def test_unreadable_file_is_refused(tmp_path: Path) -> None:
+    """chmod 000; as root, run the CLI without the capabilities that bypass permissions."""
+    raw = small_raw(tmp_path)
+    locked = raw / "a" / "locked.jpg"
+    shutil.copy(raw / "a" / "0.jpg", locked)
+    locked.chmod(0)
+    preexec = None
+    if os.geteuid() == 0:
+        preexec = _drop_file_capabilities
+        probe = subprocess.run(
+            [sys.executable, "-c", f"open({str(locked)!r}, 'rb')"], preexec_fn=preexec
+        )
+        if probe.returncode == 0:
+            pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE: permissions do not bite")
+    out = tmp_path / "out"
+    proc = run_sub("expand", raw, out, *FAST, preexec_fn=preexec)
+    assert proc.returncode == 2, proc.stderr
+    assert "raw/a/locked.jpg: cannot read (Permission denied)" in proc.stderr
+    assert nothing_written(out)
+
+
+def _drop_file_capabilities() -> None:
+    """In the child: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH so root obeys chmod."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; failure shows in the probe
+
+
+def test_unreadable_file_injected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same refusal when the read itself fails (works as root too)."""
+    raw = small_raw(tmp_path)
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == "1.jpg" and self.parent.name == "b":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    code, text = run_cli("expand", raw, tmp_path / "out", *FAST)
+    assert code == 2 and "raw/b/1.jpg: cannot read (Permission denied)" in text
+    assert nothing_written(tmp_path / "out")
+
+
+# --- 1. bad inputs: names, folders, classes -------------------------------------------------
+
+
+def test_unicode_and_spaces_in_class_names_round_trip(tmp_path: Path) -> None:
+    classes = ("blast cells", "Zellen ü", "細胞")
+    raw = small_raw(tmp_path, classes)
+    for out in (tmp_path / "o", tmp_path / "o.h5"):
+        code, text = run_cli("expand", raw, out, *FAST)
+        assert code == 0, text
+        data = open_dataset(out)
+        assert data.class_names == sorted(classes)
+        assert Counter(data.labels.tolist()) == {0: 4, 1: 4, 2: 4}
+        assert verify(out).ok
+    assert (tmp_path / "o" / "細胞" / "0__00_original.png").is_file()
+
+
+def test_non_utf8_class_folder_is_refused_even_with_skip_invalid(tmp_path: Path) -> None:
+    raw = small_raw(tmp_path)
+    os.rename(raw / "b", os.fsencode(raw) + b"/cl\xe4ss")
+    for extra in ([], ["--skip-invalid"]):
+        code, text = run_cli("expand", raw, tmp_path / "out", *FAST, *extra)
+        assert code == 2 and "cl\\xe4ss" in text and "not valid UTF-8" in text, text
+        assert nothing_written(tmp_path / "out")
+
+
+def test_hidden_files_are_ignored(tmp_path: Path) -> None:
+    raw = small_raw(tmp_path)
+    (raw / "a" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1 not an image")
+    (raw / "a" / "._0.jpg").write_bytes(b"AppleDouble junk")
+    (raw / ".hidden-class").mkdir()
+    (raw / ".hidden-class" / "x.jpg").write_bytes(b"junk")
+    code, text = run_cli("expand", raw, tmp_path / "out", *FAST)
+    assert code == 0, text
+    data = open_dataset(tmp_path / "out")
+    assert data.class_names == ["a", "b"] and len(data) == 8
+
+
+def test_folder_link_loop_inside_a_class_is_not_followed(tmp_path: Path) -> None:
+    raw = small_raw(tmp_path)
+    (raw / "a" / "sub").mkdir()
+    (raw / "a" / "sub" / "loop").symlink_to("..")
+    code, text = run_cli("expand", raw, tmp_path / "out", *FAST)
+    assert code == 0, text
+    assert "folder links (not followed): a/sub/loop/" in text
+    assert len(open_dataset(tmp_path / "out")) == 8
+
+
+def test_empty_class_folder_is_refused(tmp_path: Path) -> None:
+    raw = small_raw(tmp_path)
+    (raw / "c").mkdir()
+    code, text = run_cli("expand", raw, tmp_path / "out", *FAST)
+    assert code == 2 and "class folder(s) with no usable images: c" in text
+    assert nothing_written(tmp_path / "out")
+
+
+def test_single_class(tmp_path: Path) -> None:
+    raw = small_raw(tmp_path, ("only",))
+    code, text = run_cli("expand", raw, tmp_path / "out", "--factor", 3, "--size", 16, "-j", 1)
+    assert code == 0, text
+    data = open_dataset(tmp_path / "out")
+    assert data.class_names == ["only"] and len(data) == 6
+
+
+def test_two_thousand_classes(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    for i in range(2000):
+        (raw / f"c{i:04d}").mkdir(parents=True)
+        colour = np.array([i % 256, i // 256, 7], np.uint8)
+        cv2.imwrite(str(raw / f"c{i:04d}" / "x.png"), np.broadcast_to(colour, (8, 8, 3)))
+    out = tmp_path / "out.h5"
+    code, text = run_cli("expand", raw, out, "--factor", "2", "--size", "8", "--workers", "1")
+    assert code == 0, text
+    # One source per class: every group lands in train, and the warning stays one line.
+    warning = next(line for line in text.splitlines() if "has no images of" in line)
+    assert "2000 class(es) c0000, c0001" in warning and "... and 1990 more" in warning
+    data = open_dataset(out)
+    assert len(data.class_names) == 2000 and len(data) == 4000
+    assert np.bincount(data.labels).tolist() == [2] * 2000
+
+
+# --- 1. --skip-invalid records what it skipped ----------------------------------------------
+
+
+def test_skip_invalid_lists_and_records_every_skipped_file(tmp_path: Path) -> None:
+    raw = small_raw(tmp_path)
+    bad = [make(raw / "a") for make in (_zero, _text, _truncated, _broken_link, _giant)]
+    bad.append(_non_utf8_name(raw / "b"))
+    for out in (tmp_path / "o", tmp_path / "o.h5"):
+        code, text = run_cli("expand", raw, out, *FAST, "--skip-invalid")
+        assert code == 0, text
+        assert f"skipped {len(bad)} invalid file(s) (recorded in the output)" in text
+        if out.suffix == ".h5":
+            with h5py.File(out) as fh:
+                skipped = json.loads(fh.attrs["skipped"])
+        else:
+            skipped = json.loads((out / "augtool.json").read_text(encoding="utf-8"))["skipped"]
+        recorded = sorted(s["path"] for s in skipped)
+        dirs = ["a"] * 5 + ["b"]
+        assert recorded == sorted(f"{d}/{name}" for d, name in zip(dirs, bad, strict=True))
+        assert all(s["reason"] for s in skipped)
+        data = open_dataset(out)
+        assert len(data) == 8 and verify(out).ok
+
+
+# --- 2. interruption and resume ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workload(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 sources of 1296x972 JPEG: big enough to be caught mid-run, small enough to be fast."""
+    raw = tmp_path_factory.mktemp("signals") / "raw"
+    for i in range(24):
+        small = smear_like(np.random.default_rng(i), 324, 243)
+        big = cv2.resize(small, (1296, 972), interpolation=cv2.INTER_LINEAR)
+        write_image(raw / f"c{i % 3}" / f"img_{i:03d}.jpg", big)
+    return raw
+
+
+SIGNAL_RUN = ["--target", "240", "-q"]
+
+
+@pytest.fixture(scope="module")
+def references(workload: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Uninterrupted runs, folder and HDF5."""
+    root = tmp_path_factory.mktemp("reference")
+    refs = {"folder": root / "ref", "hdf5": root / "ref.h5"}
+    for out in refs.values():
+        expand(workload, out, ExpandOptions(target=240, workers=1))
+    return refs
+
+
+def journal_of(out: Path) -> Path:
+    if out.suffix == ".h5":
+        return out.parent / f".{out.name}.partial.journal"
+    return writers.partial_path(out) / writers.JOURNAL_NAME
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def interrupt_midway(args: list[object], out: Path, sig: int) -> tuple[int, str]:
+    """Start the CLI, wait until two batches are journaled, send ``sig``; return code, stderr."""
+    proc = subprocess.Popen(
+        cli_command(*args),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,  # a background shell job would ignore SIGINT
+    )
+    journal = journal_of(out)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        if journal.is_file() and journal.read_text(encoding="utf-8").count("\n") >= 3:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+def same_output(a: Path, b: Path) -> None:
+    """Identical bytes for every image and table; provenance (time, command) aside."""
+    if a.is_dir():
+        ha, hb = tree_hashes(a), tree_hashes(b)
+        assert ha.keys() == hb.keys()
+        assert {k: v for k, v in ha.items() if k != "augtool.json"} == {
+            k: v for k, v in hb.items() if k != "augtool.json"
+        }
+        ja, jb = (json.loads((p / "augtool.json").read_text(encoding="utf-8")) for p in (a, b))
+        assert {k: v for k, v in ja.items() if k not in PROVENANCE} == {
+            k: v for k, v in jb.items() if k not in PROVENANCE
+        }
+        return
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        assert _h5_content(fa) == _h5_content(fb)
+
+
+def _plain(value: object) -> object:
+    """Comparable form of an HDF5 value: bytes of numeric arrays, lists of strings."""
+    array = np.asarray(value)
+    return array.tolist() if array.dtype.kind in "OSU" else (array.dtype.str, array.tobytes())
+
+
+def _h5_content(fh: h5py.File) -> dict[str, object]:
+    content = {f"@{k}": _plain(v) for k, v in fh.attrs.items() if k not in PROVENANCE}
+
+    def visit(name: str, obj: object) -> None:
+        if isinstance(obj, h5py.Dataset):
+            content[name] = _plain(obj[()])
+            for k, v in obj.attrs.items():
+                content[f"{name}@{k}"] = _plain(v)
+
+    fh.visititems(visit)
+    return content
+
+
+@pytest.mark.parametrize(
+    ("sig", "kind", "workers"),
+    [
+        (signal.SIGINT, "folder", 1),
+        (signal.SIGTERM, "folder", 2),
+        (signal.SIGTERM, "hdf5", 2),
+        (signal.SIGKILL, "hdf5", 1),
+    ],
+    ids=["SIGINT-folder", "SIGTERM-folder-2-workers", "SIGTERM-hdf5-2-workers", "SIGKILL-hdf5"],
+)
+def test_signal_stops_cleanly_and_resume_is_byte_identical(
+    workload: Path, references: dict[str, Path], tmp_path: Path, sig: int, kind: str, workers: int
+) -> None:
+    before = tree_hashes(workload)
+    out = tmp_path / ("out.h5" if kind == "hdf5" else "out")
+    args = ["expand", workload, out, *SIGNAL_RUN, "--workers", workers]
+    code, err = interrupt_midway(args, out, sig)
+    if sig == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+    else:
+        assert code == 130, err
+        assert "interrupted; nothing final was written" in err and "--resume" in err
+        assert "Traceback" not in err and "UserWarning" not in err
+    assert not out.exists()
+    assert writers.partial_path(out).exists()
+    resumed = run_sub(*args[:-1], 3 - workers, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert not writers.partial_path(out).exists() and not journal_of(out).exists()
+    same_output(out, references[kind])
+    assert verify(out).ok
+    assert tree_hashes(workload) == before
+
+
+def _state(pid: int) -> tuple[int, str] | None:
+    """(parent pid, state letter) of a process, None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), fields[0]
+
+
+def _running(pid: int) -> bool:
+    state = _state(pid)
+    return state is not None and state[1] != "Z"
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(e) for e in os.listdir("/proc") if e.isdigit() and (_state(int(e)) or (0, ""))[0] == pid
+    ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and prctl")
+def test_kill_9_leaves_no_worker_processes(workload: Path, tmp_path: Path) -> None:
+    """Workers die with the main process (PR_SET_PDEATHSIG); before, they waited forever."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        cli_command("expand", workload, out, *SIGNAL_RUN, "--workers", 2),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    journal = journal_of(out)
+    while proc.poll() is None and not (
+        journal.is_file() and journal.read_text(encoding="utf-8").count("\n") >= 3
+    ):
+        time.sleep(0.005)
+    workers = _children(proc.pid)
+    assert workers, "no worker processes seen"
+    proc.kill()
+    proc.communicate(timeout=30)  # orphans would hold the pipes open
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_running(w) for w in workers):
+        time.sleep(0.05)
+    assert not [w for w in workers if _running(w)], "orphaned workers still running"
+
+
+def _fail_on_call(n: int, exc: BaseException) -> Callable[..., None]:
+    calls = {"n": 0}
+
+    def hook(*args: object, **kwargs: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise exc
+
+    return hook
+
+
+def test_interrupt_during_hdf5_finish_then_resume(
+    make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = make_raw(size=(48, 36))
+    opts = ExpandOptions(target=30, size=16, workers=1)
+    reference = tmp_path / "ref.h5"
+    expand(raw, reference, opts)
+    out = tmp_path / "out.h5"
+    real = h5py.Group.create_dataset
+    fail = _fail_on_call(1, KeyboardInterrupt())
+
+    def create_dataset(self: h5py.Group, name: str, *args: object, **kwargs: object) -> object:
+        if name == "params":  # a few tables are written already
+            fail()
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", create_dataset)
+    with pytest.raises(Exception, match="--resume"):
+        expand(raw, out, opts)
+    monkeypatch.undo()
+    assert not out.exists()
+    expand(raw, out, ExpandOptions(target=30, size=16, workers=1, resume=True))
+    same_output(out, reference)
+
+
+@pytest.mark.parametrize("name", ["out", "out.h5"])
+def test_resume_with_other_options_is_refused_and_keeps_the_partial(
+    make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    raw = make_raw(size=(48, 36))
+    out = tmp_path / name
+    writer = writers.Hdf5Writer if name.endswith(".h5") else writers.FolderWriter
+    monkeypatch.setattr(writer, "commit", _fail_on_call(2, KeyboardInterrupt()))
+    with pytest.raises(Exception, match="--resume"):
+        expand(raw, out, ExpandOptions(target=30, size=16, workers=1))
+    monkeypatch.undo()
+    partial = snapshot(tmp_path)
+    with pytest.raises(OutputError, match="other inputs or options"):
+        expand(raw, out, ExpandOptions(target=30, size=16, seed=1, workers=1, resume=True))
+    assert snapshot(tmp_path) == partial
+    # Without --resume the partial is replaced and the run completes.
+    expand(raw, out, ExpandOptions(target=30, size=16, seed=1, workers=1))
+    assert verify(out).ok and not writers.partial_path(out).exists()
+
+
+def test_an_interrupt_lost_in_a_callback_still_stops_the_run(
+    make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python drops a KeyboardInterrupt raised inside a weakref callback (seen with h5py under
+    SIGTERM: the run went on and exited 0); the handler's flag stops it at the next batch."""
+    import cli
+
+    raw = make_raw(size=(48, 36))
+    real = writers.FolderWriter.commit
+
+    def commit(self: writers.FolderWriter, records: list[dict]) -> None:
+        real(self, records)
+        cli._STOP.set()  # the handler ran, its raise was swallowed
+
+    monkeypatch.setattr(writers.FolderWriter, "commit", commit)
+    out = tmp_path / "out"
+    code, text = run_cli("expand", raw, out, "--target", 30, "--size", 16, "-j", 1)
+    assert code == 130 and "interrupted; nothing final was written" in text, text
+    assert not out.exists() and writers.partial_path(out).exists()
+
+
+def test_background_thread_errors_are_quiet_only_after_a_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    import cli
+
+    seen: list[object] = []
+    monkeypatch.setattr(cli, "_THREAD_EXCEPTHOOK", seen.append)
+    args = threading.ExceptHookArgs((KeyError, KeyError(3), None, None))
+    cli._STOP.clear()
+    cli._thread_exceptions(args)
+    assert seen == [args]
+    cli._STOP.set()
+    cli._thread_exceptions(args)
+    assert seen == [args]
+    cli._STOP.clear()
+
+
+def test_interrupt_during_scan_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = small_raw(tmp_path)
+    monkeypatch.setattr("augtool.sources.inspect_file", _fail_on_call(1, KeyboardInterrupt()))
+    code, text = run_cli("expand", raw, tmp_path / "out", *FAST)
+    assert code == 130 and "interrupted" in text
+    assert nothing_written(tmp_path / "out")
+
+
+# --- 3. full disk and write errors ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["folder", "hdf5"])
+def test_enospc_injected_mid_run(
+    make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    raw = make_raw(size=(48, 36))
+    before = tree_hashes(raw)
+    if kind == "hdf5":
+        # h5py reports a failed write as RuntimeError with the errno inside its text.
+        text = "Unable to synchronously flush file (file write failed: errno = 28, ...)"
+        monkeypatch.setattr(h5py.File, "flush", _fail_on_call(3, RuntimeError(text)))
+        out = tmp_path / "out.h5"
+    else:
+        full = OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(writers.Journal, "append", _fail_on_call(3, full))
+        out = tmp_path / "out"
+    with pytest.raises(OutputError, match=r"No space left on device \(errno 28\)"):
+        expand(raw, out, ExpandOptions(target=30, size=16, workers=1))
+    assert nothing_written(out) and not journal_of(out).exists()
+    assert list(tmp_path.iterdir()) == [raw]
+    assert tree_hashes(raw) == before
+
+
+def _private_tmpfs_command() -> list[str] | None:
+    """A prefix that runs a command in a private mount namespace, or None if impossible."""
+    if shutil.which("unshare") is None:
+        return None
+    prefix = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "-r", "--mount"]
+    probe = subprocess.run([*prefix, "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"])
+    return prefix if probe.returncode == 0 else None
+
+
+def test_real_full_disk_and_read_only_disk(workload: Path, tmp_path: Path) -> None:
+    """A 2 MB tmpfs fills mid-run; a read-only one refuses the start. Nothing is left behind."""
+    prefix = _private_tmpfs_command()
+    if prefix is None:
+        pytest.skip("cannot mount a private tmpfs here (needs unshare and mount rights)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    before = tree_hashes(workload)
+    results = {}
+    for name, options, out in [
+        ("folder", "size=2m", "out"),
+        ("hdf5", "size=2m", "out.h5"),
+        ("read-only", "size=2m,ro", "out"),
+    ]:
+        expand_args = [workload, disk / out, "--target", 240, "--workers", 2, "-q"]
+        command = (
+            f"mount -t tmpfs -o {options} tmpfs {disk} && "
+            + " ".join(cli_command("expand", *expand_args))
+            + f"; echo rc=$?; ls -A {disk}"
+        )
+        proc = subprocess.run(
+            [*prefix, "sh", "-c", command], cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+        results[name] = proc
+    for name in ("folder", "hdf5"):
+        proc = results[name]
+        assert proc.stdout.splitlines() == ["rc=1"], (proc.stdout, proc.stderr)  # nothing left
+        assert "No space left on device (errno 28)" in proc.stderr
+        assert "partial output was removed and RAW is untouched" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    proc = results["read-only"]
+    assert proc.stdout.splitlines() == ["rc=1"], (proc.stdout, proc.stderr)
+    assert "Read-only file system (errno 30)" in proc.stderr
+    assert tree_hashes(workload) == before
+
+
+# --- 4. damaged outputs -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("damaged")
+    raw = root / "raw"
+    for i in range(9):
+        write_image(raw / f"c{i % 3}" / f"{i}.jpg", smear_like(np.random.default_rng(i), 48, 36))
+    outs = {"folder": root / "o", "hdf5": root / "o.h5"}
+    for out in outs.values():
+        expand(raw, out, ExpandOptions(target=27, size=16, workers=1))
+    return outs
+
+
+def damaged_copy(src: Path, tmp_path: Path, change: Callable[[bytearray], bytearray]) -> Path:
+    dst = tmp_path / src.name
+    dst.write_bytes(bytes(change(bytearray(src.read_bytes()))))
+    return dst
+
+
+def cli_verify(path: Path) -> tuple[int, str]:
+    return run_cli("verify", path)
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [lambda d: d[:0], lambda d: d[:7], lambda d: d[: len(d) * 3 // 10], lambda d: d[:-1]],
+    ids=["0 bytes", "7 bytes", "30 %", "all but the last byte"],
+)
+def test_truncated_hdf5_is_reported_not_crashed_on(
+    outputs: dict[str, Path], tmp_path: Path, cut: Callable[[bytearray], bytearray]
+) -> None:
+    bad = damaged_copy(outputs["hdf5"], tmp_path, cut)
+    with pytest.raises(InputError, match=r"o\.h5: .*(truncated|damaged|not a)"):
+        open_dataset(bad)
+    assert not verify(bad).ok
+    code, text = cli_verify(bad)
+    assert code == 1 and "problem(s) found" in text and "Traceback" not in text
+
+
+def test_tampered_hdf5_pixel_is_refused_by_training_and_reported_by_verify(
+    outputs: dict[str, Path], tmp_path: Path
+) -> None:
+    with h5py.File(outputs["hdf5"]) as fh:
+        offset = fh["images"].id.get_chunk_info(5).byte_offset
+
+    def flip(data: bytearray) -> bytearray:
+        data[offset + 100] ^= 0x01
+        return data
+
+    bad = damaged_copy(outputs["hdf5"], tmp_path, flip)
+    with pytest.raises(InputError, match="image 5: the image differs from its recorded SHA-256"):
+        open_dataset(bad)
+    report = verify(bad)
+    assert [p for p in report.problems if "content differs" in p] == [
+        p for p in report.problems if "image 5" in p
+    ]
+    assert open_dataset(bad, check_hashes=False).images.shape[0] == 27
+
+
+def test_random_damage_to_hdf5_never_escapes_as_a_traceback(
+    outputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Seeded fuzzing: flipped bytes, overwritten runs, cuts. Reading either refuses with
+    InputError or returns exactly the original images and labels."""
+    original = open_dataset(outputs["hdf5"])
+    src = outputs["hdf5"].read_bytes()
+    rng = np.random.default_rng(7)
+    outcomes: Counter[str] = Counter()
+    for trial in range(120):
+        data = bytearray(src)
+        if trial % 3 == 0:
+            data = data[: int(rng.integers(0, len(data)))]
+        elif trial % 3 == 1:
+            for _ in range(int(rng.integers(1, 20))):
+                data[int(rng.integers(0, len(data)))] ^= int(rng.integers(1, 256))
+        else:
+            at = int(rng.integers(0, len(data) - 64))
+            data[at : at + 64] = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
+        bad = tmp_path / "f.h5"
+        bad.write_bytes(bytes(data))
+        try:
+            loaded = open_dataset(bad)
+        except InputError:
+            outcomes["refused"] += 1
+        else:
+            outcomes["read"] += 1
+            np.testing.assert_array_equal(loaded.images, original.images)
+            np.testing.assert_array_equal(loaded.labels, original.labels)
+        verify(bad)  # a report, never an exception
+    assert outcomes["refused"] > 80
+
+
+@pytest.mark.parametrize(
+    ("target", "change", "expect"),
+    [
+        ("manifest.csv", lambda d: d[: len(d) // 2], "truncated or damaged"),
+        ("manifest.csv", lambda d: d[: d.rindex(b"\n", 0, len(d) - 1) + 1], "lists 26 images"),
+        ("augtool.json", lambda d: d[:40], "augtool.json: unreadable or damaged"),
+        ("augtool.json", lambda d: b"\xff" + d, "augtool.json: unreadable or damaged"),
+        ("train/c0/0__00_original.png", lambda d: d[:-20], "differs from its recorded SHA-256"),
+    ],
+    ids=[
+        "manifest cut mid-row",
+        "manifest lost its last row",
+        "recipe cut",
+        "recipe not UTF-8",
+        "image file cut",
+    ],
+)
+def test_damaged_folder_output(
+    outputs: dict[str, Path], tmp_path: Path, target: str, change: Callable, expect: str
+) -> None:
+    out = tmp_path / "o"
+    shutil.copytree(outputs["folder"], out)
+    path = out / target
+    if not path.exists():  # the split of source c0/0 depends on the seed
+        path = next(out.glob(f"*/{Path(target).relative_to('train')}"))
+    path.write_bytes(bytes(change(bytearray(path.read_bytes()))))
+    with pytest.raises(InputError, match=expect):
+        open_dataset(out)
+    code, text = cli_verify(out)
+    assert code == 1 and "Traceback" not in text, text
+
+
+# --- 5. property-based tests ------------------------------------------------------------------
+
+ALL_TRANSFORMS = [ORIGINAL, *TRANSFORMS.values()]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    width=st.integers(1, 512),
+    height=st.integers(1, 512),
+    channels=st.sampled_from([1, 3, 4]),
+    depth=st.sampled_from([8, 16]),
+    container=st.sampled_from([".png", ".tif"]),
+    reduction=st.sampled_from([1, 2, 4, 8]),
+    size=st.integers(8, 64),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_every_transform_on_any_decoded_input(
+    width: int,
+    height: int,
+    channels: int,
+    depth: int,
+    container: str,
+    reduction: int,
+    size: int,
+    seed: int,
+) -> None:
+    """Random arrays -> PNG/TIFF -> decode_rgb at a random reduction -> every transform."""
+    rng = np.random.default_rng(seed)
+    dtype = np.uint8 if depth == 8 else np.uint16
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    pixels = rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
+    ok, buf = cv2.imencode(container, pixels)
+    assert ok
+    work = decode_rgb(buf.tobytes(), reduction)
+    assert work.dtype == np.uint8 and work.flags.c_contiguous
+    assert work.shape == (*reduced_shape(width, height, reduction)[::-1], 3)
+    if reduction == 1 and channels == 1:
+        expected = pixels if depth == 8 else (pixels.astype(np.uint32) * 255 + 32767) // 65535
+        np.testing.assert_array_equal(work, np.repeat(expected[:, :, None], 3, axis=2))
+    if reduction == 1 and channels == 3:
+        expected = pixels[:, :, ::-1]
+        if depth == 16:
+            expected = (expected.astype(np.uint32) * 255 + 32767) // 65535
+        np.testing.assert_array_equal(work, expected)
+    scale = (work.shape[1] / width, work.shape[0] / height)
+    before = work.copy()
+    for transform in ALL_TRANSFORMS:
+        params = transform.sample(np.random.default_rng(seed), Ranges())
+        out = transform.apply(work, params, scale, size)
+        assert out.shape == (size, size, 3) and out.dtype == np.uint8, transform.name
+        np.testing.assert_array_equal(out, transform.apply(work, params, scale, size))
+    np.testing.assert_array_equal(work, before)
+
+
+def _expected_counts(sizes: dict[str, int], extra: int) -> dict[str, int]:
+    """Copies per class by the rule, computed independently of augtool.plan."""
+    n = sum(sizes.values())
+    base, rem = divmod(extra, n)
+    counts = {}
+    for cls in sorted(sizes, key=lambda c: (sizes[c], c)):
+        bonus = min(sizes[cls], rem)
+        rem -= bonus
+        counts[cls] = sizes[cls] * base + bonus
+    return counts
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    sizes=st.dictionaries(
+        st.text("abcdefgh", min_size=1, max_size=3), st.integers(1, 25), min_size=1, max_size=6
+    ),
+    extra=st.integers(0, 800),
+    pca=st.integers(0, 300),
+)
+def test_plan_totals_over_random_classes_and_targets(
+    sizes: dict[str, int], extra: int, pca: int
+) -> None:
+    sources = [
+        Source(f"{cls}/{i}.jpg", cls, label, f"{label:032x}{i:032x}", 64, 48, f"{cls}/{i}", str(i))
+        for label, cls in enumerate(sorted(sizes))
+        for i in range(sizes[cls])
+    ]
+    n = len(sources)
+    scan_result = ScanResult(Path("raw"), sorted(sizes), sources)
+    options = ExpandOptions(target=n + extra, pca_count=pca, split="none")
+    run = plan_run(scan_result, options, SilentReporter())
+    assert len(run.jobs) == n + extra + pca
+    assert sorted(j.source for j in run.jobs if j.transform == ORIGINAL_COPY) == list(range(n))
+    class_of = [sources[j.source].class_name for j in run.jobs]
+    conventional = Counter(c for c, j in zip(class_of, run.jobs, strict=True) if j.transform != PCA)
+    jittered = Counter(c for c, j in zip(class_of, run.jobs, strict=True) if j.transform == PCA)
+    for cls, copies in _expected_counts(sizes, extra).items():
+        assert conventional[cls] == sizes[cls] + copies
+    for cls, copies in _expected_counts(sizes, pca).items():
+        assert jittered[cls] == copies
+    assert len(set(run.names)) == len(run.names)
+
+
+def test_scan_accepts_every_format_it_lists(tmp_path: Path) -> None:
+    """Each suffix of IMAGE_SUFFIXES, any case, decodes to the same pixels."""
+    raw = tmp_path / "raw"
+    grey = np.full((12, 16, 3), 77, np.uint8)
+    for suffix in (".jpg", ".JPEG", ".png", ".tif", ".TIFF", ".bmp"):
+        write_image(raw / "a" / f"x{suffix.lstrip('.')}{suffix}", grey, quality=100)
+    result = scan(raw)
+    assert len(result.sources) == 6 and not result.skipped
+    for src in result.sources:
+        image = decode_rgb((raw / src.path).read_bytes())
+        assert abs(int(image.mean()) - 77) <= 1, src.path
+
+
+def test_stdout_is_not_decorated_when_not_a_terminal(tmp_path: Path) -> None:
+    raw = small_raw(tmp_path)
+    (raw / "a" / "readme.txt").write_text("x")
+    proc = run_sub("expand", raw, tmp_path / "out", *FAST, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: ignored 1 file(s)" in proc.stderr and "\x1b[" not in proc.stderr
+
+
+def test_library_errors_never_print_a_traceback_for_a_non_utf8_raw_path(tmp_path: Path) -> None:
+    raw = small_raw(tmp_path)
+    odd = Path(os.fsdecode(os.fsencode(tmp_path) + b"/r\xe9w"))
+    raw.rename(odd)
+    proc = run_sub("expand", odd, tmp_path / "out.h5", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(tmp_path / "out.h5") as fh:
+        assert "r\\xe9w" in fh.attrs["command_line"]
