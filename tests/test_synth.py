@@ -251,7 +251,7 @@ def test_geometry_follows_the_paper() -> None:
             assert lo <= nucleus_fraction(cell) <= hi, (cls, nucleus_fraction(cell))
             assert 1.65 <= 2 * cell.body.radius / scene.rbc_diameter <= 2.35
             assert (len(cell.rods) >= 1) == (cls == "AML")
-            assert 0.07 * 320 <= scene.rbc_diameter <= 0.08 * 320
+            assert 0.13 * 320 <= scene.rbc_diameter <= 0.16 * 320
     for scene in scenes("normal", 15):
         cell = scene.central_cell
         assert 0.85 <= 2 * cell.body.radius / scene.rbc_diameter <= 1.55

@@ -242,6 +242,10 @@ def _place_red_cells(
     return tuple(cells)
 
 
+#: Red-cell diameter as a fraction of the image width.
+RBC_WIDTH_FRACTION = (0.13, 0.16)
+
+
 def sample_scene(cls: str, rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SIZE) -> Scene:
     """Draw every random choice of one smear of class ``cls``.
 
@@ -258,8 +262,10 @@ def sample_scene(cls: str, rng: np.random.Generator, size: tuple[int, int] = DEF
     """
     check_class(cls, "cls")
     width, height = check_size(size, "size")
-    px = width / 640.0
-    rbc = width * rng.uniform(0.07, 0.08)
+    # Magnification like the BCCD smears (a red cell is 13-16 % of the image
+    # width); pixel-sized details (edges, chromatin grain, rods) scale with it.
+    rbc = width * rng.uniform(*RBC_WIDTH_FRACTION)
+    px = rbc / 48.0
     cx = width / 2 + rng.uniform(-0.12, 0.12) * width
     cy = height / 2 + rng.uniform(-0.12, 0.12) * height
     whites = [SAMPLERS[cls](rng, cx, cy, rbc, px)]
