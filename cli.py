@@ -55,23 +55,16 @@ def main() -> None:
 # --- model: train, evaluate, predict ------------------------------------------------------
 
 
-def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs to a dict; values become int, float or stay text."""
+def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``KEY=VALUE`` pairs to a dict of text values (the registry parses their types)."""
     from augtool.errors import OptionError
 
-    options: dict[str, Any] = {}
+    options: dict[str, str] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise OptionError("--arch-option", f"expected KEY=VALUE, got {pair!r}")
-        value: Any = text
-        for cast in (int, float):
-            try:
-                value = cast(text)
-                break
-            except ValueError:
-                continue
-        options[key.strip()] = value
+        options[key.strip()] = text.strip()
     return options
 
 
@@ -198,6 +191,7 @@ def train_command(
 
     from tqdm import tqdm
 
+    from model.report import pct
     from model.run import train_run
     from model.train import TrainConfig
 
@@ -241,8 +235,8 @@ def train_command(
     for split in ("val", "test"):
         if split in m:
             click.echo(
-                f"  {split}: accuracy {100 * m[split]['accuracy']:.1f}%, "
-                f"macro F1 {100 * m[split]['macro_f1']:.1f}%"
+                f"  {split}: accuracy {pct(m[split]['accuracy'])}, "
+                f"macro F1 {pct(m[split]['macro_f1'])}"
             )
 
 

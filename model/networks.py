@@ -143,8 +143,12 @@ class CellNet(nn.Module):
         convs_per_block: int = 2,
         stem: str = "patch",
         head: str = "gap+center",
+        crop: float = 1.0,
     ) -> None:
         super().__init__()
+        if not 0.1 <= crop <= 1.0:
+            raise OptionError("crop", f"must be in [0.1, 1], got {crop}")
+        self.crop = crop
         try:
             chans = [int(w) for w in widths.split(",")]
         except ValueError as err:
@@ -180,6 +184,8 @@ class CellNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, num_classes)`` of a normalised ``(B, 3, S, S)`` batch."""
+        if self.crop < 1.0:
+            x = center_crop(x, self.crop)
         f = self.features(x)
         pooled = f.mean(dim=(2, 3))
         if self.head == "gap+center":
@@ -204,6 +210,14 @@ class CellNet(nn.Module):
 #: Heads of :class:`CellNet`: global average pooling, or that concatenated with the
 #: average over the central third of the final feature map.
 HEADS = ("gap", "gap+center")
+
+
+def center_crop(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The central ``fraction`` of each side of a ``(B, C, H, W)`` batch (a view)."""
+    h, w = x.shape[2], x.shape[3]
+    ch, cw = max(1, round(h * fraction)), max(1, round(w * fraction))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return x[:, :, top : top + ch, left : left + cw]
 
 
 def center_mean(f: torch.Tensor) -> torch.Tensor:
@@ -283,7 +297,8 @@ def check_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     Args:
         name: Registered architecture name.
         options: Option values to override; each must be a known option whose value
-            has the default's type (an int is accepted for a float option).
+            has the default's type. Text is parsed into that type (command-line
+            values arrive as text); an int is accepted for a float option.
 
     Returns:
         Every option of the architecture with its value.
@@ -297,14 +312,26 @@ def check_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         if key not in spec.options:
             known = ", ".join(sorted(spec.options)) or "none"
             raise OptionError(key, f"not an option of {name!r}; its options are {known}")
-        want = type(spec.options[key])
-        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            raise OptionError(key, f"expected {want.__name__}, got {value!r}")
-        merged[key] = value
+        merged[key] = _coerce(key, value, type(spec.options[key]))
     return merged
+
+
+def _coerce(key: str, value: Any, want: type) -> Any:
+    """``value`` as type ``want``: text (from the command line) is parsed, an int may be a float.
+
+    Raises:
+        OptionError: If the value cannot be of that type.
+    """
+    if isinstance(value, str) and want is not str:
+        try:
+            return want(value)
+        except ValueError:
+            raise OptionError(key, f"expected {want.__name__}, got {value!r}") from None
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+        raise OptionError(key, f"expected {want.__name__}, got {value!r}")
+    return value
 
 
 def create_model(

@@ -79,6 +79,9 @@ def test_create_model_checks_options():
         create_model("cellnet", 3, head="flatten")
     with pytest.raises(OptionError, match="too small"):
         create_model("leukemianet", 3, input_size=8)
+    # command-line values arrive as text and are parsed into the option's type
+    assert create_model("leukemianet", 3, 64, conv2_filters="7").classifier.in_features % 7 == 0
+    assert create_model("cellnet", 3, 64, widths="16").classifier.in_features == 32
 
 
 def test_same_generator_same_initial_weights():
