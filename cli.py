@@ -124,10 +124,10 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option(
     "--augment",
-    type=click.Choice(["none", "flip", "dihedral"]),
     default=None,
-    help="Random flips of training batches on the device "
-    "[default: none leukemianet, dihedral cellnet].",
+    metavar="LIST",
+    help="On-device augmentation of training batches: none, or a comma-separated list "
+    "of flip, dihedral, gray, jitter [default: none leukemianet, dihedral cellnet].",
 )
 @click.option(
     "--normalize",

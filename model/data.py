@@ -29,10 +29,17 @@ from augtool.io import MANIFEST_NAME, Dataset, open_dataset
 #: ``imageInputLayer`` with ``'zerocenter'``); ``standardize`` also divides by
 #: the per-channel standard deviation.
 NORMALIZE_MODES = ("zerocenter", "standardize")
-#: On-the-fly augmentation of training batches: ``flip`` draws a left-right and a
-#: top-bottom flip per image; ``dihedral`` also a transpose (all 8 symmetries of
-#: the square).
-AUGMENT_MODES = ("none", "flip", "dihedral")
+#: On-the-fly augmentation of training batches, combined with commas (e.g.
+#: ``dihedral,gray``); ``none`` for nothing. ``flip``: a left-right and a
+#: top-bottom flip, each with probability 1/2. ``dihedral``: those and a transpose
+#: (all 8 symmetries of the square). ``gray``: with probability 1/4 the image is
+#: replaced by its luminance (the ``gray`` transform's weights). ``jitter``: each
+#: channel is scaled by U(0.9, 1.1) and shifted by U(-12, 12) levels, per image.
+AUGMENT_TOKENS = ("flip", "dihedral", "gray", "jitter")
+GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
+GRAY_PROBABILITY = 0.25
+JITTER_GAIN = 0.1
+JITTER_SHIFT = 12.0
 #: ``Dataset.attrs["source"]`` of data read from a raw image folder.
 RAW_SOURCE = "raw image folder"
 
@@ -161,30 +168,67 @@ class DeviceImages:
     def batch(
         self,
         index: torch.Tensor,
-        augment: str = "none",
+        augment: frozenset[str] = frozenset(),
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Gather, augment and normalise a batch on the device.
 
         Args:
             index: ``(B,)`` int64 indices, on this set's device.
-            augment: One of :data:`AUGMENT_MODES`.
-            generator: Draws the flips; must live on this set's device. Required
-                unless ``augment`` is ``"none"``.
+            augment: Tokens of :data:`AUGMENT_TOKENS` (see :func:`parse_augment`).
+            generator: Draws the augmentation; must live on this set's device.
+                Required when ``augment`` is not empty.
 
         Returns:
             ``(x, y)``: float32 ``(B, 3, S, S)`` normalised images (channels_last
             on CUDA) and int64 ``(B,)`` labels.
         """
         x = self.images.index_select(0, index)
-        if augment != "none":
-            if generator is None:
-                raise ValueError("augmentation needs a generator")
-            x = random_flips(x, generator, transpose=augment == "dihedral")
+        if augment and generator is None:
+            raise ValueError("augmentation needs a generator")
+        if "flip" in augment or "dihedral" in augment:
+            x = random_flips(x, generator, transpose="dihedral" in augment)
         x = x.permute(0, 3, 1, 2)
         x = x.float() if self.channels_last else x.contiguous().float()
+        if "gray" in augment:
+            x = random_gray(x, generator)
+        if "jitter" in augment:
+            x = random_jitter(x, generator)
         x = (x - self._mean.view(1, 3, 1, 1)) * self._scale.view(1, 3, 1, 1)
         return x, self.labels.index_select(0, index)
+
+
+def random_gray(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Replace each ``(B, 3, H, W)`` float image by its luminance with probability 1/4."""
+    weights = torch.tensor(GRAY_WEIGHTS, device=x.device).view(1, 3, 1, 1)
+    gray = (x * weights).sum(dim=1, keepdim=True).expand_as(x)
+    pick = torch.rand(x.shape[0], generator=generator, device=x.device) < GRAY_PROBABILITY
+    return torch.where(pick.view(-1, 1, 1, 1), gray, x)
+
+
+def random_jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per image and channel: scale by U(0.9, 1.1), shift by U(-12, 12) levels, clip to 0..255."""
+    draws = torch.rand((2, x.shape[0], 3, 1, 1), generator=generator, device=x.device)
+    gain = 1.0 + JITTER_GAIN * (2 * draws[0] - 1)
+    shift = JITTER_SHIFT * (2 * draws[1] - 1)
+    return (x * gain + shift).clamp_(0.0, 255.0)
+
+
+def parse_augment(text: str) -> frozenset[str]:
+    """Parse ``--augment``: ``none`` or comma-separated :data:`AUGMENT_TOKENS`.
+
+    Raises:
+        OptionError: On an unknown token.
+    """
+    tokens = frozenset(t.strip() for t in text.split(",") if t.strip()) - {"none"}
+    unknown = sorted(tokens - set(AUGMENT_TOKENS))
+    if unknown:
+        raise OptionError(
+            "--augment",
+            f"unknown {', '.join(unknown)}; use none or a comma-separated list of "
+            f"{', '.join(AUGMENT_TOKENS)}",
+        )
+    return tokens
 
 
 def random_flips(x: torch.Tensor, generator: torch.Generator, transpose: bool) -> torch.Tensor:

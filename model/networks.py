@@ -121,10 +121,11 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
 class CellNet(nn.Module):
     """A compact CNN: a strided stem, conv blocks with max-pooling, global average pooling.
 
-    ``stem: conv3x3/2 -> BN -> ReLU -> maxpool 2`` brings 227 px to 57 px, then each
-    width in ``widths`` is one block ``(conv3x3 -> BN -> ReLU) x convs_per_block ->
-    maxpool 2`` (no pooling after the last block), then global average pooling and
-    a linear classifier. About 1.2 M parameters with the defaults.
+    The stem (``patch``: conv 4x4 stride 4; ``conv``: conv 3x3 stride 2 and max-pool 2)
+    brings 227 px to 56-57 px. Each width in ``widths`` is one block of
+    ``convs_per_block`` (conv3x3 -> BN -> ReLU) layers, with a 2x2 max-pool between
+    blocks; then global average pooling and a linear classifier. About 1.2 M
+    parameters with the defaults.
 
     Args:
         num_classes: Output classes.
@@ -132,6 +133,12 @@ class CellNet(nn.Module):
         stem_width: Channels of the stem convolution.
         widths: Channels of each block, comma-separated (e.g. ``"32,64,128,256"``).
         convs_per_block: Convolutions per block.
+        stem: ``patch`` or ``conv`` (slower, finer).
+        head: ``gap`` (global average pooling) or ``gap+center`` (also the average
+            over the central third of the last feature map).
+        crop: Keep only this central fraction of each input side (1.0: all).
+        coords: Give the stem and the last block a channel holding each pixel's
+            distance from the image centre, so features can depend on position.
     """
 
     def __init__(
@@ -142,13 +149,11 @@ class CellNet(nn.Module):
         widths: str = "32,64,128,256",
         convs_per_block: int = 2,
         stem: str = "patch",
-        head: str = "gap+center",
+        head: str = "gap",
         crop: float = 1.0,
+        coords: bool = False,
     ) -> None:
         super().__init__()
-        if not 0.1 <= crop <= 1.0:
-            raise OptionError("crop", f"must be in [0.1, 1], got {crop}")
-        self.crop = crop
         try:
             chans = [int(w) for w in widths.split(",")]
         except ValueError as err:
@@ -163,37 +168,51 @@ class CellNet(nn.Module):
             raise OptionError("stem", f"expected 'conv' or 'patch', got {stem!r}")
         if head not in HEADS:
             raise OptionError("head", f"expected one of {', '.join(HEADS)}, got {head!r}")
-        self.head = head
+        if not 0.1 <= crop <= 1.0:
+            raise OptionError("crop", f"must be in [0.1, 1], got {crop}")
+        self.head, self.crop, self.coords = head, crop, coords
+        extra = 1 if coords else 0
         if stem == "conv":
-            layers: list[nn.Module] = [*_conv_bn_relu(3, stem_width, stride=2), nn.MaxPool2d(2)]
+            self.stem = nn.Sequential(
+                *_conv_bn_relu(3 + extra, stem_width, stride=2), nn.MaxPool2d(2)
+            )
         else:
-            layers = [
-                nn.Conv2d(3, stem_width, 4, stride=4, bias=False),
+            self.stem = nn.Sequential(
+                nn.Conv2d(3 + extra, stem_width, 4, stride=4, bias=False),
                 nn.BatchNorm2d(stem_width),
                 nn.ReLU(inplace=True),
-            ]
+            )
+        blocks = []
         cin = stem_width
         for i, cout in enumerate(chans):
+            last = i == len(chans) - 1
+            layers: list[nn.Module] = []
             for j in range(convs_per_block):
-                layers += _conv_bn_relu(cin if j == 0 else cout, cout)
-            cin = cout
-            if i < len(chans) - 1:
+                first_in = cin + (extra if last else 0)
+                layers += _conv_bn_relu(first_in if j == 0 else cout, cout)
+            if not last:
                 layers.append(nn.MaxPool2d(2))
-        self.features = nn.Sequential(*layers)
+            blocks.append(nn.Sequential(*layers))
+            cin = cout
+        self.blocks = nn.ModuleList(blocks)
         self.classifier = nn.Linear(cin * (2 if head == "gap+center" else 1), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, num_classes)`` of a normalised ``(B, 3, S, S)`` batch."""
         if self.crop < 1.0:
             x = center_crop(x, self.crop)
-        f = self.features(x)
+        f = self.stem(with_radius(x) if self.coords else x)
+        for i, block in enumerate(self.blocks):
+            if self.coords and i == len(self.blocks) - 1:
+                f = with_radius(f)
+            f = block(f)
         pooled = f.mean(dim=(2, 3))
         if self.head == "gap+center":
             pooled = torch.cat([pooled, center_mean(f)], dim=1)
         return self.classifier(pooled)
 
     def init_weights(self, generator: torch.Generator) -> None:
-        """He-normal convolutions (fan-out), small uniform classifier, BN scale 1 shift 0."""
+        """He-normal convolutions (fan-out), Glorot classifier, BN scale 1 shift 0."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(
@@ -205,6 +224,15 @@ class CellNet(nn.Module):
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+
+
+def with_radius(x: torch.Tensor) -> torch.Tensor:
+    """Append a channel: each pixel's distance from the centre, 0 there, about 1 at the corners."""
+    h, w = x.shape[2], x.shape[3]
+    ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype).view(h, 1)
+    xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype).view(1, w)
+    radius = torch.sqrt((ys * ys + xs * xs) / 2.0)
+    return torch.cat([x, radius.expand(x.shape[0], 1, h, w)], dim=1)
 
 
 #: Heads of :class:`CellNet`: global average pooling, or that concatenated with the
@@ -322,6 +350,11 @@ def _coerce(key: str, value: Any, want: type) -> Any:
     Raises:
         OptionError: If the value cannot be of that type.
     """
+    if isinstance(value, str) and want is bool:
+        text = value.strip().lower()
+        if text not in ("true", "false", "1", "0", "yes", "no"):
+            raise OptionError(key, f"expected true or false, got {value!r}")
+        return text in ("true", "1", "yes")
     if isinstance(value, str) and want is not str:
         try:
             return want(value)

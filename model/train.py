@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from augtool.errors import InputError, OptionError, OutputError
-from model.data import AUGMENT_MODES, NORMALIZE_MODES, DeviceImages, Normalization
+from model.data import NORMALIZE_MODES, DeviceImages, Normalization, parse_augment
 from model.networks import check_options, create_model, get_spec
 
 CHECKPOINT_FORMAT = "augtool-model"
@@ -53,7 +53,9 @@ class TrainConfig:
         weight_decay: L2 penalty (SGD) or decoupled weight decay (AdamW).
         schedule: ``constant`` or ``cosine`` (per step, to zero at the end).
         warmup_epochs: Linear warm-up from 0 over this many epochs (cosine only).
-        augment: On-the-fly batch augmentation, one of ``none``, ``flip``, ``dihedral``.
+        augment: On-the-fly batch augmentation: ``none`` or comma-separated tokens
+            of :data:`model.data.AUGMENT_TOKENS` (``flip``, ``dihedral``, ``gray``,
+            ``jitter``).
         normalize: ``zerocenter`` or ``standardize`` (statistics of the train split).
         label_smoothing: Cross-entropy label smoothing.
         patience: Stop after this many epochs without a better validation
@@ -121,12 +123,12 @@ class TrainConfig:
         choices = {
             "--optimizer": (self.optimizer, OPTIMIZERS),
             "--schedule": (self.schedule, SCHEDULES),
-            "--augment": (self.augment, AUGMENT_MODES),
             "--normalize": (self.normalize, NORMALIZE_MODES),
         }
         for option, (value, allowed) in choices.items():
             if value not in allowed:
                 raise OptionError(option, f"{value!r}; choose from {', '.join(allowed)}")
+        parse_augment(self.augment)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (JSON, weights-only checkpoints)."""
@@ -258,7 +260,7 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
     batch_size: int,
-    augment: str = "none",
+    augment: frozenset[str] = frozenset(),
     lr_at: Callable[[int], float] | None = None,
     first_step: int = 0,
     label_smoothing: float = 0.0,
@@ -272,7 +274,7 @@ def train_one_epoch(
         optimizer: Steps the model's parameters.
         generator: On ``data.device``; draws the order and the flips.
         batch_size: Images per step; the incomplete last batch is dropped.
-        augment: On-the-fly augmentation (see :data:`model.data.AUGMENT_MODES`).
+        augment: On-the-fly augmentation tokens (see :func:`model.data.parse_augment`).
         lr_at: Learning rate for a global step number; ``None`` keeps it fixed.
         first_step: Global step number of this epoch's first step.
         label_smoothing: Cross-entropy label smoothing.
@@ -391,7 +393,7 @@ def fit(
             optimizer,
             gen,
             config.batch_size,
-            augment=config.augment,
+            augment=parse_augment(config.augment),
             lr_at=lr_at,
             first_step=(epoch - 1) * per_epoch,
             label_smoothing=config.label_smoothing,

@@ -15,7 +15,15 @@ from h5data import blob_images, make_blob_h5
 from augtool.errors import InputError, OptionError
 from augtool.io import open_dataset
 from cli import main
-from model.data import DeviceImages, Normalization, compute_normalization, random_flips
+from model.data import (
+    DeviceImages,
+    Normalization,
+    compute_normalization,
+    parse_augment,
+    random_flips,
+    random_gray,
+    random_jitter,
+)
 from model.networks import create_model, list_models
 from model.train import TrainConfig, evaluate, fit, load_checkpoint, train_one_epoch
 
@@ -81,7 +89,25 @@ def test_create_model_checks_options():
         create_model("leukemianet", 3, input_size=8)
     # command-line values arrive as text and are parsed into the option's type
     assert create_model("leukemianet", 3, 64, conv2_filters="7").classifier.in_features % 7 == 0
-    assert create_model("cellnet", 3, 64, widths="16").classifier.in_features == 32
+    assert create_model("cellnet", 3, 64, widths="16").classifier.in_features == 16
+    assert create_model("cellnet", 3, 64, coords="true").coords is True
+    assert create_model("cellnet", 3, 64, coords="false").coords is False
+    with pytest.raises(OptionError, match="true or false"):
+        create_model("cellnet", 3, 64, coords="maybe")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"head": "gap+center"},
+        {"stem": "conv", "coords": True},
+        {"crop": 0.5, "widths": "8,16", "convs_per_block": 1},
+    ],
+)
+def test_cellnet_options_build_working_networks(options):
+    net = create_model("cellnet", 4, 64, **options).eval()
+    with torch.no_grad():
+        assert net(torch.zeros(2, 3, 64, 64)).shape == (2, 4)
 
 
 def test_same_generator_same_initial_weights():
@@ -131,6 +157,31 @@ def test_random_flips_are_symmetries_of_each_image():
         assert match
         variants.add(match[0])
     assert len(variants) == 8  # all eight symmetries drawn over 64 images
+
+
+def test_augment_tokens_parse_and_reject_unknown():
+    assert parse_augment("none") == frozenset()
+    assert parse_augment("dihedral, gray") == {"dihedral", "gray"}
+    with pytest.raises(OptionError, match="unknown mixup"):
+        parse_augment("flip,mixup")
+
+
+def test_random_gray_and_jitter_act_per_image():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand((200, 3, 4, 4), generator=gen) * 255
+    gray = random_gray(x, gen)
+    is_gray = (gray[:, 0] == gray[:, 1]).flatten(1).all(1) & (gray[:, 1] == gray[:, 2]).flatten(
+        1
+    ).all(1)
+    unchanged = (gray == x).flatten(1).all(1)
+    assert torch.all(is_gray ^ unchanged)
+    assert 20 < int(is_gray.sum()) < 80  # probability 1/4
+    lum = (x * torch.tensor([0.2989, 0.5870, 0.1140]).view(1, 3, 1, 1)).sum(1)
+    assert torch.allclose(gray[is_gray, 0], lum[is_gray], atol=1e-3)
+    jittered = random_jitter(x, gen)
+    assert jittered.min() >= 0 and jittered.max() <= 255
+    assert not torch.equal(jittered, x)
+    assert (jittered - x).abs().max() <= 0.1 * 255 + 12 + 1e-3
 
 
 def test_a_few_steps_reduce_the_loss():
@@ -241,9 +292,11 @@ def test_train_refuses_a_non_empty_run_folder(tiny_h5, tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "not empty" in result.output
     assert (run / "notes.txt").exists()
-    result = CliRunner().invoke(main, [*args, "--overwrite"])
+    result = CliRunner().invoke(main, [*args, "--overwrite", "--augment", "flip,gray,jitter"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in run.iterdir()) == ["history.csv", "metrics.json", "model.pt"]
+    config = json.loads((run / "metrics.json").read_text())["config"]
+    assert config["augment"] == "flip,gray,jitter"
 
 
 def test_train_rejects_bad_options(tiny_h5, tmp_path):
