@@ -211,9 +211,14 @@ def train_command(
         seed=seed,
         amp=amp,
     )
-    bar = tqdm(total=config.epochs, unit="epoch", file=sys.stderr, disable=quiet, desc=arch)
+    bars: list[tqdm] = []  # opened at the first epoch, after the data and output checks
 
     def progress(row: dict[str, float]) -> None:
+        if not bars:
+            bars.append(
+                tqdm(total=config.epochs, unit="epoch", file=sys.stderr, disable=quiet, desc=arch)
+            )
+        bar = bars[0]
         shown = {"loss": row["train_loss"], "acc": row["train_accuracy"]}
         for split in ("val", "test"):
             if f"{split}_accuracy" in row:
@@ -226,7 +231,8 @@ def train_command(
             data, out, config, device, overwrite, progress, command_line=" ".join(sys.argv)
         )
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     m = result.metrics
     click.echo(
         f"{result.run_dir}: {config.arch} on {result.device}, {m['epochs_run']} epochs "

@@ -138,7 +138,8 @@ class CellNet(nn.Module):
             over the central third of the last feature map).
         crop: Keep only this central fraction of each input side (1.0: all).
         coords: Give the stem and the last block a channel holding each pixel's
-            distance from the image centre, so features can depend on position.
+            distance from the image centre, so features can depend on position
+            (on cell crops the class is the object near the middle).
     """
 
     def __init__(
@@ -151,7 +152,7 @@ class CellNet(nn.Module):
         stem: str = "patch",
         head: str = "gap",
         crop: float = 1.0,
-        coords: bool = False,
+        coords: bool = True,
     ) -> None:
         super().__init__()
         try:
@@ -282,7 +283,7 @@ _REGISTRY: dict[str, ArchSpec] = {
     ),
     "cellnet": ArchSpec(
         name="cellnet",
-        summary="stronger: strided stem, 4 double-conv blocks, global average pooling",
+        summary="stronger: patch stem, 4 double-conv blocks, radius channel, global pooling",
         builder=CellNet,
         options=options_of(CellNet),
         training={

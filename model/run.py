@@ -68,11 +68,11 @@ class TrainResult:
 
 
 def check_run_dir(out: str | Path, overwrite: bool) -> Path:
-    """Refuse an existing non-empty run folder unless ``overwrite``.
+    """Refuse an existing non-empty run folder unless ``overwrite``; create its parent.
 
     Raises:
         OutputError: If ``out`` is a file, or a non-empty folder without ``overwrite``,
-            or its parent cannot hold it.
+            or its parent cannot be created.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -80,8 +80,10 @@ def check_run_dir(out: str | Path, overwrite: bool) -> Path:
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise OutputError(f"{out}: folder is not empty; choose another --out or pass --overwrite")
     parent = out.absolute().parent
-    if not parent.is_dir():
-        raise OutputError(f"{parent}: no such folder to hold {out.name}")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{parent}: cannot create the folder to hold {out.name}") from err
     return out
 
 
@@ -313,9 +315,11 @@ def evaluate_run(
     labels = align_labels(data, ckpt.class_names)
     on_device = DeviceImages(data.images, labels, ckpt.normalization, dev)
     pred = evaluate(ckpt.net, on_device, batch_size, amp=use_amp(ckpt.config.get("amp"), dev))
-    report = classification_report(labels, pred.predicted, ckpt.class_names, data.transforms)
+    raw = data.attrs.get("source") == RAW_SOURCE
+    transforms = None if raw else data.transforms  # a raw folder records no transforms
+    report = classification_report(labels, pred.predicted, ckpt.class_names, transforms)
     report["data"] = str(data_path)
-    report["split"] = None if data.attrs.get("source") == RAW_SOURCE else split
+    report["split"] = None if raw else split
     report["model"] = str(model_path)
     out_dir = None
     if out is not None:
