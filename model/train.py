@@ -536,6 +536,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
     device = torch.device(device)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror or err})") from err
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(
