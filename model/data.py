@@ -1,0 +1,350 @@
+"""Datasets for training and evaluation, kept as uint8 tensors on the device.
+
+The whole uint8 set is copied to the device once (227x227x3 bytes per image:
+1,676 images are 260 MB). A batch is gathered there by index, optionally
+flipped, converted to float and normalised, all as whole-batch tensor
+operations: there is no per-sample Python work and no host-to-device copy in
+the training loop. On CUDA the batch comes out channels_last, which is the
+layout the stored NHWC bytes already have.
+
+Inputs are an ``augtool expand`` output (HDF5 or folder, read with
+:func:`augtool.io.open_dataset`) or, for evaluation, a plain ``RAW/<class>/``
+image folder preprocessed exactly as ``expand`` makes its original copies
+(:func:`augtool.decode.load_resized`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from augtool.errors import InputError, OptionError
+from augtool.io import MANIFEST_NAME, Dataset, open_dataset
+
+#: Normalisation modes: ``zerocenter`` subtracts the per-channel mean of the
+#: training images (pixel values stay on the 0..255 scale, like MATLAB's
+#: ``imageInputLayer`` with ``'zerocenter'``); ``standardize`` also divides by
+#: the per-channel standard deviation.
+NORMALIZE_MODES = ("zerocenter", "standardize")
+#: On-the-fly augmentation of training batches, combined with commas (e.g.
+#: ``dihedral,gray``); ``none`` for nothing. ``flip``: a left-right and a
+#: top-bottom flip, each with probability 1/2. ``dihedral``: those and a transpose
+#: (all 8 symmetries of the square). ``gray``: with probability 1/4 the image is
+#: replaced by its luminance (the ``gray`` transform's weights). ``jitter``: each
+#: channel is scaled by U(0.9, 1.1) and shifted by U(-12, 12) levels, per image.
+AUGMENT_TOKENS = ("flip", "dihedral", "gray", "jitter")
+GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
+GRAY_PROBABILITY = 0.25
+JITTER_GAIN = 0.1
+JITTER_SHIFT = 12.0
+#: ``Dataset.attrs["source"]`` of data read from a raw image folder.
+RAW_SOURCE = "raw image folder"
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel affine normalisation ``(x - mean) / std`` on the 0..255 scale.
+
+    Attributes:
+        mean: Mean of R, G, B over the training images.
+        std: Divisor of R, G, B (1.0 each for ``zerocenter``).
+        mode: How the statistics were chosen (one of :data:`NORMALIZE_MODES`).
+    """
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    mode: str = "zerocenter"
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain types only, for JSON and for weights-only checkpoints."""
+        return {"mean": list(self.mean), "std": list(self.std), "mode": self.mode}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Normalization:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            InputError: If a field is missing or malformed.
+        """
+        try:
+            mean = tuple(float(v) for v in data["mean"])
+            std = tuple(float(v) for v in data["std"])
+            mode = str(data.get("mode", "zerocenter"))
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputError(f"malformed normalization record ({err})") from err
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise InputError("malformed normalization record (need 3 means, 3 positive stds)")
+        return cls(mean=mean, std=std, mode=mode)  # type: ignore[arg-type]
+
+
+def compute_normalization(
+    images: np.ndarray, mode: str = "zerocenter", chunk: int = 256
+) -> Normalization:
+    """Per-channel statistics of ``(N, S, S, 3)`` uint8 images, exact in float64.
+
+    Args:
+        images: The training images only (statistics of other splits would leak).
+        mode: One of :data:`NORMALIZE_MODES`.
+        chunk: Images summed at a time (bounds the float64 temporary).
+
+    Raises:
+        OptionError: On an unknown mode.
+        InputError: If there are no images.
+    """
+    if mode not in NORMALIZE_MODES:
+        raise OptionError("--normalize", f"expected one of {', '.join(NORMALIZE_MODES)}")
+    if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
+        raise InputError(f"need (N, S, S, 3) images with N >= 1, got shape {images.shape}")
+    total = np.zeros(3, dtype=np.float64)
+    total_sq = np.zeros(3, dtype=np.float64)
+    for start in range(0, len(images), chunk):
+        block = images[start : start + chunk].reshape(-1, 3).astype(np.float64)
+        total += block.sum(axis=0)
+        total_sq += np.square(block).sum(axis=0)
+    count = images.shape[0] * images.shape[1] * images.shape[2]
+    mean = total / count
+    if mode == "zerocenter":
+        std = np.ones(3)
+    else:
+        std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))
+        std = np.where(std > 1e-6, std, 1.0)
+    return Normalization(
+        mean=tuple(float(v) for v in mean),  # type: ignore[arg-type]
+        std=tuple(float(v) for v in std),  # type: ignore[arg-type]
+        mode=mode,
+    )
+
+
+class DeviceImages:
+    """A labelled uint8 image set resident on one device, served as normalised batches.
+
+    Args:
+        images: ``(N, S, S, 3)`` uint8 RGB (square images).
+        labels: ``(N,)`` integer labels.
+        normalization: Applied to every batch.
+        device: Where the images live and the batches are made.
+        channels_last: Return batches in channels_last memory format (default: on
+            CUDA only, where cuDNN's NHWC kernels are the fast ones).
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        normalization: Normalization,
+        device: torch.device,
+        channels_last: bool | None = None,
+    ) -> None:
+        if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
+            raise InputError(f"need (N, S, S, 3) square RGB images, got shape {images.shape}")
+        if images.dtype != np.uint8:
+            raise InputError(f"need uint8 images, got {images.dtype}")
+        if len(labels) != len(images):
+            raise InputError(f"{len(images)} images but {len(labels)} labels")
+        self.device = device
+        self.channels_last = device.type == "cuda" if channels_last is None else channels_last
+        self.normalization = normalization
+        host = torch.from_numpy(np.ascontiguousarray(images))
+        if device.type == "cuda":
+            host = host.pin_memory()
+        self.images = host.to(device, non_blocking=True)
+        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(
+            device, non_blocking=True
+        )
+        self._mean = torch.tensor(normalization.mean, dtype=torch.float32, device=device)
+        self._scale = 1.0 / torch.tensor(normalization.std, dtype=torch.float32, device=device)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def size(self) -> int:
+        """Side length S of the images."""
+        return int(self.images.shape[1])
+
+    def batch(
+        self,
+        index: torch.Tensor,
+        augment: frozenset[str] = frozenset(),
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gather, augment and normalise a batch on the device.
+
+        Args:
+            index: ``(B,)`` int64 indices, on this set's device.
+            augment: Tokens of :data:`AUGMENT_TOKENS` (see :func:`parse_augment`).
+            generator: Draws the augmentation; must live on this set's device.
+                Required when ``augment`` is not empty.
+
+        Returns:
+            ``(x, y)``: float32 ``(B, 3, S, S)`` normalised images (channels_last
+            on CUDA) and int64 ``(B,)`` labels.
+        """
+        x = self.images.index_select(0, index)
+        if augment and generator is None:
+            raise ValueError("augmentation needs a generator")
+        if "flip" in augment or "dihedral" in augment:
+            x = random_flips(x, generator, transpose="dihedral" in augment)
+        x = x.permute(0, 3, 1, 2)
+        x = x.float() if self.channels_last else x.contiguous().float()
+        if "gray" in augment:
+            x = random_gray(x, generator)
+        if "jitter" in augment:
+            x = random_jitter(x, generator)
+        x = (x - self._mean.view(1, 3, 1, 1)) * self._scale.view(1, 3, 1, 1)
+        return x, self.labels.index_select(0, index)
+
+
+def random_gray(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Replace each ``(B, 3, H, W)`` float image by its luminance with probability 1/4."""
+    weights = torch.tensor(GRAY_WEIGHTS, device=x.device).view(1, 3, 1, 1)
+    gray = (x * weights).sum(dim=1, keepdim=True).expand_as(x)
+    pick = torch.rand(x.shape[0], generator=generator, device=x.device) < GRAY_PROBABILITY
+    return torch.where(pick.view(-1, 1, 1, 1), gray, x)
+
+
+def random_jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per image and channel: scale by U(0.9, 1.1), shift by U(-12, 12) levels, clip to 0..255."""
+    draws = torch.rand((2, x.shape[0], 3, 1, 1), generator=generator, device=x.device)
+    gain = 1.0 + JITTER_GAIN * (2 * draws[0] - 1)
+    shift = JITTER_SHIFT * (2 * draws[1] - 1)
+    return (x * gain + shift).clamp_(0.0, 255.0)
+
+
+def parse_augment(text: str) -> frozenset[str]:
+    """Parse ``--augment``: ``none`` or comma-separated :data:`AUGMENT_TOKENS`.
+
+    Raises:
+        OptionError: On an unknown token.
+    """
+    tokens = frozenset(t.strip() for t in text.split(",") if t.strip()) - {"none"}
+    unknown = sorted(tokens - set(AUGMENT_TOKENS))
+    if unknown:
+        raise OptionError(
+            "--augment",
+            f"unknown {', '.join(unknown)}; use none or a comma-separated list of "
+            f"{', '.join(AUGMENT_TOKENS)}",
+        )
+    return tokens
+
+
+def random_flips(x: torch.Tensor, generator: torch.Generator, transpose: bool) -> torch.Tensor:
+    """Flip each image of a ``(B, S, S, C)`` batch independently, on its device.
+
+    Each image is flipped left-right and top-bottom with probability 1/2 each and,
+    with ``transpose``, transposed with probability 1/2 (together: a uniform draw
+    from the 8 symmetries of the square). Three masked selects over the batch.
+
+    Args:
+        x: Channels-last images (any dtype).
+        generator: Random source on ``x``'s device.
+        transpose: Also draw transposes (needs square images).
+
+    Returns:
+        A new tensor of the same shape.
+    """
+    draws = torch.rand((3, x.shape[0]), generator=generator, device=x.device) < 0.5
+    view = (-1, 1, 1, 1)
+    x = torch.where(draws[0].view(view), x.flip(2), x)
+    x = torch.where(draws[1].view(view), x.flip(1), x)
+    if transpose:
+        x = torch.where(draws[2].view(view), x.transpose(1, 2), x)
+    return x
+
+
+def is_raw_folder(path: Path) -> bool:
+    """True for a folder that is not an expand output (it has no manifest)."""
+    return path.is_dir() and not (path / MANIFEST_NAME).is_file()
+
+
+def load_image_folder(path: str | Path, size: int) -> Dataset:
+    """Read a ``RAW/<class>/<image>`` folder preprocessed like ``expand``'s originals.
+
+    Every image, of any size or format, is decoded and squashed to ``size x size``
+    by :func:`augtool.decode.load_resized`, the function ``expand`` uses for the
+    original copy of each source.
+
+    Args:
+        path: The folder, one sub-folder per class.
+        size: Side of the output images (the model's input size).
+
+    Returns:
+        A dataset with split ``all`` and transform ``original`` for every image.
+
+    Raises:
+        InputError: On a missing folder, no class folders or unusable images.
+    """
+    from augtool.decode import load_resized
+    from augtool.sources import scan
+
+    found = scan(path)
+    root = Path(path)
+    images = np.empty((len(found.sources), size, size, 3), dtype=np.uint8)
+    for i, src in enumerate(found.sources):
+        images[i] = load_resized(root / src.path, size)
+    n = len(found.sources)
+    return Dataset(
+        images=images,
+        labels=np.array([s.label for s in found.sources], dtype=np.int64),
+        splits=np.array(["all"] * n, dtype=object),
+        class_names=list(found.classes),
+        names=[s.path for s in found.sources],
+        transforms=["original"] * n,
+        groups=[s.group for s in found.sources],
+        attrs={"source": RAW_SOURCE, "size": size},
+    )
+
+
+def load_for_evaluation(path: str | Path, split: str | None, size: int) -> Dataset:
+    """Load evaluation data: an expand output's split, or a raw image folder.
+
+    Args:
+        path: HDF5 file, expand output folder, or ``RAW/<class>/`` folder.
+        split: Split of an expand output to use; ignored for a raw folder
+            (every image is used). ``None`` uses every split.
+        size: The model's input size; an expand output must have been made at it.
+
+    Raises:
+        InputError: If the data cannot be read or its image size differs.
+    """
+    path = Path(path)
+    if is_raw_folder(path):
+        return load_image_folder(path, size)
+    data = open_dataset(path) if split is None else _open_split(path, split)
+    if data.images.shape[1] != size:
+        raise InputError(
+            f"{path}: images are {data.images.shape[1]}x{data.images.shape[2]} but the model "
+            f"takes {size}x{size}; expand again with --size {size}"
+        )
+    return data
+
+
+def _open_split(path: Path, split: str) -> Dataset:
+    data = open_dataset(path)
+    return data.subset(split)
+
+
+def align_labels(data: Dataset, model_classes: list[str]) -> np.ndarray:
+    """Map a dataset's labels onto a model's class indices, by class name.
+
+    Args:
+        data: Evaluation data.
+        model_classes: The model's class names, index = output.
+
+    Returns:
+        ``(N,)`` int64 labels in the model's numbering.
+
+    Raises:
+        InputError: If the data has a class the model does not know.
+    """
+    unknown = [c for c in data.class_names if c not in model_classes]
+    if unknown:
+        raise InputError(
+            f"the data has class(es) {', '.join(unknown)} that the model does not know; "
+            f"the model's classes are {', '.join(model_classes)}"
+        )
+    mapping = np.array([model_classes.index(c) for c in data.class_names], dtype=np.int64)
+    return mapping[data.labels]

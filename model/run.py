@@ -1,0 +1,381 @@
+"""Whole runs behind the commands: train into a run folder, evaluate, predict.
+
+A run folder holds ``model.pt`` (weights-only checkpoint), ``history.csv`` (one
+row per epoch) and ``metrics.json`` (the final scores of the kept model). It is
+assembled in a temporary sibling folder and renamed into place at the end, so
+an interrupted run never leaves a half-written RUN.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from augtool.errors import InputError, OutputError
+from augtool.io import Dataset, open_dataset
+from model.data import (
+    RAW_SOURCE,
+    DeviceImages,
+    align_labels,
+    compute_normalization,
+    load_for_evaluation,
+)
+from model.metrics import classification_report
+from model.networks import create_model
+from model.train import (
+    Checkpoint,
+    FitResult,
+    TrainConfig,
+    evaluate,
+    fit,
+    load_checkpoint,
+    prepare_model,
+    resolve_device,
+    save_checkpoint,
+    use_amp,
+)
+
+MODEL_NAME = "model.pt"
+HISTORY_NAME = "history.csv"
+METRICS_NAME = "metrics.json"
+CONFUSION_NAME = "confusion.png"
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train_run`.
+
+    Attributes:
+        run_dir: The finished run folder.
+        fit: History and chosen epoch.
+        metrics: What was written to ``metrics.json``.
+        device: The device used.
+    """
+
+    run_dir: Path
+    fit: FitResult
+    metrics: dict[str, Any]
+    device: str
+
+
+def check_run_dir(out: str | Path, overwrite: bool) -> Path:
+    """Refuse an existing non-empty run folder unless ``overwrite``; create its parent.
+
+    Raises:
+        OutputError: If ``out`` is a file, or a non-empty folder without ``overwrite``,
+            or its parent cannot be created.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputError(f"{out}: folder is not empty; choose another --out or pass --overwrite")
+    parent = out.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{parent}: cannot create the folder to hold {out.name}") from err
+    return out
+
+
+def train_splits(data: Dataset) -> tuple[str, str | None, str | None]:
+    """Names of the (train, val, test) splits of an expand output.
+
+    A run without a split (``--split none``) trains on ``all`` and scores nothing.
+
+    Raises:
+        InputError: If there is neither a ``train`` nor an ``all`` split.
+    """
+    present = data.split_names
+    if "train" in present:
+        return (
+            "train",
+            ("val" if "val" in present else None),
+            ("test" if "test" in present else None),
+        )
+    if "all" in present:
+        return "all", None, None
+    raise InputError(f"no train split in the data (it has {', '.join(present)})")
+
+
+def train_run(
+    data_path: str | Path,
+    out: str | Path,
+    config: TrainConfig,
+    device: str = "auto",
+    overwrite: bool = False,
+    progress: Callable[[dict[str, float]], None] | None = None,
+    command_line: str = "",
+) -> TrainResult:
+    """Train on an expand output and write the run folder.
+
+    Normalisation statistics come from the train split only. With a val split the
+    kept model is the best epoch on val; the final metrics are computed on test
+    (and val) with the kept model.
+
+    Args:
+        data_path: HDF5 file or folder written by ``augtool expand``.
+        out: The run folder to create.
+        config: Validated training settings.
+        device: ``auto``, ``cuda`` or ``cpu``.
+        overwrite: Replace an existing non-empty run folder.
+        progress: Called with each epoch's history row.
+        command_line: Recorded in ``metrics.json``.
+
+    Returns:
+        The run folder and what was measured.
+
+    Raises:
+        InputError: Unreadable data or no train split.
+        OptionError: Invalid settings or device.
+        OutputError: The run folder cannot be written.
+    """
+    out = check_run_dir(out, overwrite)
+    dev = resolve_device(device)
+    config.validate()
+    data = open_dataset(data_path)
+    train_name, val_name, test_name = train_splits(data)
+    parts = {name: data.subset(name) for name in (train_name, val_name, test_name) if name}
+    norm = compute_normalization(parts[train_name].images, config.normalize)
+    size = int(data.images.shape[1])
+    generator = torch.Generator().manual_seed(config.seed)
+    net = create_model(
+        config.arch, len(data.class_names), size, generator=generator, **config.arch_options
+    )
+    net = prepare_model(net, dev)
+    on_device = {k: DeviceImages(v.images, v.labels, norm, dev) for k, v in parts.items()}
+    del data
+    result = fit(
+        net,
+        on_device[train_name],
+        config,
+        generator,
+        val=on_device.get(val_name) if val_name else None,
+        test=on_device.get(test_name) if test_name else None,
+        progress=progress,
+    )
+    amp = use_amp(config.amp, dev)
+    scores = {}
+    for name in (val_name, test_name):
+        if name:
+            pred = evaluate(net, on_device[name], amp=amp)
+            scores[name] = classification_report(
+                pred.labels, pred.predicted, parts[name].class_names, parts[name].transforms
+            )
+    seen = sum(r["train_images"] for r in result.history)
+    busy = sum(r["train_seconds"] for r in result.history)
+    metrics = {
+        "data": str(data_path),
+        "command_line": command_line,
+        "arch": config.arch,
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "config": config.to_dict(),
+        "normalization": norm.to_dict(),
+        "splits": {k: len(v) for k, v in parts.items()},
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "train_seconds": result.train_seconds,
+        "train_images_per_second": seen / busy if busy > 0 else None,
+        **scores,
+    }
+    info = {"best_epoch": result.best_epoch, "data": str(data_path)}
+    class_names = parts[train_name].class_names
+    with StagedFolder(out, overwrite) as stage:
+        save_checkpoint(
+            stage / MODEL_NAME,
+            net,
+            config.arch,
+            config.arch_options,
+            class_names,
+            size,
+            norm,
+            config.to_dict(),
+            info,
+        )
+        write_history(stage / HISTORY_NAME, result.history)
+        write_json(stage / METRICS_NAME, metrics)
+    return TrainResult(run_dir=out, fit=result, metrics=metrics, device=str(dev))
+
+
+class StagedFolder:
+    """Context manager: a temporary sibling folder renamed to ``out`` on success."""
+
+    def __init__(self, out: Path, overwrite: bool) -> None:
+        self.out = out
+        self.overwrite = overwrite
+        self.stage: Path | None = None
+
+    def __enter__(self) -> Path:
+        parent = self.out.absolute().parent
+        try:
+            self.stage = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=parent))
+        except OSError as err:
+            raise OutputError(f"{parent}: cannot create a folder ({err.strerror})") from err
+        return self.stage
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self.stage is not None
+        if exc_type is not None:
+            shutil.rmtree(self.stage, ignore_errors=True)
+            return
+        try:
+            if self.out.exists():
+                check_run_dir(self.out, self.overwrite)
+                old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old.", dir=self.stage.parent))
+                self.out.rename(old / self.out.name)
+                self.stage.rename(self.out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                self.stage.rename(self.out)
+        except OSError as err:
+            shutil.rmtree(self.stage, ignore_errors=True)
+            raise OutputError(f"{self.out}: cannot finish the run folder ({err.strerror})") from err
+
+
+def write_history(path: Path, history: Sequence[dict[str, float]]) -> None:
+    """One CSV row per epoch; columns are the union of the rows' keys, in first-seen order."""
+    columns: list[str] = []
+    for row in history:
+        columns += [k for k in row if k not in columns]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: _csv_value(v) for k, v in row.items()})
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Pretty JSON, UTF-8, strict (no NaN)."""
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _csv_value(value: float) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+@dataclass
+class EvaluationResult:
+    """Outcome of :func:`evaluate_run`.
+
+    Attributes:
+        report: The metrics (see :func:`model.metrics.classification_report`).
+        out_dir: Where ``metrics.json`` and ``confusion.png`` were written, or ``None``.
+    """
+
+    report: dict[str, Any]
+    out_dir: Path | None
+
+
+def evaluate_run(
+    model_path: str | Path,
+    data_path: str | Path,
+    split: str | None = "test",
+    out: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int = 256,
+) -> EvaluationResult:
+    """Score a trained model on an expand output's split or a raw image folder.
+
+    Args:
+        model_path: ``RUN/model.pt``.
+        data_path: HDF5 file, expand output folder, or ``RAW/<class>/`` folder
+            (images of any size, preprocessed like ``expand``'s originals).
+        split: The split of an expand output (ignored for a raw folder);
+            ``None`` uses all images.
+        out: Folder for ``metrics.json`` and ``confusion.png`` (created; those two
+            files are replaced); ``None`` writes nothing.
+        device: ``auto``, ``cuda`` or ``cpu``.
+        batch_size: Images per forward pass.
+
+    Returns:
+        The report and where it was written.
+
+    Raises:
+        InputError: Unreadable model or data, or classes the model does not know.
+        OutputError: The output folder cannot be written.
+    """
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(model_path, dev)
+    data = load_for_evaluation(data_path, split, ckpt.input_size)
+    if len(data) == 0:
+        raise InputError(f"{data_path}: no images to evaluate")
+    labels = align_labels(data, ckpt.class_names)
+    on_device = DeviceImages(data.images, labels, ckpt.normalization, dev)
+    pred = evaluate(ckpt.net, on_device, batch_size, amp=use_amp(ckpt.config.get("amp"), dev))
+    raw = data.attrs.get("source") == RAW_SOURCE
+    transforms = None if raw else data.transforms  # a raw folder records no transforms
+    report = classification_report(labels, pred.predicted, ckpt.class_names, transforms)
+    report["data"] = str(data_path)
+    report["split"] = None if raw else split
+    report["model"] = str(model_path)
+    out_dir = None
+    if out is not None:
+        from model.report import write_confusion_png
+
+        out_dir = Path(out)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"{out_dir}: cannot create ({err.strerror})") from err
+        write_json(out_dir / METRICS_NAME, report)
+        write_confusion_png(report, out_dir / CONFUSION_NAME)
+    return EvaluationResult(report=report, out_dir=out_dir)
+
+
+@dataclass
+class ImagePrediction:
+    """The prediction for one image file."""
+
+    path: str
+    predicted: str
+    probabilities: dict[str, float]
+
+
+def predict_files(
+    model_path: str | Path, images: Sequence[str | Path], device: str = "auto"
+) -> list[ImagePrediction]:
+    """Classify image files, each preprocessed like ``expand``'s originals.
+
+    Args:
+        model_path: ``RUN/model.pt``.
+        images: Image files of any size and format ``augtool`` decodes.
+        device: ``auto``, ``cuda`` or ``cpu``.
+
+    Returns:
+        One prediction per file, in order.
+
+    Raises:
+        InputError: Unreadable model or image.
+    """
+    from augtool.decode import load_resized
+
+    dev = resolve_device(device)
+    ckpt: Checkpoint = load_checkpoint(model_path, dev)
+    if not images:
+        raise InputError("no image files given")
+    stack = np.stack([load_resized(p, ckpt.input_size) for p in images])
+    on_device = DeviceImages(stack, np.zeros(len(stack), dtype=np.int64), ckpt.normalization, dev)
+    pred = evaluate(ckpt.net, on_device, amp=use_amp(ckpt.config.get("amp"), dev))
+    return [
+        ImagePrediction(
+            path=str(p),
+            predicted=ckpt.class_names[int(pred.predicted[i])],
+            probabilities={
+                c: float(pred.probabilities[i, j]) for j, c in enumerate(ckpt.class_names)
+            },
+        )
+        for i, p in enumerate(images)
+    ]
