@@ -876,8 +876,9 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seeds weights, batch order and flips."
 )
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty run folder.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@overwrite_option
+@quiet_option
+@interruptible
 @library_errors
 def train_command(
     data: str,
@@ -953,14 +954,15 @@ def train_command(
 
     try:
         result = train_run(
-            data, out, config, device, overwrite, progress, command_line=" ".join(sys.argv)
+            data, out, config, device, overwrite, progress, command_line=_command_line()
         )
     finally:
         for bar in bars:
             bar.close()
     m = result.metrics
     click.echo(
-        f"{result.run_dir}: {config.arch} on {result.device}, {m['epochs_run']} epochs "
+        f"{result.run_dir}: {config.arch} on {result.device}, {m['epochs_run']} "
+        f"epoch{'s' if m['epochs_run'] != 1 else ''} "
         f"(kept epoch {m['best_epoch']}), {m['train_seconds']:.1f} s"
     )
     for split in ("val", "test"):

@@ -138,6 +138,34 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
+@contextlib.contextmanager
+def staged_folder(out: Path) -> Iterator[Path]:
+    """A temporary sibling folder that replaces ``out`` when the block succeeds.
+
+    Used for small outputs written in one go (a training run folder). The
+    caller checks ``out`` first (:func:`check_output`). On any exception,
+    interruption included, the temporary folder is removed and ``out`` is
+    left as it was.
+
+    Yields:
+        The temporary folder to write into.
+    """
+    tmp = partial_path(out)
+    _remove_stale_partial(tmp)
+    try:
+        tmp.mkdir()
+        (tmp / PARTIAL_MARKER).write_text("written by augtool; safe to delete\n")
+    except OSError as err:
+        raise OutputError(f"{tmp}: cannot create ({err.strerror})") from err
+    try:
+        yield tmp
+        (tmp / PARTIAL_MARKER).unlink()
+        _swap_into_place(tmp, out)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
 class FolderWriter:
     """Writes ``OUT/<split>/<class>/<name>`` files, ``manifest.csv`` and ``augtool.json``."""
 

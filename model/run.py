@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import torch
 
 from augtool.errors import InputError, OutputError
 from augtool.io import Dataset, open_dataset
+from augtool.writers import staged_folder
 from model.data import (
     RAW_SOURCE,
     DeviceImages,
@@ -191,7 +190,7 @@ def train_run(
     }
     info = {"best_epoch": result.best_epoch, "data": str(data_path)}
     class_names = parts[train_name].class_names
-    with StagedFolder(out, overwrite) as stage:
+    with staged_folder(out) as stage:
         save_checkpoint(
             stage / MODEL_NAME,
             net,
@@ -206,41 +205,6 @@ def train_run(
         write_history(stage / HISTORY_NAME, result.history)
         write_json(stage / METRICS_NAME, metrics)
     return TrainResult(run_dir=out, fit=result, metrics=metrics, device=str(dev))
-
-
-class StagedFolder:
-    """Context manager: a temporary sibling folder renamed to ``out`` on success."""
-
-    def __init__(self, out: Path, overwrite: bool) -> None:
-        self.out = out
-        self.overwrite = overwrite
-        self.stage: Path | None = None
-
-    def __enter__(self) -> Path:
-        parent = self.out.absolute().parent
-        try:
-            self.stage = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=parent))
-        except OSError as err:
-            raise OutputError(f"{parent}: cannot create a folder ({err.strerror})") from err
-        return self.stage
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        assert self.stage is not None
-        if exc_type is not None:
-            shutil.rmtree(self.stage, ignore_errors=True)
-            return
-        try:
-            if self.out.exists():
-                check_run_dir(self.out, self.overwrite)
-                old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old.", dir=self.stage.parent))
-                self.out.rename(old / self.out.name)
-                self.stage.rename(self.out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                self.stage.rename(self.out)
-        except OSError as err:
-            shutil.rmtree(self.stage, ignore_errors=True)
-            raise OutputError(f"{self.out}: cannot finish the run folder ({err.strerror})") from err
 
 
 def write_history(path: Path, history: Sequence[dict[str, float]]) -> None:

@@ -1064,3 +1064,27 @@ def test_library_errors_never_print_a_traceback_for_a_non_utf8_raw_path(tmp_path
     assert proc.returncode == 0, proc.stderr
     with h5py.File(tmp_path / "out.h5") as fh:
         assert "r\\xe9w" in fh.attrs["command_line"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_during_train_stops_cleanly(tmp_path: Path, sig: int) -> None:
+    """A training run stopped by a signal: exit 130, a message, no run folder, no partial."""
+    from tests.h5data import make_blob_h5
+
+    data = make_blob_h5(tmp_path / "d.h5", (60, 60, 60), size=96)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "train", str(data), "--out", str(run), "--epochs", "500"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(4.0)  # data loaded, model built, inside the epoch loop
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5"]
