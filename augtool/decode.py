@@ -177,6 +177,18 @@ def resize_to(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=interp)
 
 
+def read_image_file(path: str | Path) -> bytes:
+    """The bytes of an input file.
+
+    Raises:
+        InputError: If it cannot be read, naming the file and the reason.
+    """
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror or err})") from err
+
+
 def load_resized(path: str | Path, size: int) -> np.ndarray:
     """Decode a source file and resize it exactly as ``expand`` makes its original copy.
 
@@ -190,11 +202,7 @@ def load_resized(path: str | Path, size: int) -> np.ndarray:
     Raises:
         InputError: If the file cannot be read or decoded.
     """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror})") from err
+    data = read_image_file(path)
     width, height = image_size(data, str(path))
     return resize_to(decode_rgb(data, choose_reduction(width, height, size), str(path)), size)
 

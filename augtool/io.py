@@ -274,7 +274,7 @@ def _open_hdf5(path: Path, split: str | None, check_hashes: bool = True) -> Data
                         f"{path}: dataset {key!r} has shape {fh[key].shape}, expected ({n},): "
                         "the file is damaged; run `augtool verify` on it or expand again"
                     )
-            split_names = [_to_str(s) for s in fh["split"].attrs["names"]]
+            split_names = [to_str(s) for s in fh["split"].attrs["names"]]
             codes = fh["split"][()]
             splits = np.array(split_names, dtype=object)[codes]
             keep = np.arange(len(codes)) if split is None else np.flatnonzero(splits == split)
@@ -288,18 +288,18 @@ def _open_hdf5(path: Path, split: str | None, check_hashes: bool = True) -> Data
                         what = f"{path}: image {int(keep[i])}"
                         raise InputError(_CHANGED.format(what=what, where=path))
             src_index = fh["source_index"][()][keep]
-            groups_table = [_to_str(g) for g in fh["sources/group"][()]]
-            attrs = {k: _attr_value(v) for k, v in fh.attrs.items()}
+            groups_table = [to_str(g) for g in fh["sources/group"][()]]
+            attrs = {k: attr_value(v) for k, v in fh.attrs.items()}
             if isinstance(attrs.get("recipe"), str):
                 attrs["recipe"] = json.loads(attrs["recipe"])
-            class_names = [_to_str(c) for c in fh.attrs["class_names"]]
+            class_names = [to_str(c) for c in fh.attrs["class_names"]]
             return Dataset(
                 images=images,
                 labels=_labels(fh["labels"][()][keep], len(class_names), path),
                 splits=splits[keep],
                 class_names=class_names,
-                names=[_to_str(n) for n in fh["name"][()][keep]],
-                transforms=[_to_str(t) for t in fh["transform"][()][keep]],
+                names=[to_str(n) for n in fh["name"][()][keep]],
+                transforms=[to_str(t) for t in fh["transform"][()][keep]],
                 groups=[groups_table[i] for i in src_index],
                 attrs=attrs,
             )
@@ -334,15 +334,17 @@ def _runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
     return runs
 
 
-def _to_str(value: object) -> str:
+def to_str(value: object) -> str:
+    """An HDF5 string value (bytes or str) as str."""
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def _attr_value(value: object) -> object:
+def attr_value(value: object) -> object:
+    """An HDF5 attribute as plain Python (str, list, int, float)."""
     if isinstance(value, bytes):
         return value.decode("utf-8")
     if isinstance(value, np.ndarray):
-        return [_attr_value(v) for v in value.tolist()]
+        return [attr_value(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         return value.item()
     return value

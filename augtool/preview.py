@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from augtool.decode import choose_reduction, image_size
+from augtool.decode import choose_reduction, image_size, read_image_file
 from augtool.errors import InputError, OptionError, OutputError
 from augtool.transforms import TRANSFORMS, Ranges
 
@@ -169,10 +169,7 @@ def sheet_tiles(
     if not (math.isfinite(pca_std) and pca_std >= 0):
         raise OptionError("--pca-std", f"must be a finite number >= 0, got {pca_std}")
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror})") from err
+    data = read_image_file(path)
     width, height = image_size(data, str(path))
     if width * height > MAX_PIXELS:
         raise InputError(f"{path}: {width}x{height} is above {MAX_PIXELS:,} pixels")

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from augtool.errors import InputError
-from augtool.io import MANIFEST_NAME, RECIPE_NAME, read_manifest, read_recipe
+from augtool.io import MANIFEST_NAME, RECIPE_NAME, attr_value, read_manifest, read_recipe, to_str
 
 #: Problems listed in full; beyond this, a count.
 MAX_LISTED = 50
@@ -157,7 +157,7 @@ def _verify_hdf5(path: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
         try:
             if fh.attrs.get("partial", False):
                 report.problems.append("the file is marked partial: its run did not finish")
-            recipe = {k: _attr(v) for k, v in fh.attrs.items()}
+            recipe = {k: attr_value(v) for k, v in fh.attrs.items()}
             for key in ("recipe", "counts"):
                 if isinstance(recipe.get(key), str):
                     recipe[key] = json.loads(recipe[key])
@@ -181,7 +181,7 @@ def _verify_hdf5(path: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
             if report.problems:
                 return report, None, recipe
             hashes = [h.decode("ascii") for h in fh["sha256"][()]]
-            names = [_str(x) for x in fh["name"][()]]
+            names = [to_str(x) for x in fh["name"][()]]
             for i in range(n):
                 try:
                     arr = images[i]
@@ -191,13 +191,13 @@ def _verify_hdf5(path: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
                 report.checked += 1
                 if hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest() != hashes[i]:
                     report.problems.append(f"content differs from its hash: image {i} ({names[i]})")
-            split_names = [_str(s) for s in fh["split"].attrs["names"]]
+            split_names = [to_str(s) for s in fh["split"].attrs["names"]]
             codes = fh["split"][()]
             src = fh["source_index"][()]
-            paths = [_str(p) for p in fh["sources/path"][()]]
+            paths = [to_str(p) for p in fh["sources/path"][()]]
             src_hashes = [h.decode("ascii") for h in fh["sources/sha256"][()]]
-            groups = [_str(g) for g in fh["sources/group"][()]]
-            class_names = [_str(c) for c in fh.attrs["class_names"]]
+            groups = [to_str(g) for g in fh["sources/group"][()]]
+            class_names = [to_str(c) for c in fh.attrs["class_names"]]
             labels = fh["labels"][()]
             records = [
                 {
@@ -219,20 +219,6 @@ def _verify_hdf5(path: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
             # h5py raises any of these on damaged metadata (found by fuzzing the file's bytes).
             report.problems.append(f"not a complete augtool HDF5 file: {err}")
             return report, None, {}
-
-
-def _str(value: object) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _attr(value: object) -> object:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.ndarray):
-        return [_attr(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 # --- shared checks ----------------------------------------------------------------------------
