@@ -42,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from augtool.verify import verify  # noqa: E402
 from augtool.writers import JOURNAL_NAME, partial_path  # noqa: E402
+from tests.memory import run_cli_measured  # noqa: E402
 
 FAST = ["--factor", "2", "--size", "32", "--workers", "1", "--split", "none", "-q"]
 SIGNAL_RUN = ["--target", "400", "-q"]
@@ -477,19 +478,10 @@ def _giant_allowed(bench: Bench) -> None:
     raw = bench.small_raw(root)
     _put("giant.jpg", giant_jpeg(20000, 20000))(raw)
     out = root / "out"
-    log = root / "stderr.txt"
     args = ["expand", raw, out, *FAST, "--max-pixels", "500000000"]
-    with open(log, "w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", *map(_arg, args)],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    done = subprocess.CompletedProcess(args, code, "", log.read_text())
-    peak = usage.ru_maxrss / 1024
+    run = run_cli_measured(*args)
+    done = subprocess.CompletedProcess(args, run.returncode, "", run.stderr)
+    peak = run.peak_mb
 
     def check() -> str:
         note = _verified(out)()

@@ -1,0 +1,67 @@
+"""Run the ``augtool`` CLI in a child process and read that process's own peak memory.
+
+``os.wait4``'s ``ru_maxrss`` is not the child's own peak: Linux carries the
+high-water mark of the forked parent's address space across ``exec``, so a child
+of a 650 MB pytest process reports at least 650 MB whatever it does. The child
+here reads ``VmHWM`` from ``/proc/self/status`` instead, which belongs to the
+address space that ``exec`` created, and writes it to a file before it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+_CHILD = """
+import sys
+from pathlib import Path
+report = Path(sys.argv[1])
+try:
+    from cli import main
+    main(sys.argv[2:], prog_name="augtool")
+finally:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            report.write_text(line.split()[1])
+"""
+
+
+@dataclass(frozen=True)
+class MeasuredRun:
+    """The exit code, standard error and own peak resident memory of one CLI run."""
+
+    returncode: int
+    stderr: str
+    peak_mb: float
+
+
+def run_cli_measured(*args: object) -> MeasuredRun:
+    """Run ``augtool ARGS`` in a fresh interpreter and measure its own peak RSS.
+
+    Args:
+        *args: Command-line arguments after ``augtool``; paths are passed as file names.
+
+    Returns:
+        The run's exit code, its standard error, and its ``VmHWM`` in MiB.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "vmhwm-kb"
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(report), *(os.fsdecode(a) for a in map(_arg, args))],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        peak_kb = float(report.read_text()) if report.exists() else float("nan")
+    return MeasuredRun(proc.returncode, proc.stderr, peak_kb / 1024)
+
+
+def _arg(value: object) -> str | Path:
+    return value if isinstance(value, Path) else str(value)
