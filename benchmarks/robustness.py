@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from augtool.verify import verify  # noqa: E402
 from augtool.writers import JOURNAL_NAME, partial_path  # noqa: E402
-from tests.memory import run_cli_measured  # noqa: E402
+from tests.child_process import private_tmpfs_prefix, run_cli_measured  # noqa: E402
 
 FAST = ["--factor", "2", "--size", "32", "--workers", "1", "--split", "none", "-q"]
 SIGNAL_RUN = ["--target", "400", "-q"]
@@ -611,14 +611,6 @@ def signals(bench: Bench) -> None:
 # --- disks ----------------------------------------------------------------------------------
 
 
-def _namespace_prefix() -> list[str] | None:
-    if shutil.which("unshare") is None:
-        return None
-    prefix = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "-r", "--mount"]
-    probe = subprocess.run([*prefix, "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"])
-    return prefix if probe.returncode == 0 else None
-
-
 def disks(bench: Bench, raw: Path) -> None:
     for fmt in ("folder", "hdf5"):
         root = bench.fresh(f"enospc-injected-{fmt}")
@@ -637,7 +629,7 @@ def disks(bench: Bench, raw: Path) -> None:
             out,
             lambda root=root, out=out: _left(root, out),
         )
-    prefix = _namespace_prefix()
+    prefix = private_tmpfs_prefix()
     if prefix is None:
         bench.rows.append(
             Row(

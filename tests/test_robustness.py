@@ -43,8 +43,8 @@ from augtool.sources import ScanResult, Source, scan
 from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges
 from augtool.verify import verify
 from cli import main
+from tests.child_process import private_tmpfs_prefix, run_cli_measured
 from tests.conftest import smear_like, tree_hashes, write_image
-from tests.memory import run_cli_measured
 
 REPO = Path(__file__).resolve().parents[1]
 #: Small, fast expansion: 2 copies per source at 16x16, no split level in paths.
@@ -759,18 +759,9 @@ def test_enospc_injected_mid_run(
     assert tree_hashes(raw) == before
 
 
-def _private_tmpfs_command() -> list[str] | None:
-    """A prefix that runs a command in a private mount namespace, or None if impossible."""
-    if shutil.which("unshare") is None:
-        return None
-    prefix = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "-r", "--mount"]
-    probe = subprocess.run([*prefix, "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"])
-    return prefix if probe.returncode == 0 else None
-
-
 def test_real_full_disk_and_read_only_disk(workload: Path, tmp_path: Path) -> None:
     """A 2 MB tmpfs fills mid-run; a read-only one refuses the start. Nothing is left behind."""
-    prefix = _private_tmpfs_command()
+    prefix = private_tmpfs_prefix()
     if prefix is None:
         pytest.skip("cannot mount a private tmpfs here (needs unshare and mount rights)")
     disk = tmp_path / "disk"

@@ -1,15 +1,17 @@
-"""Run the ``augtool`` CLI in a child process and read that process's own peak memory.
+"""Helpers for tests and benchmarks that run ``augtool`` in child processes.
 
-``os.wait4``'s ``ru_maxrss`` is not the child's own peak: Linux carries the
-high-water mark of the forked parent's address space across ``exec``, so a child
-of a 650 MB pytest process reports at least 650 MB whatever it does. The child
-here reads ``VmHWM`` from ``/proc/self/status`` instead, which belongs to the
-address space that ``exec`` created, and writes it to a file before it exits.
+:func:`run_cli_measured` reads a child's own peak memory. ``os.wait4``'s
+``ru_maxrss`` is not that: Linux carries the high-water mark of the forked
+parent's address space across ``exec``, so a child of a 650 MB pytest process
+reports at least 650 MB whatever it does. The child here reads ``VmHWM`` from
+``/proc/self/status`` instead, which belongs to the address space that ``exec``
+created, and writes it to a file before it exits.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,6 +63,19 @@ def run_cli_measured(*args: object) -> MeasuredRun:
         )
         peak_kb = float(report.read_text()) if report.exists() else float("nan")
     return MeasuredRun(proc.returncode, proc.stderr, peak_kb / 1024)
+
+
+def private_tmpfs_prefix() -> list[str] | None:
+    """A command prefix that runs in a private mount namespace, or None if impossible.
+
+    Under the prefix a command may mount a small tmpfs (a real full disk) without
+    touching the machine's mounts; needs ``unshare`` and the right to mount.
+    """
+    if shutil.which("unshare") is None:
+        return None
+    prefix = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "-r", "--mount"]
+    probe = subprocess.run([*prefix, "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"])
+    return prefix if probe.returncode == 0 else None
 
 
 def _arg(value: object) -> str | Path:
