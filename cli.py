@@ -154,6 +154,16 @@ def overwrite_option(func: F) -> F:
     )(func)
 
 
+def tta_option(func: F) -> F:
+    """``--tta``: average predictions over the 8 flips and transposes of each image."""
+    return click.option(
+        "--tta",
+        is_flag=True,
+        help="Test-time augmentation: average the class probabilities over the 8 "
+        "flips and transposes of each image (8x the compute).",
+    )(func)
+
+
 class RangeType(click.ParamType):
     """A ``low,high`` pair of numbers, e.g. ``--rotate-range -45,45``."""
 
@@ -994,9 +1004,16 @@ def train_command(
 @click.option(
     "--batch-size", type=int, default=256, show_default=True, help="Images per forward pass."
 )
+@tta_option
 @library_errors
 def evaluate_command(
-    model_file: str, data: str, split: str, out: str | None, device: str, batch_size: int
+    model_file: str,
+    data: str,
+    split: str,
+    out: str | None,
+    device: str,
+    batch_size: int,
+    tta: bool,
 ) -> None:
     """Score a trained model: the paper's Table 1 per class, and more.
 
@@ -1022,8 +1039,10 @@ def evaluate_command(
         raise OptionError("--batch-size", f"must be >= 1, got {batch_size}")
     target = out if out is not None else str(Path(model_file).parent / "eval")
     split_arg = None if split == "all" else split
-    result = evaluate_run(model_file, data, split_arg, target, device, batch_size)
+    result = evaluate_run(model_file, data, split_arg, target, device, batch_size, tta)
     where = "all images" if result.report["split"] is None else f"split {split}"
+    if tta:
+        where += ", 8-view TTA"
     click.echo(format_table(result.report, title=f"{data} ({where}, n={result.report['n']})"))
     click.echo(f"wrote {result.out_dir}/metrics.json and {result.out_dir}/confusion.png")
 
@@ -1032,8 +1051,9 @@ def evaluate_command(
 @click.argument("model_file", metavar="MODEL", type=click.Path(exists=True, path_type=str))
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=str))
 @click.option("--device", default="auto", show_default=True, help="auto, cuda or cpu.")
+@tta_option
 @library_errors
-def predict_command(model_file: str, images: tuple[str, ...], device: str) -> None:
+def predict_command(model_file: str, images: tuple[str, ...], device: str, tta: bool) -> None:
     """Print the predicted class and the class probabilities of each image.
 
     Images of any size are preprocessed exactly as `expand` makes its
@@ -1045,7 +1065,7 @@ def predict_command(model_file: str, images: tuple[str, ...], device: str) -> No
     """
     from model.run import predict_files
 
-    for pred in predict_files(model_file, list(images), device):
+    for pred in predict_files(model_file, list(images), device, tta):
         probs = "  ".join(f"{name}={p:.3f}" for name, p in pred.probabilities.items())
         click.echo(f"{pred.path}\t{pred.predicted}\t{probs}")
 

@@ -250,6 +250,7 @@ def evaluate_run(
     out: str | Path | None = None,
     device: str = "auto",
     batch_size: int = 256,
+    tta: bool = False,
 ) -> EvaluationResult:
     """Score a trained model on an expand output's split or a raw image folder.
 
@@ -263,9 +264,11 @@ def evaluate_run(
             files are replaced); ``None`` writes nothing.
         device: ``auto``, ``cuda`` or ``cpu``.
         batch_size: Images per forward pass.
+        tta: Average over the 8 flips and transposes of each image.
 
     Returns:
-        The report and where it was written.
+        The report and where it was written (``report["tta"]`` says whether
+        test-time augmentation was used).
 
     Raises:
         InputError: Unreadable model or data, or classes the model does not know.
@@ -278,13 +281,15 @@ def evaluate_run(
         raise InputError(f"{data_path}: no images to evaluate")
     labels = align_labels(data, ckpt.class_names)
     on_device = DeviceImages(data.images, labels, ckpt.normalization, dev)
-    pred = evaluate(ckpt.net, on_device, batch_size, amp=use_amp(ckpt.config.get("amp"), dev))
+    amp = use_amp(ckpt.config.get("amp"), dev)
+    pred = evaluate(ckpt.net, on_device, batch_size, amp=amp, tta=tta)
     raw = data.attrs.get("source") == RAW_SOURCE
     transforms = None if raw else data.transforms  # a raw folder records no transforms
     report = classification_report(labels, pred.predicted, ckpt.class_names, transforms)
     report["data"] = str(data_path)
     report["split"] = None if raw else split
     report["model"] = str(model_path)
+    report["tta"] = tta
     out_dir = None
     if out is not None:
         from model.report import write_confusion_png
@@ -309,7 +314,10 @@ class ImagePrediction:
 
 
 def predict_files(
-    model_path: str | Path, images: Sequence[str | Path], device: str = "auto"
+    model_path: str | Path,
+    images: Sequence[str | Path],
+    device: str = "auto",
+    tta: bool = False,
 ) -> list[ImagePrediction]:
     """Classify image files, each preprocessed like ``expand``'s originals.
 
@@ -317,6 +325,7 @@ def predict_files(
         model_path: ``RUN/model.pt``.
         images: Image files of any size and format ``augtool`` decodes.
         device: ``auto``, ``cuda`` or ``cpu``.
+        tta: Average over the 8 flips and transposes of each image.
 
     Returns:
         One prediction per file, in order.
@@ -332,7 +341,7 @@ def predict_files(
         raise InputError("no image files given")
     stack = np.stack([load_resized(p, ckpt.input_size) for p in images])
     on_device = DeviceImages(stack, np.zeros(len(stack), dtype=np.int64), ckpt.normalization, dev)
-    pred = evaluate(ckpt.net, on_device, amp=use_amp(ckpt.config.get("amp"), dev))
+    pred = evaluate(ckpt.net, on_device, amp=use_amp(ckpt.config.get("amp"), dev), tta=tta)
     return [
         ImagePrediction(
             path=str(p),

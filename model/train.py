@@ -307,9 +307,21 @@ def train_one_epoch(
     return EpochStats(loss=loss_sum.item() / seen, accuracy=correct.item() / seen, images=seen)
 
 
+def dihedral_views(x: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 flips and transposes of a ``(B, C, S, S)`` batch, the batch itself first."""
+    views = []
+    for t in (x, x.transpose(2, 3)):
+        views += [t, t.flip(3), t.flip(2), t.flip((2, 3))]
+    return views
+
+
 @torch.inference_mode()
 def evaluate(
-    net: nn.Module, data: DeviceImages, batch_size: int = 256, amp: bool = False
+    net: nn.Module,
+    data: DeviceImages,
+    batch_size: int = 256,
+    amp: bool = False,
+    tta: bool = False,
 ) -> Prediction:
     """Predict every image of ``data`` in order (eval mode, no gradients).
 
@@ -318,9 +330,12 @@ def evaluate(
         data: Images and labels to score.
         batch_size: Images per forward pass.
         amp: bfloat16 autocast.
+        tta: Average the class probabilities over the 8 flips and transposes of
+            each image (:func:`dihedral_views`); costs 8 forward passes.
 
     Returns:
-        Probabilities, predictions, labels and mean loss.
+        Probabilities, predictions, labels and mean loss (with ``tta``, the
+        cross-entropy of the averaged probabilities).
     """
     net.eval()
     probs, losses = [], []
@@ -328,9 +343,14 @@ def evaluate(
         index = torch.arange(start, min(start + batch_size, len(data)), device=data.device)
         x, y = data.batch(index)
         with _autocast(data.device, amp):
-            logits = net(x).float()
-        losses.append(nn.functional.cross_entropy(logits, y, reduction="sum"))
-        probs.append(torch.softmax(logits, dim=1))
+            if tta:
+                p = torch.stack([torch.softmax(net(v).float(), 1) for v in dihedral_views(x)])
+                p = p.mean(dim=0)
+            else:
+                p = torch.softmax(net(x).float(), dim=1)
+        log_p = torch.log(p.clamp_min(1e-12))
+        losses.append(nn.functional.nll_loss(log_p, y, reduction="sum"))
+        probs.append(p)
     probabilities = torch.cat(probs).cpu().numpy().astype(np.float64)
     labels = data.labels.cpu().numpy()
     total = torch.stack(losses).sum().item() if losses else math.nan

@@ -24,7 +24,14 @@ from model.data import (
     random_jitter,
 )
 from model.networks import create_model, list_models
-from model.train import TrainConfig, evaluate, fit, load_checkpoint, train_one_epoch
+from model.train import (
+    TrainConfig,
+    dihedral_views,
+    evaluate,
+    fit,
+    load_checkpoint,
+    train_one_epoch,
+)
 from tests.h5data import blob_images, make_blob_h5
 
 CLASSES = ["ALL", "AML", "normal"]
@@ -322,6 +329,40 @@ def test_evaluate_prints_table1_and_writes_files(trained_run, tiny_h5, tmp_path)
     train_metrics = json.loads((trained_run / "metrics.json").read_text())
     assert report["confusion"] == train_metrics["test"]["confusion"]
     assert cv2.imread(str(out / "confusion.png")) is not None
+
+
+def test_dihedral_views_are_the_eight_distinct_symmetries():
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    views = dihedral_views(x)
+    assert len(views) == 8 and torch.equal(views[0], x)
+    assert len({v.numpy().tobytes() for v in views}) == 8
+    assert all(v.shape == x.shape for v in views)
+
+
+def test_tta_averages_the_probabilities_of_the_eight_views():
+    images, labels = blob_images(np.array([0, 1, 2, 0]), SIZE, np.random.default_rng(1)), None
+    labels = np.array([0, 1, 2, 0])
+    data = _tensors(images, labels)
+    net = create_model("cellnet", 3, SIZE, torch.Generator().manual_seed(1)).eval()
+    x, _ = data.batch(torch.arange(len(labels)))
+    with torch.no_grad():
+        expected = torch.stack([torch.softmax(net(v), 1) for v in dihedral_views(x)]).mean(0)
+    pred = evaluate(net, data, batch_size=3, tta=True)
+    np.testing.assert_allclose(pred.probabilities, expected.numpy(), atol=1e-6)
+    plain = evaluate(net, data, batch_size=3)
+    assert not np.allclose(plain.probabilities, pred.probabilities)
+
+
+def test_evaluate_and_predict_accept_tta(trained_run, tiny_h5, tmp_path):
+    model = str(trained_run / "model.pt")
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(main, ["evaluate", model, str(tiny_h5), "--tta", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "8-view TTA" in result.output
+    assert json.loads((out / "metrics.json").read_text())["tta"] is True
+    paths = _write_raw_folder(tmp_path / "raw", CLASSES)[:1]
+    result = CliRunner().invoke(main, ["predict", model, "--tta", str(paths[0])])
+    assert result.exit_code == 0 and result.output.count("\t") == 2, result.output
 
 
 def _write_raw_folder(root: Path, classes: list[str]) -> list[Path]:
