@@ -48,6 +48,7 @@ run run-leuk-dc-s1 cells.h5 --arch leukemianet --augment dihedral --schedule cos
 for seed in 1 2; do
     run "run-cell-s$seed" cells.h5 --arch cellnet --seed "$seed"
 done
+run run-cell-conv cells.h5 --arch cellnet --arch-option stem=conv --seed 0
 step "run-cell with test-time augmentation"
 augtool evaluate run-cell/model.pt cells.h5 --split test --tta --out run-cell/eval-tta
 
