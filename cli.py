@@ -73,6 +73,21 @@ def _thread_exceptions(args: Any) -> None:
         _THREAD_EXCEPTHOOK(args)
 
 
+_UNRAISABLE_HOOK = sys.unraisablehook
+
+
+def _unraisable(args: Any) -> None:
+    """Drop the "Exception ignored in ..." report of an interrupt that the flag keeps.
+
+    A stop signal that lands in a weakref callback or ``__del__`` cannot propagate;
+    Python would print its traceback. :data:`_STOP` re-raises it a moment later, so
+    the report is noise on an otherwise clean "interrupted" exit.
+    """
+    if _STOP.is_set() and issubclass(args.exc_type, KeyboardInterrupt):
+        return
+    _UNRAISABLE_HOOK(args)
+
+
 def raise_if_interrupted() -> None:
     """Raise KeyboardInterrupt if a stop signal came, even if its first raise was lost."""
     if _STOP.is_set():
@@ -110,6 +125,7 @@ def main() -> None:
       augtool expand raw/ out/ --pca
     """
     threading.excepthook = _thread_exceptions
+    sys.unraisablehook = _unraisable
     # After an interrupt or a write error joblib reports the tasks it cancelled: not news.
     warnings.filterwarnings(
         "ignore",

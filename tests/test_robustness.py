@@ -724,6 +724,35 @@ def test_background_thread_errors_are_quiet_only_after_a_stop(
     cli._STOP.clear()
 
 
+def test_an_interrupt_lost_in_a_callback_prints_no_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The dropped KeyboardInterrupt's "Exception ignored in ..." report is hidden after a
+    stop (the flag re-raises it); any other unraisable exception is still reported."""
+    import cli
+
+    seen: list[type[BaseException]] = []
+    monkeypatch.setattr(cli, "_UNRAISABLE_HOOK", lambda args: seen.append(args.exc_type))
+    monkeypatch.setattr(sys, "unraisablehook", cli._unraisable)
+
+    class Dropping:
+        def __init__(self, error: type[BaseException]) -> None:
+            self.error = error
+
+        def __del__(self) -> None:
+            raise self.error
+
+    try:
+        cli._STOP.set()
+        Dropping(KeyboardInterrupt)  # dropped at once: __del__ raises inside the collector
+        Dropping(ValueError)
+        cli._STOP.clear()
+        Dropping(KeyboardInterrupt)
+    finally:
+        cli._STOP.clear()
+    assert seen == [ValueError, KeyboardInterrupt]
+
+
 def test_interrupt_during_scan_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
