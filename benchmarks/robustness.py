@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from augtool.verify import verify  # noqa: E402
 from augtool.writers import JOURNAL_NAME, partial_path  # noqa: E402
-from tests.child_process import private_tmpfs_prefix, run_cli_measured  # noqa: E402
+from tests.child_process import cli_args, private_tmpfs_prefix, run_cli_measured  # noqa: E402
 
 FAST = ["--factor", "2", "--size", "32", "--workers", "1", "--split", "none", "-q"]
 SIGNAL_RUN = ["--target", "400", "-q"]
@@ -107,7 +107,7 @@ class Bench:
     def run(self, args: list[object], **kwargs: object) -> subprocess.CompletedProcess:
         """``python -m cli ARGS`` in a new process."""
         return subprocess.run(
-            [sys.executable, "-m", "cli", *map(_arg, args)],
+            [sys.executable, "-m", "cli", *cli_args(*args)],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -184,10 +184,6 @@ class Bench:
 
 
 # --- inputs ---------------------------------------------------------------------------------
-
-
-def _arg(value: object) -> str:
-    return os.fsdecode(value) if isinstance(value, Path) else str(value)
 
 
 def _picture(rng: np.random.Generator, width: int = 64, height: int = 48) -> np.ndarray:
@@ -568,7 +564,7 @@ def signals(bench: Bench) -> None:
         out = root / f"{sig.name}-{workers}{'.h5' if fmt == 'hdf5' else ''}"
         args = ["expand", raw, out, *SIGNAL_RUN, "--workers", workers]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", *map(_arg, args)],
+            [sys.executable, "-m", "cli", *cli_args(*args)],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -617,7 +613,7 @@ def disks(bench: Bench, raw: Path) -> None:
         out = root / ("out.h5" if fmt == "hdf5" else "out")
         args = ["expand", raw, out, "--target", "200", "-q", "--workers", "2"]
         proc = subprocess.run(
-            [sys.executable, "-c", ENOSPC_AFTER_3, fmt, *map(_arg, args)],
+            [sys.executable, "-c", ENOSPC_AFTER_3, fmt, *cli_args(*args)],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -651,7 +647,7 @@ def disks(bench: Bench, raw: Path) -> None:
         args = ["expand", raw, out, "--target", "200", "-q", "--workers", "2"]
         command = (
             f"mount -t tmpfs -o {options} tmpfs {disk} && {sys.executable} -m cli "
-            + " ".join(map(_arg, args))
+            + " ".join(cli_args(*args))
             + f"; rc=$?; echo left: $(ls -A {disk}); exit $rc"
         )
         proc = subprocess.run(

@@ -342,15 +342,13 @@ def evaluate(
     for start in range(0, len(data), batch_size):
         index = torch.arange(start, min(start + batch_size, len(data)), device=data.device)
         x, y = data.batch(index)
+        views = dihedral_views(x) if tta else [x]
         with _autocast(data.device, amp):
-            if tta:
-                p = torch.stack([torch.softmax(net(v).float(), 1) for v in dihedral_views(x)])
-                p = p.mean(dim=0)
-            else:
-                p = torch.softmax(net(x).float(), dim=1)
-        log_p = torch.log(p.clamp_min(1e-12))
+            log_ps = [torch.log_softmax(net(v).float(), dim=1) for v in views]
+        # log of the mean probability over the views; one view: the log-softmax itself.
+        log_p = torch.stack(log_ps).logsumexp(dim=0) - math.log(len(views))
         losses.append(nn.functional.nll_loss(log_p, y, reduction="sum"))
-        probs.append(p)
+        probs.append(log_p.exp())
     probabilities = torch.cat(probs).cpu().numpy().astype(np.float64)
     labels = data.labels.cpu().numpy()
     total = torch.stack(losses).sum().item() if losses else math.nan

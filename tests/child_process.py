@@ -55,7 +55,7 @@ def run_cli_measured(*args: object) -> MeasuredRun:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "vmhwm-kb"
         proc = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(report), *(os.fsdecode(a) for a in map(_arg, args))],
+            [sys.executable, "-c", _CHILD, str(report), *cli_args(*args)],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -78,5 +78,6 @@ def private_tmpfs_prefix() -> list[str] | None:
     return prefix if probe.returncode == 0 else None
 
 
-def _arg(value: object) -> str | Path:
-    return value if isinstance(value, Path) else str(value)
+def cli_args(*args: object) -> list[str]:
+    """Command-line arguments as text: paths by their file-system name, the rest by ``str``."""
+    return [os.fsdecode(a) if isinstance(a, os.PathLike) else str(a) for a in args]

@@ -43,7 +43,7 @@ from augtool.sources import ScanResult, Source, scan
 from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges
 from augtool.verify import verify
 from cli import main
-from tests.child_process import private_tmpfs_prefix, run_cli_measured
+from tests.child_process import cli_args, private_tmpfs_prefix, run_cli_measured
 from tests.conftest import smear_like, tree_hashes, write_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,12 +60,7 @@ def run_cli(*args: object) -> tuple[int, str]:
 
 
 def cli_command(*args: object) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "cli",
-        *(os.fsdecode(a) if isinstance(a, Path) else str(a) for a in args),
-    ]
+    return [sys.executable, "-m", "cli", *cli_args(*args)]
 
 
 def run_sub(*args: object, **kwargs) -> subprocess.CompletedProcess:
