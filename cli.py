@@ -1036,9 +1036,11 @@ def evaluate_command(
     DATA is an `augtool expand` output (HDF5 or folder) or a plain RAW/<class>/
     image folder (any image size; each image is preprocessed exactly as
     `expand` makes its original copy). Prints TP, TN, FP, FN, precision,
-    recall, specificity per class, accuracy with a 95 % Wilson interval, macro
-    F1, balanced accuracy and accuracy on the original images, and writes
-    metrics.json and confusion.png.
+    recall, specificity per class, accuracy and macro F1 with a 95 % interval
+    from a cluster bootstrap over the recorded groups (sources, or the
+    --group-regex groups: 2,000 resamples, seed 0), the per-image Wilson
+    interval (which assumes independent images), balanced accuracy and
+    accuracy on the original images, and writes metrics.json and confusion.png.
 
     \b
     Example:

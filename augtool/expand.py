@@ -271,7 +271,21 @@ def plan_run(scan_result: ScanResult, options: ExpandOptions, reporter: Reporter
         for i, j in enumerate(jobs)
     ]
     _warn_missing_classes(scan_result, split_of_job, jobs, spec, reporter)
+    _warn_ungrouped(scan_result, options, reporter)
     return PlannedRun(scan_result, jobs, split_of_source, split_of_job, names, spec)
+
+
+def _warn_ungrouped(scan_result: ScanResult, options: ExpandOptions, reporter: Reporter) -> None:
+    """Say how many sources ``--group-regex`` did not match (each is then its own group)."""
+    missed = scan_result.ungrouped
+    if not missed:
+        return
+    total = len(scan_result.sources)
+    reporter.warn(
+        f"--group-regex '{options.group_regex}' matched {total - len(missed)} of {total} "
+        f"sources; the other {len(missed)} fell back to their own group (e.g. {missed[0]}), "
+        "so they are split as if each came from a different patient or smear"
+    )
 
 
 def output_name(source: Source, job: Job, split: str | None, ext: str) -> str:

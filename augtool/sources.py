@@ -12,7 +12,7 @@ import os
 import re
 import stat
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -59,6 +59,8 @@ class ScanResult:
         duplicates: Groups of source paths with identical bytes.
         ignored: Paths of files that are not images by their suffix, and of
             folder links inside a class (not followed).
+        ungrouped: Paths of the sources that ``--group-regex`` did not match, so
+            that each is its own group (empty without a regex).
     """
 
     root: Path
@@ -67,6 +69,7 @@ class ScanResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     duplicates: list[list[str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    ungrouped: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Number of sources per class."""
@@ -271,6 +274,30 @@ def compile_group_regex(pattern: str | None) -> re.Pattern[str] | None:
         raise OptionError("--group-regex", f"invalid regular expression: {err}") from err
 
 
+def check_group_regex(pattern: str, regex: re.Pattern[str], paths: Sequence[str]) -> None:
+    """Refuse a ``--group-regex`` that matches none of the source paths.
+
+    Such a regex would leave every source in its own group, silently: the
+    patient- or smear-level leak the option exists to prevent.
+
+    Args:
+        pattern: The regex as given (for the message).
+        regex: The compiled regex.
+        paths: Source paths relative to RAW, as the regex sees them.
+
+    Raises:
+        OptionError: If ``paths`` is not empty and no path has a match.
+    """
+    if paths and not any(regex.search(p) for p in paths):
+        raise OptionError(
+            "--group-regex",
+            f"'{pattern}' matches none of the {len(paths)} source paths (e.g. "
+            f"{display_path(paths[0])!r}); every source would be its own group and cells "
+            "of one patient or smear could land in train and test. The regex is searched "
+            "in the path relative to RAW (class folder included); fix it or leave it out",
+        )
+
+
 def group_of(relpath: str, regex: re.Pattern[str] | None) -> str:
     """The split group of a source: the regex's first group or match, else the path."""
     if regex is None:
@@ -323,10 +350,14 @@ def scan(
     Raises:
         InputError: On a missing RAW, no class folders, an empty class, or bad
             files (all listed) when ``skip_invalid`` is false.
+        OptionError: On an invalid ``group_regex``, or one that matches no file
+            (checked before any file is read).
     """
     root = Path(raw)
     regex = compile_group_regex(group_regex)
     classes, files, ignored = list_files(root)
+    if regex is not None:
+        check_group_regex(str(group_regex), regex, [rel for _, rel in files])
     named = [rel for _, rel in files if is_utf8(rel)]
     found = _inspect_all([root / r for r in named], max_pixels, workers, progress)
     checked = dict(zip(named, found, strict=True))
@@ -372,6 +403,8 @@ def scan(
                     stem=stems[rel],
                 )
             )
+    if regex is not None:  # the files it matched may all have been skipped as invalid
+        check_group_regex(str(group_regex), regex, [s.path for s in sources])
     return ScanResult(
         root=root,
         classes=classes,
@@ -379,6 +412,7 @@ def scan(
         skipped=bad,
         duplicates=find_duplicates(sources),
         ignored=[display_path(p) for p in ignored],
+        ungrouped=[] if regex is None else [s.path for s in sources if not regex.search(s.path)],
     )
 
 

@@ -285,7 +285,14 @@ def evaluate_run(
     pred = evaluate(ckpt.net, on_device, batch_size, amp=amp, tta=tta)
     raw = data.attrs.get("source") == RAW_SOURCE
     transforms = None if raw else data.transforms  # a raw folder records no transforms
-    report = classification_report(labels, pred.predicted, ckpt.class_names, transforms)
+    report = classification_report(
+        labels,
+        pred.predicted,
+        ckpt.class_names,
+        transforms,
+        groups=data.groups,
+        group_unit=group_unit(data),
+    )
     report["data"] = str(data_path)
     report["split"] = None if raw else split
     report["model"] = str(model_path)
@@ -302,6 +309,18 @@ def evaluate_run(
         write_json(out_dir / METRICS_NAME, report)
         write_confusion_png(report, out_dir / CONFUSION_NAME)
     return EvaluationResult(report=report, out_dir=out_dir)
+
+
+def group_unit(data: Dataset) -> str:
+    """What one group of ``data.groups`` is: ``images`` (a raw folder), ``groups`` or ``sources``.
+
+    An expand output made with ``--group-regex`` records the regex's match as the
+    group of each source (``groups``); without it each source is its own group.
+    """
+    if data.attrs.get("source") == RAW_SOURCE:
+        return "images"
+    recipe = data.attrs.get("recipe")
+    return "groups" if isinstance(recipe, dict) and recipe.get("group_regex") else "sources"
 
 
 @dataclass

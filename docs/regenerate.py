@@ -1,0 +1,297 @@
+"""Re-run every command whose output or picture is quoted in docs/, and rewrite the quotes.
+
+A quoted output is marked in the Markdown source::
+
+    <!-- output data=cells keep=sheet.png:img/preview_real_cell.png -->
+        $ augtool preview raw/WBC/BloodImage_00039_wbc.jpg --out sheet.png --size 144
+        wrote contact sheet sheet.png (768x614 px, 13 tiles)
+    <!-- /output -->
+
+The block's lines that start with ``$`` are shell commands. They run in order,
+in a fresh temporary folder, with ``augtool`` and ``python`` meaning this
+checkout (``python -m cli`` with ``PYTHONPATH`` set to the repository) and with
+``examples/``, ``benchmarks/`` and ``tests/`` linked in. What each command
+prints (stdout and stderr together) replaces the lines after it. Attributes:
+
+``data=cells``
+    ``raw/`` is a copy of ``../shared/data/bccd-cells`` (the 141 real cells); the
+    block is skipped when that folder is absent.
+``slow``
+    Takes more than a few seconds: rewritten by this script, not re-run by
+    ``tests/test_docs.py``.
+``keep=FILE:DOCS_PATH``
+    After the commands, copy ``FILE`` (in the temporary folder) to
+    ``docs/DOCS_PATH``; repeatable. The test compares the pixels.
+``setup: SHELL ...``
+    Last in the comment: a shell snippet run before the commands, not shown.
+
+Run from the repository root::
+
+    python docs/regenerate.py               # every block of every page
+    python docs/regenerate.py preview.md    # one page
+    python docs/regenerate.py --check       # rewrite nothing; list what differs
+
+Timings inside outputs (``in 6.0 s (249 images/s)``) change from run to run
+and with the load of the machine; :func:`normalise` replaces them before two
+outputs are compared, and a block whose output is the same but for timings is
+left as it is (its timings stay those of the run that last changed it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+REPO = DOCS.parent
+REAL_CELLS = REPO.parent / "shared" / "data" / "bccd-cells"
+LINKED = ("examples", "benchmarks", "tests")
+INDENT = "    "
+
+_OPEN = re.compile(r"^<!-- output(?P<attrs>(?: [^ >]+)*?)(?: setup: (?P<setup>.*?))? -->$")
+_CLOSE = "<!-- /output -->"
+_TIMINGS = (
+    (re.compile(r"\bin \d+(?:\.\d+)? s\b"), "in <T> s"),
+    (re.compile(r"\(\d+(?:\.\d+)? images/s"), "(<R> images/s"),
+    (re.compile(r"\b\d+(?:\.\d+)? ms\b"), "<T> ms"),
+)
+
+
+@dataclass
+class Block:
+    """One marked output block of a page.
+
+    Attributes:
+        page: The Markdown file.
+        start: Index of the opening comment line.
+        end: Index of the closing comment line.
+        data: ``cells`` or ``none``.
+        slow: Not re-run by the test.
+        keep: ``(file in the run folder, path under docs/)`` pairs.
+        setup: Hidden shell snippet run first.
+        commands: The ``$`` commands, in order.
+        gaps: Whether a blank line precedes each command in the quote.
+        quoted: The quoted lines between the comments, indentation removed.
+    """
+
+    page: Path
+    start: int
+    end: int
+    data: str = "none"
+    slow: bool = False
+    keep: list[tuple[str, str]] = field(default_factory=list)
+    setup: str = ""
+    commands: list[str] = field(default_factory=list)
+    gaps: list[bool] = field(default_factory=list)
+    quoted: list[str] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        """``page.md:line`` of the opening comment."""
+        return f"{self.page.name}:{self.start + 1}"
+
+    @property
+    def runnable(self) -> bool:
+        """False when the block needs the real cells and they are absent."""
+        return self.data != "cells" or REAL_CELLS.is_dir()
+
+
+def parse_page(page: Path) -> list[Block]:
+    """The marked blocks of one Markdown page.
+
+    Raises:
+        ValueError: On an unclosed block, an unknown attribute, or a block without commands.
+    """
+    lines = page.read_text(encoding="utf-8").splitlines()
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        match = _OPEN.match(lines[i])
+        if not match:
+            i += 1
+            continue
+        try:
+            end = lines.index(_CLOSE, i + 1)
+        except ValueError:
+            raise ValueError(f"{page.name}:{i + 1}: output block is never closed") from None
+        block = Block(page=page, start=i, end=end, setup=match["setup"] or "")
+        for attr in (match["attrs"] or "").split():
+            key, _, value = attr.partition("=")
+            if key == "data" and value in ("cells", "none"):
+                block.data = value
+            elif key == "slow" and not value:
+                block.slow = True
+            elif key == "keep" and ":" in value:
+                src, _, dest = value.partition(":")
+                block.keep.append((src, dest))
+            else:
+                raise ValueError(f"{block.where}: unknown attribute {attr!r}")
+        block.quoted = [line.removeprefix(INDENT) for line in lines[i + 1 : end]]
+        blank = False
+        for line in block.quoted:
+            if line.startswith("$ "):
+                block.commands.append(line[2:])
+                block.gaps.append(blank)
+            blank = not line.strip()
+        if not block.commands:
+            raise ValueError(f"{block.where}: output block without a '$ ' command")
+        blocks.append(block)
+        i = end + 1
+    return blocks
+
+
+def pages() -> list[Path]:
+    """Every Markdown page under docs/."""
+    return sorted(DOCS.glob("*.md"))
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["AUGTOOL_PYTHON"] = sys.executable
+    env.pop("COLUMNS", None)
+    return env
+
+
+_PRELUDE = (
+    'augtool() { "$AUGTOOL_PYTHON" -c "import cli; cli.main(prog_name=\'augtool\')" "$@"; }\n'
+    'python() { "$AUGTOOL_PYTHON" "$@"; }\n'
+    "export -f augtool python\n"
+)
+
+
+def run_block(block: Block, folder: Path, timeout: float = 600) -> list[str]:
+    """Run a block's commands in ``folder``; the quote as the commands print it now.
+
+    Args:
+        block: The block.
+        folder: An empty folder to run in (``raw/`` and the links are made here).
+        timeout: Seconds allowed for each command.
+
+    Returns:
+        The new quoted lines (no indentation): each command, then its output.
+
+    Raises:
+        RuntimeError: If the setup snippet fails.
+    """
+    if block.data == "cells":
+        shutil.copytree(REAL_CELLS, folder / "raw")
+    for name in LINKED:
+        (folder / name).symlink_to(REPO / name)
+    env = _environment()
+    if block.setup:
+        done = subprocess.run(
+            ["bash", "-c", _PRELUDE + block.setup],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{block.where}: setup failed: {done.stdout}{done.stderr}")
+    out: list[str] = []
+    for command, gap in zip(block.commands, block.gaps, strict=True):
+        if gap and out:
+            out.append("")
+        done = subprocess.run(
+            ["bash", "-c", _PRELUDE + command],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
+        out.append(f"$ {command}")
+        out += done.stdout.rstrip("\n").splitlines()
+    return out
+
+
+def normalise(lines: list[str]) -> list[str]:
+    """The lines with timings replaced by placeholders, trailing blanks dropped."""
+    result = []
+    for line in lines:
+        for pattern, placeholder in _TIMINGS:
+            line = pattern.sub(placeholder, line)
+        result.append(line.rstrip())
+    while result and not result[-1]:
+        result.pop()
+    return result
+
+
+def stale_pictures(block: Block, folder: Path) -> list[str]:
+    """The kept pictures whose pixels differ from the committed ones (after :func:`run_block`)."""
+    import cv2
+    import numpy as np
+
+    stale = []
+    for src, dest in block.keep:
+        made = cv2.imread(str(folder / src), cv2.IMREAD_UNCHANGED)
+        committed = cv2.imread(str(DOCS / dest), cv2.IMREAD_UNCHANGED)
+        same = made is not None and committed is not None and made.shape == committed.shape
+        if not (same and np.array_equal(made, committed)):
+            stale.append(dest)
+    return stale
+
+
+def regenerate(block: Block, folder: Path) -> list[str]:
+    """Run a block and copy the pictures it keeps into docs/; the new quoted lines."""
+    lines = run_block(block, folder)
+    for src, dest in block.keep:
+        produced = folder / src
+        if not produced.is_file():
+            raise RuntimeError(f"{block.where}: the commands did not write {src}")
+        shutil.copyfile(produced, DOCS / dest)
+    return lines
+
+
+def rewrite(page: Path, replacements: dict[int, tuple[int, list[str]]]) -> None:
+    """Replace the blocks of ``page`` (by opening line) with new quoted lines."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    for start in sorted(replacements, reverse=True):
+        end, new = replacements[start]
+        lines[start + 1 : end] = [INDENT + line if line else "" for line in new]
+    page.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Regenerate (or with ``--check`` compare) the marked blocks of the named pages."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pages", nargs="*", help="Page names under docs/ [default: all].")
+    parser.add_argument("--check", action="store_true", help="Compare only; write nothing.")
+    parser.add_argument("--fast", action="store_true", help="Leave out the blocks marked slow.")
+    args = parser.parse_args(argv)
+    chosen = [DOCS / name for name in args.pages] if args.pages else pages()
+    differ = 0
+    for page in chosen:
+        replacements: dict[int, tuple[int, list[str]]] = {}
+        for block in parse_page(page):
+            if not block.runnable or (args.fast and block.slow):
+                print(f"{block.where}: skipped", file=sys.stderr)
+                continue
+            with tempfile.TemporaryDirectory(prefix="augtool-docs-") as tmp:
+                if args.check:
+                    new = run_block(block, Path(tmp))
+                    pictures = stale_pictures(block, Path(tmp))
+                else:
+                    new, pictures = regenerate(block, Path(tmp)), []
+            same = normalise(new) == normalise(block.quoted) and not pictures
+            differ += not same
+            print(f"{block.where}: {'same' if same else 'CHANGED'}", file=sys.stderr)
+            if not args.check and not same:
+                replacements[block.start] = (block.end, new)
+        if replacements:
+            rewrite(page, replacements)
+    return 1 if args.check and differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Quoted outputs and pictures in docs/ are what the code prints and draws today.
+
+Every block marked ``<!-- output ... -->`` in docs/*.md (see docs/regenerate.py)
+that is not marked ``slow`` is re-run here, in a fresh folder; its output must
+equal the quote once timings are normalised, and every picture it keeps must
+have the committed picture's pixels. Blocks on the real cells are skipped when
+``../shared/data`` is absent. ``python docs/regenerate.py`` rewrites them all.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def _load_regenerate():
+    spec = importlib.util.spec_from_file_location("docs_regenerate", DOCS / "regenerate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+regen = _load_regenerate()
+BLOCKS = [block for page in regen.pages() for block in regen.parse_page(page)]
+CHEAP = [block for block in BLOCKS if not block.slow]
+
+
+def test_the_pages_have_marked_blocks_and_their_pictures_exist() -> None:
+    pages = {block.page.name for block in BLOCKS}
+    assert {"expand.md", "preview.md", "synth.md", "verify.md", "train.md"} <= pages
+    assert len(CHEAP) >= 10
+    for block in BLOCKS:
+        for _, dest in block.keep:
+            assert (DOCS / dest).is_file(), f"{block.where}: {dest} is not committed"
+
+
+@pytest.mark.parametrize("block", CHEAP, ids=[block.where for block in CHEAP])
+def test_quoted_output_and_pictures_match_the_code(block, tmp_path: Path) -> None:
+    if not block.runnable:
+        pytest.skip(f"needs the real cells in {regen.REAL_CELLS}")
+    printed = regen.run_block(block, tmp_path)
+    assert regen.normalise(printed) == regen.normalise(block.quoted), (
+        f"{block.where} is stale; run `python docs/regenerate.py {block.page.name}`"
+    )
+    stale = regen.stale_pictures(block, tmp_path)
+    assert not stale, f"{stale} stale; run `python docs/regenerate.py {block.page.name}`"
+
+
+def test_a_stale_quote_is_caught(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- output data=none setup: printf 'a\\nb\\n' > f.txt -->\n"
+        "    $ cat f.txt\n    a\n    c\n\n    $ echo done in 3.7 s\n    done in 9.9 s\n"
+        "<!-- /output -->\n"
+    )
+    (block,) = regen.parse_page(page)
+    assert block.commands == ["cat f.txt", "echo done in 3.7 s"] and block.gaps == [False, True]
+    run = tmp_path / "run"
+    run.mkdir()
+    printed = regen.run_block(block, run)
+    assert printed == ["$ cat f.txt", "a", "b", "", "$ echo done in 3.7 s", "done in 3.7 s"]
+    assert regen.normalise(printed) != regen.normalise(block.quoted)  # "c" is not "b"
+    fixed = ["b" if line == "c" else line for line in block.quoted]
+    assert regen.normalise(printed) == regen.normalise(fixed)  # the timing does not count
+
+
+def test_normalise_hides_timings_only() -> None:
+    lines = ["wrote 1492 images (PNG 227x227) to out in 6.0 s (249 images/s)", "took 12 ms", ""]
+    assert regen.normalise(lines) == [
+        "wrote 1492 images (PNG 227x227) to out in <T> s (<R> images/s)",
+        "took <T> ms",
+    ]
+
+
+def test_malformed_markers_are_refused(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("<!-- output data=none -->\n    $ echo x\n    x\n")
+    with pytest.raises(ValueError, match="never closed"):
+        regen.parse_page(page)
+    page.write_text("<!-- output colour=red -->\n    $ echo x\n<!-- /output -->\n")
+    with pytest.raises(ValueError, match="unknown attribute"):
+        regen.parse_page(page)
+    page.write_text("<!-- output data=none -->\n    x\n<!-- /output -->\n")
+    with pytest.raises(ValueError, match="without a"):
+        regen.parse_page(page)
