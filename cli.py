@@ -366,6 +366,13 @@ def _backend_from_options(opts: dict[str, Any]) -> Any:
     help="Comma-separated transforms to cycle through.",
 )
 @click.option(
+    "--recipe",
+    default=None,
+    metavar="FILE|NAME",
+    help="Recipe TOML file (transforms, parameters, preprocessing; docs/recipes.md), or a "
+    "shipped one: paper, colour, curator. [default: the paper's, as --transforms]",
+)
+@click.option(
     "--sigma-range",
     type=RangeType(),
     default="4,8",
@@ -504,6 +511,7 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
     """
     from augtool.expand import ExpandOptions, plan_run
     from augtool.expand import expand as run_expand
+    from augtool.recipe import load_recipe
     from augtool.render import PcaSettings
     from augtool.sources import scan
     from augtool.transforms import Ranges, parse_transform_list
@@ -527,10 +535,15 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         shear_range=opts.pop("shear_range"),
     )
     pca = PcaSettings(std=opts.pop("pca_std"), k=opts.pop("pca_k"), scale=opts.pop("pca_scale"))
+    recipe_value, transform_list = opts.pop("recipe"), opts.pop("transforms")
+    pipeline = None if recipe_value is None else load_recipe(recipe_value)
+    if pipeline is not None and transform_list.strip().lower() != "all":
+        raise click.UsageError("--transforms: a recipe names its own transforms; drop one")
     options = ExpandOptions(
         target=target,
         factor=factor,
-        transforms=tuple(parse_transform_list(opts.pop("transforms"))),
+        pipeline=pipeline,
+        transforms=pipeline.names if pipeline else tuple(parse_transform_list(transform_list)),
         ranges=ranges,
         pca_count=pca_count,
         pca=pca,
@@ -551,6 +564,10 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         )
         click.echo(_counts_table(dict(counts), scanned.classes))
         per_transform = Counter(j.transform for j in run.jobs)
+        if pipeline is not None:
+            click.echo(
+                f"recipe: {pipeline.name or recipe_value} ({len(pipeline.steps)} transforms)"
+            )
         click.echo("transforms: " + ", ".join(f"{k} {v}" for k, v in per_transform.items()))
         return
     try:
