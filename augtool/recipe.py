@@ -53,6 +53,7 @@ from augtool.registry import (
     builtin,
     load_plugin,
     paper_settings,
+    plugin_root,
     settings_dict,
 )
 from augtool.transforms import TRANSFORMS, Ranges
@@ -68,7 +69,7 @@ RESERVED = ("original", "pca")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TOP_KEYS = ("format", "name", "description", "preprocess", "transform")
-_STEP_KEYS = ("name", "builtin", "plugin", "albumentations", "at")
+_STEP_KEYS = ("name", "builtin", "plugin", "plugin_root", "albumentations", "at")
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Step:
             entry's settings dataclass where the step runs).
         at: ``output`` or ``work``, or empty for the entry's own default.
         albumentations: The serialized albumentations transform, JSON text.
+        root: For a plug-in, the folder its module was imported from.
     """
 
     name: str
@@ -92,6 +94,7 @@ class Step:
     settings: tuple[tuple[str, Any], ...] = ()
     at: str = ""
     albumentations: str = ""
+    root: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The step as it is written in a recipe file (and recorded)."""
@@ -100,6 +103,8 @@ class Step:
             d["builtin"] = self.ref
         if self.kind == "plugin":
             d["plugin"] = self.ref
+            if self.root:
+                d["plugin_root"] = self.root
         if self.kind == "albumentations":
             d["albumentations"] = json.loads(self.albumentations)
         if self.at:
@@ -335,15 +340,27 @@ class _Locator:
             n for n, line in enumerate(self.lines) if re.match(r"^\s*\[\[\s*transform\s*\]\]", line)
         ]
 
-    def line(self, index: int | None, key: str | None) -> int | None:
+    def line(self, index: int | None, key: str | None, section: str = "") -> int | None:
+        """The 1-based line of ``key`` in transform ``index`` or ``section`` (None if unknown)."""
         if not self.lines:
             return None
-        if index is None:
+        if section:
+            heads = [
+                n for n, t in enumerate(self.lines) if re.match(rf"^\s*\[\s*{section}\s*\]", t)
+            ]
+            if not heads:
+                return None
+            start = heads[0]
+            end = next(
+                (
+                    n
+                    for n in range(start + 1, len(self.lines))
+                    if self.lines[n].lstrip().startswith("[")
+                ),
+                len(self.lines),
+            )
+        elif index is None:
             start, end = 0, (self.headers[0] if self.headers else len(self.lines))
-            if key == "preprocess":
-                for n, line in enumerate(self.lines):
-                    if re.match(r"^\s*\[\s*preprocess\s*\]", line):
-                        return n + 1
         elif index < len(self.headers):
             start = self.headers[index]
             end = self.headers[index + 1] if index + 1 < len(self.headers) else len(self.lines)
@@ -355,11 +372,11 @@ class _Locator:
             for n in range(start, end):
                 if pattern.match(self.lines[n]):
                     return n + 1
-        return start + 1 if index is not None else None
+        return start + 1 if (index is not None or section) else None
 
     def where(self, index: int | None, key: str | None, section: str = "") -> str:
         parts = [self.origin]
-        line = self.line(index, section or key)
+        line = self.line(index, key, section)
         if line is not None:
             parts.append(f"line {line}")
         path = section
@@ -423,14 +440,18 @@ def _parse_step(item: Any, i: int, locate: _Locator) -> Step:
             ref = item["plugin"]
             if not isinstance(ref, str):
                 raise OptionError("plugin", f"expected 'module:attribute', got {ref!r}")
-            entry = load_plugin(ref, "plugin")
+            root = item.get("plugin_root", "")
+            if not isinstance(root, str):
+                raise OptionError("plugin_root", f"expected a folder, got {root!r}")
+            entry = load_plugin(ref, "plugin", root)
+            root = root or plugin_root(ref)
             kind = "plugin"
         else:
             ref = item.get("builtin", name)
             if not isinstance(ref, str):
                 raise OptionError("builtin", f"expected a transform name, got {ref!r}")
             entry = builtin(ref, "builtin" if "builtin" in item else "name")
-            kind = "builtin"
+            kind, root = "builtin", ""
         if at and entry.render is not None:
             raise OptionError("at", f"{entry.name!r} always works at the working resolution")
         settings = build_settings(entry, params, "")
@@ -439,7 +460,7 @@ def _parse_step(item: Any, i: int, locate: _Locator) -> Step:
         key = err.option.lstrip(".") or None
         raise locate.error(i, key, str(err).removeprefix(f"{err.option}: ")) from err
     values = tuple((k, _frozen(v)) for k, v in settings_dict(settings).items())
-    return Step(name, kind, ref, values, at)
+    return Step(name, kind, ref, values, at, root=root)
 
 
 def _check_sample(entry: TransformEntry, settings: Any) -> None:
@@ -539,7 +560,7 @@ def _resolve_key(key: str) -> dict[str, ResolvedStep]:
 
             entry = make_entry(name, item["albumentations"], at or "output")
         elif "plugin" in item:
-            entry = load_plugin(item["plugin"])
+            entry = load_plugin(item["plugin"], root=item.get("plugin_root", ""))
         else:
             entry = builtin(item.get("builtin", name))
         settings = build_settings(entry, params, name)

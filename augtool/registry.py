@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import math
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -348,11 +351,32 @@ def builtin(name: str, where: str = "transform") -> TransformEntry:
         ) from None
 
 
-def load_plugin(spec: str, where: str = "plugin") -> TransformEntry:
+def plugin_root(spec: str) -> str:
+    """The folder on ``sys.path`` that a plug-in's module was imported from ('' if unknown).
+
+    Recorded in the recipe, so worker processes started before the plug-in's
+    folder was put on ``sys.path`` (a reused pool, a Dask worker) can import it.
+    """
+    top = spec.partition(":")[0].split(".")[0]
+    found = importlib.util.find_spec(top)
+    if found is None:
+        return ""
+    if found.submodule_search_locations:
+        return str(Path(next(iter(found.submodule_search_locations))).parent)
+    return str(Path(found.origin).parent) if found.origin else ""
+
+
+def load_plugin(spec: str, where: str = "plugin", root: str = "") -> TransformEntry:
     """Import a plug-in transform named ``module:attribute``.
 
     The attribute is a :class:`TransformEntry`, or a callable without
     arguments returning one.
+
+    Args:
+        spec: ``module:attribute``.
+        where: Prefix of error messages.
+        root: Folder to add to ``sys.path`` if the module is not importable
+            as it stands (see :func:`plugin_root`).
 
     Raises:
         OptionError: Naming ``where`` if the module cannot be imported or the
@@ -361,6 +385,12 @@ def load_plugin(spec: str, where: str = "plugin") -> TransformEntry:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise OptionError(where, f"expected 'module:attribute', got {spec!r}")
+    if (
+        root
+        and root not in sys.path
+        and importlib.util.find_spec(module_name.split(".")[0]) is None
+    ):
+        sys.path.append(root)
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
