@@ -772,6 +772,12 @@ def synth(
     default=None,
     help="Dataset: random images per class and split. [default: 4]",
 )
+@click.option(
+    "--recipe",
+    default=None,
+    metavar="FILE|NAME",
+    help="Image: draw this recipe's transforms (a file, or paper, colour, curator).",
+)
 @seed_option
 @overwrite_option
 @quiet_option
@@ -783,6 +789,7 @@ def preview(
     pca_std: float | None,
     columns: int | None,
     per_cell: int | None,
+    recipe: str | None,
     seed: int,
     overwrite: bool,
     quiet: bool,
@@ -792,7 +799,8 @@ def preview(
     Given an IMAGE file: a contact sheet like the paper's Fig. 2, the original
     and one output of each of the ten transforms plus PCA colour jitter at the
     unit and byte scales, made exactly as `expand --seed SEED` makes copy k of
-    that file; each tile is labelled with its parameters.
+    that file; each tile is labelled with its parameters. With --recipe: the
+    original and one output of each of the recipe's transforms instead.
 
     Given an expand OUT_DATASET (folder or .h5): random outputs per class (rows)
     and split (column groups), each labelled with its transform.
@@ -801,9 +809,11 @@ def preview(
     Examples:
       augtool preview raw/ALL/im001.jpg --out sheet.png
       augtool preview raw/ALL/im001.jpg --out sheet.png --size 160 --seed 3 --columns 7
+      augtool preview raw/ALL/im001.jpg --out sheet.png --recipe my_recipe.toml
       augtool preview out/ --out grid.png --per-cell 6
     """
     from augtool.preview import preview as run_preview
+    from augtool.recipe import load_recipe
 
     result = run_preview(
         source,
@@ -814,6 +824,7 @@ def preview(
         columns=columns,
         per_cell=per_cell,
         overwrite=overwrite,
+        recipe=None if recipe is None else load_recipe(recipe),
     )
     if not quiet:
         what = "contact sheet" if result.kind == "image" else "dataset grid"

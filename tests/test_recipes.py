@@ -467,3 +467,57 @@ def test_dry_run_shows_per_transform_counts(make_raw, tmp_path: Path) -> None:
     assert sum(int(v) for v in counts.values()) == 32
     assert {"brightness", "exposure", "hue", "saturation", "gray"} <= set(counts)
     assert not (tmp_path / "o").exists()
+
+
+# --- the curator set and preview ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["brightness", "exposure", "hue", "saturation", "noise", "cutout", "rot90", "zoom"]
+)
+def test_curator_transforms_are_pure_and_change_the_image(name: str) -> None:
+    from augtool.registry import BUILTINS
+
+    entry = BUILTINS[name]
+    settings = entry.settings()
+    image = smear_like(np.random.default_rng(1), 80, 60)
+    outputs = []
+    for seed in (3, 3, 4):
+        params = entry.sample(np.random.default_rng(seed), settings)
+        assert json.loads(json.dumps(params)) == params  # recorded as JSON, unchanged
+        out = entry.run(image.copy(), params, (1.0, 1.0), 32)
+        assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+        outputs.append(out)
+    assert np.array_equal(outputs[0], outputs[1])
+    from augtool.decode import resize_to
+
+    assert not np.array_equal(outputs[0], resize_to(image, 32))
+
+
+def test_preview_draws_a_recipe(tmp_path: Path) -> None:
+    write_image(tmp_path / "cell.png", smear_like(np.random.default_rng(2), 64, 64))
+    code, out = run_cli(
+        "preview",
+        tmp_path / "cell.png",
+        "--out",
+        tmp_path / "s.png",
+        "--recipe",
+        "curator",
+        "--size",
+        32,
+    )
+    assert code == 0, out
+    assert "16 tiles" in out  # the original and the curator recipe's 15 transforms
+    from augtool.preview import sheet_tiles
+
+    tiles, about = sheet_tiles(tmp_path / "cell.png", 32, recipe=load_recipe("colour"))
+    assert [t.title for t in tiles] == [
+        "original",
+        "brightness",
+        "exposure",
+        "hue",
+        "saturation",
+        "gray",
+    ]
+    assert "recipe colour" in about
+    assert tiles[1].detail.startswith("delta ")
