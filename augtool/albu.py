@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -116,11 +116,20 @@ def check_serialized(data: Any, where: str) -> dict:
     return normalized
 
 
-@lru_cache(maxsize=64)
+#: Built pipelines of this thread: reseeding and calling one object from two
+#: threads at once (a Dask worker with several threads) would mix their draws.
+_BUILT = threading.local()
+
+
 def _pipeline(serialized: str) -> Any:
-    """Build a serialized transform once per process."""
-    A = import_albumentations()
-    return A.from_dict(json.loads(serialized))
+    """Build a serialized transform once per thread."""
+    built = getattr(_BUILT, "pipelines", None)
+    if built is None:
+        built = _BUILT.pipelines = {}
+    if serialized not in built:
+        A = import_albumentations()
+        built[serialized] = A.from_dict(json.loads(serialized))
+    return built[serialized]
 
 
 def make_entry(name: str, serialized: dict, at: str) -> TransformEntry:
