@@ -446,7 +446,8 @@ def _backend_from_options(opts: dict[str, Any]) -> Any:
 @click.option(
     "--no-augment-test",
     is_flag=True,
-    help="Only originals in val/test; copies go to train sources.",
+    help="Only originals in val/test; copies go to train sources (any recipe). "
+    "[default: off, val/test get copies too, as in the paper]",
 )
 @click.option(
     "--format",
