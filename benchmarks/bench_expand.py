@@ -216,6 +216,8 @@ def compare_recipes(raw: Path, workdir: Path, workers: int) -> None:
     )
     for label, seconds in rows:
         print(f"{label:<52}{seconds:>10.1f}{TARGET / seconds:>10.0f}")
+    load = os.getloadavg()[0]
+    print(f"load average (1 min) at the end: {load:.1f} on {os.cpu_count()} cores")
     print(
         f"albumentations recipe: {naive / albu:.1f}x faster than the naive loop of the same "
         f"recipe; the built-in recipe takes {builtin / albu:.2f}x its time; "
