@@ -191,6 +191,25 @@ def test_verify_names_the_albumentations_version_that_differs(make_raw, tmp_path
     assert any("albumentations 2.0.1" in p and "this machine has 2.0" in p for p in report.problems)
 
 
+def test_mixed_recipe_to_hdf5_matches_the_folder_and_regenerates(make_raw, tmp_path: Path) -> None:
+    import cv2
+
+    from augtool.io import open_dataset
+
+    recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
+    raw = make_raw({"ALL": 2, "AML": 2})
+    opts = ExpandOptions(target=14, pipeline=recipe, transforms=recipe.names, workers=1, **SMALL)
+    expand(raw, tmp_path / "f", opts)
+    expand(raw, tmp_path / "o.h5", opts)
+    data = open_dataset(tmp_path / "o.h5")
+    assert len(data) == 14
+    for i in range(len(data)):
+        png = cv2.imread(str(tmp_path / "f" / data.names[i]))
+        assert np.array_equal(cv2.cvtColor(png, cv2.COLOR_BGR2RGB), data.images[i])
+    report = verify(tmp_path / "o.h5", regenerate_raw=raw, workers=1)
+    assert report.ok and report.regenerated, report.problems
+
+
 def test_albumentations_at_work_or_output(make_raw, tmp_path: Path) -> None:
     """The same serialized transform at the working resolution and at the output size."""
     a = albumentations_json()
