@@ -540,3 +540,21 @@ def test_preview_draws_a_recipe(tmp_path: Path) -> None:
     ]
     assert "recipe colour" in about
     assert tiles[1].detail.startswith("delta ")
+
+
+def test_plugin_may_be_a_factory_and_must_be_an_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from augtool.registry import load_plugin
+
+    (tmp_path / "my_factory.py").write_text(
+        PLUGIN + "\n\ndef make():\n    return INVERT\n\n\nNOT_AN_ENTRY = 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert load_plugin("my_factory:make").name == "invert"
+    with pytest.raises(OptionError, match=r"int, not an augtool\.registry\.TransformEntry"):
+        load_plugin("my_factory:NOT_AN_ENTRY")
+    with pytest.raises(OptionError, match="has no 'missing'"):
+        load_plugin("my_factory:missing")
+    with pytest.raises(OptionError, match="expected 'module:attribute'"):
+        load_plugin("my_factory")
