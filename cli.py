@@ -366,6 +366,13 @@ def _backend_from_options(opts: dict[str, Any]) -> Any:
     help="Comma-separated transforms to cycle through.",
 )
 @click.option(
+    "--recipe",
+    default=None,
+    metavar="FILE|NAME",
+    help="Recipe TOML file (transforms, parameters, preprocessing; docs/recipes.md), or a "
+    "shipped one: paper, colour, curator. [default: the paper's, as --transforms]",
+)
+@click.option(
     "--sigma-range",
     type=RangeType(),
     default="4,8",
@@ -439,7 +446,8 @@ def _backend_from_options(opts: dict[str, Any]) -> Any:
 @click.option(
     "--no-augment-test",
     is_flag=True,
-    help="Only originals in val/test; copies go to train sources.",
+    help="Only originals in val/test; copies go to train sources (any recipe). "
+    "[default: off, val/test get copies too, as in the paper]",
 )
 @click.option(
     "--format",
@@ -504,6 +512,7 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
     """
     from augtool.expand import ExpandOptions, plan_run
     from augtool.expand import expand as run_expand
+    from augtool.recipe import load_recipe
     from augtool.render import PcaSettings
     from augtool.sources import scan
     from augtool.transforms import Ranges, parse_transform_list
@@ -527,10 +536,15 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         shear_range=opts.pop("shear_range"),
     )
     pca = PcaSettings(std=opts.pop("pca_std"), k=opts.pop("pca_k"), scale=opts.pop("pca_scale"))
+    recipe_value, transform_list = opts.pop("recipe"), opts.pop("transforms")
+    pipeline = None if recipe_value is None else load_recipe(recipe_value)
+    if pipeline is not None and transform_list.strip().lower() != "all":
+        raise click.UsageError("--transforms: a recipe names its own transforms; drop one")
     options = ExpandOptions(
         target=target,
         factor=factor,
-        transforms=tuple(parse_transform_list(opts.pop("transforms"))),
+        pipeline=pipeline,
+        transforms=pipeline.names if pipeline else tuple(parse_transform_list(transform_list)),
         ranges=ranges,
         pca_count=pca_count,
         pca=pca,
@@ -551,6 +565,10 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         )
         click.echo(_counts_table(dict(counts), scanned.classes))
         per_transform = Counter(j.transform for j in run.jobs)
+        if pipeline is not None:
+            click.echo(
+                f"recipe: {pipeline.name or recipe_value} ({len(pipeline.steps)} transforms)"
+            )
         click.echo("transforms: " + ", ".join(f"{k} {v}" for k, v in per_transform.items()))
         return
     try:
@@ -755,6 +773,12 @@ def synth(
     default=None,
     help="Dataset: random images per class and split. [default: 4]",
 )
+@click.option(
+    "--recipe",
+    default=None,
+    metavar="FILE|NAME",
+    help="Image: draw this recipe's transforms (a file, or paper, colour, curator).",
+)
 @seed_option
 @overwrite_option
 @quiet_option
@@ -766,6 +790,7 @@ def preview(
     pca_std: float | None,
     columns: int | None,
     per_cell: int | None,
+    recipe: str | None,
     seed: int,
     overwrite: bool,
     quiet: bool,
@@ -775,7 +800,8 @@ def preview(
     Given an IMAGE file: a contact sheet like the paper's Fig. 2, the original
     and one output of each of the ten transforms plus PCA colour jitter at the
     unit and byte scales, made exactly as `expand --seed SEED` makes copy k of
-    that file; each tile is labelled with its parameters.
+    that file; each tile is labelled with its parameters. With --recipe: the
+    original and one output of each of the recipe's transforms instead.
 
     Given an expand OUT_DATASET (folder or .h5): random outputs per class (rows)
     and split (column groups), each labelled with its transform.
@@ -784,9 +810,11 @@ def preview(
     Examples:
       augtool preview raw/ALL/im001.jpg --out sheet.png
       augtool preview raw/ALL/im001.jpg --out sheet.png --size 160 --seed 3 --columns 7
+      augtool preview raw/ALL/im001.jpg --out sheet.png --recipe my_recipe.toml
       augtool preview out/ --out grid.png --per-cell 6
     """
     from augtool.preview import preview as run_preview
+    from augtool.recipe import load_recipe
 
     result = run_preview(
         source,
@@ -797,6 +825,7 @@ def preview(
         columns=columns,
         per_cell=per_cell,
         overwrite=overwrite,
+        recipe=None if recipe is None else load_recipe(recipe),
     )
     if not quiet:
         what = "contact sheet" if result.kind == "image" else "dataset grid"

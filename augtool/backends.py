@@ -279,6 +279,21 @@ class DaskBackend:
                 "every worker"
             )
 
+    def _check_albumentations(self) -> None:
+        """A recipe with albumentations steps needs the same albumentations on every worker."""
+        from augtool.albu import EXTRA, installed_version
+
+        here = installed_version()
+        seen = self._client.run(installed_version)
+        wrong = {addr: v for addr, v in seen.items() if v != here}
+        if wrong:
+            addr, theirs = next(iter(wrong.items()))
+            raise ClusterError(
+                f"{len(wrong)} Dask worker(s) run another albumentations than this machine, so "
+                f"the bytes could differ: {addr} has {theirs or 'none'}, here {here}. Install "
+                f"the same version on every worker ({EXTRA})"
+            )
+
     def _check_paths(self, task: SourceTask) -> None:
         """Every worker must see RAW at the path the client sees, unless we send bytes."""
         seen = self._client.run(os.path.isfile, task.path)
@@ -311,6 +326,8 @@ class DaskBackend:
         client = self._client
         if not self.send_sources:
             self._check_paths(tasks[0])
+        if settings.recipe is not None and settings.recipe.uses_albumentations:
+            self._check_albumentations()
         window = self.window or WINDOW_PER_THREAD * max(1, sum(client.nthreads().values()))
         todo = iter(tasks)
         running: dict[Any, SourceTask] = {}

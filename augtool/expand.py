@@ -11,7 +11,7 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -21,6 +21,7 @@ from augtool.backends import Backend, LocalBackend
 from augtool.errors import ClusterError, InputError, Interrupted, OptionError, OutputError
 from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
+from augtool.recipe import Recipe, recipe_from_dict
 from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask
 from augtool.sources import ScanResult, Source, scan
 from augtool.split import (
@@ -90,6 +91,9 @@ class ExpandOptions:
         workers: Worker processes (not part of the recipe: it never changes bytes).
         overwrite: Replace an existing output.
         resume: Continue the partial output of an interrupted run of the same recipe.
+        pipeline: The transform recipe (``--recipe``, :mod:`augtool.recipe`); None
+            means the paper's (``transforms`` at ``ranges``). With a recipe,
+            ``transforms`` must be its step names and ``ranges`` the defaults.
     """
 
     size: int = 227
@@ -113,6 +117,7 @@ class ExpandOptions:
     workers: int = 0
     overwrite: bool = False
     resume: bool = False
+    pipeline: Recipe | None = None
 
     def validate(self) -> SplitSpec:
         """Check every option; return the parsed split.
@@ -149,6 +154,15 @@ class ExpandOptions:
             raise OptionError("--no-augment-test", "needs --split-by source")
         if self.no_augment_test and not spec.enabled:
             raise OptionError("--no-augment-test", "needs a split (--split 0.7 or similar)")
+        if self.pipeline is not None:
+            if self.transforms != self.pipeline.names:
+                raise OptionError(
+                    "--transforms", "a recipe names its own transforms; drop --transforms"
+                )
+            if self.ranges != Ranges():
+                raise OptionError(
+                    "--recipe", "a recipe sets its own ranges; drop --sigma-range and the like"
+                )
         return spec
 
     @classmethod
@@ -169,14 +183,18 @@ class ExpandOptions:
             values["pca"] = PcaSettings(**values["pca"])
         if "transforms" in values:
             values["transforms"] = tuple(values["transforms"])
+        if values.get("pipeline") is not None:
+            values["pipeline"] = recipe_from_dict(values["pipeline"])
         return cls(**values, workers=workers)
 
     def recipe(self) -> dict:
         """The options that determine the output bytes (``workers`` excluded)."""
-        d = asdict(self)
-        for key in ("workers", "overwrite", "resume"):
+        d = asdict(replace(self, pipeline=None))
+        for key in ("workers", "overwrite", "resume", "pipeline"):
             d.pop(key)
         d["transforms"] = list(self.transforms)
+        if self.pipeline is not None:
+            d["pipeline"] = self.pipeline.to_dict()
         return d
 
 
@@ -373,6 +391,7 @@ def expand(
         encoding=encoding,
         jpeg_quality=options.jpeg_quality,
         pca=options.pca,
+        recipe=options.pipeline,
     )
     if output_format == "hdf5":
         compression = None if options.compression == "none" else options.compression
@@ -538,6 +557,16 @@ def _attributes(
     import numpy as np
 
     counts = Counter(run.split_of_job)
+    versions = {
+        "augtool": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+    }
+    if options.pipeline is not None and options.pipeline.uses_albumentations:
+        from augtool.albu import import_albumentations
+
+        versions["albumentations"] = import_albumentations().__version__
     return {
         "schema_version": SCHEMA_VERSION,
         "class_names": list(run.scan.classes),
@@ -552,10 +581,5 @@ def _attributes(
         "counts": dict(sorted(counts.items())),
         "skipped": [{"path": p, "reason": why} for p, why in run.scan.skipped],
         "duplicates": run.scan.duplicates,
-        "versions": {
-            "augtool": __version__,
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "opencv": cv2.__version__,
-        },
+        "versions": versions,
     }

@@ -31,6 +31,7 @@ import numpy as np
 
 from augtool.decode import choose_reduction, image_size, read_image_file
 from augtool.errors import InputError, OptionError, OutputError
+from augtool.recipe import Recipe
 from augtool.transforms import TRANSFORMS, Ranges
 
 #: Space between tiles and around the sheet, pixels.
@@ -143,6 +144,7 @@ def sheet_tiles(
     seed: int = 0,
     pca_std: float = 0.1,
     ranges: Ranges | None = None,
+    recipe: Recipe | None = None,
 ) -> tuple[list[Tile], str]:
     """Render the original, every transform and PCA at both scales, as ``expand`` would.
 
@@ -152,9 +154,13 @@ def sheet_tiles(
         seed: Run seed (``expand --seed``).
         pca_std: Standard deviation of the PCA alphas (``expand --pca-std``).
         ranges: Transform parameter ranges; the paper's by default.
+        recipe: A recipe (``--recipe``): then the tiles are the original
+            (preprocessed) and one output of each of its transforms, copy ``k``
+            being the ``k``-th transform, and no PCA tiles.
 
     Returns:
-        The ``SHEET_TILES`` tiles and a one-line description of the source.
+        The tiles (``SHEET_TILES`` of them without a recipe) and a one-line
+        description of the source.
 
     Raises:
         InputError: If the file cannot be read or is not a decodable image.
@@ -174,7 +180,7 @@ def sheet_tiles(
     if width * height > MAX_PIXELS:
         raise InputError(f"{path}: {width}x{height} is above {MAX_PIXELS:,} pixels")
     sha256 = hashlib.sha256(data).hexdigest()
-    names = [ORIGINAL, *TRANSFORMS]
+    names = [ORIGINAL, *(TRANSFORMS if recipe is None else recipe.names)]
     task = SourceTask(
         path=str(path),
         sha256=sha256,
@@ -182,12 +188,22 @@ def sheet_tiles(
         height=height,
         jobs=tuple((copy, copy, name) for copy, name in enumerate(names)),
     )
-    settings = RenderSettings(size=size, ranges=ranges or Ranges(), seed=seed, encoding="array")
+    settings = RenderSettings(
+        size=size, ranges=ranges or Ranges(), seed=seed, encoding="array", recipe=recipe
+    )
     rendered = render_source(task, settings)
     tiles = [
         Tile(np.asarray(item.payload), name, describe(name, json.loads(item.params), width, height))
         for name, item in zip(names, rendered, strict=True)
     ]
+    reduction = choose_reduction(width, height, size)
+    decoded = f", decoded at 1/{reduction}" if reduction > 1 else ""
+    if recipe is not None:
+        about = (
+            f"{path.name} {width}×{height}{decoded} · recipe {recipe.name or '(unnamed)'} · "
+            f"seed {seed} · {size} px tiles"
+        )
+        return tiles, about
     original = np.asarray(rendered[0].payload)
     pca_copy = len(names)
     alphas = sample_alphas(output_rng(seed, sha256, pca_copy), 1, 3, pca_std)
@@ -195,8 +211,6 @@ def sheet_tiles(
         result = apply_pca_shift(original[None], alphas, scale=scale)
         shift = " ".join(f"{round(v, 1) or 0.0:+.1f}" for v in result.shifts[0])
         tiles.append(Tile(result.images[0], f"pca {scale}", f"shift {shift}"))
-    reduction = choose_reduction(width, height, size)
-    decoded = f", decoded at 1/{reduction}" if reduction > 1 else ""
     about = (
         f"{path.name} {width}×{height}{decoded} · seed {seed} · {size} px tiles · "
         f"lengths in source px · PCA std {pca_std:g}"
@@ -234,7 +248,24 @@ def describe(name: str, params: dict, width: int, height: int) -> str:
         "flip_x": "top-bottom",
         "flip_y": "left-right",
     }
-    return fixed.get(name, "")
+    return fixed.get(name) or _generic(params)
+
+
+def _generic(params: dict) -> str:
+    """A short line for any recorded parameters: ``delta +0.12  stops -0.30``."""
+    if "seed" in params and "albumentations" in params:
+        return f"albumentations seed {params['seed']}"
+    parts = []
+    for key, value in params.items():
+        if key.endswith("_seed"):
+            continue
+        if isinstance(value, float):
+            parts.append(f"{key} {value:+.2f}")
+        elif isinstance(value, list):
+            parts.append(f"{len(value)} {key}")
+        else:
+            parts.append(f"{key} {value}")
+    return "  ".join(parts)
 
 
 def contact_sheet(
@@ -244,6 +275,7 @@ def contact_sheet(
     pca_std: float = 0.1,
     columns: int = DEFAULT_COLUMNS,
     ranges: Ranges | None = None,
+    recipe: Recipe | None = None,
 ) -> np.ndarray:
     """The labelled contact sheet of one source image (the paper's Fig. 2, and PCA).
 
@@ -254,6 +286,7 @@ def contact_sheet(
         pca_std: Standard deviation of the PCA alphas.
         columns: Tiles per row, 1 to ``SHEET_TILES``.
         ranges: Transform parameter ranges; the paper's by default.
+        recipe: Draw this recipe's transforms instead (see :func:`sheet_tiles`).
 
     Returns:
         ``(TITLE_HEIGHT + rows * (size + LABEL_HEIGHT) + (rows + 1) * GAP,
@@ -264,9 +297,10 @@ def contact_sheet(
         InputError: If the file is not a usable image.
         OptionError: If an option is out of range.
     """
-    if not 1 <= columns <= SHEET_TILES:
-        raise OptionError("--columns", f"must be between 1 and {SHEET_TILES}, got {columns}")
-    tiles, about = sheet_tiles(path, size, seed, pca_std, ranges)
+    most = SHEET_TILES if recipe is None else 1 + len(recipe.steps)
+    if not 1 <= columns <= most:
+        raise OptionError("--columns", f"must be between 1 and {most}, got {columns}")
+    tiles, about = sheet_tiles(path, size, seed, pca_std, ranges, recipe)
     rows = math.ceil(len(tiles) / columns)
     cell_h = size + LABEL_HEIGHT
     sheet = _canvas(
@@ -363,6 +397,7 @@ def preview(
     columns: int | None = None,
     per_cell: int | None = None,
     overwrite: bool = False,
+    recipe: Recipe | None = None,
 ) -> PreviewResult:
     """Write the contact sheet of an image, or the grid of an ``expand`` output, as PNG.
 
@@ -377,6 +412,7 @@ def preview(
         columns: Contact sheet: tiles per row (default 5).
         per_cell: Grid: images per (class, split) (default 4).
         overwrite: Replace ``out`` if it exists.
+        recipe: Contact sheet: draw this recipe's transforms (``--recipe``).
 
     Returns:
         What was written.
@@ -398,10 +434,12 @@ def preview(
             seed=seed,
             pca_std=0.1 if pca_std is None else pca_std,
             columns=DEFAULT_COLUMNS if columns is None else columns,
+            recipe=recipe,
         )
-        tiles = SHEET_TILES
+        tiles = SHEET_TILES if recipe is None else 1 + len(recipe.steps)
     else:
-        for option, value in (("--size", size), ("--pca-std", pca_std), ("--columns", columns)):
+        options = (("--size", size), ("--pca-std", pca_std), ("--columns", columns))
+        for option, value in (*options, ("--recipe", recipe)):
             if value is not None:
                 raise OptionError(option, "applies to an image file, not to an expand output")
         picture, tiles = dataset_grid(

@@ -10,16 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from augtool.decode import choose_reduction, decode_rgb
+from augtool.decode import choose_reduction, decode_rgb, resize_to
 from augtool.errors import InputError
 from augtool.orphans import die_with_parent
-from augtool.plan import PCA, output_rng
-from augtool.transforms import Ranges, get_transform
+from augtool.plan import ORIGINAL, PCA, output_rng
+from augtool.preprocess import reinhard, reshape_policy
+from augtool.recipe import Preprocess, Recipe, paper_recipe, resolve
+from augtool.transforms import Ranges
 
 #: Encodings a worker can produce: PNG or JPEG bytes for folder output, raw arrays for HDF5.
 ENCODINGS = ("png", "jpg", "array")
@@ -45,6 +48,8 @@ class RenderSettings:
         encoding: ``png``, ``jpg`` or ``array``.
         jpeg_quality: JPEG quality when ``encoding == "jpg"``.
         pca: PCA jitter options.
+        recipe: The transforms and preprocessing (``--recipe``); None: the
+            paper's ten at ``ranges``.
     """
 
     size: int
@@ -53,6 +58,26 @@ class RenderSettings:
     encoding: str = "png"
     jpeg_quality: int = 95
     pca: PcaSettings = PcaSettings()
+    recipe: Recipe | None = None
+
+    def effective_recipe(self) -> Recipe:
+        """The recipe that runs: ``recipe``, or the paper's at ``ranges``."""
+        return self.recipe if self.recipe is not None else _paper(self.ranges)
+
+
+@lru_cache(maxsize=8)
+def _paper(ranges: Ranges) -> Recipe:
+    return paper_recipe(ranges)
+
+
+def preprocess_work(work: np.ndarray, preprocess: Preprocess) -> np.ndarray:
+    """Apply the recipe's preprocessing (shape policy, stain) to the working image."""
+    if preprocess.identity:
+        return work
+    work = reshape_policy(work, preprocess.resize)
+    if preprocess.stain == "reinhard":
+        work = reinhard(work, list(preprocess.reference_mean), list(preprocess.reference_std))
+    return work
 
 
 @dataclass(frozen=True)
@@ -118,6 +143,9 @@ def render_source(
     reduction = choose_reduction(task.width, task.height, settings.size)
     work = decode_rgb(data, reduction, task.path)
     scale = (work.shape[1] / task.width, work.shape[0] / task.height)
+    recipe = settings.effective_recipe()
+    steps = resolve(recipe)
+    work = preprocess_work(work, recipe.preprocess)
     images: list[np.ndarray] = []
     params: list[dict] = []
     pca_jobs: list[int] = []
@@ -128,9 +156,13 @@ def render_source(
             images.append(images[0])
             params.append({})
             continue
-        transform = get_transform(name)
-        p = transform.sample(rng, settings.ranges)
-        images.append(transform.apply(work, p, scale, settings.size))
+        if name == ORIGINAL:
+            images.append(resize_to(work, settings.size))
+            params.append({})
+            continue
+        step = steps[name]
+        p = step.entry.sample(rng, step.settings)
+        images.append(step.entry.run(work, p, scale, settings.size, step.at))
         params.append(p)
     if pca_jobs:
         _apply_pca(task, settings, images, params, pca_jobs)

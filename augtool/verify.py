@@ -259,6 +259,8 @@ def _regenerate(
     from augtool.expand import ExpandOptions, expand
 
     options = ExpandOptions.from_recipe(recipe.get("recipe") or {}, workers=workers)
+    if options.pipeline is not None and options.pipeline.uses_albumentations:
+        _check_albumentations_version(recipe, report)
     tmpdir = Path(tempfile.mkdtemp(prefix="augtool-verify-"))
     try:
         fresh_path = tmpdir / path.name
@@ -271,6 +273,23 @@ def _regenerate(
         report.regenerated = True
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _check_albumentations_version(recipe: dict, report: VerifyReport) -> None:
+    """Name the albumentations version that differs: the bytes then may too."""
+    from augtool.albu import import_albumentations
+
+    versions = recipe.get("versions")
+    if isinstance(versions, str):
+        versions = json.loads(versions)
+    recorded = (versions or {}).get("albumentations")
+    here = import_albumentations("--regenerate").__version__
+    if recorded != here:
+        report.problems.append(
+            f"regenerate: the output was made with albumentations {recorded}, this machine has "
+            f"{here}; its transforms may draw other parameters or pixels. Install "
+            f"albumentations=={recorded} to check the bytes"
+        )
 
 
 def _records_of_hdf5(path: Path) -> tuple[list[dict], VerifyReport, dict]:

@@ -9,7 +9,19 @@ generated images. Both sides make 1,492 PNGs at 227x227.
 * naive: one process, albumentations; for each of the 1,492 outputs decode
   the source again, apply one paper transform, resize, write a PNG.
 
-Usage: python benchmarks/bench_expand.py [--workdir DIR] [--workers N]
+Recipes (issue 14), on the same workload and the same 1,492 outputs:
+
+* built-in recipe: ``augtool expand --recipe curator`` (augtool's own transforms);
+* albumentations recipe: ``augtool expand --recipe albu.toml``, a recipe of
+  four albumentations steps (A.HueSaturationValue, A.GaussNoise,
+  A.RandomBrightnessContrast, an A.Compose of a flip and a blur) applied at the
+  output size, in a new process, so every worker's albumentations import is
+  in the time;
+* naive loop of the same recipe: one process; for each output decode the
+  source again, resize it to the output size, apply that output's
+  albumentations step, write a PNG (the originals only resized).
+
+Usage: python benchmarks/bench_expand.py [--workdir DIR] [--workers N] [--only paper|recipes]
 """
 
 from __future__ import annotations
@@ -73,7 +85,56 @@ def run_naive(raw: Path, out: Path) -> float:
     return time.perf_counter() - start
 
 
-def run_augtool(raw: Path, out: Path, workers: int) -> tuple[float, int]:
+def albu_steps() -> list:
+    """The albumentations recipe's steps, as albumentations objects."""
+    import albumentations as A
+
+    return [
+        A.HueSaturationValue(p=1.0),
+        A.GaussNoise(std_range=(0.02, 0.08), p=1.0),
+        A.RandomBrightnessContrast(p=1.0),
+        A.Compose([A.HorizontalFlip(p=0.5), A.GaussianBlur(blur_limit=(3, 5), p=1.0)]),
+    ]
+
+
+def write_albu_recipe(path: Path) -> Path:
+    """The recipe file of :func:`albu_steps` (albumentations' own serialized form)."""
+    import json
+
+    import albumentations as A
+
+    quote = "'" * 3  # a TOML literal string holds the JSON as it is
+    blocks = [
+        f"[[transform]]\nname = 'albu{i}'\nalbumentations = {quote}{json.dumps(A.to_dict(t))}"
+        f"{quote}\n"
+        for i, t in enumerate(albu_steps())
+    ]
+    path.write_text('name = "albu-bench"\n\n' + "\n".join(blocks))
+    return path
+
+
+def run_naive_recipe(raw: Path, out: Path) -> float:
+    """Naive loop of the albumentations recipe: decode per output, resize, one step, PNG."""
+    import albumentations as A
+
+    sources = sorted(p for p in raw.rglob("*.jpg"))
+    steps = albu_steps()
+    resize = A.Resize(SIZE, SIZE, interpolation=cv2.INTER_AREA)
+    out.mkdir(parents=True)
+    start = time.perf_counter()
+    for i in range(TARGET):
+        src = sources[i % len(sources)]
+        rgb = cv2.cvtColor(cv2.imread(str(src)), cv2.COLOR_BGR2RGB)
+        img = resize(image=rgb)["image"]
+        if i >= len(sources):
+            img = steps[i % len(steps)](image=img)["image"]
+        cv2.imwrite(str(out / f"{src.stem}_{i:04d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    return time.perf_counter() - start
+
+
+def run_augtool(
+    raw: Path, out: Path, workers: int, extra: tuple[str, ...] = ()
+) -> tuple[float, int]:
     """``augtool expand`` in a new process; returns seconds and peak tree RSS."""
     cmd = [
         sys.executable,
@@ -87,6 +148,7 @@ def run_augtool(raw: Path, out: Path, workers: int) -> tuple[float, int]:
         "none",
         "-j",
         str(workers),
+        *extra,
     ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1])
@@ -109,6 +171,9 @@ def main() -> None:
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "augtool-bench"
     )
     parser.add_argument("--workers", type=int, default=0, help="augtool workers (0 = all cores)")
+    parser.add_argument(
+        "--only", choices=("paper", "recipes"), default=None, help="run one of the two comparisons"
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
@@ -116,8 +181,12 @@ def main() -> None:
     raw, origin = build_allidb_like(args.workdir)
     built = time.perf_counter() - t0
     print(f"workload: 141 sources 2592x1944 JPEG q95 ({origin}) in {raw} [{built:.1f} s to build]")
-    for name in ("out-augtool", "out-naive"):
+    for name in ("out-augtool", "out-naive", "out-builtin", "out-albu", "out-naive-albu"):
         shutil.rmtree(args.workdir / name, ignore_errors=True)
+    if args.only != "paper":
+        compare_recipes(raw, args.workdir, args.workers)
+    if args.only == "recipes":
+        return
     ours, peak = run_augtool(raw, args.workdir / "out-augtool", args.workers)
     naive = run_naive(raw, args.workdir / "out-naive")
     print()
@@ -126,6 +195,33 @@ def main() -> None:
     print(f"{'augtool expand (all cores, new process)':<48}{ours:>10.1f}{TARGET / ours:>10.0f}")
     print(
         f"speed-up: {naive / ours:.1f}x   augtool peak RSS (process tree): {peak / 2**20:.0f} MiB"
+    )
+
+
+def compare_recipes(raw: Path, workdir: Path, workers: int) -> None:
+    """Built-in recipe, albumentations recipe and its naive loop, on the same workload."""
+    import os
+
+    os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+    recipe = write_albu_recipe(workdir / "albu.toml")
+    builtin, _ = run_augtool(raw, workdir / "out-builtin", workers, ("--recipe", "curator"))
+    albu, peak = run_augtool(raw, workdir / "out-albu", workers, ("--recipe", str(recipe)))
+    naive = run_naive_recipe(raw, workdir / "out-naive-albu")
+    print()
+    print(f"{'way (1,492 PNGs 227x227 from 141 sources)':<52}{'seconds':>10}{'images/s':>10}")
+    rows = (
+        ("augtool expand --recipe curator (built-in)", builtin),
+        ("augtool expand --recipe albu.toml (albumentations)", albu),
+        ("naive loop of albu.toml (1 process)", naive),
+    )
+    for label, seconds in rows:
+        print(f"{label:<52}{seconds:>10.1f}{TARGET / seconds:>10.0f}")
+    load = os.getloadavg()[0]
+    print(f"load average (1 min) at the end: {load:.1f} on {os.cpu_count()} cores")
+    print(
+        f"albumentations recipe: {naive / albu:.1f}x faster than the naive loop of the same "
+        f"recipe; the built-in recipe takes {builtin / albu:.2f}x its time; "
+        f"peak RSS (process tree) {peak / 2**20:.0f} MiB"
     )
 
 

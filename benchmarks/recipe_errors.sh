@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The refusal messages quoted in docs/recipes.md: bad recipes given to `augtool expand`.
+# Usage: PYTHONPATH=$PWD bash benchmarks/recipe_errors.sh   (from the repository root)
+set -u
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+mkdir -p "$dir/raw/A"
+python -c "import numpy as np, cv2; cv2.imwrite('$dir/raw/A/a.png', np.full((32, 32, 3), 128, np.uint8))"
+hsv=$(NO_ALBUMENTATIONS_UPDATE=1 python -c "
+import json, albumentations as A
+d = A.to_dict(A.HueSaturationValue(p=1.0)); d['__version__'] = '1.4.24'; print(json.dumps(d))")
+printf "[[transform]]\nname = 'blur_rgb'\nsigma_range = [8, 4]\n" > "$dir/range.toml"
+printf "[[transform]]\nname = 'gray'\n\n[[transform]]\nname = 'sparkle'\n" > "$dir/unknown.toml"
+printf "[[transform]]\nname = 'gray'\n[[transform]]\nname = 'hsv'\nalbumentations = '''%s'''\n" "$hsv" > "$dir/version.toml"
+printf "[[transform]]\nname = 'gray'\ncolour = \n" > "$dir/malformed.toml"
+for name in range unknown version malformed; do
+    echo "\$ augtool expand raw out --recipe $name.toml"
+    (cd "$dir" && python -m cli expand raw out --recipe "$name.toml" 2>&1; echo "exit status $?") \
+        | sed "s#$dir/##g"
+done
+# The same recipe with a valid version, on a machine without albumentations (simulated:
+# the import is made to fail).
+printf "[[transform]]\nname = 'gray'\n[[transform]]\nname = 'hsv'\nalbumentations = '''%s'''\n" \
+    "${hsv/1.4.24/2.0.8}" > "$dir/needs.toml"
+echo "\$ augtool expand raw out --recipe needs.toml   # albumentations not installed"
+(cd "$dir" && python -c "import sys; sys.modules['albumentations'] = None; import cli; cli.main()" \
+    expand raw out --recipe needs.toml 2>&1; echo "exit status $?") | sed "s#$dir/##g"

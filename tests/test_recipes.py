@@ -1,0 +1,560 @@
+"""Recipes: the paper's file is the default, albumentations with determinism, plug-ins, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from augtool.errors import OptionError
+from augtool.expand import ExpandOptions, expand
+from augtool.recipe import load_recipe, paper_recipe, recipe_from_dict
+from augtool.verify import verify
+from cli import main
+from tests.conftest import smear_like, tree_hashes, write_image
+
+SMALL = {"size": 48}
+
+
+def run_cli(*args: Any) -> tuple[int, str]:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def images_and_manifest(out: Path) -> dict[str, str]:
+    hashes = tree_hashes(out)
+    hashes.pop("augtool.json")  # creation time, command line, and the recipe itself
+    return hashes
+
+
+def albumentations_json() -> dict[str, str]:
+    """Serialized (A.to_dict) forms of the three albumentations steps of the mixed recipe."""
+    os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+    A = pytest.importorskip("albumentations")
+    return {
+        "hsv": json.dumps(A.to_dict(A.HueSaturationValue(p=1.0))),
+        "noise": json.dumps(A.to_dict(A.GaussNoise(std_range=(0.05, 0.15), p=1.0))),
+        "pipe": json.dumps(
+            A.to_dict(
+                A.Compose(
+                    [
+                        A.RandomBrightnessContrast(p=1.0),
+                        A.HorizontalFlip(p=0.5),
+                        A.GaussianBlur(blur_limit=(3, 5), p=1.0),
+                    ]
+                )
+            )
+        ),
+    }
+
+
+def mixed_recipe(path: Path) -> Path:
+    """Built-ins mixed with A.HueSaturationValue, A.GaussNoise and an A.Compose."""
+    a = albumentations_json()
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            name = "mixed"
+
+            [[transform]]
+            name = "rotate"
+            rotate_range = [-20.0, 20.0]
+
+            [[transform]]
+            name = "hsv"
+            albumentations = '''{a["hsv"]}'''
+
+            [[transform]]
+            name = "noise_a"
+            albumentations = '''{a["noise"]}'''
+            at = "work"
+
+            [[transform]]
+            name = "pipe"
+            albumentations = '''{a["pipe"]}'''
+
+            [[transform]]
+            name = "hue"
+            shift_range = [-10.0, 10.0]
+            """
+        )
+    )
+    return path
+
+
+# --- the paper's recipe -------------------------------------------------------------------
+
+
+def test_paper_recipe_file_is_exactly_the_default(make_raw, tmp_path: Path) -> None:
+    raw = make_raw()
+    assert load_recipe("paper") == paper_recipe()
+    code, out = run_cli("expand", raw, tmp_path / "default", "--target", 40, "--size", 48, "-q")
+    assert code == 0, out
+    code, out = run_cli(
+        "expand", raw, tmp_path / "file", "--target", 40, "--size", 48, "-q", "--recipe", "paper"
+    )
+    assert code == 0, out
+    a, b = images_and_manifest(tmp_path / "default"), images_and_manifest(tmp_path / "file")
+    assert len(a) == 41
+    assert a == b
+    recorded = json.loads((tmp_path / "file" / "augtool.json").read_text())
+    assert recorded["recipe"]["pipeline"]["name"] == "paper"
+    assert [t["name"] for t in recorded["recipe"]["pipeline"]["transform"]][:2] == [
+        "gray",
+        "blur_rgb",
+    ]
+
+
+def test_recorded_recipe_rebuilds_the_same_recipe() -> None:
+    for name in ("paper", "colour", "curator"):
+        recipe = load_recipe(name)
+        assert recipe_from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
+
+
+# --- albumentations: determinism ------------------------------------------------------------
+
+
+def test_mixed_recipe_same_bytes_any_workers_order_and_dask(
+    make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
+    raw = make_raw()
+    opts = {"target": 40, "pipeline": recipe, "transforms": recipe.names, **SMALL}
+    expand(raw, tmp_path / "w1", ExpandOptions(workers=1, **opts))
+    expand(raw, tmp_path / "w2", ExpandOptions(workers=2, **opts))
+    reference = images_and_manifest(tmp_path / "w1")
+    assert images_and_manifest(tmp_path / "w2") == reference
+    names = list(reference)
+    for step in ("rotate", "hsv", "noise_a", "pipe", "hue"):
+        assert any(f"_{step}.png" in n for n in names), step
+    # Each output is seeded from its own generator: the albumentations outputs differ.
+    hsv = [v for k, v in reference.items() if k.endswith("_hsv.png")]
+    assert len(set(hsv)) == len(hsv) > 1
+
+    rows = (tmp_path / "w1" / "manifest.csv").read_text().splitlines()
+    hsv_row = next(r for r in rows if "_hsv.png" in r)
+    assert '""seed""' in hsv_row and '""albumentations"": ""2.0' in hsv_row
+    recorded = json.loads((tmp_path / "w1" / "augtool.json").read_text())
+    assert recorded["versions"]["albumentations"].startswith("2.0")
+    step = recorded["recipe"]["pipeline"]["transform"][1]
+    assert step["albumentations"]["transform"]["__class_fullname__"] == "HueSaturationValue"
+
+    real_walk, real_scandir = os.walk, os.scandir
+
+    def reversed_walk(top, *args, **kwargs):
+        for dirpath, dirnames, filenames in real_walk(top, *args, **kwargs):
+            dirnames.reverse()
+            yield dirpath, dirnames, list(reversed(filenames))
+
+    def reversed_scandir(path):
+        return list(reversed(list(real_scandir(path))))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            "augtool.sources.os", SimpleNamespace(walk=reversed_walk, scandir=reversed_scandir)
+        )
+        expand(raw, tmp_path / "reversed", ExpandOptions(workers=1, **opts))
+    assert images_and_manifest(tmp_path / "reversed") == reference
+
+    pytest.importorskip("distributed")
+    from augtool.backends import DaskBackend
+
+    with DaskBackend("local", workers=2, timeout=30) as backend:
+        expand(raw, tmp_path / "dask", ExpandOptions(workers=2, **opts), backend=backend)
+    assert images_and_manifest(tmp_path / "dask") == reference
+
+    report = verify(tmp_path / "w1", regenerate_raw=raw, workers=1)
+    assert report.ok, report.problems
+    assert report.regenerated
+
+
+def test_verify_names_the_albumentations_version_that_differs(make_raw, tmp_path: Path) -> None:
+    recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
+    raw = make_raw({"ALL": 2, "AML": 2})
+    out = tmp_path / "out"
+    opts = ExpandOptions(target=12, pipeline=recipe, transforms=recipe.names, workers=1, **SMALL)
+    expand(raw, out, opts)
+    meta = json.loads((out / "augtool.json").read_text())
+    meta["versions"]["albumentations"] = "2.0.1"
+    (out / "augtool.json").write_text(json.dumps(meta))
+    report = verify(out, regenerate_raw=raw, workers=1)
+    assert not report.ok
+    assert any("albumentations 2.0.1" in p and "this machine has 2.0" in p for p in report.problems)
+
+
+def test_mixed_recipe_to_hdf5_matches_the_folder_and_regenerates(make_raw, tmp_path: Path) -> None:
+    import cv2
+
+    from augtool.io import open_dataset
+
+    recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
+    raw = make_raw({"ALL": 2, "AML": 2})
+    opts = ExpandOptions(target=14, pipeline=recipe, transforms=recipe.names, workers=1, **SMALL)
+    expand(raw, tmp_path / "f", opts)
+    expand(raw, tmp_path / "o.h5", opts)
+    data = open_dataset(tmp_path / "o.h5")
+    assert len(data) == 14
+    for i in range(len(data)):
+        png = cv2.imread(str(tmp_path / "f" / data.names[i]))
+        assert np.array_equal(cv2.cvtColor(png, cv2.COLOR_BGR2RGB), data.images[i])
+    report = verify(tmp_path / "o.h5", regenerate_raw=raw, workers=1)
+    assert report.ok and report.regenerated, report.problems
+
+
+def test_albumentations_at_work_or_output(make_raw, tmp_path: Path) -> None:
+    """The same serialized transform at the working resolution and at the output size."""
+    a = albumentations_json()
+    text = "\n".join(
+        f"[[transform]]\nname = '{n}'\nalbumentations = '''{a['noise']}'''\nat = '{at}'\n"
+        for n, at in (("out", "output"), ("wrk", "work"))
+    )
+    (tmp_path / "r.toml").write_text(text)
+    recipe = load_recipe(tmp_path / "r.toml")
+    raw = make_raw({"ALL": 1}, size=(320, 240))
+    expand(
+        raw,
+        tmp_path / "o",
+        ExpandOptions(target=3, pipeline=recipe, transforms=recipe.names, split="none", **SMALL),
+    )
+    import cv2
+
+    files = sorted((tmp_path / "o" / "ALL").glob("*.png"))
+    images = {f.stem.split("_")[-1]: cv2.imread(str(f)).astype(np.float32) for f in files}
+    original = images["original"]
+    # Noise added at 48 px stays as strong; added at 240 px it is averaged away by the resize.
+    assert np.abs(images["out"] - original).mean() > 2 * np.abs(images["wrk"] - original).mean()
+
+
+# --- plug-ins -------------------------------------------------------------------------------
+
+PLUGIN = '''
+"""A plug-in transform outside augtool."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from augtool.registry import TransformEntry
+
+
+@dataclass(frozen=True)
+class InvertSettings:
+    strength_range: tuple[float, float] = (0.5, 1.0)
+
+
+def sample(rng: np.random.Generator, settings: InvertSettings) -> dict:
+    return {"strength": float(rng.uniform(*settings.strength_range))}
+
+
+def apply(image: np.ndarray, params: dict) -> np.ndarray:
+    out = image * (1 - params["strength"]) + (255 - image.astype(float)) * params["strength"]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+INVERT = TransformEntry("invert", "partial negative", InvertSettings, sample, apply)
+'''
+
+
+def test_plugin_from_a_module_outside_augtool(
+    make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "my_invert.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(plugins))
+    monkeypatch.setenv("PYTHONPATH", f"{plugins}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    (tmp_path / "r.toml").write_text(
+        "[[transform]]\nname = 'neg'\nplugin = 'my_invert:INVERT'\nstrength_range = [0.9, 1.0]\n"
+        "[[transform]]\nname = 'flip_x'\n"
+    )
+    raw = make_raw()
+    args = ["--target", 30, "--size", 48, "-q", "--recipe", tmp_path / "r.toml"]
+    code, out = run_cli("expand", raw, tmp_path / "w1", "-j", 1, *args)
+    assert code == 0, out
+    code, out = run_cli("expand", raw, tmp_path / "w2", "-j", 2, *args)
+    assert code == 0, out
+    assert images_and_manifest(tmp_path / "w1") == images_and_manifest(tmp_path / "w2")
+    rows = (tmp_path / "w1" / "manifest.csv").read_text().splitlines()
+    neg = [r for r in rows if "_neg.png" in r]
+    assert neg and all("strength" in r for r in neg)
+    import cv2
+
+    name = neg[0].split(",")[0]
+    image = cv2.imread(str(tmp_path / "w1" / name)).astype(float)
+    first = re.sub(r"__\d+_neg\.png$", "__00_original.png", name)
+    original = cv2.imread(str(tmp_path / "w1" / first)).astype(float)
+    # Nearly a negative: the image and its original are anti-correlated.
+    assert np.corrcoef(image.ravel(), original.ravel())[0, 1] < -0.5
+
+
+# --- refusals -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[[transform]]\nname = 'gray'\n\n[[transform]]\nname = 'sparkle'\n",
+            r"line 5, transform\[1\]\.name.*sparkle",
+        ),
+        (
+            "[[transform]]\nname = 'blur_rgb'\nsigma_range = [8, 4]\n",
+            r"line 3, transform\[0\]\.sigma_range.*low bound",
+        ),
+        (
+            "[[transform]]\nname = 'rotate'\nrotate_range = 'wide'\n",
+            r"line 3, transform\[0\]\.rotate_range.*\[low, high\]",
+        ),
+        (
+            "[[transform]]\nname = 'rotate'\nangle = [1, 2]\n",
+            r"line 3, transform\[0\]\.angle: unknown parameter",
+        ),
+        ("[[transform]]\nname = 'gray'\ncolour = \n", r"malformed TOML.*line 3"),
+        ("[preprocess]\nresize = 'stretch'\n[[transform]]\nname='gray'\n", r"line 2.*resize"),
+        ("[[transform]]\nname = 'x'\nplugin = 'no_such_module_q:X'\n", r"line 3.*no_such_module_q"),
+        ("[[transform]]\nname = 'original'\n", r"line 2, transform\[0\]\.name"),
+        ("colour = 1\n[[transform]]\nname = 'gray'\n", r"line 1, colour: unknown key"),
+    ],
+)
+def test_bad_recipes_refused_before_anything_is_written(
+    make_raw, tmp_path: Path, text: str, expected: str
+) -> None:
+    raw = make_raw({"ALL": 2})
+    (tmp_path / "bad.toml").write_text(text)
+    code, out = run_cli("expand", raw, tmp_path / "out", "--recipe", tmp_path / "bad.toml")
+    assert code == 2, out
+    assert "--recipe" in out and re.search(expected, out, re.S), out
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out*"))
+
+
+def test_wrong_albumentations_version_refused(make_raw, tmp_path: Path) -> None:
+    a = json.loads(albumentations_json()["hsv"])
+    a["__version__"] = "1.4.24"
+    (tmp_path / "bad.toml").write_text(
+        f"[[transform]]\nname = 'gray'\n[[transform]]\nname = 'hsv'\n"
+        f"albumentations = '''{json.dumps(a)}'''\n"
+    )
+    raw = make_raw({"ALL": 2})
+    code, out = run_cli("expand", raw, tmp_path / "out", "--recipe", tmp_path / "bad.toml")
+    assert code == 2, out
+    assert "line 5, transform[1].albumentations.__version__" in out
+    assert "1.4.24" in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_albumentations_class_refused(tmp_path: Path) -> None:
+    a = json.loads(albumentations_json()["hsv"])
+    a["transform"]["__class_fullname__"] = "NoSuchTransform"
+    (tmp_path / "bad.toml").write_text(
+        f"[[transform]]\nname = 'hsv'\nalbumentations = '''{json.dumps(a)}'''\n"
+    )
+    with pytest.raises(OptionError, match=r"line 3, transform\[0\]\.albumentations\.transform"):
+        load_recipe(tmp_path / "bad.toml")
+
+
+def test_missing_albumentations_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = mixed_recipe(tmp_path / "mixed.toml").read_text()
+    monkeypatch.setitem(sys.modules, "albumentations", None)  # makes the import fail
+    (tmp_path / "m.toml").write_text(text)
+    with pytest.raises(
+        OptionError, match=r"not installed here: pip install -e '\.\[albumentations\]'"
+    ):
+        load_recipe(tmp_path / "m.toml")
+
+
+def test_cli_recipe_and_transforms_conflict(make_raw, tmp_path: Path) -> None:
+    raw = make_raw({"ALL": 2})
+    code, out = run_cli(
+        "expand", raw, tmp_path / "out", "--recipe", "colour", "--transforms", "gray"
+    )
+    assert code == 2 and "--transforms" in out
+
+
+def test_importing_the_library_does_not_import_albumentations() -> None:
+    import subprocess
+
+    code = (
+        "import sys, augtool.expand, augtool.render, augtool.recipe, augtool.io, augtool.synth,"
+        " cli; print(sorted(m for m in sys.modules if m.startswith('albumentations')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.stdout.strip() == "[]"
+
+
+# --- preprocess, splits, dry run ------------------------------------------------------------
+
+
+def test_preprocess_pad_crop_and_reinhard(make_raw, tmp_path: Path) -> None:
+    raw = make_raw({"ALL": 2, "AML": 2}, size=(160, 80))
+    reference = smear_like(np.random.default_rng(5), 64, 64)
+    reference[:] = (reference * [0.5, 0.8, 1.0]).astype(np.uint8)  # a bluer lab
+    write_image(tmp_path / "ref.png", reference)
+    outs = {}
+    for policy, stain in (
+        ("squash", "none"),
+        ("pad", "none"),
+        ("crop", "none"),
+        ("squash", "reinhard"),
+    ):
+        body = f"[preprocess]\nresize = '{policy}'\nstain = '{stain}'\n"
+        if stain != "none":
+            body += "reference = 'ref.png'\n"
+        (tmp_path / "r.toml").write_text(body + "[[transform]]\nname = 'flip_y'\n")
+        recipe = load_recipe(tmp_path / "r.toml")
+        out = tmp_path / f"{policy}-{stain}"
+        expand(raw, out, ExpandOptions(target=8, pipeline=recipe, transforms=recipe.names, **SMALL))
+        outs[(policy, stain)] = out
+        meta = json.loads((out / "augtool.json").read_text())
+        assert meta["recipe"]["pipeline"]["preprocess"]["resize"] == policy
+        assert meta["recipe"]["pipeline"]["preprocess"]["stain"] == stain
+    import cv2
+
+    def original(out: Path) -> np.ndarray:
+        f = next(out.rglob("ALL_000__00_original.png"))
+        return cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB)
+
+    pad = original(outs[("pad", "none")])
+    assert pad[:10].max() == 0 and pad[-10:].max() == 0  # black bars above and below
+    assert original(outs[("crop", "none")]).min(axis=(0, 1)).min() > 0
+    from augtool.preprocess import lab_stats
+
+    ref_mean, _ = lab_stats(reference)
+    before, _ = lab_stats(original(outs[("squash", "none")]))
+    after, _ = lab_stats(original(outs[("squash", "reinhard")]))
+    assert (
+        np.abs(np.subtract(after, ref_mean)).sum()
+        < 0.3 * np.abs(np.subtract(before, ref_mean)).sum()
+    )
+    meta = json.loads((outs[("squash", "reinhard")] / "augtool.json").read_text())
+    assert len(meta["recipe"]["pipeline"]["preprocess"]["reference_mean"]) == 3
+    # The recorded statistics replay without the reference file.
+    (tmp_path / "ref.png").unlink()
+    assert verify(outs[("squash", "reinhard")], regenerate_raw=raw, workers=1).ok
+
+
+def test_originals_only_in_val_test_for_any_recipe(make_raw, tmp_path: Path) -> None:
+    raw = make_raw()
+    code, out = run_cli(
+        "expand",
+        raw,
+        tmp_path / "o",
+        "--recipe",
+        "curator",
+        "--target",
+        40,
+        "--size",
+        48,
+        "--split",
+        "0.6,0.2,0.2",
+        "--no-augment-test",
+        "-q",
+    )
+    assert code == 0, out
+    rows = (tmp_path / "o" / "manifest.csv").read_text().splitlines()[1:]
+    held_out = [r for r in rows if r.startswith(("val/", "test/"))]
+    assert held_out and all("_original." in r.split(",")[0] for r in held_out)
+    assert len(rows) == 40
+
+
+def test_dry_run_shows_per_transform_counts(make_raw, tmp_path: Path) -> None:
+    raw = make_raw()
+    code, out = run_cli(
+        "expand", raw, tmp_path / "o", "--recipe", "colour", "--target", 32, "--dry-run"
+    )
+    assert code == 0, out
+    assert "recipe: colour (5 transforms)" in out
+    line = next(x for x in out.splitlines() if x.startswith("transforms:"))
+    counts = dict(part.rsplit(" ", 1) for part in line.removeprefix("transforms: ").split(", "))
+    assert counts["original"] == "12"
+    assert sum(int(v) for v in counts.values()) == 32
+    assert {"brightness", "exposure", "hue", "saturation", "gray"} <= set(counts)
+    assert not (tmp_path / "o").exists()
+
+
+# --- the curator set and preview ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["brightness", "exposure", "hue", "saturation", "noise", "cutout", "rot90", "zoom"]
+)
+def test_curator_transforms_are_pure_and_change_the_image(name: str) -> None:
+    from augtool.registry import BUILTINS
+
+    entry = BUILTINS[name]
+    settings = entry.settings()
+    image = smear_like(np.random.default_rng(1), 80, 60)
+    outputs = []
+    for seed in (3, 3, 4):
+        params = entry.sample(np.random.default_rng(seed), settings)
+        assert json.loads(json.dumps(params)) == params  # recorded as JSON, unchanged
+        out = entry.run(image.copy(), params, (1.0, 1.0), 32)
+        assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+        outputs.append(out)
+    assert np.array_equal(outputs[0], outputs[1])
+    from augtool.decode import resize_to
+
+    assert not np.array_equal(outputs[0], resize_to(image, 32))
+
+
+def test_preview_draws_a_recipe(tmp_path: Path) -> None:
+    write_image(tmp_path / "cell.png", smear_like(np.random.default_rng(2), 64, 64))
+    code, out = run_cli(
+        "preview",
+        tmp_path / "cell.png",
+        "--out",
+        tmp_path / "s.png",
+        "--recipe",
+        "curator",
+        "--size",
+        32,
+    )
+    assert code == 0, out
+    assert "16 tiles" in out  # the original and the curator recipe's 15 transforms
+    from augtool.preview import sheet_tiles
+
+    tiles, about = sheet_tiles(tmp_path / "cell.png", 32, recipe=load_recipe("colour"))
+    assert [t.title for t in tiles] == [
+        "original",
+        "brightness",
+        "exposure",
+        "hue",
+        "saturation",
+        "gray",
+    ]
+    assert "recipe colour" in about
+    assert tiles[1].detail.startswith("delta ")
+
+
+def test_plugin_may_be_a_factory_and_must_be_an_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from augtool.registry import load_plugin
+
+    (tmp_path / "my_factory.py").write_text(
+        PLUGIN + "\n\ndef make():\n    return INVERT\n\n\nNOT_AN_ENTRY = 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert load_plugin("my_factory:make").name == "invert"
+    with pytest.raises(OptionError, match=r"int, not an augtool\.registry\.TransformEntry"):
+        load_plugin("my_factory:NOT_AN_ENTRY")
+    with pytest.raises(OptionError, match="has no 'missing'"):
+        load_plugin("my_factory:missing")
+    with pytest.raises(OptionError, match="expected 'module:attribute'"):
+        load_plugin("my_factory")
