@@ -17,13 +17,14 @@ eigenvalue, as the paper says; 0 when ``lambda_1 = 0``), clipped to
 
 * ``mode="pixel"`` (the paper's own reading, step 6: the pixels are projected
   onto the components): every pixel's projection ``y_i = e_i . (x - m)`` on
-  component ``i`` becomes ``(1 + w_i) y_i``, i.e.
-  ``x' = x + sum_i w_i y_i e_i = x + M (x - m)`` with
-  ``M = sum_i w_i e_i e_i^T``. Pixels far from the mean along the main axes
-  (the purple nuclei of a smear) change the most; the mean stays.
+  component ``i`` becomes ``exp(w_i) y_i`` (``(1 + w_i) y_i`` to first order,
+  but never inverted or flattened), i.e. ``x' = x + M (x - m)`` with
+  ``M = sum_i (exp(w_i) - 1) e_i e_i^T``. Pixels far from the mean along the
+  main axes (the purple nuclei of a smear) change the most; the mean stays.
 * ``mode="shift"`` (Krizhevsky et al.): the constant colour
-  ``sqrt(lambda_1) * sum_i w_i e_i`` is added to every pixel; a pixel one
-  standard deviation out along ``e_1`` moves by the same amount in both modes.
+  ``sqrt(lambda_1) * sum_i w_i e_i`` is added to every pixel; for small
+  weights a pixel one standard deviation out along ``e_1`` moves by the same
+  amount in both modes.
 
 ``scale="unit"`` and ``scale="byte"`` keep the earlier shift of
 ``sum_i alpha_i lambda_i e_i`` with the covariance of pixels in [0, 1] (times
@@ -110,8 +111,9 @@ DEVICES = ("cpu", "cuda")
 DEFAULT_MODE = "pixel"
 #: Default standard deviation of the alphas (chosen by benchmarks/pca_measure.py).
 DEFAULT_STD = 0.5
-#: Bound on the relative weights ``|w_i|``; keeps the pixel mode's float32 sums exact.
-WEIGHT_LIMIT = 2.0
+#: Bound on the relative weights ``|w_i|``: ``exp(1.25) - 1 < 2.51`` keeps the pixel
+#: mode's float32 sums below ``2**12`` (``255 + 1530 * 2.49 + 0.5 < 4096``), hence exact.
+WEIGHT_LIMIT = 1.25
 #: Fractional bits of the pixel mode's fixed-point coefficients.
 FIXED_BITS = 12
 #: Bytes of one CPU work buffer when ``chunk_size`` is None: 8 images of 227 x 227.
@@ -480,7 +482,7 @@ def shift_from_components(
 
 
 def linear_from_components(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The pixel mode's matrix ``M = sum_i w_i e_i e_i^T``.
+    """The pixel mode's matrix ``M = sum_i (exp(w_i) - 1) e_i e_i^T``.
 
     Args:
         vectors: (m, 3, 3) eigenvectors as rows.
@@ -491,7 +493,7 @@ def linear_from_components(vectors: np.ndarray, weights: np.ndarray) -> np.ndarr
     """
     k = weights.shape[1]
     chosen = vectors[:, :k, :]
-    return np.einsum("mi,mic,mij->mcj", weights, chosen, chosen)
+    return np.einsum("mi,mic,mij->mcj", np.expm1(weights), chosen, chosen)
 
 
 def fixed_point_affine(matrix: np.ndarray, mean: np.ndarray) -> np.ndarray:

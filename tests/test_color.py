@@ -66,9 +66,9 @@ def reference(
         if scale == "relative":
             w = 0.0 if values[0] == 0 else alpha * values[i] / values[0]
             w = min(max(w, -WEIGHT_LIMIT), WEIGHT_LIMIT)
-            if mode == "pixel":  # each pixel's projection y_i becomes (1 + w_i) y_i
+            if mode == "pixel":  # each pixel's projection y_i becomes exp(w_i) y_i
                 y = (data - data.mean(axis=0)) @ e
-                change += units * w * y[:, None] * e
+                change += units * np.expm1(w) * y[:, None] * e
             else:  # the shift of a pixel one standard deviation out along e_1
                 change += units * w * np.sqrt(values[0]) * e
         else:
@@ -227,7 +227,7 @@ def test_pixel_mode_is_the_exact_fixed_point_map() -> None:
     # at the extreme weights too: that is what makes every device give the same bytes.
     rng = np.random.default_rng(12)
     images = rng.integers(0, 256, (8, 19, 21, 3), dtype=np.uint8)
-    alphas = rng.choice([-WEIGHT_LIMIT, WEIGHT_LIMIT], (8, 3)) * rng.uniform(0.5, 1.0, (8, 3))
+    alphas = rng.choice([-WEIGHT_LIMIT, WEIGHT_LIMIT], (8, 3)) * rng.uniform(0.5, 1.5, (8, 3))
     result = apply_pca(images, alphas, mode="pixel")
     unit = 2.0**FIXED_BITS
     for image, out, matrix, mean in zip(
@@ -251,11 +251,25 @@ def test_pixel_mode_changes_pixels_far_from_the_mean_most() -> None:
         projection = (x - mean) @ vectors[0]
         change = out.reshape(-1, 3).astype(np.float64) - x
         inside = np.all((out.reshape(-1, 3) > 0) & (out.reshape(-1, 3) < 255), axis=1)
-        expected = 0.4 * projection[:, None] * vectors[0]
+        expected = np.expm1(0.4) * projection[:, None] * vectors[0]
         assert np.abs(change - expected)[inside].max() <= 0.6
         far = np.abs(projection) >= np.percentile(np.abs(projection), 90)
         near = np.abs(projection) <= np.percentile(np.abs(projection), 25)
         assert np.abs(change[far]).mean() > 2 * np.abs(change[near]).mean()
+
+
+def test_pixel_mode_never_inverts_the_contrast() -> None:
+    # The strongest negative weight shrinks every projection on e_1 (by exp(-1.25)), it
+    # never flips it: pixels keep their order along the main axis, nuclei stay darker.
+    images = realistic_images()
+    result = apply_pca(images, np.full((len(images), 1), -WEIGHT_LIMIT), mode="pixel")
+    for image, out, vectors, mean in zip(
+        images, result.images, result.eigenvectors, result.means, strict=True
+    ):
+        before = (image.reshape(-1, 3) - mean) @ vectors[0]
+        after = (out.reshape(-1, 3) - mean) @ vectors[0]
+        np.testing.assert_allclose(after, np.exp(-WEIGHT_LIMIT) * before, atol=1.0)
+        assert np.corrcoef(before, after)[0, 1] > 0.99
 
 
 @pytest.mark.parametrize("mode", ["pixel", "shift"])
@@ -283,7 +297,7 @@ def test_relative_strength_does_not_depend_on_pixel_units(mode: str) -> None:
         w = np.clip(alpha * values / values[0], -WEIGHT_LIMIT, WEIGHT_LIMIT)
         if mode == "pixel":
             y = (data - data.mean(axis=0)) @ vectors
-            change01 = (y * w) @ vectors.T
+            change01 = (y * np.expm1(w)) @ vectors.T
         else:
             change01 = np.broadcast_to(np.sqrt(values[0]) * vectors @ w, data.shape)
         np.testing.assert_allclose(255.0 * change01, unit_change, atol=1e-9)
@@ -372,9 +386,9 @@ def test_k_below_3_keeps_only_the_largest_components(k: int) -> None:
     for matrix, values, vectors in zip(
         pixel.linear, pixel.eigenvalues, pixel.eigenvectors, strict=True
     ):
-        # M e_i = w_i e_i with w_i = alpha_i lambda_i / lambda_1, and 0 beyond k.
+        # M e_i = (exp(w_i) - 1) e_i with w_i = alpha_i lambda_i / lambda_1, and 0 beyond k.
         gains = np.einsum("ic,cj,ij->i", vectors, matrix, vectors)
-        expected = np.where(np.arange(3) < k, 0.5 * values / values[0], 0.0)
+        expected = np.where(np.arange(3) < k, np.expm1(0.5 * values / values[0]), 0.0)
         np.testing.assert_allclose(gains, expected, atol=1e-12)
     assert_matches_reference(images, pixel, "pixel", "relative")
 
