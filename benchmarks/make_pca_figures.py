@@ -5,7 +5,8 @@ Writes ``docs/img/pca_pixel.png`` and ``docs/img/pca_shift.png``: the same cell
 or a generated smear when the shared data is absent), changed five times at the
 default strength (``std=DEFAULT_STD``, k=3) with the same alphas (seed 0) in
 each mode. Under every tile: the weights w of the pixel mode, or the shift
-(R, G, B) in grey levels of the shift mode.
+(R, G, B) in grey levels of the shift mode. Prints each copy's weights, shift
+and mean and largest absolute change from the original (grey levels).
 
 Run: ``python benchmarks/make_pca_figures.py``.
 """
@@ -54,7 +55,14 @@ def sheet(original: np.ndarray, mode: str) -> np.ndarray:
     batch = np.repeat(original[None], COPIES, axis=0)
     result = pca_jitter(batch, np.random.default_rng(0), std=DEFAULT_STD, k=3, mode=mode)
     tiles = [tile(original, "original")]
+    print(f"{mode}: eigenvalues {' '.join(f'{v:.0f}' for v in result.eigenvalues[0])}")
     for image, weights, shift in zip(result.images, result.weights, result.shifts, strict=True):
+        change = np.abs(image.astype(np.int16) - original.astype(np.int16))
+        print(
+            f"  w {' '.join(f'{v:+.2f}' for v in weights)}  shift "
+            f"{' '.join(f'{v:+.1f}' for v in shift)}  mean change {change.mean():.1f}, "
+            f"largest {change.max()} grey levels"
+        )
         if mode == "pixel":
             text = "w " + " ".join(f"{v:+.2f}" for v in weights)
         else:
