@@ -226,7 +226,7 @@ def test_pixel_mode_is_the_exact_fixed_point_map() -> None:
     # float32 BLAS on the CPU must give exactly floor(A x + b) of the 2**-12 coefficients,
     # at the extreme weights too: that is what makes every device give the same bytes.
     rng = np.random.default_rng(12)
-    images = rng.integers(0, 256, (8, 19, 21, 3), dtype=np.uint8)
+    images = rng.integers(0, 256, (8, 41, 221, 3), dtype=np.uint8)  # two pixel blocks
     alphas = rng.choice([-WEIGHT_LIMIT, WEIGHT_LIMIT], (8, 3)) * rng.uniform(0.5, 1.5, (8, 3))
     result = apply_pca(images, alphas, mode="pixel")
     unit = 2.0**FIXED_BITS
