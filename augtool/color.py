@@ -564,17 +564,17 @@ def _numpy_backend() -> _Backend:
         homogeneous = buffer("homogeneous", (m, 4, block), np.float32)
         homogeneous[:, 3] = 1.0
         result = buffer("result", (m, 3, block), np.float32)
-        planes = buffer("planes", (m, 3, pixels), np.uint8)
+        planes = buffer("planes", (3, m, pixels), np.uint8)  # planes[c] reshapes as a view
         matrices = coefficients.astype(np.float32)
         for start in range(0, pixels, block):  # pixel blocks of all m images at once
             stop = min(start + block, pixels)
             x, y = homogeneous[:, :, : stop - start], result[:, :, : stop - start]
             np.copyto(x[:, :3], planar[:, :, start:stop])
             np.matmul(matrices, x, out=y)
-            np.clip(y, 0.0, 255.0, out=y)
-            np.copyto(planes[:, :, start:stop], y, casting="unsafe")  # truncation = floor
+            np.clip(y, 0.0, 255.0, out=y)  # then the cast truncates: floor, as y >= 0
+            np.copyto(planes[:, :, start:stop], y.transpose(1, 0, 2), casting="unsafe")
         target = out.reshape(m * height, width, 3)
-        merged = cv2.merge([planes[:, c].reshape(m * height, width) for c in range(3)], target)
+        merged = cv2.merge([planes[c].reshape(m * height, width) for c in range(3)], target)
         if not np.shares_memory(merged, target):
             target[...] = merged
 
