@@ -18,7 +18,7 @@ eigenvalue, as the paper says; 0 when ``lambda_1 = 0``), clipped to
 * ``mode="pixel"`` (the paper's own reading, step 6: the pixels are projected
   onto the components): every pixel's projection ``y_i = e_i . (x - m)`` on
   component ``i`` becomes ``exp(w_i) y_i`` (``(1 + w_i) y_i`` to first order,
-  but never inverted or flattened), i.e. ``x' = x + M (x - m)`` with
+  but never inverted), i.e. ``x' = x + M (x - m)`` with
   ``M = sum_i (exp(w_i) - 1) e_i e_i^T``. Pixels far from the mean along the
   main axes (the purple nuclei of a smear) change the most; the mean stays.
 * ``mode="shift"`` (Krizhevsky et al.): the constant colour
@@ -28,9 +28,9 @@ eigenvalue, as the paper says; 0 when ``lambda_1 = 0``), clipped to
 
 ``scale="unit"`` and ``scale="byte"`` keep the earlier shift of
 ``sum_i alpha_i lambda_i e_i`` with the covariance of pixels in [0, 1] (times
-255 to get grey levels) or in [0, 255]; they depend on the units (0.3 and 70
-grey levels median on the real cells at ``std=0.1``) and exist for old
-recipes only, with ``mode="shift"``.
+255 to get grey levels) or in [0, 255]; they depend on the units (issue #11
+measured median shifts of 0.3 and 70 grey levels on the real cells at
+``std=0.1``) and exist for old recipes only, with ``mode="shift"``.
 
 Sampling and applying are separate, so a caller can draw each output's alphas
 from that output's own generator and then apply a whole batch in one call::
