@@ -409,7 +409,18 @@ def _backend_from_options(opts: dict[str, Any]) -> Any:
     help="Number of PCA copies (implies --pca). [default: 184]",
 )
 @click.option(
-    "--pca-std", type=float, default=0.1, show_default=True, help="Std of the PCA alphas."
+    "--pca-mode",
+    type=click.Choice(["pixel", "shift"]),
+    default="pixel",
+    show_default=True,
+    help="pixel: each pixel along the principal axes (paper); shift: one colour (Krizhevsky).",
+)
+@click.option(
+    "--pca-std",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Std of the PCA alphas (relative to the image's own colour spread).",
 )
 @click.option(
     "--pca-k",
@@ -420,10 +431,10 @@ def _backend_from_options(opts: dict[str, Any]) -> Any:
 )
 @click.option(
     "--pca-scale",
-    type=click.Choice(["unit", "byte"]),
-    default="unit",
+    type=click.Choice(["relative", "unit", "byte"]),
+    default="relative",
     show_default=True,
-    help="Covariance on [0,1] (Krizhevsky) or [0,255] (stronger).",
+    help="relative: unit-free; unit/byte: legacy shift on [0,1]/[0,255] covariances.",
 )
 @click.option(
     "--split",
@@ -535,7 +546,12 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         translate_range=opts.pop("translate_range"),
         shear_range=opts.pop("shear_range"),
     )
-    pca = PcaSettings(std=opts.pop("pca_std"), k=opts.pop("pca_k"), scale=opts.pop("pca_scale"))
+    pca = PcaSettings(
+        std=opts.pop("pca_std"),
+        k=opts.pop("pca_k"),
+        mode=opts.pop("pca_mode"),
+        scale=opts.pop("pca_scale"),
+    )
     recipe_value, transform_list = opts.pop("recipe"), opts.pop("transforms")
     pipeline = None if recipe_value is None else load_recipe(recipe_value)
     if pipeline is not None and transform_list.strip().lower() != "all":
@@ -759,7 +775,7 @@ def synth(
     "--pca-std",
     type=float,
     default=None,
-    help="Image: std of the PCA alphas, as expand --pca-std. [default: 0.1]",
+    help="Image: std of the PCA alphas, as expand --pca-std. [default: 0.5]",
 )
 @click.option(
     "--columns",

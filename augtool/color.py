@@ -1,22 +1,42 @@
-"""PCA colour jitter after Krizhevsky et al. (SPEC §4), vectorized over a batch.
+"""PCA colour augmentation of the paper (SPEC §4), vectorized over a batch.
 
 For every image of a batch, independently:
 
-1. its pixels, as a P x 3 matrix in [0, 1] (``scale="unit"``) or [0, 255]
-   (``scale="byte"``), give a mean and a 3x3 covariance (``ddof=1``, as
-   ``np.cov``);
+1. its P pixels, as a P x 3 matrix of grey levels, give a mean ``m`` and a
+   3x3 covariance (``ddof=1``, as ``np.cov``);
 2. the covariance's eigenvalues ``lambda_1 >= lambda_2 >= lambda_3`` and unit
    eigenvectors ``e_i`` are computed, and the ``k`` largest are kept;
 3. ``alpha_i ~ N(0, std)`` is drawn per component;
-4. the constant colour ``sum_i alpha_i * lambda_i * e_i`` (in the scale's
-   units; times 255 for ``"unit"``) is added to every pixel, which is rounded
-   and clipped to [0, 255].
+4. the image is changed along its principal axes, in one of two modes.
+
+With the default ``scale="relative"`` the strength does not depend on the
+units pixels are counted in: the weight of component ``i`` is the
+dimensionless ``w_i = alpha_i * lambda_i / lambda_1`` (proportional to the
+eigenvalue, as the paper says; 0 when ``lambda_1 = 0``), clipped to
+``[-WEIGHT_LIMIT, WEIGHT_LIMIT]``.
+
+* ``mode="pixel"`` (the paper's own reading, step 6: the pixels are projected
+  onto the components): every pixel's projection ``y_i = e_i . (x - m)`` on
+  component ``i`` becomes ``exp(w_i) y_i`` (``(1 + w_i) y_i`` to first order,
+  but never inverted), i.e. ``x' = x + M (x - m)`` with
+  ``M = sum_i (exp(w_i) - 1) e_i e_i^T``. Pixels far from the mean along the
+  main axes (the purple nuclei of a smear) change the most; the mean stays.
+* ``mode="shift"`` (Krizhevsky et al.): the constant colour
+  ``sqrt(lambda_1) * sum_i w_i e_i`` is added to every pixel; for small
+  weights a pixel one standard deviation out along ``e_1`` moves by the same
+  amount in both modes.
+
+``scale="unit"`` and ``scale="byte"`` keep the earlier shift of
+``sum_i alpha_i lambda_i e_i`` with the covariance of pixels in [0, 1] (times
+255 to get grey levels) or in [0, 255]; they depend on the units (issue #11
+measured median shifts of 0.3 and 70 grey levels on the real cells at
+``std=0.1``) and exist for old recipes only, with ``mode="shift"``.
 
 Sampling and applying are separate, so a caller can draw each output's alphas
 from that output's own generator and then apply a whole batch in one call::
 
-    alphas = np.concatenate([sample_alphas(rng_i, 1, k=3, std=0.1) for rng_i in gens])
-    result = apply_pca_shift(images, alphas, scale="unit")
+    alphas = np.concatenate([sample_alphas(rng_i, 1, k=3, std=DEFAULT_STD) for rng_i in gens])
+    result = apply_pca(images, alphas, mode="pixel")
 
 ``pca_jitter`` does both for a single generator; ``sample_alphas(rng, n, ...)``
 draws its rows in order, so one call for ``n`` images gives the same alphas as
@@ -33,11 +53,21 @@ How the batch is vectorized (no per-image Python work):
   count or device. The covariance is then ``(P * S2 - s s^T) / (P (P - 1))``
   in float64 (exact numerator for images up to about 600 x 600 pixels).
 * ``np.linalg.eigh`` runs on the stacked (chunk, 3, 3) covariances at once.
-* The shift is rounded once per image and channel (half to even) and added
-  with saturation in ``uint8``: ``min(max(x, lo), hi) + d`` with per-image
-  bounds, laid out as one image row so every ufunc call streams a whole row.
-  Adding the rounded shift equals rounding each shifted pixel except when
-  the shift's fraction is exactly one half.
+* Shift: the shift is rounded once per image and channel (half to even) and
+  added with saturation in ``uint8``: ``min(max(x, lo), hi) + d`` with
+  per-image bounds, laid out as one image row so every ufunc call streams a
+  whole row. Adding the rounded shift equals rounding each shifted pixel
+  except when the shift's fraction is exactly one half.
+* Pixel: ``x' = floor(A x + b)``, clipped to [0, 255], with ``A = I + M`` and
+  ``b = 1/2 - M m`` rounded to multiples of ``2**-FIXED_BITS`` (at most 0.094
+  grey levels from the unrounded map). With the weights limited to
+  ``WEIGHT_LIMIT`` every product and partial sum of ``A x + b`` is a multiple
+  of ``2**-12`` below ``2**12`` in magnitude, so float32 holds it exactly: the
+  batched matrix product (one ``(3, 4) @ (4, P)`` BLAS call per image, the
+  fourth row of ones carrying ``b``) gives the same bits in any summation
+  order, with or without fused multiply-adds, on any device. The product runs
+  over blocks of pixels of all the chunk's images (a 1 MB float32 buffer,
+  8,192 pixels for 8 images), which stay in the processor cache.
 * Chunks of ``chunk_size`` images keep the working memory bounded for any N.
   By default (``chunk_size=None``) a CPU chunk holds as many images as fit in
   two 2.5 MB ``uint16`` buffers (8 images of 227 x 227, at least one image), so
@@ -45,17 +75,18 @@ How the batch is vectorized (no per-image Python work):
   when their float64 copy would pass 512 MB.
 
 Canonical eigenvector sign: an eigenvector is defined up to sign, and while
-the sign does not change the distribution of the shift (``alpha_i`` is
-symmetric), it does change which image a given ``alpha`` produces. Every
-eigenvector is therefore flipped so that its component of largest absolute
-value (the first one on a tie) is positive. Eigenvectors of repeated
+the sign does not change the distribution of the result (``alpha_i`` is
+symmetric), it does change which image a given ``alpha`` produces in the shift
+mode. Every eigenvector is therefore flipped so that its component of largest
+absolute value (the first one on a tie) is positive. Eigenvectors of repeated
 eigenvalues (e.g. a uniform image, whose covariance is zero) are not unique
 beyond sign either; there the result is whatever LAPACK returns, which is
 harmless where the eigenvalue is zero because the term vanishes.
 
-``device="cuda"`` computes the same moments and applies the same shift on a
-GPU with torch (imported only then); the 3x3 eigen-decompositions stay on the
-CPU with the same code, so the GPU bytes equal the CPU bytes.
+``device="cuda"`` computes the same moments and applies the same change on a
+GPU with torch (imported only then; float64 there, exact as well); the 3x3
+eigen-decompositions and the fixed-point coefficients stay on the CPU with the
+same code, so the GPU bytes equal the CPU bytes.
 """
 
 from __future__ import annotations
@@ -72,16 +103,29 @@ from augtool.errors import OptionError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-#: Accepted values of ``scale``.
-SCALES = ("unit", "byte")
+#: Accepted values of ``mode``.
+MODES = ("pixel", "shift")
+#: Accepted values of ``scale``: ``relative`` is unit-free; the others are legacy (shift only).
+SCALES = ("relative", "unit", "byte")
 #: Accepted values of ``device``.
 DEVICES = ("cpu", "cuda")
+#: Default mode: the paper's per-pixel reading (chosen by benchmarks/pca_measure.py).
+DEFAULT_MODE = "pixel"
+#: Default standard deviation of the alphas (chosen by benchmarks/pca_measure.py).
+DEFAULT_STD = 0.5
+#: Bound on the relative weights ``|w_i|``: ``exp(1.25) - 1 < 2.51`` keeps the pixel
+#: mode's float32 sums below ``2**12`` (``255 + 1530 * 2.49 + 0.5 < 4096``), hence exact.
+WEIGHT_LIMIT = 1.25
+#: Fractional bits of the pixel mode's fixed-point coefficients.
+FIXED_BITS = 12
 #: Bytes of one CPU work buffer when ``chunk_size`` is None: 8 images of 227 x 227.
 CPU_BUFFER_BYTES = 2_500_000
 #: Most images per chunk on CUDA when ``chunk_size`` is None.
 CUDA_CHUNK_SIZE = 256
 #: Bytes of the float64 copy of a CUDA chunk when ``chunk_size`` is None.
 CUDA_BUFFER_BYTES = 512_000_000
+#: Floats of the pixel mode's (chunk, 4, block) buffer: 1 MB, so the BLAS product stays in cache.
+_AFFINE_BLOCK_FLOATS = 262_144
 #: Pixels summed in ``uint32`` before widening: 65536 * 255**2 < 2**32.
 _SUM_BLOCK = 65536
 
@@ -90,26 +134,41 @@ _SUM_BLOCK = 65536
 class PcaResult:
     """Jittered images and everything needed to record or reproduce them.
 
+    Every output pixel is ``x + linear @ (x - mean) + shift`` before rounding
+    and clipping: ``linear`` is zero in the shift mode, ``shift`` in the pixel
+    mode.
+
     Attributes:
         images: (N, H, W, 3) uint8, a new array.
         alphas: (N, k) float64, the ``alpha_i`` used, component order as
             ``eigenvalues``.
-        eigenvalues: (N, 3) float64, descending, in the scale's units
-            ([0, 1]**2 for ``"unit"``, [0, 255]**2 for ``"byte"``).
+        weights: (N, k) float64, the relative weights
+            ``w_i = alpha_i lambda_i / lambda_1`` after clipping (scale
+            ``relative``); the alphas themselves for the legacy scales.
+        eigenvalues: (N, 3) float64, descending, in grey levels squared
+            (``relative``, ``byte``) or in [0, 1] units squared (``unit``).
         eigenvectors: (N, 3, 3) float64; ``eigenvectors[n, i]`` is the unit
             RGB eigenvector of ``eigenvalues[n, i]`` with the canonical sign.
+        means: (N, 3) float64, the mean colour in grey levels.
         shifts: (N, 3) float64, the RGB shift added to every pixel, in grey
-            levels (before rounding).
+            levels (before rounding); zero in the pixel mode.
+        linear: (N, 3, 3) float64, the matrix ``M`` of the pixel mode (before
+            the fixed-point rounding); zero in the shift mode.
     """
 
     images: np.ndarray
     alphas: np.ndarray
+    weights: np.ndarray
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
+    means: np.ndarray
     shifts: np.ndarray
+    linear: np.ndarray
 
 
-def sample_alphas(rng: np.random.Generator, n: int, k: int = 3, std: float = 0.1) -> np.ndarray:
+def sample_alphas(
+    rng: np.random.Generator, n: int, k: int = 3, std: float = DEFAULT_STD
+) -> np.ndarray:
     """Draw the PCA weights ``alpha ~ N(0, std)`` for ``n`` images.
 
     Args:
@@ -136,16 +195,17 @@ def sample_alphas(rng: np.random.Generator, n: int, k: int = 3, std: float = 0.1
 def pca_jitter(
     images: np.ndarray,
     rng: np.random.Generator,
-    std: float = 0.1,
+    std: float = DEFAULT_STD,
     k: int = 3,
-    scale: str = "unit",
+    mode: str = DEFAULT_MODE,
+    scale: str = "relative",
     chunk_size: int | None = None,
     device: str = "cpu",
 ) -> PcaResult:
-    """Apply PCA colour jitter to a batch, drawing the alphas from ``rng``.
+    """Apply PCA colour augmentation to a batch, drawing the alphas from ``rng``.
 
-    Equivalent to ``apply_pca_shift(images, sample_alphas(rng, len(images), k,
-    std), scale, chunk_size, device)``, with every argument checked before
+    Equivalent to ``apply_pca(images, sample_alphas(rng, len(images), k, std),
+    mode, scale, chunk_size, device)``, with every argument checked before
     anything is drawn.
 
     Args:
@@ -153,8 +213,10 @@ def pca_jitter(
         rng: Generator the (N, k) alphas are drawn from.
         std: Standard deviation of the alphas, >= 0 (0 returns a copy).
         k: Number of largest principal components used, 1 to 3.
-        scale: ``"unit"`` (pixels in [0, 1], Krizhevsky) or ``"byte"``
-            (pixels in [0, 255], 255 times stronger).
+        mode: ``"pixel"`` (per-pixel change along the principal axes, the
+            paper's reading) or ``"shift"`` (Krizhevsky's constant shift).
+        scale: ``"relative"`` (unit-free weights, see the module docstring),
+            or the legacy ``"unit"`` / ``"byte"`` (shift mode only).
         chunk_size: Images processed together; bounds the working memory and
             never changes the result. None picks a size for the device (see
             the module docstring).
@@ -162,7 +224,7 @@ def pca_jitter(
 
     Returns:
         The jittered images with the alphas, eigenvalues, eigenvectors and
-        shifts used.
+        colour changes used.
 
     Raises:
         OptionError: If an argument is invalid or CUDA is unavailable.
@@ -171,43 +233,72 @@ def pca_jitter(
     _check_rng(rng)
     _check_std(std)
     _check_k(k)
-    _check_common(scale, chunk_size, device)
+    _check_common(mode, scale, chunk_size, device)
     alphas = sample_alphas(rng, images.shape[0], k, std)
-    return apply_pca_shift(images, alphas, scale=scale, chunk_size=chunk_size, device=device)
+    return apply_pca(images, alphas, mode=mode, scale=scale, chunk_size=chunk_size, device=device)
 
 
-def apply_pca_shift(
+def apply_pca(
     images: np.ndarray,
     alphas: np.ndarray,
-    scale: str = "unit",
+    mode: str = DEFAULT_MODE,
+    scale: str = "relative",
     chunk_size: int | None = None,
     device: str = "cpu",
 ) -> PcaResult:
-    """Add each image's PCA colour shift for given alphas (pure, no randomness).
+    """Change each image along its principal colour axes for given alphas (pure).
 
     Args:
         images: (N, H, W, 3) uint8 RGB; never modified.
         alphas: (N, k) finite floats, k in 1..3: the weights of the k largest
             components of each image, e.g. from ``sample_alphas``.
-        scale: ``"unit"`` or ``"byte"``, see ``pca_jitter``.
+        mode: ``"pixel"`` or ``"shift"``, see ``pca_jitter``.
+        scale: ``"relative"``, or ``"unit"`` / ``"byte"`` with ``mode="shift"``.
         chunk_size: Images processed together; never changes the result.
             None picks a size for the device.
         device: ``"cpu"`` or ``"cuda"``.
 
     Returns:
         The jittered images with the alphas, eigenvalues, eigenvectors and
-        shifts used.
+        colour changes used.
 
     Raises:
         OptionError: If an argument is invalid or CUDA is unavailable.
     """
     _check_images(images)
     alphas = _check_alphas(alphas, images.shape[0])
-    _check_common(scale, chunk_size, device)
+    _check_common(mode, scale, chunk_size, device)
     backend = _numpy_backend() if device == "cpu" else _torch_backend("cuda")
     if chunk_size is None:
         chunk_size = default_chunk_size(images.shape[1] * images.shape[2], device)
-    return _run(images, alphas, scale, int(chunk_size), backend)
+    return _run(images, alphas, mode, scale, int(chunk_size), backend)
+
+
+def apply_pca_shift(
+    images: np.ndarray,
+    alphas: np.ndarray,
+    scale: str = "relative",
+    chunk_size: int | None = None,
+    device: str = "cpu",
+) -> PcaResult:
+    """``apply_pca`` in the shift mode: one constant colour added per image.
+
+    Args:
+        images: (N, H, W, 3) uint8 RGB; never modified.
+        alphas: (N, k) finite floats, k in 1..3.
+        scale: ``"relative"``, ``"unit"`` or ``"byte"``, see ``pca_jitter``.
+        chunk_size: Images processed together; never changes the result.
+        device: ``"cpu"`` or ``"cuda"``.
+
+    Returns:
+        As ``apply_pca``.
+
+    Raises:
+        OptionError: If an argument is invalid or CUDA is unavailable.
+    """
+    return apply_pca(
+        images, alphas, mode="shift", scale=scale, chunk_size=chunk_size, device=device
+    )
 
 
 def default_chunk_size(pixels: int, device: str) -> int:
@@ -232,7 +323,7 @@ def default_chunk_size(pixels: int, device: str) -> int:
 
 @dataclass(frozen=True)
 class _Backend:
-    """The two heavy steps of the jitter on one kind of array library.
+    """The heavy steps of the jitter on one kind of array library.
 
     Attributes:
         moments: (chunk (m, H, W, 3) uint8) -> (sums (m, 3), squares (m, 3),
@@ -240,21 +331,35 @@ class _Backend:
         shift: (chunk, rounded shifts (m, 3) int64, out (m, H, W, 3) uint8
             C-contiguous numpy array) -> None: writes the chunk plus the
             shift, saturated, into ``out``.
+        affine: (chunk, coefficients (m, 3, 4) float64, out) -> None: writes
+            ``clip(floor(A x + b), 0, 255)`` into ``out``, ``A`` and ``b``
+            being the first three columns and the last one; called right after
+            ``moments`` of the same chunk (the CPU backend reuses its copy).
     """
 
     moments: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
     shift: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+    affine: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
 
 
 def _run(
-    images: np.ndarray, alphas: np.ndarray, scale: str, chunk_size: int, backend: _Backend
+    images: np.ndarray,
+    alphas: np.ndarray,
+    mode: str,
+    scale: str,
+    chunk_size: int,
+    backend: _Backend,
 ) -> PcaResult:
     """Process ``images`` chunk by chunk with ``backend``; see the module docstring."""
     n, height, width, _ = images.shape
+    k = alphas.shape[1]
     out = np.empty_like(images, order="C")
+    weights = np.zeros((n, k))
     eigenvalues = np.zeros((n, 3))
     eigenvectors = np.zeros((n, 3, 3))
+    means = np.zeros((n, 3))
     shifts = np.zeros((n, 3))
+    linear = np.zeros((n, 3, 3))
     pixels = height * width
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
@@ -262,18 +367,33 @@ def _run(
         sums, squares, cross = backend.moments(chunk)
         cov = covariance_from_moments(sums, squares, cross, pixels, scale)
         values, vectors = sorted_eigh(cov)
-        shift = shift_from_components(values, vectors, alphas[start:stop], scale)
-        steps = np.rint(np.clip(shift, -255.0, 255.0)).astype(np.int64)
-        backend.shift(chunk, steps, out[start:stop])
+        mean = sums / float(pixels)
+        if scale == "relative":
+            w = relative_weights(values, alphas[start:stop])
+        else:
+            w = alphas[start:stop]
+        if mode == "shift":
+            shift = shift_from_components(values, vectors, w, scale)
+            steps = np.rint(np.clip(shift, -255.0, 255.0)).astype(np.int64)
+            backend.shift(chunk, steps, out[start:stop])
+            shifts[start:stop] = shift
+        else:
+            matrix = linear_from_components(vectors, w)
+            backend.affine(chunk, fixed_point_affine(matrix, mean), out[start:stop])
+            linear[start:stop] = matrix
+        weights[start:stop] = w
         eigenvalues[start:stop] = values
         eigenvectors[start:stop] = vectors
-        shifts[start:stop] = shift
+        means[start:stop] = mean
     return PcaResult(
         images=out,
         alphas=alphas.copy(),
+        weights=weights,
         eigenvalues=eigenvalues,
         eigenvectors=eigenvectors,
+        means=means,
         shifts=shifts,
+        linear=linear,
     )
 
 
@@ -287,7 +407,8 @@ def covariance_from_moments(
         squares: (m, 3) integer sums of R*R, G*G, B*B.
         cross: (m, 3) integer sums of R*G, G*B, B*R.
         pixels: Pixels per image P (a 1-pixel image has zero covariance).
-        scale: ``"unit"`` divides by 255**2 (pixels in [0, 1]); ``"byte"`` not.
+        scale: ``"unit"`` divides by 255**2 (pixels in [0, 1]); ``"relative"``
+            and ``"byte"`` keep grey levels.
 
     Returns:
         (m, 3, 3) float64 symmetric covariances.
@@ -325,45 +446,106 @@ def sorted_eigh(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, vectors * signs
 
 
+def relative_weights(values: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """The unit-free weights ``w_i = alpha_i lambda_i / lambda_1``, clipped.
+
+    Args:
+        values: (m, 3) eigenvalues, descending.
+        alphas: (m, k) alphas of the k largest components.
+
+    Returns:
+        (m, k) float64 in ``[-WEIGHT_LIMIT, WEIGHT_LIMIT]``; 0 where
+        ``lambda_1 = 0`` (a uniform image).
+    """
+    k = alphas.shape[1]
+    first = values[:, :1]
+    ratio = np.divide(values[:, :k], first, out=np.zeros((len(values), k)), where=first > 0)
+    return np.clip(alphas * ratio, -WEIGHT_LIMIT, WEIGHT_LIMIT)
+
+
 def shift_from_components(
-    values: np.ndarray, vectors: np.ndarray, alphas: np.ndarray, scale: str
+    values: np.ndarray, vectors: np.ndarray, weights: np.ndarray, scale: str
 ) -> np.ndarray:
-    """The RGB shift ``sum_i alpha_i lambda_i e_i`` in grey levels.
+    """The RGB shift of the shift mode, in grey levels.
 
     Args:
         values: (m, 3) eigenvalues, descending.
         vectors: (m, 3, 3) eigenvectors as rows, matching ``values``.
-        alphas: (m, k) weights of the k largest components.
-        scale: ``"unit"`` multiplies by 255 (the shift is in [0, 1] units).
+        weights: (m, k) relative weights (``"relative"``) or alphas.
+        scale: ``"relative"``: ``sqrt(lambda_1) sum_i w_i e_i``; ``"byte"``:
+            ``sum_i alpha_i lambda_i e_i``; ``"unit"``: the same times 255.
 
     Returns:
         (m, 3) float64 shifts.
     """
-    k = alphas.shape[1]
-    weights = alphas * values[:, :k]
-    shift = np.einsum("mi,mic->mc", weights, vectors[:, :k, :])
+    k = weights.shape[1]
+    scaling = np.sqrt(values[:, :1]) if scale == "relative" else values[:, :k]
+    amounts = weights * scaling
+    shift = np.einsum("mi,mic->mc", amounts, vectors[:, :k, :])
     return shift * 255.0 if scale == "unit" else shift
 
 
-def _numpy_backend() -> _Backend:
-    """The CPU backend: integer moments and saturated uint8 adds in numpy.
+def linear_from_components(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The pixel mode's matrix ``M = sum_i (exp(w_i) - 1) e_i e_i^T``.
 
-    Its two uint16 work buffers are allocated once per call of ``_run`` and
-    reused for every chunk (fresh large allocations cost page faults).
+    Args:
+        vectors: (m, 3, 3) eigenvectors as rows.
+        weights: (m, k) relative weights of the k largest components.
+
+    Returns:
+        (m, 3, 3) float64 symmetric matrices.
     """
-    buffers: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+    k = weights.shape[1]
+    chosen = vectors[:, :k, :]
+    return np.einsum("mi,mic,mij->mcj", np.expm1(weights), chosen, chosen)
 
-    def moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+
+def fixed_point_affine(matrix: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Coefficients ``[A | b]`` of ``floor(A x + b)`` for the pixel mode.
+
+    ``A = I + M`` and ``b = 1/2 - M m``, each rounded to a multiple of
+    ``2**-FIXED_BITS`` (the 1/2 makes the floor a rounding to nearest).
+
+    Args:
+        matrix: (m, 3, 3) matrices ``M`` with weights within ``WEIGHT_LIMIT``.
+        mean: (m, 3) mean colours in grey levels.
+
+    Returns:
+        (m, 3, 4) float64, exactly representable in float32.
+    """
+    unit = float(2**FIXED_BITS)
+    coefficients = np.empty((matrix.shape[0], 3, 4))
+    coefficients[:, :, :3] = np.rint((np.eye(3) + matrix) * unit) / unit
+    offset = -np.einsum("mcj,mj->mc", matrix, mean)
+    coefficients[:, :, 3] = np.rint(offset * unit) / unit + 0.5
+    return coefficients
+
+
+def _numpy_backend() -> _Backend:
+    """The CPU backend: integer moments, saturated uint8 adds, exact float32 maps.
+
+    Its work buffers are allocated once per call of ``_run`` and reused for
+    every chunk (fresh large allocations cost page faults).
+    """
+    buffers: dict[str, np.ndarray] = {}
+    last: dict[str, np.ndarray] = {}
+
+    def buffer(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        if name not in buffers or buffers[name].shape != shape:
+            buffers[name] = np.empty(shape, dtype=dtype)
+        return buffers[name]
+
+    def planar_copy(chunk: np.ndarray) -> np.ndarray:
         m = chunk.shape[0]
         pixels = chunk.shape[1] * chunk.shape[2]
-        if (m, pixels) not in buffers:
-            buffers.clear()
-            buffers[m, pixels] = (
-                np.empty((m, 3, pixels), dtype=np.uint16),
-                np.empty((m, 3, pixels), dtype=np.uint16),
-            )
-        planar, products = buffers[m, pixels]
+        planar = buffer("planar", (m, 3, pixels), np.uint16)
         np.copyto(planar, chunk.reshape(m, pixels, 3).transpose(0, 2, 1))
+        last["chunk"], last["planar"] = chunk, planar
+        return planar
+
+    def moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        planar = planar_copy(chunk)
+        products = buffer("products", planar.shape, np.uint16)
         sums = _exact_pixel_sum(planar)
         np.multiply(planar, planar, out=products)
         squares = _exact_pixel_sum(products)
@@ -372,7 +554,31 @@ def _numpy_backend() -> _Backend:
         cross = _exact_pixel_sum(products)
         return sums, squares, cross
 
-    return _Backend(moments=moments, shift=_numpy_shift)
+    def affine(chunk: np.ndarray, coefficients: np.ndarray, out: np.ndarray) -> None:
+        import cv2
+
+        m, height, width, _ = chunk.shape
+        planar = last["planar"] if last.get("chunk") is chunk else planar_copy(chunk)
+        pixels = height * width
+        block = max(1, _AFFINE_BLOCK_FLOATS // (4 * m))
+        homogeneous = buffer("homogeneous", (m, 4, block), np.float32)
+        homogeneous[:, 3] = 1.0
+        result = buffer("result", (m, 3, block), np.float32)
+        planes = buffer("planes", (3, m, pixels), np.uint8)  # planes[c] reshapes as a view
+        matrices = coefficients.astype(np.float32)
+        for start in range(0, pixels, block):  # pixel blocks of all m images at once
+            stop = min(start + block, pixels)
+            x, y = homogeneous[:, :, : stop - start], result[:, :, : stop - start]
+            np.copyto(x[:, :3], planar[:, :, start:stop])
+            np.matmul(matrices, x, out=y)
+            np.clip(y, 0.0, 255.0, out=y)  # then the cast truncates: floor, as y >= 0
+            np.copyto(planes[:, :, start:stop], y.transpose(1, 0, 2), casting="unsafe")
+        target = out.reshape(m * height, width, 3)
+        merged = cv2.merge([planes[c].reshape(m * height, width) for c in range(3)], target)
+        if not np.shares_memory(merged, target):
+            target[...] = merged
+
+    return _Backend(moments=moments, shift=_numpy_shift, affine=affine)
 
 
 def _exact_pixel_sum(values: np.ndarray) -> np.ndarray:
@@ -405,7 +611,7 @@ def _numpy_shift(chunk: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
 
 
 def _torch_backend(device: str) -> _Backend:
-    """The torch backend on ``device``; float64 sums of integers are exact.
+    """The torch backend on ``device``; float64 sums and maps of integers are exact.
 
     Raises:
         OptionError: If torch is missing or ``device`` is "cuda" without CUDA.
@@ -420,10 +626,12 @@ def _torch_backend(device: str) -> _Backend:
         raise OptionError("device", "'cuda' requested but torch finds no CUDA GPU; use 'cpu'")
     target = torch.device(device)
 
-    def moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        m = chunk.shape[0]
+    def pixels_of(chunk: np.ndarray) -> Any:
         x = torch.from_numpy(np.require(chunk, requirements=["C", "W"])).to(target)
-        x = x.reshape(m, -1, 3).to(torch.float64)
+        return x.reshape(chunk.shape[0], -1, 3).to(torch.float64)
+
+    def moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x = pixels_of(chunk)
         sums = x.sum(dim=1)
         second = torch.bmm(x.transpose(1, 2), x)
         squares = torch.diagonal(second, dim1=1, dim2=2)
@@ -439,7 +647,14 @@ def _torch_backend(device: str) -> _Backend:
         d = torch.from_numpy(steps.astype(np.int16)).to(target)[:, None, None, :]
         out[...] = (x + d).clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
-    return _Backend(moments=moments, shift=shift)
+    def affine(chunk: np.ndarray, coefficients: np.ndarray, out: np.ndarray) -> None:
+        x = pixels_of(chunk)
+        c = torch.from_numpy(coefficients).to(target)
+        y = torch.bmm(x, c[:, :, :3].transpose(1, 2)) + c[:, None, :, 3]
+        y = y.clamp_(0.0, 255.0).to(torch.uint8)  # truncation = floor, values >= 0
+        out[...] = y.reshape(chunk.shape).cpu().numpy()
+
+    return _Backend(moments=moments, shift=shift, affine=affine)
 
 
 # --- argument checks ---------------------------------------------------------
@@ -476,9 +691,15 @@ def _check_k(k: Any) -> None:
         raise OptionError("k", f"must be an integer from 1 to 3, got {k!r}")
 
 
-def _check_common(scale: Any, chunk_size: Any, device: Any) -> None:
+def _check_common(mode: Any, scale: Any, chunk_size: Any, device: Any) -> None:
+    if mode not in MODES:
+        raise OptionError("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
     if scale not in SCALES:
         raise OptionError("scale", f"must be one of {', '.join(SCALES)}, got {scale!r}")
+    if mode == "pixel" and scale != "relative":
+        raise OptionError(
+            "scale", f"the pixel mode takes only 'relative' ({scale!r} is a legacy shift scale)"
+        )
     if chunk_size is not None and (
         isinstance(chunk_size, bool)
         or not isinstance(chunk_size, numbers.Integral)

@@ -18,6 +18,8 @@ from typing import Protocol
 
 from augtool import __version__
 from augtool.backends import Backend, LocalBackend
+from augtool.color import MODES as PCA_MODES
+from augtool.color import SCALES as PCA_SCALES
 from augtool.errors import ClusterError, InputError, Interrupted, OptionError, OutputError
 from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
@@ -143,8 +145,12 @@ class ExpandOptions:
             raise OptionError("--pca-std", f"must be >= 0, got {self.pca.std}")
         if self.pca_count and self.pca.k not in (1, 2, 3):
             raise OptionError("--pca-k", f"must be 1, 2 or 3, got {self.pca.k}")
-        if self.pca_count and self.pca.scale not in ("unit", "byte"):
-            raise OptionError("--pca-scale", f"unit or byte, got {self.pca.scale!r}")
+        if self.pca_count and self.pca.mode not in PCA_MODES:
+            raise OptionError("--pca-mode", f"pixel or shift, got {self.pca.mode!r}")
+        if self.pca_count and self.pca.scale not in PCA_SCALES:
+            raise OptionError("--pca-scale", f"relative, unit or byte, got {self.pca.scale!r}")
+        if self.pca_count and self.pca.mode == "pixel" and self.pca.scale != "relative":
+            raise OptionError("--pca-scale", "unit and byte are legacy scales of --pca-mode shift")
         if self.workers < 0:
             raise OptionError("--workers", f"must be >= 0 (0 = all cores), got {self.workers}")
         if self.max_pixels < 1:
@@ -180,7 +186,8 @@ class ExpandOptions:
         if "ranges" in values:
             values["ranges"] = Ranges(**{k: tuple(v) for k, v in values["ranges"].items()})
         if "pca" in values:
-            values["pca"] = PcaSettings(**values["pca"])
+            # Recipes written before --pca-mode existed meant Krizhevsky's shift.
+            values["pca"] = PcaSettings(**{"mode": "shift", **values["pca"]})
         if "transforms" in values:
             values["transforms"] = tuple(values["transforms"])
         if values.get("pipeline") is not None:

@@ -2,11 +2,12 @@
 
 * :func:`contact_sheet` shows one source image the way the paper's Fig. 2
   does: the original and one output of every conventional transform, plus the
-  PCA colour jitter at both scales, each tile labelled with its parameters.
+  PCA colour augmentation in both modes, each tile labelled with its parameters.
   The tiles are made by the same code as ``expand``'s outputs
   (:func:`augtool.render.render_source`): tile ``k`` is copy ``k`` of the file,
   with the parameters drawn from ``output_rng(seed, sha256(file), k)``. The
-  two PCA tiles share copy 11's alphas, so they differ only in the scale.
+  two PCA tiles share copy 11's alphas, so they differ only in the mode; the
+  ``pixel`` tile (the default mode) is what ``expand --pca`` writes.
 * :func:`dataset_grid` shows random outputs of an ``expand`` result (folder
   or HDF5): one row per class, one column group per split, each tile labelled
   with its transform.
@@ -29,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from augtool.color import DEFAULT_STD
 from augtool.decode import choose_reduction, image_size, read_image_file
 from augtool.errors import InputError, OptionError, OutputError
 from augtool.recipe import Recipe
@@ -50,10 +52,10 @@ ROW_LABEL_WIDTH = 120
 GROUP_GAP = 16
 #: Columns of a contact sheet unless told otherwise.
 DEFAULT_COLUMNS = 5
-#: PCA scales shown on a contact sheet, in order.
-PCA_SCALES = ("unit", "byte")
-#: Tiles on a contact sheet: the original, the ten transforms, PCA at both scales.
-SHEET_TILES = 1 + len(TRANSFORMS) + len(PCA_SCALES)
+#: PCA modes shown on a contact sheet, in order (the default first).
+PCA_MODES = ("pixel", "shift")
+#: Tiles on a contact sheet: the original, the ten transforms, PCA in both modes.
+SHEET_TILES = 1 + len(TRANSFORMS) + len(PCA_MODES)
 #: Largest source accepted, pixels (as ``expand --max-pixels``'s default).
 MAX_PIXELS = 100_000_000
 
@@ -142,11 +144,11 @@ def sheet_tiles(
     path: str | Path,
     size: int = 227,
     seed: int = 0,
-    pca_std: float = 0.1,
+    pca_std: float = DEFAULT_STD,
     ranges: Ranges | None = None,
     recipe: Recipe | None = None,
 ) -> tuple[list[Tile], str]:
-    """Render the original, every transform and PCA at both scales, as ``expand`` would.
+    """Render the original, every transform and PCA in both modes, as ``expand`` would.
 
     Args:
         path: The source image file.
@@ -166,7 +168,7 @@ def sheet_tiles(
         InputError: If the file cannot be read or is not a decodable image.
         OptionError: If ``size`` or ``pca_std`` is out of range.
     """
-    from augtool.color import apply_pca_shift, sample_alphas
+    from augtool.color import apply_pca, sample_alphas
     from augtool.plan import ORIGINAL, output_rng
     from augtool.render import RenderSettings, SourceTask, render_source
 
@@ -207,10 +209,13 @@ def sheet_tiles(
     original = np.asarray(rendered[0].payload)
     pca_copy = len(names)
     alphas = sample_alphas(output_rng(seed, sha256, pca_copy), 1, 3, pca_std)
-    for scale in PCA_SCALES:
-        result = apply_pca_shift(original[None], alphas, scale=scale)
-        shift = " ".join(f"{round(v, 1) or 0.0:+.1f}" for v in result.shifts[0])
-        tiles.append(Tile(result.images[0], f"pca {scale}", f"shift {shift}"))
+    for mode in PCA_MODES:
+        result = apply_pca(original[None], alphas, mode=mode)
+        if mode == "shift":
+            detail = "shift " + " ".join(f"{round(v, 1) or 0.0:+.1f}" for v in result.shifts[0])
+        else:
+            detail = "w " + " ".join(f"{round(v, 2) or 0.0:+.2f}" for v in result.weights[0])
+        tiles.append(Tile(result.images[0], f"pca {mode}", detail))
     about = (
         f"{path.name} {width}×{height}{decoded} · seed {seed} · {size} px tiles · "
         f"lengths in source px · PCA std {pca_std:g}"
@@ -272,7 +277,7 @@ def contact_sheet(
     path: str | Path,
     size: int = 227,
     seed: int = 0,
-    pca_std: float = 0.1,
+    pca_std: float = DEFAULT_STD,
     columns: int = DEFAULT_COLUMNS,
     ranges: Ranges | None = None,
     recipe: Recipe | None = None,
@@ -408,7 +413,7 @@ def preview(
         out: The PNG to write (atomically: a temporary file, then a rename).
         size: Contact sheet: tile side length (default 227).
         seed: Seed: of the transform parameters (sheet) or of the draw (grid).
-        pca_std: Contact sheet: standard deviation of the PCA alphas (default 0.1).
+        pca_std: Contact sheet: standard deviation of the PCA alphas (default 0.5).
         columns: Contact sheet: tiles per row (default 5).
         per_cell: Grid: images per (class, split) (default 4).
         overwrite: Replace ``out`` if it exists.
@@ -432,7 +437,7 @@ def preview(
             source,
             size=227 if size is None else size,
             seed=seed,
-            pca_std=0.1 if pca_std is None else pca_std,
+            pca_std=DEFAULT_STD if pca_std is None else pca_std,
             columns=DEFAULT_COLUMNS if columns is None else columns,
             recipe=recipe,
         )

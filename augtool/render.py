@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from augtool.color import DEFAULT_MODE, DEFAULT_STD
 from augtool.decode import choose_reduction, decode_rgb, resize_to
 from augtool.errors import InputError
 from augtool.orphans import die_with_parent
@@ -30,11 +31,19 @@ ENCODINGS = ("png", "jpg", "array")
 
 @dataclass(frozen=True)
 class PcaSettings:
-    """Options of the PCA colour jitter (see ``augtool.color``)."""
+    """Options of the PCA colour augmentation (see ``augtool.color``).
 
-    std: float = 0.1
+    Attributes:
+        std: Standard deviation of the alphas.
+        k: Principal components used.
+        mode: ``pixel`` (the paper's per-pixel reading) or ``shift`` (Krizhevsky's).
+        scale: ``relative`` (unit-free), or the legacy ``unit`` / ``byte`` of ``shift``.
+    """
+
+    std: float = DEFAULT_STD
     k: int = 3
-    scale: str = "unit"
+    mode: str = DEFAULT_MODE
+    scale: str = "relative"
 
 
 @dataclass(frozen=True)
@@ -185,8 +194,8 @@ def _apply_pca(
     params: list[dict],
     positions: list[int],
 ) -> None:
-    """Jitter the original's colours once per PCA copy, in one batched call."""
-    from augtool.color import apply_pca_shift, sample_alphas
+    """Change the original's colours once per PCA copy, in one batched call."""
+    from augtool.color import apply_pca, sample_alphas
 
     pca = settings.pca
     alphas = np.stack(
@@ -198,7 +207,7 @@ def _apply_pca(
         ]
     )
     batch = np.repeat(images[0][None], len(positions), axis=0)
-    result = apply_pca_shift(batch, alphas, scale=pca.scale)
+    result = apply_pca(batch, alphas, mode=pca.mode, scale=pca.scale)
     for j, pos in enumerate(positions):
         images[pos] = result.images[j]
         params[pos] = {
@@ -206,6 +215,7 @@ def _apply_pca(
             "eigenvalues": [float(v) for v in result.eigenvalues[j]],
             "std": pca.std,
             "k": pca.k,
+            "mode": pca.mode,
             "scale": pca.scale,
         }
 

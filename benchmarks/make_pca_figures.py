@@ -1,10 +1,12 @@
-"""Draw the contact sheets of docs/pca.md: one real cell, original + 5 PCA jitters.
+"""Draw the contact sheets of docs/pca.md: one real cell, original + 5 PCA copies per mode.
 
-Writes ``docs/img/pca_unit.png`` and ``docs/img/pca_byte.png``: the same cell
+Writes ``docs/img/pca_pixel.png`` and ``docs/img/pca_shift.png``: the same cell
 (``../shared/data/bccd-cells/WBC/BloodImage_00024_wbc.jpg`` resized to 227 x 227,
-or a generated smear when the shared data is absent), jittered five times with
-``pca_jitter(std=0.1, k=3)`` and the same alphas (seed 0) on each scale. Under
-every tile its shift (R, G, B) in grey levels.
+or a generated smear when the shared data is absent), changed five times at the
+default strength (``std=DEFAULT_STD``, k=3) with the same alphas (seed 0) in
+each mode. Under every tile: the weights w of the pixel mode, or the shift
+(R, G, B) in grey levels of the shift mode. Prints each copy's weights, shift
+and mean and largest absolute change from the original (grey levels).
 
 Run: ``python benchmarks/make_pca_figures.py``.
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from augtool.color import pca_jitter
+from augtool.color import DEFAULT_STD, pca_jitter
 from augtool.decode import load_resized
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,13 +50,24 @@ def tile(image: np.ndarray, text: str) -> np.ndarray:
     return np.concatenate([image, band])
 
 
-def sheet(original: np.ndarray, scale: str) -> np.ndarray:
-    """Original + ``COPIES`` jitters on ``scale``, side by side with white gaps."""
+def sheet(original: np.ndarray, mode: str) -> np.ndarray:
+    """Original + ``COPIES`` copies in ``mode``, side by side with white gaps."""
     batch = np.repeat(original[None], COPIES, axis=0)
-    result = pca_jitter(batch, np.random.default_rng(0), std=0.1, k=3, scale=scale)
+    result = pca_jitter(batch, np.random.default_rng(0), std=DEFAULT_STD, k=3, mode=mode)
     tiles = [tile(original, "original")]
-    for image, shift in zip(result.images, result.shifts, strict=True):
-        tiles.append(tile(image, "shift " + " ".join(f"{round(v):+d}" for v in shift)))
+    print(f"{mode}: eigenvalues {' '.join(f'{v:.0f}' for v in result.eigenvalues[0])}")
+    for image, weights, shift in zip(result.images, result.weights, result.shifts, strict=True):
+        change = np.abs(image.astype(np.int16) - original.astype(np.int16))
+        print(
+            f"  w {' '.join(f'{v:+.2f}' for v in weights)}  shift "
+            f"{' '.join(f'{v:+.1f}' for v in shift)}  mean change {change.mean():.1f}, "
+            f"largest {change.max()} grey levels"
+        )
+        if mode == "pixel":
+            text = "w " + " ".join(f"{v:+.2f}" for v in weights)
+        else:
+            text = "shift " + " ".join(f"{round(v):+d}" for v in shift)
+        tiles.append(tile(image, text))
     gap = np.full((SIZE + LABEL, GAP, 3), 255, dtype=np.uint8)
     row = [tiles[0]]
     for t in tiles[1:]:
@@ -66,9 +79,9 @@ def main() -> None:
     original = load_resized(CELL, SIZE) if CELL.exists() else generated_cell(SIZE)
     out = ROOT / "docs" / "img"
     out.mkdir(parents=True, exist_ok=True)
-    for scale in ("unit", "byte"):
-        path = out / f"pca_{scale}.png"
-        rgb = sheet(original, scale)
+    for mode in ("pixel", "shift"):
+        path = out / f"pca_{mode}.png"
+        rgb = sheet(original, mode)
         cv2.imwrite(
             str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]
         )

@@ -242,15 +242,20 @@ def stale_pictures(block: Block, folder: Path) -> list[str]:
     return stale
 
 
-def regenerate(block: Block, folder: Path) -> list[str]:
-    """Run a block and copy the pictures it keeps into docs/; the new quoted lines."""
+def regenerate(block: Block, folder: Path) -> tuple[list[str], list[str]]:
+    """Run a block and copy the pictures it keeps into docs/.
+
+    Returns:
+        The new quoted lines and the kept pictures whose pixels changed.
+    """
     lines = run_block(block, folder)
+    changed = stale_pictures(block, folder)
     for src, dest in block.keep:
         produced = folder / src
         if not produced.is_file():
             raise RuntimeError(f"{block.where}: the commands did not write {src}")
         shutil.copyfile(produced, DOCS / dest)
-    return lines
+    return lines, changed
 
 
 def rewrite(page: Path, replacements: dict[int, tuple[int, list[str]]]) -> None:
@@ -282,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                     new = run_block(block, Path(tmp))
                     pictures = stale_pictures(block, Path(tmp))
                 else:
-                    new, pictures = regenerate(block, Path(tmp)), []
+                    new, pictures = regenerate(block, Path(tmp))
             same = normalise(new) == normalise(block.quoted) and not pictures
             differ += not same
             print(f"{block.where}: {'same' if same else 'CHANGED'}", file=sys.stderr)

@@ -239,6 +239,9 @@ def test_all_bad_files_listed_at_once(make_raw, tmp_path: Path) -> None:
         (["--size", "2"], "--size"),
         (["--group-regex", "("], "--group-regex"),
         (["--pca-k", "5"], "--pca-k"),
+        (["--pca", "--pca-mode", "pixels"], "--pca-mode"),
+        (["--pca", "--pca-scale", "unit"], "--pca-scale"),
+        (["--pca", "--pca-std", "-1"], "--pca-std"),
         (["--no-augment-test", "--split-by", "image"], "--no-augment-test"),
     ],
 )
@@ -276,3 +279,26 @@ def test_cli_summary_and_config_file(make_raw, tmp_path: Path) -> None:
 def test_help_has_an_example() -> None:
     code, text = run_cli("expand", "--help")
     assert code == 0 and "Examples:" in text and "augtool expand raw/ out/" in text
+
+
+def test_pca_options_reach_every_copy(make_raw, tmp_path: Path) -> None:
+    raw = make_raw()
+    out = tmp_path / "out"
+    args = ["--target", "24", "--pca-count", "6", "--size", "32", "--workers", "1"]
+    code, text = run_cli("expand", raw, out, *args, "--pca-mode", "shift", "--pca-std", "0.4")
+    assert code == 0, text
+    rows = [r for r in _rows(out) if r["transform"] == "pca"]
+    assert len(rows) == 6
+    for row in rows:
+        params = json.loads(row["params"])
+        assert (params["mode"], params["scale"], params["std"]) == ("shift", "relative", 0.4)
+    code, text = run_cli("expand", raw, tmp_path / "default", *args)
+    assert code == 0, text
+    defaults = [json.loads(r["params"]) for r in _rows(tmp_path / "default")]
+    assert {(p["mode"], p["std"]) for p in defaults if "mode" in p} == {("pixel", 0.5)}
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    from augtool.io import read_manifest
+
+    return read_manifest(out)

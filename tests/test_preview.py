@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -45,10 +46,10 @@ def sheet_shape(columns: int, size: int) -> tuple[int, int, int]:
 # --- contact sheet --------------------------------------------------------------------
 
 
-def test_sheet_has_original_every_transform_and_both_pca_scales(cell: Path) -> None:
+def test_sheet_has_original_every_transform_and_both_pca_modes(cell: Path) -> None:
     tiles, about = pv.sheet_tiles(cell, size=SIZE)
     assert pv.SHEET_TILES == 13
-    assert [t.title for t in tiles] == ["original", *TRANSFORMS, "pca unit", "pca byte"]
+    assert [t.title for t in tiles] == ["original", *TRANSFORMS, "pca pixel", "pca shift"]
     assert all(t.image.shape == (SIZE, SIZE, 3) and t.image.dtype == np.uint8 for t in tiles)
     assert "cell.jpg 96×72" in about
 
@@ -92,7 +93,8 @@ def test_labels_carry_the_sampled_parameters(cell: Path, tmp_path: Path) -> None
     assert f"dx {rows['translate']['dx']:+.1f}" in tiles["translate"]
     assert tiles["shear_y"] == f"factor {rows['shear_y']['factor']:+.2f}"
     assert tiles["original"] == "96×72 source"
-    assert tiles["pca unit"].startswith("shift ")
+    assert tiles["pca shift"].startswith("shift ")
+    assert tiles["pca pixel"].startswith("w ")
 
 
 def _manifest(out: Path) -> list[dict[str, str]]:
@@ -101,15 +103,18 @@ def _manifest(out: Path) -> list[dict[str, str]]:
     return read_manifest(out)
 
 
-def test_pca_byte_shift_is_255_times_unit_on_same_alphas(cell: Path) -> None:
-    tiles = {t.title: t for t in pv.sheet_tiles(cell, size=SIZE, pca_std=0.1)[0]}
+def test_pca_tiles_share_the_alphas_and_differ_in_the_mode(cell: Path) -> None:
+    from augtool.color import apply_pca, sample_alphas
+    from augtool.plan import output_rng
 
-    def shift(detail: str) -> np.ndarray:
-        return np.array([float(v) for v in detail.removeprefix("shift ").split()])
-
-    unit, byte = shift(tiles["pca unit"].detail), shift(tiles["pca byte"].detail)
-    assert np.abs(byte).max() > 1.0
-    np.testing.assert_allclose(byte, unit * 255, atol=0.05 * 255 + 0.05)
+    tiles = {t.title: t for t in pv.sheet_tiles(cell, size=SIZE, seed=3, pca_std=0.5)[0]}
+    sha256 = hashlib.sha256(cell.read_bytes()).hexdigest()
+    alphas = sample_alphas(output_rng(3, sha256, 11), 1, 3, 0.5)
+    original = tiles["original"].image[None]
+    for mode in ("pixel", "shift"):
+        expected = apply_pca(original, alphas, mode=mode).images[0]
+        assert np.array_equal(tiles[f"pca {mode}"].image, expected), mode
+    assert not np.array_equal(tiles["pca pixel"].image, tiles["pca shift"].image)
 
 
 def test_pca_std_zero_leaves_the_original(cell: Path) -> None:

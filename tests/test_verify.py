@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import h5py
@@ -137,3 +138,34 @@ def test_cli_exit_codes(folder) -> None:
     assert result.exit_code == 1 and "missing:" in result.output
     result = CliRunner().invoke(main, ["verify", str(out.parent / "nope")])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("mode", ["pixel", "shift"])
+def test_pca_copies_regenerate_byte_for_byte(make_raw, tmp_path: Path, mode: str) -> None:
+    from augtool.io import read_manifest, read_recipe
+    from augtool.render import PcaSettings
+
+    raw = make_raw()
+    out = tmp_path / "out"
+    pca = PcaSettings(std=0.5, k=3, mode=mode, scale="relative")
+    expand(raw, out, ExpandOptions(**OPTS, pca_count=12, pca=pca))
+    assert read_recipe(out)["recipe"]["pca"] == {
+        "std": 0.5,
+        "k": 3,
+        "mode": mode,
+        "scale": "relative",
+    }
+    copies = [r for r in read_manifest(out) if r["transform"] == "pca"]
+    assert len(copies) == 12
+    assert all(json.loads(r["params"])["mode"] == mode for r in copies)
+    report = verify(out, regenerate_raw=raw)
+    assert report.ok, report.problems
+    assert report.regenerated
+
+
+def test_recipes_from_before_pca_modes_replay_the_shift() -> None:
+    old = {"pca_count": 4, "pca": {"std": 0.1, "k": 3, "scale": "unit"}}
+    options = ExpandOptions.from_recipe(old)
+    assert options.pca.mode == "shift" and options.pca.scale == "unit"
+    new = {"pca_count": 4, "pca": {"std": 0.5, "k": 3, "mode": "pixel", "scale": "relative"}}
+    assert ExpandOptions.from_recipe(new).pca.mode == "pixel"
