@@ -60,11 +60,12 @@ def read_coco(path: Path, image_root: Path) -> AnnotationSet:
     image_entries, annotations, categories = sections
     names = _categories(categories, file, result.problems)
     result.classes = sorted(set(names.values()))
-    by_id = _images(image_entries, images, file, result.problems)
+    declared: set[object] = set()
+    by_id = _images(image_entries, images, file, result.problems, declared)
     boxes: dict[object, list[Box]] = {key: [] for key in by_id}
     per_image: dict[object, int] = {}
     for index, entry in enumerate(annotations):
-        box = _annotation(entry, index, names, by_id, per_image, file, result)
+        box = _annotation(entry, index, names, by_id, declared, per_image, file, result)
         if box is not None:
             boxes[entry["image_id"]].append(box)
     mentioned = set()
@@ -122,10 +123,10 @@ def _categories(entries: list, file: str, problems: list[Problem]) -> dict[objec
 
 
 def _images(
-    entries: list, images: ImageFolder, file: str, problems: list[Problem]
+    entries: list, images: ImageFolder, file: str, problems: list[Problem], seen: set[object]
 ) -> dict[object, tuple[str, tuple[int, int]]]:
+    """Usable images by id; ``seen`` receives every declared id (usable or not)."""
     by_id: dict[object, tuple[str, tuple[int, int]]] = {}
-    seen: set[object] = set()
     for i, entry in enumerate(entries):
         where = f"images[{i}]"
         if not isinstance(entry, dict) or "id" not in entry or not entry.get("file_name"):
@@ -168,6 +169,7 @@ def _annotation(
     index: int,
     names: dict[object, str],
     by_id: dict[object, tuple[str, tuple[int, int]]],
+    declared: set[object],
     per_image: dict[object, int],
     file: str,
     result: AnnotationSet,
@@ -178,15 +180,12 @@ def _annotation(
     where = f"annotation id {entry['id']}" if "id" in entry else f"annotations[{index}]"
     image_id = entry.get("image_id")
     if image_id not in by_id:
-        result.problems.append(
-            Problem(
-                file,
-                where,
-                f"image_id {image_id!r} is not a usable image of the file's 'images'",
-                None,
-                False,
+        if image_id not in declared:  # a declared but unusable image has its own problem
+            result.problems.append(
+                Problem(
+                    file, where, f"image_id {image_id!r} is not declared in 'images'", None, False
+                )
             )
-        )
         return None
     image, size = by_id[image_id]
     position = per_image.get(image_id, 0)  # the object's number within its image
