@@ -669,3 +669,21 @@ def test_bad_cells_csv(tmp_path: Path) -> None:
     (raw / "cells.csv").write_text("name,where\nx,y\n")
     with pytest.raises(InputError, match=r"cells\.csv: no 'file' and 'smear' columns"):
         scan(raw)
+
+
+def test_clipped_box_warns_through_the_cli(smears: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "voc"
+    folder.mkdir()
+    (folder / "s1.xml").write_text(voc_xml("s1.png", [("RBC", (140, 100, 175, 125), False)]))
+    code, out = run_cli(
+        "cells", smears, folder, tmp_path / "o", "--format", "voc", "--window", "32"
+    )
+    assert code == 0, out
+    assert f"warning: {folder / 's1.xml'}, object 1: RBC box" in out and "clipped" in out
+    with open(tmp_path / "o" / "cells.csv", encoding="utf-8") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert (row["box_x1"], row["box_y1"], row["clipped"]) == ("160", "120", "1")
+    code, out = run_cli(
+        "cells", smears, folder, tmp_path / "q", "--format", "voc", "--window", "32", "-q"
+    )
+    assert code == 0 and "wrote" not in out and "clipped" in out
