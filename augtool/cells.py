@@ -508,6 +508,10 @@ def cut_cells(
         )
     _write(cells, smears, out, options, reporter)
     counts = Counter(c.class_name for c in cells)
+    rename = dict(options.rename)
+    wanted = {rename.get(c, c) for c in (options.classes or usable.classes)}
+    for missing in sorted(wanted - set(counts)):
+        reporter.warn(f"class {missing}: no cells left after the options; OUT has no folder for it")
     smear_sets: dict[str, set[str]] = defaultdict(set)
     for c in cells:
         smear_sets[c.class_name].add(c.smear)

@@ -687,3 +687,12 @@ def test_clipped_box_warns_through_the_cli(smears: Path, tmp_path: Path) -> None
         "cells", smears, folder, tmp_path / "q", "--format", "voc", "--window", "32", "-q"
     )
     assert code == 0 and "wrote" not in out and "clipped" in out
+
+
+def test_class_without_cells_is_reported(smears: Path, tmp_path: Path) -> None:
+    code, out = run_cli(
+        "cells", smears, write_voc(tmp_path / "voc"), tmp_path / "o", "--format", "voc",
+        "--window", "32", "--min-size", "12",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "class Platelets: no cells left after the options" in out
