@@ -216,6 +216,30 @@ def shear(
     return np.array([[1.0, 0.0, 0.0], [factor, 1.0, off]]), (width, height + abs(factor) * width)
 
 
+def translation(
+    dx: float, dy: float, width: float, height: float
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """Shift by ``(dx, dy)`` source pixels on a canvas the size of the source.
+
+    Returns:
+        The 2x3 source-to-canvas matrix and the canvas (width, height).
+    """
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]]), (width, height)
+
+
+def flip(axis: str, width: float, height: float) -> tuple[np.ndarray, tuple[float, float]]:
+    """Reflection about the x-axis (``"x"``: top-bottom) or the y-axis (``"y"``: left-right).
+
+    The pixels are flipped by ``cv2.flip``, which is this map exactly.
+
+    Returns:
+        The 2x3 source-to-canvas matrix and the canvas (width, height).
+    """
+    if axis == "x":
+        return np.array([[1.0, 0.0, 0.0], [0.0, -1.0, height]]), (width, height)
+    return np.array([[-1.0, 0.0, width], [0.0, 1.0, 0.0]]), (width, height)
+
+
 # --- the table ------------------------------------------------------------------------
 
 
@@ -280,8 +304,8 @@ def _apply_rotate(work: np.ndarray, params: Params, scale: Scale, size: int) -> 
 
 
 def _apply_translate(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
-    matrix = np.array([[1.0, 0.0, params["dx"]], [0.0, 1.0, params["dy"]]])
-    return warp_to_canvas(work, matrix, source_size(work, scale), scale, size)
+    matrix, canvas = translation(params["dx"], params["dy"], *source_size(work, scale))
+    return warp_to_canvas(work, matrix, canvas, scale, size)
 
 
 def _apply_shear_x(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
@@ -353,3 +377,37 @@ def parse_transform_list(text: str | None) -> list[str]:
     if len(set(names)) != len(names):
         raise OptionError("--transforms", "a transform is named twice")
     return names
+
+
+#: Where each geometric transform sends source points: ``(params, width, height)`` to
+#: the 2x3 source-to-canvas matrix and the canvas size (source pixels), the very
+#: matrices the pixel code above warps by. The canvas is then resized to the output.
+#: A transform not listed here moves no pixel (colour and intensity only).
+GEOMETRY: dict[str, Callable[[Params, float, float], tuple[np.ndarray, tuple[float, float]]]] = {
+    "flip_x": lambda p, w, h: flip("x", w, h),
+    "flip_y": lambda p, w, h: flip("y", w, h),
+    "rotate": lambda p, w, h: rotation(p["angle"], w, h),
+    "translate": lambda p, w, h: translation(p["dx"], p["dy"], w, h),
+    "shear_x": lambda p, w, h: shear(p["factor"], "x", w, h),
+    "shear_y": lambda p, w, h: shear(p["factor"], "y", w, h),
+}
+
+
+def geometry(
+    name: str, params: Params, width: float, height: float
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """The source-to-canvas map of a transform (identity for one that moves no pixel).
+
+    Args:
+        name: Transform name (or ``original``).
+        params: Its sampled parameters.
+        width: Source width in pixels.
+        height: Source height in pixels.
+
+    Returns:
+        The 2x3 matrix and the canvas (width, height), both in source pixels.
+    """
+    get_transform(name)
+    if name in GEOMETRY:
+        return GEOMETRY[name](params, width, height)
+    return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), (width, height)
