@@ -444,9 +444,22 @@ def _backend_from_options(opts: dict[str, Any]) -> Any:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["folder", "hdf5"]),
+    type=click.Choice(["folder", "hdf5", "voc", "coco", "yolo"]),
     default=None,
-    help="Output format. [default: by OUT's suffix]",
+    help="Output format [default: by OUT's suffix]; with --annotations, their format.",
+)
+@click.option(
+    "--annotations",
+    default=None,
+    help="Detection: boxes of RAW's images (VOC/YOLO folder, COCO file); RAW holds images.",
+)
+@click.option("--names", default=None, help="YOLO class names file (with --annotations).")
+@click.option(
+    "--min-visibility",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="Detection: drop a box when less than this fraction of it stays in the image.",
 )
 @click.option(
     "--image-format",
@@ -527,6 +540,8 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         shear_range=opts.pop("shear_range"),
     )
     pca = PcaSettings(std=opts.pop("pca_std"), k=opts.pop("pca_k"), scale=opts.pop("pca_scale"))
+    if opts["output_format"] in ("voc", "coco", "yolo"):
+        opts["annotation_format"], opts["output_format"] = opts["output_format"], "folder"
     options = ExpandOptions(
         target=target,
         factor=factor,
@@ -538,7 +553,13 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
     )
     reporter = TqdmReporter(quiet)
     if dry_run:
-        scanned = scan(raw, options.group_regex, options.skip_invalid, options.max_pixels)
+        if options.annotations is not None:
+            from augtool.expand import scan_detection
+
+            options.validate()
+            scanned, _ = scan_detection(raw, options)
+        else:
+            scanned = scan(raw, options.group_regex, options.skip_invalid, options.max_pixels)
         run = plan_run(scanned, options, reporter)
         from collections import Counter
 
@@ -573,6 +594,13 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
             f"in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s{resumed})"
         )
         click.echo(_counts_table(summary.counts, summary.scan.classes))
+        if summary.boxes is not None:
+            click.echo(
+                f"boxes: {summary.boxes['boxes_out']} written in {options.annotation_format} "
+                f"({summary.boxes['boxes_in'] - summary.boxes['boxes_out']} of "
+                f"{summary.boxes['boxes_in']} left out: under --min-visibility "
+                f"{options.min_visibility:g} inside, or under 2 px)"
+            )
         if summary.scan.grouped_by:
             groups = len({s.group for s in summary.scan.sources})
             click.echo(f"split grouped by {summary.scan.grouped_by}: {groups} groups")

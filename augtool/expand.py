@@ -14,10 +14,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from augtool import __version__
+from augtool.annotations.base import FORMATS
 from augtool.backends import Backend, LocalBackend
+from augtool.boxes import DEFAULT_MIN_VISIBILITY, check_min_visibility
 from augtool.errors import ClusterError, InputError, Interrupted, OptionError, OutputError
 from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
@@ -33,6 +35,9 @@ from augtool.split import (
 )
 from augtool.transforms import TRANSFORMS, Ranges
 from augtool.writers import SCHEMA_VERSION, FolderWriter, Hdf5Writer, check_output
+
+if TYPE_CHECKING:
+    from augtool.detect import DetectionInput
 
 SPLIT_BY = ("source", "image")
 COMPRESSIONS = ("none", "lzf", "gzip")
@@ -90,6 +95,12 @@ class ExpandOptions:
         workers: Worker processes (not part of the recipe: it never changes bytes).
         overwrite: Replace an existing output.
         resume: Continue the partial output of an interrupted run of the same recipe.
+        annotations: Detection runs: the annotation folder (VOC, YOLO) or file
+            (COCO) of RAW's images; RAW is then a folder of images, not of classes.
+        annotation_format: ``voc``, ``coco`` or ``yolo`` (with ``annotations``).
+        names: YOLO class names file (default: found beside the labels).
+        min_visibility: Detection: a box is dropped when less than this fraction
+            of it stays inside the output.
     """
 
     size: int = 227
@@ -113,6 +124,10 @@ class ExpandOptions:
     workers: int = 0
     overwrite: bool = False
     resume: bool = False
+    annotations: str | None = None
+    annotation_format: str | None = None
+    names: str | None = None
+    min_visibility: float = DEFAULT_MIN_VISIBILITY
 
     def validate(self) -> SplitSpec:
         """Check every option; return the parsed split.
@@ -145,11 +160,28 @@ class ExpandOptions:
         if self.max_pixels < 1:
             raise OptionError("--max-pixels", "must be positive")
         spec = parse_split(self.split)
+        self._validate_detection()
         if self.no_augment_test and self.split_by == "image":
             raise OptionError("--no-augment-test", "needs --split-by source")
         if self.no_augment_test and not spec.enabled:
             raise OptionError("--no-augment-test", "needs a split (--split 0.7 or similar)")
         return spec
+
+    def _validate_detection(self) -> None:
+        if self.annotations is None:
+            if self.annotation_format is not None:
+                raise OptionError("--format", f"{self.annotation_format} needs --annotations")
+            if self.names is not None:
+                raise OptionError("--names", "needs --annotations (YOLO)")
+            return
+        if self.annotation_format not in FORMATS:
+            raise OptionError(
+                "--format",
+                f"with --annotations, one of {', '.join(FORMATS)}; got {self.annotation_format!r}",
+            )
+        if self.output_format == "hdf5":
+            raise OptionError("--format", "detection output (--annotations) is a folder")
+        check_min_visibility(self.min_visibility)
 
     @classmethod
     def from_recipe(cls, recipe: dict, workers: int = 0) -> ExpandOptions:
@@ -176,6 +208,9 @@ class ExpandOptions:
         d = asdict(self)
         for key in ("workers", "overwrite", "resume"):
             d.pop(key)
+        if self.annotations is None:  # classification recipes stay as they were
+            for key in ("annotations", "annotation_format", "names", "min_visibility"):
+                d.pop(key)
         d["transforms"] = list(self.transforms)
         return d
 
@@ -192,6 +227,8 @@ class ExpandSummary:
         seconds: Wall time.
         scan: The scan result (sources, skipped files, duplicates).
         output_format: ``folder`` or ``hdf5``.
+        boxes: Detection runs: the annotation record (``boxes_in``, ``boxes_out``,
+            ``files``); None otherwise.
     """
 
     out: Path
@@ -201,6 +238,7 @@ class ExpandSummary:
     seconds: float
     scan: ScanResult
     output_format: str
+    boxes: dict | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -340,14 +378,20 @@ def expand(
     backend = backend or LocalBackend(workers)
 
     reporter.start("scan", 0)
-    scan_result = scan(
-        raw,
-        group_regex=options.group_regex,
-        skip_invalid=options.skip_invalid,
-        max_pixels=options.max_pixels,
-        workers=workers,
-        progress=None,
-    )
+    detection = None
+    if options.annotations is not None:
+        scan_result, detection = scan_detection(raw, options)
+        for warning in detection.warnings:
+            reporter.warn(warning)
+    else:
+        scan_result = scan(
+            raw,
+            group_regex=options.group_regex,
+            skip_invalid=options.skip_invalid,
+            max_pixels=options.max_pixels,
+            workers=workers,
+            progress=None,
+        )
     _report_scan(scan_result, reporter)
     run = plan_run(scan_result, options, reporter)
 
@@ -390,6 +434,8 @@ def expand(
             writer.commit(new)
             reporter.advance(len(batch))
         attrs = _attributes(run, options, output_format, command_line)
+        if detection is not None:
+            attrs["annotations"] = _write_boxes(run, records, detection, options, writer)
         writer.finish([r for r in records if r is not None], _source_rows(run), attrs)
     except (KeyboardInterrupt, Interrupted):
         writer.abort(keep=True)
@@ -427,7 +473,47 @@ def expand(
         seconds=time.perf_counter() - started,
         scan=scan_result,
         output_format=output_format,
+        boxes=attrs.get("annotations"),
     )
+
+
+def scan_detection(raw: Path, options: ExpandOptions) -> tuple[ScanResult, DetectionInput]:
+    """The sources and boxes of a detection run (``options.annotations`` set)."""
+    from augtool.detect import scan_annotated
+
+    assert options.annotations is not None and options.annotation_format is not None
+    return scan_annotated(
+        raw,
+        options.annotation_format,
+        options.annotations,
+        options.names,
+        options.group_regex,
+        options.skip_invalid,
+        options.max_pixels,
+    )
+
+
+def _write_boxes(
+    run: PlannedRun,
+    records: Sequence[dict | None],
+    detection: DetectionInput,
+    options: ExpandOptions,
+    writer: FolderWriter | Hdf5Writer,
+) -> dict:
+    """Write the annotation files of every output; return their record for ``augtool.json``."""
+    from augtool.detect import detection_files
+
+    by_path = {s.path: s for s in run.scan.sources}
+    result = detection_files(
+        [r for r in records if r is not None],
+        lambda row: by_path[row["source"]],
+        detection,
+        (options.size, options.size),
+        options.min_visibility,
+    )
+    for name, text in result.files.items():
+        writer.write(-1, name, text.encode("utf-8"))
+    return result.record(options.min_visibility, detection.fmt, detection.classes)
 
 
 def _few(items: Sequence[str], limit: int = 10) -> str:

@@ -1,0 +1,190 @@
+"""Detection datasets: expand with boxes, in VOC, COCO and YOLO, verified."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from augtool.annotations import Box, ImageBoxes, read_annotations
+from augtool.annotations.write import write_annotations
+from augtool.errors import InputError, OptionError
+from augtool.expand import ExpandOptions, expand
+from augtool.transforms import Ranges
+from augtool.verify import verify
+from cli import main
+from tests.conftest import write_image
+
+CLASSES = ["RBC", "WBC"]
+SIZE = 160
+#: (image, rectangle, class): one filled white rectangle per black image.
+IMAGES = [
+    ("smearA_1.png", (40, 30, 110, 80), "RBC"),
+    ("smearA_2.png", (5, 50, 60, 118), "WBC"),
+    ("smearB_1.png", (100, 10, 158, 60), "RBC"),
+    ("smearB_2.png", (60, 40, 100, 90), "WBC"),
+    ("smearC_1.png", (20, 20, 70, 100), "RBC"),
+]
+
+
+def make_detection_raw(tmp_path: Path, fmt: str) -> tuple[Path, Path]:
+    """RAW of 160x120 images with one box each, annotated in ``fmt`` by the writers."""
+    raw = tmp_path / "raw"
+    items = []
+    for name, (x0, y0, x1, y1), label in IMAGES:
+        image = np.zeros((120, 160, 3), np.uint8)
+        image[y0:y1, x0:x1] = 255
+        write_image(raw / name, image)
+        items.append(ImageBoxes(name, 160, 120, (Box(x0, y0, x1, y1, label, 0, "object 0"),), name))
+    ann = tmp_path / "ann"
+    write_annotations(fmt, ann, items, CLASSES)
+    location = ann / "annotations.json" if fmt == "coco" else ann
+    return raw, location
+
+
+def options(fmt: str, location: Path, **extra) -> ExpandOptions:
+    values = {
+        "size": SIZE,
+        "target": None,
+        "factor": 4,
+        "split": "0.6",
+        "workers": 1,
+        "annotations": str(location),
+        "annotation_format": fmt,
+        "group_regex": r"smear[A-Z]",
+    }
+    values.update(extra)
+    return ExpandOptions(**values)
+
+
+def bright_box(path: Path) -> tuple[int, int, int, int] | None:
+    image = cv2.imread(str(path))
+    ys, xs = np.nonzero(image.max(axis=2) > 127)
+    if len(xs) == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+@pytest.mark.parametrize("fmt", ["voc", "coco", "yolo"])
+def test_expand_writes_boxes_that_follow_the_pixels(tmp_path: Path, fmt: str) -> None:
+    raw, location = make_detection_raw(tmp_path, fmt)
+    out = tmp_path / "out"
+    summary = expand(raw, out, options(fmt, location))
+    assert summary.total == 20
+    assert summary.boxes is not None and summary.boxes["boxes_in"] == 20
+    assert verify(out).ok
+    label_of = {name.rsplit(".", 1)[0]: label for name, _, label in IMAGES}
+    seen = 0
+    for split in ("train", "test"):
+        folder = out / split
+        ann = {"voc": "annotations", "coco": "annotations.json", "yolo": "labels"}[fmt]
+        back = read_annotations(fmt, folder / ann, folder / "images")
+        assert back.problems == [] and back.warnings == [] and back.unannotated == []
+        for item in back.images:
+            seen += 1
+            source = item.image.split("__")[0]
+            found = bright_box(folder / "images" / item.image)
+            if found is None:
+                assert item.boxes == ()
+                continue
+            assert len(item.boxes) == 1, item.image
+            b = item.boxes[0]
+            assert b.label == label_of[source]
+            np.testing.assert_allclose(
+                [b.x0, b.y0, b.x1, b.y1], found, atol=2.5, err_msg=item.image
+            )
+    assert seen == 20
+    # Groups: all images of one smear sit in one split.
+    rows = (out / "manifest.csv").read_text().splitlines()[1:]
+    sides: dict[str, set[str]] = {}
+    for row in rows:
+        name = row.split(",")[0]
+        sides.setdefault(name.split("/")[-1][:6], set()).add(name.split("/")[0])
+    assert all(len(s) == 1 for s in sides.values())
+
+
+def test_same_recipe_same_annotation_bytes_and_regenerate(tmp_path: Path) -> None:
+    raw, location = make_detection_raw(tmp_path, "yolo")
+    expand(raw, tmp_path / "a", options("yolo", location))
+    expand(raw, tmp_path / "b", options("yolo", location, workers=2))
+    a = json.loads((tmp_path / "a" / "augtool.json").read_text())["annotations"]
+    b = json.loads((tmp_path / "b" / "augtool.json").read_text())["annotations"]
+    assert a["files"] == b["files"] and len(a["files"]) == 22  # 20 labels + 2 classes.txt
+    report = verify(tmp_path / "a", regenerate_raw=raw)
+    assert report.ok and report.regenerated
+
+
+def test_verify_catches_an_edited_or_missing_annotation(tmp_path: Path) -> None:
+    raw, location = make_detection_raw(tmp_path, "voc")
+    out = tmp_path / "out"
+    expand(raw, out, options("voc", location))
+    xml = sorted((out / "train" / "annotations").glob("*.xml"))
+    xml[0].write_text(xml[0].read_text().replace("<name>", "<name>x"))
+    xml[1].unlink()
+    problems = verify(out).problems
+    assert any("content differs" in p and xml[0].name in p for p in problems)
+    assert any(p.startswith("missing:") and xml[1].name in p for p in problems)
+
+
+def test_min_visibility_drops_boxes_shifted_out(tmp_path: Path) -> None:
+    raw, location = make_detection_raw(tmp_path, "coco")
+    # Translation by 50 px moves smearB_1's box (x 100..158) mostly out of a 160 px image.
+    opts = options(
+        "coco",
+        location,
+        transforms=("translate",),
+        ranges=Ranges(translate_range=(50.0, 50.0)),
+        min_visibility=0.99,
+        split="none",
+    )
+    summary = expand(raw, tmp_path / "out", opts)
+    assert summary.boxes is not None
+    assert summary.boxes["boxes_out"] < summary.boxes["boxes_in"]
+    loose = expand(raw, tmp_path / "out0", replace(opts, min_visibility=0.0))
+    assert loose.boxes is not None and loose.boxes["boxes_out"] > summary.boxes["boxes_out"]
+
+
+def test_faulty_annotations_are_listed_and_nothing_written(tmp_path: Path) -> None:
+    raw, location = make_detection_raw(tmp_path, "yolo")
+    (location / "smearA_1.txt").write_text("0 0.5 0.5 0 0.2\n")
+    with pytest.raises(InputError, match="no area"):
+        expand(raw, tmp_path / "out", options("yolo", location))
+    assert not (tmp_path / "out").exists()
+    summary = expand(raw, tmp_path / "out", options("yolo", location, skip_invalid=True))
+    assert summary.boxes is not None and summary.boxes["boxes_in"] == 16
+
+
+@pytest.mark.parametrize(
+    ("extra", "option"),
+    [
+        ({"annotations": None}, "--format"),
+        ({"output_format": "hdf5"}, "--format"),
+        ({"min_visibility": 1.5}, "--min-visibility"),
+        ({"annotation_format": "kitti"}, "--format"),
+    ],
+)
+def test_detection_options_are_checked(tmp_path: Path, extra: dict, option: str) -> None:
+    with pytest.raises(OptionError, match=option):
+        options("voc", tmp_path, **extra).validate()
+
+
+def test_classification_recipe_has_no_detection_keys() -> None:
+    assert "annotations" not in ExpandOptions().recipe()
+
+
+def test_cli_expand_with_annotations(tmp_path: Path) -> None:
+    raw, location = make_detection_raw(tmp_path, "voc")
+    out = tmp_path / "out"
+    args = ["expand", raw, out, "--annotations", location, "--format", "voc", "--factor", "2"]
+    args += ["--size", "200", "--workers", "1"]
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert "boxes: 10 written in voc" in result.output
+    assert verify(out).ok
+    result = CliRunner().invoke(main, ["expand", str(raw), str(tmp_path / "x"), "--format", "voc"])
+    assert result.exit_code != 0 and "--annotations" in result.output
