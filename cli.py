@@ -994,6 +994,26 @@ def synth(
     default=None,
     help="Dataset: random images per class and split. [default: 4]",
 )
+@click.option(
+    "--annotations",
+    default=None,
+    help="Image: annotations of its folder (VOC/YOLO folder, COCO file); boxes drawn on tiles.",
+)
+@click.option(
+    "--format",
+    "annotation_format",
+    type=click.Choice(["voc", "coco", "yolo"]),
+    default=None,
+    help="Format of --annotations.",
+)
+@click.option("--names", default=None, help="YOLO class names file (with --annotations).")
+@click.option(
+    "--min-visibility",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="As expand --min-visibility.",
+)
 @seed_option
 @overwrite_option
 @quiet_option
@@ -1005,6 +1025,10 @@ def preview(
     pca_std: float | None,
     columns: int | None,
     per_cell: int | None,
+    annotations: str | None,
+    annotation_format: str | None,
+    names: str | None,
+    min_visibility: float,
     seed: int,
     overwrite: bool,
     quiet: bool,
@@ -1024,6 +1048,7 @@ def preview(
       augtool preview raw/ALL/im001.jpg --out sheet.png
       augtool preview raw/ALL/im001.jpg --out sheet.png --size 160 --seed 3 --columns 7
       augtool preview out/ --out grid.png --per-cell 6
+      augtool preview smears/a.jpg --annotations ann/ --format voc --size 416 --out boxes.png
     """
     from augtool.preview import preview as run_preview
 
@@ -1036,6 +1061,10 @@ def preview(
         columns=columns,
         per_cell=per_cell,
         overwrite=overwrite,
+        annotations=annotations,
+        annotation_format=annotation_format,
+        names=names,
+        min_visibility=min_visibility,
     )
     if not quiet:
         what = "contact sheet" if result.kind == "image" else "dataset grid"

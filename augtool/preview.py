@@ -23,12 +23,14 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from augtool.annotations import Box, ImageBoxes
 from augtool.decode import choose_reduction, image_size, read_image_file
 from augtool.errors import InputError, OptionError, OutputError
 from augtool.transforms import TRANSFORMS, Ranges
@@ -53,6 +55,9 @@ DEFAULT_COLUMNS = 5
 PCA_SCALES = ("unit", "byte")
 #: Tiles on a contact sheet: the original, the ten transforms, PCA at both scales.
 SHEET_TILES = 1 + len(TRANSFORMS) + len(PCA_SCALES)
+#: Box colours (RGB) by class position, and their names for the sheet's title.
+BOX_COLOURS = ((230, 25, 75), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180))
+_COLOUR_NAMES = ("red", "blue", "green", "orange", "purple")
 #: Largest source accepted, pixels (as ``expand --max-pixels``'s default).
 MAX_PIXELS = 100_000_000
 
@@ -143,6 +148,8 @@ def sheet_tiles(
     seed: int = 0,
     pca_std: float = 0.1,
     ranges: Ranges | None = None,
+    boxes: ImageBoxes | None = None,
+    min_visibility: float = 0.3,
 ) -> tuple[list[Tile], str]:
     """Render the original, every transform and PCA at both scales, as ``expand`` would.
 
@@ -152,6 +159,9 @@ def sheet_tiles(
         seed: Run seed (``expand --seed``).
         pca_std: Standard deviation of the PCA alphas (``expand --pca-std``).
         ranges: Transform parameter ranges; the paper's by default.
+        boxes: The image's annotated boxes: drawn on every tile where
+            ``expand --annotations`` would put them (mapped with the tile's parameters).
+        min_visibility: As ``expand --min-visibility``.
 
     Returns:
         The ``SHEET_TILES`` tiles and a one-line description of the source.
@@ -189,19 +199,53 @@ def sheet_tiles(
         for name, item in zip(names, rendered, strict=True)
     ]
     original = np.asarray(rendered[0].payload)
+    if boxes is not None:
+        from augtool.detect import output_boxes
+
+        classes = sorted({b.label for b in boxes.boxes})
+        for tile, name, item in zip(tiles, names, rendered, strict=True):
+            kept = output_boxes(boxes, name, json.loads(item.params), (size, size), min_visibility)
+            draw_boxes(tile.image, kept, classes)
     pca_copy = len(names)
     alphas = sample_alphas(output_rng(seed, sha256, pca_copy), 1, 3, pca_std)
     for scale in PCA_SCALES:
         result = apply_pca_shift(original[None], alphas, scale=scale)
         shift = " ".join(f"{round(v, 1) or 0.0:+.1f}" for v in result.shifts[0])
-        tiles.append(Tile(result.images[0], f"pca {scale}", f"shift {shift}"))
+        image = result.images[0]
+        if boxes is not None:
+            kept = output_boxes(boxes, "pca", {}, (size, size), min_visibility)
+            image = draw_boxes(image.copy(), kept, classes)
+        tiles.append(Tile(image, f"pca {scale}", f"shift {shift}"))
     reduction = choose_reduction(width, height, size)
     decoded = f", decoded at 1/{reduction}" if reduction > 1 else ""
     about = (
         f"{path.name} {width}×{height}{decoded} · seed {seed} · {size} px tiles · "
         f"lengths in source px · PCA std {pca_std:g}"
     )
+    if boxes is not None:
+        about += " · boxes: " + ", ".join(
+            f"{c} {_COLOUR_NAMES[i % len(BOX_COLOURS)]}" for i, c in enumerate(classes)
+        )
     return tiles, about
+
+
+def draw_boxes(image: np.ndarray, boxes: Sequence[Box], classes: Sequence[str]) -> np.ndarray:
+    """Draw boxes on an RGB image in place, one colour per class (``BOX_COLOURS`` order).
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB, modified.
+        boxes: Boxes in the image's pixels (continuous edges).
+        classes: Class names; a box's colour is its class's position here.
+
+    Returns:
+        ``image``.
+    """
+    for box in boxes:
+        colour = BOX_COLOURS[classes.index(box.label) % len(BOX_COLOURS)]
+        x0, y0 = round(box.x0), round(box.y0)
+        x1, y1 = round(box.x1) - 1, round(box.y1) - 1
+        cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
+    return image
 
 
 def describe(name: str, params: dict, width: int, height: int) -> str:
@@ -244,6 +288,8 @@ def contact_sheet(
     pca_std: float = 0.1,
     columns: int = DEFAULT_COLUMNS,
     ranges: Ranges | None = None,
+    boxes: ImageBoxes | None = None,
+    min_visibility: float = 0.3,
 ) -> np.ndarray:
     """The labelled contact sheet of one source image (the paper's Fig. 2, and PCA).
 
@@ -254,6 +300,8 @@ def contact_sheet(
         pca_std: Standard deviation of the PCA alphas.
         columns: Tiles per row, 1 to ``SHEET_TILES``.
         ranges: Transform parameter ranges; the paper's by default.
+        boxes: The image's boxes, drawn on every tile (see :func:`sheet_tiles`).
+        min_visibility: As ``expand --min-visibility``.
 
     Returns:
         ``(TITLE_HEIGHT + rows * (size + LABEL_HEIGHT) + (rows + 1) * GAP,
@@ -266,7 +314,7 @@ def contact_sheet(
     """
     if not 1 <= columns <= SHEET_TILES:
         raise OptionError("--columns", f"must be between 1 and {SHEET_TILES}, got {columns}")
-    tiles, about = sheet_tiles(path, size, seed, pca_std, ranges)
+    tiles, about = sheet_tiles(path, size, seed, pca_std, ranges, boxes, min_visibility)
     rows = math.ceil(len(tiles) / columns)
     cell_h = size + LABEL_HEIGHT
     sheet = _canvas(
@@ -363,6 +411,10 @@ def preview(
     columns: int | None = None,
     per_cell: int | None = None,
     overwrite: bool = False,
+    annotations: str | Path | None = None,
+    annotation_format: str | None = None,
+    names: str | Path | None = None,
+    min_visibility: float = 0.3,
 ) -> PreviewResult:
     """Write the contact sheet of an image, or the grid of an ``expand`` output, as PNG.
 
@@ -377,6 +429,11 @@ def preview(
         columns: Contact sheet: tiles per row (default 5).
         per_cell: Grid: images per (class, split) (default 4).
         overwrite: Replace ``out`` if it exists.
+        annotations: Contact sheet: the annotations of the image's folder (VOC,
+            YOLO folder or COCO file); its boxes are drawn on every tile.
+        annotation_format: ``voc``, ``coco`` or ``yolo`` (with ``annotations``).
+        names: YOLO class names file.
+        min_visibility: As ``expand --min-visibility``.
 
     Returns:
         What was written.
@@ -398,9 +455,13 @@ def preview(
             seed=seed,
             pca_std=0.1 if pca_std is None else pca_std,
             columns=DEFAULT_COLUMNS if columns is None else columns,
+            boxes=_boxes_of(source, annotations, annotation_format, names, min_visibility),
+            min_visibility=min_visibility,
         )
         tiles = SHEET_TILES
     else:
+        if annotations is not None:
+            raise OptionError("--annotations", "applies to an image file, not to an expand output")
         for option, value in (("--size", size), ("--pca-std", pca_std), ("--columns", columns)):
             if value is not None:
                 raise OptionError(option, "applies to an image file, not to an expand output")
@@ -409,6 +470,38 @@ def preview(
         )
     write_png(out, picture, overwrite)
     return PreviewResult(out, kind, picture.shape[1], picture.shape[0], tiles)
+
+
+def _boxes_of(
+    image: Path,
+    annotations: str | Path | None,
+    fmt: str | None,
+    names: str | Path | None,
+    min_visibility: float,
+) -> ImageBoxes | None:
+    """The boxes of one image from the annotations of its folder (None without annotations).
+
+    Raises:
+        OptionError: For a missing format or a bad ``min_visibility``.
+        InputError: If the annotations are faulty or do not describe the image.
+    """
+    if annotations is None:
+        if fmt is not None:
+            raise OptionError("--format", "needs --annotations")
+        return None
+    from augtool.annotations import read_annotations
+    from augtool.boxes import check_min_visibility
+
+    if fmt is None:
+        raise OptionError("--format", "give the annotations' format: voc, coco or yolo")
+    check_min_visibility(min_visibility)
+    found = read_annotations(fmt, annotations, image.parent, names)
+    for item in found.images:
+        if item.image == image.name:
+            return item
+    mine = [str(p) for p in found.problems if p.image == image.name]
+    why = f": {'; '.join(mine)}" if mine else ""
+    raise InputError(f"{annotations}: no usable boxes of {image.name}{why}")
 
 
 def check_out(out: Path, source: Path, overwrite: bool) -> None:
