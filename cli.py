@@ -336,6 +336,20 @@ def _backend_from_options(opts: dict[str, Any]) -> Any:
     )
 
 
+def _parse_output_size(
+    ctx: click.Context, param: click.Parameter, value: object
+) -> tuple[int, int | None]:
+    """Parse expand's ``--size``: ``227`` (square) or ``640x480``, as ``(width, height | None)``."""
+    text = str(value).strip().lower()
+    width, sep, height = text.partition("x")
+    try:
+        return int(width), (int(height) if sep else None)
+    except ValueError:
+        raise click.BadParameter(
+            f"a side length (227) or WIDTHxHEIGHT (640x480), got {value!r}", ctx=ctx, param=param
+        ) from None
+
+
 @main.command()
 @click.argument("raw", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
@@ -390,7 +404,11 @@ def _backend_from_options(opts: dict[str, Any]) -> Any:
     "--shear-range", type=RangeType(), default="0.3,1.0", show_default=True, help="|shear factor|."
 )
 @click.option(
-    "--size", type=int, default=227, show_default=True, help="Output side length (squashed)."
+    "--size",
+    default="227",
+    show_default=True,
+    callback=_parse_output_size,
+    help="Output side length (squashed), or WIDTHxHEIGHT (folder output), e.g. 640x480.",
 )
 @click.option(
     "--pca", is_flag=True, help="Add PCA colour-jittered copies (184 by default: the 1,676 set)."
@@ -540,6 +558,7 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         shear_range=opts.pop("shear_range"),
     )
     pca = PcaSettings(std=opts.pop("pca_std"), k=opts.pop("pca_k"), scale=opts.pop("pca_scale"))
+    opts["size"], opts["height"] = opts["size"]
     if opts["output_format"] in ("voc", "coco", "yolo"):
         opts["annotation_format"], opts["output_format"] = opts["output_format"], "folder"
     options = ExpandOptions(
@@ -590,8 +609,9 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         kind = "HDF5" if summary.output_format == "hdf5" else options.image_format.upper()
         resumed = f", {summary.resumed} of them from the interrupted run" if summary.resumed else ""
         click.echo(
-            f"wrote {summary.total} images ({kind} {options.size}x{options.size}) to {out} "
-            f"in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s{resumed})"
+            f"wrote {summary.total} images ({kind} {options.size}x"
+            f"{options.height or options.size}) to {out} in {summary.seconds:.1f} s "
+            f"({summary.images_per_second:.0f} images/s{resumed})"
         )
         click.echo(_counts_table(summary.counts, summary.scan.classes))
         if summary.boxes is not None:

@@ -101,6 +101,8 @@ class ExpandOptions:
         names: YOLO class names file (default: found beside the labels).
         min_visibility: Detection: a box is dropped when less than this fraction
             of it stays inside the output.
+        height: Output height when not square (``--size WxH``, folder output
+            only); ``size`` is then the width. None: ``size x size``.
     """
 
     size: int = 227
@@ -128,6 +130,7 @@ class ExpandOptions:
     annotation_format: str | None = None
     names: str | None = None
     min_visibility: float = DEFAULT_MIN_VISIBILITY
+    height: int | None = None
 
     def validate(self) -> SplitSpec:
         """Check every option; return the parsed split.
@@ -137,6 +140,10 @@ class ExpandOptions:
         """
         if not 8 <= self.size <= 4096:
             raise OptionError("--size", f"must be between 8 and 4096, got {self.size}")
+        if self.height is not None and not 8 <= self.height <= 4096:
+            raise OptionError("--size", f"height must be between 8 and 4096, got {self.height}")
+        if self.height is not None and self.output_format == "hdf5":
+            raise OptionError("--size", "HDF5 output is square; give one side length")
         if self.image_format not in ("png", "jpg"):
             raise OptionError("--image-format", f"png or jpg, got {self.image_format!r}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -208,6 +215,8 @@ class ExpandOptions:
         d = asdict(self)
         for key in ("workers", "overwrite", "resume"):
             d.pop(key)
+        if self.height is None:  # square outputs' recipes stay as they were
+            d.pop("height")
         if self.annotations is None:  # classification recipes stay as they were
             for key in ("annotations", "annotation_format", "names", "min_visibility"):
                 d.pop(key)
@@ -403,6 +412,7 @@ def expand(
         encoding=encoding,
         jpeg_quality=options.jpeg_quality,
         pca=options.pca,
+        height=options.height,
     )
     if output_format == "hdf5":
         compression = None if options.compression == "none" else options.compression
@@ -508,7 +518,7 @@ def _write_boxes(
         [r for r in records if r is not None],
         lambda row: by_path[row["source"]],
         detection,
-        (options.size, options.size),
+        (options.size, options.height or options.size),
         options.min_visibility,
     )
     for name, text in result.files.items():

@@ -45,6 +45,8 @@ class RenderSettings:
         encoding: ``png``, ``jpg`` or ``array``.
         jpeg_quality: JPEG quality when ``encoding == "jpg"``.
         pca: PCA jitter options.
+        height: Output height when it differs from ``size`` (``--size WxH``:
+            ``size`` is then the width); None for ``size x size``.
     """
 
     size: int
@@ -53,6 +55,12 @@ class RenderSettings:
     encoding: str = "png"
     jpeg_quality: int = 95
     pca: PcaSettings = PcaSettings()
+    height: int | None = None
+
+    @property
+    def out_size(self) -> int | tuple[int, int]:
+        """What the transforms resize to: the side, or ``(width, height)``."""
+        return self.size if self.height is None else (self.size, self.height)
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,7 @@ def render_source(
             raise InputError(f"{task.path}: cannot read ({err.strerror}); was it moved?") from err
     if hashlib.sha256(data).hexdigest() != task.sha256:
         raise InputError(f"{task.path}: file changed while augtool was running; run again")
-    reduction = choose_reduction(task.width, task.height, settings.size)
+    reduction = choose_reduction(task.width, task.height, max(settings.size, settings.height or 0))
     work = decode_rgb(data, reduction, task.path)
     scale = (work.shape[1] / task.width, work.shape[0] / task.height)
     images: list[np.ndarray] = []
@@ -130,7 +138,7 @@ def render_source(
             continue
         transform = get_transform(name)
         p = transform.sample(rng, settings.ranges)
-        images.append(transform.apply(work, p, scale, settings.size))
+        images.append(transform.apply(work, p, scale, settings.out_size))
         params.append(p)
     if pca_jobs:
         _apply_pca(task, settings, images, params, pca_jobs)

@@ -39,6 +39,8 @@ from augtool.errors import OptionError
 
 Params = dict[str, float]
 Scale = tuple[float, float]
+#: Output size: a side length (square), or ``(width, height)``.
+Size = int | tuple[int, int]
 
 #: Luminance weights of the paper (MATLAB ``rgb2gray``); OpenCV uses 0.299/0.587/0.114.
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
@@ -109,7 +111,7 @@ class Transform:
     name: str
     summary: str
     sample: Callable[[np.random.Generator, Ranges], Params]
-    apply: Callable[[np.ndarray, Params, Scale, int], np.ndarray]
+    apply: Callable[[np.ndarray, Params, Scale, Size], np.ndarray]
 
 
 # --- pure image functions -------------------------------------------------------------
@@ -140,7 +142,7 @@ def warp_to_canvas(
     matrix: np.ndarray,
     canvas: tuple[float, float],
     scale: Scale,
-    size: int,
+    size: Size,
 ) -> np.ndarray:
     """Warp the working image by a source-pixel affine map onto a canvas, then to size.
 
@@ -152,10 +154,10 @@ def warp_to_canvas(
         matrix: 2x3 affine map from source to canvas coordinates (source pixels).
         canvas: (width, height) of the canvas in source pixels.
         scale: Working pixels per source pixel, (sx, sy).
-        size: Output side length.
+        size: Output side length, or ``(width, height)``.
 
     Returns:
-        The ``size x size`` output; outside the source is black.
+        The output; outside the source is black.
     """
     sx, sy = scale
     cw, ch = canvas
@@ -270,50 +272,50 @@ def _sample_shear(rng: np.random.Generator, ranges: Ranges) -> Params:
     return {"factor": _signed(rng, ranges.shear_range)}
 
 
-def _apply_original(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_original(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     return resize_to(work, size)
 
 
-def _apply_gray(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_gray(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     return resize_to(to_gray3(work), size)
 
 
-def _apply_blur_rgb(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_blur_rgb(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     return resize_to(gaussian_blur(work, params["sigma"], scale), size)
 
 
-def _apply_blur_gray(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_blur_gray(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     return resize_to(gaussian_blur(to_gray3(work), params["sigma"], scale), size)
 
 
-def _apply_histeq(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_histeq(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     return resize_to(equalize_gray3(work), size)
 
 
-def _apply_flip_x(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_flip_x(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     return resize_to(cv2.flip(work, 0), size)
 
 
-def _apply_flip_y(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_flip_y(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     return resize_to(cv2.flip(work, 1), size)
 
 
-def _apply_rotate(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_rotate(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     matrix, canvas = rotation(params["angle"], *source_size(work, scale))
     return warp_to_canvas(work, matrix, canvas, scale, size)
 
 
-def _apply_translate(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_translate(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     matrix, canvas = translation(params["dx"], params["dy"], *source_size(work, scale))
     return warp_to_canvas(work, matrix, canvas, scale, size)
 
 
-def _apply_shear_x(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_shear_x(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     matrix, canvas = shear(params["factor"], "x", *source_size(work, scale))
     return warp_to_canvas(work, matrix, canvas, scale, size)
 
 
-def _apply_shear_y(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_shear_y(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     matrix, canvas = shear(params["factor"], "y", *source_size(work, scale))
     return warp_to_canvas(work, matrix, canvas, scale, size)
 

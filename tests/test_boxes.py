@@ -51,6 +51,26 @@ def test_box_matches_the_rectangle_in_the_pixels(transform, rect, size: int) -> 
         np.testing.assert_allclose(kept[0], seen, atol=2.0, err_msg=f"{transform.name} {params}")
 
 
+@pytest.mark.parametrize("out", [(640, 480), (300, 227), (227, 400)])
+@pytest.mark.parametrize("transform", ALL, ids=IDS)
+def test_box_matches_at_non_square_output_sizes(transform, out: tuple[int, int]) -> None:
+    for rect in RECTS:
+        work = blank_with(rect)
+        for seed in range(3):
+            params = transform.sample(np.random.default_rng(seed), Ranges())
+            image = transform.apply(work, params, (1.0, 1.0), out)
+            assert image.shape == (out[1], out[0], 3)
+            kept, _ = transform_boxes(
+                transform.name, params, SOURCE, np.array([rect]), out, min_visibility=0.0
+            )
+            seen = found_box(image)
+            if seen is None:
+                continue
+            np.testing.assert_allclose(
+                kept[0], seen, atol=2.0, err_msg=f"{transform.name} {params}"
+            )
+
+
 @pytest.mark.parametrize("transform", ALL, ids=IDS)
 def test_box_matches_at_working_resolution(transform) -> None:
     """expand renders from a reduced working image; boxes use source pixels all the same."""

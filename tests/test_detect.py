@@ -108,6 +108,29 @@ def test_expand_writes_boxes_that_follow_the_pixels(tmp_path: Path, fmt: str) ->
     assert all(len(s) == 1 for s in sides.values())
 
 
+def test_width_by_height_output_keeps_boxes_on_the_pixels(tmp_path: Path) -> None:
+    raw, location = make_detection_raw(tmp_path, "coco")
+    out = tmp_path / "out"
+    summary = expand(raw, out, options("coco", location, size=200, height=150, split="none"))
+    assert summary.total == 20 and verify(out).ok
+    back = read_annotations("coco", out / "annotations.json", out / "images")
+    assert back.problems == [] and len(back.images) == 20
+    for item in back.images:
+        assert (item.width, item.height) == (200, 150)
+        found = bright_box(out / "images" / item.image)
+        if found is not None:
+            b = item.boxes[0]
+            np.testing.assert_allclose([b.x0, b.y0, b.x1, b.y1], found, atol=2.0)
+    report = verify(out, regenerate_raw=raw)
+    assert report.ok and report.regenerated
+
+
+def test_square_recipe_has_no_height_and_hdf5_refuses_it(tmp_path: Path) -> None:
+    assert "height" not in ExpandOptions().recipe()
+    with pytest.raises(OptionError, match="--size"):
+        ExpandOptions(height=100, output_format="hdf5").validate()
+
+
 def test_same_recipe_same_annotation_bytes_and_regenerate(tmp_path: Path) -> None:
     raw, location = make_detection_raw(tmp_path, "yolo")
     expand(raw, tmp_path / "a", options("yolo", location))
@@ -188,6 +211,20 @@ def test_cli_expand_with_annotations(tmp_path: Path) -> None:
     assert verify(out).ok
     result = CliRunner().invoke(main, ["expand", str(raw), str(tmp_path / "x"), "--format", "voc"])
     assert result.exit_code != 0 and "--annotations" in result.output
+    result = CliRunner().invoke(main, ["expand", str(raw), str(tmp_path / "y"), "--size", "6x4x"])
+    assert result.exit_code == 2 and "WIDTHxHEIGHT" in result.output
+
+
+def test_cli_expand_width_by_height(tmp_path: Path) -> None:
+    raw, location = make_detection_raw(tmp_path, "yolo")
+    out = tmp_path / "out"
+    args = ["expand", raw, out, "--annotations", location, "--format", "yolo", "--factor", "1"]
+    args += ["--size", "120x90", "--workers", "1", "--split", "none"]
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert "(PNG 120x90)" in result.output
+    image = cv2.imread(str(next((out / "images").glob("*.png"))))
+    assert image.shape == (90, 120, 3)
 
 
 def test_preview_draws_the_boxes_of_each_tile(tmp_path: Path) -> None:
