@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -151,6 +152,7 @@ def scan_annotated(
     usable = _usable(found)
     if not usable:
         raise InputError(f"{raw}: no annotated image left to expand (annotations: {annotations})")
+    stems = _stems([item.image for item in usable])
     sources = []
     for item in usable:
         info = infos[item.image]
@@ -163,7 +165,7 @@ def scan_annotated(
                 width=info.width,
                 height=info.height,
                 group=group_of(item.image, regex),
-                stem=str(PurePosixPath(item.image).with_suffix("")).replace("/", "__"),
+                stem=stems[item.image],
             )
         )
     scan_result = ScanResult(
@@ -175,6 +177,16 @@ def scan_annotated(
     )
     detection = DetectionInput(fmt, list(found.classes), {i.image: i for i in usable}, warnings)
     return scan_result, detection
+
+
+def _stems(paths: list[str]) -> dict[str, str]:
+    """Output stems: path without suffix, ``/`` as ``__``; with the suffix where two share one."""
+    base = {p: str(PurePosixPath(p).with_suffix("")).replace("/", "__") for p in paths}
+    taken = Counter(base.values())
+    return {
+        p: stem if taken[stem] == 1 else p.replace("/", "__").replace(".", "_")
+        for p, stem in base.items()
+    }
 
 
 def _image_problem(item: ImageBoxes, error: str) -> Problem:

@@ -262,3 +262,18 @@ def test_preview_annotation_options_are_checked(tmp_path: Path) -> None:
         preview(
             raw / "smearB_2.png", tmp_path / "p.png", annotations=location, annotation_format="voc"
         )
+
+
+def test_images_sharing_a_stem_get_distinct_outputs(tmp_path: Path) -> None:
+    raw, location = make_detection_raw(tmp_path, "yolo")
+    image = cv2.imread(str(raw / "smearA_1.png"))
+    cv2.imwrite(str(raw / "smearA_1.jpg"), image)
+    with pytest.raises(InputError, match="keep one"):
+        expand(raw, tmp_path / "out", options("yolo", location))
+    from augtool.detect import _stems
+
+    assert _stems(["a.png", "a.jpg", "s/b.png"]) == {
+        "a.png": "a_png",
+        "a.jpg": "a_jpg",
+        "s/b.png": "s__b",
+    }
