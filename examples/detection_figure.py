@@ -45,7 +45,7 @@ def first_of_each_transform(out: Path, split: str) -> list[tuple[str, str]]:
 
 
 def figure(out: Path, fmt: str, split: str, tile: int, columns: int) -> np.ndarray:
-    """The picture as an RGB array."""
+    """The picture as an RGB array: tiles ``tile`` px wide, at the images' aspect ratio."""
     folder = out / split
     ann = folder / (ANNOTATION_FOLDER[fmt] or "annotations.json")
     found = read_annotations(fmt, ann, folder / IMAGES)
@@ -57,7 +57,8 @@ def figure(out: Path, fmt: str, split: str, tile: int, columns: int) -> np.ndarr
     for transform, name in first_of_each_transform(out, split):
         rgb = cv2.cvtColor(cv2.imread(str(folder / IMAGES / name)), cv2.COLOR_BGR2RGB)
         draw_boxes(rgb, boxes[name].boxes, classes)
-        small = cv2.resize(rgb, (tile, tile), interpolation=cv2.INTER_AREA)
+        height = round(tile * rgb.shape[0] / rgb.shape[1])
+        small = cv2.resize(rgb, (tile, height), interpolation=cv2.INTER_AREA)
         strip = np.full((LABEL_HEIGHT, tile, 3), WHITE, np.uint8)
         text = f"{transform}: {len(boxes[name].boxes)} boxes"
         cv2.putText(strip, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
