@@ -411,6 +411,11 @@ def _parse_output_size(
     help="Output side length (squashed), or WIDTHxHEIGHT (folder output), e.g. 640x480.",
 )
 @click.option(
+    "--letterbox",
+    is_flag=True,
+    help="Keep each image's aspect ratio in the --size output, black bars around it.",
+)
+@click.option(
     "--pca", is_flag=True, help="Add PCA colour-jittered copies (184 by default: the 1,676 set)."
 )
 @click.option(

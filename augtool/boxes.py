@@ -36,11 +36,31 @@ def check_min_visibility(value: float) -> float:
     return float(value)
 
 
+def letterbox(
+    canvas: tuple[float, float], out: tuple[int, int]
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Where a canvas goes in an output when its aspect ratio is kept (black bars elsewhere).
+
+    Args:
+        canvas: The transform's canvas ``(width, height)``.
+        out: Output ``(width, height)``.
+
+    Returns:
+        ``((width, height), (x, y))``: the size the canvas is resized to, and
+        the offset of its top-left corner in the output (bars centred).
+    """
+    scale = min(out[0] / canvas[0], out[1] / canvas[1])
+    width = min(out[0], max(1, round(canvas[0] * scale)))
+    height = min(out[1], max(1, round(canvas[1] * scale)))
+    return (width, height), ((out[0] - width) // 2, (out[1] - height) // 2)
+
+
 def output_matrix(
     name: str,
     params: Params,
     source: tuple[float, float],
     out: tuple[int, int],
+    letterboxed: bool = False,
 ) -> np.ndarray:
     """The 3x3 map from source pixels to output pixels of one transform.
 
@@ -49,12 +69,15 @@ def output_matrix(
         params: Its sampled parameters.
         source: Source ``(width, height)`` in pixels.
         out: Output ``(width, height)`` in pixels.
+        letterboxed: The canvas keeps its aspect ratio in the output
+            (:func:`letterbox`) instead of being squashed to it.
 
     Returns:
         The affine map as a 3x3 matrix (last row ``0 0 1``).
     """
     matrix, (cw, ch) = geometry(name, params, *source)
-    resize = np.diag([out[0] / cw, out[1] / ch, 1.0])
+    (fw, fh), (ox, oy) = letterbox((cw, ch), out) if letterboxed else (out, (0, 0))
+    resize = np.array([[fw / cw, 0.0, ox], [0.0, fh / ch, oy], [0.0, 0.0, 1.0]])
     return resize @ np.vstack([matrix, [0.0, 0.0, 1.0]])
 
 
@@ -63,6 +86,7 @@ def map_boxes(
     matrix: np.ndarray,
     out: tuple[int, int],
     min_visibility: float = DEFAULT_MIN_VISIBILITY,
+    picture: tuple[float, float, float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Map boxes by an affine matrix, clip them to the output, drop the mostly-lost.
 
@@ -73,6 +97,9 @@ def map_boxes(
         min_visibility: Smallest fraction of a mapped box's area that must lie
             inside the output for the box to be kept; a box with nothing inside
             is always dropped.
+        picture: The part of the output that shows the canvas, ``(x0, y0, x1,
+            y1)``; boxes are clipped to it (default: the whole output; a
+            letterboxed output's bars show nothing).
 
     Returns:
         ``(kept boxes (M, 4), their indices into boxes (M,))``.
@@ -85,13 +112,13 @@ def map_boxes(
     mx = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
     my = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
     whole = np.stack([mx.min(1), my.min(1), mx.max(1), my.max(1)], axis=1)
-    width, height = out
+    left, top, right, bottom = picture or (0.0, 0.0, float(out[0]), float(out[1]))
     clipped = np.stack(
         [
-            np.clip(whole[:, 0], 0, width),
-            np.clip(whole[:, 1], 0, height),
-            np.clip(whole[:, 2], 0, width),
-            np.clip(whole[:, 3], 0, height),
+            np.clip(whole[:, 0], left, right),
+            np.clip(whole[:, 1], top, bottom),
+            np.clip(whole[:, 2], left, right),
+            np.clip(whole[:, 3], top, bottom),
         ],
         axis=1,
     )
@@ -111,6 +138,7 @@ def transform_boxes(
     boxes: np.ndarray,
     out: tuple[int, int],
     min_visibility: float = DEFAULT_MIN_VISIBILITY,
+    letterboxed: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The boxes of one output: :func:`map_boxes` by the transform's own matrix.
 
@@ -121,9 +149,15 @@ def transform_boxes(
         boxes: ``(N, 4)`` source boxes.
         out: Output ``(width, height)``.
         min_visibility: See :func:`map_boxes`.
+        letterboxed: See :func:`output_matrix`.
 
     Returns:
         ``(kept boxes in output pixels, their indices into boxes)``.
     """
     geo_name = ORIGINAL.name if name == PCA else name
-    return map_boxes(boxes, output_matrix(geo_name, params, source, out), out, min_visibility)
+    matrix = output_matrix(geo_name, params, source, out, letterboxed)
+    picture = None
+    if letterboxed:
+        (fw, fh), (ox, oy) = letterbox(geometry(geo_name, params, *source)[1], out)
+        picture = (float(ox), float(oy), float(ox + fw), float(oy + fh))
+    return map_boxes(boxes, matrix, out, min_visibility, picture)

@@ -204,6 +204,7 @@ def output_boxes(
     params: dict,
     out: tuple[int, int],
     min_visibility: float,
+    letterboxed: bool = False,
 ) -> tuple[Box, ...]:
     """The boxes of one output image, mapped with the parameters of its pixels.
 
@@ -213,6 +214,7 @@ def output_boxes(
         params: The parameters its pixels were rendered with.
         out: Output ``(width, height)``.
         min_visibility: Smallest fraction of a box that must stay inside.
+        letterboxed: The output keeps the canvas' aspect ratio (``--letterbox``).
 
     Returns:
         The kept boxes, in output pixels, in source order; a box is also left
@@ -222,7 +224,7 @@ def output_boxes(
         return ()
     corners = np.array([[b.x0, b.y0, b.x1, b.y1] for b in item.boxes], dtype=np.float64)
     mapped, index = transform_boxes(
-        transform, params, (item.width, item.height), corners, out, min_visibility
+        transform, params, (item.width, item.height), corners, out, min_visibility, letterboxed
     )
     kept = []
     for (x0, y0, x1, y1), i in zip(mapped, index, strict=True):
@@ -240,6 +242,7 @@ def detection_files(
     detection: DetectionInput,
     size: tuple[int, int],
     min_visibility: float,
+    letterboxed: bool = False,
 ) -> DetectionOutput:
     """Every annotation file of a run, grouped by split folder.
 
@@ -249,6 +252,7 @@ def detection_files(
         detection: The input boxes.
         size: Output ``(width, height)``.
         min_visibility: See :func:`output_boxes`.
+        letterboxed: See :func:`output_boxes`.
 
     Returns:
         The files (paths relative to OUT) and the box counts.
@@ -264,6 +268,7 @@ def detection_files(
             json.loads(params) if isinstance(params, str) else params,
             size,
             min_visibility,
+            letterboxed,
         )
         boxes_in += len(item.boxes)
         boxes_out += len(kept)

@@ -103,6 +103,8 @@ class ExpandOptions:
             of it stays inside the output.
         height: Output height when not square (``--size WxH``, folder output
             only); ``size`` is then the width. None: ``size x size``.
+        letterbox: Keep each output's aspect ratio, black bars around it,
+            instead of squashing it to the output size.
     """
 
     size: int = 227
@@ -131,6 +133,7 @@ class ExpandOptions:
     names: str | None = None
     min_visibility: float = DEFAULT_MIN_VISIBILITY
     height: int | None = None
+    letterbox: bool = False
 
     def validate(self) -> SplitSpec:
         """Check every option; return the parsed split.
@@ -217,6 +220,8 @@ class ExpandOptions:
             d.pop(key)
         if self.height is None:  # square outputs' recipes stay as they were
             d.pop("height")
+        if not self.letterbox:
+            d.pop("letterbox")
         if self.annotations is None:  # classification recipes stay as they were
             for key in ("annotations", "annotation_format", "names", "min_visibility"):
                 d.pop(key)
@@ -413,6 +418,7 @@ def expand(
         jpeg_quality=options.jpeg_quality,
         pca=options.pca,
         height=options.height,
+        letterbox=options.letterbox,
     )
     if output_format == "hdf5":
         compression = None if options.compression == "none" else options.compression
@@ -520,6 +526,7 @@ def _write_boxes(
         detection,
         (options.size, options.height or options.size),
         options.min_visibility,
+        options.letterbox,
     )
     for name, text in result.files.items():
         writer.write(-1, name, text.encode("utf-8"))

@@ -47,6 +47,8 @@ class RenderSettings:
         pca: PCA jitter options.
         height: Output height when it differs from ``size`` (``--size WxH``:
             ``size`` is then the width); None for ``size x size``.
+        letterbox: Keep each transform's canvas aspect ratio in the output,
+            centred between black bars, instead of squashing it.
     """
 
     size: int
@@ -56,6 +58,7 @@ class RenderSettings:
     jpeg_quality: int = 95
     pca: PcaSettings = PcaSettings()
     height: int | None = None
+    letterbox: bool = False
 
     @property
     def out_size(self) -> int | tuple[int, int]:
@@ -138,7 +141,11 @@ def render_source(
             continue
         transform = get_transform(name)
         p = transform.sample(rng, settings.ranges)
-        images.append(transform.apply(work, p, scale, settings.out_size))
+        if settings.letterbox:
+            source = (float(task.width), float(task.height))
+            images.append(letterboxed(name, work, p, scale, source, settings.out_size))
+        else:
+            images.append(transform.apply(work, p, scale, settings.out_size))
         params.append(p)
     if pca_jobs:
         _apply_pca(task, settings, images, params, pca_jobs)
@@ -146,6 +153,31 @@ def render_source(
         _encode(index, img, p, settings)
         for (index, _, _), img, p in zip(task.jobs, images, params, strict=True)
     ]
+
+
+def letterboxed(
+    name: str,
+    work: np.ndarray,
+    params: dict,
+    scale: tuple[float, float],
+    source: tuple[float, float],
+    size: int | tuple[int, int],
+) -> np.ndarray:
+    """One transform's output with its canvas' aspect ratio kept, black bars around it.
+
+    The canvas (``augtool.transforms.geometry``) is resized to the largest
+    size that fits (``augtool.boxes.letterbox``, which the boxes use too) and
+    centred in the output.
+    """
+    from augtool.boxes import letterbox
+    from augtool.transforms import geometry
+
+    out = (size, size) if isinstance(size, int) else size
+    (fw, fh), (ox, oy) = letterbox(geometry(name, params, *source)[1], out)
+    image = get_transform(name).apply(work, params, scale, (fw, fh))
+    result = np.zeros((out[1], out[0], 3), np.uint8)
+    result[oy : oy + fh, ox : ox + fw] = image
+    return result
 
 
 def render_in_worker(task: SourceTask, settings: RenderSettings) -> list[Rendered]:

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augtool.boxes import check_min_visibility, map_boxes, output_matrix, transform_boxes
+from augtool.boxes import (
+    check_min_visibility,
+    letterbox,
+    map_boxes,
+    output_matrix,
+    transform_boxes,
+)
 from augtool.errors import OptionError
+from augtool.render import letterboxed
 from augtool.transforms import GEOMETRY, ORIGINAL, TRANSFORMS, Ranges, geometry
 
 ALL = [ORIGINAL, *TRANSFORMS.values()]
@@ -69,6 +76,32 @@ def test_box_matches_at_non_square_output_sizes(transform, out: tuple[int, int])
             np.testing.assert_allclose(
                 kept[0], seen, atol=2.0, err_msg=f"{transform.name} {params}"
             )
+
+
+@pytest.mark.parametrize("out", [(640, 640), (416, 416), (640, 480), (300, 400)])
+@pytest.mark.parametrize("transform", ALL, ids=IDS)
+def test_box_matches_when_letterboxed(transform, out: tuple[int, int]) -> None:
+    for rect in RECTS:
+        work = blank_with(rect)
+        for seed in range(3):
+            params = transform.sample(np.random.default_rng(seed), Ranges())
+            image = letterboxed(transform.name, work, params, (1.0, 1.0), SOURCE, out)
+            assert image.shape == (out[1], out[0], 3)
+            kept, _ = transform_boxes(
+                transform.name, params, SOURCE, np.array([rect]), out, 0.0, letterboxed=True
+            )
+            seen = found_box(image)
+            if seen is None:
+                continue
+            np.testing.assert_allclose(
+                kept[0], seen, atol=2.0, err_msg=f"{transform.name} {params}"
+            )
+
+
+def test_letterbox_centres_the_canvas_between_bars() -> None:
+    assert letterbox((640, 480), (416, 416)) == ((416, 312), (0, 52))
+    assert letterbox((480, 640), (640, 480)) == ((360, 480), (140, 0))
+    assert letterbox((640, 480), (640, 480)) == ((640, 480), (0, 0))
 
 
 @pytest.mark.parametrize("transform", ALL, ids=IDS)

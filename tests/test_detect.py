@@ -125,6 +125,25 @@ def test_width_by_height_output_keeps_boxes_on_the_pixels(tmp_path: Path) -> Non
     assert report.ok and report.regenerated
 
 
+def test_letterboxed_output_keeps_boxes_on_the_pixels(tmp_path: Path) -> None:
+    raw, location = make_detection_raw(tmp_path, "voc")
+    out = tmp_path / "out"
+    summary = expand(raw, out, options("voc", location, letterbox=True, split="none"))
+    assert summary.total == 20 and verify(out).ok
+    back = read_annotations("voc", out / "annotations", out / "images")
+    assert back.problems == [] and len(back.images) == 20
+    for item in back.images:
+        image = cv2.imread(str(out / "images" / item.image))
+        assert image.shape == (SIZE, SIZE, 3)
+        if "original" in item.image:  # 160x120 in 160x160: bars of 20 px above and below
+            assert not image[:20].any() and not image[-20:].any()
+        found = bright_box(out / "images" / item.image)
+        if found is not None:
+            b = item.boxes[0]
+            np.testing.assert_allclose([b.x0, b.y0, b.x1, b.y1], found, atol=2.5)
+    assert "letterbox" not in ExpandOptions().recipe()
+
+
 def test_square_recipe_has_no_height_and_hdf5_refuses_it(tmp_path: Path) -> None:
     assert "height" not in ExpandOptions().recipe()
     with pytest.raises(OptionError, match="--size"):
@@ -225,6 +244,13 @@ def test_cli_expand_width_by_height(tmp_path: Path) -> None:
     assert "(PNG 120x90)" in result.output
     image = cv2.imread(str(next((out / "images").glob("*.png"))))
     assert image.shape == (90, 120, 3)
+    boxed = tmp_path / "boxed"
+    args[2] = boxed
+    args[args.index("120x90")] = "120"
+    result = CliRunner().invoke(main, [str(a) for a in [*args, "--letterbox"]])
+    assert result.exit_code == 0, result.output
+    image = cv2.imread(str(boxed / "images" / "smearA_1__00_original.png"))
+    assert image.shape == (120, 120, 3) and not image[:15].any() and not image[-15:].any()
 
 
 def test_preview_draws_the_boxes_of_each_tile(tmp_path: Path) -> None:
