@@ -345,9 +345,9 @@ def dataset_grid(path: str | Path, per_cell: int = 4, seed: int = 0) -> tuple[np
 
     Returns:
         The picture, ``(TITLE_HEIGHT + HEADER_HEIGHT + C * (S + GRID_LABEL_HEIGHT)
-        + (C + 1) * GAP, ROW_LABEL_WIDTH + P * (per_cell * S + (per_cell - 1) *
+        + (C + 1) * GAP, ROW_LABEL_WIDTH + P * (per_cell * W + (per_cell - 1) *
         GAP) + (P - 1) * GROUP_GAP + 2 * GAP, 3)`` uint8 RGB for C classes, P
-        splits and image side S; and the number of tiles drawn.
+        splits and images S high and W wide; and the number of tiles drawn.
 
     Raises:
         InputError: If ``path`` is not a readable ``expand`` output, or it is empty.
@@ -360,16 +360,17 @@ def dataset_grid(path: str | Path, per_cell: int = 4, seed: int = 0) -> tuple[np
     data = open_dataset(path)
     if len(data) == 0:
         raise InputError(f"{path}: the dataset holds no images")
-    side = int(data.images.shape[1])
+    side, tile_w = int(data.images.shape[1]), int(data.images.shape[2])
     splits = data.split_names
-    group_w = per_cell * side + (per_cell - 1) * GAP
+    group_w = per_cell * tile_w + (per_cell - 1) * GAP
     cell_h = side + GRID_LABEL_HEIGHT
     n_classes = len(data.class_names)
     grid = _canvas(
         TITLE_HEIGHT + HEADER_HEIGHT + n_classes * cell_h + (n_classes + 1) * GAP,
         ROW_LABEL_WIDTH + len(splits) * group_w + (len(splits) - 1) * GROUP_GAP + 2 * GAP,
     )
-    about = f"{Path(path).name} · {len(data)} images · {side} px · draw seed {seed}"
+    shape = f"{side} px" if tile_w == side else f"{tile_w}×{side} px"
+    about = f"{Path(path).name} · {len(data)} images · {shape} · draw seed {seed}"
     _text(grid, about, GAP, 0, grid.shape[1] - 2 * GAP, TITLE_HEIGHT, 15, _INK)
     tiles = 0
     for s, split in enumerate(splits):
@@ -385,10 +386,10 @@ def dataset_grid(path: str | Path, per_cell: int = 4, seed: int = 0) -> tuple[np
             rng = np.random.default_rng([seed, s, label])
             chosen = np.sort(rng.choice(members, min(per_cell, len(members)), replace=False))
             for j, index in enumerate(chosen):
-                x = x0 + j * (side + GAP)
-                grid[y : y + side, x : x + side] = data.images[index]
+                x = x0 + j * (tile_w + GAP)
+                grid[y : y + side, x : x + tile_w] = data.images[index]
                 title = data.transforms[index]
-                _text(grid, title, x + 2, y + side, side - 2, GRID_LABEL_HEIGHT, 13, _INK)
+                _text(grid, title, x + 2, y + side, tile_w - 2, GRID_LABEL_HEIGHT, 13, _INK)
                 tiles += 1
     for label, name in enumerate(data.class_names):
         y = TITLE_HEIGHT + HEADER_HEIGHT + GAP + label * (cell_h + GAP)

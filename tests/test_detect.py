@@ -303,3 +303,14 @@ def test_images_sharing_a_stem_get_distinct_outputs(tmp_path: Path) -> None:
         "a.jpg": "a_jpg",
         "s/b.png": "s__b",
     }
+
+
+def test_dataset_grid_of_a_width_by_height_output(tmp_path: Path) -> None:
+    from augtool.preview import GAP, GROUP_GAP, ROW_LABEL_WIDTH, dataset_grid
+
+    raw, location = make_detection_raw(tmp_path, "voc")
+    out = tmp_path / "out"
+    expand(raw, out, options("voc", location, size=100, height=60, factor=1))
+    grid, tiles = dataset_grid(out, per_cell=2)
+    assert tiles == 4
+    assert grid.shape[1] == ROW_LABEL_WIDTH + 2 * (2 * 100 + GAP) + GROUP_GAP + 2 * GAP
