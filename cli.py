@@ -336,6 +336,20 @@ def _backend_from_options(opts: dict[str, Any]) -> Any:
     )
 
 
+def _parse_output_size(
+    ctx: click.Context, param: click.Parameter, value: object
+) -> tuple[int, int | None]:
+    """Parse expand's ``--size``: ``227`` (square) or ``640x480``, as ``(width, height | None)``."""
+    text = str(value).strip().lower()
+    width, sep, height = text.partition("x")
+    try:
+        return int(width), (int(height) if sep else None)
+    except ValueError:
+        raise click.BadParameter(
+            f"a side length (227) or WIDTHxHEIGHT (640x480), got {value!r}", ctx=ctx, param=param
+        ) from None
+
+
 @main.command()
 @click.argument("raw", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
@@ -397,7 +411,16 @@ def _backend_from_options(opts: dict[str, Any]) -> Any:
     "--shear-range", type=RangeType(), default="0.3,1.0", show_default=True, help="|shear factor|."
 )
 @click.option(
-    "--size", type=int, default=227, show_default=True, help="Output side length (squashed)."
+    "--size",
+    default="227",
+    show_default=True,
+    callback=_parse_output_size,
+    help="Output side length (squashed), or WIDTHxHEIGHT (folder output), e.g. 640x480.",
+)
+@click.option(
+    "--letterbox",
+    is_flag=True,
+    help="Keep each image's aspect ratio in the --size output, black bars around it.",
 )
 @click.option(
     "--pca", is_flag=True, help="Add PCA colour-jittered copies (184 by default: the 1,676 set)."
@@ -463,9 +486,22 @@ def _backend_from_options(opts: dict[str, Any]) -> Any:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["folder", "hdf5"]),
+    type=click.Choice(["folder", "hdf5", "voc", "coco", "yolo"]),
     default=None,
-    help="Output format. [default: by OUT's suffix]",
+    help="Output format [default: by OUT's suffix]; with --annotations, their format.",
+)
+@click.option(
+    "--annotations",
+    default=None,
+    help="Detection: boxes of RAW's images (VOC/YOLO folder, COCO file); RAW holds images.",
+)
+@click.option("--names", default=None, help="YOLO class names file (with --annotations).")
+@click.option(
+    "--min-visibility",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="Detection: drop a box when less than this fraction of it stays in the image.",
 )
 @click.option(
     "--image-format",
@@ -556,6 +592,9 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
     pipeline = None if recipe_value is None else load_recipe(recipe_value)
     if pipeline is not None and transform_list.strip().lower() != "all":
         raise click.UsageError("--transforms: a recipe names its own transforms; drop one")
+    opts["size"], opts["height"] = opts["size"]
+    if opts["output_format"] in ("voc", "coco", "yolo"):
+        opts["annotation_format"], opts["output_format"] = opts["output_format"], "folder"
     options = ExpandOptions(
         target=target,
         factor=factor,
@@ -568,7 +607,13 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
     )
     reporter = TqdmReporter(quiet)
     if dry_run:
-        scanned = scan(raw, options.group_regex, options.skip_invalid, options.max_pixels)
+        if options.annotations is not None:
+            from augtool.expand import scan_detection
+
+            options.validate()
+            scanned, _ = scan_detection(raw, options)
+        else:
+            scanned = scan(raw, options.group_regex, options.skip_invalid, options.max_pixels)
         run = plan_run(scanned, options, reporter)
         from collections import Counter
 
@@ -580,6 +625,9 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
             f"plan: {len(run.jobs)} images from {len(scanned.sources)} sources (nothing written)"
         )
         click.echo(_counts_table(dict(counts), scanned.classes))
+        if scanned.grouped_by:
+            groups = len({s.group for s in scanned.sources})
+            click.echo(f"split grouped by {scanned.grouped_by}: {groups} groups")
         per_transform = Counter(j.transform for j in run.jobs)
         if pipeline is not None:
             click.echo(
@@ -600,10 +648,226 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         kind = "HDF5" if summary.output_format == "hdf5" else options.image_format.upper()
         resumed = f", {summary.resumed} of them from the interrupted run" if summary.resumed else ""
         click.echo(
-            f"wrote {summary.total} images ({kind} {options.size}x{options.size}) to {out} "
-            f"in {summary.seconds:.1f} s ({summary.images_per_second:.0f} images/s{resumed})"
+            f"wrote {summary.total} images ({kind} {options.size}x"
+            f"{options.height or options.size}) to {out} in {summary.seconds:.1f} s "
+            f"({summary.images_per_second:.0f} images/s{resumed})"
         )
         click.echo(_counts_table(summary.counts, summary.scan.classes))
+        if summary.boxes is not None:
+            click.echo(
+                f"boxes: {summary.boxes['boxes_out']} written in {options.annotation_format} "
+                f"({summary.boxes['boxes_in'] - summary.boxes['boxes_out']} of "
+                f"{summary.boxes['boxes_in']} left out: under --min-visibility "
+                f"{options.min_visibility:g} inside, or under 2 px)"
+            )
+        if summary.scan.grouped_by:
+            groups = len({s.group for s in summary.scan.sources})
+            click.echo(f"split grouped by {summary.scan.grouped_by}: {groups} groups")
+
+
+# --- cells ----------------------------------------------------------------------------
+
+
+def _parse_rename(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[tuple[str, str], ...]:
+    """``--rename OLD=NEW`` (repeatable, or comma-separated) into pairs."""
+    pairs = []
+    for value in values:
+        for item in value.split(","):
+            old, sep, new = item.partition("=")
+            if not sep or not old.strip() or not new.strip():
+                raise click.BadParameter(
+                    f"expected OLD=NEW, got {item!r} (e.g. Platelets=PLT)", ctx=ctx, param=param
+                )
+            pairs.append((old.strip(), new.strip()))
+    return tuple(pairs)
+
+
+def _parse_class_list(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    """A comma-separated list of class names (None when not given)."""
+    if value is None:
+        return None
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise click.BadParameter("name at least one class", ctx=ctx, param=param)
+    return names
+
+
+@main.command("cells")
+@click.argument("smears", type=click.Path(path_type=Path))
+@click.argument("annotations", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "annotation_format",
+    type=click.Choice(["voc", "coco", "yolo"]),
+    required=True,
+    help="Annotations: voc (folder of XML), coco (JSON file), yolo (folder of .txt).",
+)
+@click.option(
+    "--names",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YOLO class names file. [default: classes.txt or obj.names in ANNOTATIONS]",
+)
+@click.option(
+    "--crop",
+    type=click.Choice(["window", "box"]),
+    default="window",
+    show_default=True,
+    help="window: a fixed window centred on each object; box: the box plus a margin, squared.",
+)
+@click.option(
+    "--window",
+    type=int,
+    default=256,
+    show_default=True,
+    help="Window side in smear pixels (--crop window); shifted inward at the border.",
+)
+@click.option(
+    "--margin",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="--crop box: margin on each side, a fraction of the box's longer side.",
+)
+@click.option(
+    "--size",
+    type=int,
+    default=None,
+    help="Output side in pixels. [default: the window as cut; 256 with --crop box]",
+)
+@click.option(
+    "--classes",
+    callback=_parse_class_list,
+    metavar="A,B,...",
+    help="Annotation classes to keep, e.g. WBC,Platelets,RBC. [default: all]",
+)
+@click.option(
+    "--rename",
+    multiple=True,
+    callback=_parse_rename,
+    metavar="OLD=NEW",
+    help="Output folder for an annotation class (repeatable; two OLDs may share a NEW).",
+)
+@click.option(
+    "--max-per-class",
+    type=int,
+    default=None,
+    help="At most N cells per class (seeded choice).",
+)
+@click.option(
+    "--max-per-smear",
+    type=int,
+    default=None,
+    help="At most N cells per class from one smear (seeded choice).",
+)
+@click.option(
+    "--min-size",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Drop boxes whose shorter side is below this (smear pixels).",
+)
+@click.option(
+    "--border",
+    type=click.Choice(["keep", "drop-truncated", "drop-touching"]),
+    default="keep",
+    show_default=True,
+    help="Boxes cut by the image border: keep them, drop those flagged <truncated>, or "
+    "drop those and every box touching the border.",
+)
+@click.option(
+    "--exclude-overlap",
+    callback=_parse_class_list,
+    metavar="A,B,...|all",
+    help="Drop a cell whose window overlaps an object of these classes (all: any class) "
+    "other than its own, e.g. WBC.",
+)
+@click.option(
+    "--image-format",
+    type=click.Choice(["png", "jpg"]),
+    default="png",
+    show_default=True,
+    help="Cell file format.",
+)
+@click.option(
+    "--jpeg-quality",
+    type=click.IntRange(1, 100),
+    default=95,
+    show_default=True,
+    help="JPEG quality.",
+)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Leave out faulty boxes and images (listed) instead of refusing.",
+)
+@seed_option
+@overwrite_option
+@quiet_option
+@interruptible
+@library_errors
+def cells_command(
+    smears: Path,
+    annotations: Path,
+    out: Path,
+    annotation_format: str,
+    names: Path | None,
+    exclude_overlap: tuple[str, ...] | None,
+    quiet: bool,
+    **opts: Any,
+) -> None:
+    """Cut a cell classification set OUT/<class>/ out of annotated smears.
+
+    SMEARS is the folder of whole smear images, ANNOTATIONS their boxes. One
+    image per object goes to OUT/<class>/<smear>_<nnn>_<class>.png, and
+    OUT/cells.csv records every cell's smear, box and window, so that
+    `augtool expand OUT ...` keeps the cells of one smear in one split. Faulty
+    annotations are all listed and nothing is written (exit 2) unless
+    --skip-invalid; boxes partly outside their image are clipped, with a
+    warning. OUT appears complete or not at all.
+
+    \b
+    Examples:
+      augtool cells smears/ annotations/ cells/ --format voc
+      augtool cells smears/ instances.json cells/ --format coco --crop box --margin 0.1
+      augtool cells images/ labels/ cells/ --format yolo --classes WBC,RBC --max-per-smear 2
+    """
+    from augtool.cells import CellOptions, cut_cells
+
+    options = CellOptions(
+        format=annotation_format,
+        names=None if names is None else str(names),
+        exclude_overlap=exclude_overlap or (),
+        **opts,
+    )
+    reporter = TqdmReporter(quiet)
+    try:
+        summary = cut_cells(smears, annotations, out, options, reporter)
+    finally:
+        reporter.close()
+    if summary.problems:
+        listing = "".join(f"\n  {p}" for p in summary.problems)
+        reporter.warn(f"left out {len(summary.problems)} faulty item(s) (--skip-invalid):{listing}")
+    if summary.unannotated:
+        reporter.warn(
+            f"{len(summary.unannotated)} image(s) in {smears} have no annotation: "
+            + ", ".join(summary.unannotated[:10])
+            + (" ..." if len(summary.unannotated) > 10 else "")
+        )
+    if quiet:
+        return
+    click.echo(f"wrote {summary.total} cells to {out} in {summary.seconds:.1f} s")
+    width = max([len(c) for c in summary.counts] + [5])
+    click.echo("class".ljust(width) + "  cells  smears")
+    for cls, n in summary.counts.items():
+        click.echo(f"{cls.ljust(width)}  {n:5d}  {summary.smears[cls]:6d}")
+    for why, n in summary.dropped.items():
+        click.echo(f"left out {n}: {why}")
 
 
 # --- verify ---------------------------------------------------------------------------
@@ -795,6 +1059,26 @@ def synth(
     metavar="FILE|NAME",
     help="Image: draw this recipe's transforms (a file, or paper, colour, curator).",
 )
+@click.option(
+    "--annotations",
+    default=None,
+    help="Image: annotations of its folder (VOC/YOLO folder, COCO file); boxes drawn on tiles.",
+)
+@click.option(
+    "--format",
+    "annotation_format",
+    type=click.Choice(["voc", "coco", "yolo"]),
+    default=None,
+    help="Format of --annotations.",
+)
+@click.option("--names", default=None, help="YOLO class names file (with --annotations).")
+@click.option(
+    "--min-visibility",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="As expand --min-visibility.",
+)
 @seed_option
 @overwrite_option
 @quiet_option
@@ -807,6 +1091,10 @@ def preview(
     columns: int | None,
     per_cell: int | None,
     recipe: str | None,
+    annotations: str | None,
+    annotation_format: str | None,
+    names: str | None,
+    min_visibility: float,
     seed: int,
     overwrite: bool,
     quiet: bool,
@@ -828,6 +1116,7 @@ def preview(
       augtool preview raw/ALL/im001.jpg --out sheet.png --size 160 --seed 3 --columns 7
       augtool preview raw/ALL/im001.jpg --out sheet.png --recipe my_recipe.toml
       augtool preview out/ --out grid.png --per-cell 6
+      augtool preview smears/a.jpg --annotations ann/ --format voc --size 416 --out boxes.png
     """
     from augtool.preview import preview as run_preview
     from augtool.recipe import load_recipe
@@ -842,6 +1131,10 @@ def preview(
         per_cell=per_cell,
         overwrite=overwrite,
         recipe=None if recipe is None else load_recipe(recipe),
+        annotations=annotations,
+        annotation_format=annotation_format,
+        names=names,
+        min_visibility=min_visibility,
     )
     if not quiet:
         what = "contact sheet" if result.kind == "image" else "dataset grid"

@@ -161,20 +161,21 @@ def _over_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out.astype(np.uint8))
 
 
-def resize_to(image: np.ndarray, size: int) -> np.ndarray:
-    """Squash an image to ``size x size`` (the paper's 227x227 input).
+def resize_to(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Squash an image to ``size x size`` (the paper's 227x227 input), or to ``(width, height)``.
 
     Shrinking halves with a Gaussian pyramid step while both sides stay at
-    least ``2 * size``, then area-averages the rest (OpenCV's area resampling
-    is slow at large non-integer ratios, the pyramid is not); enlarging is
-    bilinear.
+    least twice the output's, then area-averages the rest (OpenCV's area
+    resampling is slow at large non-integer ratios, the pyramid is not);
+    enlarging is bilinear.
     """
+    out_w, out_h = (size, size) if isinstance(size, int) else size
     height, width = image.shape[:2]
-    while height >= 2 * size and width >= 2 * size:
+    while height >= 2 * out_h and width >= 2 * out_w:
         image = cv2.pyrDown(image)
         height, width = image.shape[:2]
-    interp = cv2.INTER_AREA if width >= size and height >= size else cv2.INTER_LINEAR
-    return cv2.resize(image, (size, size), interpolation=interp)
+    interp = cv2.INTER_AREA if width >= out_w and height >= out_h else cv2.INTER_LINEAR
+    return cv2.resize(image, (out_w, out_h), interpolation=interp)
 
 
 def read_image_file(path: str | Path) -> bytes:

@@ -14,10 +14,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from augtool import __version__
+from augtool.annotations.base import FORMATS
 from augtool.backends import Backend, LocalBackend
+from augtool.boxes import DEFAULT_MIN_VISIBILITY, check_min_visibility
 from augtool.color import MODES as PCA_MODES
 from augtool.color import SCALES as PCA_SCALES
 from augtool.errors import ClusterError, InputError, Interrupted, OptionError, OutputError
@@ -36,6 +38,9 @@ from augtool.split import (
 )
 from augtool.transforms import TRANSFORMS, Ranges
 from augtool.writers import SCHEMA_VERSION, FolderWriter, Hdf5Writer, check_output
+
+if TYPE_CHECKING:
+    from augtool.detect import DetectionInput
 
 SPLIT_BY = ("source", "image")
 COMPRESSIONS = ("none", "lzf", "gzip")
@@ -96,6 +101,16 @@ class ExpandOptions:
         pipeline: The transform recipe (``--recipe``, :mod:`augtool.recipe`); None
             means the paper's (``transforms`` at ``ranges``). With a recipe,
             ``transforms`` must be its step names and ``ranges`` the defaults.
+        annotations: Detection runs: the annotation folder (VOC, YOLO) or file
+            (COCO) of RAW's images; RAW is then a folder of images, not of classes.
+        annotation_format: ``voc``, ``coco`` or ``yolo`` (with ``annotations``).
+        names: YOLO class names file (default: found beside the labels).
+        min_visibility: Detection: a box is dropped when less than this fraction
+            of it stays inside the output.
+        height: Output height when not square (``--size WxH``, folder output
+            only); ``size`` is then the width. None: ``size x size``.
+        letterbox: Keep each output's aspect ratio, black bars around it,
+            instead of squashing it to the output size.
     """
 
     size: int = 227
@@ -120,6 +135,12 @@ class ExpandOptions:
     overwrite: bool = False
     resume: bool = False
     pipeline: Recipe | None = None
+    annotations: str | None = None
+    annotation_format: str | None = None
+    names: str | None = None
+    min_visibility: float = DEFAULT_MIN_VISIBILITY
+    height: int | None = None
+    letterbox: bool = False
 
     def validate(self) -> SplitSpec:
         """Check every option; return the parsed split.
@@ -129,6 +150,10 @@ class ExpandOptions:
         """
         if not 8 <= self.size <= 4096:
             raise OptionError("--size", f"must be between 8 and 4096, got {self.size}")
+        if self.height is not None and not 8 <= self.height <= 4096:
+            raise OptionError("--size", f"height must be between 8 and 4096, got {self.height}")
+        if self.height is not None and self.output_format == "hdf5":
+            raise OptionError("--size", "HDF5 output is square; give one side length")
         if self.image_format not in ("png", "jpg"):
             raise OptionError("--image-format", f"png or jpg, got {self.image_format!r}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -156,6 +181,7 @@ class ExpandOptions:
         if self.max_pixels < 1:
             raise OptionError("--max-pixels", "must be positive")
         spec = parse_split(self.split)
+        self._validate_detection()
         if self.no_augment_test and self.split_by == "image":
             raise OptionError("--no-augment-test", "needs --split-by source")
         if self.no_augment_test and not spec.enabled:
@@ -169,7 +195,30 @@ class ExpandOptions:
                 raise OptionError(
                     "--recipe", "a recipe sets its own ranges; drop --sigma-range and the like"
                 )
+            others = [name for name in self.pipeline.names if name not in TRANSFORMS]
+            if others and (self.annotations is not None or self.letterbox):
+                raise OptionError(
+                    "--recipe",
+                    f"boxes (--annotations) and --letterbox follow the paper's transforms "
+                    f"only; this recipe also has {', '.join(others)}",
+                )
         return spec
+
+    def _validate_detection(self) -> None:
+        if self.annotations is None:
+            if self.annotation_format is not None:
+                raise OptionError("--format", f"{self.annotation_format} needs --annotations")
+            if self.names is not None:
+                raise OptionError("--names", "needs --annotations (YOLO)")
+            return
+        if self.annotation_format not in FORMATS:
+            raise OptionError(
+                "--format",
+                f"with --annotations, one of {', '.join(FORMATS)}; got {self.annotation_format!r}",
+            )
+        if self.output_format == "hdf5":
+            raise OptionError("--format", "detection output (--annotations) is a folder")
+        check_min_visibility(self.min_visibility)
 
     @classmethod
     def from_recipe(cls, recipe: dict, workers: int = 0) -> ExpandOptions:
@@ -199,6 +248,13 @@ class ExpandOptions:
         d = asdict(replace(self, pipeline=None))
         for key in ("workers", "overwrite", "resume", "pipeline"):
             d.pop(key)
+        if self.height is None:  # square outputs' recipes stay as they were
+            d.pop("height")
+        if not self.letterbox:
+            d.pop("letterbox")
+        if self.annotations is None:  # classification recipes stay as they were
+            for key in ("annotations", "annotation_format", "names", "min_visibility"):
+                d.pop(key)
         d["transforms"] = list(self.transforms)
         if self.pipeline is not None:
             d["pipeline"] = self.pipeline.to_dict()
@@ -217,6 +273,8 @@ class ExpandSummary:
         seconds: Wall time.
         scan: The scan result (sources, skipped files, duplicates).
         output_format: ``folder`` or ``hdf5``.
+        boxes: Detection runs: the annotation record (``boxes_in``, ``boxes_out``,
+            ``files``); None otherwise.
     """
 
     out: Path
@@ -226,6 +284,7 @@ class ExpandSummary:
     seconds: float
     scan: ScanResult
     output_format: str
+    boxes: dict | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -379,14 +438,20 @@ def expand(
     backend = backend or LocalBackend(workers)
 
     reporter.start("scan", 0)
-    scan_result = scan(
-        raw,
-        group_regex=options.group_regex,
-        skip_invalid=options.skip_invalid,
-        max_pixels=options.max_pixels,
-        workers=workers,
-        progress=None,
-    )
+    detection = None
+    if options.annotations is not None:
+        scan_result, detection = scan_detection(raw, options)
+        for warning in detection.warnings:
+            reporter.warn(warning)
+    else:
+        scan_result = scan(
+            raw,
+            group_regex=options.group_regex,
+            skip_invalid=options.skip_invalid,
+            max_pixels=options.max_pixels,
+            workers=workers,
+            progress=None,
+        )
     _report_scan(scan_result, reporter)
     run = plan_run(scan_result, options, reporter)
 
@@ -399,6 +464,8 @@ def expand(
         jpeg_quality=options.jpeg_quality,
         pca=options.pca,
         recipe=options.pipeline,
+        height=options.height,
+        letterbox=options.letterbox,
     )
     if output_format == "hdf5":
         compression = None if options.compression == "none" else options.compression
@@ -430,6 +497,8 @@ def expand(
             writer.commit(new)
             reporter.advance(len(batch))
         attrs = _attributes(run, options, output_format, command_line)
+        if detection is not None:
+            attrs["annotations"] = _write_boxes(run, records, detection, options, writer)
         writer.finish([r for r in records if r is not None], _source_rows(run), attrs)
     except (KeyboardInterrupt, Interrupted):
         writer.abort(keep=True)
@@ -467,7 +536,48 @@ def expand(
         seconds=time.perf_counter() - started,
         scan=scan_result,
         output_format=output_format,
+        boxes=attrs.get("annotations"),
     )
+
+
+def scan_detection(raw: Path, options: ExpandOptions) -> tuple[ScanResult, DetectionInput]:
+    """The sources and boxes of a detection run (``options.annotations`` set)."""
+    from augtool.detect import scan_annotated
+
+    assert options.annotations is not None and options.annotation_format is not None
+    return scan_annotated(
+        raw,
+        options.annotation_format,
+        options.annotations,
+        options.names,
+        options.group_regex,
+        options.skip_invalid,
+        options.max_pixels,
+    )
+
+
+def _write_boxes(
+    run: PlannedRun,
+    records: Sequence[dict | None],
+    detection: DetectionInput,
+    options: ExpandOptions,
+    writer: FolderWriter | Hdf5Writer,
+) -> dict:
+    """Write the annotation files of every output; return their record for ``augtool.json``."""
+    from augtool.detect import detection_files
+
+    by_path = {s.path: s for s in run.scan.sources}
+    result = detection_files(
+        [r for r in records if r is not None],
+        lambda row: by_path[row["source"]],
+        detection,
+        (options.size, options.height or options.size),
+        options.min_visibility,
+        options.letterbox,
+    )
+    for name, text in result.files.items():
+        writer.write(-1, name, text.encode("utf-8"))
+    return result.record(options.min_visibility, detection.fmt, detection.classes)
 
 
 def _few(items: Sequence[str], limit: int = 10) -> str:

@@ -24,12 +24,14 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from augtool.annotations import Box, ImageBoxes
 from augtool.color import DEFAULT_STD
 from augtool.decode import choose_reduction, image_size, read_image_file
 from augtool.errors import InputError, OptionError, OutputError
@@ -56,6 +58,9 @@ DEFAULT_COLUMNS = 5
 PCA_MODES = ("pixel", "shift")
 #: Tiles on a contact sheet: the original, the ten transforms, PCA in both modes.
 SHEET_TILES = 1 + len(TRANSFORMS) + len(PCA_MODES)
+#: Box colours (RGB) by class position, and their names for the sheet's title.
+BOX_COLOURS = ((230, 25, 75), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180))
+_COLOUR_NAMES = ("red", "blue", "green", "orange", "purple")
 #: Largest source accepted, pixels (as ``expand --max-pixels``'s default).
 MAX_PIXELS = 100_000_000
 
@@ -147,6 +152,8 @@ def sheet_tiles(
     pca_std: float = DEFAULT_STD,
     ranges: Ranges | None = None,
     recipe: Recipe | None = None,
+    boxes: ImageBoxes | None = None,
+    min_visibility: float = 0.3,
 ) -> tuple[list[Tile], str]:
     """Render the original, every transform and PCA in both modes, as ``expand`` would.
 
@@ -159,6 +166,10 @@ def sheet_tiles(
         recipe: A recipe (``--recipe``): then the tiles are the original
             (preprocessed) and one output of each of its transforms, copy ``k``
             being the ``k``-th transform, and no PCA tiles.
+        boxes: The image's annotated boxes: drawn on every tile where
+            ``expand --annotations`` would put them (mapped with the tile's
+            parameters); not with a recipe.
+        min_visibility: As ``expand --min-visibility``.
 
     Returns:
         The tiles (``SHEET_TILES`` of them without a recipe) and a one-line
@@ -207,6 +218,13 @@ def sheet_tiles(
         )
         return tiles, about
     original = np.asarray(rendered[0].payload)
+    if boxes is not None:
+        from augtool.detect import output_boxes
+
+        classes = sorted({b.label for b in boxes.boxes})
+        for tile, name, item in zip(tiles, names, rendered, strict=True):
+            kept = output_boxes(boxes, name, json.loads(item.params), (size, size), min_visibility)
+            draw_boxes(tile.image, kept, classes)
     pca_copy = len(names)
     alphas = sample_alphas(output_rng(seed, sha256, pca_copy), 1, 3, pca_std)
     for mode in PCA_MODES:
@@ -215,12 +233,39 @@ def sheet_tiles(
             detail = "shift " + " ".join(f"{round(v, 1) or 0.0:+.1f}" for v in result.shifts[0])
         else:
             detail = "w " + " ".join(f"{round(v, 2) or 0.0:+.2f}" for v in result.weights[0])
-        tiles.append(Tile(result.images[0], f"pca {mode}", detail))
+        image = result.images[0]
+        if boxes is not None:
+            kept = output_boxes(boxes, "pca", {}, (size, size), min_visibility)
+            image = draw_boxes(image.copy(), kept, classes)
+        tiles.append(Tile(image, f"pca {mode}", detail))
     about = (
         f"{path.name} {width}×{height}{decoded} · seed {seed} · {size} px tiles · "
         f"lengths in source px · PCA std {pca_std:g}"
     )
+    if boxes is not None:
+        about += " · boxes: " + ", ".join(
+            f"{c} {_COLOUR_NAMES[i % len(BOX_COLOURS)]}" for i, c in enumerate(classes)
+        )
     return tiles, about
+
+
+def draw_boxes(image: np.ndarray, boxes: Sequence[Box], classes: Sequence[str]) -> np.ndarray:
+    """Draw boxes on an RGB image in place, one colour per class (``BOX_COLOURS`` order).
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB, modified.
+        boxes: Boxes in the image's pixels (continuous edges).
+        classes: Class names; a box's colour is its class's position here.
+
+    Returns:
+        ``image``.
+    """
+    for box in boxes:
+        colour = BOX_COLOURS[classes.index(box.label) % len(BOX_COLOURS)]
+        x0, y0 = round(box.x0), round(box.y0)
+        x1, y1 = round(box.x1) - 1, round(box.y1) - 1
+        cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
+    return image
 
 
 def describe(name: str, params: dict, width: int, height: int) -> str:
@@ -281,6 +326,8 @@ def contact_sheet(
     columns: int = DEFAULT_COLUMNS,
     ranges: Ranges | None = None,
     recipe: Recipe | None = None,
+    boxes: ImageBoxes | None = None,
+    min_visibility: float = 0.3,
 ) -> np.ndarray:
     """The labelled contact sheet of one source image (the paper's Fig. 2, and PCA).
 
@@ -292,6 +339,8 @@ def contact_sheet(
         columns: Tiles per row, 1 to ``SHEET_TILES``.
         ranges: Transform parameter ranges; the paper's by default.
         recipe: Draw this recipe's transforms instead (see :func:`sheet_tiles`).
+        boxes: The image's boxes, drawn on every tile (see :func:`sheet_tiles`).
+        min_visibility: As ``expand --min-visibility``.
 
     Returns:
         ``(TITLE_HEIGHT + rows * (size + LABEL_HEIGHT) + (rows + 1) * GAP,
@@ -305,7 +354,11 @@ def contact_sheet(
     most = SHEET_TILES if recipe is None else 1 + len(recipe.steps)
     if not 1 <= columns <= most:
         raise OptionError("--columns", f"must be between 1 and {most}, got {columns}")
-    tiles, about = sheet_tiles(path, size, seed, pca_std, ranges, recipe)
+    if recipe is not None and boxes is not None:
+        raise OptionError(
+            "--annotations", "boxes are drawn for the paper's transforms, not a recipe"
+        )
+    tiles, about = sheet_tiles(path, size, seed, pca_std, ranges, recipe, boxes, min_visibility)
     rows = math.ceil(len(tiles) / columns)
     cell_h = size + LABEL_HEIGHT
     sheet = _canvas(
@@ -336,9 +389,9 @@ def dataset_grid(path: str | Path, per_cell: int = 4, seed: int = 0) -> tuple[np
 
     Returns:
         The picture, ``(TITLE_HEIGHT + HEADER_HEIGHT + C * (S + GRID_LABEL_HEIGHT)
-        + (C + 1) * GAP, ROW_LABEL_WIDTH + P * (per_cell * S + (per_cell - 1) *
+        + (C + 1) * GAP, ROW_LABEL_WIDTH + P * (per_cell * W + (per_cell - 1) *
         GAP) + (P - 1) * GROUP_GAP + 2 * GAP, 3)`` uint8 RGB for C classes, P
-        splits and image side S; and the number of tiles drawn.
+        splits and images S high and W wide; and the number of tiles drawn.
 
     Raises:
         InputError: If ``path`` is not a readable ``expand`` output, or it is empty.
@@ -351,16 +404,17 @@ def dataset_grid(path: str | Path, per_cell: int = 4, seed: int = 0) -> tuple[np
     data = open_dataset(path)
     if len(data) == 0:
         raise InputError(f"{path}: the dataset holds no images")
-    side = int(data.images.shape[1])
+    side, tile_w = int(data.images.shape[1]), int(data.images.shape[2])
     splits = data.split_names
-    group_w = per_cell * side + (per_cell - 1) * GAP
+    group_w = per_cell * tile_w + (per_cell - 1) * GAP
     cell_h = side + GRID_LABEL_HEIGHT
     n_classes = len(data.class_names)
     grid = _canvas(
         TITLE_HEIGHT + HEADER_HEIGHT + n_classes * cell_h + (n_classes + 1) * GAP,
         ROW_LABEL_WIDTH + len(splits) * group_w + (len(splits) - 1) * GROUP_GAP + 2 * GAP,
     )
-    about = f"{Path(path).name} · {len(data)} images · {side} px · draw seed {seed}"
+    shape = f"{side} px" if tile_w == side else f"{tile_w}×{side} px"
+    about = f"{Path(path).name} · {len(data)} images · {shape} · draw seed {seed}"
     _text(grid, about, GAP, 0, grid.shape[1] - 2 * GAP, TITLE_HEIGHT, 15, _INK)
     tiles = 0
     for s, split in enumerate(splits):
@@ -376,10 +430,10 @@ def dataset_grid(path: str | Path, per_cell: int = 4, seed: int = 0) -> tuple[np
             rng = np.random.default_rng([seed, s, label])
             chosen = np.sort(rng.choice(members, min(per_cell, len(members)), replace=False))
             for j, index in enumerate(chosen):
-                x = x0 + j * (side + GAP)
-                grid[y : y + side, x : x + side] = data.images[index]
+                x = x0 + j * (tile_w + GAP)
+                grid[y : y + side, x : x + tile_w] = data.images[index]
                 title = data.transforms[index]
-                _text(grid, title, x + 2, y + side, side - 2, GRID_LABEL_HEIGHT, 13, _INK)
+                _text(grid, title, x + 2, y + side, tile_w - 2, GRID_LABEL_HEIGHT, 13, _INK)
                 tiles += 1
     for label, name in enumerate(data.class_names):
         y = TITLE_HEIGHT + HEADER_HEIGHT + GAP + label * (cell_h + GAP)
@@ -403,6 +457,10 @@ def preview(
     per_cell: int | None = None,
     overwrite: bool = False,
     recipe: Recipe | None = None,
+    annotations: str | Path | None = None,
+    annotation_format: str | None = None,
+    names: str | Path | None = None,
+    min_visibility: float = 0.3,
 ) -> PreviewResult:
     """Write the contact sheet of an image, or the grid of an ``expand`` output, as PNG.
 
@@ -418,6 +476,11 @@ def preview(
         per_cell: Grid: images per (class, split) (default 4).
         overwrite: Replace ``out`` if it exists.
         recipe: Contact sheet: draw this recipe's transforms (``--recipe``).
+        annotations: Contact sheet: the annotations of the image's folder (VOC,
+            YOLO folder or COCO file); its boxes are drawn on every tile.
+        annotation_format: ``voc``, ``coco`` or ``yolo`` (with ``annotations``).
+        names: YOLO class names file.
+        min_visibility: As ``expand --min-visibility``.
 
     Returns:
         What was written.
@@ -440,9 +503,13 @@ def preview(
             pca_std=DEFAULT_STD if pca_std is None else pca_std,
             columns=DEFAULT_COLUMNS if columns is None else columns,
             recipe=recipe,
+            boxes=_boxes_of(source, annotations, annotation_format, names, min_visibility),
+            min_visibility=min_visibility,
         )
         tiles = SHEET_TILES if recipe is None else 1 + len(recipe.steps)
     else:
+        if annotations is not None:
+            raise OptionError("--annotations", "applies to an image file, not to an expand output")
         options = (("--size", size), ("--pca-std", pca_std), ("--columns", columns))
         for option, value in (*options, ("--recipe", recipe)):
             if value is not None:
@@ -452,6 +519,38 @@ def preview(
         )
     write_png(out, picture, overwrite)
     return PreviewResult(out, kind, picture.shape[1], picture.shape[0], tiles)
+
+
+def _boxes_of(
+    image: Path,
+    annotations: str | Path | None,
+    fmt: str | None,
+    names: str | Path | None,
+    min_visibility: float,
+) -> ImageBoxes | None:
+    """The boxes of one image from the annotations of its folder (None without annotations).
+
+    Raises:
+        OptionError: For a missing format or a bad ``min_visibility``.
+        InputError: If the annotations are faulty or do not describe the image.
+    """
+    if annotations is None:
+        if fmt is not None:
+            raise OptionError("--format", "needs --annotations")
+        return None
+    from augtool.annotations import read_annotations
+    from augtool.boxes import check_min_visibility
+
+    if fmt is None:
+        raise OptionError("--format", "give the annotations' format: voc, coco or yolo")
+    check_min_visibility(min_visibility)
+    found = read_annotations(fmt, annotations, image.parent, names)
+    for item in found.images:
+        if item.image == image.name:
+            return item
+    mine = [str(p) for p in found.problems if p.image == image.name]
+    why = f": {'; '.join(mine)}" if mine else ""
+    raise InputError(f"{annotations}: no usable boxes of {image.name}{why}")
 
 
 def check_out(out: Path, source: Path, overwrite: bool) -> None:

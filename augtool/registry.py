@@ -38,7 +38,7 @@ import numpy as np
 from augtool import curator
 from augtool.decode import resize_to
 from augtool.errors import OptionError
-from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges, Scale
+from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges, Scale, Size
 
 #: Where a simple ``apply`` runs: on the ``size x size`` output or the working image.
 STAGES = ("output", "work")
@@ -83,9 +83,9 @@ class TransformEntry:
             raise TypeError(f"transform {self.name!r}: at must be one of {', '.join(STAGES)}")
 
     def run(
-        self, work: np.ndarray, params: Params, scale: Scale, size: int, at: str | None = None
+        self, work: np.ndarray, params: Params, scale: Scale, size: Size, at: str | None = None
     ) -> np.ndarray:
-        """Produce the ``size x size`` output from the working image."""
+        """Produce the output (``size x size``, or ``(width, height)``) from the working image."""
         if self.render is not None:
             return self.render(work, params, scale, size)
         assert self.apply is not None

@@ -59,6 +59,10 @@ class RenderSettings:
         pca: PCA jitter options.
         recipe: The transforms and preprocessing (``--recipe``); None: the
             paper's ten at ``ranges``.
+        height: Output height when it differs from ``size`` (``--size WxH``:
+            ``size`` is then the width); None for ``size x size``.
+        letterbox: Keep each transform's canvas aspect ratio in the output,
+            centred between black bars, instead of squashing it.
     """
 
     size: int
@@ -68,6 +72,13 @@ class RenderSettings:
     jpeg_quality: int = 95
     pca: PcaSettings = PcaSettings()
     recipe: Recipe | None = None
+    height: int | None = None
+    letterbox: bool = False
+
+    @property
+    def out_size(self) -> int | tuple[int, int]:
+        """What the transforms resize to: the side, or ``(width, height)``."""
+        return self.size if self.height is None else (self.size, self.height)
 
     def effective_recipe(self) -> Recipe:
         """The recipe that runs: ``recipe``, or the paper's at ``ranges``."""
@@ -149,7 +160,7 @@ def render_source(
             raise InputError(f"{task.path}: cannot read ({err.strerror}); was it moved?") from err
     if hashlib.sha256(data).hexdigest() != task.sha256:
         raise InputError(f"{task.path}: file changed while augtool was running; run again")
-    reduction = choose_reduction(task.width, task.height, settings.size)
+    reduction = choose_reduction(task.width, task.height, max(settings.size, settings.height or 0))
     work = decode_rgb(data, reduction, task.path)
     scale = (work.shape[1] / task.width, work.shape[0] / task.height)
     recipe = settings.effective_recipe()
@@ -165,13 +176,15 @@ def render_source(
             images.append(images[0])
             params.append({})
             continue
-        if name == ORIGINAL:
-            images.append(resize_to(work, settings.size))
-            params.append({})
-            continue
-        step = steps[name]
-        p = step.entry.sample(rng, step.settings)
-        images.append(step.entry.run(work, p, scale, settings.size, step.at))
+        step = None if name == ORIGINAL else steps[name]
+        p = {} if step is None else step.entry.sample(rng, step.settings)
+        if settings.letterbox:
+            source = (float(task.width), float(task.height))
+            images.append(letterboxed(name, work, p, scale, source, settings.out_size))
+        elif step is None:
+            images.append(resize_to(work, settings.out_size))
+        else:
+            images.append(step.entry.run(work, p, scale, settings.out_size, step.at))
         params.append(p)
     if pca_jobs:
         _apply_pca(task, settings, images, params, pca_jobs)
@@ -179,6 +192,31 @@ def render_source(
         _encode(index, img, p, settings)
         for (index, _, _), img, p in zip(task.jobs, images, params, strict=True)
     ]
+
+
+def letterboxed(
+    name: str,
+    work: np.ndarray,
+    params: dict,
+    scale: tuple[float, float],
+    source: tuple[float, float],
+    size: int | tuple[int, int],
+) -> np.ndarray:
+    """One transform's output with its canvas' aspect ratio kept, black bars around it.
+
+    The canvas (``augtool.transforms.geometry``) is resized to the largest
+    size that fits (``augtool.boxes.letterbox``, which the boxes use too) and
+    centred in the output.
+    """
+    from augtool.boxes import letterbox
+    from augtool.transforms import geometry, get_transform
+
+    out = (size, size) if isinstance(size, int) else size
+    (fw, fh), (ox, oy) = letterbox(geometry(name, params, *source)[1], out)
+    image = get_transform(name).apply(work, params, scale, (fw, fh))
+    result = np.zeros((out[1], out[0], 3), np.uint8)
+    result[oy : oy + fh, ox : ox + fw] = image
+    return result
 
 
 def render_in_worker(task: SourceTask, settings: RenderSettings) -> list[Rendered]:

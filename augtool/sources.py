@@ -61,6 +61,8 @@ class ScanResult:
             folder links inside a class (not followed).
         ungrouped: Paths of the sources that ``--group-regex`` did not match, so
             that each is its own group (empty without a regex).
+        grouped_by: How groups were found when not by ``--group-regex``: e.g.
+            ``smear (cells.csv)`` when RAW is an ``augtool cells`` output; '' otherwise.
     """
 
     root: Path
@@ -70,6 +72,7 @@ class ScanResult:
     duplicates: list[list[str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     ungrouped: list[str] = field(default_factory=list)
+    grouped_by: str = ""
 
     def counts(self) -> dict[str, int]:
         """Number of sources per class."""
@@ -358,6 +361,7 @@ def scan(
     classes, files, ignored = list_files(root)
     if regex is not None:
         check_group_regex(str(group_regex), regex, [rel for _, rel in files])
+    cell_groups = read_cell_groups(root) if regex is None else None
     named = [rel for _, rel in files if is_utf8(rel)]
     found = _inspect_all([root / r for r in named], max_pixels, workers, progress)
     checked = dict(zip(named, found, strict=True))
@@ -399,7 +403,11 @@ def scan(
                     sha256=info.sha256,
                     width=info.width,
                     height=info.height,
-                    group=group_of(rel, regex),
+                    group=(
+                        cell_groups.get(rel, rel)
+                        if cell_groups is not None
+                        else group_of(rel, regex)
+                    ),
                     stem=stems[rel],
                 )
             )
@@ -413,7 +421,46 @@ def scan(
         duplicates=find_duplicates(sources),
         ignored=[display_path(p) for p in ignored],
         ungrouped=[] if regex is None else [s.path for s in sources if not regex.search(s.path)],
+        grouped_by=f"smear ({CELLS_CSV})" if cell_groups is not None else "",
     )
+
+
+#: The record ``augtool cells`` writes beside its class folders (see augtool/cells.py).
+CELLS_CSV = "cells.csv"
+
+
+def read_cell_groups(root: Path) -> dict[str, str] | None:
+    """The smear of every cell of an ``augtool cells`` output, from ``RAW/cells.csv``.
+
+    Args:
+        root: The RAW folder.
+
+    Returns:
+        ``{path relative to RAW: smear}``, or None when RAW has no ``cells.csv``.
+
+    Raises:
+        InputError: If ``cells.csv`` cannot be read or lacks its ``file`` and
+            ``smear`` columns.
+    """
+    path = root / CELLS_CSV
+    if not path.is_file():
+        return None
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise InputError(
+            f"{path}: cannot read the cells record ({err}); pass --group-regex to group "
+            "without it, or remove it"
+        ) from err
+    if rows and not {"file", "smear"} <= set(rows[0]):
+        raise InputError(
+            f"{path}: no 'file' and 'smear' columns; it is not an augtool cells record "
+            "(pass --group-regex to group without it, or remove it)"
+        )
+    return {row["file"]: row["smear"] for row in rows if row.get("file") and row.get("smear")}
 
 
 def find_duplicates(sources: Iterable[Source]) -> list[list[str]]:

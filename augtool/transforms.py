@@ -39,6 +39,8 @@ from augtool.errors import OptionError
 
 Params = dict[str, float]
 Scale = tuple[float, float]
+#: Output size: a side length (square), or ``(width, height)``.
+Size = int | tuple[int, int]
 
 #: Luminance weights of the paper (MATLAB ``rgb2gray``); OpenCV uses 0.299/0.587/0.114.
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
@@ -109,7 +111,7 @@ class Transform:
     name: str
     summary: str
     sample: Callable[[np.random.Generator, Ranges], Params]
-    apply: Callable[[np.ndarray, Params, Scale, int], np.ndarray]
+    apply: Callable[[np.ndarray, Params, Scale, Size], np.ndarray]
 
 
 # --- pure image functions -------------------------------------------------------------
@@ -140,7 +142,7 @@ def warp_to_canvas(
     matrix: np.ndarray,
     canvas: tuple[float, float],
     scale: Scale,
-    size: int,
+    size: Size,
 ) -> np.ndarray:
     """Warp the working image by a source-pixel affine map onto a canvas, then to size.
 
@@ -152,10 +154,10 @@ def warp_to_canvas(
         matrix: 2x3 affine map from source to canvas coordinates (source pixels).
         canvas: (width, height) of the canvas in source pixels.
         scale: Working pixels per source pixel, (sx, sy).
-        size: Output side length.
+        size: Output side length, or ``(width, height)``.
 
     Returns:
-        The ``size x size`` output; outside the source is black.
+        The output; outside the source is black.
     """
     sx, sy = scale
     cw, ch = canvas
@@ -216,6 +218,30 @@ def shear(
     return np.array([[1.0, 0.0, 0.0], [factor, 1.0, off]]), (width, height + abs(factor) * width)
 
 
+def translation(
+    dx: float, dy: float, width: float, height: float
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """Shift by ``(dx, dy)`` source pixels on a canvas the size of the source.
+
+    Returns:
+        The 2x3 source-to-canvas matrix and the canvas (width, height).
+    """
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]]), (width, height)
+
+
+def flip(axis: str, width: float, height: float) -> tuple[np.ndarray, tuple[float, float]]:
+    """Reflection about the x-axis (``"x"``: top-bottom) or the y-axis (``"y"``: left-right).
+
+    The pixels are flipped by ``cv2.flip``, which is this map exactly.
+
+    Returns:
+        The 2x3 source-to-canvas matrix and the canvas (width, height).
+    """
+    if axis == "x":
+        return np.array([[1.0, 0.0, 0.0], [0.0, -1.0, height]]), (width, height)
+    return np.array([[-1.0, 0.0, width], [0.0, 1.0, 0.0]]), (width, height)
+
+
 # --- the table ------------------------------------------------------------------------
 
 
@@ -246,50 +272,50 @@ def _sample_shear(rng: np.random.Generator, ranges: Ranges) -> Params:
     return {"factor": _signed(rng, ranges.shear_range)}
 
 
-def _apply_original(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_original(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     return resize_to(work, size)
 
 
-def _apply_gray(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_gray(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     return resize_to(to_gray3(work), size)
 
 
-def _apply_blur_rgb(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_blur_rgb(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     return resize_to(gaussian_blur(work, params["sigma"], scale), size)
 
 
-def _apply_blur_gray(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_blur_gray(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     return resize_to(gaussian_blur(to_gray3(work), params["sigma"], scale), size)
 
 
-def _apply_histeq(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_histeq(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     return resize_to(equalize_gray3(work), size)
 
 
-def _apply_flip_x(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_flip_x(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     return resize_to(cv2.flip(work, 0), size)
 
 
-def _apply_flip_y(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_flip_y(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     return resize_to(cv2.flip(work, 1), size)
 
 
-def _apply_rotate(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_rotate(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     matrix, canvas = rotation(params["angle"], *source_size(work, scale))
     return warp_to_canvas(work, matrix, canvas, scale, size)
 
 
-def _apply_translate(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
-    matrix = np.array([[1.0, 0.0, params["dx"]], [0.0, 1.0, params["dy"]]])
-    return warp_to_canvas(work, matrix, source_size(work, scale), scale, size)
+def _apply_translate(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
+    matrix, canvas = translation(params["dx"], params["dy"], *source_size(work, scale))
+    return warp_to_canvas(work, matrix, canvas, scale, size)
 
 
-def _apply_shear_x(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_shear_x(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     matrix, canvas = shear(params["factor"], "x", *source_size(work, scale))
     return warp_to_canvas(work, matrix, canvas, scale, size)
 
 
-def _apply_shear_y(work: np.ndarray, params: Params, scale: Scale, size: int) -> np.ndarray:
+def _apply_shear_y(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
     matrix, canvas = shear(params["factor"], "y", *source_size(work, scale))
     return warp_to_canvas(work, matrix, canvas, scale, size)
 
@@ -353,3 +379,37 @@ def parse_transform_list(text: str | None) -> list[str]:
     if len(set(names)) != len(names):
         raise OptionError("--transforms", "a transform is named twice")
     return names
+
+
+#: Where each geometric transform sends source points: ``(params, width, height)`` to
+#: the 2x3 source-to-canvas matrix and the canvas size (source pixels), the very
+#: matrices the pixel code above warps by. The canvas is then resized to the output.
+#: A transform not listed here moves no pixel (colour and intensity only).
+GEOMETRY: dict[str, Callable[[Params, float, float], tuple[np.ndarray, tuple[float, float]]]] = {
+    "flip_x": lambda p, w, h: flip("x", w, h),
+    "flip_y": lambda p, w, h: flip("y", w, h),
+    "rotate": lambda p, w, h: rotation(p["angle"], w, h),
+    "translate": lambda p, w, h: translation(p["dx"], p["dy"], w, h),
+    "shear_x": lambda p, w, h: shear(p["factor"], "x", w, h),
+    "shear_y": lambda p, w, h: shear(p["factor"], "y", w, h),
+}
+
+
+def geometry(
+    name: str, params: Params, width: float, height: float
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """The source-to-canvas map of a transform (identity for one that moves no pixel).
+
+    Args:
+        name: Transform name (or ``original``).
+        params: Its sampled parameters.
+        width: Source width in pixels.
+        height: Source height in pixels.
+
+    Returns:
+        The 2x3 matrix and the canvas (width, height), both in source pixels.
+    """
+    get_transform(name)
+    if name in GEOMETRY:
+        return GEOMETRY[name](params, width, height)
+    return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), (width, height)

@@ -132,9 +132,30 @@ def _verify_folder(out: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
             report.problems.append(
                 f"in folder {parts[0]!r} but recorded in split {row['split']!r}: {name}"
             )
+    listed |= _check_annotation_files(out, recipe, report)
     for extra in sorted(_files(out) - listed - {MANIFEST_NAME, RECIPE_NAME}):
         report.problems.append(f"not in the manifest: {extra}")
     return report, rows, recipe
+
+
+def _check_annotation_files(out: Path, recipe: dict, report: VerifyReport) -> set[str]:
+    """Detection outputs: every annotation file recorded in the recipe, with its hash."""
+    files = (recipe.get("annotations") or {}).get("files") or {}
+    for name, digest in sorted(files.items()):
+        if not _safe_relative(name):
+            report.problems.append(f"annotation path escapes the output folder: {name!r}")
+            continue
+        try:
+            data = (out / name).read_bytes()
+        except FileNotFoundError:
+            report.problems.append(f"missing: {name}")
+            continue
+        except OSError as err:
+            report.problems.append(f"unreadable: {name} ({err.strerror})")
+            continue
+        if hashlib.sha256(data).hexdigest() != digest:
+            report.problems.append(f"content differs from {RECIPE_NAME}: {name}")
+    return set(files)
 
 
 def _files(out: Path) -> set[str]:
@@ -267,6 +288,13 @@ def _regenerate(
         expand(raw, fresh_path, options)
         if fresh_path.is_dir():
             fresh = read_manifest(fresh_path)
+            old_files = (recipe.get("annotations") or {}).get("files") or {}
+            new_files = (read_recipe(fresh_path).get("annotations") or {}).get("files") or {}
+            _compare(
+                [{"name": k, "sha256": v} for k, v in old_files.items()],
+                [{"name": k, "sha256": v} for k, v in new_files.items()],
+                report,
+            )
         else:
             fresh, _, _ = _records_of_hdf5(fresh_path)
         _compare(records, fresh, report)

@@ -1,0 +1,639 @@
+"""``augtool cells``: cut a cell classification set out of annotated whole smears.
+
+Reads the boxes of a folder of smears (Pascal VOC, COCO or YOLO, see
+:mod:`augtool.annotations`), chooses the objects to keep (classes, minimum
+size, border policy, no overlap with other classes, seeded caps per smear and
+per class) and writes one image per object::
+
+    OUT/<class>/<smear>_<nnn>_<class>.png     (nnn: the object's number in its smear)
+    OUT/cells.csv                              (file, class, smear, box, window)
+
+``OUT`` is an ordinary ``RAW/<class>/`` tree for ``augtool expand``, which reads
+``cells.csv`` to keep the cells of one smear in one split. Every problem of the
+annotations and images is listed before anything is written; ``OUT`` appears
+complete or not at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from augtool.annotations import FORMATS, AnnotationSet, Box, ImageBoxes, Problem, read_annotations
+from augtool.decode import decode_rgb, read_image_file
+from augtool.errors import InputError, OptionError, OutputError
+from augtool.sources import CELLS_CSV, inspect_file
+from augtool.writers import check_output, staged_folder
+
+CELLS_COLUMNS = (
+    "file",
+    "class",
+    "smear",
+    "label",
+    "object",
+    "box_x0",
+    "box_y0",
+    "box_x1",
+    "box_y1",
+    "window_x0",
+    "window_y0",
+    "window_x1",
+    "window_y1",
+    "truncated",
+    "clipped",
+)
+CROPS = ("window", "box")
+#: Policies for boxes cut by the image border.
+BORDER_POLICIES = ("keep", "drop-truncated", "drop-touching")
+#: ``--exclude-overlap`` value meaning every other class.
+ANY_CLASS = "all"
+#: Box mode output side when ``--size`` is not given.
+DEFAULT_BOX_SIZE = 256
+MAX_LISTED = 50
+#: Refuse smears with more pixels than this (a whole slide is not a smear).
+MAX_PIXELS = 1_000_000_000
+
+
+class Reporter(Protocol):
+    """Where progress and warnings go (the CLI draws a bar on a terminal)."""
+
+    def start(self, phase: str, total: int) -> None:
+        """A phase with ``total`` steps begins."""
+
+    def advance(self, n: int) -> None:
+        """``n`` more steps are done."""
+
+    def warn(self, message: str) -> None:
+        """Something the user should know, that does not stop the run."""
+
+
+class _Silent:
+    def start(self, phase: str, total: int) -> None:
+        """Ignore."""
+
+    def advance(self, n: int) -> None:
+        """Ignore."""
+
+    def warn(self, message: str) -> None:
+        """Ignore."""
+
+
+@dataclass(frozen=True)
+class CellOptions:
+    """Every option of ``augtool cells``.
+
+    Attributes:
+        format: Annotation format: ``voc``, ``coco`` or ``yolo``.
+        names: YOLO class names file (default: found in the label folder).
+        crop: ``window`` (a fixed window centred on the object) or ``box``
+            (the box with a margin, squared and resized).
+        window: Window side in smear pixels (``crop="window"``).
+        margin: Margin on each side as a fraction of the box's longer side (``crop="box"``).
+        size: Output side in pixels; default: the window unresized, or 256 for boxes.
+        classes: Annotation classes to keep (default: all).
+        rename: ``(old, new)`` pairs: annotation class to output folder (two olds may
+            share a new name, which merges them).
+        max_per_class: Keep at most this many cells per output class (seeded choice).
+        max_per_smear: Keep at most this many cells per class and smear (seeded choice).
+        min_size: Drop boxes whose shorter side is below this many pixels.
+        border: ``keep``, ``drop-truncated`` (boxes the annotation flags as cut by the
+            border) or ``drop-touching`` (those and every box reaching the border).
+        exclude_overlap: Drop a cell whose window overlaps a box of one of these
+            annotation classes, when that box's output class is not the cell's;
+            ``("all",)`` for every class.
+        image_format: ``png`` or ``jpg``.
+        jpeg_quality: JPEG quality.
+        seed: Seed of the capped choices.
+        skip_invalid: Leave out faulty boxes and images (listed) instead of refusing.
+        overwrite: Replace an existing OUT.
+    """
+
+    format: str = "voc"
+    names: str | None = None
+    crop: str = "window"
+    window: int = 256
+    margin: float = 0.1
+    size: int | None = None
+    classes: tuple[str, ...] | None = None
+    rename: tuple[tuple[str, str], ...] = ()
+    max_per_class: int | None = None
+    max_per_smear: int | None = None
+    min_size: float = 0.0
+    border: str = "keep"
+    exclude_overlap: tuple[str, ...] = ()
+    image_format: str = "png"
+    jpeg_quality: int = 95
+    seed: int = 0
+    skip_invalid: bool = False
+    overwrite: bool = False
+
+    def validate(self) -> None:
+        """Check the options that need no data.
+
+        Raises:
+            OptionError: Naming the first invalid option.
+        """
+        if self.format not in FORMATS:
+            raise OptionError("--format", f"one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.crop not in CROPS:
+            raise OptionError("--crop", f"window or box, got {self.crop!r}")
+        if not 8 <= self.window <= 16384:
+            raise OptionError("--window", f"must be between 8 and 16384 pixels, got {self.window}")
+        if not (math.isfinite(self.margin) and 0 <= self.margin <= 2):
+            raise OptionError("--margin", f"must be between 0 and 2, got {self.margin}")
+        if self.size is not None and not 8 <= self.size <= 4096:
+            raise OptionError("--size", f"must be between 8 and 4096, got {self.size}")
+        for option, cap in (
+            ("--max-per-class", self.max_per_class),
+            ("--max-per-smear", self.max_per_smear),
+        ):
+            if cap is not None and cap < 1:
+                raise OptionError(option, f"must be >= 1, got {cap}")
+        if not (math.isfinite(self.min_size) and self.min_size >= 0):
+            raise OptionError("--min-size", f"must be >= 0 pixels, got {self.min_size}")
+        if self.border not in BORDER_POLICIES:
+            raise OptionError(
+                "--border", f"one of {', '.join(BORDER_POLICIES)}, got {self.border!r}"
+            )
+        if self.image_format not in ("png", "jpg"):
+            raise OptionError("--image-format", f"png or jpg, got {self.image_format!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise OptionError("--jpeg-quality", f"must be 1..100, got {self.jpeg_quality}")
+        if self.classes is not None and not self.classes:
+            raise OptionError("--classes", "name at least one class")
+        olds = [old for old, _ in self.rename]
+        twice = sorted({o for o in olds if olds.count(o) > 1})
+        if twice:
+            raise OptionError("--rename", f"class {twice[0]!r} is renamed twice")
+        for old, new in self.rename:
+            if not old or not new:
+                raise OptionError("--rename", f"expected OLD=NEW, got {old!r}={new!r}")
+            problem = folder_name_problem(new)
+            if problem:
+                raise OptionError("--rename", f"{new!r} {problem}")
+        if ANY_CLASS in self.exclude_overlap and len(self.exclude_overlap) > 1:
+            raise OptionError("--exclude-overlap", f"{ANY_CLASS!r} already names every class")
+
+    @property
+    def output_size(self) -> int | None:
+        """Side of the written images, or None to keep the window as cut."""
+        if self.size is not None:
+            return self.size
+        return DEFAULT_BOX_SIZE if self.crop == "box" else None
+
+
+def folder_name_problem(name: str) -> str:
+    """Why a class name cannot be a folder name, or ''."""
+    if name in (".", "..") or name.startswith("."):
+        return "starts with a dot (a hidden or special folder)"
+    if "/" in name or "\\" in name or "\0" in name:
+        return "holds a path separator"
+    if name != name.strip():
+        return "starts or ends with a space"
+    return ""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell to cut.
+
+    Attributes:
+        smear: The smear image, relative to SMEARS.
+        box: The object's box.
+        class_name: Output class (after renaming).
+        window: ``(x0, y0, x1, y1)`` integer crop in smear pixels.
+        name: Output path inside OUT.
+    """
+
+    smear: str
+    box: Box
+    class_name: str
+    window: tuple[int, int, int, int]
+    name: str
+
+
+@dataclass
+class CellsSummary:
+    """What ``cut_cells`` did.
+
+    Attributes:
+        out: The output folder.
+        counts: Cells written per output class.
+        smears: Smears contributing cells, per output class.
+        dropped: Objects not written, per reason.
+        problems: Faults left out with ``skip_invalid``.
+        warnings: Repairs (boxes clipped to their image).
+        unannotated: Smears no annotation mentions.
+        seconds: Wall time.
+    """
+
+    out: Path
+    counts: dict[str, int]
+    smears: dict[str, int]
+    dropped: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    unannotated: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        """Cells written."""
+        return sum(self.counts.values())
+
+
+def window_around(box: Box, side: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """A ``side x side`` window centred on the box, shifted inward at the border.
+
+    Args:
+        box: The object.
+        side: Window side in pixels, at most the image's shorter side.
+        width: Image width.
+        height: Image height.
+
+    Returns:
+        ``(x0, y0, x1, y1)`` integer pixel edges inside the image.
+    """
+    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+    x0 = min(max(math.floor(cx - side / 2 + 0.5), 0), width - side)
+    y0 = min(max(math.floor(cy - side / 2 + 0.5), 0), height - side)
+    return x0, y0, x0 + side, y0 + side
+
+
+def square_around(box: Box, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """The box grown by ``margin`` of its longer side on each side, squared.
+
+    The square is centred on the box, shifted inward at the border and never
+    larger than the image's shorter side (a box that large is cut).
+
+    Returns:
+        ``(x0, y0, x1, y1)`` integer pixel edges inside the image.
+    """
+    side = max(box.width, box.height) * (1 + 2 * margin)
+    side_px = min(max(math.ceil(side - 1e-9), 1), width, height)
+    return window_around(box, side_px, width, height)
+
+
+def overlaps(window: tuple[int, int, int, int], box: Box) -> bool:
+    """True when the window and the box share some area."""
+    x0, y0, x1, y1 = window
+    return min(x1, box.x1) > max(x0, box.x0) and min(y1, box.y1) > max(y0, box.y0)
+
+
+def stable_key(text: str) -> int:
+    """A 64-bit integer of a text, the same on every machine and run (seed material)."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+
+
+def choose(items: Sequence[Cell], cap: int | None, seed: int, *key: str) -> list[Cell]:
+    """At most ``cap`` of ``items`` (in their order), chosen by a generator of (seed, key).
+
+    The generator comes from ``SeedSequence([seed, *stable_key(k)])``, so the
+    choice in one smear or class never depends on any other.
+    """
+    if cap is None or len(items) <= cap:
+        return list(items)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, *(stable_key(k) for k in key)]))
+    keep = np.sort(rng.choice(len(items), size=cap, replace=False))
+    return [items[int(i)] for i in keep]
+
+
+def smear_stem(image: str) -> str:
+    """The smear's name in cell file names: its path without suffix, ``/`` as ``__``."""
+    return str(PurePosixPath(image).with_suffix("")).replace("/", "__")
+
+
+def plan_cells(
+    annotations: AnnotationSet, options: CellOptions
+) -> tuple[list[Cell], dict[str, int]]:
+    """Choose the cells and their windows (pure: no files).
+
+    Args:
+        annotations: Images with valid boxes.
+        options: The run's options (validated, classes known).
+
+    Returns:
+        The cells, sorted by (class, smear, object), and the number of objects
+        dropped per reason.
+    """
+    rename = dict(options.rename)
+    keep = set(options.classes) if options.classes is not None else None
+    excluded = set(options.exclude_overlap)
+    ext = "png" if options.image_format == "png" else "jpg"
+    dropped: Counter[str] = Counter()
+    candidates: dict[tuple[str, str], list[Cell]] = defaultdict(list)
+    for item in annotations.images:
+        for box in item.boxes:
+            if keep is not None and box.label not in keep:
+                dropped["class not selected"] += 1
+                continue
+            reason = _drop_reason(box, item, options)
+            if reason:
+                dropped[reason] += 1
+                continue
+            class_name = rename.get(box.label, box.label)
+            if options.crop == "window":
+                window = window_around(box, options.window, item.width, item.height)
+            else:
+                window = square_around(box, options.margin, item.width, item.height)
+            if excluded and _overlaps_other(window, box, class_name, item, excluded, rename):
+                dropped["window overlaps another class"] += 1
+                continue
+            name = f"{class_name}/{smear_stem(item.image)}_{box.index + 1:03d}_{class_name}.{ext}"
+            candidates[(class_name, item.image)].append(
+                Cell(item.image, box, class_name, window, name)
+            )
+    candidates = _one_cell_per_window(candidates, dropped)
+    by_class: dict[str, list[Cell]] = defaultdict(list)
+    for (class_name, smear), cells in sorted(candidates.items()):
+        chosen = choose(cells, options.max_per_smear, options.seed, "smear", smear, class_name)
+        dropped["over --max-per-smear"] += len(cells) - len(chosen)
+        by_class[class_name].extend(chosen)
+    out: list[Cell] = []
+    for class_name in sorted(by_class):
+        cells = by_class[class_name]
+        chosen = choose(cells, options.max_per_class, options.seed, "class", class_name)
+        dropped["over --max-per-class"] += len(cells) - len(chosen)
+        out.extend(chosen)
+    return out, {k: v for k, v in dropped.items() if v}
+
+
+def _one_cell_per_window(
+    candidates: dict[tuple[str, str], list[Cell]], dropped: Counter[str]
+) -> dict[tuple[str, str], list[Cell]]:
+    """Objects in one corner of a smear share the window shifted inward.
+
+    Cells of one class with the same window would be identical files: the
+    first is kept. A window shared by cells of different classes would be one
+    image under two labels, with neither object in its centre: all are dropped.
+    """
+    classes_of: dict[tuple[str, tuple[int, int, int, int]], set[str]] = defaultdict(set)
+    for (class_name, smear), cells in candidates.items():
+        for c in cells:
+            classes_of[(smear, c.window)].add(class_name)
+    kept: dict[tuple[str, str], list[Cell]] = {}
+    for key, cells in candidates.items():
+        seen: set[tuple[int, int, int, int]] = set()
+        kept[key] = []
+        for c in cells:
+            if len(classes_of[(c.smear, c.window)]) > 1:
+                dropped["same window as a cell of another class"] += 1
+            elif c.window in seen:
+                dropped["same window as another cell of its class"] += 1
+            else:
+                seen.add(c.window)
+                kept[key].append(c)
+    return kept
+
+
+def _drop_reason(box: Box, item: ImageBoxes, options: CellOptions) -> str:
+    if options.border == "drop-truncated" and box.truncated:
+        return "flagged truncated (--border drop-truncated)"
+    if options.border == "drop-touching" and (
+        box.truncated or box.touches_border(item.width, item.height)
+    ):
+        return "cut by or touching the border (--border drop-touching)"
+    if min(box.width, box.height) < options.min_size:
+        return "smaller than --min-size"
+    return ""
+
+
+def _overlaps_other(
+    window: tuple[int, int, int, int],
+    box: Box,
+    class_name: str,
+    item: ImageBoxes,
+    excluded: set[str],
+    rename: dict[str, str],
+) -> bool:
+    for other in item.boxes:
+        if other is box or rename.get(other.label, other.label) == class_name:
+            continue
+        if (ANY_CLASS in excluded or other.label in excluded) and overlaps(window, other):
+            return True
+    return False
+
+
+def check_classes(annotations: AnnotationSet, options: CellOptions) -> None:
+    """Class options must name classes the annotations have.
+
+    Raises:
+        OptionError: Naming the option and the known classes.
+    """
+    known = set(annotations.classes)
+    listing = ", ".join(annotations.classes) or "none"
+    named = [
+        ("--classes", options.classes or ()),
+        ("--rename", [old for old, _ in options.rename]),
+        ("--exclude-overlap", [c for c in options.exclude_overlap if c != ANY_CLASS]),
+    ]
+    for option, classes in named:
+        unknown = [c for c in classes if c not in known]
+        if unknown:
+            raise OptionError(
+                option,
+                f"no class {', '.join(repr(c) for c in unknown)} in the annotations "
+                f"(they have: {listing})",
+            )
+    rename = dict(options.rename)
+    bad = []
+    for label in annotations.classes:
+        if label in rename:
+            continue
+        problem = folder_name_problem(label)
+        if problem and (options.classes is None or label in options.classes):
+            bad.append(f"{label!r} {problem}")
+    if bad:
+        raise InputError(
+            "class names that cannot be folder names: "
+            + "; ".join(bad)
+            + "; give them other names with --rename OLD=NEW"
+        )
+
+
+def cut_cells(
+    smears: str | Path,
+    annotations: str | Path,
+    out: str | Path,
+    options: CellOptions,
+    reporter: Reporter | None = None,
+) -> CellsSummary:
+    """Write the cell set of annotated smears.
+
+    Args:
+        smears: The folder of smear images.
+        annotations: The annotation folder (VOC, YOLO) or file (COCO).
+        out: The output folder (created; replaced with ``options.overwrite``).
+        options: The run's options.
+        reporter: Progress and warnings; silent by default.
+
+    Returns:
+        What was written and left out.
+
+    Raises:
+        OptionError: For invalid options (nothing written).
+        InputError: For faulty annotations or images, all listed (nothing
+            written), unless ``options.skip_invalid``.
+        OutputError: If OUT exists and ``overwrite`` is false, or writing fails.
+    """
+    started = time.perf_counter()
+    reporter = reporter or _Silent()
+    options.validate()
+    smears, out = Path(smears), Path(out)
+    check_output(out, options.overwrite)
+    found = read_annotations(options.format, annotations, smears, options.names)
+    check_classes(found, options)
+    found.problems.extend(_check_images(found, smears, options, reporter))
+    if found.problems and not options.skip_invalid:
+        raise InputError(_problem_listing(found.problems, annotations))
+    usable = _without_bad_images(found)
+    for warning in found.warnings:
+        reporter.warn(warning)
+    cells, dropped = plan_cells(usable, options)
+    if not cells:
+        raise InputError(
+            f"no cells left to write from {annotations} (dropped: "
+            + (", ".join(f"{n} {why}" for why, n in dropped.items()) or "no objects at all")
+            + ")"
+        )
+    _write(cells, smears, out, options, reporter)
+    counts = Counter(c.class_name for c in cells)
+    rename = dict(options.rename)
+    wanted = {rename.get(c, c) for c in (options.classes or usable.classes)}
+    for missing in sorted(wanted - set(counts)):
+        reporter.warn(f"class {missing}: no cells left after the options; OUT has no folder for it")
+    smear_sets: dict[str, set[str]] = defaultdict(set)
+    for c in cells:
+        smear_sets[c.class_name].add(c.smear)
+    return CellsSummary(
+        out=out,
+        counts=dict(sorted(counts.items())),
+        smears={k: len(v) for k, v in sorted(smear_sets.items())},
+        dropped=dropped,
+        problems=found.problems,
+        warnings=found.warnings,
+        unannotated=found.unannotated,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _check_images(
+    found: AnnotationSet, smears: Path, options: CellOptions, reporter: Reporter
+) -> list[Problem]:
+    """Smears that cannot be decoded, or are smaller than the window."""
+    problems = []
+    reporter.start("check smears", len(found.images))
+    for item in found.images:
+        info = inspect_file(smears / item.image, MAX_PIXELS)
+        if info.error:
+            problems.append(
+                Problem(item.annotation, "", f"image {item.image}: {info.error}", item.image)
+            )
+        elif options.crop == "window" and options.window > min(item.width, item.height):
+            problems.append(
+                Problem(
+                    item.annotation,
+                    "",
+                    f"image {item.image} is {item.width}x{item.height}, smaller than the "
+                    f"--window {options.window} window",
+                    item.image,
+                )
+            )
+        reporter.advance(1)
+    return problems
+
+
+def _without_bad_images(found: AnnotationSet) -> AnnotationSet:
+    """The annotations less the images a whole-image problem names."""
+    bad = {p.image for p in found.problems if p.whole_image and p.image}
+    return AnnotationSet(
+        images=[i for i in found.images if i.image not in bad],
+        classes=found.classes,
+    )
+
+
+def _problem_listing(problems: list[Problem], annotations: str | Path) -> str:
+    lines = [f"  {p}" for p in problems[:MAX_LISTED]]
+    if len(problems) > MAX_LISTED:
+        lines.append(f"  ... and {len(problems) - MAX_LISTED} more")
+    return (
+        f"{len(problems)} problem(s) in the annotations {annotations} and their images:\n"
+        + "\n".join(lines)
+        + "\nFix them, or pass --skip-invalid to leave out the faulty boxes and images "
+        "(nothing was written)."
+    )
+
+
+def _write(
+    cells: list[Cell], smears: Path, out: Path, options: CellOptions, reporter: Reporter
+) -> None:
+    by_smear: dict[str, list[Cell]] = defaultdict(list)
+    for c in cells:
+        by_smear[c.smear].append(c)
+    size = options.output_size
+    reporter.start("cells", len(cells))
+    try:
+        with staged_folder(out) as tmp:
+            for smear in sorted(by_smear):
+                rgb = decode_rgb(read_image_file(smears / smear), 1, str(smears / smear))
+                for c in by_smear[smear]:
+                    target = tmp / c.name
+                    target.parent.mkdir(exist_ok=True)
+                    target.write_bytes(_encode(_crop(rgb, c.window, size), options))
+                reporter.advance(len(by_smear[smear]))
+            _write_csv(tmp / CELLS_CSV, cells)
+    except OSError as err:
+        raise OutputError(
+            f"writing {out} failed: {err.strerror or err}; nothing was written"
+        ) from err
+
+
+def _crop(rgb: np.ndarray, window: tuple[int, int, int, int], size: int | None) -> np.ndarray:
+    x0, y0, x1, y1 = window
+    patch = rgb[y0:y1, x0:x1]
+    if size is None or patch.shape[:2] == (size, size):
+        return np.ascontiguousarray(patch)
+    interp = cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (size, size), interpolation=interp)
+
+
+def _encode(rgb: np.ndarray, options: CellOptions) -> bytes:
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    if options.image_format == "jpg":
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality])
+    else:
+        ok, buf = cv2.imencode(".png", bgr)
+    if not ok:
+        raise OutputError("OpenCV could not encode a cell image")
+    return buf.tobytes()
+
+
+def _write_csv(path: Path, cells: list[Cell]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(CELLS_COLUMNS)
+        for c in sorted(cells, key=lambda c: c.name):
+            b = c.box
+            writer.writerow(
+                [
+                    c.name,
+                    c.class_name,
+                    c.smear,
+                    b.label,
+                    b.index + 1,
+                    *(f"{v:g}" for v in (b.x0, b.y0, b.x1, b.y1)),
+                    *c.window,
+                    int(b.truncated),
+                    int(b.clipped),
+                ]
+            )

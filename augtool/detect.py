@@ -1,0 +1,287 @@
+"""Detection datasets: ``augtool expand RAW OUT --annotations A --format voc|coco|yolo``.
+
+RAW is a folder of whole images (smears), not of class folders. Every image
+that the annotations describe becomes a source of the one pseudo-class
+``images``, so the plan, the seeds, the split (by image, or by
+``--group-regex`` group such as a smear or patient), the manifest and
+``verify`` are those of a classification run. The boxes of each output are
+computed in the main process from the parameters its pixels were rendered
+with (``augtool.boxes``), and written beside the images in the input's format:
+
+    OUT/<split>/images/<stem>__<kk>_<transform>.png
+    OUT/<split>/annotations/<stem>__<kk>_<transform>.xml      VOC
+    OUT/<split>/annotations.json                               COCO
+    OUT/<split>/labels/<stem>__<kk>_<transform>.txt            YOLO (+ labels/classes.txt)
+
+Each split folder is a dataset its format's tools (and ``augtool cells``)
+read as it is. ``augtool.json`` records every annotation file with its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from augtool.annotations import AnnotationSet, Box, ImageBoxes, Problem, read_annotations
+from augtool.annotations.write import MIN_SIDE, annotation_files
+from augtool.boxes import transform_boxes
+from augtool.errors import InputError
+from augtool.sources import (
+    ScanResult,
+    Source,
+    compile_group_regex,
+    find_duplicates,
+    group_of,
+    inspect_file,
+)
+
+#: The class every detection source belongs to (the folder of the images in OUT).
+IMAGES = "images"
+#: Where each format's files go inside a split folder.
+ANNOTATION_FOLDER = {"voc": "annotations", "coco": "", "yolo": "labels"}
+
+
+@dataclass
+class DetectionInput:
+    """The annotated images of a detection run.
+
+    Attributes:
+        fmt: ``voc``, ``coco`` or ``yolo``.
+        classes: Object class names (the order of COCO ids and YOLO numbers in OUT).
+        boxes: Each source's boxes, by source path (relative to RAW).
+        warnings: Repairs and omissions the user should hear of.
+    """
+
+    fmt: str
+    classes: list[str]
+    boxes: dict[str, ImageBoxes]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DetectionOutput:
+    """The annotation files of a run and what happened to the boxes.
+
+    Attributes:
+        files: Text of each annotation file, by path relative to OUT.
+        boxes_in: Source boxes, summed over outputs (each output counts its source's boxes).
+        boxes_out: Boxes written.
+        dropped: Boxes left out: less than ``min_visibility`` inside the output,
+            or under ``MIN_SIDE`` pixels on a side.
+    """
+
+    files: dict[str, str]
+    boxes_in: int
+    boxes_out: int
+
+    @property
+    def dropped(self) -> int:
+        """Boxes left out."""
+        return self.boxes_in - self.boxes_out
+
+    def record(self, min_visibility: float, fmt: str, classes: Sequence[str]) -> dict:
+        """What ``augtool.json`` keeps: format, classes, counts, and every file's hash."""
+        return {
+            "format": fmt,
+            "classes": list(classes),
+            "min_visibility": min_visibility,
+            "boxes_in": self.boxes_in,
+            "boxes_out": self.boxes_out,
+            "files": {
+                name: hashlib.sha256(text.encode("utf-8")).hexdigest()
+                for name, text in sorted(self.files.items())
+            },
+        }
+
+
+def scan_annotated(
+    raw: Path,
+    fmt: str,
+    annotations: str | Path,
+    names: str | Path | None,
+    group_regex: str | None,
+    skip_invalid: bool,
+    max_pixels: int,
+) -> tuple[ScanResult, DetectionInput]:
+    """Read the annotations of RAW's images and scan the annotated images as sources.
+
+    Args:
+        raw: The folder of images.
+        fmt: Annotation format.
+        annotations: The annotation folder (VOC, YOLO) or file (COCO).
+        names: YOLO class names file (default: found in the label folder).
+        group_regex: Groups for the split (default: each image its own group).
+        skip_invalid: Leave out faulty boxes and images (listed as warnings)
+            instead of refusing.
+        max_pixels: Refuse larger images.
+
+    Returns:
+        The sources (class ``images``) and their boxes.
+
+    Raises:
+        InputError: For faulty annotations or images (all listed) unless
+            ``skip_invalid``, or when no annotated image is left.
+    """
+    from augtool.cells import _problem_listing
+
+    regex = compile_group_regex(group_regex)
+    found = read_annotations(fmt, annotations, raw, names)
+    infos = {item.image: inspect_file(raw / item.image, max_pixels) for item in found.images}
+    found.problems.extend(
+        _image_problem(item, infos[item.image].error)
+        for item in found.images
+        if infos[item.image].error
+    )
+    if found.problems and not skip_invalid:
+        raise InputError(_problem_listing(found.problems, annotations))
+    warnings = list(found.warnings)
+    warnings += [f"left out: {p}" for p in found.problems]
+    if found.unannotated:
+        warnings.append(
+            f"{len(found.unannotated)} image(s) in {raw} have no annotation and are left out "
+            f"(an image without objects needs an annotation that says so): "
+            + ", ".join(found.unannotated[:10])
+            + (" ..." if len(found.unannotated) > 10 else "")
+        )
+    usable = _usable(found)
+    if not usable:
+        raise InputError(f"{raw}: no annotated image left to expand (annotations: {annotations})")
+    stems = _stems([item.image for item in usable])
+    sources = []
+    for item in usable:
+        info = infos[item.image]
+        sources.append(
+            Source(
+                path=item.image,
+                class_name=IMAGES,
+                label=0,
+                sha256=info.sha256,
+                width=info.width,
+                height=info.height,
+                group=group_of(item.image, regex),
+                stem=stems[item.image],
+            )
+        )
+    scan_result = ScanResult(
+        root=raw,
+        classes=[IMAGES],
+        sources=sources,
+        skipped=[(p.image or p.file, p.message) for p in found.problems if p.whole_image],
+        duplicates=find_duplicates(sources),
+    )
+    detection = DetectionInput(fmt, list(found.classes), {i.image: i for i in usable}, warnings)
+    return scan_result, detection
+
+
+def _stems(paths: list[str]) -> dict[str, str]:
+    """Output stems: path without suffix, ``/`` as ``__``; with the suffix where two share one."""
+    base = {p: str(PurePosixPath(p).with_suffix("")).replace("/", "__") for p in paths}
+    taken = Counter(base.values())
+    return {
+        p: stem if taken[stem] == 1 else p.replace("/", "__").replace(".", "_")
+        for p, stem in base.items()
+    }
+
+
+def _image_problem(item: ImageBoxes, error: str) -> Problem:
+    return Problem(item.annotation, "", f"image {item.image}: {error}", item.image)
+
+
+def _usable(found: AnnotationSet) -> list[ImageBoxes]:
+    bad = {p.image for p in found.problems if p.whole_image and p.image}
+    return [i for i in found.images if i.image not in bad]
+
+
+def output_boxes(
+    item: ImageBoxes,
+    transform: str,
+    params: dict,
+    out: tuple[int, int],
+    min_visibility: float,
+    letterboxed: bool = False,
+) -> tuple[Box, ...]:
+    """The boxes of one output image, mapped with the parameters of its pixels.
+
+    Args:
+        item: The source image and its boxes.
+        transform: The output's transform (``original``, a table name or ``pca``).
+        params: The parameters its pixels were rendered with.
+        out: Output ``(width, height)``.
+        min_visibility: Smallest fraction of a box that must stay inside.
+        letterboxed: The output keeps the canvas' aspect ratio (``--letterbox``).
+
+    Returns:
+        The kept boxes, in output pixels, in source order; a box is also left
+        out when it is under ``MIN_SIDE`` pixels on a side (VOC cannot state it).
+    """
+    if not item.boxes:
+        return ()
+    corners = np.array([[b.x0, b.y0, b.x1, b.y1] for b in item.boxes], dtype=np.float64)
+    mapped, index = transform_boxes(
+        transform, params, (item.width, item.height), corners, out, min_visibility, letterboxed
+    )
+    kept = []
+    for (x0, y0, x1, y1), i in zip(mapped, index, strict=True):
+        if x1 - x0 < MIN_SIDE or y1 - y0 < MIN_SIDE:
+            continue
+        kept.append(
+            replace(item.boxes[int(i)], x0=float(x0), y0=float(y0), x1=float(x1), y1=float(y1))
+        )
+    return tuple(kept)
+
+
+def detection_files(
+    records: Sequence[dict],
+    source_of: Callable[[dict], Source],
+    detection: DetectionInput,
+    size: tuple[int, int],
+    min_visibility: float,
+    letterboxed: bool = False,
+) -> DetectionOutput:
+    """Every annotation file of a run, grouped by split folder.
+
+    Args:
+        records: The manifest rows (``name``, ``split``, ``transform``, ``params``).
+        source_of: The source of a row.
+        detection: The input boxes.
+        size: Output ``(width, height)``.
+        min_visibility: See :func:`output_boxes`.
+        letterboxed: See :func:`output_boxes`.
+
+    Returns:
+        The files (paths relative to OUT) and the box counts.
+    """
+    by_folder: dict[str, list[ImageBoxes]] = {}
+    boxes_in = boxes_out = 0
+    for row in records:
+        item = detection.boxes[source_of(row).path]
+        params = row["params"]
+        kept = output_boxes(
+            item,
+            row["transform"],
+            json.loads(params) if isinstance(params, str) else params,
+            size,
+            min_visibility,
+            letterboxed,
+        )
+        boxes_in += len(item.boxes)
+        boxes_out += len(kept)
+        name = PurePosixPath(row["name"])
+        folder = str(name.parent.parent) if name.parent.parent != PurePosixPath(".") else ""
+        by_folder.setdefault(folder, []).append(
+            ImageBoxes(name.name, size[0], size[1], kept, row["name"])
+        )
+    files: dict[str, str] = {}
+    sub = ANNOTATION_FOLDER[detection.fmt]
+    for folder, items in sorted(by_folder.items()):
+        items.sort(key=lambda i: i.image)
+        for rel, text in annotation_files(detection.fmt, items, detection.classes).items():
+            path = PurePosixPath(folder or ".", sub or ".", rel)
+            files[str(path)] = text
+    return DetectionOutput(files, boxes_in, boxes_out)
