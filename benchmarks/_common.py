@@ -60,6 +60,36 @@ def build_allidb_like(root: Path, width: int = 2592, height: int = 1944) -> tupl
     return raw, origin
 
 
+def build_allidb_native(root: Path, width: int = 2592, height: int = 1944) -> tuple[Path, str]:
+    """The native-detail ALL-IDB1-sized workload: 141 mosaics (JPEG q95), 49 / 33 / 59 per class.
+
+    Each source tiles 640x480 smears side by side without resizing
+    (``tests/mosaic.py``: the BCCD smears when present, else generated ones),
+    source ``i`` starting at tile ``25 i``, so every pixel carries camera
+    detail, unlike the upscaled workload of :func:`build_allidb_like`.
+    Built once, then reused.
+
+    Returns:
+        The RAW folder and a description of where the pixels came from.
+    """
+    from tests.mosaic import jpeg_bytes, mosaic, tile_origin
+
+    raw = root / f"allidb-native-{width}x{height}"
+    done = raw / ".complete"
+    if done.exists():
+        return raw, tile_origin()
+    i = 0
+    for cls, n in PAPER_CLASSES.items():
+        (raw / cls).mkdir(parents=True, exist_ok=True)
+        for k in range(n):
+            (raw / cls / f"{cls}_{k:03d}.jpg").write_bytes(
+                jpeg_bytes(mosaic(width, height, first=25 * i))
+            )
+            i += 1
+    done.write_text("ok\n")
+    return raw, tile_origin()
+
+
 def _generated(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     img = np.full((height, width, 3), (210, 200, 228), np.uint8)
     for _ in range(40):
