@@ -1,0 +1,109 @@
+"""Measure the working-resolution guarantee: PSNR of reduced- vs full-resolution work.
+
+For every transform (and ``original``) and reduction factor 2, 4 and 8, each
+of ``--mosaics`` native-detail sources (640x480 smears tiled without resizing,
+``tests/mosaic.py``; the BCCD smears when present, else generated ones, or
+with ``--generated``) is encoded as JPEG q95 at the smallest realistic size
+that gets that factor at output 227 (1296x972, 2592x1944, 5472x3648), then:
+
+* reference: decoded in full, the transform applied at scale 1, resized to 227;
+* fast: decoded at 1/factor by libjpeg (as ``expand`` does), the same
+  parameters applied at the working scale, resized to 227.
+
+Each transform with parameters gets ``--draws`` draws (seeds 0, 1, ...) per
+mosaic; parameterless ones one. The table prints the minimum PSNR (dB) over
+all of them, and the last row the minimum per factor; SPEC §2 requires >= 30.
+
+Usage: PYTHONPATH=. python benchmarks/bench_workres.py [--mosaics N] [--draws N] [--generated]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import machine
+
+from augtool.decode import choose_reduction, decode_rgb
+from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges
+from tests.mosaic import FACTOR_SIZES, jpeg_bytes, mosaic, tile_origin
+
+SIZE = 227
+#: Tiles between the first tiles of consecutive mosaics (a 5472x3648 mosaic uses 72).
+MOSAIC_STRIDE = 72
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 images in dB (inf when equal)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+def measure(mosaics: int, draws: int, generated: bool) -> dict[str, dict[int, float]]:
+    """Minimum PSNR per transform name and factor.
+
+    Args:
+        mosaics: Sources per factor.
+        draws: Parameter draws per source for transforms with parameters.
+        generated: Tile generated smears even when the real ones are present.
+
+    Returns:
+        ``{transform: {factor: min PSNR}}``.
+    """
+    transforms = [ORIGINAL, *TRANSFORMS.values()]
+    worst: dict[str, dict[int, float]] = {t.name: {} for t in transforms}
+    for k, (width, height) in FACTOR_SIZES.items():
+        if choose_reduction(width, height, SIZE) != k:
+            raise SystemExit(f"{width}x{height} does not get factor {k}")
+        for m in range(mosaics):
+            data = jpeg_bytes(mosaic(width, height, first=m * MOSAIC_STRIDE, generated=generated))
+            full = decode_rgb(data, 1)
+            reduced = decode_rgb(data, k)
+            scale = (reduced.shape[1] / width, reduced.shape[0] / height)
+            for t in transforms:
+                params = [t.sample(np.random.default_rng(seed), Ranges()) for seed in range(draws)]
+                for p in params if params[0] else params[:1]:
+                    value = psnr(
+                        t.apply(full, p, (1.0, 1.0), SIZE), t.apply(reduced, p, scale, SIZE)
+                    )
+                    worst[t.name][k] = min(worst[t.name].get(k, float("inf")), value)
+        print(f"factor {k} done", file=sys.stderr, flush=True)
+    return worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mosaics", type=int, default=3, help="sources per factor (default 3)")
+    parser.add_argument("--draws", type=int, default=4, help="parameter draws (default 4)")
+    parser.add_argument("--generated", action="store_true", help="tile generated smears")
+    args = parser.parse_args()
+    if args.mosaics < 1 or args.draws < 1:
+        parser.error("--mosaics and --draws must be >= 1")
+    print(f"machine: {machine()}")
+    print(
+        f"sources: {args.mosaics} mosaic(s) per factor, {tile_origin(args.generated)}; "
+        f"JPEG q95; {args.draws} parameter draw(s) each; output {SIZE}x{SIZE}"
+    )
+    start = time.perf_counter()
+    worst = measure(args.mosaics, args.draws, args.generated)
+    factors = list(FACTOR_SIZES)
+    sizes = "  ".join(f"{k}: {w}x{h}" for k, (w, h) in FACTOR_SIZES.items())
+    print(f"minimum PSNR (dB), reduced vs full resolution; factor: source size  {sizes}")
+    print(f"{'transform':<12}" + "".join(f"{'factor ' + str(k):>11}" for k in factors))
+    for name, row in worst.items():
+        print(f"{name:<12}" + "".join(f"{row[k]:>11.1f}" for k in factors))
+    lowest = {k: min(row[k] for row in worst.values()) for k in factors}
+    print(f"{'minimum':<12}" + "".join(f"{lowest[k]:>11.1f}" for k in factors))
+    print(f"[{time.perf_counter() - start:.0f} s]")
+
+
+if __name__ == "__main__":
+    main()
