@@ -65,8 +65,10 @@ def build_allidb_native(root: Path, width: int = 2592, height: int = 1944) -> tu
 
     Each source tiles 640x480 smears side by side without resizing
     (``tests/mosaic.py``: the BCCD smears when present, else generated ones),
-    source ``i`` starting at tile ``25 i``, so every pixel carries camera
-    detail, unlike the upscaled workload of :func:`build_allidb_like`.
+    so every pixel carries camera detail, unlike the upscaled workload of
+    :func:`build_allidb_like`. Source ``i`` starts at tile ``26 i``: 26 is
+    prime to the 205 smears, so the 141 mosaics all differ (a stride of 25
+    repeated every 41 sources, which ``expand`` reports as duplicates).
     Built once, then reused.
 
     Returns:
@@ -74,7 +76,7 @@ def build_allidb_native(root: Path, width: int = 2592, height: int = 1944) -> tu
     """
     from tests.mosaic import jpeg_bytes, mosaic, tile_origin
 
-    raw = root / f"allidb-native-{width}x{height}"
+    raw = root / f"allidb-native-v2-{width}x{height}"
     done = raw / ".complete"
     if done.exists():
         return raw, tile_origin()
@@ -83,7 +85,7 @@ def build_allidb_native(root: Path, width: int = 2592, height: int = 1944) -> tu
         (raw / cls).mkdir(parents=True, exist_ok=True)
         for k in range(n):
             (raw / cls / f"{cls}_{k:03d}.jpg").write_bytes(
-                jpeg_bytes(mosaic(width, height, first=25 * i))
+                jpeg_bytes(mosaic(width, height, first=26 * i))
             )
             i += 1
     done.write_text("ok\n")

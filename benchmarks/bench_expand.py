@@ -139,6 +139,7 @@ def main() -> None:
             shutil.rmtree(args.workdir / out, ignore_errors=True)
         ours, peak = run_augtool(raw, args.workdir / "out-augtool", args.workers)
         naive = run_naive(raw, args.workdir / "out-naive")
+        print(f"  {name}: naive {naive:.1f} s, augtool {ours:.1f} s", flush=True)
         rows.append((name, naive, ours, peak))
     print()
     print(f"{'workload':<10}{'way':<42}{'seconds':>10}{'images/s':>10}")

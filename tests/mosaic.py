@@ -24,7 +24,7 @@ import numpy as np
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_SMEARS = SHARED_DATA / "bccd-smears"
 TILE = (640, 480)
-#: Distinct generated tiles, cycled, when the real smears are absent (0.3 s each to draw).
+#: Distinct generated smears, cycled (rolled), when the real ones are absent (0.3 s each).
 GENERATED_TILES = 6
 
 #: Sizes that get reduction factors 2, 4 and 8 at output 227 (both sides >= 2 x 227 x factor):
@@ -59,9 +59,16 @@ def smear_tile(index: int, generated: bool = False) -> np.ndarray:
         if bgr is None or bgr.shape[:2] != (TILE[1], TILE[0]):
             raise ValueError(f"{path}: expected a 640x480 smear")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    # Few distinct generated smears, each rolled sideways by a different amount per
+    # cycle (97 is prime to 640), so tile sequences that start apart stay different.
+    roll = (index // GENERATED_TILES) * 97 % TILE[0]
+    return np.roll(_generated_tile(index % GENERATED_TILES), roll, axis=1)
+
+
+@cache
+def _generated_tile(index: int) -> np.ndarray:
     from augtool.synth import CLASSES, render_smear
 
-    index %= GENERATED_TILES
     rng = np.random.default_rng(np.random.SeedSequence((2026, index)))
     return render_smear(CLASSES[index % len(CLASSES)], rng, TILE)
 
