@@ -23,6 +23,7 @@ Usage: PYTHONPATH=. python benchmarks/bench_expand.py [--workdir DIR] [--workers
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -122,7 +123,7 @@ def main() -> None:
     parser.add_argument("--workload", choices=[*WORKLOADS, "both"], default="both")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}", flush=True)
     names = list(WORKLOADS) if args.workload == "both" else [args.workload]
     rows = []
     for name in names:
@@ -139,7 +140,8 @@ def main() -> None:
             shutil.rmtree(args.workdir / out, ignore_errors=True)
         ours, peak = run_augtool(raw, args.workdir / "out-augtool", args.workers)
         naive = run_naive(raw, args.workdir / "out-naive")
-        print(f"  {name}: naive {naive:.1f} s, augtool {ours:.1f} s", flush=True)
+        load = os.getloadavg()[0]
+        print(f"  {name}: naive {naive:.1f} s, augtool {ours:.1f} s; load average {load:.1f}")
         rows.append((name, naive, ours, peak))
     print()
     print(f"{'workload':<10}{'way':<42}{'seconds':>10}{'images/s':>10}")
