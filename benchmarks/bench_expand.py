@@ -141,7 +141,10 @@ def main() -> None:
         ours, peak = run_augtool(raw, args.workdir / "out-augtool", args.workers)
         naive = run_naive(raw, args.workdir / "out-naive")
         load = os.getloadavg()[0]
-        print(f"  {name}: naive {naive:.1f} s, augtool {ours:.1f} s; load average {load:.1f}")
+        print(
+            f"  {name}: naive {naive:.1f} s, augtool {ours:.1f} s; load average {load:.1f}",
+            flush=True,
+        )
         rows.append((name, naive, ours, peak))
     print()
     print(f"{'workload':<10}{'way':<42}{'seconds':>10}{'images/s':>10}")
