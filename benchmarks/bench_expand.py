@@ -1,8 +1,15 @@
 """Time ``augtool expand`` against the naive loop of SPEC §8, in the same run.
 
-Workload: the ALL-IDB1-sized set (141 sources, 2592x1944 JPEG q95, 49 / 33 /
-59 per class) built from ../shared/data/bccd-smears when present, else from
-generated images. Both sides make 1,492 PNGs at 227x227.
+Workloads: the ALL-IDB1-sized set (141 sources, 2592x1944 JPEG q95, 49 / 33 /
+59 per class) in two kinds, each built once under --workdir:
+
+* upscaled: each source one BCCD smear (../shared/data/bccd-smears) upscaled
+  bicubically from 640x480, else a generated image; smooth at the pixel scale;
+* native: each source a mosaic of 640x480 smears tiled without resizing
+  (tests/mosaic.py), so it has camera detail at every pixel, as ALL-IDB1 has.
+  JPEG files with such detail are larger and slower to decode.
+
+Both sides make 1,492 PNGs at 227x227 from each workload.
 
 * augtool: ``augtool expand RAW OUT`` as a user runs it (new process,
   all cores), peak memory of the whole process tree sampled from /proc.
@@ -21,12 +28,14 @@ Recipes (issue 14), on the same workload and the same 1,492 outputs:
   source again, resize it to the output size, apply that output's
   albumentations step, write a PNG (the originals only resized).
 
-Usage: python benchmarks/bench_expand.py [--workdir DIR] [--workers N] [--only paper|recipes]
+Usage: PYTHONPATH=. python benchmarks/bench_expand.py [--workdir DIR] [--workers N]
+       [--workload upscaled|native|both] [--only paper|recipes]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -37,10 +46,12 @@ from pathlib import Path
 import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PeakMemory, build_allidb_like, machine
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import PeakMemory, build_allidb_like, build_allidb_native, machine
 
 TARGET = 1492
 SIZE = 227
+WORKLOADS = {"upscaled": build_allidb_like, "native": build_allidb_native}
 
 
 def naive_pipelines() -> list:
@@ -71,18 +82,22 @@ def naive_pipelines() -> list:
     ]
 
 
-def run_naive(raw: Path, out: Path) -> float:
-    """The naive loop: decode per output, one transform, resize, write PNG."""
+def run_naive(raw: Path, out: Path) -> tuple[float, float]:
+    """The naive loop: decode per output, one transform, resize, write PNG.
+
+    Returns:
+        Wall seconds and CPU seconds (all threads of this process).
+    """
     sources = sorted(p for p in raw.rglob("*.jpg"))
     pipelines = naive_pipelines()
     out.mkdir(parents=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(TARGET):
         src = sources[i % len(sources)]
         rgb = cv2.cvtColor(cv2.imread(str(src)), cv2.COLOR_BGR2RGB)
         img = pipelines[i % len(pipelines)](image=rgb)["image"]
         cv2.imwrite(str(out / f"{src.stem}_{i:04d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def albu_steps() -> list:
@@ -134,8 +149,8 @@ def run_naive_recipe(raw: Path, out: Path) -> float:
 
 def run_augtool(
     raw: Path, out: Path, workers: int, extra: tuple[str, ...] = ()
-) -> tuple[float, int]:
-    """``augtool expand`` in a new process; returns seconds and peak tree RSS."""
+) -> tuple[float, float, int]:
+    """``augtool expand`` in a new process; returns wall seconds, CPU seconds, peak tree RSS."""
     cmd = [
         sys.executable,
         "-m",
@@ -160,7 +175,7 @@ def run_augtool(
     n = len(list(out.rglob("*.png")))
     if n != TARGET:
         raise SystemExit(f"augtool wrote {n} images, expected {TARGET}")
-    return seconds, mem.peak
+    return seconds, mem.cpu, mem.peak
 
 
 def main() -> None:
@@ -171,41 +186,61 @@ def main() -> None:
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "augtool-bench"
     )
     parser.add_argument("--workers", type=int, default=0, help="augtool workers (0 = all cores)")
+    parser.add_argument("--workload", choices=[*WORKLOADS, "both"], default="both")
     parser.add_argument(
         "--only", choices=("paper", "recipes"), default=None, help="run one of the two comparisons"
     )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {machine()}")
-    t0 = time.perf_counter()
-    raw, origin = build_allidb_like(args.workdir)
-    built = time.perf_counter() - t0
-    print(f"workload: 141 sources 2592x1944 JPEG q95 ({origin}) in {raw} [{built:.1f} s to build]")
-    for name in ("out-augtool", "out-naive", "out-builtin", "out-albu", "out-naive-albu"):
-        shutil.rmtree(args.workdir / name, ignore_errors=True)
-    if args.only != "paper":
-        compare_recipes(raw, args.workdir, args.workers)
-    if args.only == "recipes":
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}", flush=True)
+    names = list(WORKLOADS) if args.workload == "both" else [args.workload]
+    rows = []
+    for name in names:
+        t0 = time.perf_counter()
+        raw, origin = WORKLOADS[name](args.workdir)
+        built = time.perf_counter() - t0
+        mib = sum(p.stat().st_size for p in raw.rglob("*.jpg")) / 2**20
+        print(
+            f"workload {name}: 141 sources 2592x1944 JPEG q95 ({origin}), {mib:.0f} MiB,"
+            f" in {raw} [{built:.1f} s to build]",
+            flush=True,
+        )
+        for out in ("out-augtool", "out-naive", "out-builtin", "out-albu", "out-naive-albu"):
+            shutil.rmtree(args.workdir / out, ignore_errors=True)
+        if args.only != "paper" and name == names[0]:
+            compare_recipes(raw, args.workdir, args.workers)
+        if args.only == "recipes":
+            continue
+        ours, ours_cpu, peak = run_augtool(raw, args.workdir / "out-augtool", args.workers)
+        naive, naive_cpu = run_naive(raw, args.workdir / "out-naive")
+        load = os.getloadavg()[0]
+        print(
+            f"  {name}: naive {naive:.1f} s ({naive_cpu:.1f} CPU s), augtool {ours:.1f} s"
+            f" ({ours_cpu:.1f} CPU s); load average {load:.1f}",
+            flush=True,
+        )
+        rows.append((name, naive, naive_cpu, ours, ours_cpu, peak))
+    if not rows:
         return
-    ours, peak = run_augtool(raw, args.workdir / "out-augtool", args.workers)
-    naive = run_naive(raw, args.workdir / "out-naive")
     print()
-    print(f"{'way':<48}{'seconds':>10}{'images/s':>10}")
-    print(f"{'naive loop (albumentations, 1 process)':<48}{naive:>10.1f}{TARGET / naive:>10.0f}")
-    print(f"{'augtool expand (all cores, new process)':<48}{ours:>10.1f}{TARGET / ours:>10.0f}")
-    print(
-        f"speed-up: {naive / ours:.1f}x   augtool peak RSS (process tree): {peak / 2**20:.0f} MiB"
-    )
+    print(f"{'workload':<10}{'way':<42}{'seconds':>10}{'CPU s':>8}{'images/s':>10}")
+    for name, naive, naive_cpu, ours, ours_cpu, peak in rows:
+        way = "naive loop (albumentations, 1 process)"
+        print(f"{name:<10}{way:<42}{naive:>10.1f}{naive_cpu:>8.1f}{TARGET / naive:>10.0f}")
+        way = "augtool expand (all cores, new process)"
+        print(f"{name:<10}{way:<42}{ours:>10.1f}{ours_cpu:>8.1f}{TARGET / ours:>10.0f}")
+        print(
+            f"{name:<10}speed-up: {naive / ours:.1f}x wall, {naive_cpu / ours_cpu:.1f}x CPU;"
+            f"   augtool peak RSS (process tree): {peak / 2**20:.0f} MiB"
+        )
 
 
 def compare_recipes(raw: Path, workdir: Path, workers: int) -> None:
     """Built-in recipe, albumentations recipe and its naive loop, on the same workload."""
-    import os
-
     os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
     recipe = write_albu_recipe(workdir / "albu.toml")
-    builtin, _ = run_augtool(raw, workdir / "out-builtin", workers, ("--recipe", "curator"))
-    albu, peak = run_augtool(raw, workdir / "out-albu", workers, ("--recipe", str(recipe)))
+    builtin, _, _ = run_augtool(raw, workdir / "out-builtin", workers, ("--recipe", "curator"))
+    albu, _, peak = run_augtool(raw, workdir / "out-albu", workers, ("--recipe", str(recipe)))
     naive = run_naive_recipe(raw, workdir / "out-naive-albu")
     print()
     print(f"{'way (1,492 PNGs 227x227 from 141 sources)':<52}{'seconds':>10}{'images/s':>10}")

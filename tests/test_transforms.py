@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
-from augtool.decode import choose_reduction, decode_rgb
+from augtool.decode import choose_reduction, decode_rgb, resize_to
 from augtool.errors import OptionError
 from augtool.transforms import (
     ORIGINAL,
@@ -18,7 +18,8 @@ from augtool.transforms import (
     get_transform,
     parse_transform_list,
 )
-from tests.conftest import REAL_SMEARS, smear_like
+from tests.conftest import smear_like
+from tests.mosaic import FACTOR_SIZES, jpeg_bytes, mosaic, smear_tile
 
 ALL = [ORIGINAL, *TRANSFORMS.values()]
 IDS = [t.name for t in ALL]
@@ -82,40 +83,55 @@ def test_parameters_within_ranges(transform) -> None:
         assert signs == {-1.0, 1.0}
 
 
-def _psnr_source() -> bytes:
-    """A 1296x972 JPEG: a real smear upscaled when present, else generated."""
-    smears = sorted(REAL_SMEARS.glob("*.jpg")) if REAL_SMEARS.is_dir() else []
-    if smears:
-        bgr = cv2.imread(str(smears[0]))
-        rgb = cv2.cvtColor(
-            cv2.resize(bgr, (1296, 972), interpolation=cv2.INTER_CUBIC), cv2.COLOR_BGR2RGB
-        )
-    else:
-        rgb = smear_like(np.random.default_rng(5), 1296, 972)
-    _, buf = cv2.imencode(
-        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95]
-    )
-    return buf.tobytes()
+#: Parameter draws per transform in the working-resolution test (one for parameterless ones).
+PSNR_DRAWS = 3
 
 
-@pytest.fixture(scope="module")
-def full_and_reduced() -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-    data = _psnr_source()
-    full = decode_rgb(data, 1)
-    k = choose_reduction(1296, 972, 227)
-    assert k == 2
+@pytest.fixture(scope="module", params=sorted(FACTOR_SIZES), ids=lambda k: f"factor{k}")
+def full_and_reduced(request) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """A native-detail mosaic (real smears tiled, never resized) decoded in full and reduced.
+
+    Sizes are the smallest realistic ones that get reduction factor 2, 4 or 8
+    at output 227, so the working image is close to its minimum of 454 pixels
+    on the short side: the hardest case for the working-resolution guarantee.
+    """
+    k = request.param
+    width, height = FACTOR_SIZES[k]
+    data = jpeg_bytes(mosaic(width, height))
+    assert choose_reduction(width, height, 227) == k
     reduced = decode_rgb(data, k)
-    return full, reduced, (reduced.shape[1] / 1296, reduced.shape[0] / 972)
+    assert 454 <= min(reduced.shape[:2]) < 2 * 454
+    return decode_rgb(data, 1), reduced, (reduced.shape[1] / width, reduced.shape[0] / height)
 
 
 @pytest.mark.parametrize("transform", ALL, ids=IDS)
 def test_reduced_resolution_matches_full_resolution(transform, full_and_reduced) -> None:
+    """SPEC §2: work at 1/2, 1/4, 1/8 resolution matches full resolution at the output size."""
     full, reduced, scale = full_and_reduced
-    for seed in range(3):
-        params = transform.sample(np.random.default_rng(seed), Ranges())
+    draws = [transform.sample(np.random.default_rng(seed), Ranges()) for seed in range(PSNR_DRAWS)]
+    for params in draws if draws[0] else draws[:1]:
         reference = transform.apply(full, params, (1.0, 1.0), 227)
         fast = transform.apply(reduced, params, scale, 227)
         assert peak_signal_noise_ratio(reference, fast) >= 30.0, params
+
+
+def test_mosaic_is_tiled_not_resized() -> None:
+    """The test images keep native detail: every tile is a smear copied pixel for pixel."""
+    big = mosaic(1300, 500, first=3)
+    np.testing.assert_array_equal(big[:480, :640], smear_tile(3))
+    np.testing.assert_array_equal(big[:480, 640:1280], smear_tile(4))
+    np.testing.assert_array_equal(big[:20, 1280:], smear_tile(5)[:20, :20])
+    np.testing.assert_array_equal(big[480:, :640], smear_tile(6)[:20])
+
+
+def test_resize_keeps_pixel_centres() -> None:
+    """A bright band stays centred on its source position through every halving."""
+    x = np.arange(1024) + 0.5  # pixel i covers [i, i + 1)
+    row = 255 * np.exp(-((x - 501.0) ** 2) / (2 * 40.0**2))
+    img = np.repeat(np.round(row).astype(np.uint8)[None, :, None], 3, axis=2).repeat(1024, axis=0)
+    out = resize_to(img, 32)[:, :, 0].astype(float)
+    centre = (out.sum(0) * (np.arange(32) + 0.5)).sum() / out.sum()
+    assert abs(centre - 501.0 * 32 / 1024) < 0.02
 
 
 def test_flips_match_albumentations() -> None:
