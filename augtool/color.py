@@ -42,7 +42,7 @@ from that output's own generator and then apply a whole batch in one call::
 draws its rows in order, so one call for ``n`` images gives the same alphas as
 ``n`` calls for one image each on the same generator.
 
-How the batch is vectorized (no per-image Python work):
+How the batch is computed (numpy ufuncs over a chunk, or a few OpenCV calls per image):
 
 * Moments are exact integers. A chunk of images is copied once into a planar
   ``uint16`` buffer (chunk, 3, P); channel sums, squares and the three cross
@@ -62,12 +62,14 @@ How the batch is vectorized (no per-image Python work):
   ``b = 1/2 - M m`` rounded to multiples of ``2**-FIXED_BITS`` (at most 0.094
   grey levels from the unrounded map). With the weights limited to
   ``WEIGHT_LIMIT`` every product and partial sum of ``A x + b`` is a multiple
-  of ``2**-12`` below ``2**12`` in magnitude, so float32 holds it exactly: the
-  batched matrix product (one ``(3, 4) @ (4, P)`` BLAS call per image, the
-  fourth row of ones carrying ``b``) gives the same bits in any summation
-  order, with or without fused multiply-adds, on any device. The product runs
-  over blocks of pixels of all the chunk's images (a 1 MB float32 buffer,
-  8,192 pixels for 8 images), which stay in the processor cache.
+  of ``2**-12`` below ``2**12`` in magnitude, so float32 holds it exactly:
+  OpenCV's ``cv2.transform`` of the image converted to float32 (one call per
+  image, its 3 x 4 matrix carrying ``b``) gives the same bits in any summation
+  order, with or without fused multiply-adds, on any device. ``cv2.add`` then
+  adds ``2**-13 - 1/2`` and casts to ``uint8`` with OpenCV's saturating
+  round-to-nearest; below ``2**11`` in magnitude that sum is exact and never a
+  tie, so it rounds to ``floor(A x + b)``, clipped to [0, 255] (larger
+  magnitudes clip either way).
 * Chunks of ``chunk_size`` images keep the working memory bounded for any N.
   By default (``chunk_size=None``) a CPU chunk holds as many images as fit in
   two 2.5 MB ``uint16`` buffers (8 images of 227 x 227, at least one image), so
@@ -124,10 +126,11 @@ CPU_BUFFER_BYTES = 2_500_000
 CUDA_CHUNK_SIZE = 256
 #: Bytes of the float64 copy of a CUDA chunk when ``chunk_size`` is None.
 CUDA_BUFFER_BYTES = 512_000_000
-#: Floats of the pixel mode's (chunk, 4, block) buffer: 1 MB, so the BLAS product stays in cache.
-_AFFINE_BLOCK_FLOATS = 262_144
 #: Pixels summed in ``uint32`` before widening: 65536 * 255**2 < 2**32.
 _SUM_BLOCK = 65536
+#: Added to ``A x + b`` before OpenCV's rounding cast to uint8 so that it gives the floor:
+#: ``y - 1/2 + 2**-(FIXED_BITS + 1)`` is never a tie (see ``_numpy_backend``).
+_FLOOR_OFFSET = (2.0 ** -(FIXED_BITS + 1) - 0.5,) * 4
 
 
 @dataclass(frozen=True)
@@ -333,8 +336,7 @@ class _Backend:
             shift, saturated, into ``out``.
         affine: (chunk, coefficients (m, 3, 4) float64, out) -> None: writes
             ``clip(floor(A x + b), 0, 255)`` into ``out``, ``A`` and ``b``
-            being the first three columns and the last one; called right after
-            ``moments`` of the same chunk (the CPU backend reuses its copy).
+            being the first three columns and the last one.
     """
 
     moments: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -528,7 +530,6 @@ def _numpy_backend() -> _Backend:
     every chunk (fresh large allocations cost page faults).
     """
     buffers: dict[str, np.ndarray] = {}
-    last: dict[str, np.ndarray] = {}
 
     def buffer(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
         if name not in buffers or buffers[name].shape != shape:
@@ -540,7 +541,6 @@ def _numpy_backend() -> _Backend:
         pixels = chunk.shape[1] * chunk.shape[2]
         planar = buffer("planar", (m, 3, pixels), np.uint16)
         np.copyto(planar, chunk.reshape(m, pixels, 3).transpose(0, 2, 1))
-        last["chunk"], last["planar"] = chunk, planar
         return planar
 
     def moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -558,25 +558,16 @@ def _numpy_backend() -> _Backend:
         import cv2
 
         m, height, width, _ = chunk.shape
-        planar = last["planar"] if last.get("chunk") is chunk else planar_copy(chunk)
-        pixels = height * width
-        block = max(1, _AFFINE_BLOCK_FLOATS // (4 * m))
-        homogeneous = buffer("homogeneous", (m, 4, block), np.float32)
-        homogeneous[:, 3] = 1.0
-        result = buffer("result", (m, 3, block), np.float32)
-        planes = buffer("planes", (3, m, pixels), np.uint8)  # planes[c] reshapes as a view
-        matrices = coefficients.astype(np.float32)
-        for start in range(0, pixels, block):  # pixel blocks of all m images at once
-            stop = min(start + block, pixels)
-            x, y = homogeneous[:, :, : stop - start], result[:, :, : stop - start]
-            np.copyto(x[:, :3], planar[:, :, start:stop])
-            np.matmul(matrices, x, out=y)
-            np.clip(y, 0.0, 255.0, out=y)  # then the cast truncates: floor, as y >= 0
-            np.copyto(planes[:, :, start:stop], y.transpose(1, 0, 2), casting="unsafe")
-        target = out.reshape(m * height, width, 3)
-        merged = cv2.merge([planes[c].reshape(m * height, width) for c in range(3)], target)
-        if not np.shares_memory(merged, target):
-            target[...] = merged
+        exact = buffer("exact", (height, width, 3), np.float32)
+        mapped = buffer("mapped", (height, width, 3), np.float32)
+        matrices = coefficients.astype(np.float32)  # exact: multiples of 2**-FIXED_BITS
+        for i in range(m):
+            np.copyto(exact, chunk[i])  # uint8 to float32, exact
+            cv2.transform(exact, matrices[i], dst=mapped)  # A x + b, exact in float32
+            target = out[i]
+            written = cv2.add(mapped, _FLOOR_OFFSET, dst=target, dtype=cv2.CV_8U)
+            if not np.shares_memory(written, target):
+                target[...] = written
 
     return _Backend(moments=moments, shift=_numpy_shift, affine=affine)
 
