@@ -44,14 +44,18 @@ draws its rows in order, so one call for ``n`` images gives the same alphas as
 
 How the batch is computed (numpy ufuncs over a chunk, or a few OpenCV calls per image):
 
-* Moments are exact integers. A chunk of images is copied once into a planar
-  ``uint16`` buffer (chunk, 3, P); channel sums, squares and the three cross
-  products (each at most 255 * 255 = 65025, so ``uint16`` holds them) are
-  summed along the pixel axis in ``uint32`` over blocks of 65,536 pixels
-  (65,536 * 65,025 < 2**32) and in ``uint64`` across blocks. No rounding
-  happens, so the moments do not depend on chunking, summation order, thread
-  count or device. The covariance is then ``(P * S2 - s s^T) / (P (P - 1))``
-  in float64 (exact numerator for images up to about 600 x 600 pixels).
+* Moments are exact integers. For images of up to ``2**24`` pixels they come
+  from OpenCV, a few calls per image (``_opencv_moments``: ``sumElems``,
+  ``norm(NORM_L2SQR)`` of each channel and of each pair's difference, whose
+  float64 results are rounded to the integers they approximate to within
+  ``2**-10``). Larger images are copied once into a planar ``uint16`` buffer
+  (chunk, 3, P); channel sums, squares and the three cross products (each at
+  most 255 * 255 = 65025, so ``uint16`` holds them) are summed along the pixel
+  axis in ``uint32`` over blocks of 65,536 pixels (65,536 * 65,025 < 2**32)
+  and in ``uint64`` across blocks. Either way the moments do not depend on
+  chunking, summation order, thread count or device. The covariance is then
+  ``(P * S2 - s s^T) / (P (P - 1))`` in float64 (exact numerator for images
+  up to about 600 x 600 pixels).
 * ``np.linalg.eigh`` runs on the stacked (chunk, 3, 3) covariances at once.
 * Shift: the shift is rounded once per image and channel (half to even) and
   added with saturation in ``uint8``: ``min(max(x, lo), hi) + d`` with
@@ -128,6 +132,8 @@ CUDA_CHUNK_SIZE = 256
 CUDA_BUFFER_BYTES = 512_000_000
 #: Pixels summed in ``uint32`` before widening: 65536 * 255**2 < 2**32.
 _SUM_BLOCK = 65536
+#: Largest image (pixels) whose moments come from OpenCV (``_opencv_moments``), exact below it.
+_OPENCV_MOMENT_PIXELS = 2**24
 #: Added to ``A x + b`` before OpenCV's rounding cast to uint8 so that it gives the floor:
 #: ``y - 1/2 + 2**-(FIXED_BITS + 1)`` is never a tie (see ``_numpy_backend``).
 _FLOOR_OFFSET = (2.0 ** -(FIXED_BITS + 1) - 0.5,) * 4
@@ -544,6 +550,8 @@ def _numpy_backend() -> _Backend:
         return planar
 
     def moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if chunk.shape[1] * chunk.shape[2] <= _OPENCV_MOMENT_PIXELS:
+            return _opencv_moments(chunk)
         planar = planar_copy(chunk)
         products = buffer("products", planar.shape, np.uint16)
         sums = _exact_pixel_sum(planar)
@@ -570,6 +578,39 @@ def _numpy_backend() -> _Backend:
                 target[...] = written
 
     return _Backend(moments=moments, shift=_numpy_shift, affine=affine)
+
+
+def _opencv_moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact integer moments of each image of ``chunk`` with a few OpenCV calls per image.
+
+    Sums come from ``cv2.sumElems``, sums of squares from ``cv2.norm(plane,
+    NORM_L2SQR)`` and the cross sums from ``R G = (R^2 + G^2 - (R - G)^2) / 2``
+    with ``cv2.norm(R, G, NORM_L2SQR)``. OpenCV accumulates 8-bit data in
+    integers or float64 (exact); its IPP path returns the square of a float64
+    square root, a few ulps off. Below ``_OPENCV_MOMENT_PIXELS`` pixels every
+    value is under ``2**40``, so that error is below ``2**-10`` and rounding to
+    the nearest integer gives the exact moment.
+
+    Returns:
+        As the backend's ``moments``: (m, 3) int64 sums, squares and cross sums.
+    """
+    import cv2
+
+    m = chunk.shape[0]
+    sums = np.empty((m, 3))
+    squares = np.empty((m, 3))
+    differences = np.empty((m, 3))
+    for i in range(m):
+        image = np.ascontiguousarray(chunk[i])
+        planes = cv2.split(image)
+        sums[i] = cv2.sumElems(image)[:3]
+        squares[i] = [cv2.norm(plane, cv2.NORM_L2SQR) for plane in planes]
+        differences[i] = [
+            cv2.norm(planes[c], planes[(c + 1) % 3], cv2.NORM_L2SQR) for c in range(3)
+        ]
+    sums, squares, differences = (np.rint(a).astype(np.int64) for a in (sums, squares, differences))
+    cross = (squares + np.roll(squares, -1, axis=1) - differences) // 2
+    return sums, squares, cross
 
 
 def _exact_pixel_sum(values: np.ndarray) -> np.ndarray:
