@@ -47,13 +47,13 @@ How the batch is computed (numpy ufuncs over a chunk, or a few OpenCV calls per 
 * Moments are exact integers. For images of up to ``2**24`` pixels they come
   from OpenCV, a few calls per image (``_opencv_moments``: ``sumElems``,
   ``norm(NORM_L2SQR)`` of each channel and of each pair's difference, whose
-  float64 results are rounded to the integers they approximate to within
-  ``2**-10``). Larger images are copied once into a planar ``uint16`` buffer
-  (chunk, 3, P); channel sums, squares and the three cross products (each at
-  most 255 * 255 = 65025, so ``uint16`` holds them) are summed along the pixel
-  axis in ``uint32`` over blocks of 65,536 pixels (65,536 * 65,025 < 2**32)
-  and in ``uint64`` across blocks. Either way the moments do not depend on
-  chunking, summation order, thread count or device. The covariance is then
+  float64 results, a few ulps off at most, are rounded to integers). Larger
+  images are copied once into a planar ``uint16`` buffer (chunk, 3, P);
+  channel sums, squares and the three cross products (each at most
+  255 * 255 = 65025, so ``uint16`` holds them) are summed along the pixel axis
+  in ``uint32`` over blocks of 65,536 pixels (65,536 * 65,025 < 2**32) and in
+  ``uint64`` across blocks. Either way the moments do not depend on chunking,
+  summation order, thread count or device. The covariance is then
   ``(P * S2 - s s^T) / (P (P - 1))`` in float64 (exact numerator for images
   up to about 600 x 600 pixels).
 * ``np.linalg.eigh`` runs on the stacked (chunk, 3, 3) covariances at once.
@@ -585,11 +585,12 @@ def _opencv_moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
     Sums come from ``cv2.sumElems``, sums of squares from ``cv2.norm(plane,
     NORM_L2SQR)`` and the cross sums from ``R G = (R^2 + G^2 - (R - G)^2) / 2``
-    with ``cv2.norm(R, G, NORM_L2SQR)``. OpenCV accumulates 8-bit data in
-    integers or float64 (exact); its IPP path returns the square of a float64
-    square root, a few ulps off. Below ``_OPENCV_MOMENT_PIXELS`` pixels every
-    value is under ``2**40``, so that error is below ``2**-10`` and rounding to
-    the nearest integer gives the exact moment.
+    with ``cv2.norm(R, G, NORM_L2SQR)``. The float64 values OpenCV returns
+    can be a few ulps off the integer sums (1950719102.0000002 was seen for a
+    300 x 300 image with OpenCV 5.0.0 and IPP); below ``_OPENCV_MOMENT_PIXELS``
+    pixels every value is under ``2**40``, where a few ulps are below
+    ``2**-10``, so rounding to the nearest integer gives the exact moment
+    (tested against int64 sums on random, binary and saturated images).
 
     Returns:
         As the backend's ``moments``: (m, 3) int64 sums, squares and cross sums.
