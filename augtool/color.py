@@ -76,9 +76,10 @@ How the batch is computed (numpy ufuncs over a chunk, or a few OpenCV calls per 
   magnitudes clip either way).
 * Chunks of ``chunk_size`` images keep the working memory bounded for any N.
   By default (``chunk_size=None``) a CPU chunk holds as many images as fit in
-  two 2.5 MB ``uint16`` buffers (8 images of 227 x 227, at least one image), so
-  they stay in the processor cache; on CUDA a chunk is up to 256 images, fewer
-  when their float64 copy would pass 512 MB.
+  two 2.5 MB ``uint16`` buffers (8 images of 227 x 227, at least one image;
+  the buffers themselves are used only by the planar moments of images above
+  ``2**24`` pixels, the OpenCV steps work one image at a time); on CUDA a
+  chunk is up to 256 images, fewer when their float64 copy would pass 512 MB.
 
 Canonical eigenvector sign: an eigenvector is defined up to sign, and while
 the sign does not change the distribution of the result (``alpha_i`` is
