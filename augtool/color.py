@@ -42,16 +42,20 @@ from that output's own generator and then apply a whole batch in one call::
 draws its rows in order, so one call for ``n`` images gives the same alphas as
 ``n`` calls for one image each on the same generator.
 
-How the batch is vectorized (no per-image Python work):
+How the batch is computed (numpy ufuncs over a chunk, or a few OpenCV calls per image):
 
-* Moments are exact integers. A chunk of images is copied once into a planar
-  ``uint16`` buffer (chunk, 3, P); channel sums, squares and the three cross
-  products (each at most 255 * 255 = 65025, so ``uint16`` holds them) are
-  summed along the pixel axis in ``uint32`` over blocks of 65,536 pixels
-  (65,536 * 65,025 < 2**32) and in ``uint64`` across blocks. No rounding
-  happens, so the moments do not depend on chunking, summation order, thread
-  count or device. The covariance is then ``(P * S2 - s s^T) / (P (P - 1))``
-  in float64 (exact numerator for images up to about 600 x 600 pixels).
+* Moments are exact integers. For images of up to ``2**24`` pixels they come
+  from OpenCV, a few calls per image (``_opencv_moments``: ``sumElems``,
+  ``norm(NORM_L2SQR)`` of each channel and of each pair's difference, whose
+  float64 results, a few ulps off at most, are rounded to integers). Larger
+  images are copied once into a planar ``uint16`` buffer (chunk, 3, P);
+  channel sums, squares and the three cross products (each at most
+  255 * 255 = 65025, so ``uint16`` holds them) are summed along the pixel axis
+  in ``uint32`` over blocks of 65,536 pixels (65,536 * 65,025 < 2**32) and in
+  ``uint64`` across blocks. Either way the moments do not depend on chunking,
+  summation order, thread count or device. The covariance is then
+  ``(P * S2 - s s^T) / (P (P - 1))`` in float64 (exact numerator for images
+  up to about 600 x 600 pixels).
 * ``np.linalg.eigh`` runs on the stacked (chunk, 3, 3) covariances at once.
 * Shift: the shift is rounded once per image and channel (half to even) and
   added with saturation in ``uint8``: ``min(max(x, lo), hi) + d`` with
@@ -62,17 +66,20 @@ How the batch is vectorized (no per-image Python work):
   ``b = 1/2 - M m`` rounded to multiples of ``2**-FIXED_BITS`` (at most 0.094
   grey levels from the unrounded map). With the weights limited to
   ``WEIGHT_LIMIT`` every product and partial sum of ``A x + b`` is a multiple
-  of ``2**-12`` below ``2**12`` in magnitude, so float32 holds it exactly: the
-  batched matrix product (one ``(3, 4) @ (4, P)`` BLAS call per image, the
-  fourth row of ones carrying ``b``) gives the same bits in any summation
-  order, with or without fused multiply-adds, on any device. The product runs
-  over blocks of pixels of all the chunk's images (a 1 MB float32 buffer,
-  8,192 pixels for 8 images), which stay in the processor cache.
+  of ``2**-12`` below ``2**12`` in magnitude, so float32 holds it exactly:
+  OpenCV's ``cv2.transform`` of the image converted to float32 (one call per
+  image, its 3 x 4 matrix carrying ``b``) gives the same bits in any summation
+  order, with or without fused multiply-adds, on any device. ``cv2.add`` then
+  adds ``2**-13 - 1/2`` and casts to ``uint8`` with OpenCV's saturating
+  round-to-nearest; below ``2**11`` in magnitude that sum is exact and never a
+  tie, so it rounds to ``floor(A x + b)``, clipped to [0, 255] (larger
+  magnitudes clip either way).
 * Chunks of ``chunk_size`` images keep the working memory bounded for any N.
   By default (``chunk_size=None``) a CPU chunk holds as many images as fit in
-  two 2.5 MB ``uint16`` buffers (8 images of 227 x 227, at least one image), so
-  they stay in the processor cache; on CUDA a chunk is up to 256 images, fewer
-  when their float64 copy would pass 512 MB.
+  two 2.5 MB ``uint16`` buffers (8 images of 227 x 227, at least one image;
+  the buffers themselves are used only by the planar moments of images above
+  ``2**24`` pixels, the OpenCV steps work one image at a time); on CUDA a
+  chunk is up to 256 images, fewer when their float64 copy would pass 512 MB.
 
 Canonical eigenvector sign: an eigenvector is defined up to sign, and while
 the sign does not change the distribution of the result (``alpha_i`` is
@@ -124,10 +131,13 @@ CPU_BUFFER_BYTES = 2_500_000
 CUDA_CHUNK_SIZE = 256
 #: Bytes of the float64 copy of a CUDA chunk when ``chunk_size`` is None.
 CUDA_BUFFER_BYTES = 512_000_000
-#: Floats of the pixel mode's (chunk, 4, block) buffer: 1 MB, so the BLAS product stays in cache.
-_AFFINE_BLOCK_FLOATS = 262_144
 #: Pixels summed in ``uint32`` before widening: 65536 * 255**2 < 2**32.
 _SUM_BLOCK = 65536
+#: Largest image (pixels) whose moments come from OpenCV (``_opencv_moments``), exact below it.
+_OPENCV_MOMENT_PIXELS = 2**24
+#: Added to ``A x + b`` before OpenCV's rounding cast to uint8 so that it gives the floor:
+#: ``y - 1/2 + 2**-(FIXED_BITS + 1)`` is never a tie (see ``_numpy_backend``).
+_FLOOR_OFFSET = (2.0 ** -(FIXED_BITS + 1) - 0.5,) * 4
 
 
 @dataclass(frozen=True)
@@ -333,8 +343,7 @@ class _Backend:
             shift, saturated, into ``out``.
         affine: (chunk, coefficients (m, 3, 4) float64, out) -> None: writes
             ``clip(floor(A x + b), 0, 255)`` into ``out``, ``A`` and ``b``
-            being the first three columns and the last one; called right after
-            ``moments`` of the same chunk (the CPU backend reuses its copy).
+            being the first three columns and the last one.
     """
 
     moments: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -528,7 +537,6 @@ def _numpy_backend() -> _Backend:
     every chunk (fresh large allocations cost page faults).
     """
     buffers: dict[str, np.ndarray] = {}
-    last: dict[str, np.ndarray] = {}
 
     def buffer(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
         if name not in buffers or buffers[name].shape != shape:
@@ -540,10 +548,11 @@ def _numpy_backend() -> _Backend:
         pixels = chunk.shape[1] * chunk.shape[2]
         planar = buffer("planar", (m, 3, pixels), np.uint16)
         np.copyto(planar, chunk.reshape(m, pixels, 3).transpose(0, 2, 1))
-        last["chunk"], last["planar"] = chunk, planar
         return planar
 
     def moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if chunk.shape[1] * chunk.shape[2] <= _OPENCV_MOMENT_PIXELS:
+            return _opencv_moments(chunk)
         planar = planar_copy(chunk)
         products = buffer("products", planar.shape, np.uint16)
         sums = _exact_pixel_sum(planar)
@@ -558,27 +567,52 @@ def _numpy_backend() -> _Backend:
         import cv2
 
         m, height, width, _ = chunk.shape
-        planar = last["planar"] if last.get("chunk") is chunk else planar_copy(chunk)
-        pixels = height * width
-        block = max(1, _AFFINE_BLOCK_FLOATS // (4 * m))
-        homogeneous = buffer("homogeneous", (m, 4, block), np.float32)
-        homogeneous[:, 3] = 1.0
-        result = buffer("result", (m, 3, block), np.float32)
-        planes = buffer("planes", (3, m, pixels), np.uint8)  # planes[c] reshapes as a view
-        matrices = coefficients.astype(np.float32)
-        for start in range(0, pixels, block):  # pixel blocks of all m images at once
-            stop = min(start + block, pixels)
-            x, y = homogeneous[:, :, : stop - start], result[:, :, : stop - start]
-            np.copyto(x[:, :3], planar[:, :, start:stop])
-            np.matmul(matrices, x, out=y)
-            np.clip(y, 0.0, 255.0, out=y)  # then the cast truncates: floor, as y >= 0
-            np.copyto(planes[:, :, start:stop], y.transpose(1, 0, 2), casting="unsafe")
-        target = out.reshape(m * height, width, 3)
-        merged = cv2.merge([planes[c].reshape(m * height, width) for c in range(3)], target)
-        if not np.shares_memory(merged, target):
-            target[...] = merged
+        exact = buffer("exact", (height, width, 3), np.float32)
+        mapped = buffer("mapped", (height, width, 3), np.float32)
+        matrices = coefficients.astype(np.float32)  # exact: multiples of 2**-FIXED_BITS
+        for i in range(m):
+            np.copyto(exact, chunk[i])  # uint8 to float32, exact
+            cv2.transform(exact, matrices[i], dst=mapped)  # A x + b, exact in float32
+            target = out[i]
+            written = cv2.add(mapped, _FLOOR_OFFSET, dst=target, dtype=cv2.CV_8U)
+            if not np.shares_memory(written, target):
+                target[...] = written
 
     return _Backend(moments=moments, shift=_numpy_shift, affine=affine)
+
+
+def _opencv_moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact integer moments of each image of ``chunk`` with a few OpenCV calls per image.
+
+    Sums come from ``cv2.sumElems``, sums of squares from ``cv2.norm(plane,
+    NORM_L2SQR)`` and the cross sums from ``R G = (R^2 + G^2 - (R - G)^2) / 2``
+    with ``cv2.norm(R, G, NORM_L2SQR)``. The float64 values OpenCV returns
+    can be a few ulps off the integer sums (1950719102.0000002 was seen for a
+    300 x 300 image with OpenCV 5.0.0 and IPP); below ``_OPENCV_MOMENT_PIXELS``
+    pixels every value is under ``2**40``, where a few ulps are below
+    ``2**-10``, so rounding to the nearest integer gives the exact moment
+    (tested against int64 sums on random, binary and saturated images).
+
+    Returns:
+        As the backend's ``moments``: (m, 3) int64 sums, squares and cross sums.
+    """
+    import cv2
+
+    m = chunk.shape[0]
+    sums = np.empty((m, 3))
+    squares = np.empty((m, 3))
+    differences = np.empty((m, 3))
+    for i in range(m):
+        image = np.ascontiguousarray(chunk[i])
+        planes = cv2.split(image)
+        sums[i] = cv2.sumElems(image)[:3]
+        squares[i] = [cv2.norm(plane, cv2.NORM_L2SQR) for plane in planes]
+        differences[i] = [
+            cv2.norm(planes[c], planes[(c + 1) % 3], cv2.NORM_L2SQR) for c in range(3)
+        ]
+    sums, squares, differences = (np.rint(a).astype(np.int64) for a in (sums, squares, differences))
+    cross = (squares + np.roll(squares, -1, axis=1) - differences) // 2
+    return sums, squares, cross
 
 
 def _exact_pixel_sum(values: np.ndarray) -> np.ndarray:

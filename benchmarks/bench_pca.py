@@ -89,6 +89,7 @@ def main() -> None:
     import albumentations as A
 
     cv2.setNumThreads(1)
+    load_before = os.getloadavg()
     images, origin = load_workload(args.count, SIZE)
     fancy = A.FancyPCA(alpha=0.1, p=1.0)
     fancy.set_random_seed(0)
@@ -112,12 +113,18 @@ def main() -> None:
     augtool_shift()
     shifts = [best_of(1, augtool_shift) for _ in range(args.repeats)]
     t_alb, t_ours, t_shift = min(theirs), min(ours), min(shifts)
+    load_after = os.getloadavg()
 
     n = len(images)
     chunk = args.chunk_size or default_chunk_size(SIZE * SIZE, "cpu")
     cpu = platform.processor() or platform.machine()
     print(f"workload: {n} images {SIZE}x{SIZE}x3 uint8 ({origin})")
     print(f"machine: {cpu}, {os.cpu_count()} CPUs, run on one thread")
+    print(
+        "load average (1, 5, 15 min): "
+        f"{' '.join(f'{v:.2f}' for v in load_before)} before, "
+        f"{' '.join(f'{v:.2f}' for v in load_after)} after"
+    )
     print(
         f"versions: numpy {np.__version__}, albumentations {A.__version__}, cv2 {cv2.__version__}"
     )

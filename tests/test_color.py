@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from augtool import color
 from augtool.color import (
     DEFAULT_MODE,
     DEFAULT_STD,
@@ -238,6 +239,74 @@ def test_pixel_mode_is_the_exact_fixed_point_map() -> None:
         x = image.reshape(-1, 3).astype(np.float64)
         expected = np.clip(np.floor(x @ a.T + b), 0, 255).astype(np.uint8)
         assert np.array_equal(out.reshape(-1, 3), expected)
+
+
+def test_cpu_affine_is_the_floor_at_ties_and_at_the_extremes() -> None:
+    # The CPU map rounds A x + b - 1/2 + 2**-13 with OpenCV: it must be floor(A x + b) where
+    # A x + b is an integer (a tie without the 2**-13), a half, or far outside [0, 255].
+    unit = 2.0**FIXED_BITS
+    rng = np.random.default_rng(21)
+    images = rng.integers(0, 256, (6, 17, 19, 3), dtype=np.uint8)
+    images[:, 0, :4] = [[0, 0, 0], [255, 255, 255], [1, 2, 3], [254, 253, 252]]
+    limit = np.expm1(WEIGHT_LIMIT)
+    coefficients = np.zeros((6, 3, 4))
+    coefficients[0, :, :3] = np.eye(3)  # y = x: integers everywhere
+    coefficients[1, :, :3] = np.eye(3)
+    coefficients[1, :, 3] = 0.5  # y = x + 1/2
+    coefficients[2, :, :3] = 0.5 * np.eye(3)  # y = x / 2: integers and halves
+    coefficients[3, :, :3] = np.eye(3) + limit  # sums near 4096
+    coefficients[3, :, 3] = 0.5
+    coefficients[4, :, :3] = np.eye(3) - limit / 2  # sums near -1900
+    coefficients[4, :, 3] = 3.0
+    coefficients[5] = np.rint(rng.uniform(-2.5, 2.5, (3, 4)) * unit) / unit
+    coefficients[:, :, :3] = np.rint(coefficients[:, :, :3] * unit) / unit
+    out = np.empty_like(images)
+    backend = _numpy_backend()
+    backend.affine(images, coefficients, out)
+    for image, result, c in zip(images, out, coefficients, strict=True):
+        x = image.reshape(-1, 3).astype(np.float64)
+        expected = np.clip(np.floor(x @ c[:, :3].T + c[:, 3]), 0, 255).astype(np.uint8)
+        assert np.array_equal(result.reshape(-1, 3), expected)
+    assert np.array_equal(out[0], images[0]) and np.array_equal(out[1], images[1])
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (64, 64), (300, 300), (1000, 1100)])
+def test_cpu_moments_are_exact_integers(size: tuple[int, int]) -> None:
+    # OpenCV's float64 norms are rounded back to integers: exact up to 1.1 M pixels of 255.
+    rng = np.random.default_rng(size[0])
+    images = [
+        rng.integers(0, 256, (2, *size, 3), dtype=np.uint8),
+        rng.integers(0, 2, (2, *size, 3), dtype=np.uint8) * 255,
+        np.full((2, *size, 3), 255, dtype=np.uint8),
+    ]
+    images[2][1, ..., 1] = 0
+    for chunk in images:
+        sums, squares, cross = _numpy_backend().moments(chunk)
+        x = chunk.reshape(2, -1, 3).astype(np.int64)
+        assert sums.dtype == squares.dtype == cross.dtype == np.int64
+        assert np.array_equal(sums, x.sum(axis=1))
+        assert np.array_equal(squares, (x * x).sum(axis=1))
+        assert np.array_equal(cross, (x * np.roll(x, -1, axis=2)).sum(axis=1))
+
+
+@pytest.mark.parametrize("mode", ["pixel", "shift"])
+def test_opencv_and_planar_moments_give_the_same_bytes(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Images above _OPENCV_MOMENT_PIXELS take the planar uint16 sums instead: same result.
+    images = np.concatenate(
+        [
+            realistic_images(),
+            np.random.default_rng(4).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8),
+        ]
+    )
+    alphas = np.random.default_rng(5).normal(0, 0.7, (len(images), 3))
+    opencv = apply_pca(images, alphas, mode=mode)
+    monkeypatch.setattr(color, "_OPENCV_MOMENT_PIXELS", 0)
+    planar = apply_pca(images, alphas, mode=mode)
+    assert np.array_equal(opencv.images, planar.images)
+    assert np.array_equal(opencv.eigenvalues, planar.eigenvalues)
+    assert np.array_equal(opencv.means, planar.means)
 
 
 def test_pixel_mode_changes_pixels_far_from_the_mean_most() -> None:
