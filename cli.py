@@ -425,6 +425,14 @@ def _backend_from_options(opts: dict[str, Any]) -> Any:
     help="Train fraction (0.7), train,val,test (0.7,0.15,0.15) or none.",
 )
 @click.option(
+    "--folds",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="K-fold cross-validation: record a grouped, stratified fold 0..K-1 for every "
+    "source and output instead of the fractional split (0: none).",
+)
+@click.option(
     "--split-by",
     type=click.Choice(["source", "image"]),
     default="source",
@@ -542,8 +550,10 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         run = plan_run(scanned, options, reporter)
         from collections import Counter
 
+        from augtool.expand import row_label
+
         counts = Counter(
-            (run.split_of_job[i], scanned.sources[j.source].class_name)
+            (row_label(run, i), scanned.sources[j.source].class_name)
             for i, j in enumerate(run.jobs)
         )
         click.echo(

@@ -26,6 +26,8 @@ from augtool.sources import ScanResult, Source, scan
 from augtool.split import (
     LEAK_WARNING,
     SplitSpec,
+    check_folds,
+    fold_by_group,
     merge_groups,
     parse_split,
     split_by_group,
@@ -35,6 +37,8 @@ from augtool.transforms import TRANSFORMS, Ranges
 from augtool.writers import SCHEMA_VERSION, FolderWriter, Hdf5Writer, check_output
 
 SPLIT_BY = ("source", "image")
+#: ``ExpandOptions.split``'s default; the only split value ``--folds`` accepts besides ``none``.
+DEFAULT_SPLIT = "0.7"
 COMPRESSIONS = ("none", "lzf", "gzip")
 
 
@@ -83,6 +87,9 @@ class ExpandOptions:
         compression: HDF5 compression: ``none``, ``lzf`` or ``gzip``.
         split: ``--split`` text: ``0.7``, ``0.7,0.15,0.15`` or ``none``.
         split_by: ``source`` (no leakage) or ``image`` (the paper's protocol).
+        folds: Cross-validation folds K (0: none). Folds replace the fractional
+            split: every output's split is ``all`` and its fold (0..K-1) is that of
+            its source; groups never cross folds, classes are balanced.
         group_regex: Regular expression naming a source's group.
         no_augment_test: Keep only originals in val/test.
         skip_invalid: Skip bad input files instead of refusing.
@@ -104,8 +111,9 @@ class ExpandOptions:
     jpeg_quality: int = 95
     output_format: str | None = None
     compression: str = "none"
-    split: str = "0.7"
+    split: str = DEFAULT_SPLIT
     split_by: str = "source"
+    folds: int = 0
     group_regex: str | None = None
     no_augment_test: bool = False
     skip_invalid: bool = False
@@ -145,6 +153,16 @@ class ExpandOptions:
         if self.max_pixels < 1:
             raise OptionError("--max-pixels", "must be positive")
         spec = parse_split(self.split)
+        if check_folds(self.folds):
+            if self.split not in (DEFAULT_SPLIT, "none"):
+                raise OptionError(
+                    "--folds", "replaces the fractional split; leave --split at its default"
+                )
+            if self.split_by == "image":
+                raise OptionError("--folds", "needs --split-by source (folds split sources)")
+            if self.no_augment_test:
+                raise OptionError("--no-augment-test", "needs a fractional split, not --folds")
+            return parse_split("none")
         if self.no_augment_test and self.split_by == "image":
             raise OptionError("--no-augment-test", "needs --split-by source")
         if self.no_augment_test and not spec.enabled:
@@ -188,7 +206,7 @@ class ExpandSummary:
         out: The output path.
         total: Images in the output.
         resumed: Images found done in a partial output (``--resume``), not rendered again.
-        counts: Images per (split, class).
+        counts: Images per (split, class); per (``fold k``, class) with ``--folds``.
         seconds: Wall time.
         scan: The scan result (sources, skipped files, duplicates).
         output_format: ``folder`` or ``hdf5``.
@@ -219,6 +237,7 @@ class PlannedRun:
     split_of_job: list[str]
     names: list[str]
     spec: SplitSpec
+    fold_of_source: list[int] | None = None
 
 
 def default_workers() -> int:
@@ -251,9 +270,14 @@ def plan_run(scan_result: ScanResult, options: ExpandOptions, reporter: Reporter
     sources = scan_result.sources
     class_of = [s.class_name for s in sources]
     total = resolve_target(len(sources), options.target, options.factor)
+    fold_of_source = None
     if options.split_by == "source" or not spec.enabled:
         groups = merge_groups([s.group for s in sources], [s.sha256 for s in sources])
         split_of_source = split_by_group([s.label for s in sources], groups, spec, options.seed)
+        if options.folds:
+            labels = [s.label for s in sources]
+            fold_of_source = fold_by_group(labels, groups, options.folds, options.seed)
+            _warn_missing_fold_classes(scan_result, fold_of_source, options.folds, reporter)
     else:
         split_of_source = ["-"] * len(sources)
         reporter.warn(LEAK_WARNING)
@@ -271,7 +295,7 @@ def plan_run(scan_result: ScanResult, options: ExpandOptions, reporter: Reporter
         for i, j in enumerate(jobs)
     ]
     _warn_missing_classes(scan_result, split_of_job, jobs, spec, reporter)
-    return PlannedRun(scan_result, jobs, split_of_source, split_of_job, names, spec)
+    return PlannedRun(scan_result, jobs, split_of_source, split_of_job, names, spec, fold_of_source)
 
 
 def output_name(source: Source, job: Job, split: str | None, ext: str) -> str:
@@ -280,6 +304,19 @@ def output_name(source: Source, job: Job, split: str | None, ext: str) -> str:
     if split is not None:
         parts.insert(0, split)
     return str(PurePosixPath(*parts))
+
+
+def _warn_missing_fold_classes(
+    scan_result: ScanResult, fold_of_source: Sequence[int], folds: int, reporter: Reporter
+) -> None:
+    present = {(f, s.class_name) for f, s in zip(fold_of_source, scan_result.sources, strict=True)}
+    for k in range(folds):
+        missing = [c for c in scan_result.classes if (k, c) not in present]
+        if missing:
+            reporter.warn(
+                f"fold {k} has no images of {len(missing)} class(es) {_few(missing)}: "
+                "too few sources or groups for this many folds"
+            )
 
 
 def _warn_missing_classes(
@@ -416,7 +453,7 @@ def expand(
         writer.abort()
         raise
     counts = Counter(
-        (run.split_of_job[i], scan_result.sources[j.source].class_name)
+        (row_label(run, i), scan_result.sources[j.source].class_name)
         for i, j in enumerate(run.jobs)
     )
     return ExpandSummary(
@@ -428,6 +465,13 @@ def expand(
         scan=scan_result,
         output_format=output_format,
     )
+
+
+def row_label(run: PlannedRun, index: int) -> str:
+    """Row of output ``index`` in the summary table: its split, or ``fold k`` with ``--folds``."""
+    if run.fold_of_source is None:
+        return run.split_of_job[index]
+    return f"fold {run.fold_of_source[run.jobs[index].source]}"
 
 
 def _few(items: Sequence[str], limit: int = 10) -> str:
@@ -500,6 +544,7 @@ def _record(run: PlannedRun, item: Rendered, seed: int) -> dict:
         "params": item.params,
         "seed": seed,
         "sha256": item.sha256,
+        "fold": "" if run.fold_of_source is None else run.fold_of_source[job.source],
     }
 
 
@@ -512,6 +557,7 @@ def _source_rows(run: PlannedRun) -> list[dict]:
             "label": s.label,
             "group": s.group,
             "split": run.split_of_source[i],
+            "fold": "" if run.fold_of_source is None else run.fold_of_source[i],
         }
         for i, s in enumerate(run.scan.sources)
     ]
@@ -524,6 +570,10 @@ def _attributes(
     import numpy as np
 
     counts = Counter(run.split_of_job)
+    fold_counts: dict[str, int] = {}
+    if run.fold_of_source is not None:
+        per_fold = Counter(run.fold_of_source[j.source] for j in run.jobs)
+        fold_counts = {str(k): per_fold[k] for k in range(options.folds)}
     return {
         "schema_version": SCHEMA_VERSION,
         "class_names": list(run.scan.classes),
@@ -536,6 +586,8 @@ def _attributes(
         "split_by": options.split_by,
         "recipe": options.recipe(),
         "counts": dict(sorted(counts.items())),
+        "folds": options.folds,
+        "fold_counts": fold_counts,
         "skipped": [{"path": p, "reason": why} for p, why in run.scan.skipped],
         "duplicates": run.scan.duplicates,
         "versions": {
