@@ -989,14 +989,16 @@ def train_command(
         amp=amp,
     )
     bars: list[tqdm] = []  # opened at the first epoch, after the data and output checks
+    titles: list[str] = []  # the title of each bar (a disabled tqdm keeps none)
     fold_number = _parse_fold(fold)
     if resume and fold_number != "all":
         raise click.UsageError("--resume needs --fold all")
 
     def progress(row: dict[str, float], desc: str = arch) -> None:
-        if not bars or bars[-1].desc != desc:
+        if not titles or titles[-1] != desc:
             for bar in bars:
                 bar.close()
+            titles.append(desc)
             bars.append(
                 tqdm(total=config.epochs, unit="epoch", file=sys.stderr, disable=quiet, desc=desc)
             )

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Re-run the cross-validation figures of docs/results.md (issue #11: no choice on test).
+#
+# Usage: benchmarks/cv.sh [WORKDIR] [CELLS] [STEP...]
+#   WORKDIR  where the dataset and the runs go (default: cv-work/, created)
+#   CELLS    the real cell set (default: ../shared/data/bccd-cells)
+#   STEP     any of: data cell cell-nocoords cell-noaug leuk (default: all, in that order)
+#
+# Uses this checkout's code (python -m cli), not an installed augtool. Each step
+# trains all 5 folds (`augtool train --fold all`): test on fold k, keep the epoch
+# best on fold k+1, train on the other 3; it prints RUNS/cv.md. A step that was
+# interrupted continues where it stopped (--resume keeps finished folds).
+# The CellNet configurations are compared on mean VAL accuracy only; the test
+# columns of the chosen one are the reported figure. On a quiet 2-core CPU a CellNet
+# step takes about 30 min, the LeukemiaNet step about an hour; minutes on a GPU.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${1:-cv-work}
+CELLS=${2:-$REPO/../shared/data/bccd-cells}
+shift $(( $# < 2 ? $# : 2 ))
+STEPS=${*:-data cell cell-nocoords cell-noaug leuk}
+if [ ! -d "$CELLS" ]; then
+    echo "error: no cell set at $CELLS; pass its path as the second argument" >&2
+    exit 2
+fi
+mkdir -p "$WORK"
+CELLS=$(cd "$CELLS" && pwd)
+cd "$WORK"
+
+augtool() { PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" python -m cli "$@"; }
+step() { echo; echo "=== $(date -u +%H:%M:%S) $*"; }
+cv() {  # cv NAME [train options...]: every fold of cells5.h5 into NAME/
+    local name=$1
+    shift
+    step "$name: augtool train cells5.h5 --out $name --fold all $*"
+    augtool train cells5.h5 --out "$name" --fold all --resume "$@"
+}
+
+for s in $STEPS; do
+    case $s in
+    data)
+        step "dataset: 5 folds grouped by smear"
+        augtool expand "$CELLS" cells5.h5 --pca --group-regex 'BloodImage_\d+' --folds 5 \
+            --overwrite
+        augtool verify cells5.h5
+        ;;
+    cell) cv cv-cell --arch cellnet --seed 0 ;;
+    cell-nocoords) cv cv-cell-nocoords --arch cellnet --arch-option coords=false --seed 0 ;;
+    cell-noaug) cv cv-cell-noaug --arch cellnet --augment none --seed 0 ;;
+    leuk) cv cv-leuk --arch leukemianet --seed 0 ;;
+    *)
+        echo "error: unknown step $s" >&2
+        exit 2
+        ;;
+    esac
+done
+step "done"
