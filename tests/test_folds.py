@@ -128,6 +128,16 @@ def test_expand_records_folds_in_hdf5_and_folder(fold_raw, tmp_path: Path) -> No
     assert not any(n.startswith(("train/", "test/", "all/")) for n in folder.names)
 
 
+def test_verify_regenerates_a_fold_output(fold_raw, tmp_path: Path) -> None:
+    out = tmp_path / "d.h5"
+    expand(fold_raw, out, ExpandOptions(target=40, size=32, workers=1, folds=3, seed=4))
+    report = verify(out, regenerate_raw=fold_raw, workers=1)
+    assert report.ok and report.regenerated, report.problems
+    other = tmp_path / "e.h5"
+    expand(fold_raw, other, ExpandOptions(target=40, size=32, workers=1, folds=3, seed=5))
+    assert not np.array_equal(open_dataset(out).folds, open_dataset(other).folds)
+
+
 def test_verify_refuses_a_group_in_two_folds(fold_raw, tmp_path: Path) -> None:
     out = tmp_path / "d"
     expand(fold_raw, out, ExpandOptions(target=60, size=32, workers=1, folds=3))
