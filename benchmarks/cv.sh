@@ -18,8 +18,9 @@
 # best on fold k+1, train on the other 3; it prints RUNS/cv.md. A step that was
 # interrupted continues where it stopped (--resume keeps finished folds).
 # The CellNet configurations are compared on mean VAL accuracy only; the test
-# columns of the chosen one are the reported figure. On a quiet 2-core CPU a CellNet
-# step takes about 30 min, the LeukemiaNet step about an hour; minutes on a GPU.
+# columns of the chosen one are the reported figure. Measured 2026-12-01 on the shared
+# 2-core VM (load 21-38): one CellNet fold at SIZE=64, one process per fold, took about
+# an hour; at 227 each image has (227/64)^2 = 12.6 times the pixels. See docs/results.md.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
