@@ -466,6 +466,14 @@ def _parse_output_size(
     help="Train fraction (0.7), train,val,test (0.7,0.15,0.15) or none.",
 )
 @click.option(
+    "--folds",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="K-fold cross-validation: record a grouped, stratified fold 0..K-1 for every "
+    "source and output instead of the fractional split (0: none).",
+)
+@click.option(
     "--split-by",
     type=click.Choice(["source", "image"]),
     default="source",
@@ -617,8 +625,10 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         run = plan_run(scanned, options, reporter)
         from collections import Counter
 
+        from augtool.expand import row_label
+
         counts = Counter(
-            (run.split_of_job[i], scanned.sources[j.source].class_name)
+            (row_label(run, i), scanned.sources[j.source].class_name)
             for i, j in enumerate(run.jobs)
         )
         click.echo(
@@ -1240,6 +1250,17 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seeds weights, batch order and flips."
 )
+@click.option(
+    "--fold",
+    default=None,
+    metavar="K|all",
+    help="Cross-validation on data made with `expand --folds`: test on fold K, keep the "
+    "epoch best on fold K+1, train on the rest; 'all' runs every fold into OUT/fold-<k>/ "
+    "and writes OUT/cv.md and OUT/cv.json (mean and std over the folds).",
+)
+@click.option(
+    "--resume", is_flag=True, help="With --fold all: keep the folds already finished in OUT."
+)
 @overwrite_option
 @quiet_option
 @interruptible
@@ -1262,20 +1283,24 @@ def train_command(
     device: str,
     amp: bool | None,
     seed: int,
+    fold: str | None,
+    resume: bool,
     overwrite: bool,
     quiet: bool,
 ) -> None:
     """Train a network on an `augtool expand` output (HDF5 or folder).
 
-    Trains on the train split, scores val and test after every epoch, keeps the
-    best epoch on val when there is a val split, and writes RUN/model.pt,
-    RUN/history.csv and RUN/metrics.json. Unset training options take the
-    architecture's defaults (the paper's settings for leukemianet).
+    Trains on the train split, scores val after every epoch, keeps the best
+    epoch on val when there is a val split, scores test once at the end, and
+    writes RUN/model.pt, RUN/history.csv and RUN/metrics.json. Unset training
+    options take the architecture's defaults (the paper's settings for
+    leukemianet). With --fold, the folds of `expand --folds K` replace the splits.
 
     \b
     Example:
       augtool train cells.h5 --out runs/leukemianet
       augtool train cells.h5 --out runs/cellnet --arch cellnet --epochs 40
+      augtool train cells5.h5 --out runs/cellnet-cv --arch cellnet --fold all
     """
     import sys
 
@@ -1302,23 +1327,55 @@ def train_command(
         amp=amp,
     )
     bars: list[tqdm] = []  # opened at the first epoch, after the data and output checks
+    titles: list[str] = []  # the title of each bar (a disabled tqdm keeps none)
+    fold_number = _parse_fold(fold)
+    if resume and fold_number != "all":
+        raise click.UsageError("--resume needs --fold all")
 
-    def progress(row: dict[str, float]) -> None:
-        if not bars:
+    def progress(row: dict[str, float], desc: str = arch) -> None:
+        if not titles or titles[-1] != desc:
+            for bar in bars:
+                bar.close()
+            titles.append(desc)
             bars.append(
-                tqdm(total=config.epochs, unit="epoch", file=sys.stderr, disable=quiet, desc=arch)
+                tqdm(total=config.epochs, unit="epoch", file=sys.stderr, disable=quiet, desc=desc)
             )
-        bar = bars[0]
+        bar = bars[-1]
         shown = {"loss": row["train_loss"], "acc": row["train_accuracy"]}
-        for split in ("val", "test"):
-            if f"{split}_accuracy" in row:
-                shown[f"{split}_acc"] = row[f"{split}_accuracy"]
+        if "val_accuracy" in row:  # test is never scored during training
+            shown["val_acc"] = row["val_accuracy"]
         bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()})
         bar.update(1)
 
+    if fold_number == "all":
+        from model.cv import CV_MARKDOWN, cv_run
+
+        try:
+            cv = cv_run(
+                data,
+                out,
+                config,
+                device,
+                overwrite,
+                resume,
+                lambda k, row: progress(row, f"{arch} fold {k}"),
+                command_line=_command_line(),
+            )
+        finally:
+            for bar in bars:
+                bar.close()
+        click.echo((cv.out / CV_MARKDOWN).read_text(encoding="utf-8"), nl=False)
+        return
     try:
         result = train_run(
-            data, out, config, device, overwrite, progress, command_line=_command_line()
+            data,
+            out,
+            config,
+            device,
+            overwrite,
+            progress,
+            command_line=_command_line(),
+            fold=fold_number,
         )
     finally:
         for bar in bars:
@@ -1335,6 +1392,18 @@ def train_command(
                 f"  {split}: accuracy {pct(m[split]['accuracy'])}, "
                 f"macro F1 {pct(m[split]['macro_f1'])}"
             )
+
+
+def _parse_fold(text: str | None) -> int | str | None:
+    """``--fold``: ``None``, ``all`` or a fold number."""
+    if text is None or text.strip().lower() == "all":
+        return None if text is None else "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"a fold number or 'all', got {text!r}", param_hint="--fold"
+        ) from None
 
 
 @main.command("evaluate")

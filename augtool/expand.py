@@ -31,6 +31,8 @@ from augtool.sources import ScanResult, Source, scan
 from augtool.split import (
     LEAK_WARNING,
     SplitSpec,
+    check_folds,
+    fold_by_group,
     merge_groups,
     parse_split,
     split_by_group,
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from augtool.detect import DetectionInput
 
 SPLIT_BY = ("source", "image")
+#: ``ExpandOptions.split``'s default; the only split value ``--folds`` accepts besides ``none``.
+DEFAULT_SPLIT = "0.7"
 COMPRESSIONS = ("none", "lzf", "gzip")
 
 
@@ -91,6 +95,9 @@ class ExpandOptions:
         compression: HDF5 compression: ``none``, ``lzf`` or ``gzip``.
         split: ``--split`` text: ``0.7``, ``0.7,0.15,0.15`` or ``none``.
         split_by: ``source`` (no leakage) or ``image`` (the paper's protocol).
+        folds: Cross-validation folds K (0: none). Folds replace the fractional
+            split: every output's split is ``all`` and its fold (0..K-1) is that of
+            its source; groups never cross folds, classes are balanced.
         group_regex: Regular expression naming a source's group.
         no_augment_test: Keep only originals in val/test.
         skip_invalid: Skip bad input files instead of refusing.
@@ -125,8 +132,9 @@ class ExpandOptions:
     jpeg_quality: int = 95
     output_format: str | None = None
     compression: str = "none"
-    split: str = "0.7"
+    split: str = DEFAULT_SPLIT
     split_by: str = "source"
+    folds: int = 0
     group_regex: str | None = None
     no_augment_test: bool = False
     skip_invalid: bool = False
@@ -182,6 +190,16 @@ class ExpandOptions:
             raise OptionError("--max-pixels", "must be positive")
         spec = parse_split(self.split)
         self._validate_detection()
+        if check_folds(self.folds):
+            if self.split not in (DEFAULT_SPLIT, "none"):
+                raise OptionError(
+                    "--folds", "replaces the fractional split; leave --split at its default"
+                )
+            if self.split_by == "image":
+                raise OptionError("--folds", "needs --split-by source (folds split sources)")
+            if self.no_augment_test:
+                raise OptionError("--no-augment-test", "needs a fractional split, not --folds")
+            spec = parse_split("none")
         if self.no_augment_test and self.split_by == "image":
             raise OptionError("--no-augment-test", "needs --split-by source")
         if self.no_augment_test and not spec.enabled:
@@ -269,7 +287,7 @@ class ExpandSummary:
         out: The output path.
         total: Images in the output.
         resumed: Images found done in a partial output (``--resume``), not rendered again.
-        counts: Images per (split, class).
+        counts: Images per (split, class); per (``fold k``, class) with ``--folds``.
         seconds: Wall time.
         scan: The scan result (sources, skipped files, duplicates).
         output_format: ``folder`` or ``hdf5``.
@@ -303,6 +321,7 @@ class PlannedRun:
     split_of_job: list[str]
     names: list[str]
     spec: SplitSpec
+    fold_of_source: list[int] | None = None
 
 
 def default_workers() -> int:
@@ -335,9 +354,14 @@ def plan_run(scan_result: ScanResult, options: ExpandOptions, reporter: Reporter
     sources = scan_result.sources
     class_of = [s.class_name for s in sources]
     total = resolve_target(len(sources), options.target, options.factor)
+    fold_of_source = None
     if options.split_by == "source" or not spec.enabled:
         groups = merge_groups([s.group for s in sources], [s.sha256 for s in sources])
         split_of_source = split_by_group([s.label for s in sources], groups, spec, options.seed)
+        if options.folds:
+            labels = [s.label for s in sources]
+            fold_of_source = fold_by_group(labels, groups, options.folds, options.seed)
+            _warn_missing_fold_classes(scan_result, fold_of_source, options.folds, reporter)
     else:
         split_of_source = ["-"] * len(sources)
         reporter.warn(LEAK_WARNING)
@@ -356,7 +380,7 @@ def plan_run(scan_result: ScanResult, options: ExpandOptions, reporter: Reporter
     ]
     _warn_missing_classes(scan_result, split_of_job, jobs, spec, reporter)
     _warn_ungrouped(scan_result, options, reporter)
-    return PlannedRun(scan_result, jobs, split_of_source, split_of_job, names, spec)
+    return PlannedRun(scan_result, jobs, split_of_source, split_of_job, names, spec, fold_of_source)
 
 
 def _warn_ungrouped(scan_result: ScanResult, options: ExpandOptions, reporter: Reporter) -> None:
@@ -378,6 +402,19 @@ def output_name(source: Source, job: Job, split: str | None, ext: str) -> str:
     if split is not None:
         parts.insert(0, split)
     return str(PurePosixPath(*parts))
+
+
+def _warn_missing_fold_classes(
+    scan_result: ScanResult, fold_of_source: Sequence[int], folds: int, reporter: Reporter
+) -> None:
+    present = {(f, s.class_name) for f, s in zip(fold_of_source, scan_result.sources, strict=True)}
+    for k in range(folds):
+        missing = [c for c in scan_result.classes if (k, c) not in present]
+        if missing:
+            reporter.warn(
+                f"fold {k} has no images of {len(missing)} class(es) {_few(missing)}: "
+                "too few sources or groups for this many folds"
+            )
 
 
 def _warn_missing_classes(
@@ -525,7 +562,7 @@ def expand(
         writer.abort()
         raise
     counts = Counter(
-        (run.split_of_job[i], scan_result.sources[j.source].class_name)
+        (row_label(run, i), scan_result.sources[j.source].class_name)
         for i, j in enumerate(run.jobs)
     )
     return ExpandSummary(
@@ -578,6 +615,13 @@ def _write_boxes(
     for name, text in result.files.items():
         writer.write(-1, name, text.encode("utf-8"))
     return result.record(options.min_visibility, detection.fmt, detection.classes)
+
+
+def row_label(run: PlannedRun, index: int) -> str:
+    """Row of output ``index`` in the summary table: its split, or ``fold k`` with ``--folds``."""
+    if run.fold_of_source is None:
+        return run.split_of_job[index]
+    return f"fold {run.fold_of_source[run.jobs[index].source]}"
 
 
 def _few(items: Sequence[str], limit: int = 10) -> str:
@@ -650,6 +694,7 @@ def _record(run: PlannedRun, item: Rendered, seed: int) -> dict:
         "params": item.params,
         "seed": seed,
         "sha256": item.sha256,
+        "fold": "" if run.fold_of_source is None else run.fold_of_source[job.source],
     }
 
 
@@ -662,6 +707,7 @@ def _source_rows(run: PlannedRun) -> list[dict]:
             "label": s.label,
             "group": s.group,
             "split": run.split_of_source[i],
+            "fold": "" if run.fold_of_source is None else run.fold_of_source[i],
         }
         for i, s in enumerate(run.scan.sources)
     ]
@@ -684,6 +730,10 @@ def _attributes(
         from augtool.albu import import_albumentations
 
         versions["albumentations"] = import_albumentations().__version__
+    fold_counts: dict[str, int] = {}
+    if run.fold_of_source is not None:
+        per_fold = Counter(run.fold_of_source[j.source] for j in run.jobs)
+        fold_counts = {str(k): per_fold[k] for k in range(options.folds)}
     return {
         "schema_version": SCHEMA_VERSION,
         "class_names": list(run.scan.classes),
@@ -696,6 +746,8 @@ def _attributes(
         "split_by": options.split_by,
         "recipe": options.recipe(),
         "counts": dict(sorted(counts.items())),
+        "folds": options.folds,
+        "fold_counts": fold_counts,
         "skipped": [{"path": p, "reason": why} for p, why in run.scan.skipped],
         "duplicates": run.scan.duplicates,
         "versions": versions,

@@ -33,7 +33,12 @@ MANIFEST_COLUMNS = (
     "params",
     "seed",
     "sha256",
+    "fold",
 )
+#: Columns every manifest has; ``fold`` came later (empty when the run made no folds).
+REQUIRED_COLUMNS = MANIFEST_COLUMNS[:-1]
+#: Fold of an image in a dataset made without ``--folds``.
+NO_FOLD = -1
 
 
 @dataclass
@@ -49,6 +54,8 @@ class Dataset:
         transforms: Transform name of each image (``original`` for the originals).
         groups: Split group of each image's source.
         attrs: Recipe and provenance (seed, size, tool version, ...).
+        folds: ``(N,)`` int cross-validation fold of each image (``--folds``), or
+            ``None`` when the dataset was made without folds.
     """
 
     images: np.ndarray
@@ -59,6 +66,7 @@ class Dataset:
     transforms: list[str]
     groups: list[str]
     attrs: dict = field(default_factory=dict)
+    folds: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -83,7 +91,33 @@ class Dataset:
             raise InputError(
                 f"split {split!r} not in this dataset; it has {', '.join(self.split_names)}"
             )
-        keep = np.flatnonzero(self.splits == split)
+        return self.take(np.flatnonzero(self.splits == split))
+
+    @property
+    def fold_count(self) -> int:
+        """Number of cross-validation folds K recorded by ``--folds`` (0 when none)."""
+        if self.folds is None:
+            return 0
+        recorded = self.attrs.get("folds")
+        if isinstance(recorded, int) and recorded >= 2:
+            return recorded
+        return int(self.folds.max()) + 1 if len(self.folds) else 0
+
+    def in_folds(self, folds: set[int]) -> Dataset:
+        """Return the images whose fold is in ``folds``.
+
+        Raises:
+            InputError: If the dataset was made without ``--folds``.
+        """
+        if self.folds is None:
+            raise InputError(
+                "this dataset has no cross-validation folds; "
+                "make it with `augtool expand --folds K`"
+            )
+        return self.take(np.flatnonzero(np.isin(self.folds, sorted(folds))))
+
+    def take(self, keep: np.ndarray) -> Dataset:
+        """Return the images at the indices ``keep``, in that order."""
         return Dataset(
             images=self.images[keep],
             labels=self.labels[keep],
@@ -93,6 +127,7 @@ class Dataset:
             transforms=[self.transforms[i] for i in keep],
             groups=[self.groups[i] for i in keep],
             attrs=dict(self.attrs),
+            folds=None if self.folds is None else self.folds[keep],
         )
 
 
@@ -149,7 +184,7 @@ def read_manifest(folder: Path) -> list[dict[str, str]]:
     try:
         with manifest.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise InputError(f"{manifest}: missing columns {', '.join(missing)}")
             rows = list(reader)
@@ -255,7 +290,21 @@ def _read_folder(folder: Path, split: str | None, check_hashes: bool) -> Dataset
         transforms=[r["transform"] for r in rows],
         groups=[r["group"] for r in rows],
         attrs=recipe,
+        folds=_manifest_folds(rows, folder),
     )
+
+
+def _manifest_folds(rows: list[dict[str, str]], folder: Path) -> np.ndarray | None:
+    """The ``fold`` column as ints, or ``None`` for a manifest without folds."""
+    values = [r.get("fold") or "" for r in rows]
+    if not rows or all(v == "" for v in values):
+        return None
+    if any(v == "" for v in values):
+        raise InputError(f"{folder}: {MANIFEST_NAME} gives a fold for some images only: damaged")
+    folds = np.array([int(v) for v in values], dtype=np.int64)
+    if folds.min() < 0:
+        raise InputError(f"{folder}: {MANIFEST_NAME} has a negative fold: damaged")
+    return folds
 
 
 def _open_hdf5(path: Path, split: str | None, check_hashes: bool = True) -> Dataset:
@@ -302,12 +351,28 @@ def _open_hdf5(path: Path, split: str | None, check_hashes: bool = True) -> Data
                 transforms=[to_str(t) for t in fh["transform"][()][keep]],
                 groups=[groups_table[i] for i in src_index],
                 attrs=attrs,
+                folds=_hdf5_folds(fh, n, keep, path),
             )
         except _DAMAGE as err:
             raise InputError(
                 f"{path}: not a complete augtool HDF5 file ({err}); "
                 "run `augtool verify` on it or expand again"
             ) from err
+
+
+def _hdf5_folds(fh: object, n: int, keep: np.ndarray, path: Path) -> np.ndarray | None:
+    """The ``fold`` dataset at ``keep``, or ``None`` for a file without folds (older, or none)."""
+    if "fold" not in fh:  # type: ignore[operator]
+        return None
+    folds = fh["fold"]  # type: ignore[index]
+    if folds.shape != (n,):
+        raise InputError(f"{path}: dataset 'fold' has shape {folds.shape}, expected ({n},)")
+    values = folds[()].astype(np.int64)
+    if not len(values) or (values == NO_FOLD).all():
+        return None
+    if values.min() < 0:
+        raise InputError(f"{path}: some images have no fold and others do: the file is damaged")
+    return values[keep]
 
 
 def _labels(values: np.ndarray, n_classes: int, path: Path) -> np.ndarray:

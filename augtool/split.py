@@ -5,6 +5,9 @@ about ten augmented siblings in training. Here the default is to split the
 *sources*: every output of a source, and of every source in the same group
 (``--group-regex``: a patient, a smear) or with identical bytes, lands in one
 split. ``split_by_image`` reproduces the paper's protocol for comparison.
+
+``fold_by_group`` assigns the same kind of groups to K cross-validation folds
+with the same machinery (K equal shares, stratified by class, seeded).
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from augtool.errors import OptionError
 NO_SPLIT = "all"
 _NAMES = {1: ("all",), 2: ("train", "test"), 3: ("train", "val", "test")}
 _SPLIT_TAG = 0x5B117  # keys the split's generator apart from the outputs' generators
+_FOLD_TAG = 0xF01D5  # keys the folds' generator apart from the fractional split's
+#: Largest number of folds ``--folds`` accepts.
+MAX_FOLDS = 100
+#: Fold of an item in a dataset made without ``--folds``.
+NO_FOLD = -1
 
 
 @dataclass(frozen=True)
@@ -91,11 +99,62 @@ def merge_groups(groups: Sequence[str], hashes: Sequence[str]) -> list[str]:
     return [find(g) for g in groups]
 
 
+def check_folds(folds: int) -> int:
+    """Validate ``--folds``: 0 (no folds) or 2..:data:`MAX_FOLDS`.
+
+    Raises:
+        OptionError: For any other value.
+    """
+    if folds != 0 and not 2 <= folds <= MAX_FOLDS:
+        raise OptionError("--folds", f"must be 0 (no folds) or 2..{MAX_FOLDS}, got {folds}")
+    return folds
+
+
+def fold_by_group(
+    labels: Sequence[int],
+    groups: Sequence[str],
+    folds: int,
+    seed: int,
+) -> list[int]:
+    """Assign whole groups to ``folds`` cross-validation folds, stratified by class.
+
+    The same greedy assignment and repair as :func:`split_by_group`, with K
+    equal shares: no group is in two folds, and for groups of one class every
+    class in every fold is within one group of its share. Seeded separately from
+    the fractional split.
+
+    Args:
+        labels: Class index of each item (source).
+        groups: Group of each item; items of a group share a fold.
+        folds: Number of folds K (2..:data:`MAX_FOLDS`).
+        seed: Run seed.
+
+    Returns:
+        Fold (0..K-1) of each item.
+
+    Raises:
+        OptionError: If ``folds`` is out of range or there are fewer groups than folds.
+    """
+    check_folds(folds)
+    if folds == 0:
+        raise OptionError("--folds", "must be at least 2 to assign folds")
+    n_groups = len(set(groups))
+    if n_groups < folds:
+        raise OptionError(
+            "--folds", f"{folds} folds need at least {folds} groups; the sources form {n_groups}"
+        )
+    names = tuple(str(k) for k in range(folds))
+    spec = SplitSpec(names, tuple([1.0 / folds] * folds))
+    assigned = split_by_group(labels, groups, spec, seed, tag=_FOLD_TAG)
+    return [int(a) for a in assigned]
+
+
 def split_by_group(
     labels: Sequence[int],
     groups: Sequence[str],
     spec: SplitSpec,
     seed: int,
+    tag: int = _SPLIT_TAG,
 ) -> list[str]:
     """Assign whole groups to splits, stratified by class.
 
@@ -109,6 +168,7 @@ def split_by_group(
         groups: Group of each item; items of a group never cross splits.
         spec: The split names and fractions.
         seed: Run seed.
+        tag: Keys the ordering generator (the folds use their own).
 
     Returns:
         Split name of each item.
@@ -129,7 +189,7 @@ def split_by_group(
     class_totals = vec.sum(axis=0)
     fractions = np.asarray(spec.fractions)
     target = fractions[:, None] * class_totals[None, :]
-    rng = np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_TAG]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, tag]))
     shuffled = rng.permutation(len(names))
     order = sorted(shuffled, key=lambda gi: -vec[gi].sum())  # stable: ties keep the shuffle
     current = np.zeros_like(target)

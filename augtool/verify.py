@@ -2,7 +2,8 @@
 
 Checks, for a folder or an HDF5 file: every image's hash matches its record,
 nothing is missing or extra, no source or group sits in two splits (unless the
-run split by image, the paper's protocol), and the counts are as recorded.
+run split by image, the paper's protocol) or in two cross-validation folds
+(``--folds``), and the counts are as recorded.
 ``regenerate`` replays the recorded recipe on RAW and compares every hash.
 """
 
@@ -77,6 +78,7 @@ def verify(
     if records is not None:
         _check_leakage(records, recipe, report)
         _check_counts(records, recipe, report)
+        _check_folds(records, recipe, report)
     if regenerate_raw is not None and records is not None:
         _regenerate(path, Path(regenerate_raw), recipe, records, report, workers)
     return report
@@ -179,7 +181,7 @@ def _verify_hdf5(path: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
             if fh.attrs.get("partial", False):
                 report.problems.append("the file is marked partial: its run did not finish")
             recipe = {k: attr_value(v) for k, v in fh.attrs.items()}
-            for key in ("recipe", "counts"):
+            for key in ("recipe", "counts", "fold_counts"):
                 if isinstance(recipe.get(key), str):
                     recipe[key] = json.loads(recipe[key])
             images = fh["images"]
@@ -220,6 +222,10 @@ def _verify_hdf5(path: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
             groups = [to_str(g) for g in fh["sources/group"][()]]
             class_names = [to_str(c) for c in fh.attrs["class_names"]]
             labels = fh["labels"][()]
+            folds = fh["fold"][()] if "fold" in fh else np.full(n, -1)
+            if folds.shape != (n,):
+                report.problems.append(f"dataset 'fold' has {folds.shape[0]} rows, images has {n}")
+                return report, None, recipe
             records = [
                 {
                     "name": names[i],
@@ -229,6 +235,7 @@ def _verify_hdf5(path: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
                     "source_sha256": src_hashes[src[i]],
                     "group": groups[src[i]],
                     "sha256": hashes[i],
+                    "fold": "" if folds[i] < 0 else str(int(folds[i])),
                 }
                 for i in range(n)
             ]
@@ -271,6 +278,40 @@ def _check_counts(records: list[dict], recipe: dict, report: VerifyReport) -> No
     if dict(actual) != {k: int(v) for k, v in expected.items()}:
         report.problems.append(
             f"counts per split {dict(sorted(actual.items()))} differ from the recorded {expected}"
+        )
+
+
+def _check_folds(records: list[dict], recipe: dict, report: VerifyReport) -> None:
+    """Every image has a fold in 0..K-1, no group or source content is in two folds."""
+    k = recipe.get("folds") or 0
+    values = [str(r.get("fold") or "") for r in records]
+    if not isinstance(k, int) or k == 0:
+        if any(values):
+            report.problems.append("images carry folds but the recorded fold count is missing")
+        return
+    allowed = {str(f) for f in range(k)}
+    bad = [r["name"] for r, v in zip(records, values, strict=True) if v not in allowed]
+    if bad:
+        report.problems.append(f"{len(bad)} image(s) without a fold in 0..{k - 1}, e.g. {bad[0]}")
+        return
+    for key, what in (("group", "group"), ("source_sha256", "source")):
+        sides: dict[str, set[str]] = defaultdict(set)
+        example: dict[str, str] = {}
+        for r, v in zip(records, values, strict=True):
+            sides[r[key]].add(v)
+            example.setdefault(r[key], r["source"])
+        for value, found in sorted(sides.items()):
+            if len(found) > 1:
+                label = value if key == "group" else example[value]
+                listed = ", ".join(sorted(found))
+                report.problems.append(f"{what} {label} appears in folds {listed}")
+    expected = recipe.get("fold_counts")
+    actual = Counter(values)
+    if isinstance(expected, dict) and {f: int(n) for f, n in expected.items()} != {
+        f: actual.get(f, 0) for f in sorted(allowed)
+    }:
+        report.problems.append(
+            f"counts per fold {dict(sorted(actual.items()))} differ from the recorded {expected}"
         )
 
 

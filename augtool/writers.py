@@ -254,6 +254,11 @@ def hdf5_errors(path: Path) -> Iterator[None]:
         raise OSError(code, os.strerror(code), str(path)) from err
 
 
+def _fold_code(fold: int | str | None) -> int:
+    """A record's fold as stored in HDF5: the fold, or -1 for a run without ``--folds``."""
+    return -1 if fold is None or fold == "" else int(fold)
+
+
 class Hdf5Writer:
     """Writes one HDF5 file per ``docs/dataset-format.md``; images go straight to disk."""
 
@@ -356,12 +361,14 @@ class Hdf5Writer:
         fh.create_dataset("params", data=[r["params"] for r in records], dtype=text)
         fh.create_dataset("name", data=[r["name"] for r in records], dtype=text)
         fh["sha256"] = np.array([r["sha256"] for r in records], dtype="S64")
+        fh["fold"] = np.array([_fold_code(r.get("fold")) for r in records], dtype=np.int16)
         grp = fh.create_group("sources")
         grp.create_dataset("path", data=[s["path"] for s in sources], dtype=text)
         grp["sha256"] = np.array([s["sha256"] for s in sources], dtype="S64")
         grp["label"] = np.array([s["label"] for s in sources], dtype=np.int16)
         grp.create_dataset("group", data=[s["group"] for s in sources], dtype=text)
         grp["split"] = np.array([code.get(s["split"], 255) for s in sources], dtype=np.uint8)
+        grp["fold"] = np.array([_fold_code(s.get("fold")) for s in sources], dtype=np.int16)
         for key, value in attrs.items():
             if isinstance(value, dict | list) and key != "class_names":
                 value = json.dumps(value, ensure_ascii=False)

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Re-run every training result of docs/results.md and print each evaluation table.
+# Re-run the single-split figures of docs/results.md ("Single-split figures") and print
+# each evaluation table. Those figures predate the cross-validation protocol; the
+# figures every choice of which was made on validation folds come from benchmarks/cv.sh.
 #
 # Usage: benchmarks/results.sh [WORKDIR] [CELLS]
 #   WORKDIR  where datasets and runs go (default: results-work/, created)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from augtool.errors import InputError, OutputError
+from augtool.errors import InputError, OptionError, OutputError
 from augtool.io import Dataset, open_dataset
 from augtool.writers import staged_folder
 from model.data import (
@@ -106,6 +106,49 @@ def train_splits(data: Dataset) -> tuple[str, str | None, str | None]:
     raise InputError(f"no train split in the data (it has {', '.join(present)})")
 
 
+def val_fold(fold: int, folds: int) -> int:
+    """The validation fold of cross-validation fold ``fold``: the next one, cyclically."""
+    return (fold + 1) % folds
+
+
+def fold_parts(data: Dataset, fold: int) -> dict[str, Dataset]:
+    """Train, val and test parts of a dataset made with ``expand --folds K``.
+
+    Test is fold ``fold``; val is the next fold (:func:`val_fold`), which picks the
+    kept epoch and early stopping; train is the other K-2 folds. Folds hold whole
+    groups, so the three parts share no group.
+
+    Args:
+        data: A dataset with folds.
+        fold: The test fold, 0..K-1.
+
+    Returns:
+        ``{"train": ..., "val": ..., "test": ...}``.
+
+    Raises:
+        InputError: If the dataset has no folds.
+        OptionError: If ``fold`` is out of range or K < 3.
+    """
+    folds = data.fold_count
+    if folds == 0:
+        raise InputError(
+            "the data has no cross-validation folds; make it with `augtool expand --folds K`"
+        )
+    if folds < 3:
+        raise OptionError(
+            "--fold", f"needs at least 3 folds (train, val, test); the data has {folds}"
+        )
+    if not 0 <= fold < folds:
+        raise OptionError("--fold", f"must be in 0..{folds - 1} (the data has {folds} folds)")
+    val = val_fold(fold, folds)
+    rest = set(range(folds)) - {fold, val}
+    return {
+        "train": data.in_folds(rest),
+        "val": data.in_folds({val}),
+        "test": data.in_folds({fold}),
+    }
+
+
 def train_run(
     data_path: str | Path,
     out: str | Path,
@@ -114,12 +157,14 @@ def train_run(
     overwrite: bool = False,
     progress: Callable[[dict[str, float]], None] | None = None,
     command_line: str = "",
+    fold: int | None = None,
 ) -> TrainResult:
     """Train on an expand output and write the run folder.
 
     Normalisation statistics come from the train split only. With a val split the
     kept model is the best epoch on val; the final metrics are computed on test
-    (and val) with the kept model.
+    (and val) with the kept model, once, after training: test is never scored
+    during training.
 
     Args:
         data_path: HDF5 file or folder written by ``augtool expand``.
@@ -129,6 +174,9 @@ def train_run(
         overwrite: Replace an existing non-empty run folder.
         progress: Called with each epoch's history row.
         command_line: Recorded in ``metrics.json``.
+        fold: Cross-validation: test on this fold of a ``--folds`` dataset, choose
+            the epoch on the next fold, train on the rest (:func:`fold_parts`).
+            ``None`` uses the dataset's train/val/test splits.
 
     Returns:
         The run folder and what was measured.
@@ -142,8 +190,15 @@ def train_run(
     dev = resolve_device(device)
     config.validate()
     data = open_dataset(data_path)
-    train_name, val_name, test_name = train_splits(data)
-    parts = {name: data.subset(name) for name in (train_name, val_name, test_name) if name}
+    folds: dict[str, int] = {}
+    if fold is None:
+        train_name, val_name, test_name = train_splits(data)
+        parts = {name: data.subset(name) for name in (train_name, val_name, test_name) if name}
+    else:
+        train_name, val_name, test_name = "train", "val", "test"
+        parts = fold_parts(data, fold)
+        folds = {"folds": data.fold_count, "test_fold": fold}
+        folds["val_fold"] = val_fold(fold, folds["folds"])
     norm = compute_normalization(parts[train_name].images, config.normalize)
     size = int(data.images.shape[1])
     generator = torch.Generator().manual_seed(config.seed)
@@ -159,7 +214,6 @@ def train_run(
         config,
         generator,
         val=on_device.get(val_name) if val_name else None,
-        test=on_device.get(test_name) if test_name else None,
         progress=progress,
     )
     amp = use_amp(config.amp, dev)
@@ -181,6 +235,7 @@ def train_run(
         "config": config.to_dict(),
         "normalization": norm.to_dict(),
         "splits": {k: len(v) for k, v in parts.items()},
+        **({"cv": folds} if folds else {}),
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "stopped_early": result.stopped_early,

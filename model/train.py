@@ -172,7 +172,8 @@ class FitResult:
 
     Attributes:
         history: One row per epoch: epoch, lr, train loss/accuracy/images/seconds
-            (the training pass alone), val and test loss/accuracy, seconds (all).
+            (the training pass alone), val loss/accuracy, seconds (all). Test data
+            never enters the loop: it is scored once, after training, by the caller.
         best_epoch: Epoch (1-based) whose weights the model holds at the end.
         stopped_early: True when ``patience`` ended the run.
         train_seconds: Wall time of the training loop (evaluation included).
@@ -366,15 +367,14 @@ def fit(
     config: TrainConfig,
     generator: torch.Generator,
     val: DeviceImages | None = None,
-    test: DeviceImages | None = None,
     progress: Callable[[dict[str, float]], None] | None = None,
 ) -> FitResult:
-    """Train ``net`` for ``config.epochs``, scoring val and test after each epoch.
+    """Train ``net`` for ``config.epochs``, scoring val after each epoch.
 
     With a val split the model ends holding the weights of its best epoch on val
     (highest accuracy, ties to the lower loss) and ``config.patience`` can stop the
-    run early; without one it ends holding the last epoch's weights. Test scores
-    are recorded in the history only, never used to choose.
+    run early; without one it ends holding the last epoch's weights. There is no
+    test argument: the test set is scored once, after training, by the caller.
 
     Args:
         net: Model already on ``train.device`` (see :func:`prepare_model`).
@@ -382,7 +382,6 @@ def fit(
         config: Validated settings.
         generator: Random source (CPU); a device generator is derived from it.
         val: Validation images, or ``None``.
-        test: Test images, or ``None``.
         progress: Called with each epoch's history row.
 
     Returns:
@@ -425,10 +424,9 @@ def fit(
             "train_images": stats.images,
             "train_seconds": time.perf_counter() - t0,
         }
-        for name, split in (("val", val), ("test", test)):
-            if split is not None:
-                pred = evaluate(net, split, amp=amp)
-                row[f"{name}_loss"], row[f"{name}_accuracy"] = pred.loss, pred.accuracy
+        if val is not None:
+            pred = evaluate(net, val, amp=amp)
+            row["val_loss"], row["val_accuracy"] = pred.loss, pred.accuracy
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         if progress is not None:

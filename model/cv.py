@@ -1,0 +1,270 @@
+"""K-fold cross-validation: one training run per fold and a summary over the folds.
+
+``cv_run`` trains fold k of a dataset made with ``augtool expand --folds K`` for
+every k (:func:`model.run.train_run` with ``fold=k``: test fold k, val fold
+k+1, train on the rest) into ``RUNS/fold-<k>/``, then writes ``RUNS/cv.json``
+and ``RUNS/cv.md``: the per-fold table and the mean and standard deviation over
+the folds of val and test accuracy and macro F1. Every image is in exactly one
+test fold, so the pooled test figures cover the whole dataset once.
+
+Val figures are what configurations are compared on; each fold's test figure
+is computed once, after its training, with the epoch chosen on val.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from augtool.errors import InputError, OutputError
+from augtool.io import open_dataset
+from model.metrics import report_from_confusion
+from model.run import METRICS_NAME, check_run_dir, train_run, write_json
+from model.train import TrainConfig
+
+CV_JSON = "cv.json"
+CV_MARKDOWN = "cv.md"
+#: Figures summarised over the folds: (part, metric).
+SUMMARY_KEYS = (
+    ("val", "accuracy"),
+    ("val", "macro_f1"),
+    ("test", "accuracy"),
+    ("test", "macro_f1"),
+)
+
+
+@dataclass
+class CvResult:
+    """Outcome of :func:`cv_run`.
+
+    Attributes:
+        out: The runs folder.
+        summary: What was written to ``cv.json``.
+        reused: Folds whose finished run was found and not trained again (``resume``).
+    """
+
+    out: Path
+    summary: dict[str, Any]
+    reused: list[int]
+
+
+def fold_dir(out: Path, fold: int) -> Path:
+    """Run folder of one fold: ``RUNS/fold-<k>``."""
+    return out / f"fold-{fold}"
+
+
+def cv_run(
+    data_path: str | Path,
+    out: str | Path,
+    config: TrainConfig,
+    device: str = "auto",
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+    command_line: str = "",
+) -> CvResult:
+    """Train every fold of a ``--folds`` dataset and summarise.
+
+    Args:
+        data_path: HDF5 file or folder written by ``augtool expand --folds K``.
+        out: The runs folder (``fold-<k>/`` per fold, ``cv.json``, ``cv.md``).
+        config: Validated training settings, the same for every fold.
+        device: ``auto``, ``cuda`` or ``cpu``.
+        overwrite: Replace an existing non-empty runs folder.
+        resume: Keep folds already finished in ``out`` with the same settings and
+            data, and train only the others.
+        progress: Called with (fold, epoch history row).
+        command_line: Recorded in each fold's ``metrics.json`` and in ``cv.json``.
+
+    Returns:
+        The summary and which folds were reused.
+
+    Raises:
+        InputError: Unreadable data, or data without folds.
+        OptionError: Invalid settings, device, or fewer than 3 folds.
+        OutputError: The runs folder cannot be written, or holds runs made
+            with other settings (with ``resume``).
+    """
+    out = Path(out)
+    if not resume:
+        check_run_dir(out, overwrite)
+    folds = open_dataset(data_path, check_hashes=False).fold_count
+    if folds == 0:
+        raise InputError(
+            f"{data_path}: no cross-validation folds; make it with `augtool expand --folds K`"
+        )
+    config.validate()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{out}: cannot create ({err.strerror})") from err
+    runs, reused = [], []
+    for k in range(folds):
+        run_dir = fold_dir(out, k)
+        previous = _finished(run_dir, config, data_path) if resume else None
+        if previous is not None:
+            runs.append(previous)
+            reused.append(k)
+            continue
+
+        def report(row: dict[str, float], k: int = k) -> None:
+            if progress is not None:
+                progress(k, row)
+
+        result = train_run(
+            data_path,
+            run_dir,
+            config,
+            device,
+            overwrite=overwrite or resume,
+            progress=report,
+            command_line=command_line,
+            fold=k,
+        )
+        runs.append(result.metrics)
+    summary = summarize(runs, config, str(data_path), command_line)
+    write_json(out / CV_JSON, summary)
+    (out / CV_MARKDOWN).write_text(format_markdown(summary), encoding="utf-8")
+    return CvResult(out=out, summary=summary, reused=reused)
+
+
+def _finished(run_dir: Path, config: TrainConfig, data_path: str | Path) -> dict | None:
+    """The metrics of a finished fold run made with ``config`` on ``data_path``, or ``None``.
+
+    Raises:
+        OutputError: If a finished run there was made with other settings or data.
+    """
+    path = run_dir / METRICS_NAME
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # damaged: train the fold again
+    if metrics.get("config") != json.loads(json.dumps(config.to_dict())) or metrics.get(
+        "data"
+    ) != str(data_path):
+        raise OutputError(
+            f"{run_dir}: a run with other settings or data; use another --out or --overwrite"
+        )
+    return metrics
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0 for one value)."""
+    arr = np.asarray(values, dtype=np.float64)
+    std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+    return float(arr.mean()), std
+
+
+def summarize(
+    runs: list[dict[str, Any]], config: TrainConfig, data: str, command_line: str = ""
+) -> dict[str, Any]:
+    """The cross-validation summary of per-fold ``metrics.json`` dicts.
+
+    Args:
+        runs: One metrics dict per fold, in fold order.
+        config: The training settings.
+        data: The dataset path.
+        command_line: How the runs were made.
+
+    Returns:
+        ``folds`` (K), ``per_fold`` rows, ``mean`` and ``std`` of each of
+        :data:`SUMMARY_KEYS` (as ``"<part>_<metric>"``), and ``pooled_test``:
+        the metrics of all test predictions together (every image once).
+    """
+    rows = []
+    for m in runs:
+        cv = m["cv"]
+        rows.append(
+            {
+                "fold": cv["test_fold"],
+                "val_fold": cv["val_fold"],
+                "train_images": m["splits"]["train"],
+                "val_images": m["splits"]["val"],
+                "test_images": m["splits"]["test"],
+                "best_epoch": m["best_epoch"],
+                "epochs_run": m["epochs_run"],
+                "train_seconds": m["train_seconds"],
+                **{f"{part}_{key}": m[part][key] for part, key in SUMMARY_KEYS},
+                "test_originals_accuracy": (m["test"].get("originals") or {}).get("accuracy"),
+            }
+        )
+    mean, std = {}, {}
+    for part, key in SUMMARY_KEYS:
+        name = f"{part}_{key}"
+        values = [r[name] for r in rows if r[name] is not None]
+        mean[name], std[name] = mean_std(values) if values else (math.nan, math.nan)
+    class_names = runs[0]["test"]["class_names"]
+    confusion = sum(np.asarray(m["test"]["confusion"], dtype=np.int64) for m in runs)
+    pooled = report_from_confusion(confusion, class_names)
+    return {
+        "data": data,
+        "command_line": command_line,
+        "arch": config.arch,
+        "config": config.to_dict(),
+        "folds": len(rows),
+        "protocol": (
+            "fold k: test on fold k, keep the epoch best on val fold k+1 (mod K), train on "
+            "the other K-2 folds; test scored once after training"
+        ),
+        "per_fold": rows,
+        "mean": mean,
+        "std": std,
+        "std_note": "sample standard deviation over the folds (n - 1)",
+        "pooled_test": {
+            "n": pooled["n"],
+            "accuracy": pooled["accuracy"],
+            "macro_f1": pooled["macro_f1"],
+            "confusion": pooled["confusion"],
+            "class_names": pooled["class_names"],
+        },
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f} %"
+
+
+def format_markdown(summary: dict[str, Any]) -> str:
+    """``cv.md``: the per-fold table and mean +- std of each figure."""
+    lines = [
+        f"# Cross-validation: {summary['arch']}, {summary['folds']} folds",
+        "",
+        f"Data: `{summary['data']}`",
+        "",
+        f"Protocol: {summary['protocol']}.",
+        "",
+        "| test fold | val fold | train / val / test images | kept epoch | val accuracy "
+        "| val macro F1 | test accuracy | test macro F1 | test originals only |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary["per_fold"]:
+        lines.append(
+            f"| {r['fold']} | {r['val_fold']} | {r['train_images']} / {r['val_images']} / "
+            f"{r['test_images']} | {r['best_epoch']} of {r['epochs_run']} "
+            f"| {_pct(r['val_accuracy'])} | {_pct(r['val_macro_f1'])} "
+            f"| {_pct(r['test_accuracy'])} | {_pct(r['test_macro_f1'])} "
+            f"| {_pct(r['test_originals_accuracy'])} |"
+        )
+    mean, std = summary["mean"], summary["std"]
+    cells = " | ".join(
+        f"{_pct(mean[f'{p}_{k}'])} ± {_pct(std[f'{p}_{k}'])}" for p, k in SUMMARY_KEYS
+    )
+    lines.append(f"| **mean ± std** | | | | {cells} | |")
+    pooled = summary["pooled_test"]
+    lines += [
+        "",
+        f"Standard deviation: {summary['std_note']}. Pooled over the folds (each image "
+        f"tested once, n = {pooled['n']}): test accuracy {_pct(pooled['accuracy'])}, "
+        f"macro F1 {_pct(pooled['macro_f1'])}. The folds hold whole groups, but the images "
+        "of one source or smear are not independent samples.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,285 @@
+"""Cross-validation folds: ``expand --folds K``, verify, reading, and ``train --fold``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from augtool.errors import InputError, OptionError
+from augtool.expand import ExpandOptions, expand
+from augtool.io import MANIFEST_NAME, open_dataset
+from augtool.split import fold_by_group
+from augtool.verify import verify
+from cli import main
+
+
+def _patients(raw: Path) -> Path:
+    """Rename the generated sources so that pairs of files share a patient id."""
+    for cls in sorted(p.name for p in raw.iterdir()):
+        for i, f in enumerate(sorted((raw / cls).iterdir())):
+            f.rename(f.with_name(f"patient{i // 2:02d}_{cls}{i}.jpg"))
+    return raw
+
+
+# --- assignment ---------------------------------------------------------------------------------
+
+
+group_sets = st.lists(st.tuples(st.integers(0, 3), st.integers(1, 4)), min_size=6, max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(groups=group_sets, folds=st.integers(2, 6), seed=st.integers(0, 2**32 - 1))
+def test_folds_keep_groups_whole_and_balance_classes(groups, folds, seed) -> None:
+    if len(groups) < folds:
+        return
+    labels, names = [], []
+    for gi, (label, size) in enumerate(groups):
+        labels += [label] * size
+        names += [f"g{gi}"] * size
+    result = fold_by_group(labels, names, folds, seed)
+    assert result == fold_by_group(labels, names, folds, seed)
+    assert set(result) <= set(range(folds))
+    side = defaultdict(set)
+    for g, f in zip(names, result, strict=True):
+        side[g].add(f)
+    assert all(len(v) == 1 for v in side.values())
+    for c in set(labels):
+        n_c = labels.count(c)
+        largest = max(size for label, size in groups if label == c)
+        got = Counter(f for f, lab in zip(result, labels, strict=True) if lab == c)
+        for k in range(folds):
+            assert abs(got.get(k, 0) - n_c / folds) <= largest + 1e-9
+
+
+def test_fold_assignment_depends_on_the_seed() -> None:
+    labels = [i % 3 for i in range(60)]
+    names = [f"g{i}" for i in range(60)]
+    runs = {tuple(fold_by_group(labels, names, 5, seed)) for seed in range(4)}
+    assert len(runs) > 1
+    assert Counter(fold_by_group(labels, names, 5, 0)) == {k: 12 for k in range(5)}
+
+
+def test_fold_count_is_checked() -> None:
+    with pytest.raises(OptionError, match="--folds"):
+        fold_by_group([0, 1, 0], ["a", "b", "c"], 4, 0)
+    with pytest.raises(OptionError, match="--folds"):
+        fold_by_group([0, 1, 0], ["a", "b", "c"], 1, 0)
+    with pytest.raises(OptionError, match="--folds"):
+        ExpandOptions(folds=101).validate()
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"split": "0.5"}, "--folds"),
+        ({"split_by": "image"}, "--folds"),
+        ({"no_augment_test": True}, "--no-augment-test"),
+    ],
+)
+def test_folds_refuse_a_fractional_split(options, name) -> None:
+    with pytest.raises(OptionError, match=name):
+        ExpandOptions(folds=5, **options).validate()
+
+
+# --- expand, read, verify -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def fold_raw(make_raw) -> Path:
+    return _patients(make_raw({"a": 12, "b": 12, "c": 8}, size=(40, 30)))
+
+
+def test_expand_records_folds_in_hdf5_and_folder(fold_raw, tmp_path: Path) -> None:
+    options = ExpandOptions(target=96, size=32, workers=1, group_regex=r"patient\d+", folds=3)
+    expand(fold_raw, tmp_path / "d.h5", options)
+    expand(fold_raw, tmp_path / "d", options)
+    with h5py.File(tmp_path / "d.h5", "r") as fh:
+        assert fh.attrs["folds"] == 3
+        fold = fh["fold"][()]
+        src_fold = fh["sources/fold"][()]
+        assert set(fold.tolist()) == {0, 1, 2}
+        np.testing.assert_array_equal(fold, src_fold[fh["source_index"][()]])
+        assert json.loads(fh.attrs["fold_counts"]) == {
+            str(k): int((fold == k).sum()) for k in range(3)
+        }
+    for path in (tmp_path / "d.h5", tmp_path / "d"):
+        data = open_dataset(path)
+        assert data.fold_count == 3
+        assert set(data.splits.tolist()) == {"all"}
+        by_group = defaultdict(set)
+        for g, f in zip(data.groups, data.folds.tolist(), strict=True):
+            by_group[g].add(f)
+        assert len(by_group) == 6 and all(len(v) == 1 for v in by_group.values())
+        part = data.in_folds({1})
+        assert len(part) == int((data.folds == 1).sum()) and set(part.folds.tolist()) == {1}
+        assert verify(path).ok
+    hdf5, folder = open_dataset(tmp_path / "d.h5"), open_dataset(tmp_path / "d")
+    assert hdf5.names == folder.names
+    np.testing.assert_array_equal(hdf5.folds, folder.folds)
+    assert not any(n.startswith(("train/", "test/", "all/")) for n in folder.names)
+
+
+def test_verify_regenerates_a_fold_output(fold_raw, tmp_path: Path) -> None:
+    out = tmp_path / "d.h5"
+    expand(fold_raw, out, ExpandOptions(target=40, size=32, workers=1, folds=3, seed=4))
+    report = verify(out, regenerate_raw=fold_raw, workers=1)
+    assert report.ok and report.regenerated, report.problems
+    other = tmp_path / "e.h5"
+    expand(fold_raw, other, ExpandOptions(target=40, size=32, workers=1, folds=3, seed=5))
+    assert not np.array_equal(open_dataset(out).folds, open_dataset(other).folds)
+
+
+def test_verify_refuses_a_group_in_two_folds(fold_raw, tmp_path: Path) -> None:
+    out = tmp_path / "d"
+    expand(fold_raw, out, ExpandOptions(target=60, size=32, workers=1, folds=3))
+    manifest = out / MANIFEST_NAME
+    with manifest.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    first = rows[0]
+    sibling = next(r for r in rows[1:] if r["source"] == first["source"])
+    sibling["fold"] = str((int(first["fold"]) + 1) % 3)
+    with manifest.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    problems = verify(out).problems
+    assert any(f"group {first['group']} appears in folds" in p for p in problems), problems
+    assert any("counts per fold" in p for p in problems), problems
+
+
+def test_files_without_folds_stay_readable(make_raw, tmp_path: Path) -> None:
+    raw = make_raw()
+    expand(raw, tmp_path / "d.h5", ExpandOptions(target=30, size=32, workers=1))
+    expand(raw, tmp_path / "d", ExpandOptions(target=30, size=32, workers=1))
+    with h5py.File(tmp_path / "d.h5", "r") as fh:
+        assert (fh["fold"][()] == -1).all() and fh.attrs["folds"] == 0
+    with h5py.File(tmp_path / "d.h5", "r+") as fh:  # a file written before folds existed
+        del fh["fold"], fh["sources/fold"]
+    manifest = tmp_path / "d" / MANIFEST_NAME
+    with manifest.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["fold"] for r in rows} == {""}
+    columns = [c for c in rows[0] if c != "fold"]
+    with manifest.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    for path in (tmp_path / "d.h5", tmp_path / "d"):
+        data = open_dataset(path)
+        assert data.folds is None and data.fold_count == 0 and len(data) == 30
+        assert verify(path).ok
+        with pytest.raises(InputError, match="--folds"):
+            data.in_folds({0})
+
+
+def test_cli_expand_folds_prints_fold_rows(fold_raw, tmp_path: Path) -> None:
+    out = tmp_path / "d.h5"
+    args = ["expand", str(fold_raw), str(out), "--target", "60", "--size", "32", "--folds", "3"]
+    result = CliRunner().invoke(main, [*args, "--group-regex", r"patient\d+", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "fold 0" in result.output and "fold 2" in result.output
+    bad = CliRunner().invoke(main, [*args, "--split", "0.5", "--overwrite"])
+    assert bad.exit_code == 2 and "--folds" in bad.output
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fold_h5(tmp_path_factory) -> Path:
+    from tests.conftest import smear_like, write_image
+
+    root = tmp_path_factory.mktemp("foldraw")
+    raw = root / "raw"
+    for c, cls in enumerate(("a", "b")):
+        for i in range(10):
+            rng = np.random.default_rng([c, i])
+            write_image(raw / cls / f"patient{i // 2:02d}_{cls}{i}.jpg", smear_like(rng, 40, 30))
+    out = root / "cells.h5"
+    expand(
+        raw, out, ExpandOptions(target=60, size=32, workers=1, group_regex=r"patient\d+", folds=4)
+    )
+    return out
+
+
+TRAIN = ("--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--device", "cpu", "-q")
+
+
+def test_train_one_fold_tests_on_it_and_validates_on_the_next(fold_h5, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        main, ["train", str(fold_h5), "--out", str(run), "--fold", "3", *TRAIN]
+    )
+    assert result.exit_code == 0, result.output
+    assert "val: accuracy" in result.output and "test: accuracy" in result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["cv"] == {"folds": 4, "test_fold": 3, "val_fold": 0}
+    data = open_dataset(fold_h5)
+    counts = Counter(data.folds.tolist())
+    assert metrics["splits"] == {
+        "train": counts[1] + counts[2],
+        "val": counts[0],
+        "test": counts[3],
+    }
+    assert metrics["test"]["n"] == counts[3]
+    with (run / "history.csv").open() as fh:
+        header = next(csv.reader(fh))
+    assert "val_accuracy" in header and not [c for c in header if c.startswith("test")]
+
+
+def test_train_fold_errors(fold_h5, tmp_path: Path, make_raw) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(
+        main, ["train", str(fold_h5), "--out", str(tmp_path / "r"), "--fold", "4", *TRAIN]
+    )
+    assert bad.exit_code == 2 and "--fold" in bad.output
+    word = runner.invoke(
+        main, ["train", str(fold_h5), "--out", str(tmp_path / "r"), "--fold", "x", *TRAIN]
+    )
+    assert word.exit_code == 2 and "--fold" in word.output
+    plain = tmp_path / "plain.h5"
+    expand(make_raw(), plain, ExpandOptions(target=30, size=32, workers=1))
+    none = runner.invoke(
+        main, ["train", str(plain), "--out", str(tmp_path / "r"), "--fold", "0", *TRAIN]
+    )
+    assert none.exit_code == 2 and "--folds" in none.output
+
+
+def test_train_all_folds_summarises_and_resumes(fold_h5, tmp_path: Path) -> None:
+    runs = tmp_path / "cv"
+    args = ["train", str(fold_h5), "--out", str(runs), "--fold", "all", *TRAIN]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "mean ± std" in result.output
+    summary = json.loads((runs / "cv.json").read_text())
+    assert summary["folds"] == 4 and [r["fold"] for r in summary["per_fold"]] == [0, 1, 2, 3]
+    assert [r["val_fold"] for r in summary["per_fold"]] == [1, 2, 3, 0]
+    for key in ("val_accuracy", "test_accuracy", "test_macro_f1"):
+        values = [r[key] for r in summary["per_fold"]]
+        assert summary["mean"][key] == pytest.approx(np.mean(values))
+        assert summary["std"][key] == pytest.approx(np.std(values, ddof=1))
+    assert summary["pooled_test"]["n"] == len(open_dataset(fold_h5))
+    per_fold_tests = [
+        json.loads((runs / f"fold-{k}" / "metrics.json").read_text()) for k in range(4)
+    ]
+    assert summary["pooled_test"]["accuracy"] == pytest.approx(
+        sum(m["test"]["accuracy"] * m["test"]["n"] for m in per_fold_tests)
+        / summary["pooled_test"]["n"]
+    )
+    assert (runs / "cv.md").read_text().count("\n| ") >= 6
+    stamp = (runs / "fold-1" / "model.pt").stat().st_mtime_ns
+    again = CliRunner().invoke(main, [*args, "--resume"])
+    assert again.exit_code == 0, again.output
+    assert (runs / "fold-1" / "model.pt").stat().st_mtime_ns == stamp  # reused, not retrained
+    assert json.loads((runs / "cv.json").read_text())["mean"] == summary["mean"]
+    other = CliRunner().invoke(main, [*args[:-1], "-q", "--epochs", "1", "--resume"])
+    assert other.exit_code == 1 and "other settings" in other.output
