@@ -65,7 +65,7 @@ def parse_memory(text: str | int) -> int:
     if isinstance(text, int):
         value = float(text)
     else:
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)i?B?\s*", str(text).upper())
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)I?B?\s*", str(text).upper())
         if not match:
             raise OptionError("--max-memory", f"expected a size like 8G or 512M, got {text!r}")
         value = float(match.group(1)) * _UNITS[match.group(2)]
