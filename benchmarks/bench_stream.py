@@ -12,11 +12,18 @@ them, each row a rolled copy of one). Then, in this process:
 * resident: the same network and settings on a ``--resident-count`` image set
   (default 1,676) that fits, loaded whole.
 
+With ``--data-only`` no network is trained: each way serves one epoch of
+training batches (read, shuffle, ``--augment`` (default none, LeukemiaNet's),
+normalisation: everything the loop gets) and the time is the data path's
+alone. The normalisation pass over the train split (a full read of the file)
+is timed separately.
+
 Peak RSS is the process's own, sampled every 20 ms (``benchmarks._common.PeakMemory``).
 Prints images/s of both and the peak RSS of each phase, table last.
 
 Usage:
     nice -n 10 python benchmarks/bench_stream.py                 # 100,000 images
+    nice -n 10 python benchmarks/bench_stream.py --data-only     # the data path alone
     python benchmarks/bench_stream.py --count 3000 --folder /tmp/s   # a quick look
 """
 
@@ -120,6 +127,8 @@ def main() -> None:
     parser.add_argument("--arch", default="leukemianet")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="cpu", help="auto, cuda or cpu")
+    parser.add_argument("--data-only", action="store_true", help="time batches, train nothing")
+    parser.add_argument("--augment", default="none", help="on-the-fly augmentation (data only)")
     args = parser.parse_args()
 
     folder = Path(args.folder)
@@ -131,7 +140,72 @@ def main() -> None:
     )
     if args.generate_only:
         return
-    run_benchmark(args, big, folder)
+    if args.data_only:
+        run_data_only(args, big, folder)
+    else:
+        run_benchmark(args, big, folder)
+
+
+def run_data_only(args: argparse.Namespace, big: Path, folder: Path) -> None:
+    """Serve one epoch of training batches each way, no network; print the table."""
+    import torch
+
+    from augtool.io import open_dataset
+    from benchmarks._common import PeakMemory, machine
+    from model.data import DeviceImages, compute_normalization, parse_augment
+    from model.stream import StreamImages, open_lazy, parse_memory
+
+    print(f"machine: {machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    small = generate(folder / f"stream-{args.resident_count}.h5", args.resident_count)
+    device = torch.device(args.device)
+    augment = parse_augment(args.augment)
+    rows = []
+    for way, path in (("streamed", big), ("resident", small)):
+        with PeakMemory() as peak:
+            t0 = time.perf_counter()
+            if way == "streamed":
+                data = open_lazy(path).subset("train")
+                norm = compute_normalization(data.images, "zerocenter", chunk=64)
+                t_norm = time.perf_counter() - t0
+                source = StreamImages(
+                    data.images, data.labels, norm, device, parse_memory(args.max_memory)
+                )
+            else:
+                data = open_dataset(path, "train")
+                norm = compute_normalization(data.images, "zerocenter")
+                t_norm = time.perf_counter() - t0
+                source = DeviceImages(data.images, data.labels, norm, device)
+            gen = torch.Generator(device=device).manual_seed(0)
+            t0 = time.perf_counter()
+            n = 0
+            for _x, y in source.train_batches(args.batch_size, augment, gen):
+                n += len(y)
+                if n % (100 * args.batch_size) == 0:
+                    print(
+                        f"  {way}: {n} images, {n / (time.perf_counter() - t0):.0f} images/s, "
+                        f"peak RSS so far {peak.peak / 2**20:.0f} MiB",
+                        flush=True,
+                    )
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - t0
+        rows.append((way, n, seconds, peak.peak, t_norm))
+        print(
+            f"{way}: {n} images in {seconds:.1f} s after {t_norm:.1f} s of loading and "
+            f"statistics, peak RSS {peak.peak / 2**20:.0f} MiB"
+        )
+        del source, data
+    print(
+        f"\n{platform.node()}, {time.strftime('%Y-%m-%d')}, data path only, {device}, "
+        f"augment {args.augment}, batch {args.batch_size}, --max-memory {args.max_memory}"
+    )
+    print("| way | images | load + statistics s | epoch s | images/s | peak RSS |")
+    print("|---|---|---|---|---|---|")
+    for way, n, seconds, rss, t_norm in rows:
+        rate = n / seconds
+        print(
+            f"| {way} | {n:,} | {t_norm:.1f} | {seconds:.1f} | {rate:.0f} | {rss / 2**20:.0f} MiB |"
+        )
 
 
 def run_benchmark(args: argparse.Namespace, big: Path, folder: Path) -> None:
