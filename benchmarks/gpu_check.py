@@ -425,19 +425,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cpu", action="store_true", help="dry mode: tiny sizes, CPU only")
     parser.add_argument("--report", default="gpu-check-report.md", help="Markdown report path")
-    parser.add_argument("--budget", type=float, default=290.0, help="seconds for all steps")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds for all steps [default: 290 on CUDA, 1800 with --cpu]",
+    )
     args = parser.parse_args()
 
     import torch
 
     cuda = not args.cpu
+    budget = args.budget or (290.0 if cuda else 1800.0)
     if cuda and not torch.cuda.is_available():
         print("gpu_check: torch sees no CUDA GPU; use --cpu for the dry mode", file=sys.stderr)
         return 2
     start = time.perf_counter()
 
     def left(share: float) -> float:
-        return max(10.0, (args.budget - (time.perf_counter() - start)) * share)
+        return max(10.0, (budget - (time.perf_counter() - start)) * share)
 
     steps: dict[str, Step] = {}
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
