@@ -89,7 +89,7 @@ def compute_normalization(
     Args:
         images: The training images only (statistics of other splits would leak).
         mode: One of :data:`NORMALIZE_MODES`.
-        chunk: Images summed at a time (bounds the float64 temporary).
+        chunk: Images read at a time (bounds the memory used).
 
     Raises:
         OptionError: On an unknown mode.
@@ -99,12 +99,16 @@ def compute_normalization(
         raise OptionError("--normalize", f"expected one of {', '.join(NORMALIZE_MODES)}")
     if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
         raise InputError(f"need (N, S, S, 3) images with N >= 1, got shape {images.shape}")
-    total = np.zeros(3, dtype=np.float64)
-    total_sq = np.zeros(3, dtype=np.float64)
+    # Per-channel histograms of the 256 levels: exact integer counts, no float
+    # temporaries, and the same sums as adding the values in float64.
+    hist = np.zeros((3, 256), dtype=np.int64)
     for start in range(0, len(images), chunk):
-        block = images[start : start + chunk].reshape(-1, 3).astype(np.float64)
-        total += block.sum(axis=0)
-        total_sq += np.square(block).sum(axis=0)
+        block = np.asarray(images[start : start + chunk]).reshape(-1, 3)
+        for c in range(3):
+            hist[c] += np.bincount(block[:, c], minlength=256)
+    levels = np.arange(256, dtype=np.float64)
+    total = hist.astype(np.float64) @ levels
+    total_sq = hist.astype(np.float64) @ np.square(levels)
     count = images.shape[0] * images.shape[1] * images.shape[2]
     mean = total / count
     if mode == "zerocenter":
