@@ -275,7 +275,7 @@ class BatchMaker:
             x = random_gray(x, generator, self.gray_weights)
         if "jitter" in augment:
             x = random_jitter(x, generator)
-        x = (x - self.mean) * self.scale
+        x = x.sub_(self.mean).mul_(self.scale)  # x is this call's own float tensor
         return x.contiguous(memory_format=self.memory_format)
 
 
