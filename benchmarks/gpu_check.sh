@@ -4,6 +4,8 @@
 # Usage (from anywhere; the repository needs no install, only PYTHONPATH):
 #   bash benchmarks/gpu_check.sh [REPORT.md]          # on a CUDA machine, < 5 minutes on an H100/H200
 #   bash benchmarks/gpu_check.sh --cpu [REPORT.md]    # dry mode: tiny sizes, CPU only (CI)
+#   --budget=SECONDS: time for all steps (default 290 on CUDA; each step gets a share
+#   of what is left and is reported as failed when it runs out)
 #
 # Needs python3 with torch, numpy, h5py, OpenCV, click and joblib; pytest,
 # albumentations, tqdm and Pillow are used when present and their absence is
@@ -18,8 +20,9 @@ mode=()
 report=gpu-check-report.md
 for arg in "$@"; do
     case "$arg" in
-        --cpu) mode=(--cpu) ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --cpu) mode+=(--cpu) ;;
+        --budget=*) mode+=(--budget "${arg#--budget=}") ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         -*) echo "gpu_check.sh: unknown option $arg" >&2; exit 2 ;;
         *) report="$arg" ;;
     esac
