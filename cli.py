@@ -1243,9 +1243,23 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cuda or cpu.")
 @click.option(
-    "--amp/--no-amp",
+    "--amp",
+    type=click.Choice(["off", "bf16"]),
     default=None,
-    help="bfloat16 autocast [default: on for CUDA, off for the CPU].",
+    help="off: float32; bf16: bfloat16 autocast of the forward pass [default: off].",
+)
+@click.option(
+    "--cudnn-benchmark/--no-cudnn-benchmark",
+    default=None,
+    help="Let cuDNN pick the fastest convolution kernels by timing them (CUDA; "
+    "not bit-reproducible) [default: off].",
+)
+@click.option(
+    "--max-memory",
+    default=None,
+    metavar="SIZE",
+    help="Memory the data may take (e.g. 8G, 512M); a larger HDF5 set is streamed from "
+    "disk [default: half the free memory of the device and of the host].",
 )
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seeds weights, batch order and flips."
@@ -1281,7 +1295,9 @@ def train_command(
     normalize: str | None,
     patience: int | None,
     device: str,
-    amp: bool | None,
+    amp: str | None,
+    cudnn_benchmark: bool | None,
+    max_memory: str | None,
     seed: int,
     fold: str | None,
     resume: bool,
@@ -1325,6 +1341,7 @@ def train_command(
         patience=patience,
         seed=seed,
         amp=amp,
+        cudnn_benchmark=cudnn_benchmark,
     )
     bars: list[tqdm] = []  # opened at the first epoch, after the data and output checks
     titles: list[str] = []  # the title of each bar (a disabled tqdm keeps none)
@@ -1376,6 +1393,7 @@ def train_command(
             progress,
             command_line=_command_line(),
             fold=fold_number,
+            max_memory=max_memory,
         )
     finally:
         for bar in bars:

@@ -351,7 +351,7 @@ def _open_hdf5(path: Path, split: str | None, check_hashes: bool = True) -> Data
                 transforms=[to_str(t) for t in fh["transform"][()][keep]],
                 groups=[groups_table[i] for i in src_index],
                 attrs=attrs,
-                folds=_hdf5_folds(fh, n, keep, path),
+                folds=read_hdf5_folds(fh, n, keep, path),
             )
         except _DAMAGE as err:
             raise InputError(
@@ -360,7 +360,7 @@ def _open_hdf5(path: Path, split: str | None, check_hashes: bool = True) -> Data
             ) from err
 
 
-def _hdf5_folds(fh: object, n: int, keep: np.ndarray, path: Path) -> np.ndarray | None:
+def read_hdf5_folds(fh: object, n: int, keep: np.ndarray, path: Path) -> np.ndarray | None:
     """The ``fold`` dataset at ``keep``, or ``None`` for a file without folds (older, or none)."""
     if "fold" not in fh:  # type: ignore[operator]
         return None

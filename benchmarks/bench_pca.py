@@ -14,7 +14,14 @@ albumentations 2.0.8's ``fancy_pca`` (float32 in [0, 1]) adds
 ``E diag(alpha * lambda) (x - mean)``, E's columns being the eigenvectors, so
 the centred pixel is not projected onto the components first.
 
-Run: ``python benchmarks/bench_pca.py`` (needs the ``test`` or ``bench`` extra).
+``--device cuda`` also times ``pca_jitter(..., device="cuda")`` (the same
+moments and shift computed with torch on the GPU; the images go to the device
+and back inside the timed call) and checks that it gives the CPU's bytes.
+Without albumentations (a GPU machine) the FancyPCA row is left out and said
+so; without Pillow the cells are decoded with OpenCV alone.
+
+Run: ``python benchmarks/bench_pca.py`` (needs the ``test`` or ``bench`` extra),
+``python benchmarks/bench_pca.py --device cuda``.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from augtool.color import DEFAULT_MODE, DEFAULT_STD, default_chunk_size, pca_jitter  # noqa: E402
-from augtool.decode import IMAGE_SUFFIXES, load_resized  # noqa: E402
+from augtool.decode import IMAGE_SUFFIXES, load_resized, resize_to  # noqa: E402
 
 CELLS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "bccd-cells"
 COUNT = 1676
@@ -61,9 +68,19 @@ def load_workload(count: int, size: int) -> tuple[np.ndarray, str]:
     """``count`` images (N, size, size, 3) and a sentence saying where they came from."""
     paths = sorted(p for p in CELLS.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if paths:
-        cells = [load_resized(path, size) for path in paths]
+        try:
+            import PIL  # noqa: F401  (load_resized reads image headers with Pillow)
+
+            cells = [load_resized(path, size) for path in paths]
+            how = "resized"
+        except ImportError:
+            cells = [
+                resize_to(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), size)
+                for path in paths
+            ]
+            how = "decoded by OpenCV (no Pillow) and resized"
         images = np.stack([cells[i % len(cells)] for i in range(count)])
-        return images, f"{len(cells)} real BCCD cells, cycled, resized to {size}x{size}"
+        return images, f"{len(cells)} real BCCD cells, cycled, {how} to {size}x{size}"
     rng = np.random.default_rng(0)
     images = np.stack([smear_like(rng, size) for _ in range(count)])
     return images, f"generated smear-like images ({CELLS} not found)"
@@ -84,21 +101,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per way (best is kept)")
     parser.add_argument("--count", type=int, default=COUNT, help="number of images")
     parser.add_argument("--chunk-size", type=int, default=None, help="default: augtool's own")
+    parser.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda"], help="cuda: also time the GPU path"
+    )
     args = parser.parse_args()
 
-    import albumentations as A
+    try:
+        import albumentations as A
+    except ImportError:
+        A = None
 
     cv2.setNumThreads(1)
     load_before = os.getloadavg()
     images, origin = load_workload(args.count, SIZE)
-    fancy = A.FancyPCA(alpha=0.1, p=1.0)
-    fancy.set_random_seed(0)
 
-    def albumentations_loop() -> list[np.ndarray]:
-        return [fancy(image=image)["image"] for image in images]
-
-    def augtool_batch() -> object:
-        return pca_jitter(images, np.random.default_rng(0), chunk_size=args.chunk_size)
+    def augtool_batch(device: str = "cpu") -> np.ndarray:
+        return pca_jitter(
+            images, np.random.default_rng(0), chunk_size=args.chunk_size, device=device
+        ).images
 
     def augtool_shift() -> object:
         rng = np.random.default_rng(0)
@@ -106,42 +126,59 @@ def main() -> None:
 
     # Each way: one untimed warm-up run (imports, caches, first touch of fresh memory,
     # which is slow on a virtual machine), then its timed runs back to back.
-    albumentations_loop()
-    theirs = [best_of(1, albumentations_loop) for _ in range(args.repeats)]
-    augtool_batch()
-    ours = [best_of(1, augtool_batch) for _ in range(args.repeats)]
+    timed: list[tuple[str, list[float]]] = []
+    if A is not None:
+        fancy = A.FancyPCA(alpha=0.1, p=1.0)
+        fancy.set_random_seed(0)
+
+        def albumentations_loop() -> list[np.ndarray]:
+            return [fancy(image=image)["image"] for image in images]
+
+        albumentations_loop()
+        runs = [best_of(1, albumentations_loop) for _ in range(args.repeats)]
+        timed.append(("albumentations FancyPCA(alpha=0.1, p=1), per image", runs))
+    reference = augtool_batch()
+    chunk = args.chunk_size or default_chunk_size(SIZE * SIZE, "cpu")
+    runs = [best_of(1, augtool_batch) for _ in range(args.repeats)]
+    timed.append(
+        (f"augtool pca_jitter {DEFAULT_MODE} std {DEFAULT_STD:g}, chunks of {chunk}", runs)
+    )
     augtool_shift()
-    shifts = [best_of(1, augtool_shift) for _ in range(args.repeats)]
-    t_alb, t_ours, t_shift = min(theirs), min(ours), min(shifts)
+    runs = [best_of(1, augtool_shift) for _ in range(args.repeats)]
+    timed.append((f"augtool pca_jitter shift std {DEFAULT_STD:g}, chunks of {chunk}", runs))
+    same = None
+    if args.device == "cuda":
+        same = bool(np.array_equal(augtool_batch("cuda"), reference))  # also the warm-up
+        gpu_chunk = args.chunk_size or default_chunk_size(SIZE * SIZE, "cuda")
+        runs = [best_of(1, lambda: augtool_batch("cuda")) for _ in range(args.repeats)]
+        timed.append((f"augtool pca_jitter, device cuda (chunks of {gpu_chunk})", runs))
     load_after = os.getloadavg()
 
     n = len(images)
-    chunk = args.chunk_size or default_chunk_size(SIZE * SIZE, "cpu")
     cpu = platform.processor() or platform.machine()
     print(f"workload: {n} images {SIZE}x{SIZE}x3 uint8 ({origin})")
-    print(f"machine: {cpu}, {os.cpu_count()} CPUs, run on one thread")
+    print(f"machine: {cpu}, {os.cpu_count()} CPUs, CPU ways run on one thread")
     print(
         "load average (1, 5, 15 min): "
         f"{' '.join(f'{v:.2f}' for v in load_before)} before, "
         f"{' '.join(f'{v:.2f}' for v in load_after)} after"
     )
-    print(
-        f"versions: numpy {np.__version__}, albumentations {A.__version__}, cv2 {cv2.__version__}"
-    )
+    versions = f"numpy {np.__version__}, cv2 {cv2.__version__}"
+    versions += f", albumentations {A.__version__}" if A is not None else ""
+    print(f"versions: {versions}")
+    if A is None:
+        print("albumentations is not installed: the FancyPCA rows are left out")
     print(f"best of {args.repeats} runs, each way after one warm-up run:")
-    rows = [
-        ("albumentations FancyPCA(alpha=0.1, p=1), per image", t_alb),
-        (
-            f"augtool pca_jitter {DEFAULT_MODE} std {DEFAULT_STD:g}, chunks of {chunk}",
-            t_ours,
-        ),
-        (f"augtool pca_jitter shift std {DEFAULT_STD:g}, chunks of {chunk}", t_shift),
-    ]
-    for (label, seconds), runs in zip(rows, (theirs, ours, shifts), strict=True):
+    for label, runs in timed:
+        seconds = min(runs)
         print(f"  {label:<62} {seconds:7.3f} s  {n / seconds:7.0f} images/s")
         print(f"    all runs: {', '.join(f'{t:.3f}' for t in runs)} s")
-    print(f"  ratio at the default: augtool is {t_alb / t_ours:.1f}x faster")
-    print(f"  ratio in the shift mode: augtool is {t_alb / t_shift:.1f}x faster")
+    if A is not None:
+        fancy_s = min(timed[0][1])
+        print(f"  ratio at the default: augtool is {fancy_s / min(timed[1][1]):.1f}x faster")
+        print(f"  ratio in the shift mode: augtool is {fancy_s / min(timed[2][1]):.1f}x faster")
+    if same is not None:
+        print(f"  cuda result identical to the CPU's: {same}")
     print(
         "speed only, they compute different things: FancyPCA adds E diag(alpha*lambda) "
         "(x - mean) to each pixel x; the pixel mode E^T diag(w) E (x - mean); "

@@ -13,7 +13,10 @@ size and optimizer:
   resizing each sample with OpenCV in ``--workers`` worker processes.
 
 On CUDA both run ``--epochs`` (default 30); on the CPU 1 epoch each (default).
-Needs no albumentations. Prints both times, images/s and the ratio, table last.
+Training is float32 unless ``--amp bf16``; ``--cudnn-benchmark`` lets cuDNN
+time its kernels (both ways). ``--images`` and ``--size`` shrink the workload
+(for a dry run). Needs no albumentations, tqdm or Pillow. Prints both times,
+images/s and the ratio, table last.
 
 Usage:
     python benchmarks/bench_train.py                  # auto device
@@ -56,13 +59,17 @@ TRAIN_IMAGES = 1173  # 70 %, as in the reference measurement
 SIZE = 227
 
 
-def build_data(folder: Path, seed: int) -> tuple[Path, Path]:
-    """Write the HDF5 file and the JPEG folder of its training images."""
+def build_data(
+    folder: Path, seed: int, count: int = sum(PER_CLASS), size: int = SIZE
+) -> tuple[Path, Path]:
+    """Write the HDF5 file and the JPEG folder of its training images (70 % of ``count``)."""
     rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(3), PER_CLASS)
+    per_class = [round(count * n / sum(PER_CLASS)) for n in PER_CLASS]
+    labels = np.repeat(np.arange(3), per_class)
     splits = np.full(len(labels), "test", dtype=object)
-    splits[rng.permutation(len(labels))[:TRAIN_IMAGES]] = "train"
-    images = blob_images(labels, SIZE, rng)
+    train = TRAIN_IMAGES if count == sum(PER_CLASS) else round(0.7 * len(labels))
+    splits[rng.permutation(len(labels))[:train]] = "train"
+    images = blob_images(labels, size, rng)
     h5 = write_h5(folder / "bench.h5", images, labels, list(splits), CLASSES)
     jpegs = folder / "jpeg"
     for i in np.flatnonzero(splits == "train"):
@@ -75,7 +82,8 @@ def build_data(folder: Path, seed: int) -> tuple[Path, Path]:
 class JpegFolder(torch.utils.data.Dataset):
     """The naive way: decode, convert, resize and normalise one file per sample."""
 
-    def __init__(self, root: Path, normalization: Normalization) -> None:
+    def __init__(self, root: Path, normalization: Normalization, size: int = SIZE) -> None:
+        self.size = size
         self.files = sorted(root.glob("*/*.jpg"))
         self.labels = [CLASSES.index(p.parent.name) for p in self.files]
         self.mean = np.asarray(normalization.mean, dtype=np.float32)
@@ -86,7 +94,7 @@ class JpegFolder(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         bgr = cv2.imread(str(self.files[i]), cv2.IMREAD_COLOR)
-        rgb = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (SIZE, SIZE))
+        rgb = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (self.size, self.size))
         x = (rgb.astype(np.float32) - self.mean) * self.scale
         return torch.from_numpy(x.transpose(2, 0, 1).copy()), self.labels[i]
 
@@ -107,11 +115,18 @@ def time_library(
     data = DeviceImages(train.images, train.labels, norm, device)
     sync(device)
     load = time.perf_counter() - t0
+    size = data.size
     gen = torch.Generator().manual_seed(config.seed)
-    warm = prepare_model(create_model(config.arch, 3, SIZE, generator=gen), device)
-    warm_config = TrainConfig.for_arch(config.arch, epochs=1, batch_size=config.batch_size)
+    warm = prepare_model(create_model(config.arch, 3, size, generator=gen), device)
+    warm_config = TrainConfig.for_arch(
+        config.arch,
+        epochs=1,
+        batch_size=config.batch_size,
+        amp=config.amp,
+        cudnn_benchmark=config.cudnn_benchmark,
+    )
     fit(warm, data, warm_config, gen)  # CUDA context, cuDNN autotuning, allocator warm-up
-    net = prepare_model(create_model(config.arch, 3, SIZE, generator=gen), device)
+    net = prepare_model(create_model(config.arch, 3, size, generator=gen), device)
     sync(device)
     t0 = time.perf_counter()
     result = fit(net, data, config, gen)
@@ -122,10 +137,15 @@ def time_library(
 
 
 def time_naive(
-    jpegs: Path, config: TrainConfig, device: torch.device, workers: int, norm: Normalization
+    jpegs: Path,
+    config: TrainConfig,
+    device: torch.device,
+    workers: int,
+    norm: Normalization,
+    size: int = SIZE,
 ) -> tuple[float, int, float]:
     """(training seconds, images trained, last train accuracy) with a JPEG DataLoader."""
-    dataset = JpegFolder(jpegs, norm)
+    dataset = JpegFolder(jpegs, norm, size)
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=config.batch_size,
@@ -136,11 +156,13 @@ def time_naive(
         generator=torch.Generator().manual_seed(config.seed),
     )
     gen = torch.Generator().manual_seed(config.seed)
-    net = prepare_model(create_model(config.arch, 3, SIZE, generator=gen), device)
+    net = prepare_model(create_model(config.arch, 3, size, generator=gen), device)
     optimizer = make_optimizer(net, config)
     amp = use_amp(config.amp, device)
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     sync(device)
+    saved_benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = config.cudnn_benchmark
     t0 = time.perf_counter()
     images, correct = 0, 0
     for _ in range(config.epochs):
@@ -158,6 +180,7 @@ def time_naive(
             images += len(y)
             correct += int((logits.argmax(1) == y).sum())
     sync(device)
+    torch.backends.cudnn.benchmark = saved_benchmark
     return time.perf_counter() - t0, images * config.epochs, correct / max(images, 1)
 
 
@@ -169,23 +192,36 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=8, help="DataLoader workers (naive way)")
     parser.add_argument("--skip-naive", action="store_true", help="time the library only")
+    parser.add_argument("--amp", default="off", help="off (float32) or bf16")
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="cuDNN kernel autotuning")
+    parser.add_argument("--images", type=int, default=sum(PER_CLASS), help="images in the set")
+    parser.add_argument("--size", type=int, default=SIZE, help="image side")
     args = parser.parse_args()
 
     warnings.filterwarnings("ignore", message="This DataLoader will create")  # 8 > cores
     device = resolve_device(args.device)
     epochs = args.epochs or (30 if device.type == "cuda" else 1)
-    config = TrainConfig.for_arch(args.arch, epochs=epochs, batch_size=args.batch_size)
+    config = TrainConfig.for_arch(
+        args.arch,
+        epochs=epochs,
+        batch_size=args.batch_size,
+        amp=args.amp,
+        cudnn_benchmark=args.cudnn_benchmark,
+    )
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     print(
         f"device: {device} ({name or platform.machine()}), torch {torch.__version__}, "
         f"{torch.get_num_threads()} CPU threads; arch {args.arch}, batch {args.batch_size}, "
-        f"{epochs} epoch(s), amp {use_amp(config.amp, device)}"
+        f"{epochs} epoch(s), amp {config.amp}, cudnn benchmark {config.cudnn_benchmark}"
     )
 
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         t0 = time.perf_counter()
-        h5, jpegs = build_data(Path(tmp), seed=0)
-        print(f"built 1,676-image HDF5 + JPEG folder in {time.perf_counter() - t0:.1f} s")
+        h5, jpegs = build_data(Path(tmp), seed=0, count=args.images, size=args.size)
+        print(
+            f"built {args.images:,}-image {args.size}x{args.size} HDF5 + JPEG folder "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
         load, lib_s, lib_n, lib_acc = time_library(h5, config, device)
         print(
             f"library: {lib_s:.2f} s for {lib_n} images (load + upload {load:.2f} s), "
@@ -194,7 +230,9 @@ def main() -> None:
         rows = [("library (uint8 on device)", lib_s, lib_n)]
         if not args.skip_naive:
             norm = compute_normalization(open_dataset(h5, "train").images, config.normalize)
-            naive_s, naive_n, naive_acc = time_naive(jpegs, config, device, args.workers, norm)
+            naive_s, naive_n, naive_acc = time_naive(
+                jpegs, config, device, args.workers, norm, args.size
+            )
             print(
                 f"naive: {naive_s:.2f} s for {naive_n} images, "
                 f"last-epoch train accuracy {naive_acc:.3f}"

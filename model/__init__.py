@@ -7,6 +7,8 @@ Modules:
     networks: the architecture registry (``create_model``, ``list_models``).
     data: device-resident uint8 datasets, normalisation, raw-folder loading.
     train: ``train_one_epoch``, ``evaluate``, ``fit``, checkpoints.
+    stream: HDF5 sets larger than the memory budget, streamed from disk.
+    torch_dataset: a ``torch.utils.data.Dataset`` over an expand output.
     metrics: the paper's Table 1 metrics, Wilson interval, macro F1.
     report: Table 1 text and the confusion-matrix picture.
     run: whole runs behind ``augtool train``, ``evaluate`` and ``predict``.

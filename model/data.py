@@ -15,6 +15,7 @@ image folder preprocessed exactly as ``expand`` makes its original copies
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def compute_normalization(
     Args:
         images: The training images only (statistics of other splits would leak).
         mode: One of :data:`NORMALIZE_MODES`.
-        chunk: Images summed at a time (bounds the float64 temporary).
+        chunk: Images read at a time (bounds the memory used).
 
     Raises:
         OptionError: On an unknown mode.
@@ -98,12 +99,16 @@ def compute_normalization(
         raise OptionError("--normalize", f"expected one of {', '.join(NORMALIZE_MODES)}")
     if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
         raise InputError(f"need (N, S, S, 3) images with N >= 1, got shape {images.shape}")
-    total = np.zeros(3, dtype=np.float64)
-    total_sq = np.zeros(3, dtype=np.float64)
+    # Per-channel histograms of the 256 levels: exact integer counts, no float
+    # temporaries, and the same sums as adding the values in float64.
+    hist = np.zeros((3, 256), dtype=np.int64)
     for start in range(0, len(images), chunk):
-        block = images[start : start + chunk].reshape(-1, 3).astype(np.float64)
-        total += block.sum(axis=0)
-        total_sq += np.square(block).sum(axis=0)
+        block = np.asarray(images[start : start + chunk]).reshape(-1, 3)
+        for c in range(3):
+            hist[c] += np.bincount(block[:, c], minlength=256)
+    levels = np.arange(256, dtype=np.float64)
+    total = hist.astype(np.float64) @ levels
+    total_sq = hist.astype(np.float64) @ np.square(levels)
     count = images.shape[0] * images.shape[1] * images.shape[2]
     mean = total / count
     if mode == "zerocenter":
@@ -154,8 +159,7 @@ class DeviceImages:
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(
             device, non_blocking=True
         )
-        self._mean = torch.tensor(normalization.mean, dtype=torch.float32, device=device)
-        self._scale = 1.0 / torch.tensor(normalization.std, dtype=torch.float32, device=device)
+        self.maker = BatchMaker(normalization, device, self.channels_last)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -184,23 +188,115 @@ class DeviceImages:
             on CUDA) and int64 ``(B,)`` labels.
         """
         x = self.images.index_select(0, index)
+        return self.maker(x, augment, generator), self.labels.index_select(0, index)
+
+    def train_batches(
+        self,
+        batch_size: int,
+        augment: frozenset[str],
+        generator: torch.Generator,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of training batches in a random order.
+
+        The order is one :func:`torch.randperm` of the whole set drawn from
+        ``generator``; the last incomplete batch is dropped (a set smaller than
+        one batch is one batch).
+
+        Args:
+            batch_size: Images per batch.
+            augment: Tokens of :data:`AUGMENT_TOKENS`.
+            generator: On this set's device; draws the order and the augmentation.
+
+        Yields:
+            ``(x, y)`` as :meth:`batch` returns them.
+        """
+        n = len(self)
+        size = min(batch_size, n)
+        order = torch.randperm(n, generator=generator, device=self.device)
+        for step in range(max(n // size, 1)):
+            yield self.batch(order[step * size : (step + 1) * size], augment, generator)
+
+    def eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Every image once, in order, without augmentation, ``batch_size`` at a time."""
+        for start in range(0, len(self), batch_size):
+            index = torch.arange(start, min(start + batch_size, len(self)), device=self.device)
+            yield self.batch(index)
+
+
+class BatchMaker:
+    """Turns gathered uint8 NHWC images into normalised float batches on one device.
+
+    Every constant (mean, scale, gray weights) is built here once, on the device,
+    so making a batch creates no host tensor and copies nothing from the host.
+
+    Args:
+        normalization: Applied to every batch.
+        device: Where the batches are made.
+        channels_last: Return batches in channels_last memory format, else
+            contiguous NCHW.
+    """
+
+    def __init__(
+        self, normalization: Normalization, device: torch.device, channels_last: bool
+    ) -> None:
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.mean = torch.tensor(normalization.mean, dtype=torch.float32, device=device).view(
+            1, 3, 1, 1
+        )
+        self.scale = 1.0 / torch.tensor(normalization.std, dtype=torch.float32, device=device).view(
+            1, 3, 1, 1
+        )
+        self.gray_weights = gray_weights(device)
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        augment: frozenset[str] = frozenset(),
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Augment and normalise a ``(B, S, S, 3)`` uint8 batch.
+
+        Args:
+            x: The gathered images, on the device.
+            augment: Tokens of :data:`AUGMENT_TOKENS`.
+            generator: Draws the augmentation (required when ``augment`` is not empty).
+
+        Returns:
+            float32 ``(B, 3, S, S)`` in this maker's memory format, whatever the
+            augmentation did to the strides (a transpose of some images of the
+            batch leaves ``torch.where`` free to choose another layout).
+        """
         if augment and generator is None:
             raise ValueError("augmentation needs a generator")
         if "flip" in augment or "dihedral" in augment:
             x = random_flips(x, generator, transpose="dihedral" in augment)
-        x = x.permute(0, 3, 1, 2)
-        x = x.float() if self.channels_last else x.contiguous().float()
+        x = x.permute(0, 3, 1, 2).contiguous(memory_format=self.memory_format).float()
         if "gray" in augment:
-            x = random_gray(x, generator)
+            x = random_gray(x, generator, self.gray_weights)
         if "jitter" in augment:
             x = random_jitter(x, generator)
-        x = (x - self._mean.view(1, 3, 1, 1)) * self._scale.view(1, 3, 1, 1)
-        return x, self.labels.index_select(0, index)
+        x = x.sub_(self.mean).mul_(self.scale)  # x is this call's own float tensor
+        return x.contiguous(memory_format=self.memory_format)
 
 
-def random_gray(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Replace each ``(B, 3, H, W)`` float image by its luminance with probability 1/4."""
-    weights = torch.tensor(GRAY_WEIGHTS, device=x.device).view(1, 3, 1, 1)
+def gray_weights(device: torch.device) -> torch.Tensor:
+    """The ``gray`` luminance weights as a ``(1, 3, 1, 1)`` float32 tensor on ``device``."""
+    return torch.tensor(GRAY_WEIGHTS, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+
+def random_gray(
+    x: torch.Tensor, generator: torch.Generator, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Replace each ``(B, 3, H, W)`` float image by its luminance with probability 1/4.
+
+    Args:
+        x: Float images.
+        generator: Draws which images turn gray, on ``x``'s device.
+        weights: :func:`gray_weights` on ``x``'s device; pass it in a loop, or
+            it is built (a host-to-device copy) on every call.
+    """
+    if weights is None:
+        weights = gray_weights(x.device)
     gray = (x * weights).sum(dim=1, keepdim=True).expand_as(x)
     pick = torch.rand(x.shape[0], generator=generator, device=x.device) < GRAY_PROBABILITY
     return torch.where(pick.view(-1, 1, 1, 1), gray, x)

@@ -19,17 +19,19 @@ import numpy as np
 import torch
 
 from augtool.errors import InputError, OptionError, OutputError
-from augtool.io import Dataset, open_dataset
+from augtool.io import Dataset, is_hdf5_path, open_dataset
 from augtool.writers import staged_folder
 from model.data import (
     RAW_SOURCE,
     DeviceImages,
+    Normalization,
     align_labels,
     compute_normalization,
     load_for_evaluation,
 )
 from model.metrics import classification_report
 from model.networks import create_model
+from model.stream import H5Images, StreamImages, memory_budget, open_h5, open_lazy
 from model.train import (
     Checkpoint,
     FitResult,
@@ -158,13 +160,15 @@ def train_run(
     progress: Callable[[dict[str, float]], None] | None = None,
     command_line: str = "",
     fold: int | None = None,
+    max_memory: str | int | None = None,
 ) -> TrainResult:
     """Train on an expand output and write the run folder.
 
     Normalisation statistics come from the train split only. With a val split the
     kept model is the best epoch on val; the final metrics are computed on test
     (and val) with the kept model, once, after training: test is never scored
-    during training.
+    during training. An HDF5 file whose images take more than the memory budget
+    is streamed from disk (:mod:`model.stream`) instead of being loaded whole.
 
     Args:
         data_path: HDF5 file or folder written by ``augtool expand``.
@@ -177,6 +181,8 @@ def train_run(
         fold: Cross-validation: test on this fold of a ``--folds`` dataset, choose
             the epoch on the next fold, train on the rest (:func:`fold_parts`).
             ``None`` uses the dataset's train/val/test splits.
+        max_memory: Bytes (or a size like ``8G``) the images may take; ``None``:
+            :func:`model.stream.default_memory_budget` of the device.
 
     Returns:
         The run folder and what was measured.
@@ -189,7 +195,9 @@ def train_run(
     out = check_run_dir(out, overwrite)
     dev = resolve_device(device)
     config.validate()
-    data = open_dataset(data_path)
+    budget = memory_budget(max_memory, dev)
+    streamed = needs_streaming(data_path, budget)
+    data = open_lazy(data_path) if streamed else open_dataset(data_path)
     folds: dict[str, int] = {}
     if fold is None:
         train_name, val_name, test_name = train_splits(data)
@@ -199,14 +207,16 @@ def train_run(
         parts = fold_parts(data, fold)
         folds = {"folds": data.fold_count, "test_fold": fold}
         folds["val_fold"] = val_fold(fold, folds["folds"])
-    norm = compute_normalization(parts[train_name].images, config.normalize)
+    norm = compute_normalization(
+        parts[train_name].images, config.normalize, chunk=64 if streamed else 256
+    )
     size = int(data.images.shape[1])
     generator = torch.Generator().manual_seed(config.seed)
     net = create_model(
         config.arch, len(data.class_names), size, generator=generator, **config.arch_options
     )
     net = prepare_model(net, dev)
-    on_device = {k: DeviceImages(v.images, v.labels, norm, dev) for k, v in parts.items()}
+    on_device = {k: to_device(v.images, v.labels, norm, dev, budget) for k, v in parts.items()}
     del data
     result = fit(
         net,
@@ -236,6 +246,8 @@ def train_run(
         "normalization": norm.to_dict(),
         "splits": {k: len(v) for k, v in parts.items()},
         **({"cv": folds} if folds else {}),
+        "data_path": "streamed" if streamed else "resident",
+        "max_memory": budget,
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "stopped_early": result.stopped_early,
@@ -260,6 +272,36 @@ def train_run(
         write_history(stage / HISTORY_NAME, result.history)
         write_json(stage / METRICS_NAME, metrics)
     return TrainResult(run_dir=out, fit=result, metrics=metrics, device=str(dev))
+
+
+def needs_streaming(data_path: str | Path, budget: int) -> bool:
+    """True for an HDF5 file whose images take more than ``budget`` bytes.
+
+    A folder output is always loaded whole: only HDF5 files can be streamed.
+    """
+    path = Path(data_path)
+    if not path.is_file() or not is_hdf5_path(path):
+        return False
+    with open_h5(path) as fh:
+        try:
+            images = fh["images"]
+            size = int(np.prod(images.shape)) * images.dtype.itemsize
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputError(f"{path}: not an augtool HDF5 file (no images: {err})") from err
+    return size > budget
+
+
+def to_device(
+    images: np.ndarray | H5Images,
+    labels: np.ndarray,
+    normalization: Normalization,
+    device: torch.device,
+    budget: int,
+) -> DeviceImages | StreamImages:
+    """The batch source for a split: resident for arrays, streamed for :class:`H5Images`."""
+    if isinstance(images, H5Images):
+        return StreamImages(images, labels, normalization, device, budget)
+    return DeviceImages(images, labels, normalization, device)
 
 
 def write_history(path: Path, history: Sequence[dict[str, float]]) -> None:

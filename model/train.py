@@ -7,9 +7,10 @@ seeds torch's global generator. On the CPU the same seed gives the same weights.
 
 Device path: the data is a :class:`model.data.DeviceImages` already resident on
 the device; the loop keeps the running loss and accuracy as device tensors and
-synchronises once per epoch. On CUDA the model is channels_last, cuDNN's
-benchmark mode is on, and (unless ``amp=False``) the forward pass runs under
-bfloat16 autocast.
+synchronises once per epoch. On CUDA the model is channels_last. Training runs
+in float32 everywhere unless ``TrainConfig.amp`` asks for bfloat16 autocast, and
+cuDNN's benchmark mode is on only while :func:`fit` runs with
+``TrainConfig.cudnn_benchmark`` (the library never sets it process-wide).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ from model.networks import check_options, create_model, get_spec
 CHECKPOINT_FORMAT = "augtool-model"
 CHECKPOINT_VERSION = 1
 OPTIMIZERS = ("sgd", "adamw")
+#: ``TrainConfig.amp``: ``off`` (float32) or ``bf16`` (bfloat16 autocast of the forward pass).
+AMP_MODES = ("off", "bf16")
 SCHEDULES = ("constant", "cosine")
 
 
@@ -61,7 +65,12 @@ class TrainConfig:
         patience: Stop after this many epochs without a better validation
             accuracy (needs a val split); ``None`` never stops early.
         seed: Seeds the generator for weights, batch order and flips.
-        amp: bfloat16 autocast; ``None`` means on for CUDA, off for the CPU.
+        amp: ``off`` (float32, the default on every device) or ``bf16``
+            (bfloat16 autocast of the forward pass; the loss stays float32).
+        cudnn_benchmark: Let cuDNN time its convolution algorithms on the first
+            batches and keep the fastest while :func:`fit` runs (CUDA only;
+            faster, but the choice can differ from run to run, so CUDA runs are
+            not reproducible bit for bit). Off by default.
     """
 
     arch: str = "leukemianet"
@@ -79,7 +88,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     patience: int | None = None
     seed: int = 0
-    amp: bool | None = None
+    amp: str = "off"
+    cudnn_benchmark: bool = False
 
     @classmethod
     def for_arch(cls, arch: str, **overrides: Any) -> TrainConfig:
@@ -124,6 +134,7 @@ class TrainConfig:
             "--optimizer": (self.optimizer, OPTIMIZERS),
             "--schedule": (self.schedule, SCHEDULES),
             "--normalize": (self.normalize, NORMALIZE_MODES),
+            "--amp": (self.amp, AMP_MODES),
         }
         for option, (value, allowed) in choices.items():
             if value not in allowed:
@@ -205,11 +216,21 @@ def resolve_device(name: str) -> torch.device:
 
 
 def prepare_model(net: nn.Module, device: torch.device) -> nn.Module:
-    """Move a model to ``device``; on CUDA make it channels_last and enable cuDNN benchmark."""
+    """Move a model to ``device``; on CUDA make it channels_last (cuDNN's fast NHWC kernels)."""
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
         return net.to(device, memory_format=torch.channels_last)
     return net.to(device)
+
+
+@contextmanager
+def cudnn_benchmark(enabled: bool) -> Iterator[None]:
+    """Set ``torch.backends.cudnn.benchmark`` for the duration of a block, then restore it."""
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
 
 
 def device_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:
@@ -250,9 +271,16 @@ def _autocast(device: torch.device, amp: bool) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp)
 
 
-def use_amp(config_amp: bool | None, device: torch.device) -> bool:
-    """Resolve the ``amp`` setting: default on for CUDA only."""
-    return device.type == "cuda" if config_amp is None else config_amp
+def use_amp(config_amp: str | bool | None, device: torch.device) -> bool:
+    """Whether to autocast to bfloat16: ``amp`` is ``bf16``.
+
+    Checkpoints written before :data:`AMP_MODES` recorded ``True``, ``False`` or
+    ``None`` (which meant bf16 on CUDA); ``True`` still means bf16, ``None`` now
+    means float32 like ``off``. ``device`` is accepted for the callers' symmetry;
+    the answer is the same on every device.
+    """
+    del device
+    return config_amp is True or config_amp == "bf16"
 
 
 def train_one_epoch(
@@ -288,14 +316,12 @@ def train_one_epoch(
     n = len(data)
     size = min(batch_size, n)
     steps = steps_per_epoch(n, size)
-    order = torch.randperm(n, generator=generator, device=data.device)
     loss_sum = torch.zeros((), device=data.device)
     correct = torch.zeros((), device=data.device, dtype=torch.int64)
-    for step in range(steps):
+    for step, (x, y) in enumerate(data.train_batches(size, augment, generator)):
         if lr_at is not None:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(first_step + step)
-        x, y = data.batch(order[step * size : (step + 1) * size], augment, generator)
         with _autocast(data.device, amp):
             logits = net(x)
         loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
@@ -340,9 +366,7 @@ def evaluate(
     """
     net.eval()
     probs, losses = [], []
-    for start in range(0, len(data), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(data)), device=data.device)
-        x, y = data.batch(index)
+    for x, y in data.eval_batches(batch_size):
         views = dihedral_views(x) if tta else [x]
         with _autocast(data.device, amp):
             log_ps = [torch.log_softmax(net(v).float(), dim=1) for v in views]
@@ -387,6 +411,18 @@ def fit(
     Returns:
         The history and the chosen epoch.
     """
+    with cudnn_benchmark(config.cudnn_benchmark):
+        return _fit(net, train, config, generator, val, progress)
+
+
+def _fit(
+    net: nn.Module,
+    train: DeviceImages,
+    config: TrainConfig,
+    generator: torch.Generator,
+    val: DeviceImages | None,
+    progress: Callable[[dict[str, float]], None] | None,
+) -> FitResult:
     device = train.device
     amp = use_amp(config.amp, device)
     gen = device_generator(generator, device)
