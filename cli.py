@@ -1350,7 +1350,6 @@ def train_command(
         raise click.UsageError("--resume needs --fold all")
 
     def progress(row: dict[str, float], desc: str = arch) -> None:
-        raise_if_interrupted()  # a stop signal whose first raise was swallowed ends it here
         if not titles or titles[-1] != desc:
             for bar in bars:
                 bar.close()
