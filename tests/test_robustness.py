@@ -1088,6 +1088,7 @@ def test_signal_during_train_stops_cleanly(tmp_path: Path, sig: int) -> None:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=_default_sigint,  # a background shell job would ignore SIGINT
     )
     time.sleep(4.0)  # data loaded, model built, inside the epoch loop
     assert proc.poll() is None, proc.communicate()
