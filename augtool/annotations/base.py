@@ -117,6 +117,15 @@ class AnnotationSet:
     classes: list[str] = field(default_factory=list)
     unannotated: list[str] = field(default_factory=list)
 
+    def keep(self, checked: tuple[Box | None, Problem | None, str | None]) -> Box | None:
+        """Record what :func:`check_box` found (its problem or warning); return its box."""
+        box, problem, warning = checked
+        if problem is not None:
+            self.problems.append(problem)
+        if warning is not None:
+            self.warnings.append(warning)
+        return box
+
 
 class ImageFolder:
     """The images an annotation may name: found once, sizes read from their headers."""

@@ -225,11 +225,6 @@ def _annotation(
             )
         )
         return None
-    box, problem, warning = check_box(
-        (x, y, x + w, y + h), size, label, position, where, file, image, False, written
+    return result.keep(
+        check_box((x, y, x + w, y + h), size, label, position, where, file, image, False, written)
     )
-    if problem is not None:
-        result.problems.append(problem)
-    if warning is not None:
-        result.warnings.append(warning)
-    return box

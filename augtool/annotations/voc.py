@@ -170,11 +170,6 @@ def _read_object(
     corners = (xmin - 1, ymin - 1, xmax, ymax)
     if xmax <= xmin or ymax <= ymin:
         corners = (xmin, ymin, xmax, ymax)
-    box, problem, warning = check_box(
-        corners, size, label, index, where, file, image, truncated, written
+    return result.keep(
+        check_box(corners, size, label, index, where, file, image, truncated, written)
     )
-    if problem is not None:
-        result.problems.append(problem)
-    if warning is not None:
-        result.warnings.append(warning)
-    return box

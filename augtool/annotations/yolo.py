@@ -189,11 +189,4 @@ def _read_line(
         (cx + w / 2) * width,
         (cy + h / 2) * height,
     )
-    box, problem, warning = check_box(
-        corners, size, label, index, where, file, image, False, written
-    )
-    if problem is not None:
-        result.problems.append(problem)
-    if warning is not None:
-        result.warnings.append(warning)
-    return box
+    return result.keep(check_box(corners, size, label, index, where, file, image, False, written))
