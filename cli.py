@@ -18,6 +18,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -68,9 +69,32 @@ class Interrupted(KeyboardInterrupt):
     """
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
+#: Where ``import`` runs Python code: an interrupt raised under these frames is deferred.
+_IMPORT_FILES = frozenset(
+    {"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"}
+)
+
+
+def _importing(frame: FrameType | None) -> bool:
+    """True when ``frame`` runs inside an ``import`` (the commands import lazily)."""
+    while frame is not None:
+        if frame.f_code.co_filename in _IMPORT_FILES:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    """Stop the command: raise :class:`Interrupted` now, or at the next check if importing.
+
+    An exception raised while a module initialises leaves that module broken: Cython
+    modules (h5py) turn it into ImportError or KeyError, and later lookups fail in
+    ways that are not an interrupt. Under an import only the flag is set;
+    :func:`raise_if_interrupted`, which progress reporting calls, raises it.
+    """
     _STOP.set()
-    raise Interrupted
+    if not _importing(frame):
+        raise Interrupted
 
 
 _THREAD_EXCEPTHOOK = threading.excepthook

@@ -15,18 +15,33 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background shell job would ignore SIGINT
 
 
-@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
-def test_a_stop_signal_inside_a_string_exec_exits_130(name: str) -> None:
-    """CPython kills a ``-m`` process by SIGINT at exit after a plain KeyboardInterrupt left a
-    string ``exec`` (caught or not); the commands' interrupt must not be one (exit -2 before)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.interrupt_child", name],
+def _run_child(name: str, where: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tests.interrupt_child", name, where],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
         preexec_fn=_default_sigint,
     )
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_stop_signal_inside_a_string_exec_exits_130(name: str) -> None:
+    """CPython kills a ``-m`` process by SIGINT at exit after a plain KeyboardInterrupt left a
+    string ``exec`` (caught or not); the commands' interrupt must not be one (exit -2 before)."""
+    proc = _run_child(name, "exec")
     assert proc.returncode == 130, (proc.returncode, proc.stderr)
+    assert "interrupted; nothing final was written" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_stop_signal_during_an_import_waits_for_the_import(name: str) -> None:
+    """Raised inside a module's import, the interrupt broke the module (h5py's Cython init
+    turned it into ImportError or KeyError); it now waits for the next check."""
+    proc = _run_child(name, "import")
+    assert proc.returncode == 130, (proc.returncode, proc.stderr)
+    assert proc.stdout == "imported whole: True\n"
     assert "interrupted; nothing final was written" in proc.stderr
     assert "Traceback" not in proc.stderr
