@@ -272,6 +272,72 @@ class TqdmReporter:
             self._bar = None
 
 
+class TrainBar:
+    """``augtool train`` on a terminal: a loading line, then a per-batch bar in each epoch.
+
+    Train figures so far and the last val scores, never test; the elapsed time
+    counts from the command's start. Off a terminal, or with --quiet, it draws nothing.
+    """
+
+    def __init__(self, data: str, quiet: bool) -> None:
+        self.data = data
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._bar: Any = None
+        self._train: tuple[float, float] | None = None
+        self._val: tuple[int, float, float] | None = None
+        self._read = 0.0  # when the train figures were last read (a GPU sync)
+
+    def __call__(self, event: Any, label: str) -> None:
+        """Show one :class:`model.train.TrainEvent` of the run called ``label``.
+
+        Every event, shown or not, first checks for a stop signal whose raise was
+        deferred (under an import) or swallowed (in a ``__del__``): a run stops
+        within one batch of the signal.
+        """
+        raise_if_interrupted()
+        if not self.enabled:
+            return
+        import time
+
+        from tqdm import tqdm
+
+        from model.report import progress_text
+
+        if event.kind in ("load", "done"):
+            self.close()
+            self._train = self._val = None
+            if event.kind == "load":
+                click.echo(f"loading {self.data} ({label}) ...", err=True)
+            return
+        title = f"{label} epoch {event.epoch}/{event.epochs}"
+        if self._bar is None:
+            self._bar = tqdm(
+                total=event.batches,
+                desc=title,
+                file=sys.stderr,
+                leave=False,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} batches{postfix}",
+            )
+        elif event.kind == "batch" and event.batch == 1:
+            self._bar.set_description_str(title, refresh=False)
+            self._bar.reset(total=event.batches)
+        if event.kind == "epoch" and "val_accuracy" in event.row:
+            self._val = (event.epoch, event.row["val_loss"], event.row["val_accuracy"])
+        now = time.monotonic()
+        if event.kind == "epoch" or event.batch == 1 or now - self._read >= 0.5:
+            self._train, self._read = event.train_so_far(), now
+        self._bar.set_postfix_str(progress_text(self._train, self._val, event.elapsed), False)
+        self._bar.update(event.batch - self._bar.n)
+        if event.kind == "epoch":
+            self._bar.refresh()  # the epoch's val scores, shown at once
+
+    def close(self) -> None:
+        """Remove the bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """``--config FILE.toml``: option defaults from a TOML file (command line wins)."""
     if value is None:
@@ -1313,7 +1379,9 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
     "--resume", is_flag=True, help="With --fold all: keep the folds already finished in OUT."
 )
 @overwrite_option
-@quiet_option
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bar; the summary still prints, errors too."
+)
 @interruptible
 @library_errors
 def train_command(
@@ -1355,10 +1423,9 @@ def train_command(
       augtool train cells.h5 --out runs/cellnet --arch cellnet --epochs 40
       augtool train cells5.h5 --out runs/cellnet-cv --arch cellnet --fold all
     """
-    import sys
+    import time
 
-    from tqdm import tqdm
-
+    started = time.perf_counter()  # elapsed times count from here, imports included
     from model.report import pct
     from model.run import train_run
     from model.train import TrainConfig
@@ -1380,27 +1447,10 @@ def train_command(
         amp=amp,
         cudnn_benchmark=cudnn_benchmark,
     )
-    bars: list[tqdm] = []  # opened at the first epoch, after the data and output checks
-    titles: list[str] = []  # the title of each bar (a disabled tqdm keeps none)
     fold_number = _parse_fold(fold)
     if resume and fold_number != "all":
         raise click.UsageError("--resume needs --fold all")
-
-    def progress(row: dict[str, float], desc: str = arch) -> None:
-        if not titles or titles[-1] != desc:
-            for bar in bars:
-                bar.close()
-            titles.append(desc)
-            bars.append(
-                tqdm(total=config.epochs, unit="epoch", file=sys.stderr, disable=quiet, desc=desc)
-            )
-        bar = bars[-1]
-        shown = {"loss": row["train_loss"], "acc": row["train_accuracy"]}
-        if "val_accuracy" in row:  # test is never scored during training
-            shown["val_acc"] = row["val_accuracy"]
-        bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()})
-        bar.update(1)
-
+    bar = TrainBar(data, quiet)
     if fold_number == "all":
         from model.cv import CV_MARKDOWN, cv_run
 
@@ -1412,12 +1462,12 @@ def train_command(
                 device,
                 overwrite,
                 resume,
-                lambda k, row: progress(row, f"{arch} fold {k}"),
+                lambda k, event: bar(event, f"{arch} fold {k}"),
                 command_line=_command_line(),
+                started=started,
             )
         finally:
-            for bar in bars:
-                bar.close()
+            bar.close()
         click.echo((cv.out / CV_MARKDOWN).read_text(encoding="utf-8"), nl=False)
         return
     try:
@@ -1427,19 +1477,19 @@ def train_command(
             config,
             device,
             overwrite,
-            progress,
+            lambda event: bar(event, arch),
             command_line=_command_line(),
             fold=fold_number,
             max_memory=max_memory,
+            started=started,
         )
     finally:
-        for bar in bars:
-            bar.close()
+        bar.close()
     m = result.metrics
     click.echo(
         f"{result.run_dir}: {config.arch} on {result.device}, {m['epochs_run']} "
         f"epoch{'s' if m['epochs_run'] != 1 else ''} "
-        f"(kept epoch {m['best_epoch']}), {m['train_seconds']:.1f} s"
+        f"(kept epoch {m['best_epoch']}), {result.seconds:.1f} s"
     )
     for split in ("val", "test"):
         if split in m:
