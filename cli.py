@@ -1013,7 +1013,11 @@ def verify(out: Path, raw: Path | None, workers: int, quiet: bool) -> None:
     from augtool.verify import MAX_LISTED
     from augtool.verify import verify as run_verify
 
-    report = run_verify(out, regenerate_raw=raw, workers=workers)
+    reporter = TqdmReporter(quiet)
+    try:
+        report = run_verify(out, regenerate_raw=raw, workers=workers, reporter=reporter)
+    finally:
+        reporter.close()
     if report.ok:
         if not quiet:
             extra = ", regenerated from RAW with identical bytes" if report.regenerated else ""
@@ -1117,8 +1121,11 @@ def synth(
     from augtool.errors import OptionError
     from augtool.synth import synthesize
 
+    reporter = TqdmReporter(quiet)
     try:
-        summary = synthesize(out, per_class=per_class, size=size, seed=seed, overwrite=overwrite)
+        summary = synthesize(
+            out, per_class=per_class, size=size, seed=seed, overwrite=overwrite, progress=reporter
+        )
     except OptionError as err:
         option = {"per_class": "--per-class", "size": "--size", "seed": "--seed"}.get(err.option)
         if option is None:
@@ -1126,6 +1133,8 @@ def synth(
         raise click.BadParameter(
             str(err).removeprefix(f"{err.option}: "), param_hint=option
         ) from err
+    finally:
+        reporter.close()
     if not quiet:
         click.echo(f"synth: {summary.line()}")
 
@@ -1194,7 +1203,7 @@ def synth(
 )
 @seed_option
 @overwrite_option
-@quiet_option
+@click.option("--quiet", "-q", is_flag=True, help="No summary line; errors still print.")
 @library_errors
 def preview(
     source: Path,
@@ -1569,7 +1578,13 @@ def evaluate_command(
         raise OptionError("--batch-size", f"must be >= 1, got {batch_size}")
     target = out if out is not None else str(Path(model_file).parent / "eval")
     split_arg = None if split == "all" else split
-    result = evaluate_run(model_file, data, split_arg, target, device, batch_size, tta)
+    reporter = TqdmReporter(quiet=False)  # bars on a terminal only
+    try:
+        result = evaluate_run(
+            model_file, data, split_arg, target, device, batch_size, tta, progress=reporter
+        )
+    finally:
+        reporter.close()
     where = "all images" if result.report["split"] is None else f"split {split}"
     if tta:
         where += ", 8-view TTA"
