@@ -309,6 +309,12 @@ class TrainBar:
             if event.kind == "load":
                 click.echo(f"loading {self.data} ({label}) ...", err=True)
             return
+        if event.kind == "epoch" and "val_accuracy" in event.row:
+            self._val = (event.epoch, event.row["val_loss"], event.row["val_accuracy"])
+        now = time.monotonic()
+        if event.kind == "epoch" or event.batch == 1 or now - self._read >= 0.5:
+            self._train, self._read = event.train_so_far(), now
+        figures = progress_text(self._train, self._val, event.elapsed)
         title = f"{label} epoch {event.epoch}/{event.epochs}"
         if self._bar is None:
             self._bar = tqdm(
@@ -318,15 +324,11 @@ class TrainBar:
                 leave=False,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} batches{postfix}",
             )
-        elif event.kind == "batch" and event.batch == 1:
+        elif event.kind == "batch" and event.batch == 1:  # a new epoch: the same bar, reset
             self._bar.set_description_str(title, refresh=False)
+            self._bar.set_postfix_str(figures, refresh=False)
             self._bar.reset(total=event.batches)
-        if event.kind == "epoch" and "val_accuracy" in event.row:
-            self._val = (event.epoch, event.row["val_loss"], event.row["val_accuracy"])
-        now = time.monotonic()
-        if event.kind == "epoch" or event.batch == 1 or now - self._read >= 0.5:
-            self._train, self._read = event.train_so_far(), now
-        self._bar.set_postfix_str(progress_text(self._train, self._val, event.elapsed), False)
+        self._bar.set_postfix_str(figures, refresh=False)
         self._bar.update(event.batch - self._bar.n)
         if event.kind == "epoch":
             self._bar.refresh()  # the epoch's val scores, shown at once

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli import main
+from cli import TrainBar, main
 from model.data import DeviceImages, compute_normalization
 from model.networks import create_model
 from model.report import curves_image
@@ -126,3 +128,30 @@ def test_curves_differ_when_histories_differ() -> None:
     assert curves_image(_history(1)).shape == a.shape  # one epoch: dots, no crash
     with pytest.raises(ValueError, match="no epochs"):
         curves_image([])
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_bar_shows_epochs_batches_val_and_the_true_clock(monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = TrainBar("cells.h5", quiet=False)
+    row = {"train_loss": 0.5, "train_accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.9}
+    bar(TrainEvent("load", 3.2, epochs=2), "cellnet")
+    for epoch in (1, 2):
+        for batch in (1, 2, 3):
+            bar(TrainEvent("batch", 60.0 * epoch + batch, epoch, 2, batch, 3), "cellnet")
+        done = TrainEvent("epoch", 60.0 * epoch + 4, epoch, 2, 3, 3, {"epoch": epoch, **row})
+        bar(done, "cellnet")
+    bar(TrainEvent("done", 190.0, 2, 2), "cellnet")
+    frames = terminal.getvalue().replace("\r", "\n")
+    assert frames.startswith("loading cells.h5 (cellnet) ...\n")
+    assert "cellnet epoch 1/2:" in frames and "cellnet epoch 2/2:" in frames
+    assert "3/3 batches" in frames and "val (epoch 1) loss 0.400 acc 90.0%" in frames
+    assert "2:04 elapsed" in frames  # the event's clock (124 s), not the bar's own
+    assert "test" not in frames
+    quiet = TrainBar("cells.h5", quiet=True)
+    assert not quiet.enabled
