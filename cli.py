@@ -18,6 +18,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -55,9 +56,45 @@ def library_errors(func: F) -> F:
 _STOP = threading.Event()
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
+class Interrupted(KeyboardInterrupt):
+    """The KeyboardInterrupt that a stop signal (SIGINT, SIGTERM) raises in a command.
+
+    A subclass, not KeyboardInterrupt itself, because CPython remembers a plain
+    KeyboardInterrupt that leaves code run by a string ``exec``/``eval`` (dataclass
+    and namedtuple creation, say, while a lazy import runs) as "unhandled", even
+    when a caller catches it; under ``python -m`` it then kills the process with
+    SIGINT after a clean ``sys.exit(130)``, so the exit status became -2 (128 + 2
+    in a shell) about one run in four. Its check matches the exact type, so a
+    subclass is caught by every ``except KeyboardInterrupt`` and never does that.
+    """
+
+
+#: Where ``import`` runs Python code: an interrupt raised under these frames is deferred.
+_IMPORT_FILES = frozenset(
+    {"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"}
+)
+
+
+def _importing(frame: FrameType | None) -> bool:
+    """True when ``frame`` runs inside an ``import`` (the commands import lazily)."""
+    while frame is not None:
+        if frame.f_code.co_filename in _IMPORT_FILES:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    """Stop the command: raise :class:`Interrupted` now, or at the next check if importing.
+
+    An exception raised while a module initialises leaves that module broken: Cython
+    modules (h5py) turn it into ImportError or KeyError, and later lookups fail in
+    ways that are not an interrupt. Under an import only the flag is set;
+    :func:`raise_if_interrupted`, which progress reporting calls, raises it.
+    """
     _STOP.set()
-    raise KeyboardInterrupt
+    if not _importing(frame):
+        raise Interrupted
 
 
 _THREAD_EXCEPTHOOK = threading.excepthook
@@ -89,9 +126,9 @@ def _unraisable(args: Any) -> None:
 
 
 def raise_if_interrupted() -> None:
-    """Raise KeyboardInterrupt if a stop signal came, even if its first raise was lost."""
+    """Raise :class:`Interrupted` if a stop signal came, even if its first raise was lost."""
     if _STOP.is_set():
-        raise KeyboardInterrupt
+        raise Interrupted
 
 
 def interruptible(func: F) -> F:
@@ -230,6 +267,74 @@ class TqdmReporter:
 
     def close(self) -> None:
         """Close the current bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class TrainBar:
+    """``augtool train`` on a terminal: a loading line, then a per-batch bar in each epoch.
+
+    Train figures so far and the last val scores, never test; the elapsed time
+    counts from the command's start. Off a terminal, or with --quiet, it draws nothing.
+    """
+
+    def __init__(self, data: str, quiet: bool) -> None:
+        self.data = data
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._bar: Any = None
+        self._train: tuple[float, float] | None = None
+        self._val: tuple[int, float, float] | None = None
+        self._read = 0.0  # when the train figures were last read (a GPU sync)
+
+    def __call__(self, event: Any, label: str) -> None:
+        """Show one :class:`model.train.TrainEvent` of the run called ``label``.
+
+        Every event, shown or not, first checks for a stop signal whose raise was
+        deferred (under an import) or swallowed (in a ``__del__``): a run stops
+        within one batch of the signal.
+        """
+        raise_if_interrupted()
+        if not self.enabled:
+            return
+        import time
+
+        from tqdm import tqdm
+
+        from model.report import progress_text
+
+        if event.kind in ("load", "done"):
+            self.close()
+            self._train = self._val = None
+            if event.kind == "load":
+                click.echo(f"loading {self.data} ({label}) ...", err=True)
+            return
+        if event.kind == "epoch" and "val_accuracy" in event.row:
+            self._val = (event.epoch, event.row["val_loss"], event.row["val_accuracy"])
+        now = time.monotonic()
+        if event.kind == "epoch" or event.batch == 1 or now - self._read >= 0.5:
+            self._train, self._read = event.train_so_far(), now
+        figures = progress_text(self._train, self._val, event.elapsed)
+        title = f"{label} epoch {event.epoch}/{event.epochs}"
+        if self._bar is None:
+            self._bar = tqdm(
+                total=event.batches,
+                desc=title,
+                file=sys.stderr,
+                leave=False,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} batches{postfix}",
+            )
+        elif event.kind == "batch" and event.batch == 1:  # a new epoch: the same bar, reset
+            self._bar.set_description_str(title, refresh=False)
+            self._bar.set_postfix_str(figures, refresh=False)
+            self._bar.reset(total=event.batches)
+        self._bar.set_postfix_str(figures, refresh=False)
+        self._bar.update(event.batch - self._bar.n)
+        if event.kind == "epoch":
+            self._bar.refresh()  # the epoch's val scores, shown at once
+
+    def close(self) -> None:
+        """Remove the bar."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -910,7 +1015,11 @@ def verify(out: Path, raw: Path | None, workers: int, quiet: bool) -> None:
     from augtool.verify import MAX_LISTED
     from augtool.verify import verify as run_verify
 
-    report = run_verify(out, regenerate_raw=raw, workers=workers)
+    reporter = TqdmReporter(quiet)
+    try:
+        report = run_verify(out, regenerate_raw=raw, workers=workers, reporter=reporter)
+    finally:
+        reporter.close()
     if report.ok:
         if not quiet:
             extra = ", regenerated from RAW with identical bytes" if report.regenerated else ""
@@ -1014,8 +1123,11 @@ def synth(
     from augtool.errors import OptionError
     from augtool.synth import synthesize
 
+    reporter = TqdmReporter(quiet)
     try:
-        summary = synthesize(out, per_class=per_class, size=size, seed=seed, overwrite=overwrite)
+        summary = synthesize(
+            out, per_class=per_class, size=size, seed=seed, overwrite=overwrite, progress=reporter
+        )
     except OptionError as err:
         option = {"per_class": "--per-class", "size": "--size", "seed": "--seed"}.get(err.option)
         if option is None:
@@ -1023,6 +1135,8 @@ def synth(
         raise click.BadParameter(
             str(err).removeprefix(f"{err.option}: "), param_hint=option
         ) from err
+    finally:
+        reporter.close()
     if not quiet:
         click.echo(f"synth: {summary.line()}")
 
@@ -1091,7 +1205,7 @@ def synth(
 )
 @seed_option
 @overwrite_option
-@quiet_option
+@click.option("--quiet", "-q", is_flag=True, help="No summary line; errors still print.")
 @library_errors
 def preview(
     source: Path,
@@ -1276,7 +1390,9 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
     "--resume", is_flag=True, help="With --fold all: keep the folds already finished in OUT."
 )
 @overwrite_option
-@quiet_option
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bar; the summary still prints, errors too."
+)
 @interruptible
 @library_errors
 def train_command(
@@ -1318,10 +1434,9 @@ def train_command(
       augtool train cells.h5 --out runs/cellnet --arch cellnet --epochs 40
       augtool train cells5.h5 --out runs/cellnet-cv --arch cellnet --fold all
     """
-    import sys
+    import time
 
-    from tqdm import tqdm
-
+    started = time.perf_counter()  # elapsed times count from here, imports included
     from model.report import pct
     from model.run import train_run
     from model.train import TrainConfig
@@ -1343,27 +1458,10 @@ def train_command(
         amp=amp,
         cudnn_benchmark=cudnn_benchmark,
     )
-    bars: list[tqdm] = []  # opened at the first epoch, after the data and output checks
-    titles: list[str] = []  # the title of each bar (a disabled tqdm keeps none)
     fold_number = _parse_fold(fold)
     if resume and fold_number != "all":
         raise click.UsageError("--resume needs --fold all")
-
-    def progress(row: dict[str, float], desc: str = arch) -> None:
-        if not titles or titles[-1] != desc:
-            for bar in bars:
-                bar.close()
-            titles.append(desc)
-            bars.append(
-                tqdm(total=config.epochs, unit="epoch", file=sys.stderr, disable=quiet, desc=desc)
-            )
-        bar = bars[-1]
-        shown = {"loss": row["train_loss"], "acc": row["train_accuracy"]}
-        if "val_accuracy" in row:  # test is never scored during training
-            shown["val_acc"] = row["val_accuracy"]
-        bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()})
-        bar.update(1)
-
+    bar = TrainBar(data, quiet)
     if fold_number == "all":
         from model.cv import CV_MARKDOWN, cv_run
 
@@ -1375,12 +1473,12 @@ def train_command(
                 device,
                 overwrite,
                 resume,
-                lambda k, row: progress(row, f"{arch} fold {k}"),
+                lambda k, event: bar(event, f"{arch} fold {k}"),
                 command_line=_command_line(),
+                started=started,
             )
         finally:
-            for bar in bars:
-                bar.close()
+            bar.close()
         click.echo((cv.out / CV_MARKDOWN).read_text(encoding="utf-8"), nl=False)
         return
     try:
@@ -1390,19 +1488,19 @@ def train_command(
             config,
             device,
             overwrite,
-            progress,
+            lambda event: bar(event, arch),
             command_line=_command_line(),
             fold=fold_number,
             max_memory=max_memory,
+            started=started,
         )
     finally:
-        for bar in bars:
-            bar.close()
+        bar.close()
     m = result.metrics
     click.echo(
         f"{result.run_dir}: {config.arch} on {result.device}, {m['epochs_run']} "
         f"epoch{'s' if m['epochs_run'] != 1 else ''} "
-        f"(kept epoch {m['best_epoch']}), {m['train_seconds']:.1f} s"
+        f"(kept epoch {m['best_epoch']}), {result.seconds:.1f} s"
     )
     for split in ("val", "test"):
         if split in m:
@@ -1482,7 +1580,13 @@ def evaluate_command(
         raise OptionError("--batch-size", f"must be >= 1, got {batch_size}")
     target = out if out is not None else str(Path(model_file).parent / "eval")
     split_arg = None if split == "all" else split
-    result = evaluate_run(model_file, data, split_arg, target, device, batch_size, tta)
+    reporter = TqdmReporter(quiet=False)  # bars on a terminal only
+    try:
+        result = evaluate_run(
+            model_file, data, split_arg, target, device, batch_size, tta, progress=reporter
+        )
+    finally:
+        reporter.close()
     where = "all images" if result.report["split"] is None else f"split {split}"
     if tta:
         where += ", 8-view TTA"

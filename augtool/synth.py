@@ -49,6 +49,7 @@ import cv2
 import numpy as np
 
 from augtool.errors import OptionError, OutputError
+from augtool.progress import NoProgress, Progress
 from augtool.smear.cells import nucleus_fraction
 from augtool.smear.draw import draw_scene
 from augtool.smear.scene import CLASSES, DEFAULT_SIZE, Scene, check_class, check_size, sample_scene
@@ -186,6 +187,7 @@ def synthesize(
     seed: int = 0,
     jpeg_quality_range: tuple[int, int] = (75, 95),
     overwrite: bool = False,
+    progress: Progress | None = None,
 ) -> SynthSummary:
     """Write a generated dataset ``OUT/<class>/<class>_<nnn>.jpg``.
 
@@ -202,6 +204,7 @@ def synthesize(
         seed: Non-negative integer seed.
         jpeg_quality_range: Inclusive range the per-image JPEG quality is drawn from.
         overwrite: Replace a non-empty ``out``.
+        progress: Told of the ``synth`` phase (one step per image); ``None``: silent.
 
     Returns:
         A :class:`SynthSummary`.
@@ -231,7 +234,9 @@ def synthesize(
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", dir=out.parent))
     except OSError as err:
         raise OutputError(f"cannot create a folder next to {out}: {err}") from err
+    progress = progress or NoProgress()
     try:
+        progress.start("synth", sum(counts.values()))
         for cls, n in counts.items():
             folder = tmp / cls
             folder.mkdir()
@@ -247,6 +252,7 @@ def synthesize(
                 if not ok:
                     raise OutputError(f"JPEG encoding failed for {cls}_{i:0{digits}d}.jpg")
                 (folder / f"{cls}_{i:0{digits}d}.jpg").write_bytes(buf.tobytes())
+                progress.advance(1)
         _publish(tmp, out, overwrite)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)

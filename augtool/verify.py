@@ -17,11 +17,17 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from augtool.errors import InputError
 from augtool.io import MANIFEST_NAME, RECIPE_NAME, attr_value, read_manifest, read_recipe, to_str
+from augtool.progress import NoProgress
+
+if TYPE_CHECKING:
+    from augtool.expand import Reporter
+    from augtool.progress import Progress
 
 #: Problems listed in full; beyond this, a count.
 MAX_LISTED = 50
@@ -52,7 +58,10 @@ class VerifyReport:
 
 
 def verify(
-    path: str | Path, regenerate_raw: str | Path | None = None, workers: int = 0
+    path: str | Path,
+    regenerate_raw: str | Path | None = None,
+    workers: int = 0,
+    reporter: Reporter | None = None,
 ) -> VerifyReport:
     """Check an ``augtool expand`` output against its own records.
 
@@ -61,6 +70,10 @@ def verify(
         regenerate_raw: When given, replay the recorded recipe on this RAW
             folder and require identical bytes.
         workers: Worker processes for the replay (0 = all cores).
+        reporter: Told of the phases: ``verify`` (one step per image hashed), and
+            with a replay expand's own phases, then ``verify replay``. The
+            replay's warnings repeat what expand said when it made the output and
+            are not passed on. ``None``: silent.
 
     Returns:
         The report; ``report.ok`` tells whether everything holds.
@@ -68,19 +81,20 @@ def verify(
     Raises:
         InputError: If ``path`` is not an augtool output at all.
     """
+    reporter = reporter or NoProgress()
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():
-        report, records, recipe = _verify_folder(path)
+        report, records, recipe = _verify_folder(path, reporter)
     else:
-        report, records, recipe = _verify_hdf5(path)
+        report, records, recipe = _verify_hdf5(path, reporter)
     if records is not None:
         _check_leakage(records, recipe, report)
         _check_counts(records, recipe, report)
         _check_folds(records, recipe, report)
     if regenerate_raw is not None and records is not None:
-        _regenerate(path, Path(regenerate_raw), recipe, records, report, workers)
+        _regenerate(path, Path(regenerate_raw), recipe, records, report, workers, reporter)
     return report
 
 
@@ -92,7 +106,9 @@ def _safe_relative(name: str) -> bool:
     return bool(name) and not p.is_absolute() and ".." not in p.parts and "\\" not in name
 
 
-def _verify_folder(out: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
+def _verify_folder(
+    out: Path, progress: Progress, phase: str = "verify"
+) -> tuple[VerifyReport, list[dict] | None, dict]:
     report = VerifyReport(out, "folder")
     if not (out / MANIFEST_NAME).is_file():
         read_manifest(out)  # raises: not an augtool output folder
@@ -105,7 +121,9 @@ def _verify_folder(out: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
     if not recipe:
         report.problems.append(f"{RECIPE_NAME} is missing")
     listed: set[str] = set()
+    progress.start(phase, len(rows))
     for row in rows:
+        progress.advance(1)
         name = row["name"]
         if not _safe_relative(name):
             report.problems.append(f"manifest path escapes the output folder: {name!r}")
@@ -167,7 +185,9 @@ def _files(out: Path) -> set[str]:
 # --- HDF5 -----------------------------------------------------------------------------------
 
 
-def _verify_hdf5(path: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
+def _verify_hdf5(
+    path: Path, progress: Progress, phase: str = "verify"
+) -> tuple[VerifyReport, list[dict] | None, dict]:
     import h5py
 
     report = VerifyReport(path, "hdf5")
@@ -205,7 +225,9 @@ def _verify_hdf5(path: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
                 return report, None, recipe
             hashes = [h.decode("ascii") for h in fh["sha256"][()]]
             names = [to_str(x) for x in fh["name"][()]]
+            progress.start(phase, n)
             for i in range(n):
+                progress.advance(1)
                 try:
                     arr = images[i]
                 except OSError as err:
@@ -316,7 +338,13 @@ def _check_folds(records: list[dict], recipe: dict, report: VerifyReport) -> Non
 
 
 def _regenerate(
-    path: Path, raw: Path, recipe: dict, records: list[dict], report: VerifyReport, workers: int
+    path: Path,
+    raw: Path,
+    recipe: dict,
+    records: list[dict],
+    report: VerifyReport,
+    workers: int,
+    reporter: Reporter,
 ) -> None:
     from augtool.expand import ExpandOptions, expand
 
@@ -326,7 +354,7 @@ def _regenerate(
     tmpdir = Path(tempfile.mkdtemp(prefix="augtool-verify-"))
     try:
         fresh_path = tmpdir / path.name
-        expand(raw, fresh_path, options)
+        expand(raw, fresh_path, options, _ProgressOnly(reporter))
         if fresh_path.is_dir():
             fresh = read_manifest(fresh_path)
             old_files = (recipe.get("annotations") or {}).get("files") or {}
@@ -337,11 +365,29 @@ def _regenerate(
                 report,
             )
         else:
-            fresh, _, _ = _records_of_hdf5(fresh_path)
+            fresh, _, _ = _records_of_hdf5(fresh_path, reporter)
         _compare(records, fresh, report)
         report.regenerated = True
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+class _ProgressOnly:
+    """A reporter that passes progress on and drops warnings."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def start(self, phase: str, total: int) -> None:
+        """Pass on."""
+        self.progress.start(phase, total)
+
+    def advance(self, n: int) -> None:
+        """Pass on."""
+        self.progress.advance(n)
+
+    def warn(self, message: str) -> None:
+        """Drop."""
 
 
 def _check_albumentations_version(recipe: dict, report: VerifyReport) -> None:
@@ -361,8 +407,8 @@ def _check_albumentations_version(recipe: dict, report: VerifyReport) -> None:
         )
 
 
-def _records_of_hdf5(path: Path) -> tuple[list[dict], VerifyReport, dict]:
-    report, records, recipe = _verify_hdf5(path)
+def _records_of_hdf5(path: Path, progress: Progress) -> tuple[list[dict], VerifyReport, dict]:
+    report, records, recipe = _verify_hdf5(path, progress, "verify replay")
     return records or [], report, recipe
 
 

@@ -26,7 +26,7 @@ from augtool.errors import InputError, OutputError
 from augtool.io import open_dataset
 from model.metrics import report_from_confusion
 from model.run import METRICS_NAME, check_run_dir, train_run, write_json
-from model.train import TrainConfig
+from model.train import TrainConfig, TrainEvent
 
 CV_JSON = "cv.json"
 CV_MARKDOWN = "cv.md"
@@ -66,8 +66,9 @@ def cv_run(
     device: str = "auto",
     overwrite: bool = False,
     resume: bool = False,
-    progress: Callable[[int, dict[str, float]], None] | None = None,
+    progress: Callable[[int, TrainEvent], None] | None = None,
     command_line: str = "",
+    started: float | None = None,
 ) -> CvResult:
     """Train every fold of a ``--folds`` dataset and summarise.
 
@@ -79,8 +80,11 @@ def cv_run(
         overwrite: Replace an existing non-empty runs folder.
         resume: Keep folds already finished in ``out`` with the same settings and
             data, and train only the others.
-        progress: Called with (fold, epoch history row).
+        progress: Called with (fold, :class:`model.train.TrainEvent`) for every
+            event of every fold's :func:`model.run.train_run`.
         command_line: Recorded in each fold's ``metrics.json`` and in ``cv.json``.
+        started: ``time.perf_counter()`` when the command began (the events'
+            elapsed times count from it); ``None``: now.
 
     Returns:
         The summary and which folds were reused.
@@ -113,9 +117,9 @@ def cv_run(
             reused.append(k)
             continue
 
-        def report(row: dict[str, float], k: int = k) -> None:
+        def report(event: TrainEvent, k: int = k) -> None:
             if progress is not None:
-                progress(k, row)
+                progress(k, event)
 
         result = train_run(
             data_path,
@@ -126,6 +130,7 @@ def cv_run(
             progress=report,
             command_line=command_line,
             fold=k,
+            started=started,
         )
         runs.append(result.metrics)
     summary = summarize(runs, config, str(data_path), command_line)

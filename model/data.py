@@ -24,6 +24,7 @@ import torch
 
 from augtool.errors import InputError, OptionError
 from augtool.io import MANIFEST_NAME, Dataset, open_dataset
+from augtool.progress import NoProgress, Progress
 
 #: Normalisation modes: ``zerocenter`` subtracts the per-channel mean of the
 #: training images (pixel values stay on the 0..255 scale, like MATLAB's
@@ -356,7 +357,7 @@ def is_raw_folder(path: Path) -> bool:
     return path.is_dir() and not (path / MANIFEST_NAME).is_file()
 
 
-def load_image_folder(path: str | Path, size: int) -> Dataset:
+def load_image_folder(path: str | Path, size: int, progress: Progress | None = None) -> Dataset:
     """Read a ``RAW/<class>/<image>`` folder preprocessed like ``expand``'s originals.
 
     Every image, of any size or format, is decoded and squashed to ``size x size``
@@ -366,6 +367,7 @@ def load_image_folder(path: str | Path, size: int) -> Dataset:
     Args:
         path: The folder, one sub-folder per class.
         size: Side of the output images (the model's input size).
+        progress: Told of the ``load`` phase, one step per image; ``None``: silent.
 
     Returns:
         A dataset with split ``all`` and transform ``original`` for every image.
@@ -379,8 +381,11 @@ def load_image_folder(path: str | Path, size: int) -> Dataset:
     found = scan(path)
     root = Path(path)
     images = np.empty((len(found.sources), size, size, 3), dtype=np.uint8)
+    progress = progress or NoProgress()
+    progress.start("load", len(found.sources))
     for i, src in enumerate(found.sources):
         images[i] = load_resized(root / src.path, size)
+        progress.advance(1)
     n = len(found.sources)
     return Dataset(
         images=images,
@@ -394,7 +399,9 @@ def load_image_folder(path: str | Path, size: int) -> Dataset:
     )
 
 
-def load_for_evaluation(path: str | Path, split: str | None, size: int) -> Dataset:
+def load_for_evaluation(
+    path: str | Path, split: str | None, size: int, progress: Progress | None = None
+) -> Dataset:
     """Load evaluation data: an expand output's split, or a raw image folder.
 
     Args:
@@ -402,13 +409,14 @@ def load_for_evaluation(path: str | Path, split: str | None, size: int) -> Datas
         split: Split of an expand output to use; ignored for a raw folder
             (every image is used). ``None`` uses every split.
         size: The model's input size; an expand output must have been made at it.
+        progress: Told of the ``load`` phase of a raw folder (one step per image).
 
     Raises:
         InputError: If the data cannot be read or its image size differs.
     """
     path = Path(path)
     if is_raw_folder(path):
-        return load_image_folder(path, size)
+        return load_image_folder(path, size, progress)
     data = open_dataset(path) if split is None else _open_split(path, split)
     if data.images.shape[1] != size:
         raise InputError(
@@ -421,6 +429,18 @@ def load_for_evaluation(path: str | Path, split: str | None, size: int) -> Datas
 def _open_split(path: Path, split: str) -> Dataset:
     data = open_dataset(path)
     return data.subset(split)
+
+
+def _with_near_match(name: str, known: list[str]) -> str:
+    """``name``, with "(did you mean X?)" when a known name differs only a little (case, a typo).
+
+    Class names are compared exactly: a near match is a suggestion, never a mapping.
+    """
+    import difflib
+
+    same_case = [k for k in known if k.casefold() == name.casefold()]
+    close = same_case or difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    return f"{name} (did you mean {close[0]}?)" if close else name
 
 
 def align_labels(data: Dataset, model_classes: list[str]) -> np.ndarray:
@@ -438,8 +458,9 @@ def align_labels(data: Dataset, model_classes: list[str]) -> np.ndarray:
     """
     unknown = [c for c in data.class_names if c not in model_classes]
     if unknown:
+        named = ", ".join(_with_near_match(c, model_classes) for c in unknown)
         raise InputError(
-            f"the data has class(es) {', '.join(unknown)} that the model does not know; "
+            f"the data has class(es) {named} that the model does not know; "
             f"the model's classes are {', '.join(model_classes)}"
         )
     mapping = np.array([model_classes.index(c) for c in data.class_names], dtype=np.int64)

@@ -1,7 +1,8 @@
 """Whole runs behind the commands: train into a run folder, evaluate, predict.
 
 A run folder holds ``model.pt`` (weights-only checkpoint), ``history.csv`` (one
-row per epoch) and ``metrics.json`` (the final scores of the kept model). It is
+row per epoch), ``curves.png`` (loss and accuracy per epoch, train and val) and
+``metrics.json`` (the final scores of the kept model). It is
 assembled in a temporary sibling folder and renamed into place at the end, so
 an interrupted run never leaves a half-written RUN.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import torch
 
 from augtool.errors import InputError, OptionError, OutputError
 from augtool.io import Dataset, is_hdf5_path, open_dataset
+from augtool.progress import Progress
 from augtool.writers import staged_folder
 from model.data import (
     RAW_SOURCE,
@@ -31,11 +34,14 @@ from model.data import (
 )
 from model.metrics import classification_report
 from model.networks import create_model
+from model.report import curves_image, png_bytes
 from model.stream import H5Images, StreamImages, memory_budget, open_h5, open_lazy
 from model.train import (
     Checkpoint,
     FitResult,
+    ProgressCallback,
     TrainConfig,
+    TrainEvent,
     evaluate,
     fit,
     load_checkpoint,
@@ -49,6 +55,7 @@ MODEL_NAME = "model.pt"
 HISTORY_NAME = "history.csv"
 METRICS_NAME = "metrics.json"
 CONFUSION_NAME = "confusion.png"
+CURVES_NAME = "curves.png"
 
 
 @dataclass
@@ -60,12 +67,15 @@ class TrainResult:
         fit: History and chosen epoch.
         metrics: What was written to ``metrics.json``.
         device: The device used.
+        seconds: Wall time from the run's start (``train_run``'s ``started``) until
+            the run folder was in place: the ``elapsed`` of the ``done`` event.
     """
 
     run_dir: Path
     fit: FitResult
     metrics: dict[str, Any]
     device: str
+    seconds: float
 
 
 def check_run_dir(out: str | Path, overwrite: bool) -> Path:
@@ -157,10 +167,11 @@ def train_run(
     config: TrainConfig,
     device: str = "auto",
     overwrite: bool = False,
-    progress: Callable[[dict[str, float]], None] | None = None,
+    progress: ProgressCallback | None = None,
     command_line: str = "",
     fold: int | None = None,
     max_memory: str | int | None = None,
+    started: float | None = None,
 ) -> TrainResult:
     """Train on an expand output and write the run folder.
 
@@ -176,13 +187,17 @@ def train_run(
         config: Validated training settings.
         device: ``auto``, ``cuda`` or ``cpu``.
         overwrite: Replace an existing non-empty run folder.
-        progress: Called with each epoch's history row.
+        progress: Called with each :class:`model.train.TrainEvent`: ``load`` before
+            the data is read, ``batch`` and ``epoch`` events from :func:`fit`, and
+            ``done`` once the run folder is in place.
         command_line: Recorded in ``metrics.json``.
         fold: Cross-validation: test on this fold of a ``--folds`` dataset, choose
             the epoch on the next fold, train on the rest (:func:`fold_parts`).
             ``None`` uses the dataset's train/val/test splits.
         max_memory: Bytes (or a size like ``8G``) the images may take; ``None``:
             :func:`model.stream.default_memory_budget` of the device.
+        started: ``time.perf_counter()`` when the command began, so that elapsed
+            times include its start-up; ``None``: now.
 
     Returns:
         The run folder and what was measured.
@@ -192,15 +207,25 @@ def train_run(
         OptionError: Invalid settings or device.
         OutputError: The run folder cannot be written.
     """
+    clock = time.perf_counter() if started is None else started
     out = check_run_dir(out, overwrite)
     dev = resolve_device(device)
     config.validate()
     budget = memory_budget(max_memory, dev)
+    if progress is not None:
+        progress(TrainEvent("load", time.perf_counter() - clock, epochs=config.epochs))
     streamed = needs_streaming(data_path, budget)
     data = open_lazy(data_path) if streamed else open_dataset(data_path)
     folds: dict[str, int] = {}
     if fold is None:
         train_name, val_name, test_name = train_splits(data)
+        if config.patience is not None and val_name is None:
+            raise OptionError(
+                "--patience",
+                f"needs a val split to watch, and {data_path} has none ("
+                f"{', '.join(data.split_names)}); make one with `augtool expand --split "
+                "0.7,0.15,0.15`, or train without --patience",
+            )
         parts = {name: data.subset(name) for name in (train_name, val_name, test_name) if name}
     else:
         train_name, val_name, test_name = "train", "val", "test"
@@ -225,6 +250,7 @@ def train_run(
         generator,
         val=on_device.get(val_name) if val_name else None,
         progress=progress,
+        started=clock,
     )
     amp = use_amp(config.amp, dev)
     scores = {}
@@ -270,8 +296,15 @@ def train_run(
             info,
         )
         write_history(stage / HISTORY_NAME, result.history)
+        (stage / CURVES_NAME).write_bytes(
+            png_bytes(curves_image(result.history), out / CURVES_NAME)
+        )
         write_json(stage / METRICS_NAME, metrics)
-    return TrainResult(run_dir=out, fit=result, metrics=metrics, device=str(dev))
+    seconds = time.perf_counter() - clock
+    if progress is not None:
+        last = len(result.history)
+        progress(TrainEvent("done", seconds, last, config.epochs))
+    return TrainResult(run_dir=out, fit=result, metrics=metrics, device=str(dev), seconds=seconds)
 
 
 def needs_streaming(data_path: str | Path, budget: int) -> bool:
@@ -348,6 +381,7 @@ def evaluate_run(
     device: str = "auto",
     batch_size: int = 256,
     tta: bool = False,
+    progress: Progress | None = None,
 ) -> EvaluationResult:
     """Score a trained model on an expand output's split or a raw image folder.
 
@@ -362,6 +396,8 @@ def evaluate_run(
         device: ``auto``, ``cuda`` or ``cpu``.
         batch_size: Images per forward pass.
         tta: Average over the 8 flips and transposes of each image.
+        progress: Told of the phases: ``load`` (a raw folder, one step per image)
+            and ``evaluate`` (one step per image); ``None``: silent.
 
     Returns:
         The report and where it was written (``report["tta"]`` says whether
@@ -373,13 +409,13 @@ def evaluate_run(
     """
     dev = resolve_device(device)
     ckpt = load_checkpoint(model_path, dev)
-    data = load_for_evaluation(data_path, split, ckpt.input_size)
+    data = load_for_evaluation(data_path, split, ckpt.input_size, progress)
     if len(data) == 0:
         raise InputError(f"{data_path}: no images to evaluate")
     labels = align_labels(data, ckpt.class_names)
     on_device = DeviceImages(data.images, labels, ckpt.normalization, dev)
     amp = use_amp(ckpt.config.get("amp"), dev)
-    pred = evaluate(ckpt.net, on_device, batch_size, amp=amp, tta=tta)
+    pred = evaluate(ckpt.net, on_device, batch_size, amp=amp, tta=tta, progress=progress)
     raw = data.attrs.get("source") == RAW_SOURCE
     transforms = None if raw else data.transforms  # a raw folder records no transforms
     report = classification_report(

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from augtool.errors import InputError, OptionError, OutputError
+from augtool.progress import Progress
 from model.data import NORMALIZE_MODES, DeviceImages, Normalization, parse_augment
 from model.networks import check_options, create_model, get_spec
 
@@ -144,6 +145,57 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (JSON, weights-only checkpoints)."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainEvent:
+    """One step of a training run, as its ``progress`` callback receives it.
+
+    A run emits ``load`` once (its data is about to be read; only
+    :func:`model.run.train_run` emits it), then for every epoch one ``batch``
+    event per training step and one ``epoch`` event once the epoch (and its
+    val scoring) is done, and ``done`` once the run folder is written (again
+    :func:`model.run.train_run`). Test data never appears in an event.
+
+    Attributes:
+        kind: ``load``, ``batch``, ``epoch`` or ``done``.
+        elapsed: Seconds since the run's clock started (see :func:`fit`'s
+            ``started``); never decreases from one event to the next.
+        epoch: The 1-based epoch (0 for ``load``; the last epoch run for ``done``).
+        epochs: Epochs planned.
+        batch: Training steps done in this epoch.
+        batches: Training steps per epoch.
+        row: The epoch's history row (``epoch`` events), else ``None``.
+        sums: ``batch`` events: (loss sum, correct count, images seen) of this
+            epoch so far, still on the device; read through :meth:`train_so_far`.
+    """
+
+    kind: str
+    elapsed: float
+    epoch: int = 0
+    epochs: int = 0
+    batch: int = 0
+    batches: int = 0
+    row: dict[str, float] | None = None
+    sums: tuple[torch.Tensor, torch.Tensor, int] | None = field(default=None, repr=False)
+
+    def train_so_far(self) -> tuple[float, float] | None:
+        """Mean train loss and accuracy over this epoch's steps so far, or ``None``.
+
+        ``batch`` events compute it on demand (one device synchronisation on a
+        GPU, so a caller that draws a bar reads it only when it redraws);
+        ``epoch`` events give the epoch's figures.
+        """
+        if self.row is not None:
+            return self.row["train_loss"], self.row["train_accuracy"]
+        if self.sums is None:
+            return None
+        loss_sum, correct, seen = self.sums
+        return loss_sum.item() / seen, correct.item() / seen
+
+
+#: A training run's progress callback (see :class:`TrainEvent`).
+ProgressCallback = Callable[[TrainEvent], None]
 
 
 @dataclass
@@ -294,6 +346,7 @@ def train_one_epoch(
     first_step: int = 0,
     label_smoothing: float = 0.0,
     amp: bool = False,
+    on_batch: Callable[[int, int, tuple[torch.Tensor, torch.Tensor, int]], None] | None = None,
 ) -> EpochStats:
     """One pass over ``data`` in a random order.
 
@@ -308,6 +361,9 @@ def train_one_epoch(
         first_step: Global step number of this epoch's first step.
         label_smoothing: Cross-entropy label smoothing.
         amp: bfloat16 autocast of the forward pass.
+        on_batch: Called after each step with (steps done, steps per epoch,
+            (loss sum, correct count, images seen) so far); the sums stay on
+            the device, so the loop never waits for the GPU unless the caller reads them.
 
     Returns:
         Mean loss and accuracy over the images seen.
@@ -328,8 +384,11 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += loss.detach() * size
-        correct += (logits.detach().argmax(1) == y).sum()
+        # New tensors, not in-place sums: a caller may keep the sums of an earlier step.
+        loss_sum = loss_sum + loss.detach() * size
+        correct = correct + (logits.detach().argmax(1) == y).sum()
+        if on_batch is not None:
+            on_batch(step + 1, steps, (loss_sum, correct, (step + 1) * size))
     seen = steps * size
     return EpochStats(loss=loss_sum.item() / seen, accuracy=correct.item() / seen, images=seen)
 
@@ -349,6 +408,7 @@ def evaluate(
     batch_size: int = 256,
     amp: bool = False,
     tta: bool = False,
+    progress: Progress | None = None,
 ) -> Prediction:
     """Predict every image of ``data`` in order (eval mode, no gradients).
 
@@ -359,6 +419,7 @@ def evaluate(
         amp: bfloat16 autocast.
         tta: Average the class probabilities over the 8 flips and transposes of
             each image (:func:`dihedral_views`); costs 8 forward passes.
+        progress: Told of the ``evaluate`` phase, one step per image; ``None``: silent.
 
     Returns:
         Probabilities, predictions, labels and mean loss (with ``tta``, the
@@ -366,6 +427,8 @@ def evaluate(
     """
     net.eval()
     probs, losses = [], []
+    if progress is not None:
+        progress.start("evaluate", len(data))
     for x, y in data.eval_batches(batch_size):
         views = dihedral_views(x) if tta else [x]
         with _autocast(data.device, amp):
@@ -374,6 +437,8 @@ def evaluate(
         log_p = torch.stack(log_ps).logsumexp(dim=0) - math.log(len(views))
         losses.append(nn.functional.nll_loss(log_p, y, reduction="sum"))
         probs.append(log_p.exp())
+        if progress is not None:
+            progress.advance(len(y))
     probabilities = torch.cat(probs).cpu().numpy().astype(np.float64)
     labels = data.labels.cpu().numpy()
     total = torch.stack(losses).sum().item() if losses else math.nan
@@ -391,7 +456,8 @@ def fit(
     config: TrainConfig,
     generator: torch.Generator,
     val: DeviceImages | None = None,
-    progress: Callable[[dict[str, float]], None] | None = None,
+    progress: ProgressCallback | None = None,
+    started: float | None = None,
 ) -> FitResult:
     """Train ``net`` for ``config.epochs``, scoring val after each epoch.
 
@@ -406,13 +472,16 @@ def fit(
         config: Validated settings.
         generator: Random source (CPU); a device generator is derived from it.
         val: Validation images, or ``None``.
-        progress: Called with each epoch's history row.
+        progress: Called with a ``batch`` :class:`TrainEvent` after every training
+            step and an ``epoch`` event after every epoch.
+        started: ``time.perf_counter()`` when the run began (the events' elapsed
+            times count from it); ``None``: now.
 
     Returns:
         The history and the chosen epoch.
     """
     with cudnn_benchmark(config.cudnn_benchmark):
-        return _fit(net, train, config, generator, val, progress)
+        return _fit(net, train, config, generator, val, progress, started)
 
 
 def _fit(
@@ -421,7 +490,8 @@ def _fit(
     config: TrainConfig,
     generator: torch.Generator,
     val: DeviceImages | None,
-    progress: Callable[[dict[str, float]], None] | None,
+    progress: ProgressCallback | None,
+    started: float | None,
 ) -> FitResult:
     device = train.device
     amp = use_amp(config.amp, device)
@@ -438,8 +508,18 @@ def _fit(
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch, since_best, stopped = config.epochs, 0, False
     start = time.perf_counter()
+    clock = start if started is None else started
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
+        on_batch = None
+        if progress is not None:
+
+            def on_batch(
+                done: int, steps: int, sums: tuple[torch.Tensor, torch.Tensor, int], e: int = epoch
+            ) -> None:
+                elapsed = time.perf_counter() - clock
+                progress(TrainEvent("batch", elapsed, e, config.epochs, done, steps, sums=sums))
+
         stats = train_one_epoch(
             net,
             train,
@@ -451,6 +531,7 @@ def _fit(
             first_step=(epoch - 1) * per_epoch,
             label_smoothing=config.label_smoothing,
             amp=amp,
+            on_batch=on_batch,
         )
         row: dict[str, float] = {
             "epoch": epoch,
@@ -466,7 +547,8 @@ def _fit(
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         if progress is not None:
-            progress(row)
+            elapsed = time.perf_counter() - clock
+            progress(TrainEvent("epoch", elapsed, epoch, config.epochs, per_epoch, per_epoch, row))
         if val is None:
             continue
         score = (row["val_accuracy"], -row["val_loss"])
@@ -562,12 +644,46 @@ def save_checkpoint(
         raise OutputError(f"{path}: cannot write the checkpoint ({err.strerror})") from err
 
 
+#: The first bytes of a file written by ``torch.save`` (a zip archive).
+_ZIP_MAGIC = b"PK\x03\x04"
+#: First bytes of files often given where a model belongs, and what they are.
+_FILE_KINDS = (
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG", "a PNG image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"BM", "a BMP image"),
+    (b"GIF8", "a GIF image"),
+    (b"\x89HDF", "an HDF5 file"),
+)
+
+
+def _describe_file(head: bytes) -> str:
+    """What a file that is no torch archive is, from its first bytes."""
+    if not head:
+        return "an empty file"
+    for magic, kind in _FILE_KINDS:
+        if head.startswith(magic):
+            return kind
+    return "not a PyTorch zip archive"
+
+
+def not_a_model(path: str | Path, why: str) -> InputError:
+    """The error for a file given as a model that is none; never suggests an unsafe load."""
+    return InputError(
+        f"{path} is not an augtool model ({why}); a model is the RUN/model.pt that "
+        "`augtool train` writes"
+    )
+
+
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:
     """Load a checkpoint written by :func:`save_checkpoint`, never unpickling code.
 
     ``torch.load(..., weights_only=True)`` accepts only tensors and plain
     containers, so a crafted file cannot run code; anything else that is not an
-    augtool model is refused with a clear message.
+    augtool model (an image given in its place, a pickle, another program's
+    weights) is refused with a message that says what the file is and never
+    suggests the unsafe ``weights_only=False``.
 
     Args:
         path: The ``model.pt`` file.
@@ -579,24 +695,31 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
     Raises:
         InputError: If the file is missing, not a torch file, or not an augtool model.
     """
-    import pickle
-    import zipfile
+    import warnings
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such model file")
     device = torch.device(device)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with path.open("rb") as fh:
+            head = fh.read(8)
     except OSError as err:
         raise InputError(f"{path}: cannot read ({err.strerror or err})") from err
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(
-            f"{path}: not an augtool model file (torch cannot load it safely: {first})"
-        ) from err
+    if not head.startswith(_ZIP_MAGIC):  # torch.save's format: what save_checkpoint writes
+        raise not_a_model(path, _describe_file(head))
+    try:
+        with warnings.catch_warnings():  # torch's notes on pickle protocols: not the user's concern
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror or err})") from err
+    except Exception as err:
+        # torch's safe loader refuses in many ways (UnpicklingError, KeyError, ...). Never
+        # pass its message on: it suggests weights_only=False, the unsafe load.
+        raise not_a_model(path, "a PyTorch file holding more than tensors and plain data") from err
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path}: not an augtool model file (no {CHECKPOINT_FORMAT!r} marker)")
+        raise not_a_model(path, f"a PyTorch file without the {CHECKPOINT_FORMAT!r} marker")
     if payload.get("format_version") != CHECKPOINT_VERSION:
         raise InputError(
             f"{path}: model format version {payload.get('format_version')!r}; this augtool "

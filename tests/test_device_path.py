@@ -131,7 +131,9 @@ def test_cudnn_benchmark_is_set_only_while_fit_runs():
             data,
             config,
             torch.Generator().manual_seed(0),
-            progress=lambda _row: seen.append(torch.backends.cudnn.benchmark),
+            progress=lambda event: (
+                event.kind == "epoch" and seen.append(torch.backends.cudnn.benchmark)
+            ),
         )
         assert torch.backends.cudnn.benchmark is False
     assert seen == [True, False]

@@ -262,6 +262,7 @@ def test_train_all_folds_summarises_and_resumes(fold_h5, tmp_path: Path) -> None
     assert "mean ± std" in result.output
     summary = json.loads((runs / "cv.json").read_text())
     assert summary["folds"] == 4 and [r["fold"] for r in summary["per_fold"]] == [0, 1, 2, 3]
+    assert all((runs / f"fold-{k}" / "curves.png").is_file() for k in range(4))
     assert [r["val_fold"] for r in summary["per_fold"]] == [1, 2, 3, 0]
     for key in ("val_accuracy", "test_accuracy", "test_macro_f1"):
         values = [r[key] for r in summary["per_fold"]]

@@ -260,6 +260,7 @@ def test_train_config_errors_name_the_option():
 
 def test_train_writes_the_run_folder(trained_run, tiny_h5):
     assert sorted(p.name for p in trained_run.iterdir()) == [
+        "curves.png",
         "history.csv",
         "metrics.json",
         "model.pt",
@@ -302,7 +303,8 @@ def test_train_refuses_a_non_empty_run_folder(tiny_h5, tmp_path):
     assert (run / "notes.txt").exists()
     result = CliRunner().invoke(main, [*args, "--overwrite", "--augment", "flip,gray,jitter"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in run.iterdir()) == ["history.csv", "metrics.json", "model.pt"]
+    names = sorted(p.name for p in run.iterdir())
+    assert names == ["curves.png", "history.csv", "metrics.json", "model.pt"]
     config = json.loads((run / "metrics.json").read_text())["config"]
     assert config["augment"] == "flip,gray,jitter"
 
