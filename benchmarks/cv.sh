@@ -4,7 +4,8 @@
 # Usage: benchmarks/cv.sh [WORKDIR] [CELLS] [STEP...]
 #   WORKDIR  where the dataset and the runs go (default: cv-work/, created)
 #   CELLS    the real cell set (default: ../shared/data/bccd-cells)
-#   STEP     any of: data cell cell-nocoords cell-noaug leuk (default: all, in that order)
+#   STEP     any of: data cell cell-nocoords cell-noaug cell-crop50 cell-conv leuk
+#            (default: data cell cell-nocoords cell-noaug leuk, in that order)
 #
 # Environment:
 #   SIZE      side of the expanded images (default 227, the paper's); the dataset is
@@ -70,6 +71,8 @@ for s in $STEPS; do
     cell) cv cv-cell --arch cellnet --seed 0 ;;
     cell-nocoords) cv cv-cell-nocoords --arch cellnet --arch-option coords=false --seed 0 ;;
     cell-noaug) cv cv-cell-noaug --arch cellnet --augment none --seed 0 ;;
+    cell-crop50) cv cv-cell-crop50 --arch cellnet --arch-option crop=0.5 --seed 0 ;;
+    cell-conv) cv cv-cell-conv --arch cellnet --arch-option stem=conv --seed 0 ;;
     leuk) cv cv-leuk --arch leukemianet --seed 0 ;;
     *)
         echo "error: unknown step $s" >&2
