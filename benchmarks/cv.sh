@@ -4,7 +4,7 @@
 # Usage: benchmarks/cv.sh [WORKDIR] [CELLS] [STEP...]
 #   WORKDIR  where the dataset and the runs go (default: cv-work/, created)
 #   CELLS    the real cell set (default: ../shared/data/bccd-cells)
-#   STEP     any of: data cell cell-nocoords cell-noaug cell-crop50 cell-conv leuk
+#   STEP     any of: data cell cell-nocoords cell-noaug cell-crop50 cell-crop30 cell-conv leuk
 #            (default: data cell cell-nocoords cell-noaug leuk, in that order)
 #
 # Environment:
@@ -72,6 +72,7 @@ for s in $STEPS; do
     cell-nocoords) cv cv-cell-nocoords --arch cellnet --arch-option coords=false --seed 0 ;;
     cell-noaug) cv cv-cell-noaug --arch cellnet --augment none --seed 0 ;;
     cell-crop50) cv cv-cell-crop50 --arch cellnet --arch-option crop=0.5 --seed 0 ;;
+    cell-crop30) cv cv-cell-crop30 --arch cellnet --arch-option crop=0.3 --seed 0 ;;
     cell-conv) cv cv-cell-conv --arch cellnet --arch-option stem=conv --seed 0 ;;
     leuk) cv cv-leuk --arch leukemianet --seed 0 ;;
     *)
