@@ -18,10 +18,12 @@
 # trains all 5 folds (`augtool train --fold all`): test on fold k, keep the epoch
 # best on fold k+1, train on the other 3; it prints RUNS/cv.md. A step that was
 # interrupted continues where it stopped (--resume keeps finished folds).
-# The CellNet configurations are compared on mean VAL accuracy only; the test
-# columns of the chosen one are the reported figure. Measured 2026-12-01 on the shared
-# 2-core VM (load 21-38): one CellNet fold at SIZE=64, one process per fold, took about
-# an hour; at 227 each image has (227/64)^2 = 12.6 times the pixels. See docs/results.md.
+# The CellNet configurations are compared on mean VAL accuracy only
+# (benchmarks/cv_compare.py RUN... prints that ranking, then the chosen run's cv.md):
+# the test columns of the chosen one are the reported figure. Measured 2026-12-01 on
+# the 2-core VM with OMP_NUM_THREADS=1 (one core per run, the other core busy): one
+# fold of CellNet at 64 px or with crop=0.5 at 128 px about 2 minutes, crop=0.3 at 227
+# px about 4, LeukemiaNet at 64 px about 1.5, at 128 px about 10. See docs/results.md.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
