@@ -4,7 +4,8 @@
 # Usage: benchmarks/cv.sh [WORKDIR] [CELLS] [STEP...]
 #   WORKDIR  where the dataset and the runs go (default: cv-work/, created)
 #   CELLS    the real cell set (default: ../shared/data/bccd-cells)
-#   STEP     any of: data cell cell-nocoords cell-noaug leuk (default: all, in that order)
+#   STEP     any of: data cell cell-nocoords cell-noaug cell-crop50 cell-crop30 cell-conv leuk
+#            (default: data cell cell-nocoords cell-noaug leuk, in that order)
 #
 # Environment:
 #   SIZE      side of the expanded images (default 227, the paper's); the dataset is
@@ -17,10 +18,12 @@
 # trains all 5 folds (`augtool train --fold all`): test on fold k, keep the epoch
 # best on fold k+1, train on the other 3; it prints RUNS/cv.md. A step that was
 # interrupted continues where it stopped (--resume keeps finished folds).
-# The CellNet configurations are compared on mean VAL accuracy only; the test
-# columns of the chosen one are the reported figure. Measured 2026-12-01 on the shared
-# 2-core VM (load 21-38): one CellNet fold at SIZE=64, one process per fold, took about
-# an hour; at 227 each image has (227/64)^2 = 12.6 times the pixels. See docs/results.md.
+# The CellNet configurations are compared on mean VAL accuracy only
+# (benchmarks/cv_compare.py RUN... prints that ranking, then the chosen run's cv.md):
+# the test columns of the chosen one are the reported figure. Measured 2026-12-01 on
+# the 2-core VM with OMP_NUM_THREADS=1 (one core per run, the other core busy): one
+# fold of CellNet at 64 px or with crop=0.5 at 128 px about 2 minutes, crop=0.3 at 227
+# px about 4, LeukemiaNet at 64 px about 1.5, at 128 px about 10. See docs/results.md.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,6 +73,9 @@ for s in $STEPS; do
     cell) cv cv-cell --arch cellnet --seed 0 ;;
     cell-nocoords) cv cv-cell-nocoords --arch cellnet --arch-option coords=false --seed 0 ;;
     cell-noaug) cv cv-cell-noaug --arch cellnet --augment none --seed 0 ;;
+    cell-crop50) cv cv-cell-crop50 --arch cellnet --arch-option crop=0.5 --seed 0 ;;
+    cell-crop30) cv cv-cell-crop30 --arch cellnet --arch-option crop=0.3 --seed 0 ;;
+    cell-conv) cv cv-cell-conv --arch cellnet --arch-option stem=conv --seed 0 ;;
     leuk) cv cv-leuk --arch leukemianet --seed 0 ;;
     *)
         echo "error: unknown step $s" >&2

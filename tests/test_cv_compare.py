@@ -1,0 +1,57 @@
+"""benchmarks/cv_compare.py: chooses on validation, prints the chosen run's test only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(folder: Path, name: str, val: float, test: float, option: str) -> Path:
+    run = folder / name
+    run.mkdir()
+    folds = [
+        {"fold": k, "best_epoch": 10 + k, "val_accuracy": val, "test_accuracy": test}
+        for k in range(5)
+    ]
+    cv = {
+        "data": "cells5.h5",
+        "command_line": f"augtool train cells5.h5 --out {name} --fold all --arch cellnet {option}",
+        "per_fold": folds,
+        "mean": {"val_accuracy": val, "val_macro_f1": val, "test_accuracy": test},
+        "std": {"val_accuracy": 0.01, "val_macro_f1": 0.02, "test_accuracy": 0.03},
+    }
+    (run / "cv.json").write_text(json.dumps(cv))
+    (run / "cv.md").write_text(f"# {name}\n\n| test accuracy |\n| {100 * test:.1f} % |\n")
+    return run
+
+
+def test_choice_is_on_val_and_only_the_chosen_test_is_printed(tmp_path: Path) -> None:
+    low = _run(tmp_path, "cv-low", val=0.80, test=0.991, option="--augment none")
+    high = _run(tmp_path, "cv-high", val=0.85, test=0.612, option="--arch-option crop=0.5")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "cv_compare.py"), str(low), str(high)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Chosen on validation: `cv-high`" in out
+    assert "61.2 %" in out  # the chosen run's test, read once
+    assert "99.1" not in out  # the other run's (better) test never appears
+    assert out.index("`cv-high`") < out.index("`cv-low`")  # ranked by val
+    assert "--arch-option crop=0.5" in out
+
+
+def test_val_only_prints_no_test(tmp_path: Path) -> None:
+    run = _run(tmp_path, "cv-a", val=0.8, test=0.777, option="")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "cv_compare.py"), "--val-only", str(run)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "80.0 %" in out
+    assert "77.7" not in out
