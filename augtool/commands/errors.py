@@ -1,0 +1,121 @@
+"""Library errors to click errors, and the stop-signal machinery of every command.
+
+The library raises :class:`augtool.errors.AugtoolError`; the face turns it into a
+message and the library's exit code. SIGINT and SIGTERM end a command cleanly
+with exit 130.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from augtool.errors import AugtoolError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AugtoolClickError(click.ClickException):
+    """A ClickException carrying the library error's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def library_errors(func: F) -> F:
+    """Turn :class:`AugtoolError` raised by the library into a click error."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AugtoolError as err:
+            raise AugtoolClickError(str(err), err.exit_code) from err
+
+    return wrapper  # type: ignore[return-value]
+
+
+#: Set by the SIGINT/SIGTERM handler. Python drops an exception raised while it runs a
+#: weakref callback or ``__del__`` ("Exception ignored in ..."), which lost interrupts
+#: during HDF5 writes; the progress reporter checks this flag and raises again.
+_STOP = threading.Event()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    _STOP.set()
+    raise KeyboardInterrupt
+
+
+_THREAD_EXCEPTHOOK = threading.excepthook
+
+
+def _thread_exceptions(args: Any) -> None:
+    """After a stop signal, stay quiet about exceptions in background threads.
+
+    joblib's executor thread can trip over the work items its abort just removed
+    (a KeyError traceback after the clean "interrupted" message).
+    """
+    if not _STOP.is_set():
+        _THREAD_EXCEPTHOOK(args)
+
+
+_UNRAISABLE_HOOK = sys.unraisablehook
+
+
+def _unraisable(args: Any) -> None:
+    """Drop the "Exception ignored in ..." report of an interrupt that the flag keeps.
+
+    A stop signal that lands in a weakref callback or ``__del__`` cannot propagate;
+    Python would print its traceback. :data:`_STOP` re-raises it a moment later, so
+    the report is noise on an otherwise clean "interrupted" exit.
+    """
+    if _STOP.is_set() and issubclass(args.exc_type, KeyboardInterrupt):
+        return
+    _UNRAISABLE_HOOK(args)
+
+
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if a stop signal came, even if its first raise was lost."""
+    if _STOP.is_set():
+        raise KeyboardInterrupt
+
+
+def interruptible(func: F) -> F:
+    """SIGINT (unless ignored, as in background jobs) and SIGTERM: clean up, say so, exit 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _STOP.clear()
+        signals = [signal.SIGTERM]
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signals.append(signal.SIGINT)
+        previous = {s: signal.signal(s, _raise_interrupt) for s in signals}
+        try:
+            return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise AugtoolClickError("interrupted; nothing final was written", 130) from None
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def install_hooks() -> None:
+    """Quiet the reports that follow a stop signal or a write error (called by ``main``)."""
+    threading.excepthook = _thread_exceptions
+    sys.unraisablehook = _unraisable
+    # After an interrupt or a write error joblib reports the tasks it cancelled: not news.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"\d+ tasks (have been successfully executed|which were still being processed)",
+        category=UserWarning,
+    )

@@ -1,0 +1,279 @@
+"""``augtool train``: train a network on an expand output."""
+
+from __future__ import annotations
+
+import click
+
+from augtool.commands.errors import interruptible, library_errors
+from augtool.commands.options import overwrite_option, quiet_option
+from augtool.commands.terminal import command_line
+
+
+def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``KEY=VALUE`` pairs to a dict of text values (the registry parses their types)."""
+    from augtool.errors import OptionError
+
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise OptionError("--arch-option", f"expected KEY=VALUE, got {pair!r}")
+        options[key.strip()] = text.strip()
+    return options
+
+
+@click.command("train")
+@click.argument("data", type=click.Path(exists=True, path_type=str))
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=str),
+    help="Run folder to create: model.pt, history.csv, metrics.json.",
+)
+@click.option(
+    "--arch",
+    default="leukemianet",
+    show_default=True,
+    help="Network: leukemianet (the paper's) or cellnet (stronger).",
+)
+@click.option(
+    "--arch-option",
+    "arch_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Architecture option, repeatable (e.g. conv2_filters=32); see docs/train.md.",
+)
+@click.option("--epochs", type=int, default=None, help="Epochs [default: 30].")
+@click.option(
+    "--lr",
+    type=float,
+    default=None,
+    help="Learning rate [default: 0.001 leukemianet, 0.05 cellnet].",
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    default=None,
+    help="Images per step [default: 128 leukemianet, 64 cellnet].",
+)
+@click.option("--momentum", type=float, default=None, help="SGD momentum [default: 0.9].")
+@click.option(
+    "--weight-decay",
+    type=float,
+    default=None,
+    help="L2 penalty [default: 1e-4 leukemianet, 5e-4 cellnet].",
+)
+@click.option(
+    "--optimizer",
+    type=click.Choice(["sgd", "adamw"]),
+    default=None,
+    help="Optimizer [default: sgd].",
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(["constant", "cosine"]),
+    default=None,
+    help="Learning-rate schedule [default: constant leukemianet, cosine cellnet].",
+)
+@click.option(
+    "--augment",
+    default=None,
+    metavar="LIST",
+    help="On-device augmentation of training batches: none, or a comma-separated list "
+    "of flip, dihedral, gray, jitter [default: none leukemianet, dihedral cellnet].",
+)
+@click.option(
+    "--normalize",
+    type=click.Choice(["zerocenter", "standardize"]),
+    default=None,
+    help="Input normalisation from the train split "
+    "[default: zerocenter leukemianet, standardize cellnet].",
+)
+@click.option(
+    "--patience",
+    type=int,
+    default=None,
+    help="Stop after N epochs without a better val accuracy (needs a val split).",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cuda or cpu.")
+@click.option(
+    "--amp",
+    type=click.Choice(["off", "bf16"]),
+    default=None,
+    help="off: float32; bf16: bfloat16 autocast of the forward pass [default: off].",
+)
+@click.option(
+    "--cudnn-benchmark/--no-cudnn-benchmark",
+    default=None,
+    help="Let cuDNN pick the fastest convolution kernels by timing them (CUDA; "
+    "not bit-reproducible) [default: off].",
+)
+@click.option(
+    "--max-memory",
+    default=None,
+    metavar="SIZE",
+    help="Memory the data may take (e.g. 8G, 512M); a larger HDF5 set is streamed from "
+    "disk [default: half the free memory of the device and of the host].",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seeds weights, batch order and flips."
+)
+@click.option(
+    "--fold",
+    default=None,
+    metavar="K|all",
+    help="Cross-validation on data made with `expand --folds`: test on fold K, keep the "
+    "epoch best on fold K+1, train on the rest; 'all' runs every fold into OUT/fold-<k>/ "
+    "and writes OUT/cv.md and OUT/cv.json (mean and std over the folds).",
+)
+@click.option(
+    "--resume", is_flag=True, help="With --fold all: keep the folds already finished in OUT."
+)
+@overwrite_option
+@quiet_option
+@interruptible
+@library_errors
+def train_command(
+    data: str,
+    out: str,
+    arch: str,
+    arch_options: tuple[str, ...],
+    epochs: int | None,
+    lr: float | None,
+    batch_size: int | None,
+    momentum: float | None,
+    weight_decay: float | None,
+    optimizer: str | None,
+    schedule: str | None,
+    augment: str | None,
+    normalize: str | None,
+    patience: int | None,
+    device: str,
+    amp: str | None,
+    cudnn_benchmark: bool | None,
+    max_memory: str | None,
+    seed: int,
+    fold: str | None,
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Train a network on an `augtool expand` output (HDF5 or folder).
+
+    Trains on the train split, scores val after every epoch, keeps the best
+    epoch on val when there is a val split, scores test once at the end, and
+    writes RUN/model.pt, RUN/history.csv and RUN/metrics.json. Unset training
+    options take the architecture's defaults (the paper's settings for
+    leukemianet). With --fold, the folds of `expand --folds K` replace the splits.
+
+    \b
+    Example:
+      augtool train cells.h5 --out runs/leukemianet
+      augtool train cells.h5 --out runs/cellnet --arch cellnet --epochs 40
+      augtool train cells5.h5 --out runs/cellnet-cv --arch cellnet --fold all
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    from model.report import pct
+    from model.run import train_run
+    from model.train import TrainConfig
+
+    config = TrainConfig.for_arch(
+        arch,
+        arch_options=_parse_arch_options(arch_options),
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        optimizer=optimizer,
+        schedule=schedule,
+        augment=augment,
+        normalize=normalize,
+        patience=patience,
+        seed=seed,
+        amp=amp,
+        cudnn_benchmark=cudnn_benchmark,
+    )
+    bars: list[tqdm] = []  # opened at the first epoch, after the data and output checks
+    titles: list[str] = []  # the title of each bar (a disabled tqdm keeps none)
+    fold_number = _parse_fold(fold)
+    if resume and fold_number != "all":
+        raise click.UsageError("--resume needs --fold all")
+
+    def progress(row: dict[str, float], desc: str = arch) -> None:
+        if not titles or titles[-1] != desc:
+            for bar in bars:
+                bar.close()
+            titles.append(desc)
+            bars.append(
+                tqdm(total=config.epochs, unit="epoch", file=sys.stderr, disable=quiet, desc=desc)
+            )
+        bar = bars[-1]
+        shown = {"loss": row["train_loss"], "acc": row["train_accuracy"]}
+        if "val_accuracy" in row:  # test is never scored during training
+            shown["val_acc"] = row["val_accuracy"]
+        bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()})
+        bar.update(1)
+
+    if fold_number == "all":
+        from model.cv import CV_MARKDOWN, cv_run
+
+        try:
+            cv = cv_run(
+                data,
+                out,
+                config,
+                device,
+                overwrite,
+                resume,
+                lambda k, row: progress(row, f"{arch} fold {k}"),
+                command_line=command_line(),
+            )
+        finally:
+            for bar in bars:
+                bar.close()
+        click.echo((cv.out / CV_MARKDOWN).read_text(encoding="utf-8"), nl=False)
+        return
+    try:
+        result = train_run(
+            data,
+            out,
+            config,
+            device,
+            overwrite,
+            progress,
+            command_line=command_line(),
+            fold=fold_number,
+            max_memory=max_memory,
+        )
+    finally:
+        for bar in bars:
+            bar.close()
+    m = result.metrics
+    click.echo(
+        f"{result.run_dir}: {config.arch} on {result.device}, {m['epochs_run']} "
+        f"epoch{'s' if m['epochs_run'] != 1 else ''} "
+        f"(kept epoch {m['best_epoch']}), {m['train_seconds']:.1f} s"
+    )
+    for split in ("val", "test"):
+        if split in m:
+            click.echo(
+                f"  {split}: accuracy {pct(m[split]['accuracy'])}, "
+                f"macro F1 {pct(m[split]['macro_f1'])}"
+            )
+
+
+def _parse_fold(text: str | None) -> int | str | None:
+    """``--fold``: ``None``, ``all`` or a fold number."""
+    if text is None or text.strip().lower() == "all":
+        return None if text is None else "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"a fold number or 'all', got {text!r}", param_hint="--fold"
+        ) from None

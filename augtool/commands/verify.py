@@ -1,0 +1,50 @@
+"""``augtool verify``: check that an expand output is exactly what it records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from augtool.commands.errors import AugtoolClickError, library_errors
+from augtool.commands.options import quiet_option, workers_option
+
+
+@click.command("verify")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--regenerate",
+    "raw",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Replay the recorded recipe on this RAW folder and require identical bytes.",
+)
+@workers_option
+@quiet_option
+@library_errors
+def verify(out: Path, raw: Path | None, workers: int, quiet: bool) -> None:
+    """Check that an expand output (folder or HDF5) is exactly what it records.
+
+    Every image's hash must match, nothing may be missing or extra, no source
+    or group may sit in two splits (unless it was made with --split-by image),
+    and the counts must be as recorded. Exit 0 when all holds, 1 otherwise.
+
+    \b
+    Examples:
+      augtool verify out/
+      augtool verify out.h5 --regenerate raw/
+    """
+    from augtool.verify import MAX_LISTED
+    from augtool.verify import verify as run_verify
+
+    report = run_verify(out, regenerate_raw=raw, workers=workers)
+    if report.ok:
+        if not quiet:
+            extra = ", regenerated from RAW with identical bytes" if report.regenerated else ""
+            click.echo(f"ok: {report.checked} images in {out} match their records{extra}")
+        return
+    for line in report.problems[:MAX_LISTED]:
+        click.echo(line, err=True)
+    if len(report.problems) > MAX_LISTED:
+        click.echo(f"... and {len(report.problems) - MAX_LISTED} more", err=True)
+    raise AugtoolClickError(f"{out}: {len(report.problems)} problem(s) found", exit_code=1)
