@@ -48,6 +48,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from augtool import defaults
 from augtool.errors import OptionError, OutputError
 from augtool.smear.cells import nucleus_fraction
 from augtool.smear.draw import draw_scene
@@ -68,7 +69,7 @@ __all__ = [
 ]
 
 #: The paper's source counts (49 ALL, 33 AML, 59 normal = 141).
-DEFAULT_PER_CLASS: dict[str, int] = {"ALL": 49, "AML": 33, "normal": 59}
+DEFAULT_PER_CLASS: dict[str, int] = defaults.DEFAULT_PER_CLASS
 
 
 def render_smear(

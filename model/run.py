@@ -138,10 +138,10 @@ def fold_parts(data: Dataset, fold: int) -> dict[str, Dataset]:
         )
     if folds < 3:
         raise OptionError(
-            "--fold", f"needs at least 3 folds (train, val, test); the data has {folds}"
+            "fold", f"needs at least 3 folds (train, val, test); the data has {folds}"
         )
     if not 0 <= fold < folds:
-        raise OptionError("--fold", f"must be in 0..{folds - 1} (the data has {folds} folds)")
+        raise OptionError("fold", f"must be in 0..{folds - 1} (the data has {folds} folds)")
     val = val_fold(fold, folds)
     rest = set(range(folds)) - {fold, val}
     return {

@@ -67,10 +67,10 @@ def parse_memory(text: str | int) -> int:
     else:
         match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)I?B?\s*", str(text).upper())
         if not match:
-            raise OptionError("--max-memory", f"expected a size like 8G or 512M, got {text!r}")
+            raise OptionError("max_memory", f"expected a size like 8G or 512M, got {text!r}")
         value = float(match.group(1)) * _UNITS[match.group(2)]
     if value < 1:
-        raise OptionError("--max-memory", f"must be positive, got {text!r}")
+        raise OptionError("max_memory", f"must be positive, got {text!r}")
     return int(value)
 
 

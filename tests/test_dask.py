@@ -109,7 +109,7 @@ def test_importing_augtool_does_not_import_dask() -> None:
 
 def test_missing_extra_says_what_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)  # makes the import fail
-    with pytest.raises(OptionError, match=r"--backend.*pip install 'augtool\[dask\]'"):
+    with pytest.raises(OptionError, match=r"backend.*pip install 'augtool\[dask\]'"):
         DaskBackend("local").connect()
 
 

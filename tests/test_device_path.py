@@ -112,7 +112,7 @@ def test_float32_is_the_default_and_bf16_an_option():
     assert use_amp("bf16", cuda) and use_amp("bf16", torch.device("cpu"))
     # Checkpoints written before: True was bf16; None (then "bf16 on CUDA") is now float32.
     assert use_amp(True, cuda) and not use_amp(None, cuda) and not use_amp(False, cuda)
-    with pytest.raises(OptionError, match="--amp"):
+    with pytest.raises(OptionError, match="amp"):
         TrainConfig.for_arch("leukemianet", amp="fp8")
 
 

@@ -69,11 +69,11 @@ def test_fold_assignment_depends_on_the_seed() -> None:
 
 
 def test_fold_count_is_checked() -> None:
-    with pytest.raises(OptionError, match="--folds"):
+    with pytest.raises(OptionError, match="folds"):
         fold_by_group([0, 1, 0], ["a", "b", "c"], 4, 0)
-    with pytest.raises(OptionError, match="--folds"):
+    with pytest.raises(OptionError, match="folds"):
         fold_by_group([0, 1, 0], ["a", "b", "c"], 1, 0)
-    with pytest.raises(OptionError, match="--folds"):
+    with pytest.raises(OptionError, match="folds"):
         ExpandOptions(folds=101).validate()
 
 
@@ -177,7 +177,7 @@ def test_files_without_folds_stay_readable(make_raw, tmp_path: Path) -> None:
         data = open_dataset(path)
         assert data.folds is None and data.fold_count == 0 and len(data) == 30
         assert verify(path).ok
-        with pytest.raises(InputError, match="--folds"):
+        with pytest.raises(InputError, match="folds"):
             data.in_folds({0})
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from augtool.commands.errors import interruptible, library_errors
-from augtool.commands.options import overwrite_option, quiet_option, seed_option
+from augtool import defaults
+from augtool.commands.errors import LibraryOption, interruptible, library_errors
+from augtool.commands.options import overwrite_option, quiet_option, seed_option, size_option
 from augtool.commands.terminal import TqdmReporter
 
 
@@ -47,7 +48,9 @@ def _parse_class_list(
 @click.option(
     "--format",
     "annotation_format",
-    type=click.Choice(["voc", "coco", "yolo"]),
+    cls=LibraryOption,
+    library_names=("format",),
+    type=click.Choice(defaults.ANNOTATION_FORMATS),
     required=True,
     help="Annotations: voc (folder of XML), coco (JSON file), yolo (folder of .txt).",
 )
@@ -59,30 +62,30 @@ def _parse_class_list(
 )
 @click.option(
     "--crop",
-    type=click.Choice(["window", "box"]),
-    default="window",
+    type=click.Choice(defaults.CROPS),
+    default=defaults.DEFAULT_CROP,
     show_default=True,
     help="window: a fixed window centred on each object; box: the box plus a margin, squared.",
 )
 @click.option(
     "--window",
     type=int,
-    default=256,
+    default=defaults.DEFAULT_WINDOW,
     show_default=True,
     help="Window side in smear pixels (--crop window); shifted inward at the border.",
 )
 @click.option(
     "--margin",
     type=float,
-    default=0.1,
+    default=defaults.DEFAULT_MARGIN,
     show_default=True,
     help="--crop box: margin on each side, a fraction of the box's longer side.",
 )
-@click.option(
-    "--size",
-    type=int,
+@size_option(
     default=None,
-    help="Output side in pixels. [default: the window as cut; 256 with --crop box]",
+    square=True,
+    help="Output side in pixels. "
+    f"[default: the window as cut; {defaults.DEFAULT_BOX_SIZE} with --crop box]",
 )
 @click.option(
     "--classes",
@@ -118,8 +121,8 @@ def _parse_class_list(
 )
 @click.option(
     "--border",
-    type=click.Choice(["keep", "drop-truncated", "drop-touching"]),
-    default="keep",
+    type=click.Choice(defaults.BORDER_POLICIES),
+    default=defaults.DEFAULT_BORDER,
     show_default=True,
     help="Boxes cut by the image border: keep them, drop those flagged <truncated>, or "
     "drop those and every box touching the border.",
@@ -133,15 +136,15 @@ def _parse_class_list(
 )
 @click.option(
     "--image-format",
-    type=click.Choice(["png", "jpg"]),
-    default="png",
+    type=click.Choice(defaults.IMAGE_FORMATS),
+    default=defaults.DEFAULT_IMAGE_FORMAT,
     show_default=True,
     help="Cell file format.",
 )
 @click.option(
     "--jpeg-quality",
     type=click.IntRange(1, 100),
-    default=95,
+    default=defaults.DEFAULT_JPEG_QUALITY,
     show_default=True,
     help="JPEG quality.",
 )
@@ -182,9 +185,12 @@ def cells_command(
       augtool cells images/ labels/ cells/ --format yolo --classes WBC,RBC --max-per-smear 2
     """
     from augtool.cells import CellOptions, cut_cells
+    from augtool.summary import cells_lines
 
+    size = opts.pop("size")
     options = CellOptions(
         format=annotation_format,
+        size=None if size is None else size[0],
         names=None if names is None else str(names),
         exclude_overlap=exclude_overlap or (),
         **opts,
@@ -203,12 +209,5 @@ def cells_command(
             + ", ".join(summary.unannotated[:10])
             + (" ..." if len(summary.unannotated) > 10 else "")
         )
-    if quiet:
-        return
-    click.echo(f"wrote {summary.total} cells to {out} in {summary.seconds:.1f} s")
-    width = max([len(c) for c in summary.counts] + [5])
-    click.echo("class".ljust(width) + "  cells  smears")
-    for cls, n in summary.counts.items():
-        click.echo(f"{cls.ljust(width)}  {n:5d}  {summary.smears[cls]:6d}")
-    for why, n in summary.dropped.items():
-        click.echo(f"left out {n}: {why}")
+    if not quiet:
+        click.echo("\n".join(cells_lines(summary)))

@@ -30,15 +30,60 @@ class AugtoolClickError(click.ClickException):
         self.exit_code = exit_code
 
 
+class LibraryOption(click.Option):
+    """A click option that also answers to other library parameter names.
+
+    ``expand --format`` sets ``output_format`` or, for ``voc``/``coco``/``yolo``,
+    ``annotation_format``; ``expand --size 640x480`` sets ``size`` and ``height``.
+    An error about any of those names is shown as this option's flag.
+    """
+
+    def __init__(self, *args: Any, library_names: tuple[str, ...] = (), **attrs: Any) -> None:
+        """As :class:`click.Option`, plus the extra library names this option sets."""
+        super().__init__(*args, **attrs)
+        self.library_names = library_names
+
+
+def flag_name(command: click.Command | None, parameter: str) -> str:
+    """How the command line names a library parameter: its flag, or its metavar.
+
+    The one place where library parameter names become flags, read from the
+    command's own parameters: an option's longest flag (``--pca-std``), an
+    argument's metavar (``OUT``). A name no parameter of the command has stays
+    as it is (a recipe key, an architecture option).
+    """
+    if command is None:
+        return parameter
+    for param in command.params:
+        names = {param.name, *getattr(param, "library_names", ())}
+        if parameter not in names and parameter not in param.opts:
+            continue
+        if isinstance(param, click.Option):
+            return max(param.opts, key=len)
+        return param.human_readable_name
+    return parameter
+
+
+def render_error(err: AugtoolError, command: click.Command | None) -> str:
+    """The library error's message with every parameter written as ``command``'s flag."""
+    return err.render(lambda name: flag_name(command, name))
+
+
 def library_errors(func: F) -> F:
-    """Turn :class:`AugtoolError` raised by the library into a click error."""
+    """Turn :class:`AugtoolError` raised by the library into a click error.
+
+    Library errors name Python parameters; the message shown names the flags of
+    the running command (:func:`flag_name`).
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except AugtoolError as err:
-            raise AugtoolClickError(str(err), err.exit_code) from err
+            ctx = click.get_current_context(silent=True)
+            message = render_error(err, None if ctx is None else ctx.command)
+            raise AugtoolClickError(message, err.exit_code) from err
 
     return wrapper  # type: ignore[return-value]
 

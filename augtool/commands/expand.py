@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from augtool.commands.errors import interruptible, library_errors
+from augtool import defaults
+from augtool.commands.errors import LibraryOption, flag_name, interruptible, library_errors
 from augtool.commands.options import (
     RangeType,
     backend_from_options,
@@ -16,38 +17,13 @@ from augtool.commands.options import (
     load_config,
     overwrite_option,
     quiet_option,
+    range_text,
     seed_option,
+    size_option,
+    split_option,
     workers_option,
 )
 from augtool.commands.terminal import TqdmReporter, command_line
-
-
-def _counts_table(counts: dict[tuple[str, str], int], classes: list[str]) -> str:
-    order = {"train": 0, "val": 1, "test": 2}
-    splits = sorted(dict.fromkeys(s for s, _ in counts), key=lambda s: (order.get(s, 3), s))
-    width = max([len(c) for c in classes] + [6])
-    lines = ["".ljust(8) + "".join(c.rjust(width + 2) for c in [*classes, "total"])]
-    for sp in splits:
-        row = [counts.get((sp, c), 0) for c in classes]
-        lines.append(sp.ljust(8) + "".join(str(v).rjust(width + 2) for v in [*row, sum(row)]))
-    if len(splits) > 1:
-        col = [sum(counts.get((sp, c), 0) for sp in splits) for c in classes]
-        lines.append("total".ljust(8) + "".join(str(v).rjust(width + 2) for v in [*col, sum(col)]))
-    return "\n".join(lines)
-
-
-def _parse_output_size(
-    ctx: click.Context, param: click.Parameter, value: object
-) -> tuple[int, int | None]:
-    """Parse expand's ``--size``: ``227`` (square) or ``640x480``, as ``(width, height | None)``."""
-    text = str(value).strip().lower()
-    width, sep, height = text.partition("x")
-    try:
-        return int(width), (int(height) if sep else None)
-    except ValueError:
-        raise click.BadParameter(
-            f"a side length (227) or WIDTHxHEIGHT (640x480), got {value!r}", ctx=ctx, param=param
-        ) from None
 
 
 @click.command("expand")
@@ -65,7 +41,7 @@ def _parse_output_size(
     "--target",
     type=int,
     default=None,
-    help="Conventional outputs, originals included. [default: 1492]",
+    help=f"Conventional outputs, originals included. [default: {defaults.DEFAULT_TARGET}]",
 )
 @click.option(
     "--factor",
@@ -75,7 +51,7 @@ def _parse_output_size(
 )
 @click.option(
     "--transforms",
-    default="all",
+    default=defaults.DEFAULT_TRANSFORMS,
     show_default=True,
     help="Comma-separated transforms to cycle through.",
 )
@@ -89,33 +65,35 @@ def _parse_output_size(
 @click.option(
     "--sigma-range",
     type=RangeType(),
-    default="4,8",
+    default=range_text(defaults.DEFAULT_SIGMA_RANGE),
     show_default=True,
     help="Blur sigma, source px.",
 )
 @click.option(
     "--rotate-range",
     type=RangeType(),
-    default="-45,45",
+    default=range_text(defaults.DEFAULT_ROTATE_RANGE),
     show_default=True,
     help="Rotation, degrees.",
 )
 @click.option(
     "--translate-range",
     type=RangeType(),
-    default="25,50",
+    default=range_text(defaults.DEFAULT_TRANSLATE_RANGE),
     show_default=True,
     help="|dx|, |dy|, source px.",
 )
 @click.option(
-    "--shear-range", type=RangeType(), default="0.3,1.0", show_default=True, help="|shear factor|."
-)
-@click.option(
-    "--size",
-    default="227",
+    "--shear-range",
+    type=RangeType(),
+    default=range_text(defaults.DEFAULT_SHEAR_RANGE),
     show_default=True,
-    callback=_parse_output_size,
+    help="|shear factor|.",
+)
+@size_option(
+    default=str(defaults.DEFAULT_SIZE),
     help="Output side length (squashed), or WIDTHxHEIGHT (folder output), e.g. 640x480.",
+    library_names=("height",),
 )
 @click.option(
     "--letterbox",
@@ -123,48 +101,46 @@ def _parse_output_size(
     help="Keep each image's aspect ratio in the --size output, black bars around it.",
 )
 @click.option(
-    "--pca", is_flag=True, help="Add PCA colour-jittered copies (184 by default: the 1,676 set)."
+    "--pca",
+    is_flag=True,
+    help=f"Add PCA colour-jittered copies ({defaults.DEFAULT_PCA_COUNT} by default: the "
+    f"{defaults.DEFAULT_TARGET + defaults.DEFAULT_PCA_COUNT:,} set).",
 )
 @click.option(
     "--pca-count",
     type=click.IntRange(min=0),
     default=None,
-    help="Number of PCA copies (implies --pca). [default: 184]",
+    help=f"Number of PCA copies (implies --pca). [default: {defaults.DEFAULT_PCA_COUNT}]",
 )
 @click.option(
     "--pca-mode",
-    type=click.Choice(["pixel", "shift"]),
-    default="pixel",
+    type=click.Choice(defaults.PCA_MODES),
+    default=defaults.DEFAULT_PCA_MODE,
     show_default=True,
     help="pixel: each pixel along the principal axes (paper); shift: one colour (Krizhevsky).",
 )
 @click.option(
     "--pca-std",
     type=float,
-    default=0.5,
+    default=defaults.DEFAULT_PCA_STD,
     show_default=True,
     help="Std of the PCA alphas (relative to the image's own colour spread).",
 )
 @click.option(
     "--pca-k",
-    type=click.IntRange(1, 3),
-    default=3,
+    type=click.IntRange(*defaults.PCA_K_RANGE),
+    default=defaults.DEFAULT_PCA_K,
     show_default=True,
     help="Principal components used.",
 )
 @click.option(
     "--pca-scale",
-    type=click.Choice(["relative", "unit", "byte"]),
-    default="relative",
+    type=click.Choice(defaults.PCA_SCALES),
+    default=defaults.DEFAULT_PCA_SCALE,
     show_default=True,
     help="relative: unit-free; unit/byte: legacy shift on [0,1]/[0,255] covariances.",
 )
-@click.option(
-    "--split",
-    default="0.7",
-    show_default=True,
-    help="Train fraction (0.7), train,val,test (0.7,0.15,0.15) or none.",
-)
+@split_option
 @click.option(
     "--folds",
     type=click.IntRange(min=0),
@@ -175,8 +151,8 @@ def _parse_output_size(
 )
 @click.option(
     "--split-by",
-    type=click.Choice(["source", "image"]),
-    default="source",
+    type=click.Choice(defaults.SPLIT_BY),
+    default=defaults.DEFAULT_SPLIT_BY,
     show_default=True,
     help="source: no leakage; image: the paper's (leaky) protocol.",
 )
@@ -194,7 +170,9 @@ def _parse_output_size(
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["folder", "hdf5", "voc", "coco", "yolo"]),
+    cls=LibraryOption,
+    library_names=("annotation_format",),
+    type=click.Choice(defaults.OUTPUT_FORMATS + defaults.ANNOTATION_FORMATS),
     default=None,
     help="Output format [default: by OUT's suffix]; with --annotations, their format.",
 )
@@ -207,28 +185,28 @@ def _parse_output_size(
 @click.option(
     "--min-visibility",
     type=float,
-    default=0.3,
+    default=defaults.DEFAULT_MIN_VISIBILITY,
     show_default=True,
     help="Detection: drop a box when less than this fraction of it stays in the image.",
 )
 @click.option(
     "--image-format",
-    type=click.Choice(["png", "jpg"]),
-    default="png",
+    type=click.Choice(defaults.IMAGE_FORMATS),
+    default=defaults.DEFAULT_IMAGE_FORMAT,
     show_default=True,
     help="Folder output file format.",
 )
 @click.option(
     "--jpeg-quality",
     type=click.IntRange(1, 100),
-    default=95,
+    default=defaults.DEFAULT_JPEG_QUALITY,
     show_default=True,
     help="JPEG quality.",
 )
 @click.option(
     "--compression",
-    type=click.Choice(["none", "lzf", "gzip"]),
-    default="none",
+    type=click.Choice(defaults.COMPRESSIONS),
+    default=defaults.DEFAULT_COMPRESSION,
     show_default=True,
     help="HDF5 compression.",
 )
@@ -238,7 +216,7 @@ def _parse_output_size(
 @click.option(
     "--max-pixels",
     type=click.IntRange(min=1),
-    default=100_000_000,
+    default=defaults.MAX_PIXELS,
     show_default=True,
     help="Refuse larger sources.",
 )
@@ -265,85 +243,23 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
       augtool expand raw/ out/ --target 3000 --transforms rotate,flip_x --seed 7
       augtool expand raw/ out.h5 --backend dask --scheduler tcp://head:8786
     """
-    from augtool.expand import ExpandOptions, plan_run
+    from augtool.expand import dry_run as plan_only
     from augtool.expand import expand as run_expand
-    from augtool.recipe import load_recipe
-    from augtool.render import PcaSettings
-    from augtool.sources import scan
-    from augtool.transforms import Ranges, parse_transform_list
+    from augtool.expand import options_from_values
+    from augtool.summary import dry_run_lines, expand_lines
 
     quiet, dry_run = opts.pop("quiet"), opts.pop("dry_run")
     backend = backend_from_options(opts)
-    pca_count = opts.pop("pca_count")
-    if pca_count is None:
-        pca_count = 184 if opts.pop("pca") else 0
-    else:
-        opts.pop("pca")
-    target, factor = opts.pop("target"), opts.pop("factor")
-    if target is not None and factor is not None:
-        raise click.UsageError("give --target or --factor, not both")
-    if target is None and factor is None:
-        target = 1492
-    ranges = Ranges(
-        sigma_range=opts.pop("sigma_range"),
-        rotate_range=opts.pop("rotate_range"),
-        translate_range=opts.pop("translate_range"),
-        shear_range=opts.pop("shear_range"),
-    )
-    pca = PcaSettings(
-        std=opts.pop("pca_std"),
-        k=opts.pop("pca_k"),
-        mode=opts.pop("pca_mode"),
-        scale=opts.pop("pca_scale"),
-    )
-    recipe_value, transform_list = opts.pop("recipe"), opts.pop("transforms")
-    pipeline = None if recipe_value is None else load_recipe(recipe_value)
-    if pipeline is not None and transform_list.strip().lower() != "all":
-        raise click.UsageError("--transforms: a recipe names its own transforms; drop one")
     opts["size"], opts["height"] = opts["size"]
-    if opts["output_format"] in ("voc", "coco", "yolo"):
-        opts["annotation_format"], opts["output_format"] = opts["output_format"], "folder"
-    options = ExpandOptions(
-        target=target,
-        factor=factor,
-        pipeline=pipeline,
-        transforms=pipeline.names if pipeline else tuple(parse_transform_list(transform_list)),
-        ranges=ranges,
-        pca_count=pca_count,
-        pca=pca,
-        **opts,
-    )
+    options = options_from_values(opts)
     reporter = TqdmReporter(quiet)
     if dry_run:
-        if options.annotations is not None:
-            from augtool.expand import scan_detection
-
-            options.validate()
-            scanned, _ = scan_detection(raw, options)
-        else:
-            scanned = scan(raw, options.group_regex, options.skip_invalid, options.max_pixels)
-        run = plan_run(scanned, options, reporter)
-        from collections import Counter
-
-        from augtool.expand import row_label
-
-        counts = Counter(
-            (row_label(run, i), scanned.sources[j.source].class_name)
-            for i, j in enumerate(run.jobs)
-        )
-        click.echo(
-            f"plan: {len(run.jobs)} images from {len(scanned.sources)} sources (nothing written)"
-        )
-        click.echo(_counts_table(dict(counts), scanned.classes))
-        if scanned.grouped_by:
-            groups = len({s.group for s in scanned.sources})
-            click.echo(f"split grouped by {scanned.grouped_by}: {groups} groups")
-        per_transform = Counter(j.transform for j in run.jobs)
-        if pipeline is not None:
-            click.echo(
-                f"recipe: {pipeline.name or recipe_value} ({len(pipeline.steps)} transforms)"
-            )
-        click.echo("transforms: " + ", ".join(f"{k} {v}" for k, v in per_transform.items()))
+        try:
+            plan = plan_only(raw, options, reporter)
+        finally:
+            reporter.close()
+        recipe = opts.get("recipe")
+        click.echo("\n".join(dry_run_lines(plan, None if recipe is None else str(recipe))))
         return
     try:
         with backend or contextlib.nullcontext():
@@ -355,21 +271,5 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
     finally:
         reporter.close()
     if not quiet:
-        kind = "HDF5" if summary.output_format == "hdf5" else options.image_format.upper()
-        resumed = f", {summary.resumed} of them from the interrupted run" if summary.resumed else ""
-        click.echo(
-            f"wrote {summary.total} images ({kind} {options.size}x"
-            f"{options.height or options.size}) to {out} in {summary.seconds:.1f} s "
-            f"({summary.images_per_second:.0f} images/s{resumed})"
-        )
-        click.echo(_counts_table(summary.counts, summary.scan.classes))
-        if summary.boxes is not None:
-            click.echo(
-                f"boxes: {summary.boxes['boxes_out']} written in {options.annotation_format} "
-                f"({summary.boxes['boxes_in'] - summary.boxes['boxes_out']} of "
-                f"{summary.boxes['boxes_in']} left out: under --min-visibility "
-                f"{options.min_visibility:g} inside, or under 2 px)"
-            )
-        if summary.scan.grouped_by:
-            groups = len({s.group for s in summary.scan.sources})
-            click.echo(f"split grouped by {summary.scan.grouped_by}: {groups} groups")
+        command = click.get_current_context().command
+        click.echo("\n".join(expand_lines(summary, options, lambda p: flag_name(command, p))))

@@ -1,11 +1,26 @@
-"""Options shared by several commands, each defined once."""
+"""Options shared by several commands, each defined once.
+
+Every choice list and shown default comes from :mod:`augtool.defaults`; no help
+text types a default of its own. The conventions every command follows:
+
+* the output goes to the positional ``OUT`` argument (``--out`` is a deprecated
+  alias where a command had it: :func:`output_argument`);
+* ``--size`` is the side of the square images a command writes, or
+  ``WIDTHxHEIGHT`` where it writes other shapes (:func:`size_option`);
+* ``--split`` in expand says how to split (:func:`split_option`); in evaluate it
+  names one of the splits expand wrote.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+
+from augtool import defaults
+from augtool.commands.errors import LibraryOption
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,6 +68,151 @@ def tta_option(func: F) -> F:
     )(func)
 
 
+def device_option(func: F) -> F:
+    """``--device``: where torch runs (train, evaluate, predict)."""
+    return click.option(
+        "--device",
+        type=click.Choice(defaults.DEVICES),
+        default=defaults.DEFAULT_DEVICE,
+        show_default=True,
+        help="auto: a CUDA GPU when there is one, else the CPU.",
+    )(func)
+
+
+def batch_size_option(default: int | None, help: str) -> Callable[[F], F]:
+    """``--batch-size``: images per step or forward pass (train, evaluate).
+
+    Args:
+        default: The shown default, or None when the library resolves it (train: per
+            architecture, stated in ``help``).
+        help: What a batch is for this command.
+    """
+    return click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
+def range_text(pair: tuple[float, float]) -> str:
+    """A default range as typed on the command line: ``(4.0, 8.0)`` -> ``4,8``."""
+    return f"{pair[0]:g},{pair[1]:g}"
+
+
+def parse_size(text: object, square: bool) -> tuple[int, int | None]:
+    """``227`` or ``640x480`` as ``(width, height | None)``; None means square.
+
+    Raises:
+        ValueError: If the text is neither (or a rectangle where ``square``).
+    """
+    width, sep, height = str(text).strip().lower().partition("x")
+    w, h = int(width), (int(height) if sep else None)
+    if square and h is not None and h != w:
+        raise ValueError(text)
+    return w, (None if square else h)
+
+
+def size_option(
+    default: str | None,
+    help: str,
+    square: bool = False,
+    library_names: tuple[str, ...] = (),
+) -> Callable[[F], F]:
+    """``--size``: the side of the images a command writes, or ``WIDTHxHEIGHT``.
+
+    The value reaches the command as ``(width, height | None)`` (None: square),
+    or None when not given and ``default`` is None.
+
+    Args:
+        default: The default as typed, e.g. ``"227"``; None lets the library decide.
+        help: What the size is of, and its default where the library decides.
+        square: The command writes square images only: ``WxH`` must have ``W == H``.
+        library_names: Library parameters this option also sets (``height``).
+    """
+
+    def convert(ctx: click.Context, param: click.Parameter, value: object) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse_size(value, square)
+        except ValueError:
+            shape = "a side length (227)" if square else "a side length (227) or WIDTHxHEIGHT"
+            example = "" if square else " (640x480)"
+            raise click.BadParameter(
+                f"{shape}{example}, got {value!r}", ctx=ctx, param=param
+            ) from None
+
+    return click.option(
+        "--size",
+        cls=LibraryOption,
+        library_names=library_names,
+        default=default,
+        show_default=default is not None,
+        metavar="N" if square else "N|WxH",
+        callback=convert,
+        help=help,
+    )
+
+
+def split_option(func: F) -> F:
+    """``--split``: how expand splits the sources (fractions, or none)."""
+    return click.option(
+        "--split",
+        default=defaults.DEFAULT_SPLIT,
+        show_default=True,
+        help="Train fraction (0.7), train,test (0.7,0.3), train,val,test (0.7,0.15,0.15) or none.",
+    )(func)
+
+
+def output_argument(
+    kind: click.Path, required: bool = True, help_default: str | None = None
+) -> Callable[[F], F]:
+    """The positional ``OUT`` every writing command takes; ``--out``/``-o`` still works.
+
+    ``--out`` is a deprecated alias (preview, train and evaluate had it): it works,
+    and says on stderr that ``OUT`` is the way. The command receives ``out``.
+
+    Args:
+        kind: The path type of OUT.
+        required: Whether OUT must be given.
+        help_default: For an optional OUT, what the command writes to without it.
+    """
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, out: Any = None, out_option: Any = None, **kwargs: Any) -> Any:
+            if out_option is not None:
+                if out is not None and out != out_option:
+                    raise click.UsageError("give OUT once (--out is a deprecated alias of OUT)")
+                click.echo(
+                    "warning: --out is deprecated; give the output as the argument OUT instead",
+                    err=True,
+                )
+                out = out_option
+            if out is None and required:
+                raise click.UsageError("Missing argument 'OUT'.")
+            return func(*args, out=out, **kwargs)
+
+        hint = "" if help_default is None else f" [default: {help_default}]"
+        wrapper = click.option(
+            "--out",
+            "-o",
+            "out_option",
+            type=kind,
+            default=None,
+            metavar="OUT",
+            help=f"Deprecated: give OUT as an argument.{hint}",
+        )(wrapper)
+        wrapper = click.argument(
+            "out", type=kind, required=False, metavar="OUT" if required else "[OUT]"
+        )(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
 class RangeType(click.ParamType):
     """A ``low,high`` pair of numbers, e.g. ``--rotate-range -45,45``."""
 
@@ -98,8 +258,8 @@ def backend_options(func: F) -> F:
     options = [
         click.option(
             "--backend",
-            type=click.Choice(["local", "dask"]),
-            default="local",
+            type=click.Choice(defaults.BACKENDS),
+            default=defaults.DEFAULT_BACKEND,
             show_default=True,
             help="Where sources are rendered: joblib on this machine, or a Dask cluster "
             "(needs the dask extra; see docs/scaling.md). Never changes the output bytes.",
@@ -114,7 +274,7 @@ def backend_options(func: F) -> F:
         click.option(
             "--scheduler-timeout",
             type=click.FloatRange(min=0, min_open=True),
-            default=10.0,
+            default=defaults.DEFAULT_SCHEDULER_TIMEOUT,
             metavar="SECONDS",
             show_default=True,
             help="Seconds to wait for the Dask scheduler and its first worker.",
@@ -134,7 +294,7 @@ def backend_from_options(opts: dict[str, Any]) -> Any:
     """Pop the backend options from ``opts``; a DaskBackend (not connected) or None."""
     backend, scheduler = opts.pop("backend"), opts.pop("scheduler")
     timeout, send_sources = opts.pop("scheduler_timeout"), opts.pop("send_sources")
-    if backend == "local":
+    if backend == defaults.DEFAULT_BACKEND:
         if scheduler is not None or send_sources:
             option = "--scheduler" if scheduler is not None else "--send-sources"
             raise click.UsageError(f"{option} needs --backend dask")

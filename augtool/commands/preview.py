@@ -6,42 +6,43 @@ from pathlib import Path
 
 import click
 
+from augtool import defaults
 from augtool.commands.errors import library_errors
-from augtool.commands.options import overwrite_option, quiet_option, seed_option
+from augtool.commands.options import (
+    output_argument,
+    overwrite_option,
+    quiet_option,
+    seed_option,
+    size_option,
+)
 
 
 @click.command("preview")
 @click.argument("source", metavar="IMAGE|OUT_DATASET", type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    "-o",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="PNG file to write.",
-)
-@click.option(
-    "--size",
-    type=int,
+@output_argument(click.Path(dir_okay=False, path_type=Path))
+@size_option(
     default=None,
-    help="Image: tile side length, as expand --size. [default: 227]",
+    square=True,
+    help=f"Image: tile side length, as expand --size. [default: {defaults.DEFAULT_SIZE}]",
 )
 @click.option(
     "--pca-std",
     type=float,
     default=None,
-    help="Image: std of the PCA alphas, as expand --pca-std. [default: 0.5]",
+    help="Image: std of the PCA alphas, as expand --pca-std. "
+    f"[default: {defaults.DEFAULT_PCA_STD}]",
 )
 @click.option(
     "--columns",
     type=int,
     default=None,
-    help="Image: tiles per row. [default: 5]",
+    help=f"Image: tiles per row. [default: {defaults.DEFAULT_COLUMNS}]",
 )
 @click.option(
     "--per-cell",
     type=int,
     default=None,
-    help="Dataset: random images per class and split. [default: 4]",
+    help=f"Dataset: random images per class and split. [default: {defaults.DEFAULT_PER_CELL}]",
 )
 @click.option(
     "--recipe",
@@ -57,7 +58,7 @@ from augtool.commands.options import overwrite_option, quiet_option, seed_option
 @click.option(
     "--format",
     "annotation_format",
-    type=click.Choice(["voc", "coco", "yolo"]),
+    type=click.Choice(defaults.ANNOTATION_FORMATS),
     default=None,
     help="Format of --annotations.",
 )
@@ -65,7 +66,7 @@ from augtool.commands.options import overwrite_option, quiet_option, seed_option
 @click.option(
     "--min-visibility",
     type=float,
-    default=0.3,
+    default=defaults.DEFAULT_MIN_VISIBILITY,
     show_default=True,
     help="As expand --min-visibility.",
 )
@@ -76,7 +77,7 @@ from augtool.commands.options import overwrite_option, quiet_option, seed_option
 def preview(
     source: Path,
     out: Path,
-    size: int | None,
+    size: tuple[int, None] | None,
     pca_std: float | None,
     columns: int | None,
     per_cell: int | None,
@@ -102,11 +103,11 @@ def preview(
 
     \b
     Examples:
-      augtool preview raw/ALL/im001.jpg --out sheet.png
-      augtool preview raw/ALL/im001.jpg --out sheet.png --size 160 --seed 3 --columns 7
-      augtool preview raw/ALL/im001.jpg --out sheet.png --recipe my_recipe.toml
-      augtool preview out/ --out grid.png --per-cell 6
-      augtool preview smears/a.jpg --annotations ann/ --format voc --size 416 --out boxes.png
+      augtool preview raw/ALL/im001.jpg sheet.png
+      augtool preview raw/ALL/im001.jpg sheet.png --size 160 --seed 3 --columns 7
+      augtool preview raw/ALL/im001.jpg sheet.png --recipe my_recipe.toml
+      augtool preview out/ grid.png --per-cell 6
+      augtool preview smears/a.jpg --annotations ann/ --format voc --size 416 boxes.png
     """
     from augtool.preview import preview as run_preview
     from augtool.recipe import load_recipe
@@ -114,7 +115,7 @@ def preview(
     result = run_preview(
         source,
         out,
-        size=size,
+        size=None if size is None else size[0],
         seed=seed,
         pca_std=pca_std,
         columns=columns,

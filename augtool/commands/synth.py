@@ -6,8 +6,11 @@ from pathlib import Path
 
 import click
 
+from augtool import defaults
 from augtool.commands.errors import library_errors
-from augtool.commands.options import overwrite_option, quiet_option, seed_option
+from augtool.commands.options import overwrite_option, quiet_option, seed_option, size_option
+
+_PER_CLASS_TEXT = ",".join(f"{c}={n}" for c, n in defaults.DEFAULT_PER_CLASS.items())
 
 
 def _parse_per_class(
@@ -40,19 +43,6 @@ def _parse_per_class(
     return counts
 
 
-def _parse_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
-    """Parse ``WIDTHxHEIGHT`` (e.g. ``640x480``)."""
-    width, sep, height = value.lower().partition("x")
-    try:
-        if not sep:
-            raise ValueError(value)
-        return int(width), int(height)
-    except ValueError:
-        raise click.BadParameter(
-            f"expected WIDTHxHEIGHT such as 640x480, got {value!r}", ctx=ctx, param=param
-        ) from None
-
-
 @click.command("synth")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
@@ -60,15 +50,12 @@ def _parse_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple
     callback=_parse_per_class,
     metavar="CLASS=N,...",
     help="Images per class; classes not named are not generated. "
-    "[default: ALL=49,AML=33,normal=59, the paper's 141 sources]",
+    f"[default: {_PER_CLASS_TEXT}, the paper's {sum(defaults.DEFAULT_PER_CLASS.values())} "
+    "sources]",
 )
-@click.option(
-    "--size",
-    default="640x480",
-    show_default=True,
-    callback=_parse_size,
-    metavar="WxH",
-    help="Image size in pixels.",
+@size_option(
+    default="{}x{}".format(*defaults.DEFAULT_SYNTH_SIZE),
+    help="Image size in pixels: WIDTHxHEIGHT, or one side for square images.",
 )
 @seed_option
 @overwrite_option
@@ -77,7 +64,7 @@ def _parse_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 def synth(
     out: Path,
     per_class: dict[str, int] | None,
-    size: tuple[int, int],
+    size: tuple[int, int | None],
     seed: int,
     overwrite: bool,
     quiet: bool,
@@ -95,17 +82,11 @@ def synth(
       augtool synth demo/
       augtool synth demo/ --per-class ALL=10,AML=10,normal=10 --size 320x240 --seed 1
     """
-    from augtool.errors import OptionError
     from augtool.synth import synthesize
 
-    try:
-        summary = synthesize(out, per_class=per_class, size=size, seed=seed, overwrite=overwrite)
-    except OptionError as err:
-        option = {"per_class": "--per-class", "size": "--size", "seed": "--seed"}.get(err.option)
-        if option is None:
-            raise
-        raise click.BadParameter(
-            str(err).removeprefix(f"{err.option}: "), param_hint=option
-        ) from err
+    width, height = size
+    summary = synthesize(
+        out, per_class=per_class, size=(width, height or width), seed=seed, overwrite=overwrite
+    )
     if not quiet:
         click.echo(f"synth: {summary.line()}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from augtool.commands.errors import AugtoolClickError, library_errors
+from augtool.commands.errors import AugtoolClickError, LibraryOption, library_errors
 from augtool.commands.options import quiet_option, workers_option
 
 
@@ -15,6 +15,8 @@ from augtool.commands.options import quiet_option, workers_option
 @click.option(
     "--regenerate",
     "raw",
+    cls=LibraryOption,
+    library_names=("regenerate_raw",),
     type=click.Path(path_type=Path),
     default=None,
     help="Replay the recorded recipe on this RAW folder and require identical bytes.",
@@ -34,17 +36,14 @@ def verify(out: Path, raw: Path | None, workers: int, quiet: bool) -> None:
       augtool verify out/
       augtool verify out.h5 --regenerate raw/
     """
-    from augtool.verify import MAX_LISTED
+    from augtool.summary import verify_failure, verify_ok_line, verify_problem_lines
     from augtool.verify import verify as run_verify
 
     report = run_verify(out, regenerate_raw=raw, workers=workers)
     if report.ok:
         if not quiet:
-            extra = ", regenerated from RAW with identical bytes" if report.regenerated else ""
-            click.echo(f"ok: {report.checked} images in {out} match their records{extra}")
+            click.echo(verify_ok_line(report))
         return
-    for line in report.problems[:MAX_LISTED]:
+    for line in verify_problem_lines(report):
         click.echo(line, err=True)
-    if len(report.problems) > MAX_LISTED:
-        click.echo(f"... and {len(report.problems) - MAX_LISTED} more", err=True)
-    raise AugtoolClickError(f"{out}: {len(report.problems)} problem(s) found", exit_code=1)
+    raise AugtoolClickError(verify_failure(report), exit_code=1)
