@@ -224,8 +224,7 @@ def synthesize(
             raise OutputError(f"{out} exists and is not a folder")
         if any(out.iterdir()) and not overwrite:
             raise OutputError(
-                f"{out} is not empty; choose another folder or allow overwriting "
-                "(overwrite=True, --overwrite on the command line)"
+                f"{out} is not empty; choose another folder or pass {{overwrite}}", refs=True
             )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -140,7 +140,7 @@ def test_cudnn_benchmark_is_set_only_while_fit_runs():
 def test_train_accepts_amp_and_cudnn_options(tmp_path: Path):
     data = make_blob_h5(tmp_path / "d.h5", per_class=[6, 6, 6], size=SIZE, seed=1)
     run = tmp_path / "run"
-    args = ["train", str(data), "--out", str(run), "--epochs", "1", "--batch-size", "4"]
+    args = ["train", str(data), str(run), "--epochs", "1", "--batch-size", "4"]
     args += ["--device", "cpu", "--quiet", "--amp", "bf16", "--cudnn-benchmark"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output

@@ -1082,7 +1082,7 @@ def test_signal_during_train_stops_cleanly(tmp_path: Path, sig: int) -> None:
     data = make_blob_h5(tmp_path / "d.h5", (60, 60, 60), size=96)
     run = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "train", str(data), "--out", str(run), "--epochs", "500"],
+        [sys.executable, "-m", "cli", "train", str(data), str(run), "--epochs", "500"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -2,40 +2,39 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from augtool import defaults
 from augtool.commands.errors import library_errors
-from augtool.commands.options import tta_option
+from augtool.commands.options import batch_size_option, device_option, output_argument, tta_option
 
 
 @click.command("evaluate")
 @click.argument("model_file", metavar="MODEL", type=click.Path(exists=True, path_type=str))
 @click.argument("data", type=click.Path(exists=True, path_type=str))
+@output_argument(
+    click.Path(path_type=str),
+    required=False,
+    help_default="MODEL's folder/eval",
+)
 @click.option(
     "--split",
     default="test",
     show_default=True,
-    help="Split of an expand output ('all' for every image); "
-    "ignored for a raw class-per-folder image directory.",
+    help="Which split of an expand output to score: train, val, test, or all (every "
+    "image); ignored for a raw class-per-folder image directory.",
 )
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(path_type=str),
-    default=None,
-    help="Folder for metrics.json and confusion.png [default: MODEL's folder/eval].",
-)
-@click.option("--device", default="auto", show_default=True, help="auto, cuda or cpu.")
-@click.option(
-    "--batch-size", type=int, default=256, show_default=True, help="Images per forward pass."
-)
+@device_option
+@batch_size_option(default=defaults.DEFAULT_EVAL_BATCH_SIZE, help="Images per forward pass.")
 @tta_option
 @library_errors
 def evaluate_command(
     model_file: str,
     data: str,
-    split: str,
     out: str | None,
+    split: str,
     device: str,
     batch_size: int,
     tta: bool,
@@ -49,23 +48,20 @@ def evaluate_command(
     from a cluster bootstrap over the recorded groups (sources, or the
     --group-regex groups: 2,000 resamples, seed 0), the per-image Wilson
     interval (which assumes independent images), balanced accuracy and
-    accuracy on the original images, and writes metrics.json and confusion.png.
+    accuracy on the original images, and writes metrics.json and confusion.png
+    to OUT (default: MODEL's folder/eval).
 
     \b
     Example:
       augtool evaluate runs/leukemianet/model.pt cells.h5 --split test
-      augtool evaluate runs/leukemianet/model.pt new_smears/ --out eval_new/
+      augtool evaluate runs/leukemianet/model.pt new_smears/ eval_new/
     """
-    from pathlib import Path
+    target = out if out is not None else str(Path(model_file).parent / "eval")
+    split_arg = None if split == "all" else split
 
-    from augtool.errors import OptionError
     from model.report import format_table
     from model.run import evaluate_run
 
-    if batch_size < 1:
-        raise OptionError("--batch-size", f"must be >= 1, got {batch_size}")
-    target = out if out is not None else str(Path(model_file).parent / "eval")
-    split_arg = None if split == "all" else split
     result = evaluate_run(model_file, data, split_arg, target, device, batch_size, tta)
     where = "all images" if result.report["split"] is None else f"split {split}"
     if tta:

@@ -32,11 +32,10 @@ def quiet_option(func: F) -> F:
     )(func)
 
 
-def seed_option(func: F) -> F:
-    """``--seed``: the run seed; the same seed gives the same bytes."""
-    return click.option(
-        "--seed", type=int, default=0, show_default=True, help="Seed; same seed, same bytes."
-    )(func)
+def seed_option(func: F | None = None, *, help: str = "Seed; same seed, same bytes.") -> Any:
+    """``--seed``: the run seed. ``@seed_option``, or ``@seed_option(help=...)``."""
+    option = click.option("--seed", type=int, default=0, show_default=True, help=help)
+    return option if func is None else option(func)
 
 
 def workers_option(func: F) -> F:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import click
 
 from augtool.commands.errors import library_errors
-from augtool.commands.options import tta_option
+from augtool.commands.options import device_option, tta_option
 
 
 @click.command("predict")
 @click.argument("model_file", metavar="MODEL", type=click.Path(exists=True, path_type=str))
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=str))
-@click.option("--device", default="auto", show_default=True, help="auto, cuda or cpu.")
+@device_option
 @tta_option
 @library_errors
 def predict_command(model_file: str, images: tuple[str, ...], device: str, tta: bool) -> None:

@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import click
 
+from augtool import defaults
 from augtool.commands.errors import interruptible, library_errors
-from augtool.commands.options import overwrite_option, quiet_option
+from augtool.commands.options import (
+    batch_size_option,
+    device_option,
+    output_argument,
+    overwrite_option,
+    quiet_option,
+    seed_option,
+)
 from augtool.commands.terminal import command_line
+from model.archs import ARCHS, list_models, training_default
+
+
+def _per_arch(what: str, setting: str) -> str:
+    """Help text whose default comes from the registry: ``What [default: 30]``."""
+    return f"{what} [default: {training_default(setting)}]."
 
 
 def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -17,25 +31,20 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise OptionError("--arch-option", f"expected KEY=VALUE, got {pair!r}")
+            raise OptionError("arch_options", f"expected KEY=VALUE, got {pair!r}")
         options[key.strip()] = text.strip()
     return options
 
 
 @click.command("train")
 @click.argument("data", type=click.Path(exists=True, path_type=str))
-@click.option(
-    "--out",
-    "out",
-    required=True,
-    type=click.Path(path_type=str),
-    help="Run folder to create: model.pt, history.csv, metrics.json.",
-)
+@output_argument(click.Path(path_type=str))
 @click.option(
     "--arch",
-    default="leukemianet",
+    type=click.Choice(list_models()),
+    default=defaults.DEFAULT_ARCH,
     show_default=True,
-    help="Network: leukemianet (the paper's) or cellnet (stronger).",
+    help="Network: " + "; ".join(f"{n}: {ARCHS[n].summary}" for n in list_models()) + ".",
 )
 @click.option(
     "--arch-option",
@@ -44,51 +53,40 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
     metavar="KEY=VALUE",
     help="Architecture option, repeatable (e.g. conv2_filters=32); see docs/train.md.",
 )
-@click.option("--epochs", type=int, default=None, help="Epochs [default: 30].")
+@click.option("--epochs", type=int, default=None, help=_per_arch("Epochs", "epochs"))
+@click.option("--lr", type=float, default=None, help=_per_arch("Learning rate", "lr"))
+@batch_size_option(default=None, help=_per_arch("Images per step", "batch_size"))
+@click.option("--momentum", type=float, default=None, help=_per_arch("SGD momentum", "momentum"))
 @click.option(
-    "--lr",
-    type=float,
-    default=None,
-    help="Learning rate [default: 0.001 leukemianet, 0.05 cellnet].",
-)
-@click.option(
-    "--batch-size",
-    type=int,
-    default=None,
-    help="Images per step [default: 128 leukemianet, 64 cellnet].",
-)
-@click.option("--momentum", type=float, default=None, help="SGD momentum [default: 0.9].")
-@click.option(
-    "--weight-decay",
-    type=float,
-    default=None,
-    help="L2 penalty [default: 1e-4 leukemianet, 5e-4 cellnet].",
+    "--weight-decay", type=float, default=None, help=_per_arch("L2 penalty", "weight_decay")
 )
 @click.option(
     "--optimizer",
-    type=click.Choice(["sgd", "adamw"]),
+    type=click.Choice(defaults.OPTIMIZERS),
     default=None,
-    help="Optimizer [default: sgd].",
+    help=_per_arch("Optimizer", "optimizer"),
 )
 @click.option(
     "--schedule",
-    type=click.Choice(["constant", "cosine"]),
+    type=click.Choice(defaults.SCHEDULES),
     default=None,
-    help="Learning-rate schedule [default: constant leukemianet, cosine cellnet].",
+    help=_per_arch("Learning-rate schedule", "schedule"),
 )
 @click.option(
     "--augment",
     default=None,
     metavar="LIST",
-    help="On-device augmentation of training batches: none, or a comma-separated list "
-    "of flip, dihedral, gray, jitter [default: none leukemianet, dihedral cellnet].",
+    help=_per_arch(
+        "On-device augmentation of training batches: none, or a comma-separated list "
+        f"of {', '.join(defaults.AUGMENT_TOKENS)}",
+        "augment",
+    ),
 )
 @click.option(
     "--normalize",
-    type=click.Choice(["zerocenter", "standardize"]),
+    type=click.Choice(defaults.NORMALIZE_MODES),
     default=None,
-    help="Input normalisation from the train split "
-    "[default: zerocenter leukemianet, standardize cellnet].",
+    help=_per_arch("Input normalisation from the train split", "normalize"),
 )
 @click.option(
     "--patience",
@@ -96,12 +94,13 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
     default=None,
     help="Stop after N epochs without a better val accuracy (needs a val split).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cuda or cpu.")
+@device_option
 @click.option(
     "--amp",
-    type=click.Choice(["off", "bf16"]),
+    type=click.Choice(defaults.AMP_MODES),
     default=None,
-    help="off: float32; bf16: bfloat16 autocast of the forward pass [default: off].",
+    help="off: float32; bf16: bfloat16 autocast of the forward pass "
+    f"[default: {defaults.AMP_MODES[0]}].",
 )
 @click.option(
     "--cudnn-benchmark/--no-cudnn-benchmark",
@@ -116,9 +115,7 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Memory the data may take (e.g. 8G, 512M); a larger HDF5 set is streamed from "
     "disk [default: half the free memory of the device and of the host].",
 )
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seeds weights, batch order and flips."
-)
+@seed_option(help="Seeds weights, batch order and flips.")
 @click.option(
     "--fold",
     default=None,
@@ -163,23 +160,17 @@ def train_command(
 
     Trains on the train split, scores val after every epoch, keeps the best
     epoch on val when there is a val split, scores test once at the end, and
-    writes RUN/model.pt, RUN/history.csv and RUN/metrics.json. Unset training
+    writes OUT/model.pt, OUT/history.csv and OUT/metrics.json. Unset training
     options take the architecture's defaults (the paper's settings for
     leukemianet). With --fold, the folds of `expand --folds K` replace the splits.
 
     \b
     Example:
-      augtool train cells.h5 --out runs/leukemianet
-      augtool train cells.h5 --out runs/cellnet --arch cellnet --epochs 40
-      augtool train cells5.h5 --out runs/cellnet-cv --arch cellnet --fold all
+      augtool train cells.h5 runs/leukemianet
+      augtool train cells.h5 runs/cellnet --arch cellnet --epochs 40
+      augtool train cells5.h5 runs/cellnet-cv --arch cellnet --fold all
     """
-    import sys
-
-    from tqdm import tqdm
-
-    from model.report import pct
-    from model.run import train_run
-    from model.train import TrainConfig
+    from model.config import TrainConfig  # torch-free: options are checked before torch
 
     config = TrainConfig.for_arch(
         arch,
@@ -198,11 +189,18 @@ def train_command(
         amp=amp,
         cudnn_benchmark=cudnn_benchmark,
     )
-    bars: list[tqdm] = []  # opened at the first epoch, after the data and output checks
-    titles: list[str] = []  # the title of each bar (a disabled tqdm keeps none)
     fold_number = _parse_fold(fold)
     if resume and fold_number != "all":
         raise click.UsageError("--resume needs --fold all")
+    import sys
+
+    from tqdm import tqdm
+
+    from model.report import pct
+    from model.run import train_run
+
+    bars: list[tqdm] = []  # opened at the first epoch, after the data and output checks
+    titles: list[str] = []  # the title of each bar (a disabled tqdm keeps none)
 
     def progress(row: dict[str, float], desc: str = arch) -> None:
         if not titles or titles[-1] != desc:
