@@ -620,7 +620,8 @@ def expand(
         writer.abort(keep=True)
         raise Interrupted(
             f"interrupted; nothing final was written. The partial output is kept in "
-            f"{writer.tmp}: run the same command with --resume to continue, or delete it"
+            f"{writer.tmp}: run the same command with {{resume}} to continue, or delete it",
+            refs=True,
         ) from None
     except ClusterError as err:
         if all(r is None for r in records):  # failed before any output: nothing to resume
@@ -629,7 +630,8 @@ def expand(
         writer.abort(keep=True)
         raise ClusterError(
             f"{err}. The partial output is kept in {writer.tmp}: run the same command with "
-            "--resume to continue (on any backend), or delete it"
+            "{resume} to continue (on any backend), or delete it",
+            refs=True,
         ) from err
     except OSError as err:
         writer.abort()

@@ -7,6 +7,7 @@ torch start-up. :mod:`model.train` runs it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +21,26 @@ AMP_MODES = defaults.AMP_MODES
 SCHEDULES = defaults.SCHEDULES
 NORMALIZE_MODES = defaults.NORMALIZE_MODES
 AUGMENT_TOKENS = defaults.AUGMENT_TOKENS
+
+_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_memory(text: str | int) -> int:
+    """Bytes from ``--max-memory``: a number with an optional K, M, G or T (powers of 1024).
+
+    Raises:
+        OptionError: If the text is not such a size or is not positive.
+    """
+    if isinstance(text, int):
+        value = float(text)
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)I?B?\s*", str(text).upper())
+        if not match:
+            raise OptionError("max_memory", f"expected a size like 8G or 512M, got {text!r}")
+        value = float(match.group(1)) * _UNITS[match.group(2)]
+    if value < 1:
+        raise OptionError("max_memory", f"must be positive, got {text!r}")
+    return int(value)
 
 
 def parse_augment(text: str) -> frozenset[str]:
@@ -126,7 +147,7 @@ class TrainConfig:
         if not 0 <= self.label_smoothing < 1:
             raise OptionError("label_smoothing", "must be in [0, 1)")
         if self.warmup_epochs < 0 or (self.warmup_epochs and self.warmup_epochs >= self.epochs):
-            raise OptionError("warmup_epochs", "must be >= 0 and below --epochs")
+            raise OptionError("warmup_epochs", "must be >= 0 and below {epochs}", refs=True)
         if self.patience is not None and self.patience < 1:
             raise OptionError("patience", f"must be >= 1, got {self.patience}")
         choices = {

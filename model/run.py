@@ -79,7 +79,9 @@ def check_run_dir(out: str | Path, overwrite: bool) -> Path:
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputError(f"{out}: folder is not empty; choose another --out or pass --overwrite")
+        raise OutputError(
+            f"{out}: folder is not empty; choose another {{out}} or pass {{overwrite}}", refs=True
+        )
     parent = out.absolute().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

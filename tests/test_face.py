@@ -82,6 +82,7 @@ def test_help_of_every_command_imports_no_torch_opencv_or_h5py() -> None:
         ["train", "{data}", "{out}", "--augment", "sideways"],
         ["train", "{data}", "{out}", "--fold", "x"],
         ["train", "{data}", "{out}", "--resume"],
+        ["train", "{data}", "{out}", "--max-memory", "lots"],
         ["evaluate", "{data}", "{data}", "--batch-size", "0"],
         ["evaluate", "{data}", "{data}", "--device", "gpu"],
         ["predict", "{data}", "{data}", "--device", "tpu"],

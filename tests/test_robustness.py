@@ -651,7 +651,7 @@ def test_interrupt_during_hdf5_finish_then_resume(
         return real(self, name, *args, **kwargs)
 
     monkeypatch.setattr(h5py.Group, "create_dataset", create_dataset)
-    with pytest.raises(Exception, match="--resume"):
+    with pytest.raises(Exception, match="with resume to continue"):
         expand(raw, out, opts)
     monkeypatch.undo()
     assert not out.exists()
@@ -667,7 +667,7 @@ def test_resume_with_other_options_is_refused_and_keeps_the_partial(
     out = tmp_path / name
     writer = writers.Hdf5Writer if name.endswith(".h5") else writers.FolderWriter
     monkeypatch.setattr(writer, "commit", _fail_on_call(2, KeyboardInterrupt()))
-    with pytest.raises(Exception, match="--resume"):
+    with pytest.raises(Exception, match="with resume to continue"):
         expand(raw, out, ExpandOptions(target=30, size=16, workers=1))
     monkeypatch.undo()
     partial = snapshot(tmp_path)

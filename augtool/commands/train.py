@@ -170,7 +170,7 @@ def train_command(
       augtool train cells.h5 runs/cellnet --arch cellnet --epochs 40
       augtool train cells5.h5 runs/cellnet-cv --arch cellnet --fold all
     """
-    from model.config import TrainConfig  # torch-free: options are checked before torch
+    from model.config import TrainConfig, parse_memory  # torch-free: checked before torch
 
     config = TrainConfig.for_arch(
         arch,
@@ -192,6 +192,8 @@ def train_command(
     fold_number = _parse_fold(fold)
     if resume and fold_number != "all":
         raise click.UsageError("--resume needs --fold all")
+    if max_memory is not None:
+        parse_memory(max_memory)
     import sys
 
     from tqdm import tqdm
