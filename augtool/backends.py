@@ -142,7 +142,7 @@ class DaskBackend:
         if not scheduler.strip():
             raise OptionError("scheduler", "give an address like tcp://host:8786, or local")
         if not timeout > 0:
-            raise OptionError("scheduler_timeout", f"must be > 0 seconds, got {timeout}")
+            raise OptionError("timeout", f"must be > 0 seconds, got {timeout}")
         if workers < 0:
             raise OptionError("workers", f"must be >= 0 (0 = all cores), got {workers}")
         if retries < 0:

@@ -209,6 +209,7 @@ def test_flag_name_reads_the_command_s_own_parameters() -> None:
     assert flag_name(expand_command, "pca_std") == "--pca-std"
     assert flag_name(expand_command, "annotation_format") == "--format"  # LibraryOption
     assert flag_name(expand_command, "height") == "--size"
+    assert flag_name(expand_command, "timeout") == "--scheduler-timeout"  # DaskBackend's
     assert flag_name(expand_command, "out") == "OUT"  # an argument: its metavar
     assert flag_name(expand_command, "plugin_root") == "plugin_root"  # not an option here
     assert flag_name(main.commands["verify"], "regenerate_raw") == "--regenerate"

@@ -272,6 +272,8 @@ def backend_options(func: F) -> F:
         ),
         click.option(
             "--scheduler-timeout",
+            cls=LibraryOption,
+            library_names=("timeout",),
             type=click.FloatRange(min=0, min_open=True),
             default=defaults.DEFAULT_SCHEDULER_TIMEOUT,
             metavar="SECONDS",
