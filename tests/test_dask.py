@@ -232,7 +232,7 @@ def test_lost_cluster_keeps_the_partial_output_for_resume(make_raw, tmp_path: Pa
     options = ExpandOptions(size=48, target=40, workers=1)
     expand(raw, tmp_path / "local", options)
     out = tmp_path / "out"
-    with pytest.raises(ClusterError, match=r"mid-run\. The partial output is kept.*--resume"):
+    with pytest.raises(ClusterError, match=r"mid-run\. The partial output is kept.*with resume"):
         expand(raw, out, options, backend=LosesTheClusterAfterOneTask())
     assert partial_path(out).is_dir() and not out.exists()
     expand(raw, out, ExpandOptions(**{**options.__dict__, "resume": True}))
