@@ -33,7 +33,7 @@ EXTRA = "pip install -e '.[albumentations]'  (or pip install 'albumentations>=2.
 SUPPORTED = (2, 0)
 
 
-def import_albumentations(where: str = "--recipe") -> ModuleType:
+def import_albumentations(where: str = "recipe") -> ModuleType:
     """Import albumentations with its update check off, or refuse naming the extra.
 
     Raises:

@@ -25,11 +25,12 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, Protocol
 
+from augtool import defaults
 from augtool.errors import ClusterError, InputError, OptionError
 from augtool.render import Rendered, RenderSettings, SourceTask, render_in_worker, render_source
 
 #: Values of ``--backend``.
-BACKENDS = ("local", "dask")
+BACKENDS = defaults.BACKENDS
 #: ``--scheduler`` value that starts a ``distributed.LocalCluster`` on loopback.
 LOCAL_SCHEDULER = "local"
 #: Tasks in flight per worker thread: enough to keep every worker busy while
@@ -90,7 +91,7 @@ def _import_distributed() -> ModuleType:
         import distributed
     except ImportError as err:
         raise OptionError(
-            "--backend",
+            "backend",
             "dask needs the optional Dask extra: pip install 'augtool[dask]' "
             "(or pip install 'dask[distributed]')",
         ) from err
@@ -139,11 +140,11 @@ class DaskBackend:
             OptionError: Naming the invalid setting.
         """
         if not scheduler.strip():
-            raise OptionError("--scheduler", "give an address like tcp://host:8786, or local")
+            raise OptionError("scheduler", "give an address like tcp://host:8786, or local")
         if not timeout > 0:
-            raise OptionError("--scheduler-timeout", f"must be > 0 seconds, got {timeout}")
+            raise OptionError("timeout", f"must be > 0 seconds, got {timeout}")
         if workers < 0:
-            raise OptionError("--workers", f"must be >= 0 (0 = all cores), got {workers}")
+            raise OptionError("workers", f"must be >= 0 (0 = all cores), got {workers}")
         if retries < 0:
             raise OptionError("retries", f"must be >= 0, got {retries}")
         if window < 0:

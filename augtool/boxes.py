@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from augtool import defaults
 from augtool.errors import OptionError
 from augtool.plan import PCA
 from augtool.transforms import ORIGINAL, Params, geometry
 
 #: Default of ``--min-visibility``: a box is dropped when less than this fraction of it
 #: stays inside the output image.
-DEFAULT_MIN_VISIBILITY = 0.3
+DEFAULT_MIN_VISIBILITY = defaults.DEFAULT_MIN_VISIBILITY
 
 
 def check_min_visibility(value: float) -> float:
@@ -32,7 +33,7 @@ def check_min_visibility(value: float) -> float:
         OptionError: When it is not a finite number in ``[0, 1]``.
     """
     if not (0.0 <= value <= 1.0):
-        raise OptionError("--min-visibility", f"a fraction between 0 and 1, got {value}")
+        raise OptionError("min_visibility", f"a fraction between 0 and 1, got {value}")
     return float(value)
 
 

@@ -29,6 +29,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from augtool import defaults
 from augtool.annotations import FORMATS, AnnotationSet, Box, ImageBoxes, Problem, read_annotations
 from augtool.decode import decode_rgb, read_image_file
 from augtool.errors import InputError, OptionError, OutputError
@@ -52,13 +53,13 @@ CELLS_COLUMNS = (
     "truncated",
     "clipped",
 )
-CROPS = ("window", "box")
+CROPS = defaults.CROPS
 #: Policies for boxes cut by the image border.
-BORDER_POLICIES = ("keep", "drop-truncated", "drop-touching")
+BORDER_POLICIES = defaults.BORDER_POLICIES
 #: ``--exclude-overlap`` value meaning every other class.
 ANY_CLASS = "all"
 #: Box mode output side when ``--size`` is not given.
-DEFAULT_BOX_SIZE = 256
+DEFAULT_BOX_SIZE = defaults.DEFAULT_BOX_SIZE
 MAX_LISTED = 50
 #: Refuse smears with more pixels than this (a whole slide is not a smear).
 MAX_PIXELS = 1_000_000_000
@@ -120,19 +121,19 @@ class CellOptions:
 
     format: str = "voc"
     names: str | None = None
-    crop: str = "window"
-    window: int = 256
-    margin: float = 0.1
+    crop: str = defaults.DEFAULT_CROP
+    window: int = defaults.DEFAULT_WINDOW
+    margin: float = defaults.DEFAULT_MARGIN
     size: int | None = None
     classes: tuple[str, ...] | None = None
     rename: tuple[tuple[str, str], ...] = ()
     max_per_class: int | None = None
     max_per_smear: int | None = None
     min_size: float = 0.0
-    border: str = "keep"
+    border: str = defaults.DEFAULT_BORDER
     exclude_overlap: tuple[str, ...] = ()
-    image_format: str = "png"
-    jpeg_quality: int = 95
+    image_format: str = defaults.DEFAULT_IMAGE_FORMAT
+    jpeg_quality: int = defaults.DEFAULT_JPEG_QUALITY
     seed: int = 0
     skip_invalid: bool = False
     overwrite: bool = False
@@ -144,45 +145,43 @@ class CellOptions:
             OptionError: Naming the first invalid option.
         """
         if self.format not in FORMATS:
-            raise OptionError("--format", f"one of {', '.join(FORMATS)}, got {self.format!r}")
+            raise OptionError("format", f"one of {', '.join(FORMATS)}, got {self.format!r}")
         if self.crop not in CROPS:
-            raise OptionError("--crop", f"window or box, got {self.crop!r}")
+            raise OptionError("crop", f"window or box, got {self.crop!r}")
         if not 8 <= self.window <= 16384:
-            raise OptionError("--window", f"must be between 8 and 16384 pixels, got {self.window}")
+            raise OptionError("window", f"must be between 8 and 16384 pixels, got {self.window}")
         if not (math.isfinite(self.margin) and 0 <= self.margin <= 2):
-            raise OptionError("--margin", f"must be between 0 and 2, got {self.margin}")
+            raise OptionError("margin", f"must be between 0 and 2, got {self.margin}")
         if self.size is not None and not 8 <= self.size <= 4096:
-            raise OptionError("--size", f"must be between 8 and 4096, got {self.size}")
+            raise OptionError("size", f"must be between 8 and 4096, got {self.size}")
         for option, cap in (
-            ("--max-per-class", self.max_per_class),
-            ("--max-per-smear", self.max_per_smear),
+            ("max_per_class", self.max_per_class),
+            ("max_per_smear", self.max_per_smear),
         ):
             if cap is not None and cap < 1:
                 raise OptionError(option, f"must be >= 1, got {cap}")
         if not (math.isfinite(self.min_size) and self.min_size >= 0):
-            raise OptionError("--min-size", f"must be >= 0 pixels, got {self.min_size}")
+            raise OptionError("min_size", f"must be >= 0 pixels, got {self.min_size}")
         if self.border not in BORDER_POLICIES:
-            raise OptionError(
-                "--border", f"one of {', '.join(BORDER_POLICIES)}, got {self.border!r}"
-            )
+            raise OptionError("border", f"one of {', '.join(BORDER_POLICIES)}, got {self.border!r}")
         if self.image_format not in ("png", "jpg"):
-            raise OptionError("--image-format", f"png or jpg, got {self.image_format!r}")
+            raise OptionError("image_format", f"png or jpg, got {self.image_format!r}")
         if not 1 <= self.jpeg_quality <= 100:
-            raise OptionError("--jpeg-quality", f"must be 1..100, got {self.jpeg_quality}")
+            raise OptionError("jpeg_quality", f"must be 1..100, got {self.jpeg_quality}")
         if self.classes is not None and not self.classes:
-            raise OptionError("--classes", "name at least one class")
+            raise OptionError("classes", "name at least one class")
         olds = [old for old, _ in self.rename]
         twice = sorted({o for o in olds if olds.count(o) > 1})
         if twice:
-            raise OptionError("--rename", f"class {twice[0]!r} is renamed twice")
+            raise OptionError("rename", f"class {twice[0]!r} is renamed twice")
         for old, new in self.rename:
             if not old or not new:
-                raise OptionError("--rename", f"expected OLD=NEW, got {old!r}={new!r}")
+                raise OptionError("rename", f"expected OLD=NEW, got {old!r}={new!r}")
             problem = folder_name_problem(new)
             if problem:
-                raise OptionError("--rename", f"{new!r} {problem}")
+                raise OptionError("rename", f"{new!r} {problem}")
         if ANY_CLASS in self.exclude_overlap and len(self.exclude_overlap) > 1:
-            raise OptionError("--exclude-overlap", f"{ANY_CLASS!r} already names every class")
+            raise OptionError("exclude_overlap", f"{ANY_CLASS!r} already names every class")
 
     @property
     def output_size(self) -> int | None:
@@ -433,9 +432,9 @@ def check_classes(annotations: AnnotationSet, options: CellOptions) -> None:
     known = set(annotations.classes)
     listing = ", ".join(annotations.classes) or "none"
     named = [
-        ("--classes", options.classes or ()),
-        ("--rename", [old for old, _ in options.rename]),
-        ("--exclude-overlap", [c for c in options.exclude_overlap if c != ANY_CLASS]),
+        ("classes", options.classes or ()),
+        ("rename", [old for old, _ in options.rename]),
+        ("exclude_overlap", [c for c in options.exclude_overlap if c != ANY_CLASS]),
     ]
     for option, classes in named:
         unknown = [c for c in classes if c not in known]

@@ -105,21 +105,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from augtool import defaults
 from augtool.errors import OptionError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 #: Accepted values of ``mode``.
-MODES = ("pixel", "shift")
+MODES = defaults.PCA_MODES
 #: Accepted values of ``scale``: ``relative`` is unit-free; the others are legacy (shift only).
-SCALES = ("relative", "unit", "byte")
+SCALES = defaults.PCA_SCALES
 #: Accepted values of ``device``.
 DEVICES = ("cpu", "cuda")
 #: Default mode: the paper's per-pixel reading (chosen by benchmarks/pca_measure.py).
-DEFAULT_MODE = "pixel"
+DEFAULT_MODE = defaults.DEFAULT_PCA_MODE
 #: Default standard deviation of the alphas (chosen by benchmarks/pca_measure.py).
-DEFAULT_STD = 0.5
+DEFAULT_STD = defaults.DEFAULT_PCA_STD
 #: Bound on the relative weights ``|w_i|``: ``exp(1.25) - 1 < 2.51`` keeps the pixel
 #: mode's float32 sums below ``2**12`` (``255 + 1530 * 2.49 + 0.5 < 4096``), hence exact.
 WEIGHT_LIMIT = 1.25

@@ -10,13 +10,13 @@ import os
 import platform
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from augtool import __version__
+from augtool import __version__, defaults
 from augtool.annotations.base import FORMATS
 from augtool.backends import Backend, LocalBackend
 from augtool.boxes import DEFAULT_MIN_VISIBILITY, check_min_visibility
@@ -25,7 +25,7 @@ from augtool.color import SCALES as PCA_SCALES
 from augtool.errors import ClusterError, InputError, Interrupted, OptionError, OutputError
 from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
-from augtool.recipe import Recipe, recipe_from_dict
+from augtool.recipe import Recipe, load_recipe, recipe_from_dict
 from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask
 from augtool.sources import ScanResult, Source, scan
 from augtool.split import (
@@ -38,16 +38,16 @@ from augtool.split import (
     split_by_group,
     split_by_image,
 )
-from augtool.transforms import TRANSFORMS, Ranges
+from augtool.transforms import TRANSFORMS, Ranges, parse_transform_list
 from augtool.writers import SCHEMA_VERSION, FolderWriter, Hdf5Writer, check_output
 
 if TYPE_CHECKING:
     from augtool.detect import DetectionInput
 
-SPLIT_BY = ("source", "image")
-#: ``ExpandOptions.split``'s default; the only split value ``--folds`` accepts besides ``none``.
-DEFAULT_SPLIT = "0.7"
-COMPRESSIONS = ("none", "lzf", "gzip")
+SPLIT_BY = defaults.SPLIT_BY
+#: ``ExpandOptions.split``'s default; the only split value ``folds`` accepts besides ``none``.
+DEFAULT_SPLIT = defaults.DEFAULT_SPLIT
+COMPRESSIONS = defaults.COMPRESSIONS
 
 
 class Reporter(Protocol):
@@ -82,8 +82,11 @@ class ExpandOptions:
 
     Attributes:
         size: Output side length (paper: 227).
-        target: Conventional outputs wanted, originals included (paper: 1,492).
-        factor: Alternative to ``target``: outputs per source on average.
+        target: Conventional outputs wanted, originals included. When neither
+            ``target`` nor ``factor`` is given, the paper's 1,492
+            (:data:`augtool.defaults.DEFAULT_TARGET`).
+        factor: Alternative to ``target``: outputs per source on average
+            (``round(factor x sources)``); give one of the two.
         transforms: Transform names to cycle through.
         ranges: Parameter ranges.
         seed: Run seed.
@@ -120,25 +123,25 @@ class ExpandOptions:
             instead of squashing it to the output size.
     """
 
-    size: int = 227
-    target: int | None = 1492
+    size: int = defaults.DEFAULT_SIZE
+    target: int | None = None
     factor: float | None = None
     transforms: tuple[str, ...] = tuple(TRANSFORMS)
     ranges: Ranges = field(default_factory=Ranges)
     seed: int = 0
     pca_count: int = 0
     pca: PcaSettings = field(default_factory=PcaSettings)
-    image_format: str = "png"
-    jpeg_quality: int = 95
+    image_format: str = defaults.DEFAULT_IMAGE_FORMAT
+    jpeg_quality: int = defaults.DEFAULT_JPEG_QUALITY
     output_format: str | None = None
-    compression: str = "none"
+    compression: str = defaults.DEFAULT_COMPRESSION
     split: str = DEFAULT_SPLIT
-    split_by: str = "source"
+    split_by: str = defaults.DEFAULT_SPLIT_BY
     folds: int = 0
     group_regex: str | None = None
     no_augment_test: bool = False
     skip_invalid: bool = False
-    max_pixels: int = 100_000_000
+    max_pixels: int = defaults.MAX_PIXELS
     workers: int = 0
     overwrite: bool = False
     resume: bool = False
@@ -150,92 +153,123 @@ class ExpandOptions:
     height: int | None = None
     letterbox: bool = False
 
+    def __post_init__(self) -> None:
+        """Resolve the default count: the paper's 1,492 unless ``factor`` is given."""
+        if self.target is None and self.factor is None:
+            object.__setattr__(self, "target", defaults.DEFAULT_TARGET)
+
     def validate(self) -> SplitSpec:
         """Check every option; return the parsed split.
 
         Raises:
             OptionError: Naming the first invalid option.
         """
-        if not 8 <= self.size <= 4096:
-            raise OptionError("--size", f"must be between 8 and 4096, got {self.size}")
-        if self.height is not None and not 8 <= self.height <= 4096:
-            raise OptionError("--size", f"height must be between 8 and 4096, got {self.height}")
+        lo, hi = defaults.MIN_SIZE, defaults.MAX_SIZE
+        if not lo <= self.size <= hi:
+            raise OptionError("size", f"must be between {lo} and {hi}, got {self.size}")
+        if self.height is not None and not lo <= self.height <= hi:
+            raise OptionError("height", f"must be between {lo} and {hi}, got {self.height}")
         if self.height is not None and self.output_format == "hdf5":
-            raise OptionError("--size", "HDF5 output is square; give one side length")
-        if self.image_format not in ("png", "jpg"):
-            raise OptionError("--image-format", f"png or jpg, got {self.image_format!r}")
+            raise OptionError("height", "HDF5 output is square; give one side length")
+        if self.target is not None and self.factor is not None:
+            raise OptionError("target", "give {target} or {factor}, not both", refs=True)
+        if self.image_format not in defaults.IMAGE_FORMATS:
+            raise OptionError("image_format", f"png or jpg, got {self.image_format!r}")
         if not 1 <= self.jpeg_quality <= 100:
-            raise OptionError("--jpeg-quality", f"must be 1..100, got {self.jpeg_quality}")
+            raise OptionError("jpeg_quality", f"must be 1..100, got {self.jpeg_quality}")
         if self.output_format not in (None, "folder", "hdf5"):
-            raise OptionError("--format", f"folder or hdf5, got {self.output_format!r}")
+            raise OptionError("output_format", f"folder or hdf5, got {self.output_format!r}")
         if self.compression not in COMPRESSIONS:
-            raise OptionError("--compression", f"one of {', '.join(COMPRESSIONS)}")
+            raise OptionError("compression", f"one of {', '.join(COMPRESSIONS)}")
         if self.split_by not in SPLIT_BY:
-            raise OptionError("--split-by", f"source or image, got {self.split_by!r}")
+            raise OptionError("split_by", f"source or image, got {self.split_by!r}")
         if self.pca_count < 0:
-            raise OptionError("--pca-count", f"must be >= 0, got {self.pca_count}")
+            raise OptionError("pca_count", f"must be >= 0, got {self.pca_count}")
         if self.pca_count and not self.pca.std >= 0:
-            raise OptionError("--pca-std", f"must be >= 0, got {self.pca.std}")
+            raise OptionError("pca_std", f"must be >= 0, got {self.pca.std}")
         if self.pca_count and self.pca.k not in (1, 2, 3):
-            raise OptionError("--pca-k", f"must be 1, 2 or 3, got {self.pca.k}")
+            raise OptionError("pca_k", f"must be 1, 2 or 3, got {self.pca.k}")
         if self.pca_count and self.pca.mode not in PCA_MODES:
-            raise OptionError("--pca-mode", f"pixel or shift, got {self.pca.mode!r}")
+            raise OptionError("pca_mode", f"pixel or shift, got {self.pca.mode!r}")
         if self.pca_count and self.pca.scale not in PCA_SCALES:
-            raise OptionError("--pca-scale", f"relative, unit or byte, got {self.pca.scale!r}")
+            raise OptionError("pca_scale", f"relative, unit or byte, got {self.pca.scale!r}")
         if self.pca_count and self.pca.mode == "pixel" and self.pca.scale != "relative":
-            raise OptionError("--pca-scale", "unit and byte are legacy scales of --pca-mode shift")
+            raise OptionError(
+                "pca_scale", "unit and byte are legacy scales of {pca_mode} shift", refs=True
+            )
         if self.workers < 0:
-            raise OptionError("--workers", f"must be >= 0 (0 = all cores), got {self.workers}")
+            raise OptionError("workers", f"must be >= 0 (0 = all cores), got {self.workers}")
         if self.max_pixels < 1:
-            raise OptionError("--max-pixels", "must be positive")
+            raise OptionError("max_pixels", "must be positive")
         spec = parse_split(self.split)
         self._validate_detection()
         if check_folds(self.folds):
             if self.split not in (DEFAULT_SPLIT, "none"):
                 raise OptionError(
-                    "--folds", "replaces the fractional split; leave --split at its default"
+                    "folds",
+                    "replaces the fractional split; leave {split} at its default",
+                    refs=True,
                 )
             if self.split_by == "image":
-                raise OptionError("--folds", "needs --split-by source (folds split sources)")
+                raise OptionError(
+                    "folds", "needs {split_by} source (folds split sources)", refs=True
+                )
             if self.no_augment_test:
-                raise OptionError("--no-augment-test", "needs a fractional split, not --folds")
+                raise OptionError(
+                    "no_augment_test", "needs a fractional split, not {folds}", refs=True
+                )
             spec = parse_split("none")
         if self.no_augment_test and self.split_by == "image":
-            raise OptionError("--no-augment-test", "needs --split-by source")
+            raise OptionError("no_augment_test", "needs {split_by} source", refs=True)
         if self.no_augment_test and not spec.enabled:
-            raise OptionError("--no-augment-test", "needs a split (--split 0.7 or similar)")
+            raise OptionError(
+                "no_augment_test", "needs a split ({split} 0.7 or similar)", refs=True
+            )
         if self.pipeline is not None:
             if self.transforms != self.pipeline.names:
                 raise OptionError(
-                    "--transforms", "a recipe names its own transforms; drop --transforms"
+                    "transforms",
+                    "a recipe names its own transforms; drop {transforms}",
+                    refs=True,
                 )
             if self.ranges != Ranges():
                 raise OptionError(
-                    "--recipe", "a recipe sets its own ranges; drop --sigma-range and the like"
+                    "recipe",
+                    "a recipe sets its own ranges; drop {sigma_range} and the like",
+                    refs=True,
                 )
             others = [name for name in self.pipeline.names if name not in TRANSFORMS]
             if others and (self.annotations is not None or self.letterbox):
                 raise OptionError(
-                    "--recipe",
-                    f"boxes (--annotations) and --letterbox follow the paper's transforms "
+                    "recipe",
+                    f"boxes ({{annotations}}) and {{letterbox}} follow the paper's transforms "
                     f"only; this recipe also has {', '.join(others)}",
+                    refs=True,
                 )
         return spec
 
     def _validate_detection(self) -> None:
         if self.annotations is None:
             if self.annotation_format is not None:
-                raise OptionError("--format", f"{self.annotation_format} needs --annotations")
+                raise OptionError(
+                    "annotation_format",
+                    f"{self.annotation_format} needs {{annotations}}",
+                    refs=True,
+                )
             if self.names is not None:
-                raise OptionError("--names", "needs --annotations (YOLO)")
+                raise OptionError("names", "needs {annotations} (YOLO)", refs=True)
             return
         if self.annotation_format not in FORMATS:
             raise OptionError(
-                "--format",
-                f"with --annotations, one of {', '.join(FORMATS)}; got {self.annotation_format!r}",
+                "annotation_format",
+                f"with {{annotations}}, one of {', '.join(FORMATS)}; "
+                f"got {self.annotation_format!r}",
+                refs=True,
             )
         if self.output_format == "hdf5":
-            raise OptionError("--format", "detection output (--annotations) is a folder")
+            raise OptionError(
+                "output_format", "detection output ({annotations}) is a folder", refs=True
+            )
         check_min_visibility(self.min_visibility)
 
     @classmethod
@@ -277,6 +311,66 @@ class ExpandOptions:
         if self.pipeline is not None:
             d["pipeline"] = self.pipeline.to_dict()
         return d
+
+
+#: Flat values :func:`options_from_values` folds into :class:`Ranges`.
+RANGE_KEYS = ("sigma_range", "rotate_range", "translate_range", "shear_range")
+#: Flat values folded into :class:`PcaSettings` (``pca_<field>``).
+PCA_KEYS = ("pca_std", "pca_k", "pca_mode", "pca_scale")
+
+
+def options_from_values(values: Mapping[str, Any]) -> ExpandOptions:
+    """Build :class:`ExpandOptions` from flat values, as a command line or a config gives them.
+
+    Besides the fields of :class:`ExpandOptions` (except ``ranges``, ``pca`` and
+    ``pipeline``), ``values`` may hold:
+
+    * ``sigma_range``, ``rotate_range``, ``translate_range``, ``shear_range``: the
+      :class:`Ranges` (the others keep their defaults);
+    * ``pca_std``, ``pca_k``, ``pca_mode``, ``pca_scale``: the :class:`PcaSettings`;
+    * ``pca``: True adds the paper's 184 PCA copies unless ``pca_count`` says how
+      many (``pca_count`` alone implies ``pca``);
+    * ``recipe``: a recipe file or shipped name (:func:`augtool.recipe.load_recipe`),
+      or a loaded :class:`Recipe`; it names its own transforms;
+    * ``transforms``: ``all``, ``"a,b,c"`` or a sequence of names;
+    * ``output_format``: also ``voc``, ``coco`` or ``yolo``, the format of
+      ``annotations`` (the output is then a folder).
+
+    A value of None means the default.
+
+    Raises:
+        OptionError: For an unknown key, a recipe with ``transforms``, and any invalid
+            value (the options are validated).
+    """
+    flat = {k: v for k, v in values.items() if v is not None}
+    known = {f.name for f in fields(ExpandOptions)} - {"ranges", "pca", "pipeline"}
+    allowed = known | set(RANGE_KEYS) | set(PCA_KEYS) | {"pca", "recipe"}
+    for key in flat:
+        if key not in allowed:
+            raise OptionError(key, "not an option of expand")
+    ranges = Ranges(**{k: tuple(flat.pop(k)) for k in RANGE_KEYS if k in flat})
+    pca = PcaSettings(**{k.removeprefix("pca_"): flat.pop(k) for k in PCA_KEYS if k in flat})
+    wants_pca = bool(flat.pop("pca", False))
+    if "pca_count" not in flat:
+        flat["pca_count"] = defaults.DEFAULT_PCA_COUNT if wants_pca else 0
+    recipe = flat.pop("recipe", None)
+    pipeline = None
+    if recipe is not None:
+        pipeline = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    transforms = flat.pop("transforms", defaults.DEFAULT_TRANSFORMS)
+    if isinstance(transforms, str):
+        if pipeline is not None and transforms.strip().lower() != defaults.DEFAULT_TRANSFORMS:
+            raise OptionError(
+                "transforms", "a recipe names its own transforms; drop {transforms}", refs=True
+            )
+        names = pipeline.names if pipeline is not None else tuple(parse_transform_list(transforms))
+    else:
+        names = tuple(transforms)
+    if flat.get("output_format") in defaults.ANNOTATION_FORMATS:
+        flat["annotation_format"], flat["output_format"] = flat["output_format"], "folder"
+    options = ExpandOptions(ranges=ranges, pca=pca, pipeline=pipeline, transforms=names, **flat)
+    options.validate()
+    return options
 
 
 @dataclass
@@ -474,23 +568,8 @@ def expand(
     workers = options.workers or default_workers()
     backend = backend or LocalBackend(workers)
 
-    reporter.start("scan", 0)
-    detection = None
-    if options.annotations is not None:
-        scan_result, detection = scan_detection(raw, options)
-        for warning in detection.warnings:
-            reporter.warn(warning)
-    else:
-        scan_result = scan(
-            raw,
-            group_regex=options.group_regex,
-            skip_invalid=options.skip_invalid,
-            max_pixels=options.max_pixels,
-            workers=workers,
-            progress=None,
-        )
-    _report_scan(scan_result, reporter)
-    run = plan_run(scan_result, options, reporter)
+    run, detection = _scan_and_plan(raw, options, workers, reporter)
+    scan_result = run.scan
 
     encoding = "array" if output_format == "hdf5" else options.image_format
     settings = RenderSettings(
@@ -541,7 +620,8 @@ def expand(
         writer.abort(keep=True)
         raise Interrupted(
             f"interrupted; nothing final was written. The partial output is kept in "
-            f"{writer.tmp}: run the same command with --resume to continue, or delete it"
+            f"{writer.tmp}: run the same command with {{resume}} to continue, or delete it",
+            refs=True,
         ) from None
     except ClusterError as err:
         if all(r is None for r in records):  # failed before any output: nothing to resume
@@ -550,7 +630,8 @@ def expand(
         writer.abort(keep=True)
         raise ClusterError(
             f"{err}. The partial output is kept in {writer.tmp}: run the same command with "
-            "--resume to continue (on any backend), or delete it"
+            "{resume} to continue (on any backend), or delete it",
+            refs=True,
         ) from err
     except OSError as err:
         writer.abort()
@@ -561,20 +642,99 @@ def expand(
     except BaseException:
         writer.abort()
         raise
-    counts = Counter(
-        (row_label(run, i), scan_result.sources[j.source].class_name)
-        for i, j in enumerate(run.jobs)
-    )
     return ExpandSummary(
         out=out,
         total=len(run.jobs),
         resumed=len(done),
-        counts=dict(sorted(counts.items())),
+        counts=_counts(run),
         seconds=time.perf_counter() - started,
         scan=scan_result,
         output_format=output_format,
         boxes=attrs.get("annotations"),
     )
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What ``expand`` would write: the plan, counted.
+
+    Attributes:
+        run: The plan (sources, splits, every output's name).
+        counts: Outputs per (split, class); per (``fold k``, class) with ``folds``.
+        per_transform: Outputs per transform name, in plan order of first use.
+        recipe: The transform recipe, or None for the paper's transforms.
+    """
+
+    run: PlannedRun
+    counts: dict[tuple[str, str], int]
+    per_transform: dict[str, int]
+    recipe: Recipe | None
+
+    @property
+    def total(self) -> int:
+        """Outputs planned."""
+        return len(self.run.jobs)
+
+
+def dry_run(raw: str | Path, options: ExpandOptions, reporter: Reporter | None = None) -> DryRun:
+    """Scan RAW and plan the run as :func:`expand` would, writing nothing.
+
+    The scan, the scan's warnings (skipped, ignored and identical files) and the
+    plan's warnings are the real run's: the same functions make them.
+
+    Args:
+        raw: ``RAW/<class>/<image>`` folder (or images, with ``annotations``).
+        options: The run's options.
+        reporter: Receives the warnings; silent by default.
+
+    Returns:
+        The plan and its counts.
+
+    Raises:
+        InputError: For unusable input.
+        OptionError: For invalid options.
+    """
+    reporter = reporter or SilentReporter()
+    options.validate()
+    workers = options.workers or default_workers()
+    run, _ = _scan_and_plan(Path(raw), options, workers, reporter)
+    return DryRun(
+        run=run,
+        counts=_counts(run),
+        per_transform=dict(Counter(j.transform for j in run.jobs)),
+        recipe=options.pipeline,
+    )
+
+
+def _scan_and_plan(
+    raw: Path, options: ExpandOptions, workers: int, reporter: Reporter
+) -> tuple[PlannedRun, DetectionInput | None]:
+    """Scan RAW, report what the scan found, and plan: shared by the run and the dry run."""
+    reporter.start("scan", 0)
+    detection = None
+    if options.annotations is not None:
+        scan_result, detection = scan_detection(raw, options)
+        for warning in detection.warnings:
+            reporter.warn(warning)
+    else:
+        scan_result = scan(
+            raw,
+            group_regex=options.group_regex,
+            skip_invalid=options.skip_invalid,
+            max_pixels=options.max_pixels,
+            workers=workers,
+            progress=None,
+        )
+    _report_scan(scan_result, reporter)
+    return plan_run(scan_result, options, reporter), detection
+
+
+def _counts(run: PlannedRun) -> dict[tuple[str, str], int]:
+    """Outputs per (row label, class), sorted."""
+    counts = Counter(
+        (row_label(run, i), run.scan.sources[j.source].class_name) for i, j in enumerate(run.jobs)
+    )
+    return dict(sorted(counts.items()))
 
 
 def scan_detection(raw: Path, options: ExpandOptions) -> tuple[ScanResult, DetectionInput]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from augtool.defaults import DEFAULT_TARGET
 from augtool.errors import OptionError
 
 PCA = "pca"
@@ -74,27 +75,32 @@ def allocate(class_of: Sequence[str], extra: int) -> list[int]:
 def resolve_target(n_sources: int, target: int | None, factor: float | None) -> int:
     """Total number of conventional outputs (originals included).
 
+    Neither ``target`` nor ``factor`` given: the paper's 1,492
+    (:data:`augtool.defaults.DEFAULT_TARGET`).
+
     Args:
         n_sources: Number of sources.
         target: ``--target``: the total wanted.
         factor: ``--factor``: outputs per source on average (``round(F * n)``).
 
     Raises:
-        OptionError: If both or neither is given, or the total is below the
-            number of sources.
+        OptionError: If both are given, or the total is below the number of
+            sources.
     """
-    if (target is None) == (factor is None):
-        raise OptionError("--target/--factor", "give exactly one of --target and --factor")
+    if target is not None and factor is not None:
+        raise OptionError("target", "give {target} or {factor}, not both", refs=True)
+    if target is None and factor is None:
+        target = DEFAULT_TARGET
     if factor is not None:
         if not factor >= 1:
             raise OptionError(
-                "--factor", f"must be >= 1 (each source keeps its original), got {factor}"
+                "factor", f"must be >= 1 (each source keeps its original), got {factor}"
             )
         return round(factor * n_sources)
     assert target is not None
     if target < n_sources:
         raise OptionError(
-            "--target",
+            "target",
             f"{target} is below the number of sources ({n_sources}); every source "
             "contributes its original, so the target must be at least that",
         )
@@ -130,12 +136,12 @@ def make_plan(
     if augment is None:
         augment = [True] * n
     if not transforms and total > n:
-        raise OptionError("--transforms", "no transforms to make copies with")
+        raise OptionError("transforms", "no transforms to make copies with")
     if pca_count < 0:
-        raise OptionError("--pca-count", f"must be >= 0, got {pca_count}")
+        raise OptionError("pca_count", f"must be >= 0, got {pca_count}")
     eligible = [i for i in range(n) if augment[i]]
     if not eligible and (total > n or pca_count > 0):
-        raise OptionError("--no-augment-test", "no training sources left to augment")
+        raise OptionError("no_augment_test", "no training sources left to augment")
     sub_classes = [class_of[i] for i in eligible]
     conv = dict(zip(eligible, allocate(sub_classes, total - n), strict=True))
     pca = dict(zip(eligible, allocate(sub_classes, pca_count), strict=True))

@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from augtool import defaults
 from augtool.annotations import Box, ImageBoxes
 from augtool.color import DEFAULT_STD
 from augtool.decode import choose_reduction, image_size, read_image_file
@@ -53,16 +54,16 @@ ROW_LABEL_WIDTH = 120
 #: Extra space between the grid's split groups.
 GROUP_GAP = 16
 #: Columns of a contact sheet unless told otherwise.
-DEFAULT_COLUMNS = 5
+DEFAULT_COLUMNS = defaults.DEFAULT_COLUMNS
 #: PCA modes shown on a contact sheet, in order (the default first).
-PCA_MODES = ("pixel", "shift")
+PCA_MODES = defaults.PCA_MODES
 #: Tiles on a contact sheet: the original, the ten transforms, PCA in both modes.
 SHEET_TILES = 1 + len(TRANSFORMS) + len(PCA_MODES)
 #: Box colours (RGB) by class position, and their names for the sheet's title.
 BOX_COLOURS = ((230, 25, 75), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180))
 _COLOUR_NAMES = ("red", "blue", "green", "orange", "purple")
 #: Largest source accepted, pixels (as ``expand --max-pixels``'s default).
-MAX_PIXELS = 100_000_000
+MAX_PIXELS = defaults.MAX_PIXELS
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _BACKGROUND = (246, 246, 246)
@@ -184,9 +185,9 @@ def sheet_tiles(
     from augtool.render import RenderSettings, SourceTask, render_source
 
     if not 8 <= size <= 4096:
-        raise OptionError("--size", f"must be between 8 and 4096, got {size}")
+        raise OptionError("size", f"must be between 8 and 4096, got {size}")
     if not (math.isfinite(pca_std) and pca_std >= 0):
-        raise OptionError("--pca-std", f"must be a finite number >= 0, got {pca_std}")
+        raise OptionError("pca_std", f"must be a finite number >= 0, got {pca_std}")
     path = Path(path)
     data = read_image_file(path)
     width, height = image_size(data, str(path))
@@ -353,11 +354,9 @@ def contact_sheet(
     """
     most = SHEET_TILES if recipe is None else 1 + len(recipe.steps)
     if not 1 <= columns <= most:
-        raise OptionError("--columns", f"must be between 1 and {most}, got {columns}")
+        raise OptionError("columns", f"must be between 1 and {most}, got {columns}")
     if recipe is not None and boxes is not None:
-        raise OptionError(
-            "--annotations", "boxes are drawn for the paper's transforms, not a recipe"
-        )
+        raise OptionError("annotations", "boxes are drawn for the paper's transforms, not a recipe")
     tiles, about = sheet_tiles(path, size, seed, pca_std, ranges, recipe, boxes, min_visibility)
     rows = math.ceil(len(tiles) / columns)
     cell_h = size + LABEL_HEIGHT
@@ -378,7 +377,9 @@ def contact_sheet(
 # --- grid of an expand output ---------------------------------------------------------
 
 
-def dataset_grid(path: str | Path, per_cell: int = 4, seed: int = 0) -> tuple[np.ndarray, int]:
+def dataset_grid(
+    path: str | Path, per_cell: int = defaults.DEFAULT_PER_CELL, seed: int = 0
+) -> tuple[np.ndarray, int]:
     """Random outputs of an ``expand`` result: a row per class, a column group per split.
 
     Args:
@@ -400,7 +401,7 @@ def dataset_grid(path: str | Path, per_cell: int = 4, seed: int = 0) -> tuple[np
     from augtool.io import open_dataset
 
     if not 1 <= per_cell <= 64:
-        raise OptionError("--per-cell", f"must be between 1 and 64, got {per_cell}")
+        raise OptionError("per_cell", f"must be between 1 and 64, got {per_cell}")
     data = open_dataset(path)
     if len(data) == 0:
         raise InputError(f"{path}: the dataset holds no images")
@@ -495,7 +496,7 @@ def preview(
     kind = detect_kind(source)
     if kind == "image":
         if per_cell is not None:
-            raise OptionError("--per-cell", "applies to an expand output, not to an image file")
+            raise OptionError("per_cell", "applies to an expand output, not to an image file")
         picture = contact_sheet(
             source,
             size=227 if size is None else size,
@@ -509,9 +510,9 @@ def preview(
         tiles = SHEET_TILES if recipe is None else 1 + len(recipe.steps)
     else:
         if annotations is not None:
-            raise OptionError("--annotations", "applies to an image file, not to an expand output")
-        options = (("--size", size), ("--pca-std", pca_std), ("--columns", columns))
-        for option, value in (*options, ("--recipe", recipe)):
+            raise OptionError("annotations", "applies to an image file, not to an expand output")
+        options = (("size", size), ("pca_std", pca_std), ("columns", columns))
+        for option, value in (*options, ("recipe", recipe)):
             if value is not None:
                 raise OptionError(option, "applies to an image file, not to an expand output")
         picture, tiles = dataset_grid(
@@ -536,13 +537,13 @@ def _boxes_of(
     """
     if annotations is None:
         if fmt is not None:
-            raise OptionError("--format", "needs --annotations")
+            raise OptionError("annotation_format", "needs {annotations}", refs=True)
         return None
     from augtool.annotations import read_annotations
     from augtool.boxes import check_min_visibility
 
     if fmt is None:
-        raise OptionError("--format", "give the annotations' format: voc, coco or yolo")
+        raise OptionError("annotation_format", "give the annotations' format: voc, coco or yolo")
     check_min_visibility(min_visibility)
     found = read_annotations(fmt, annotations, image.parent, names)
     for item in found.images:
@@ -562,13 +563,13 @@ def check_out(out: Path, source: Path, overwrite: bool) -> None:
             folder does not exist.
     """
     if out.suffix.lower() != ".png":
-        raise OptionError("--out", f"must be a .png file, got {out}")
+        raise OptionError("out", f"must be a .png file, got {out}")
     if out.exists() and source.exists() and out.resolve() == source.resolve():
-        raise OptionError("--out", f"{out} is the input; choose another file")
+        raise OptionError("out", f"{out} is the input; choose another file")
     if out.is_dir():
         raise OutputError(f"{out} is a folder; give a file name ending in .png")
     if out.exists() and not overwrite:
-        raise OutputError(f"{out} exists; pass --overwrite to replace it")
+        raise OutputError(f"{out} exists; pass {{overwrite}} to replace it", refs=True)
     if not out.parent.is_dir():
         raise OutputError(f"{out.parent}: no such folder")
 
@@ -584,7 +585,7 @@ def write_png(out: str | Path, image: np.ndarray, overwrite: bool = False) -> No
     """
     out = Path(out)
     if out.exists() and not overwrite:
-        raise OutputError(f"{out} exists; pass --overwrite to replace it")
+        raise OutputError(f"{out} exists; pass {{overwrite}} to replace it", refs=True)
     ok, buf = cv2.imencode(
         ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]
     )

@@ -263,14 +263,14 @@ def load_recipe(value: str | Path) -> Recipe:
         raw = path.read_bytes()
     except OSError as err:
         hint = f"; shipped recipes: {', '.join(shipped_recipes())}"
-        raise OptionError("--recipe", f"cannot read {value}: {err.strerror}{hint}") from err
+        raise OptionError("recipe", f"cannot read {value}: {err.strerror}{hint}") from err
     try:
         text = raw.decode("utf-8")
         data = tomllib.loads(text)
     except UnicodeDecodeError as err:
-        raise OptionError("--recipe", f"{path}: not UTF-8 text ({err})") from err
+        raise OptionError("recipe", f"{path}: not UTF-8 text ({err})") from err
     except tomllib.TOMLDecodeError as err:
-        raise OptionError("--recipe", f"{path}: malformed TOML: {err}") from err
+        raise OptionError("recipe", f"{path}: malformed TOML: {err}") from err
     return parse_recipe(data, str(path), text, path.parent)
 
 
@@ -391,7 +391,7 @@ class _Locator:
     def error(
         self, index: int | None, key: str | None, message: str, section: str = ""
     ) -> OptionError:
-        return OptionError("--recipe", f"{self.where(index, key, section)}: {message}")
+        return OptionError("recipe", f"{self.where(index, key, section)}: {message}")
 
 
 def _parse_step(item: Any, i: int, locate: _Locator) -> Step:

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from augtool import defaults
 from augtool.color import DEFAULT_MODE, DEFAULT_STD
 from augtool.decode import choose_reduction, decode_rgb, resize_to
 from augtool.errors import InputError
@@ -41,9 +42,9 @@ class PcaSettings:
     """
 
     std: float = DEFAULT_STD
-    k: int = 3
+    k: int = defaults.DEFAULT_PCA_K
     mode: str = DEFAULT_MODE
-    scale: str = "relative"
+    scale: str = defaults.DEFAULT_PCA_SCALE
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from augtool import defaults
 from augtool.decode import IMAGE_SUFFIXES, decode_rgb, image_size, is_jpeg, reduced_shape
 from augtool.errors import InputError, OptionError
 from augtool.orphans import die_with_parent
@@ -274,7 +275,7 @@ def compile_group_regex(pattern: str | None) -> re.Pattern[str] | None:
     try:
         return re.compile(pattern)
     except re.error as err:
-        raise OptionError("--group-regex", f"invalid regular expression: {err}") from err
+        raise OptionError("group_regex", f"invalid regular expression: {err}") from err
 
 
 def check_group_regex(pattern: str, regex: re.Pattern[str], paths: Sequence[str]) -> None:
@@ -293,7 +294,7 @@ def check_group_regex(pattern: str, regex: re.Pattern[str], paths: Sequence[str]
     """
     if paths and not any(regex.search(p) for p in paths):
         raise OptionError(
-            "--group-regex",
+            "group_regex",
             f"'{pattern}' matches none of the {len(paths)} source paths (e.g. "
             f"{display_path(paths[0])!r}); every source would be its own group and cells "
             "of one patient or smear could land in train and test. The regex is searched "
@@ -332,7 +333,7 @@ def scan(
     raw: str | Path,
     group_regex: str | None = None,
     skip_invalid: bool = False,
-    max_pixels: int = 100_000_000,
+    max_pixels: int = defaults.MAX_PIXELS,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> ScanResult:

@@ -49,7 +49,7 @@ class SplitSpec:
 
 
 def parse_split(text: str) -> SplitSpec:
-    """Parse ``--split``: ``0.7`` (train/test), ``0.7,0.15,0.15`` (train/val/test) or ``none``.
+    """Parse a split: ``0.7``, ``0.7,0.3`` (train/test), ``0.7,0.15,0.15`` (train/val/test), none.
 
     Raises:
         OptionError: For malformed values, fractions outside (0, 1) or not summing to 1.
@@ -60,15 +60,19 @@ def parse_split(text: str) -> SplitSpec:
     try:
         parts = [float(p) for p in text.split(",")]
     except ValueError:
-        raise OptionError("--split", f"expected 0.7, 0.7,0.15,0.15 or none, got {text!r}") from None
+        raise OptionError(
+            "split", f"expected 0.7, 0.7,0.3, 0.7,0.15,0.15 or none, got {text!r}"
+        ) from None
     if len(parts) == 1:
         parts.append(1.0 - parts[0])
     if len(parts) not in (2, 3):
-        raise OptionError("--split", "give one fraction (train) or three (train,val,test)")
+        raise OptionError(
+            "split", "give one fraction (train), two (train,test) or three (train,val,test)"
+        )
     if any(not 0.0 < p < 1.0 for p in parts):
-        raise OptionError("--split", f"each fraction must lie strictly between 0 and 1: {text}")
+        raise OptionError("split", f"each fraction must lie strictly between 0 and 1: {text}")
     if abs(sum(parts) - 1.0) > 1e-6:
-        raise OptionError("--split", f"fractions must sum to 1, they sum to {sum(parts):g}")
+        raise OptionError("split", f"fractions must sum to 1, they sum to {sum(parts):g}")
     return SplitSpec(_NAMES[len(parts)], tuple(parts))
 
 
@@ -106,7 +110,7 @@ def check_folds(folds: int) -> int:
         OptionError: For any other value.
     """
     if folds != 0 and not 2 <= folds <= MAX_FOLDS:
-        raise OptionError("--folds", f"must be 0 (no folds) or 2..{MAX_FOLDS}, got {folds}")
+        raise OptionError("folds", f"must be 0 (no folds) or 2..{MAX_FOLDS}, got {folds}")
     return folds
 
 
@@ -137,11 +141,11 @@ def fold_by_group(
     """
     check_folds(folds)
     if folds == 0:
-        raise OptionError("--folds", "must be at least 2 to assign folds")
+        raise OptionError("folds", "must be at least 2 to assign folds")
     n_groups = len(set(groups))
     if n_groups < folds:
         raise OptionError(
-            "--folds", f"{folds} folds need at least {folds} groups; the sources form {n_groups}"
+            "folds", f"{folds} folds need at least {folds} groups; the sources form {n_groups}"
         )
     names = tuple(str(k) for k in range(folds))
     spec = SplitSpec(names, tuple([1.0 / folds] * folds))

@@ -48,6 +48,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from augtool import defaults
 from augtool.errors import OptionError, OutputError
 from augtool.progress import NoProgress, Progress
 from augtool.smear.cells import nucleus_fraction
@@ -69,7 +70,7 @@ __all__ = [
 ]
 
 #: The paper's source counts (49 ALL, 33 AML, 59 normal = 141).
-DEFAULT_PER_CLASS: dict[str, int] = {"ALL": 49, "AML": 33, "normal": 59}
+DEFAULT_PER_CLASS: dict[str, int] = defaults.DEFAULT_PER_CLASS
 
 
 def render_smear(
@@ -226,8 +227,7 @@ def synthesize(
             raise OutputError(f"{out} exists and is not a folder")
         if any(out.iterdir()) and not overwrite:
             raise OutputError(
-                f"{out} is not empty; choose another folder or allow overwriting "
-                "(overwrite=True, --overwrite on the command line)"
+                f"{out} is not empty; choose another folder or pass {{overwrite}}", refs=True
             )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

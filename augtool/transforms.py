@@ -35,6 +35,7 @@ from dataclasses import dataclass, fields, replace
 import cv2
 import numpy as np
 
+from augtool import defaults
 from augtool.decode import resize_to
 from augtool.errors import OptionError
 
@@ -61,25 +62,24 @@ class Ranges:
             (paper: [0.3, 1.0]).
     """
 
-    sigma_range: tuple[float, float] = (4.0, 8.0)
-    rotate_range: tuple[float, float] = (-45.0, 45.0)
-    translate_range: tuple[float, float] = (25.0, 50.0)
-    shear_range: tuple[float, float] = (0.3, 1.0)
+    sigma_range: tuple[float, float] = defaults.DEFAULT_SIGMA_RANGE
+    rotate_range: tuple[float, float] = defaults.DEFAULT_ROTATE_RANGE
+    translate_range: tuple[float, float] = defaults.DEFAULT_TRANSLATE_RANGE
+    shear_range: tuple[float, float] = defaults.DEFAULT_SHEAR_RANGE
 
     def __post_init__(self) -> None:
         for f in fields(self):
             lo, hi = getattr(self, f.name)
-            option = "--" + f.name.replace("_", "-")
+            option = f.name
             if not (math.isfinite(lo) and math.isfinite(hi)):
                 raise OptionError(option, f"bounds must be finite numbers, got {lo},{hi}")
             if lo > hi:
                 raise OptionError(option, f"low bound {lo} is above high bound {hi}")
         for name in ("sigma_range", "translate_range", "shear_range"):
             if getattr(self, name)[0] < 0:
-                option = "--" + name.replace("_", "-")
-                raise OptionError(option, "magnitudes must be >= 0 (the sign is random)")
+                raise OptionError(name, "magnitudes must be >= 0 (the sign is random)")
         if self.sigma_range[0] <= 0:
-            raise OptionError("--sigma-range", "sigma must be > 0")
+            raise OptionError("sigma_range", "sigma must be > 0")
 
     def with_overrides(self, overrides: Mapping[str, tuple[float, float]]) -> Ranges:
         """Return a copy with some ranges replaced (keys are field names).
@@ -359,7 +359,7 @@ def get_transform(name: str) -> Transform:
         return TRANSFORMS[name]
     except KeyError:
         raise OptionError(
-            "--transforms", f"unknown transform {name!r}; choose from {', '.join(TRANSFORMS)}"
+            "transforms", f"unknown transform {name!r}; choose from {', '.join(TRANSFORMS)}"
         ) from None
 
 
@@ -373,12 +373,12 @@ def parse_transform_list(text: str | None) -> list[str]:
         return list(TRANSFORMS)
     names = [t.strip() for t in text.split(",") if t.strip()]
     if not names:
-        raise OptionError("--transforms", "give at least one transform name")
+        raise OptionError("transforms", "give at least one transform name")
     for name in names:
         if name not in TRANSFORMS:
             get_transform(name)
     if len(set(names)) != len(names):
-        raise OptionError("--transforms", "a transform is named twice")
+        raise OptionError("transforms", "a transform is named twice")
     return names
 
 

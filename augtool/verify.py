@@ -398,7 +398,7 @@ def _check_albumentations_version(recipe: dict, report: VerifyReport) -> None:
     if isinstance(versions, str):
         versions = json.loads(versions)
     recorded = (versions or {}).get("albumentations")
-    here = import_albumentations("--regenerate").__version__
+    here = import_albumentations("regenerate_raw").__version__
     if recorded != here:
         report.problems.append(
             f"regenerate: the output was made with albumentations {recorded}, this machine has "

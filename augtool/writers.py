@@ -105,7 +105,9 @@ def check_output(out: Path, overwrite: bool) -> None:
     if out.exists() or out.is_symlink():
         empty_dir = out.is_dir() and not any(out.iterdir())
         if not empty_dir and not overwrite:
-            raise OutputError(f"{out} exists and is not empty; pass --overwrite to replace it")
+            raise OutputError(
+                f"{out} exists and is not empty; pass {{overwrite}} to replace it", refs=True
+            )
     if not out.parent.is_dir():
         raise OutputError(f"{out.parent}: no such folder; create it first")
 

@@ -53,13 +53,13 @@ cv() {  # cv NAME [train options...]: every fold of $DATA into NAME-$SIZE/
     if [ -n "${CV_FOLDS:-}" ]; then
         for k in $CV_FOLDS; do
             if [ -f "$name/fold-$k/metrics.json" ]; then continue; fi
-            step "$name fold $k: augtool train $DATA --out $name/fold-$k --fold $k $*"
-            augtool train "$DATA" --out "$name/fold-$k" --fold "$k" --overwrite "$@"
+            step "$name fold $k: augtool train $DATA $name/fold-$k --fold $k $*"
+            augtool train "$DATA" "$name/fold-$k" --fold "$k" --overwrite "$@"
         done
         return
     fi
-    step "$name: augtool train $DATA --out $name --fold all $*"
-    augtool train "$DATA" --out "$name" --fold all --resume "$@"
+    step "$name: augtool train $DATA $name --fold all $*"
+    augtool train "$DATA" "$name" --fold all --resume "$@"
 }
 
 for s in $STEPS; do

@@ -3,7 +3,7 @@
 A quoted output is marked in the Markdown source::
 
     <!-- output data=cells keep=sheet.png:img/preview_real_cell.png -->
-        $ augtool preview raw/WBC/BloodImage_00039_wbc.jpg --out sheet.png --size 144
+        $ augtool preview raw/WBC/BloodImage_00039_wbc.jpg sheet.png --size 144
         wrote contact sheet sheet.png (768x614 px, 13 tiles)
     <!-- /output -->
 

@@ -55,7 +55,7 @@ def main() -> None:
     augtool("synth", str(raw), "--overwrite", "--seed", "0", *synth_opts)
     augtool("expand", str(raw), str(data), "--overwrite", *expand_opts)
     augtool("verify", str(data))
-    augtool("train", str(data), "--out", str(run), "--epochs", epochs, "--overwrite", "--quiet")
+    augtool("train", str(data), str(run), "--epochs", epochs, "--overwrite", "--quiet")
     augtool("evaluate", str(run / "model.pt"), str(data), "--split", "test")
     print(f"done in {time.perf_counter() - start:.0f} s; everything is in {work}")
 

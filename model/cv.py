@@ -156,7 +156,8 @@ def _finished(run_dir: Path, config: TrainConfig, data_path: str | Path) -> dict
         "data"
     ) != str(data_path):
         raise OutputError(
-            f"{run_dir}: a run with other settings or data; use another --out or --overwrite"
+            f"{run_dir}: a run with other settings or data; use another {{out}} or {{overwrite}}",
+            refs=True,
         )
     return metrics
 

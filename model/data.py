@@ -22,22 +22,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from augtool import defaults
 from augtool.errors import InputError, OptionError
 from augtool.io import MANIFEST_NAME, Dataset, open_dataset
 from augtool.progress import NoProgress, Progress
+from model.config import parse_augment as parse_augment
 
 #: Normalisation modes: ``zerocenter`` subtracts the per-channel mean of the
 #: training images (pixel values stay on the 0..255 scale, like MATLAB's
 #: ``imageInputLayer`` with ``'zerocenter'``); ``standardize`` also divides by
 #: the per-channel standard deviation.
-NORMALIZE_MODES = ("zerocenter", "standardize")
+NORMALIZE_MODES = defaults.NORMALIZE_MODES
 #: On-the-fly augmentation of training batches, combined with commas (e.g.
 #: ``dihedral,gray``); ``none`` for nothing. ``flip``: a left-right and a
 #: top-bottom flip, each with probability 1/2. ``dihedral``: those and a transpose
 #: (all 8 symmetries of the square). ``gray``: with probability 1/4 the image is
 #: replaced by its luminance (the ``gray`` transform's weights). ``jitter``: each
 #: channel is scaled by U(0.9, 1.1) and shifted by U(-12, 12) levels, per image.
-AUGMENT_TOKENS = ("flip", "dihedral", "gray", "jitter")
+AUGMENT_TOKENS = defaults.AUGMENT_TOKENS
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 GRAY_PROBABILITY = 0.25
 JITTER_GAIN = 0.1
@@ -97,7 +99,7 @@ def compute_normalization(
         InputError: If there are no images.
     """
     if mode not in NORMALIZE_MODES:
-        raise OptionError("--normalize", f"expected one of {', '.join(NORMALIZE_MODES)}")
+        raise OptionError("normalize", f"expected one of {', '.join(NORMALIZE_MODES)}")
     if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
         raise InputError(f"need (N, S, S, 3) images with N >= 1, got shape {images.shape}")
     # Per-channel histograms of the 256 levels: exact integer counts, no float
@@ -309,23 +311,6 @@ def random_jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     gain = 1.0 + JITTER_GAIN * (2 * draws[0] - 1)
     shift = JITTER_SHIFT * (2 * draws[1] - 1)
     return (x * gain + shift).clamp_(0.0, 255.0)
-
-
-def parse_augment(text: str) -> frozenset[str]:
-    """Parse ``--augment``: ``none`` or comma-separated :data:`AUGMENT_TOKENS`.
-
-    Raises:
-        OptionError: On an unknown token.
-    """
-    tokens = frozenset(t.strip() for t in text.split(",") if t.strip()) - {"none"}
-    unknown = sorted(tokens - set(AUGMENT_TOKENS))
-    if unknown:
-        raise OptionError(
-            "--augment",
-            f"unknown {', '.join(unknown)}; use none or a comma-separated list of "
-            f"{', '.join(AUGMENT_TOKENS)}",
-        )
-    return tokens
 
 
 def random_flips(x: torch.Tensor, generator: torch.Generator, transpose: bool) -> torch.Tensor:

@@ -6,7 +6,8 @@
   five convolution blocks ending in global average pooling, meant for the
   leakage-free split where the paper's network overfits.
 
-Each architecture declares its options with their defaults; :func:`create_model`
+Each architecture's name, options and training defaults live in :mod:`model.archs`
+(torch-free, for ``--help`` and early checks); :func:`create_model`
 refuses unknown options and values of the wrong type, so a typo never passes
 silently. Weights are initialised from an explicit :class:`torch.Generator`.
 """
@@ -22,6 +23,8 @@ import torch
 from torch import nn
 
 from augtool.errors import OptionError
+from model.archs import ARCHS, ArchInfo, check_options, get_info
+from model.archs import list_models as list_models
 
 
 @dataclass(frozen=True)
@@ -263,109 +266,30 @@ def options_of(cls: type[nn.Module]) -> dict[str, Any]:
     return {k: p.default for k, p in params.items() if k not in skip}
 
 
-_REGISTRY: dict[str, ArchSpec] = {
-    "leukemianet": ArchSpec(
-        name="leukemianet",
-        summary="the paper's network: two conv4x4 blocks (10, 20 filters) and one FC layer",
-        builder=LeukemiaNet,
-        options=options_of(LeukemiaNet),
-        training={
-            "epochs": 30,
-            "lr": 0.001,
-            "batch_size": 128,
-            "optimizer": "sgd",
-            "momentum": 0.9,
-            "weight_decay": 1e-4,
-            "schedule": "constant",
-            "augment": "none",
-            "normalize": "zerocenter",
-        },
-    ),
-    "cellnet": ArchSpec(
-        name="cellnet",
-        summary="stronger: patch stem, 4 double-conv blocks, radius channel, global pooling",
-        builder=CellNet,
-        options=options_of(CellNet),
-        training={
-            "epochs": 30,
-            "lr": 0.05,
-            "batch_size": 64,
-            "optimizer": "sgd",
-            "momentum": 0.9,
-            "weight_decay": 5e-4,
-            "schedule": "cosine",
-            "augment": "dihedral",
-            "normalize": "standardize",
-        },
-    ),
-}
+_BUILDERS: dict[str, type[nn.Module]] = {"leukemianet": LeukemiaNet, "cellnet": CellNet}
 
 
-def list_models() -> list[str]:
-    """Names of the registered architectures, sorted."""
-    return sorted(_REGISTRY)
+def _spec(info: ArchInfo) -> ArchSpec:
+    """Pair a torch-free registry entry with its builder; their options must agree."""
+    builder = _BUILDERS[info.name]
+    if options_of(builder) != dict(info.options):
+        raise RuntimeError(
+            f"model/archs.py lists the options of {info.name!r} as {dict(info.options)}, "
+            f"but {builder.__name__} takes {options_of(builder)}"
+        )
+    return ArchSpec(info.name, info.summary, builder, info.options, info.training)
+
+
+_REGISTRY: dict[str, ArchSpec] = {name: _spec(info) for name, info in ARCHS.items()}
 
 
 def get_spec(name: str) -> ArchSpec:
-    """The registry entry of ``name``.
+    """The registry entry of ``name``, with its builder.
 
     Raises:
         OptionError: If no architecture has that name (the message lists them).
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise OptionError(
-            "--arch", f"unknown architecture {name!r}; choose from {', '.join(list_models())}"
-        ) from None
-
-
-def check_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate architecture options and fill in the defaults.
-
-    Args:
-        name: Registered architecture name.
-        options: Option values to override; each must be a known option whose value
-            has the default's type. Text is parsed into that type (command-line
-            values arrive as text); an int is accepted for a float option.
-
-    Returns:
-        Every option of the architecture with its value.
-
-    Raises:
-        OptionError: On an unknown architecture, an unknown option or a wrong type.
-    """
-    spec = get_spec(name)
-    merged = dict(spec.options)
-    for key, value in options.items():
-        if key not in spec.options:
-            known = ", ".join(sorted(spec.options)) or "none"
-            raise OptionError(key, f"not an option of {name!r}; its options are {known}")
-        merged[key] = _coerce(key, value, type(spec.options[key]))
-    return merged
-
-
-def _coerce(key: str, value: Any, want: type) -> Any:
-    """``value`` as type ``want``: text (from the command line) is parsed, an int may be a float.
-
-    Raises:
-        OptionError: If the value cannot be of that type.
-    """
-    if isinstance(value, str) and want is bool:
-        text = value.strip().lower()
-        if text not in ("true", "false", "1", "0", "yes", "no"):
-            raise OptionError(key, f"expected true or false, got {value!r}")
-        return text in ("true", "1", "yes")
-    if isinstance(value, str) and want is not str:
-        try:
-            return want(value)
-        except ValueError:
-            raise OptionError(key, f"expected {want.__name__}, got {value!r}") from None
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-        raise OptionError(key, f"expected {want.__name__}, got {value!r}")
-    return value
+    return _REGISTRY[get_info(name).name]
 
 
 def create_model(

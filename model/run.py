@@ -89,7 +89,9 @@ def check_run_dir(out: str | Path, overwrite: bool) -> Path:
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputError(f"{out}: folder is not empty; choose another --out or pass --overwrite")
+        raise OutputError(
+            f"{out}: folder is not empty; choose another {{out}} or pass {{overwrite}}", refs=True
+        )
     parent = out.absolute().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -148,10 +150,10 @@ def fold_parts(data: Dataset, fold: int) -> dict[str, Dataset]:
         )
     if folds < 3:
         raise OptionError(
-            "--fold", f"needs at least 3 folds (train, val, test); the data has {folds}"
+            "fold", f"needs at least 3 folds (train, val, test); the data has {folds}"
         )
     if not 0 <= fold < folds:
-        raise OptionError("--fold", f"must be in 0..{folds - 1} (the data has {folds} folds)")
+        raise OptionError("fold", f"must be in 0..{folds - 1} (the data has {folds} folds)")
     val = val_fold(fold, folds)
     rest = set(range(folds)) - {fold, val}
     return {

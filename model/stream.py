@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,33 +44,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from augtool.errors import InputError, OptionError
+from augtool.errors import InputError
 from augtool.io import Dataset, attr_value, is_hdf5_path, read_hdf5_folds, to_str
+from model.config import parse_memory as parse_memory
 from model.data import BatchMaker, Normalization
 
 #: Rows per contiguous read.
 CHUNK_ROWS = 32
 #: Host buffers in flight: one being filled, one queued, one in use.
 HOST_BUFFERS = 3
-_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-
-
-def parse_memory(text: str | int) -> int:
-    """Bytes from ``--max-memory``: a number with an optional K, M, G or T (powers of 1024).
-
-    Raises:
-        OptionError: If the text is not such a size or is not positive.
-    """
-    if isinstance(text, int):
-        value = float(text)
-    else:
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)I?B?\s*", str(text).upper())
-        if not match:
-            raise OptionError("--max-memory", f"expected a size like 8G or 512M, got {text!r}")
-        value = float(match.group(1)) * _UNITS[match.group(2)]
-    if value < 1:
-        raise OptionError("--max-memory", f"must be positive, got {text!r}")
-    return int(value)
 
 
 def host_available_bytes() -> int:

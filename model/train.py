@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,121 +30,15 @@ from torch import nn
 
 from augtool.errors import InputError, OptionError, OutputError
 from augtool.progress import Progress
-from model.data import NORMALIZE_MODES, DeviceImages, Normalization, parse_augment
-from model.networks import check_options, create_model, get_spec
+from model.config import AMP_MODES as AMP_MODES
+from model.config import OPTIMIZERS as OPTIMIZERS
+from model.config import SCHEDULES as SCHEDULES
+from model.config import TrainConfig as TrainConfig
+from model.data import DeviceImages, Normalization, parse_augment
+from model.networks import create_model
 
 CHECKPOINT_FORMAT = "augtool-model"
 CHECKPOINT_VERSION = 1
-OPTIMIZERS = ("sgd", "adamw")
-#: ``TrainConfig.amp``: ``off`` (float32) or ``bf16`` (bfloat16 autocast of the forward pass).
-AMP_MODES = ("off", "bf16")
-SCHEDULES = ("constant", "cosine")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a training run.
-
-    Attributes:
-        arch: Registered architecture name.
-        arch_options: Architecture options (checked against the registry).
-        epochs: Passes over the training split.
-        lr: Peak learning rate.
-        batch_size: Images per step. The last incomplete batch of each epoch is
-            dropped (MATLAB does the same); a split smaller than one batch is used
-            whole.
-        optimizer: ``sgd`` (with momentum) or ``adamw``.
-        momentum: SGD momentum (ignored by AdamW).
-        weight_decay: L2 penalty (SGD) or decoupled weight decay (AdamW).
-        schedule: ``constant`` or ``cosine`` (per step, to zero at the end).
-        warmup_epochs: Linear warm-up from 0 over this many epochs (cosine only).
-        augment: On-the-fly batch augmentation: ``none`` or comma-separated tokens
-            of :data:`model.data.AUGMENT_TOKENS` (``flip``, ``dihedral``, ``gray``,
-            ``jitter``).
-        normalize: ``zerocenter`` or ``standardize`` (statistics of the train split).
-        label_smoothing: Cross-entropy label smoothing.
-        patience: Stop after this many epochs without a better validation
-            accuracy (needs a val split); ``None`` never stops early.
-        seed: Seeds the generator for weights, batch order and flips.
-        amp: ``off`` (float32, the default on every device) or ``bf16``
-            (bfloat16 autocast of the forward pass; the loss stays float32).
-        cudnn_benchmark: Let cuDNN time its convolution algorithms on the first
-            batches and keep the fastest while :func:`fit` runs (CUDA only;
-            faster, but the choice can differ from run to run, so CUDA runs are
-            not reproducible bit for bit). Off by default.
-    """
-
-    arch: str = "leukemianet"
-    arch_options: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 30
-    lr: float = 0.001
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    schedule: str = "constant"
-    warmup_epochs: int = 0
-    augment: str = "none"
-    normalize: str = "zerocenter"
-    label_smoothing: float = 0.0
-    patience: int | None = None
-    seed: int = 0
-    amp: str = "off"
-    cudnn_benchmark: bool = False
-
-    @classmethod
-    def for_arch(cls, arch: str, **overrides: Any) -> TrainConfig:
-        """The architecture's recommended settings, with ``overrides`` that are not None.
-
-        Raises:
-            OptionError: On an unknown architecture or setting, or an invalid value.
-        """
-        spec = get_spec(arch)
-        known = {f for f in cls.__dataclass_fields__ if f != "arch"}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise OptionError(unknown[0], "not a training setting")
-        values = dict(spec.training)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        config = cls(arch=arch, **values)
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        """Check every value; errors name the command-line option.
-
-        Raises:
-            OptionError: On the first invalid value.
-        """
-        self.arch_options = check_options(self.arch, self.arch_options)
-        positive = {"--epochs": self.epochs, "--batch-size": self.batch_size, "--lr": self.lr}
-        for option, value in positive.items():
-            if not value > 0:
-                raise OptionError(option, f"must be > 0, got {value}")
-        if not 0 <= self.momentum < 1:
-            raise OptionError("--momentum", f"must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise OptionError("--weight-decay", f"must be >= 0, got {self.weight_decay}")
-        if not 0 <= self.label_smoothing < 1:
-            raise OptionError("--label-smoothing", "must be in [0, 1)")
-        if self.warmup_epochs < 0 or (self.warmup_epochs and self.warmup_epochs >= self.epochs):
-            raise OptionError("--warmup-epochs", "must be >= 0 and below --epochs")
-        if self.patience is not None and self.patience < 1:
-            raise OptionError("--patience", f"must be >= 1, got {self.patience}")
-        choices = {
-            "--optimizer": (self.optimizer, OPTIMIZERS),
-            "--schedule": (self.schedule, SCHEDULES),
-            "--normalize": (self.normalize, NORMALIZE_MODES),
-            "--amp": (self.amp, AMP_MODES),
-        }
-        for option, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise OptionError(option, f"{value!r}; choose from {', '.join(allowed)}")
-        parse_augment(self.augment)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain types only (JSON, weights-only checkpoints)."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -259,11 +153,11 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise OptionError("--device", f"unknown device {name!r}; use auto, cuda or cpu") from err
+        raise OptionError("device", f"unknown device {name!r}; use auto, cuda or cpu") from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise OptionError("--device", "CUDA was asked for but torch sees no CUDA GPU")
+        raise OptionError("device", "CUDA was asked for but torch sees no CUDA GPU")
     if device.type not in ("cuda", "cpu"):
-        raise OptionError("--device", f"unsupported device {name!r}; use auto, cuda or cpu")
+        raise OptionError("device", f"unsupported device {name!r}; use auto, cuda or cpu")
     return device
 
 

@@ -1,7 +1,8 @@
 """A child process for ``test_signals``: stop signals that land in awkward places.
 
 Run as ``python -m tests.interrupt_child SIGNAL WHERE``. The command, wrapped like
-every long ``augtool`` command in :func:`cli.interruptible`, sends itself SIGNAL:
+every long ``augtool`` command in
+:func:`augtool.commands.errors.interruptible`, sends itself SIGNAL:
 
 - ``exec``: from code run by ``exec`` of a string (as ``dataclasses`` and
   ``collections.namedtuple`` run theirs), so the interrupt is raised inside it;
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from cli import interruptible, raise_if_interrupted
+from augtool.commands.errors import interruptible, raise_if_interrupted
 
 _SEND_AND_WAIT = """
 import os

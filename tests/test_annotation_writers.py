@@ -113,5 +113,5 @@ def test_unknown_class_and_format_are_refused(items) -> None:
         annotation_files("yolo", found, ["RBC", "Platelets"])
     with pytest.raises(ValueError, match="WBC"):
         annotation_files("coco", found, ["RBC", "Platelets"])
-    with pytest.raises(OptionError, match="--format"):
+    with pytest.raises(OptionError, match="format"):
         annotation_files("kitti", found, CLASSES)

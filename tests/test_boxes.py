@@ -171,5 +171,5 @@ def test_pca_moves_no_box() -> None:
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
 def test_min_visibility_is_a_fraction(bad: float) -> None:
-    with pytest.raises(OptionError, match="--min-visibility"):
+    with pytest.raises(OptionError, match="min_visibility"):
         check_min_visibility(bad)

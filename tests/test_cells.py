@@ -345,7 +345,7 @@ def test_yolo_empty_names_file(smears: Path, tmp_path: Path) -> None:
 def test_yolo_names_file_required(smears: Path, tmp_path: Path) -> None:
     folder = write_yolo(tmp_path / "yolo")
     (folder / "classes.txt").unlink()
-    with pytest.raises(InputError, match="--names"):
+    with pytest.raises(InputError, match="names"):
         read_annotations("yolo", folder, smears)
     (tmp_path / "n.names").write_text("\n".join(CLASSES))
     found = read_annotations("yolo", folder, smears, names=tmp_path / "n.names")
@@ -353,7 +353,7 @@ def test_yolo_names_file_required(smears: Path, tmp_path: Path) -> None:
 
 
 def test_names_only_for_yolo(smears: Path, tmp_path: Path) -> None:
-    with pytest.raises(OptionError, match="--names"):
+    with pytest.raises(OptionError, match="names"):
         read_annotations("voc", write_voc(tmp_path / "voc"), smears, names=tmp_path / "x")
 
 

@@ -20,7 +20,7 @@ from tests.h5data import make_blob_h5
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("model")
     data = make_blob_h5(root / "d.h5", per_class=[8, 8, 8], size=32, seed=2, val_fraction=0.25)
-    args = ["train", str(data), "--out", str(root / "run"), "--epochs", "1", "--device", "cpu"]
+    args = ["train", str(data), str(root / "run"), "--epochs", "1", "--device", "cpu"]
     result = CliRunner().invoke(main, [*args, "-q"])
     assert result.exit_code == 0, result.output
     return root / "run" / "model.pt"
@@ -57,7 +57,7 @@ def test_predict_refuses_a_foreign_torch_file_without_torchs_advice(tmp_path: Pa
 def test_patience_without_a_val_split_is_refused(tmp_path: Path):
     data = make_blob_h5(tmp_path / "d.h5", per_class=[6, 6, 6], size=32, seed=1)  # train/test
     run = tmp_path / "run"
-    args = ["train", str(data), "--out", str(run), "--epochs", "2", "--patience", "1"]
+    args = ["train", str(data), str(run), "--epochs", "2", "--patience", "1"]
     result = CliRunner().invoke(main, [*args, "--device", "cpu"])
     assert result.exit_code == 2, result.output
     assert "--patience" in result.output and "val split" in result.output

@@ -112,7 +112,7 @@ def test_float32_is_the_default_and_bf16_an_option():
     assert use_amp("bf16", cuda) and use_amp("bf16", torch.device("cpu"))
     # Checkpoints written before: True was bf16; None (then "bf16 on CUDA") is now float32.
     assert use_amp(True, cuda) and not use_amp(None, cuda) and not use_amp(False, cuda)
-    with pytest.raises(OptionError, match="--amp"):
+    with pytest.raises(OptionError, match="amp"):
         TrainConfig.for_arch("leukemianet", amp="fp8")
 
 
@@ -142,7 +142,7 @@ def test_cudnn_benchmark_is_set_only_while_fit_runs():
 def test_train_accepts_amp_and_cudnn_options(tmp_path: Path):
     data = make_blob_h5(tmp_path / "d.h5", per_class=[6, 6, 6], size=SIZE, seed=1)
     run = tmp_path / "run"
-    args = ["train", str(data), "--out", str(run), "--epochs", "1", "--batch-size", "4"]
+    args = ["train", str(data), str(run), "--epochs", "1", "--batch-size", "4"]
     args += ["--device", "cpu", "--quiet", "--amp", "bf16", "--cudnn-benchmark"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output

@@ -44,7 +44,7 @@ def test_regex_matching_no_file_is_refused_by_the_library(make_raw, tmp_path: Pa
     with pytest.raises(OptionError) as caught:
         scan(raw, group_regex=r"patient_\d+")
     message = str(caught.value)
-    assert caught.value.option == "--group-regex"
+    assert caught.value.option == "group_regex"
     assert r"'patient_\d+' matches none of the 12 source paths" in message
     assert "ALL/ALL_000.jpg" in message  # an example of a file name it did not match
     out = tmp_path / "out"

@@ -190,15 +190,13 @@ def test_evaluate_prints_the_cluster_interval_first(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main,
         [
-            *("train", str(h5), "--out", str(run), "--epochs", "1", "--batch-size", "8"),
+            *("train", str(h5), str(run), "--epochs", "1", "--batch-size", "8"),
             *("--device", "cpu", "--quiet"),
         ],
     )
     assert result.exit_code == 0, result.output
     out = tmp_path / "eval"
-    result = CliRunner().invoke(
-        main, ["evaluate", str(run / "model.pt"), str(h5), "--out", str(out)]
-    )
+    result = CliRunner().invoke(main, ["evaluate", str(run / "model.pt"), str(h5), str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "metrics.json").read_text())
     boot = report["cluster_bootstrap"]

@@ -62,9 +62,9 @@ def test_target_and_factor() -> None:
     assert resolve_target(141, 1492, None) == 1492
     assert resolve_target(141, None, 10) == 1410
     assert resolve_target(3, None, 2.5) == 8
-    with pytest.raises(OptionError, match="--target"):
+    with pytest.raises(OptionError, match="target"):
         resolve_target(141, 100, None)
-    with pytest.raises(OptionError, match="--factor"):
+    with pytest.raises(OptionError, match="factor"):
         resolve_target(141, None, 0.5)
     with pytest.raises(OptionError):
         resolve_target(141, 1492, 2.0)

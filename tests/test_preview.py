@@ -256,27 +256,29 @@ def test_bad_inputs_are_input_errors(cell: Path, tmp_path: Path) -> None:
 
 def test_options_of_the_other_kind_are_refused(cell: Path, expanded, tmp_path: Path) -> None:
     out = tmp_path / "p.png"
-    with pytest.raises(OptionError, match="--per-cell"):
+    with pytest.raises(OptionError, match="per_cell"):
         pv.preview(cell, out, per_cell=2)
-    for option, kwargs in (("--size", {"size": 64}), ("--columns", {"columns": 3})):
-        with pytest.raises(OptionError, match=option):
+    for kwargs in ({"size": 64}, {"columns": 3}):
+        with pytest.raises(OptionError) as err:
             pv.preview(expanded[1], out, **kwargs)
-    for option, kwargs in (
-        ("--columns", {"columns": 14}),
-        ("--columns", {"columns": 0}),
-        ("--size", {"size": 4}),
-        ("--pca-std", {"pca_std": -1.0}),
-        ("--pca-std", {"pca_std": float("nan")}),
+        assert err.value.option == next(iter(kwargs))
+    for kwargs in (
+        {"columns": 14},
+        {"columns": 0},
+        {"size": 4},
+        {"pca_std": -1.0},
+        {"pca_std": float("nan")},
     ):
-        with pytest.raises(OptionError, match=option):
+        with pytest.raises(OptionError) as err:
             pv.preview(cell, out, **kwargs)
-    with pytest.raises(OptionError, match="--per-cell"):
+        assert err.value.option == next(iter(kwargs))  # the Python parameter, not a flag
+    with pytest.raises(OptionError, match="per_cell"):
         pv.preview(expanded[0], out, per_cell=0)
     assert not out.exists()
 
 
 def test_output_checks(cell: Path, tmp_path: Path) -> None:
-    with pytest.raises(OptionError, match="--out"):
+    with pytest.raises(OptionError, match="out"):
         pv.preview(cell, tmp_path / "p.jpg")
     png = tmp_path / "cell.png"
     png.write_bytes(cv2.imencode(".png", smear_like(np.random.default_rng(0), 40, 30))[1])
@@ -286,7 +288,7 @@ def test_output_checks(cell: Path, tmp_path: Path) -> None:
         pv.preview(cell, tmp_path / "nowhere" / "p.png")
     out = tmp_path / "p.png"
     out.write_bytes(b"keep")
-    with pytest.raises(OutputError, match="--overwrite"):
+    with pytest.raises(OutputError, match="overwrite"):
         pv.preview(cell, out, size=SIZE)
     assert out.read_bytes() == b"keep"
     pv.preview(cell, out, size=SIZE, overwrite=True)
@@ -312,13 +314,13 @@ def test_cli_sheet_and_grid(cell: Path, expanded, tmp_path: Path) -> None:
     runner = CliRunner()
     sheet = tmp_path / "sheet.png"
     result = runner.invoke(
-        main, ["preview", str(cell), "--out", str(sheet), "--size", "40", "--columns", "7"]
+        main, ["preview", str(cell), str(sheet), "--size", "40", "--columns", "7"]
     )
     assert result.exit_code == 0, result.output
     assert "contact sheet" in result.output and "13 tiles" in result.output
     assert read_png(sheet).shape == sheet_shape(7, 40)
     grid = tmp_path / "grid.png"
-    result = runner.invoke(main, ["preview", str(expanded[1]), "-o", str(grid), "-q"])
+    result = runner.invoke(main, ["preview", str(expanded[1]), str(grid), "-q"])
     assert result.exit_code == 0, result.output
     assert result.output == ""
     assert read_png(grid).shape == pv.dataset_grid(expanded[1])[0].shape
@@ -327,20 +329,34 @@ def test_cli_sheet_and_grid(cell: Path, expanded, tmp_path: Path) -> None:
 def test_cli_errors_and_exit_codes(cell: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     out = str(tmp_path / "p.png")
-    result = runner.invoke(main, ["preview", str(cell.parents[1]), "--out", out])
+    result = runner.invoke(main, ["preview", str(cell.parents[1]), out])
     assert result.exit_code == 2
     assert "not an `augtool expand` output" in result.output
-    result = runner.invoke(main, ["preview", str(cell), "--out", out, "--per-cell", "3"])
+    result = runner.invoke(main, ["preview", str(cell), out, "--per-cell", "3"])
     assert result.exit_code == 2 and "--per-cell" in result.output
     Path(out).write_bytes(b"x")
-    result = runner.invoke(main, ["preview", str(cell), "--out", out])
+    result = runner.invoke(main, ["preview", str(cell), out])
     assert result.exit_code == 1 and "--overwrite" in result.output
     result = runner.invoke(main, ["preview", str(cell)])
-    assert result.exit_code == 2 and "--out" in result.output
+    assert result.exit_code == 2 and "Missing argument 'OUT'" in result.output
+
+
+def test_cli_out_option_is_a_deprecated_alias_of_out(cell: Path, tmp_path: Path) -> None:
+    """OUT is positional in every command; ``--out``/``-o`` still work and say so on stderr."""
+    runner = CliRunner()
+    for flag in ("--out", "-o"):
+        out = tmp_path / f"sheet{flag}.png"
+        result = runner.invoke(main, ["preview", str(cell), flag, str(out), "--size", "40", "-q"])
+        assert result.exit_code == 0, result.output
+        assert read_png(out).shape == sheet_shape(pv.DEFAULT_COLUMNS, 40)
+        assert "--out is deprecated" in result.stderr and result.stdout == ""
+    result = runner.invoke(main, ["preview", str(cell), str(tmp_path / "a.png"), "-o", "b.png"])
+    assert result.exit_code == 2 and "give OUT once" in result.output
+    assert not (tmp_path / "a.png").exists()
 
 
 def test_help_has_an_example() -> None:
     result = CliRunner().invoke(main, ["preview", "--help"])
     assert result.exit_code == 0
     assert "Examples:" in result.output
-    assert "augtool preview" in result.output and "--out" in result.output
+    assert "augtool preview raw/ALL/im001.jpg sheet.png" in result.output

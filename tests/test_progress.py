@@ -60,7 +60,7 @@ def test_verify_reports_hashing_and_the_replay(make_raw, tmp_path: Path, name: s
 def test_evaluate_reports_every_image(tmp_path: Path) -> None:
     data = make_blob_h5(tmp_path / "d.h5", per_class=[6, 6, 6], size=32, seed=1)
     run = tmp_path / "run"
-    args = ["train", str(data), "--out", str(run), "--epochs", "1", "--device", "cpu", "-q"]
+    args = ["train", str(data), str(run), "--epochs", "1", "--device", "cpu", "-q"]
     assert CliRunner().invoke(main, args).exit_code == 0
     progress = Recorder()
     result = evaluate_run(

@@ -518,7 +518,6 @@ def test_preview_draws_a_recipe(tmp_path: Path) -> None:
     code, out = run_cli(
         "preview",
         tmp_path / "cell.png",
-        "--out",
         tmp_path / "s.png",
         "--recipe",
         "curator",

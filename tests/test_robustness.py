@@ -651,7 +651,7 @@ def test_interrupt_during_hdf5_finish_then_resume(
         return real(self, name, *args, **kwargs)
 
     monkeypatch.setattr(h5py.Group, "create_dataset", create_dataset)
-    with pytest.raises(Exception, match="--resume"):
+    with pytest.raises(Exception, match="with resume to continue"):
         expand(raw, out, opts)
     monkeypatch.undo()
     assert not out.exists()
@@ -667,7 +667,7 @@ def test_resume_with_other_options_is_refused_and_keeps_the_partial(
     out = tmp_path / name
     writer = writers.Hdf5Writer if name.endswith(".h5") else writers.FolderWriter
     monkeypatch.setattr(writer, "commit", _fail_on_call(2, KeyboardInterrupt()))
-    with pytest.raises(Exception, match="--resume"):
+    with pytest.raises(Exception, match="with resume to continue"):
         expand(raw, out, ExpandOptions(target=30, size=16, workers=1))
     monkeypatch.undo()
     partial = snapshot(tmp_path)
@@ -684,14 +684,14 @@ def test_an_interrupt_lost_in_a_callback_still_stops_the_run(
 ) -> None:
     """Python drops a KeyboardInterrupt raised inside a weakref callback (seen with h5py under
     SIGTERM: the run went on and exited 0); the handler's flag stops it at the next batch."""
-    import cli
+    from augtool.commands import errors as cli_errors
 
     raw = make_raw(size=(48, 36))
     real = writers.FolderWriter.commit
 
     def commit(self: writers.FolderWriter, records: list[dict]) -> None:
         real(self, records)
-        cli._STOP.set()  # the handler ran, its raise was swallowed
+        cli_errors._STOP.set()  # the handler ran, its raise was swallowed
 
     monkeypatch.setattr(writers.FolderWriter, "commit", commit)
     out = tmp_path / "out"
@@ -705,18 +705,18 @@ def test_background_thread_errors_are_quiet_only_after_a_stop(
 ) -> None:
     import threading
 
-    import cli
+    from augtool.commands import errors as cli_errors
 
     seen: list[object] = []
-    monkeypatch.setattr(cli, "_THREAD_EXCEPTHOOK", seen.append)
+    monkeypatch.setattr(cli_errors, "_THREAD_EXCEPTHOOK", seen.append)
     args = threading.ExceptHookArgs((KeyError, KeyError(3), None, None))
-    cli._STOP.clear()
-    cli._thread_exceptions(args)
+    cli_errors._STOP.clear()
+    cli_errors._thread_exceptions(args)
     assert seen == [args]
-    cli._STOP.set()
-    cli._thread_exceptions(args)
+    cli_errors._STOP.set()
+    cli_errors._thread_exceptions(args)
     assert seen == [args]
-    cli._STOP.clear()
+    cli_errors._STOP.clear()
 
 
 def test_an_interrupt_lost_in_a_callback_prints_no_traceback(
@@ -724,11 +724,11 @@ def test_an_interrupt_lost_in_a_callback_prints_no_traceback(
 ) -> None:
     """The dropped KeyboardInterrupt's "Exception ignored in ..." report is hidden after a
     stop (the flag re-raises it); any other unraisable exception is still reported."""
-    import cli
+    from augtool.commands import errors as cli_errors
 
     seen: list[type[BaseException]] = []
-    monkeypatch.setattr(cli, "_UNRAISABLE_HOOK", lambda args: seen.append(args.exc_type))
-    monkeypatch.setattr(sys, "unraisablehook", cli._unraisable)
+    monkeypatch.setattr(cli_errors, "_UNRAISABLE_HOOK", lambda args: seen.append(args.exc_type))
+    monkeypatch.setattr(sys, "unraisablehook", cli_errors._unraisable)
 
     class Dropping:
         def __init__(self, error: type[BaseException]) -> None:
@@ -738,13 +738,13 @@ def test_an_interrupt_lost_in_a_callback_prints_no_traceback(
             raise self.error
 
     try:
-        cli._STOP.set()
+        cli_errors._STOP.set()
         Dropping(KeyboardInterrupt)  # dropped at once: __del__ raises inside the collector
         Dropping(ValueError)
-        cli._STOP.clear()
+        cli_errors._STOP.clear()
         Dropping(KeyboardInterrupt)
     finally:
-        cli._STOP.clear()
+        cli_errors._STOP.clear()
     assert seen == [ValueError, KeyboardInterrupt]
 
 
@@ -1082,7 +1082,7 @@ def test_signal_during_train_stops_cleanly(tmp_path: Path, sig: int) -> None:
     data = make_blob_h5(tmp_path / "d.h5", (60, 60, 60), size=96)
     run = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "train", str(data), "--out", str(run), "--epochs", "500"],
+        [sys.executable, "-m", "cli", "train", str(data), str(run), "--epochs", "500"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -56,22 +56,23 @@ def test_a_train_run_whose_interrupt_was_lost_stops_at_the_next_batch(
 
     import cli
     import model.run
+    from augtool.commands import errors as cli_errors
     from tests.h5data import make_blob_h5
 
     data = make_blob_h5(tmp_path / "d.h5", per_class=[6, 6, 6], size=32, seed=1)
     real = model.run.compute_normalization
 
     def normalization(*args: object, **kwargs: object) -> object:
-        cli._STOP.set()  # the handler ran; its raise was lost
+        cli_errors._STOP.set()  # the handler ran; its raise was lost
         return real(*args, **kwargs)
 
     monkeypatch.setattr(model.run, "compute_normalization", normalization)
     run = tmp_path / "run"
-    args = ["train", str(data), "--out", str(run), "--epochs", "50", "--device", "cpu"]
+    args = ["train", str(data), str(run), "--epochs", "50", "--device", "cpu"]
     try:
         result = CliRunner().invoke(cli.main, args)
     finally:
-        cli._STOP.clear()
+        cli_errors._STOP.clear()
     assert result.exit_code == 130, result.output
     assert "interrupted; nothing final was written" in result.output
     assert not run.exists()

@@ -18,7 +18,7 @@ def test_parse_split() -> None:
     assert parse_split("0.7,0.15,0.15").names == ("train", "val", "test")
     assert not parse_split("none").enabled
     for bad in ("0", "1.5", "0.5,0.6", "a", "0.2,0.2,0.2,0.4"):
-        with pytest.raises(OptionError, match="--split"):
+        with pytest.raises(OptionError, match="split"):
             parse_split(bad)
 
 

@@ -56,7 +56,7 @@ def test_parse_memory():
     assert parse_memory("8GiB") == 8 * 2**30
     assert parse_memory("4096") == 4096
     for bad in ("lots", "-1G", "0"):
-        with pytest.raises(OptionError, match="--max-memory"):
+        with pytest.raises(OptionError, match="max_memory"):
             parse_memory(bad)
 
 

@@ -209,7 +209,6 @@ def test_cli_matches_library_bytes_and_quiet(tmp_path: Path) -> None:
         (["--per-class", "ALL=1,ALL=2"], "--per-class", "twice"),
         (["--per-class", "CLL=3"], "--per-class", "unknown class 'CLL'"),
         (["--per-class", "ALL=-2"], "--per-class", ">= 0"),
-        (["--size", "640"], "--size", "WIDTHxHEIGHT"),
         (["--size", "axb"], "--size", "WIDTHxHEIGHT"),
         (["--size", "10x10"], "--size", "64..8192"),
         (["--seed", "-1"], "--seed", ""),
@@ -220,6 +219,16 @@ def test_cli_option_errors(tmp_path: Path, args: list[str], option: str, text: s
     assert result.exit_code == 2
     assert option in result.output and text in result.output
     assert not (tmp_path / "d").exists()
+
+
+def test_cli_size_of_one_side_is_square(tmp_path: Path) -> None:
+    """``--size N`` means N x N here as in expand: one meaning of --size everywhere."""
+    result = CliRunner().invoke(
+        main, ["synth", str(tmp_path / "d"), "--per-class", "ALL=1", "--size", "100", "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    image = cv2.imread(str(tmp_path / "d" / "ALL" / "ALL_000.jpg"))
+    assert image.shape[:2] == (100, 100)
 
 
 def test_cli_non_empty_out_exits_1(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli import TrainBar, main
+from augtool.commands.terminal import TrainBar
+from cli import main
 from model.data import DeviceImages, compute_normalization
 from model.networks import create_model
 from model.report import curves_image
@@ -93,7 +94,7 @@ def test_train_run_clock_starts_with_the_command_and_ends_at_the_summary(small_h
 
 def test_train_off_a_terminal_prints_only_the_summary(small_h5, tmp_path):
     run = tmp_path / "run"
-    args = ["train", str(small_h5), "--out", str(run), "--epochs", "2", "--batch-size", "8"]
+    args = ["train", str(small_h5), str(run), "--epochs", "2", "--batch-size", "8"]
     result = CliRunner().invoke(main, [*args, "--device", "cpu"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -108,7 +109,7 @@ def test_train_off_a_terminal_prints_only_the_summary(small_h5, tmp_path):
 
 def test_train_writes_curves_png_of_its_history(small_h5, tmp_path):
     run = tmp_path / "run"
-    args = ["train", str(small_h5), "--out", str(run), "--epochs", "2", "--batch-size", "8"]
+    args = ["train", str(small_h5), str(run), "--epochs", "2", "--batch-size", "8"]
     result = CliRunner().invoke(main, [*args, "--device", "cpu", "-q"])
     assert result.exit_code == 0, result.output
     png = (run / CURVES_NAME).read_bytes()

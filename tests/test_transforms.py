@@ -213,11 +213,11 @@ def test_shear_y_canvas_grows_vertically() -> None:
 
 
 def test_ranges_are_validated_with_the_option_name() -> None:
-    with pytest.raises(OptionError, match="--rotate-range"):
+    with pytest.raises(OptionError, match="rotate_range"):
         Ranges(rotate_range=(10.0, -10.0))
-    with pytest.raises(OptionError, match="--sigma-range"):
+    with pytest.raises(OptionError, match="sigma_range"):
         Ranges(sigma_range=(0.0, 2.0))
-    with pytest.raises(OptionError, match="--translate-range"):
+    with pytest.raises(OptionError, match="translate_range"):
         Ranges(translate_range=(-5.0, 5.0))
 
 

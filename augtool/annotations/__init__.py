@@ -57,9 +57,9 @@ def read_annotations(
         InputError: If the annotation or image location cannot be used at all.
     """
     if fmt not in FORMATS:
-        raise OptionError("--format", f"one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise OptionError("format", f"one of {', '.join(FORMATS)}, got {fmt!r}")
     if names is not None and fmt != "yolo":
-        raise OptionError("--names", "only YOLO annotations have a class names file")
+        raise OptionError("names", "only YOLO annotations have a class names file")
     if fmt == "voc":
         from augtool.annotations.voc import read_voc
 

@@ -7,11 +7,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from augtool import defaults
 from augtool.decode import IMAGE_SUFFIXES, image_size
 from augtool.errors import InputError
 
 #: Annotation formats, as ``--format`` names them.
-FORMATS = ("voc", "coco", "yolo")
+FORMATS = defaults.ANNOTATION_FORMATS
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,7 @@ def annotation_files(
         ValueError: For a class not in ``classes`` or a box VOC cannot state.
     """
     if fmt not in FORMATS:
-        raise OptionError("--format", f"one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise OptionError("format", f"one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "coco":
         return {COCO_FILE: coco_json(items, classes)}
     files: dict[str, str] = {}

@@ -1,0 +1,203 @@
+"""Library errors to click errors, and the stop-signal machinery of every command.
+
+The library raises :class:`augtool.errors.AugtoolError`; the face turns it into a
+message and the library's exit code. SIGINT and SIGTERM end a command cleanly
+with exit 130.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, TypeVar
+
+import click
+
+from augtool.errors import AugtoolError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AugtoolClickError(click.ClickException):
+    """A ClickException carrying the library error's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class LibraryOption(click.Option):
+    """A click option that also answers to other library parameter names.
+
+    ``expand --format`` sets ``output_format`` or, for ``voc``/``coco``/``yolo``,
+    ``annotation_format``; ``expand --size 640x480`` sets ``size`` and ``height``.
+    An error about any of those names is shown as this option's flag.
+    """
+
+    def __init__(self, *args: Any, library_names: tuple[str, ...] = (), **attrs: Any) -> None:
+        """As :class:`click.Option`, plus the extra library names this option sets."""
+        super().__init__(*args, **attrs)
+        self.library_names = library_names
+
+
+def flag_name(command: click.Command | None, parameter: str) -> str:
+    """How the command line names a library parameter: its flag, or its metavar.
+
+    The one place where library parameter names become flags, read from the
+    command's own parameters: an option's longest flag (``--pca-std``), an
+    argument's metavar (``OUT``). A name no parameter of the command has stays
+    as it is (a recipe key, an architecture option).
+    """
+    if command is None:
+        return parameter
+    for param in command.params:
+        names = {param.name, *getattr(param, "library_names", ())}
+        if parameter not in names and parameter not in param.opts:
+            continue
+        if isinstance(param, click.Option):
+            return max(param.opts, key=len)
+        return param.human_readable_name
+    return parameter
+
+
+def render_error(err: AugtoolError, command: click.Command | None) -> str:
+    """The library error's message with every parameter written as ``command``'s flag."""
+    return err.render(lambda name: flag_name(command, name))
+
+
+def library_errors(func: F) -> F:
+    """Turn :class:`AugtoolError` raised by the library into a click error.
+
+    Library errors name Python parameters; the message shown names the flags of
+    the running command (:func:`flag_name`).
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AugtoolError as err:
+            ctx = click.get_current_context(silent=True)
+            message = render_error(err, None if ctx is None else ctx.command)
+            raise AugtoolClickError(message, err.exit_code) from err
+
+    return wrapper  # type: ignore[return-value]
+
+
+#: Set by the SIGINT/SIGTERM handler. Python drops an exception raised while it runs a
+#: weakref callback or ``__del__`` ("Exception ignored in ..."), which lost interrupts
+#: during HDF5 writes; the progress reporter checks this flag and raises again.
+_STOP = threading.Event()
+
+
+class Interrupted(KeyboardInterrupt):
+    """The KeyboardInterrupt that a stop signal (SIGINT, SIGTERM) raises in a command.
+
+    A subclass, not KeyboardInterrupt itself, because CPython remembers a plain
+    KeyboardInterrupt that leaves code run by a string ``exec``/``eval`` (dataclass
+    and namedtuple creation, say, while a lazy import runs) as "unhandled", even
+    when a caller catches it; under ``python -m`` it then kills the process with
+    SIGINT after a clean ``sys.exit(130)``, so the exit status became -2 (128 + 2
+    in a shell) about one run in four. Its check matches the exact type, so a
+    subclass is caught by every ``except KeyboardInterrupt`` and never does that.
+    """
+
+
+#: Where ``import`` runs Python code: an interrupt raised under these frames is deferred.
+_IMPORT_FILES = frozenset(
+    {"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"}
+)
+
+
+def _importing(frame: FrameType | None) -> bool:
+    """True when ``frame`` runs inside an ``import`` (the commands import lazily)."""
+    while frame is not None:
+        if frame.f_code.co_filename in _IMPORT_FILES:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    """Stop the command: raise :class:`Interrupted` now, or at the next check if importing.
+
+    An exception raised while a module initialises leaves that module broken: Cython
+    modules (h5py) turn it into ImportError or KeyError, and later lookups fail in
+    ways that are not an interrupt. Under an import only the flag is set;
+    :func:`raise_if_interrupted`, which progress reporting calls, raises it.
+    """
+    _STOP.set()
+    if not _importing(frame):
+        raise Interrupted
+
+
+_THREAD_EXCEPTHOOK = threading.excepthook
+
+
+def _thread_exceptions(args: Any) -> None:
+    """After a stop signal, stay quiet about exceptions in background threads.
+
+    joblib's executor thread can trip over the work items its abort just removed
+    (a KeyError traceback after the clean "interrupted" message).
+    """
+    if not _STOP.is_set():
+        _THREAD_EXCEPTHOOK(args)
+
+
+_UNRAISABLE_HOOK = sys.unraisablehook
+
+
+def _unraisable(args: Any) -> None:
+    """Drop the "Exception ignored in ..." report of an interrupt that the flag keeps.
+
+    A stop signal that lands in a weakref callback or ``__del__`` cannot propagate;
+    Python would print its traceback. :data:`_STOP` re-raises it a moment later, so
+    the report is noise on an otherwise clean "interrupted" exit.
+    """
+    if _STOP.is_set() and issubclass(args.exc_type, KeyboardInterrupt):
+        return
+    _UNRAISABLE_HOOK(args)
+
+
+def raise_if_interrupted() -> None:
+    """Raise :class:`Interrupted` if a stop signal came, even if its first raise was lost."""
+    if _STOP.is_set():
+        raise Interrupted
+
+
+def interruptible(func: F) -> F:
+    """SIGINT (unless ignored, as in background jobs) and SIGTERM: clean up, say so, exit 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _STOP.clear()
+        signals = [signal.SIGTERM]
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signals.append(signal.SIGINT)
+        previous = {s: signal.signal(s, _raise_interrupt) for s in signals}
+        try:
+            return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise AugtoolClickError("interrupted; nothing final was written", 130) from None
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def install_hooks() -> None:
+    """Quiet the reports that follow a stop signal or a write error (called by ``main``)."""
+    threading.excepthook = _thread_exceptions
+    sys.unraisablehook = _unraisable
+    # After an interrupt or a write error joblib reports the tasks it cancelled: not news.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"\d+ tasks (have been successfully executed|which were still being processed)",
+        category=UserWarning,
+    )

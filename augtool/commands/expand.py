@@ -1,0 +1,275 @@
+"""``augtool expand``: expand RAW into the paper's augmented dataset."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from augtool import defaults
+from augtool.commands.errors import LibraryOption, flag_name, interruptible, library_errors
+from augtool.commands.options import (
+    RangeType,
+    backend_from_options,
+    backend_options,
+    load_config,
+    overwrite_option,
+    quiet_option,
+    range_text,
+    seed_option,
+    size_option,
+    split_option,
+    workers_option,
+)
+from augtool.commands.terminal import TqdmReporter, command_line
+
+
+@click.command("expand")
+@click.argument("raw", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    callback=load_config,
+    is_eager=True,
+    expose_value=False,
+    help="TOML file of option defaults (keys as option names); the command line wins.",
+)
+@click.option(
+    "--target",
+    type=int,
+    default=None,
+    help=f"Conventional outputs, originals included. [default: {defaults.DEFAULT_TARGET}]",
+)
+@click.option(
+    "--factor",
+    type=float,
+    default=None,
+    help="Instead of --target: outputs per source (round(F x sources)).",
+)
+@click.option(
+    "--transforms",
+    default=defaults.DEFAULT_TRANSFORMS,
+    show_default=True,
+    help="Comma-separated transforms to cycle through.",
+)
+@click.option(
+    "--recipe",
+    default=None,
+    metavar="FILE|NAME",
+    help="Recipe TOML file (transforms, parameters, preprocessing; docs/recipes.md), or a "
+    "shipped one: paper, colour, curator. [default: the paper's, as --transforms]",
+)
+@click.option(
+    "--sigma-range",
+    type=RangeType(),
+    default=range_text(defaults.DEFAULT_SIGMA_RANGE),
+    show_default=True,
+    help="Blur sigma, source px.",
+)
+@click.option(
+    "--rotate-range",
+    type=RangeType(),
+    default=range_text(defaults.DEFAULT_ROTATE_RANGE),
+    show_default=True,
+    help="Rotation, degrees.",
+)
+@click.option(
+    "--translate-range",
+    type=RangeType(),
+    default=range_text(defaults.DEFAULT_TRANSLATE_RANGE),
+    show_default=True,
+    help="|dx|, |dy|, source px.",
+)
+@click.option(
+    "--shear-range",
+    type=RangeType(),
+    default=range_text(defaults.DEFAULT_SHEAR_RANGE),
+    show_default=True,
+    help="|shear factor|.",
+)
+@size_option(
+    default=str(defaults.DEFAULT_SIZE),
+    help="Output side length (squashed), or WIDTHxHEIGHT (folder output), e.g. 640x480.",
+    library_names=("height",),
+)
+@click.option(
+    "--letterbox",
+    is_flag=True,
+    help="Keep each image's aspect ratio in the --size output, black bars around it.",
+)
+@click.option(
+    "--pca",
+    is_flag=True,
+    help=f"Add PCA colour-jittered copies ({defaults.DEFAULT_PCA_COUNT} by default: the "
+    f"{defaults.DEFAULT_TARGET + defaults.DEFAULT_PCA_COUNT:,} set).",
+)
+@click.option(
+    "--pca-count",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"Number of PCA copies (implies --pca). [default: {defaults.DEFAULT_PCA_COUNT}]",
+)
+@click.option(
+    "--pca-mode",
+    type=click.Choice(defaults.PCA_MODES),
+    default=defaults.DEFAULT_PCA_MODE,
+    show_default=True,
+    help="pixel: each pixel along the principal axes (paper); shift: one colour (Krizhevsky).",
+)
+@click.option(
+    "--pca-std",
+    type=float,
+    default=defaults.DEFAULT_PCA_STD,
+    show_default=True,
+    help="Std of the PCA alphas (relative to the image's own colour spread).",
+)
+@click.option(
+    "--pca-k",
+    type=click.IntRange(*defaults.PCA_K_RANGE),
+    default=defaults.DEFAULT_PCA_K,
+    show_default=True,
+    help="Principal components used.",
+)
+@click.option(
+    "--pca-scale",
+    type=click.Choice(defaults.PCA_SCALES),
+    default=defaults.DEFAULT_PCA_SCALE,
+    show_default=True,
+    help="relative: unit-free; unit/byte: legacy shift on [0,1]/[0,255] covariances.",
+)
+@split_option
+@click.option(
+    "--folds",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="K-fold cross-validation: record a grouped, stratified fold 0..K-1 for every "
+    "source and output instead of the fractional split (0: none).",
+)
+@click.option(
+    "--split-by",
+    type=click.Choice(defaults.SPLIT_BY),
+    default=defaults.DEFAULT_SPLIT_BY,
+    show_default=True,
+    help="source: no leakage; image: the paper's (leaky) protocol.",
+)
+@click.option(
+    "--group-regex",
+    default=None,
+    help=r"Sources whose paths share this match stay in one split, e.g. 'BloodImage_\d+'.",
+)
+@click.option(
+    "--no-augment-test",
+    is_flag=True,
+    help="Only originals in val/test; copies go to train sources (any recipe). "
+    "[default: off, val/test get copies too, as in the paper]",
+)
+@click.option(
+    "--format",
+    "output_format",
+    cls=LibraryOption,
+    library_names=("annotation_format",),
+    type=click.Choice(defaults.OUTPUT_FORMATS + defaults.ANNOTATION_FORMATS),
+    default=None,
+    help="Output format [default: by OUT's suffix]; with --annotations, their format.",
+)
+@click.option(
+    "--annotations",
+    default=None,
+    help="Detection: boxes of RAW's images (VOC/YOLO folder, COCO file); RAW holds images.",
+)
+@click.option("--names", default=None, help="YOLO class names file (with --annotations).")
+@click.option(
+    "--min-visibility",
+    type=float,
+    default=defaults.DEFAULT_MIN_VISIBILITY,
+    show_default=True,
+    help="Detection: drop a box when less than this fraction of it stays in the image.",
+)
+@click.option(
+    "--image-format",
+    type=click.Choice(defaults.IMAGE_FORMATS),
+    default=defaults.DEFAULT_IMAGE_FORMAT,
+    show_default=True,
+    help="Folder output file format.",
+)
+@click.option(
+    "--jpeg-quality",
+    type=click.IntRange(1, 100),
+    default=defaults.DEFAULT_JPEG_QUALITY,
+    show_default=True,
+    help="JPEG quality.",
+)
+@click.option(
+    "--compression",
+    type=click.Choice(defaults.COMPRESSIONS),
+    default=defaults.DEFAULT_COMPRESSION,
+    show_default=True,
+    help="HDF5 compression.",
+)
+@click.option(
+    "--skip-invalid", is_flag=True, help="Skip unusable input files (listed) instead of refusing."
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=defaults.MAX_PIXELS,
+    show_default=True,
+    help="Refuse larger sources.",
+)
+@click.option("--dry-run", is_flag=True, help="Scan and print the plan; write nothing.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
+@backend_options
+@seed_option
+@workers_option
+@overwrite_option
+@quiet_option
+@interruptible
+@library_errors
+def expand(raw: Path, out: Path, **opts: Any) -> None:
+    """Expand RAW/<class>/<image> into the paper's augmented dataset in OUT.
+
+    OUT is a folder (OUT/<split>/<class>/*.png + manifest.csv) or, when it ends
+    in .h5/.hdf5, one HDF5 file. Defaults reproduce the paper's 1,492-image set
+    at 227x227, split 70/30 by source (no leakage); --pca gives the 1,676 set.
+
+    \b
+    Examples:
+      augtool expand raw/ out/
+      augtool expand raw/ out.h5 --pca --group-regex 'BloodImage_\\d+'
+      augtool expand raw/ out/ --target 3000 --transforms rotate,flip_x --seed 7
+      augtool expand raw/ out.h5 --backend dask --scheduler tcp://head:8786
+    """
+    from augtool.expand import dry_run as plan_only
+    from augtool.expand import expand as run_expand
+    from augtool.expand import options_from_values
+    from augtool.summary import dry_run_lines, expand_lines
+
+    quiet, dry_run = opts.pop("quiet"), opts.pop("dry_run")
+    backend = backend_from_options(opts)
+    opts["size"], opts["height"] = opts["size"]
+    options = options_from_values(opts)
+    reporter = TqdmReporter(quiet)
+    if dry_run:
+        try:
+            plan = plan_only(raw, options, reporter)
+        finally:
+            reporter.close()
+        recipe = opts.get("recipe")
+        click.echo("\n".join(dry_run_lines(plan, None if recipe is None else str(recipe))))
+        return
+    try:
+        with backend or contextlib.nullcontext():
+            if backend is not None and not quiet:
+                click.echo(f"rendering on {backend.describe()}", err=True)
+            summary = run_expand(
+                raw, out, options, reporter, command_line=command_line(), backend=backend
+            )
+    finally:
+        reporter.close()
+    if not quiet:
+        command = click.get_current_context().command
+        click.echo("\n".join(expand_lines(summary, options, lambda p: flag_name(command, p))))

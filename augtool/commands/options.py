@@ -1,0 +1,310 @@
+"""Options shared by several commands, each defined once.
+
+Every choice list and shown default comes from :mod:`augtool.defaults`; no help
+text types a default of its own. The conventions every command follows:
+
+* the output goes to the positional ``OUT`` argument (``--out`` is a deprecated
+  alias where a command had it: :func:`output_argument`);
+* ``--size`` is the side of the square images a command writes, or
+  ``WIDTHxHEIGHT`` where it writes other shapes (:func:`size_option`);
+* ``--split`` in expand says how to split (:func:`split_option`); in evaluate it
+  names one of the splits expand wrote.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from augtool import defaults
+from augtool.commands.errors import LibraryOption
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def quiet_option(func: F) -> F:
+    """``--quiet``: no progress bar and no summary (warnings and errors still print)."""
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="No progress bar or summary; errors still print."
+    )(func)
+
+
+def seed_option(func: F | None = None, *, help: str = "Seed; same seed, same bytes.") -> Any:
+    """``--seed``: the run seed. ``@seed_option``, or ``@seed_option(help=...)``."""
+    option = click.option("--seed", type=int, default=0, show_default=True, help=help)
+    return option if func is None else option(func)
+
+
+def workers_option(func: F) -> F:
+    """``--workers``: worker processes (0 = all cores); never changes the output."""
+    return click.option(
+        "--workers",
+        "-j",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Worker processes, 0 = all cores. Never changes the output bytes.",
+    )(func)
+
+
+def overwrite_option(func: F) -> F:
+    """``--overwrite``: replace an existing, non-empty output."""
+    return click.option(
+        "--overwrite", is_flag=True, help="Replace OUT if it exists and is not empty."
+    )(func)
+
+
+def tta_option(func: F) -> F:
+    """``--tta``: average predictions over the 8 flips and transposes of each image."""
+    return click.option(
+        "--tta",
+        is_flag=True,
+        help="Test-time augmentation: average the class probabilities over the 8 "
+        "flips and transposes of each image (8x the compute).",
+    )(func)
+
+
+def device_option(func: F) -> F:
+    """``--device``: where torch runs (train, evaluate, predict)."""
+    return click.option(
+        "--device",
+        type=click.Choice(defaults.DEVICES),
+        default=defaults.DEFAULT_DEVICE,
+        show_default=True,
+        help="auto: a CUDA GPU when there is one, else the CPU.",
+    )(func)
+
+
+def batch_size_option(default: int | None, help: str) -> Callable[[F], F]:
+    """``--batch-size``: images per step or forward pass (train, evaluate).
+
+    Args:
+        default: The shown default, or None when the library resolves it (train: per
+            architecture, stated in ``help``).
+        help: What a batch is for this command.
+    """
+    return click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
+def range_text(pair: tuple[float, float]) -> str:
+    """A default range as typed on the command line: ``(4.0, 8.0)`` -> ``4,8``."""
+    return f"{pair[0]:g},{pair[1]:g}"
+
+
+def parse_size(text: object, square: bool) -> tuple[int, int | None]:
+    """``227`` or ``640x480`` as ``(width, height | None)``; None means square.
+
+    Raises:
+        ValueError: If the text is neither (or a rectangle where ``square``).
+    """
+    width, sep, height = str(text).strip().lower().partition("x")
+    w, h = int(width), (int(height) if sep else None)
+    if square and h is not None and h != w:
+        raise ValueError(text)
+    return w, (None if square else h)
+
+
+def size_option(
+    default: str | None,
+    help: str,
+    square: bool = False,
+    library_names: tuple[str, ...] = (),
+) -> Callable[[F], F]:
+    """``--size``: the side of the images a command writes, or ``WIDTHxHEIGHT``.
+
+    The value reaches the command as ``(width, height | None)`` (None: square),
+    or None when not given and ``default`` is None.
+
+    Args:
+        default: The default as typed, e.g. ``"227"``; None lets the library decide.
+        help: What the size is of, and its default where the library decides.
+        square: The command writes square images only: ``WxH`` must have ``W == H``.
+        library_names: Library parameters this option also sets (``height``).
+    """
+
+    def convert(ctx: click.Context, param: click.Parameter, value: object) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse_size(value, square)
+        except ValueError:
+            shape = "a side length (227)" if square else "a side length (227) or WIDTHxHEIGHT"
+            example = "" if square else " (640x480)"
+            raise click.BadParameter(
+                f"{shape}{example}, got {value!r}", ctx=ctx, param=param
+            ) from None
+
+    return click.option(
+        "--size",
+        cls=LibraryOption,
+        library_names=library_names,
+        default=default,
+        show_default=default is not None,
+        metavar="N" if square else "N|WxH",
+        callback=convert,
+        help=help,
+    )
+
+
+def split_option(func: F) -> F:
+    """``--split``: how expand splits the sources (fractions, or none)."""
+    return click.option(
+        "--split",
+        default=defaults.DEFAULT_SPLIT,
+        show_default=True,
+        help="Train fraction (0.7), train,test (0.7,0.3), train,val,test (0.7,0.15,0.15) or none.",
+    )(func)
+
+
+def output_argument(
+    kind: click.Path, required: bool = True, help_default: str | None = None
+) -> Callable[[F], F]:
+    """The positional ``OUT`` every writing command takes; ``--out``/``-o`` still works.
+
+    ``--out`` is a deprecated alias (preview, train and evaluate had it): it works,
+    and says on stderr that ``OUT`` is the way. The command receives ``out``.
+
+    Args:
+        kind: The path type of OUT.
+        required: Whether OUT must be given.
+        help_default: For an optional OUT, what the command writes to without it.
+    """
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, out: Any = None, out_option: Any = None, **kwargs: Any) -> Any:
+            if out_option is not None:
+                if out is not None and out != out_option:
+                    raise click.UsageError("give OUT once (--out is a deprecated alias of OUT)")
+                click.echo(
+                    "warning: --out is deprecated; give the output as the argument OUT instead",
+                    err=True,
+                )
+                out = out_option
+            if out is None and required:
+                raise click.UsageError("Missing argument 'OUT'.")
+            return func(*args, out=out, **kwargs)
+
+        hint = "" if help_default is None else f" [default: {help_default}]"
+        wrapper = click.option(
+            "--out",
+            "-o",
+            "out_option",
+            type=kind,
+            default=None,
+            metavar="OUT",
+            help=f"Deprecated: give OUT as an argument.{hint}",
+        )(wrapper)
+        wrapper = click.argument(
+            "out", type=kind, required=False, metavar="OUT" if required else "[OUT]"
+        )(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+class RangeType(click.ParamType):
+    """A ``low,high`` pair of numbers, e.g. ``--rotate-range -45,45``."""
+
+    name = "LOW,HIGH"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Parse ``"a,b"`` (or a 2-item list from a config file) into two floats."""
+        if isinstance(value, tuple | list) and len(value) == 2:
+            parts = list(value)
+        else:
+            parts = str(value).split(",")
+        try:
+            low, high = (float(p) for p in parts)
+        except ValueError:
+            self.fail(f"expected two numbers LOW,HIGH, got {value!r}", param, ctx)
+        return (low, high)
+
+
+def load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--config FILE.toml``: option defaults from a TOML file (command line wins)."""
+    if value is None:
+        return None
+    import tomllib
+
+    try:
+        with open(value, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise click.BadParameter(f"cannot read {value}: {err}", ctx=ctx, param=param) from err
+    known = {p.name for p in ctx.command.params}
+    clean = {k.replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(clean) - known)
+    if unknown:
+        raise click.BadParameter(
+            f"unknown keys in {value}: {', '.join(unknown)}", ctx=ctx, param=param
+        )
+    ctx.default_map = {**(ctx.default_map or {}), **clean}
+    return value
+
+
+def backend_options(func: F) -> F:
+    """``--backend``, ``--scheduler``, ``--scheduler-timeout``, ``--send-sources``."""
+    options = [
+        click.option(
+            "--backend",
+            type=click.Choice(defaults.BACKENDS),
+            default=defaults.DEFAULT_BACKEND,
+            show_default=True,
+            help="Where sources are rendered: joblib on this machine, or a Dask cluster "
+            "(needs the dask extra; see docs/scaling.md). Never changes the output bytes.",
+        ),
+        click.option(
+            "--scheduler",
+            default=None,
+            metavar="ADDRESS",
+            help="Dask scheduler (tcp://host:8786), or 'local' to start a cluster of "
+            "--workers processes here. [default with --backend dask: local]",
+        ),
+        click.option(
+            "--scheduler-timeout",
+            cls=LibraryOption,
+            library_names=("timeout",),
+            type=click.FloatRange(min=0, min_open=True),
+            default=defaults.DEFAULT_SCHEDULER_TIMEOUT,
+            metavar="SECONDS",
+            show_default=True,
+            help="Seconds to wait for the Dask scheduler and its first worker.",
+        ),
+        click.option(
+            "--send-sources",
+            is_flag=True,
+            help="Send each source's bytes to the Dask workers (for workers without RAW).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def backend_from_options(opts: dict[str, Any]) -> Any:
+    """Pop the backend options from ``opts``; a DaskBackend (not connected) or None."""
+    backend, scheduler = opts.pop("backend"), opts.pop("scheduler")
+    timeout, send_sources = opts.pop("scheduler_timeout"), opts.pop("send_sources")
+    if backend == defaults.DEFAULT_BACKEND:
+        if scheduler is not None or send_sources:
+            option = "--scheduler" if scheduler is not None else "--send-sources"
+            raise click.UsageError(f"{option} needs --backend dask")
+        return None
+    from augtool.backends import LOCAL_SCHEDULER, DaskBackend
+
+    return DaskBackend(
+        scheduler or LOCAL_SCHEDULER,
+        workers=opts["workers"],
+        timeout=timeout,
+        send_sources=send_sources,
+    )

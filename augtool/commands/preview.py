@@ -1,0 +1,131 @@
+"""``augtool preview``: draw a labelled PNG of what augmentation does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from augtool import defaults
+from augtool.commands.errors import library_errors
+from augtool.commands.options import (
+    output_argument,
+    overwrite_option,
+    seed_option,
+    size_option,
+)
+
+
+@click.command("preview")
+@click.argument("source", metavar="IMAGE|OUT_DATASET", type=click.Path(path_type=Path))
+@output_argument(click.Path(dir_okay=False, path_type=Path))
+@size_option(
+    default=None,
+    square=True,
+    help=f"Image: tile side length, as expand --size. [default: {defaults.DEFAULT_SIZE}]",
+)
+@click.option(
+    "--pca-std",
+    type=float,
+    default=None,
+    help="Image: std of the PCA alphas, as expand --pca-std. "
+    f"[default: {defaults.DEFAULT_PCA_STD}]",
+)
+@click.option(
+    "--columns",
+    type=int,
+    default=None,
+    help=f"Image: tiles per row. [default: {defaults.DEFAULT_COLUMNS}]",
+)
+@click.option(
+    "--per-cell",
+    type=int,
+    default=None,
+    help=f"Dataset: random images per class and split. [default: {defaults.DEFAULT_PER_CELL}]",
+)
+@click.option(
+    "--recipe",
+    default=None,
+    metavar="FILE|NAME",
+    help="Image: draw this recipe's transforms (a file, or paper, colour, curator).",
+)
+@click.option(
+    "--annotations",
+    default=None,
+    help="Image: annotations of its folder (VOC/YOLO folder, COCO file); boxes drawn on tiles.",
+)
+@click.option(
+    "--format",
+    "annotation_format",
+    type=click.Choice(defaults.ANNOTATION_FORMATS),
+    default=None,
+    help="Format of --annotations.",
+)
+@click.option("--names", default=None, help="YOLO class names file (with --annotations).")
+@click.option(
+    "--min-visibility",
+    type=float,
+    default=defaults.DEFAULT_MIN_VISIBILITY,
+    show_default=True,
+    help="As expand --min-visibility.",
+)
+@seed_option
+@overwrite_option
+@click.option("--quiet", "-q", is_flag=True, help="No summary line; errors still print.")
+@library_errors
+def preview(
+    source: Path,
+    out: Path,
+    size: tuple[int, None] | None,
+    pca_std: float | None,
+    columns: int | None,
+    per_cell: int | None,
+    recipe: str | None,
+    annotations: str | None,
+    annotation_format: str | None,
+    names: str | None,
+    min_visibility: float,
+    seed: int,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Draw a labelled PNG of what augmentation does, to look at before training.
+
+    Given an IMAGE file: a contact sheet like the paper's Fig. 2, the original
+    and one output of each of the ten transforms plus PCA colour jitter at the
+    unit and byte scales, made exactly as `expand --seed SEED` makes copy k of
+    that file; each tile is labelled with its parameters. With --recipe: the
+    original and one output of each of the recipe's transforms instead.
+
+    Given an expand OUT_DATASET (folder or .h5): random outputs per class (rows)
+    and split (column groups), each labelled with its transform.
+
+    \b
+    Examples:
+      augtool preview raw/ALL/im001.jpg sheet.png
+      augtool preview raw/ALL/im001.jpg sheet.png --size 160 --seed 3 --columns 7
+      augtool preview raw/ALL/im001.jpg sheet.png --recipe my_recipe.toml
+      augtool preview out/ grid.png --per-cell 6
+      augtool preview smears/a.jpg --annotations ann/ --format voc --size 416 boxes.png
+    """
+    from augtool.preview import preview as run_preview
+    from augtool.recipe import load_recipe
+
+    result = run_preview(
+        source,
+        out,
+        size=None if size is None else size[0],
+        seed=seed,
+        pca_std=pca_std,
+        columns=columns,
+        per_cell=per_cell,
+        overwrite=overwrite,
+        recipe=None if recipe is None else load_recipe(recipe),
+        annotations=annotations,
+        annotation_format=annotation_format,
+        names=names,
+        min_visibility=min_visibility,
+    )
+    if not quiet:
+        what = "contact sheet" if result.kind == "image" else "dataset grid"
+        click.echo(f"wrote {what} {out} ({result.width}x{result.height} px, {result.tiles} tiles)")

@@ -1,0 +1,123 @@
+"""What every command shows on the terminal: progress bars, warnings, the command line."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from typing import Any
+
+import click
+
+from augtool.commands.errors import raise_if_interrupted
+
+
+class TqdmReporter:
+    """Progress bars on stderr (only on a terminal) and warnings."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._bar: Any = None
+
+    def start(self, phase: str, total: int) -> None:
+        """Open a bar for a phase with a known total."""
+        raise_if_interrupted()
+        self.close()
+        if self.enabled and total > 0:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=phase, unit="img", file=sys.stderr, leave=False)
+
+    def advance(self, n: int) -> None:
+        """Move the bar (and stop here if an interrupt was lost on its way)."""
+        raise_if_interrupted()
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def warn(self, message: str) -> None:
+        """Print a warning to stderr, above any bar."""
+        from tqdm import tqdm
+
+        label = click.style("warning: ", fg="yellow") if sys.stderr.isatty() else "warning: "
+        tqdm.write(label + message, file=sys.stderr)
+
+    def close(self) -> None:
+        """Close the current bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class TrainBar:
+    """``augtool train`` on a terminal: a loading line, then a per-batch bar in each epoch.
+
+    Train figures so far and the last val scores, never test; the elapsed time
+    counts from the command's start. Off a terminal, or with --quiet, it draws nothing.
+    """
+
+    def __init__(self, data: str, quiet: bool) -> None:
+        self.data = data
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._bar: Any = None
+        self._train: tuple[float, float] | None = None
+        self._val: tuple[int, float, float] | None = None
+        self._read = 0.0  # when the train figures were last read (a GPU sync)
+
+    def __call__(self, event: Any, label: str) -> None:
+        """Show one :class:`model.train.TrainEvent` of the run called ``label``.
+
+        Every event, shown or not, first checks for a stop signal whose raise was
+        deferred (under an import) or swallowed (in a ``__del__``): a run stops
+        within one batch of the signal.
+        """
+        raise_if_interrupted()
+        if not self.enabled:
+            return
+        import time
+
+        from tqdm import tqdm
+
+        from model.report import progress_text
+
+        if event.kind in ("load", "done"):
+            self.close()
+            self._train = self._val = None
+            if event.kind == "load":
+                click.echo(f"loading {self.data} ({label}) ...", err=True)
+            return
+        if event.kind == "epoch" and "val_accuracy" in event.row:
+            self._val = (event.epoch, event.row["val_loss"], event.row["val_accuracy"])
+        now = time.monotonic()
+        if event.kind == "epoch" or event.batch == 1 or now - self._read >= 0.5:
+            self._train, self._read = event.train_so_far(), now
+        figures = progress_text(self._train, self._val, event.elapsed)
+        title = f"{label} epoch {event.epoch}/{event.epochs}"
+        if self._bar is None:
+            self._bar = tqdm(
+                total=event.batches,
+                desc=title,
+                file=sys.stderr,
+                leave=False,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} batches{postfix}",
+            )
+        elif event.kind == "batch" and event.batch == 1:  # a new epoch: the same bar, reset
+            self._bar.set_description_str(title, refresh=False)
+            self._bar.set_postfix_str(figures, refresh=False)
+            self._bar.reset(total=event.batches)
+        self._bar.set_postfix_str(figures, refresh=False)
+        self._bar.update(event.batch - self._bar.n)
+        if event.kind == "epoch":
+            self._bar.refresh()  # the epoch's val scores, shown at once
+
+    def close(self) -> None:
+        """Remove the bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def command_line() -> str:
+    """The command as typed; bytes that are not UTF-8 (Linux paths) shown as ``\\xNN``."""
+    args = (os.fsencode(a).decode("utf-8", "backslashreplace") for a in sys.argv[1:])
+    return "augtool " + " ".join(shlex.quote(a) for a in args)

@@ -1,0 +1,54 @@
+"""``augtool verify``: check that an expand output is exactly what it records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from augtool.commands.errors import AugtoolClickError, LibraryOption, library_errors
+from augtool.commands.options import quiet_option, workers_option
+from augtool.commands.terminal import TqdmReporter
+
+
+@click.command("verify")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--regenerate",
+    "raw",
+    cls=LibraryOption,
+    library_names=("regenerate_raw",),
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Replay the recorded recipe on this RAW folder and require identical bytes.",
+)
+@workers_option
+@quiet_option
+@library_errors
+def verify(out: Path, raw: Path | None, workers: int, quiet: bool) -> None:
+    """Check that an expand output (folder or HDF5) is exactly what it records.
+
+    Every image's hash must match, nothing may be missing or extra, no source
+    or group may sit in two splits (unless it was made with --split-by image),
+    and the counts must be as recorded. Exit 0 when all holds, 1 otherwise.
+
+    \b
+    Examples:
+      augtool verify out/
+      augtool verify out.h5 --regenerate raw/
+    """
+    from augtool.summary import verify_failure, verify_ok_line, verify_problem_lines
+    from augtool.verify import verify as run_verify
+
+    reporter = TqdmReporter(quiet)
+    try:
+        report = run_verify(out, regenerate_raw=raw, workers=workers, reporter=reporter)
+    finally:
+        reporter.close()
+    if report.ok:
+        if not quiet:
+            click.echo(verify_ok_line(report))
+        return
+    for line in verify_problem_lines(report):
+        click.echo(line, err=True)
+    raise AugtoolClickError(verify_failure(report), exit_code=1)

@@ -1,0 +1,162 @@
+"""Terminal-free reports of expand, its dry run, verify and cells: pure functions to text.
+
+As :mod:`model.report` is for training: the commands only print what these
+return, and the Python API can show the very same lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from augtool.errors import fill
+
+if TYPE_CHECKING:
+    from augtool.cells import CellsSummary
+    from augtool.expand import DryRun, ExpandOptions, ExpandSummary
+    from augtool.sources import ScanResult
+    from augtool.verify import VerifyReport
+
+#: Order of split rows in every table: train, val, test, then anything else by name.
+SPLIT_ORDER = ("train", "val", "test", "all")
+
+
+def _plain(parameter: str) -> str:
+    return parameter
+
+
+def split_sort_key(split: str) -> tuple[int, str]:
+    """Sort key that puts splits in :data:`SPLIT_ORDER`, unknown names (``fold 3``) after."""
+    rank = SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER)
+    return rank, split
+
+
+def sort_splits(splits: Iterable[str]) -> list[str]:
+    """The distinct split names, in table order."""
+    return sorted(dict.fromkeys(splits), key=split_sort_key)
+
+
+def counts_table(counts: Mapping[tuple[str, str], int], classes: Sequence[str]) -> str:
+    """Images per split (rows) and class (columns), with totals.
+
+    Args:
+        counts: Images per (split, class); splits may also be ``fold k``.
+        classes: Column order.
+
+    Returns:
+        The table, one line per split plus a header, and a total row when there
+        is more than one split.
+    """
+    splits = sort_splits(s for s, _ in counts)
+    width = max([len(c) for c in classes] + [6])
+    lines = ["".ljust(8) + "".join(c.rjust(width + 2) for c in [*classes, "total"])]
+    for sp in splits:
+        row = [counts.get((sp, c), 0) for c in classes]
+        lines.append(sp.ljust(8) + "".join(str(v).rjust(width + 2) for v in [*row, sum(row)]))
+    if len(splits) > 1:
+        col = [sum(counts.get((sp, c), 0) for sp in splits) for c in classes]
+        lines.append("total".ljust(8) + "".join(str(v).rjust(width + 2) for v in [*col, sum(col)]))
+    return "\n".join(lines)
+
+
+def grouping_line(scan: ScanResult) -> str | None:
+    """``split grouped by <regex>: N groups``, or None when the sources are not grouped."""
+    if not scan.grouped_by:
+        return None
+    groups = len({s.group for s in scan.sources})
+    return f"split grouped by {scan.grouped_by}: {groups} groups"
+
+
+def dry_run_lines(dry: DryRun, recipe_label: str | None = None) -> list[str]:
+    """What ``expand --dry-run`` prints: totals, the table, grouping, recipe, transforms.
+
+    Args:
+        dry: The dry run.
+        recipe_label: How to name a recipe that has no name (e.g. its file).
+    """
+    scan = dry.run.scan
+    lines = [
+        f"plan: {dry.total} images from {len(scan.sources)} sources (nothing written)",
+        counts_table(dry.counts, scan.classes),
+    ]
+    grouped = grouping_line(scan)
+    if grouped:
+        lines.append(grouped)
+    if dry.recipe is not None:
+        name = dry.recipe.name or recipe_label or "recipe"
+        lines.append(f"recipe: {name} ({len(dry.recipe.steps)} transforms)")
+    lines.append("transforms: " + ", ".join(f"{k} {v}" for k, v in dry.per_transform.items()))
+    return lines
+
+
+def expand_lines(
+    summary: ExpandSummary, options: ExpandOptions, name: Callable[[str], str] = _plain
+) -> list[str]:
+    """What ``expand`` prints after a run: what was written, the table, boxes, grouping.
+
+    Args:
+        summary: The run's summary.
+        options: The run's options.
+        name: How to write a parameter's name (the command line gives its flag).
+    """
+    kind = "HDF5" if summary.output_format == "hdf5" else options.image_format.upper()
+    resumed = f", {summary.resumed} of them from the interrupted run" if summary.resumed else ""
+    lines = [
+        f"wrote {summary.total} images ({kind} {options.size}x"
+        f"{options.height or options.size}) to {summary.out} in {summary.seconds:.1f} s "
+        f"({summary.images_per_second:.0f} images/s{resumed})",
+        counts_table(summary.counts, summary.scan.classes),
+    ]
+    if summary.boxes is not None:
+        boxes_in, boxes_out = summary.boxes["boxes_in"], summary.boxes["boxes_out"]
+        template = (
+            f"boxes: {boxes_out} written in {options.annotation_format} "
+            f"({boxes_in - boxes_out} of {boxes_in} left out: under {{min_visibility}} "
+            f"{options.min_visibility:g} inside, or under 2 px)"
+        )
+        lines.append(fill(template, name))
+    grouped = grouping_line(summary.scan)
+    if grouped:
+        lines.append(grouped)
+    return lines
+
+
+def verify_ok_line(report: VerifyReport) -> str:
+    """The one line of a passing ``verify``."""
+    extra = ", regenerated from RAW with identical bytes" if report.regenerated else ""
+    return f"ok: {report.checked} images in {report.path} match their records{extra}"
+
+
+def verify_problem_lines(report: VerifyReport, limit: int | None = None) -> list[str]:
+    """The problems of a failing ``verify``: the first ``limit``, then how many more.
+
+    Args:
+        report: The failing report.
+        limit: Problems listed one per line (default :data:`augtool.verify.MAX_LISTED`).
+    """
+    if limit is None:
+        from augtool.verify import MAX_LISTED
+
+        limit = MAX_LISTED
+    lines = list(report.problems[:limit])
+    if len(report.problems) > limit:
+        lines.append(f"... and {len(report.problems) - limit} more")
+    return lines
+
+
+def verify_failure(report: VerifyReport) -> str:
+    """The closing message of a failing ``verify``."""
+    return f"{report.path}: {len(report.problems)} problem(s) found"
+
+
+def cells_lines(summary: CellsSummary) -> list[str]:
+    """What ``cells`` prints: cells written, per class cells and smears, what was left out."""
+    width = max([len(c) for c in summary.counts] + [5])
+    lines = [
+        f"wrote {summary.total} cells to {summary.out} in {summary.seconds:.1f} s",
+        "class".ljust(width) + "  cells  smears",
+    ]
+    for cls, n in summary.counts.items():
+        lines.append(f"{cls.ljust(width)}  {n:5d}  {summary.smears[cls]:6d}")
+    lines += [f"left out {n}: {why}" for why, n in summary.dropped.items()]
+    return lines
