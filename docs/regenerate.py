@@ -16,6 +16,11 @@ prints (stdout and stderr together) replaces the lines after it. Attributes:
 ``data=cells``
     ``raw/`` is a copy of ``../shared/data/bccd-cells`` (the 141 real cells); the
     block is skipped when that folder is absent.
+``data=shared``
+    The commands run in a folder beside a link named ``shared`` to the
+    checkout's ``../shared``, so ``../shared/data/...`` means what it means in
+    the repository root (read only: write outputs to the run folder); the block
+    is skipped when ``../shared/data`` is absent.
 ``slow``
     Takes more than a few seconds: rewritten by this script, not re-run by
     ``tests/test_docs.py``.
@@ -51,7 +56,9 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 REPO = DOCS.parent
-REAL_CELLS = REPO.parent / "shared" / "data" / "bccd-cells"
+SHARED = REPO.parent / "shared"
+REAL_CELLS = SHARED / "data" / "bccd-cells"
+DATA_KINDS = ("none", "cells", "shared")
 LINKED = ("examples", "benchmarks", "tests")
 INDENT = "    "
 
@@ -72,7 +79,7 @@ class Block:
         page: The Markdown file.
         start: Index of the opening comment line.
         end: Index of the closing comment line.
-        data: ``cells`` or ``none``.
+        data: ``none``, ``cells`` or ``shared``.
         slow: Not re-run by the test.
         keep: ``(file in the run folder, path under docs/)`` pairs.
         setup: Hidden shell snippet run first.
@@ -99,8 +106,16 @@ class Block:
 
     @property
     def runnable(self) -> bool:
-        """False when the block needs the real cells and they are absent."""
-        return self.data != "cells" or REAL_CELLS.is_dir()
+        """False when the block needs the real data and it is absent."""
+        if self.data == "cells":
+            return REAL_CELLS.is_dir()
+        if self.data == "shared":
+            return (SHARED / "data").is_dir()
+        return True
+
+    def workdir(self, folder: Path) -> Path:
+        """Where the commands run, given the block's run folder."""
+        return folder / "work" if self.data == "shared" else folder
 
 
 def parse_page(page: Path) -> list[Block]:
@@ -124,7 +139,7 @@ def parse_page(page: Path) -> list[Block]:
         block = Block(page=page, start=i, end=end, setup=match["setup"] or "")
         for attr in (match["attrs"] or "").split():
             key, _, value = attr.partition("=")
-            if key == "data" and value in ("cells", "none"):
+            if key == "data" and value in DATA_KINDS:
                 block.data = value
             elif key == "slow" and not value:
                 block.slow = True
@@ -172,7 +187,8 @@ def run_block(block: Block, folder: Path, timeout: float = 600) -> list[str]:
 
     Args:
         block: The block.
-        folder: An empty folder to run in (``raw/`` and the links are made here).
+        folder: An empty folder to run in (``raw/`` and the links are made here,
+            or in ``folder/work`` for ``data=shared``: :meth:`Block.workdir`).
         timeout: Seconds allowed for each command.
 
     Returns:
@@ -181,6 +197,10 @@ def run_block(block: Block, folder: Path, timeout: float = 600) -> list[str]:
     Raises:
         RuntimeError: If the setup snippet fails.
     """
+    if block.data == "shared":
+        (folder / "shared").symlink_to(SHARED)
+    folder = block.workdir(folder)
+    folder.mkdir(exist_ok=True)
     if block.data == "cells":
         shutil.copytree(REAL_CELLS, folder / "raw")
     for name in LINKED:
@@ -232,6 +252,7 @@ def stale_pictures(block: Block, folder: Path) -> list[str]:
     import cv2
     import numpy as np
 
+    folder = block.workdir(folder)
     stale = []
     for src, dest in block.keep:
         made = cv2.imread(str(folder / src), cv2.IMREAD_UNCHANGED)
@@ -251,7 +272,7 @@ def regenerate(block: Block, folder: Path) -> tuple[list[str], list[str]]:
     lines = run_block(block, folder)
     changed = stale_pictures(block, folder)
     for src, dest in block.keep:
-        produced = folder / src
+        produced = block.workdir(folder) / src
         if not produced.is_file():
             raise RuntimeError(f"{block.where}: the commands did not write {src}")
         shutil.copyfile(produced, DOCS / dest)
