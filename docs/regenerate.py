@@ -35,6 +35,7 @@ Run from the repository root::
     python docs/regenerate.py               # every block of every page
     python docs/regenerate.py preview.md    # one page
     python docs/regenerate.py --check       # rewrite nothing; list what differs
+    python docs/regenerate.py --list        # every block: quick (re-run by the test) or slow
 
 Timings inside outputs (``in 6.0 s (249 images/s)``) change from run to run
 and with the load of the machine; :func:`normalise` replaces them before two
@@ -294,8 +295,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pages", nargs="*", help="Page names under docs/ [default: all].")
     parser.add_argument("--check", action="store_true", help="Compare only; write nothing.")
     parser.add_argument("--fast", action="store_true", help="Leave out the blocks marked slow.")
+    parser.add_argument(
+        "--list", action="store_true", help="List the blocks and what checks them; run nothing."
+    )
     args = parser.parse_args(argv)
     chosen = [DOCS / name for name in args.pages] if args.pages else pages()
+    if args.list:
+        for page in chosen:
+            for block in parse_page(page):
+                checker = "regenerate.py only" if block.slow else "tests/test_docs.py"
+                print(f"{block.where}\tdata={block.data}\t{checker}\t$ {block.commands[0]}")
+        return 0
     differ = 0
     for page in chosen:
         replacements: dict[int, tuple[int, list[str]]] = {}
