@@ -3,8 +3,12 @@
 Every block marked ``<!-- output ... -->`` in docs/*.md (see docs/regenerate.py)
 that is not marked ``slow`` is re-run here, in a fresh folder; its output must
 equal the quote once timings are normalised, and every picture it keeps must
-have the committed picture's pixels. Blocks on the real cells are skipped when
-``../shared/data`` is absent. ``python docs/regenerate.py`` rewrites them all.
+have the committed picture's pixels. Blocks on the real data are skipped when
+``../shared/data`` is absent. ``python docs/regenerate.py`` rewrites them all;
+``python docs/regenerate.py --list`` says which blocks only it re-runs (``slow``).
+
+A ``$ command``, ``Error:`` or ``warning:`` quoted in docs/*.md outside a
+marked block fails the suite, so no hand-typed message can drift from the tool.
 """
 
 from __future__ import annotations
