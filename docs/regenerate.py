@@ -168,19 +168,29 @@ def pages() -> list[Path]:
     return sorted(DOCS.glob("*.md"))
 
 
-def _environment() -> dict[str, str]:
+_COMMANDS = {
+    "augtool": 'exec "$AUGTOOL_PYTHON" -c "import cli; cli.main(prog_name=\'augtool\')" "$@"\n',
+    "python": 'exec "$AUGTOOL_PYTHON" "$@"\n',
+}
+
+
+def _environment(bin_dir: Path) -> dict[str, str]:
+    """The commands' environment: ``augtool`` and ``python`` in ``bin_dir``, first on PATH.
+
+    They are small scripts that ``exec`` this interpreter, not shell functions,
+    so ``$!`` of ``augtool ... &`` is the process that does the work and a
+    signal sent to it reaches augtool, as it does with the installed command.
+    """
+    for name, body in _COMMANDS.items():
+        script = bin_dir / name
+        script.write_text("#!/bin/sh\n" + body, encoding="utf-8")
+        script.chmod(0o755)
     env = dict(os.environ)
+    env["PATH"] = str(bin_dir) + os.pathsep + env.get("PATH", "")
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["AUGTOOL_PYTHON"] = sys.executable
     env.pop("COLUMNS", None)
     return env
-
-
-_PRELUDE = (
-    'augtool() { "$AUGTOOL_PYTHON" -c "import cli; cli.main(prog_name=\'augtool\')" "$@"; }\n'
-    'python() { "$AUGTOOL_PYTHON" "$@"; }\n'
-    "export -f augtool python\n"
-)
 
 
 def run_block(block: Block, folder: Path, timeout: float = 600) -> list[str]:
@@ -206,33 +216,34 @@ def run_block(block: Block, folder: Path, timeout: float = 600) -> list[str]:
         shutil.copytree(REAL_CELLS, folder / "raw")
     for name in LINKED:
         (folder / name).symlink_to(REPO / name)
-    env = _environment()
-    if block.setup:
-        done = subprocess.run(
-            ["bash", "-c", _PRELUDE + block.setup],
-            cwd=folder,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{block.where}: setup failed: {done.stdout}{done.stderr}")
-    out: list[str] = []
-    for command, gap in zip(block.commands, block.gaps, strict=True):
-        if gap and out:
-            out.append("")
-        done = subprocess.run(
-            ["bash", "-c", _PRELUDE + command],
-            cwd=folder,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-        )
-        out.append(f"$ {command}")
-        out += done.stdout.rstrip("\n").splitlines()
+    with tempfile.TemporaryDirectory(prefix="augtool-docs-bin-") as bin_dir:
+        env = _environment(Path(bin_dir))
+        if block.setup:
+            done = subprocess.run(
+                ["bash", "-c", block.setup],
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"{block.where}: setup failed: {done.stdout}{done.stderr}")
+        out: list[str] = []
+        for command, gap in zip(block.commands, block.gaps, strict=True):
+            if gap and out:
+                out.append("")
+            done = subprocess.run(
+                ["bash", "-c", command],
+                cwd=folder,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=timeout,
+            )
+            out.append(f"$ {command}")
+            out += done.stdout.rstrip("\n").splitlines()
     return out
 
 
