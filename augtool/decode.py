@@ -70,6 +70,28 @@ def reduced_shape(width: int, height: int, reduction: int) -> tuple[int, int]:
     return math.ceil(width / reduction), math.ceil(height / reduction)
 
 
+def truncation(data: bytes) -> str:
+    """Why an image file looks cut short, or ``''`` when its end marker is in place.
+
+    The one wording of a truncated file: ``expand``'s scan, ``preview`` and every
+    other decoding path report it through this function (via :func:`decode_rgb`).
+
+    Args:
+        data: The encoded file.
+
+    Returns:
+        ``'truncated JPEG (...)'`` or ``'truncated PNG (...)'``, or ``''``.
+    """
+    if is_jpeg(data):
+        # Inside entropy-coded data 0xFF is always stuffed, so an EOI after the
+        # last start-of-scan marker is the real end of the image.
+        if data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+            return "truncated JPEG (no end-of-image marker after the last scan)"
+    elif data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-16:]:
+        return "truncated PNG (no IEND chunk)"
+    return ""
+
+
 def decode_rgb(data: bytes, reduction: int = 1, name: str = "image") -> np.ndarray:
     """Decode image bytes to an ``(H, W, 3)`` uint8 RGB array.
 
@@ -82,16 +104,21 @@ def decode_rgb(data: bytes, reduction: int = 1, name: str = "image") -> np.ndarr
         A new C-contiguous RGB array.
 
     Raises:
-        InputError: If the bytes are not a decodable image.
+        InputError: If the bytes are cut short (:func:`truncation`, checked
+            first: libjpeg would fill the missing rows with grey) or are not a
+            decodable image.
         ValueError: If ``reduction`` is not 1, 2, 4 or 8.
     """
     if reduction not in _REDUCED_COLOR:
         raise ValueError(f"reduction must be 1, 2, 4 or 8, got {reduction}")
+    cut = truncation(data)
+    if cut:
+        raise InputError(f"{name}: {cut}")
     buf = np.frombuffer(data, dtype=np.uint8)
     if is_jpeg(data):
         bgr = _imdecode(buf, _REDUCED_COLOR[reduction] | cv2.IMREAD_IGNORE_ORIENTATION, name)
         if bgr is None:
-            raise InputError(f"{name}: JPEG data is corrupt or truncated")
+            raise InputError(f"{name}: JPEG data is corrupt (libjpeg cannot decode it)")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     raw = _imdecode(buf, cv2.IMREAD_UNCHANGED, name)
     if raw is None:

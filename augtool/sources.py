@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from augtool import defaults
-from augtool.decode import IMAGE_SUFFIXES, decode_rgb, image_size, is_jpeg, reduced_shape
+from augtool.decode import IMAGE_SUFFIXES, decode_rgb, image_size, reduced_shape
 from augtool.errors import InputError, OptionError
 from augtool.orphans import die_with_parent
 
@@ -198,8 +198,10 @@ def inspect_file(path: Path, max_pixels: int) -> FileInfo:
 
     The check refuses links that lead nowhere, anything but a regular file,
     files larger than any image of ``max_pixels`` could be, reads the header,
-    looks for the end marker of JPEG and PNG files (truncation) and decodes the
-    pixels at the smallest size.
+    and decodes the pixels at the smallest size with
+    :func:`augtool.decode.decode_rgb`, which first looks for the end marker of
+    JPEG and PNG files (:func:`augtool.decode.truncation`: the same wording as
+    ``preview`` and every other decoding path).
 
     Args:
         path: The file.
@@ -236,9 +238,6 @@ def inspect_file(path: Path, max_pixels: int) -> FileInfo:
             error=f"{width}x{height} has {width * height:,} pixels, above the limit of "
             f"{max_pixels:,} (raise --max-pixels if the machine has the memory)"
         )
-    truncated = _truncation(data)
-    if truncated:
-        return FileInfo(error=truncated)
     try:
         pixels = decode_rgb(data, reduction=8, name="")
     except InputError as err:
@@ -250,18 +249,6 @@ def inspect_file(path: Path, max_pixels: int) -> FileInfo:
             f"{pixels.shape[1] * 8}x{pixels.shape[0] * 8} or so; re-save the file"
         )
     return FileInfo(sha256=digest, width=width, height=height)
-
-
-def _truncation(data: bytes) -> str:
-    """Why the file looks truncated, or '' when its end marker is in place."""
-    if is_jpeg(data):
-        # Inside entropy-coded data 0xFF is always stuffed, so an EOI after the
-        # last start-of-scan marker is the real end of the image.
-        if data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
-            return "truncated JPEG (no end-of-image marker after the last scan)"
-    elif data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-16:]:
-        return "truncated PNG (no IEND chunk)"
-    return ""
 
 
 def compile_group_regex(pattern: str | None) -> re.Pattern[str] | None:

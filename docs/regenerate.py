@@ -16,6 +16,11 @@ prints (stdout and stderr together) replaces the lines after it. Attributes:
 ``data=cells``
     ``raw/`` is a copy of ``../shared/data/bccd-cells`` (the 141 real cells); the
     block is skipped when that folder is absent.
+``data=shared``
+    The commands run in a folder beside a link named ``shared`` to the
+    checkout's ``../shared``, so ``../shared/data/...`` means what it means in
+    the repository root (read only: write outputs to the run folder); the block
+    is skipped when ``../shared/data`` is absent.
 ``slow``
     Takes more than a few seconds: rewritten by this script, not re-run by
     ``tests/test_docs.py``.
@@ -30,6 +35,7 @@ Run from the repository root::
     python docs/regenerate.py               # every block of every page
     python docs/regenerate.py preview.md    # one page
     python docs/regenerate.py --check       # rewrite nothing; list what differs
+    python docs/regenerate.py --list        # every block: quick (re-run by the test) or slow
 
 Timings inside outputs (``in 6.0 s (249 images/s)``) change from run to run
 and with the load of the machine; :func:`normalise` replaces them before two
@@ -51,7 +57,9 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 REPO = DOCS.parent
-REAL_CELLS = REPO.parent / "shared" / "data" / "bccd-cells"
+SHARED = REPO.parent / "shared"
+REAL_CELLS = SHARED / "data" / "bccd-cells"
+DATA_KINDS = ("none", "cells", "shared")
 LINKED = ("examples", "benchmarks", "tests")
 INDENT = "    "
 
@@ -72,7 +80,7 @@ class Block:
         page: The Markdown file.
         start: Index of the opening comment line.
         end: Index of the closing comment line.
-        data: ``cells`` or ``none``.
+        data: ``none``, ``cells`` or ``shared``.
         slow: Not re-run by the test.
         keep: ``(file in the run folder, path under docs/)`` pairs.
         setup: Hidden shell snippet run first.
@@ -99,8 +107,16 @@ class Block:
 
     @property
     def runnable(self) -> bool:
-        """False when the block needs the real cells and they are absent."""
-        return self.data != "cells" or REAL_CELLS.is_dir()
+        """False when the block needs the real data and it is absent."""
+        if self.data == "cells":
+            return REAL_CELLS.is_dir()
+        if self.data == "shared":
+            return (SHARED / "data").is_dir()
+        return True
+
+    def workdir(self, folder: Path) -> Path:
+        """Where the commands run, given the block's run folder."""
+        return folder / "work" if self.data == "shared" else folder
 
 
 def parse_page(page: Path) -> list[Block]:
@@ -124,7 +140,7 @@ def parse_page(page: Path) -> list[Block]:
         block = Block(page=page, start=i, end=end, setup=match["setup"] or "")
         for attr in (match["attrs"] or "").split():
             key, _, value = attr.partition("=")
-            if key == "data" and value in ("cells", "none"):
+            if key == "data" and value in DATA_KINDS:
                 block.data = value
             elif key == "slow" and not value:
                 block.slow = True
@@ -152,19 +168,29 @@ def pages() -> list[Path]:
     return sorted(DOCS.glob("*.md"))
 
 
-def _environment() -> dict[str, str]:
+_COMMANDS = {
+    "augtool": 'exec "$AUGTOOL_PYTHON" -c "import cli; cli.main(prog_name=\'augtool\')" "$@"\n',
+    "python": 'exec "$AUGTOOL_PYTHON" "$@"\n',
+}
+
+
+def _environment(bin_dir: Path) -> dict[str, str]:
+    """The commands' environment: ``augtool`` and ``python`` in ``bin_dir``, first on PATH.
+
+    They are small scripts that ``exec`` this interpreter, not shell functions,
+    so ``$!`` of ``augtool ... &`` is the process that does the work and a
+    signal sent to it reaches augtool, as it does with the installed command.
+    """
+    for name, body in _COMMANDS.items():
+        script = bin_dir / name
+        script.write_text("#!/bin/sh\n" + body, encoding="utf-8")
+        script.chmod(0o755)
     env = dict(os.environ)
+    env["PATH"] = str(bin_dir) + os.pathsep + env.get("PATH", "")
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["AUGTOOL_PYTHON"] = sys.executable
     env.pop("COLUMNS", None)
     return env
-
-
-_PRELUDE = (
-    'augtool() { "$AUGTOOL_PYTHON" -c "import cli; cli.main(prog_name=\'augtool\')" "$@"; }\n'
-    'python() { "$AUGTOOL_PYTHON" "$@"; }\n'
-    "export -f augtool python\n"
-)
 
 
 def run_block(block: Block, folder: Path, timeout: float = 600) -> list[str]:
@@ -172,7 +198,8 @@ def run_block(block: Block, folder: Path, timeout: float = 600) -> list[str]:
 
     Args:
         block: The block.
-        folder: An empty folder to run in (``raw/`` and the links are made here).
+        folder: An empty folder to run in (``raw/`` and the links are made here,
+            or in ``folder/work`` for ``data=shared``: :meth:`Block.workdir`).
         timeout: Seconds allowed for each command.
 
     Returns:
@@ -181,37 +208,42 @@ def run_block(block: Block, folder: Path, timeout: float = 600) -> list[str]:
     Raises:
         RuntimeError: If the setup snippet fails.
     """
+    if block.data == "shared":
+        (folder / "shared").symlink_to(SHARED)
+    folder = block.workdir(folder)
+    folder.mkdir(exist_ok=True)
     if block.data == "cells":
         shutil.copytree(REAL_CELLS, folder / "raw")
     for name in LINKED:
         (folder / name).symlink_to(REPO / name)
-    env = _environment()
-    if block.setup:
-        done = subprocess.run(
-            ["bash", "-c", _PRELUDE + block.setup],
-            cwd=folder,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{block.where}: setup failed: {done.stdout}{done.stderr}")
-    out: list[str] = []
-    for command, gap in zip(block.commands, block.gaps, strict=True):
-        if gap and out:
-            out.append("")
-        done = subprocess.run(
-            ["bash", "-c", _PRELUDE + command],
-            cwd=folder,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-        )
-        out.append(f"$ {command}")
-        out += done.stdout.rstrip("\n").splitlines()
+    with tempfile.TemporaryDirectory(prefix="augtool-docs-bin-") as bin_dir:
+        env = _environment(Path(bin_dir))
+        if block.setup:
+            done = subprocess.run(
+                ["bash", "-c", block.setup],
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"{block.where}: setup failed: {done.stdout}{done.stderr}")
+        out: list[str] = []
+        for command, gap in zip(block.commands, block.gaps, strict=True):
+            if gap and out:
+                out.append("")
+            done = subprocess.run(
+                ["bash", "-c", command],
+                cwd=folder,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=timeout,
+            )
+            out.append(f"$ {command}")
+            out += done.stdout.rstrip("\n").splitlines()
     return out
 
 
@@ -232,6 +264,7 @@ def stale_pictures(block: Block, folder: Path) -> list[str]:
     import cv2
     import numpy as np
 
+    folder = block.workdir(folder)
     stale = []
     for src, dest in block.keep:
         made = cv2.imread(str(folder / src), cv2.IMREAD_UNCHANGED)
@@ -251,7 +284,7 @@ def regenerate(block: Block, folder: Path) -> tuple[list[str], list[str]]:
     lines = run_block(block, folder)
     changed = stale_pictures(block, folder)
     for src, dest in block.keep:
-        produced = folder / src
+        produced = block.workdir(folder) / src
         if not produced.is_file():
             raise RuntimeError(f"{block.where}: the commands did not write {src}")
         shutil.copyfile(produced, DOCS / dest)
@@ -273,8 +306,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pages", nargs="*", help="Page names under docs/ [default: all].")
     parser.add_argument("--check", action="store_true", help="Compare only; write nothing.")
     parser.add_argument("--fast", action="store_true", help="Leave out the blocks marked slow.")
+    parser.add_argument(
+        "--list", action="store_true", help="List the blocks and what checks them; run nothing."
+    )
     args = parser.parse_args(argv)
     chosen = [DOCS / name for name in args.pages] if args.pages else pages()
+    if args.list:
+        for page in chosen:
+            for block in parse_page(page):
+                checker = "regenerate.py only" if block.slow else "tests/test_docs.py"
+                print(f"{block.where}\tdata={block.data}\t{checker}\t$ {block.commands[0]}")
+        return 0
     differ = 0
     for page in chosen:
         replacements: dict[int, tuple[int, list[str]]] = {}

@@ -3,13 +3,18 @@
 Every block marked ``<!-- output ... -->`` in docs/*.md (see docs/regenerate.py)
 that is not marked ``slow`` is re-run here, in a fresh folder; its output must
 equal the quote once timings are normalised, and every picture it keeps must
-have the committed picture's pixels. Blocks on the real cells are skipped when
-``../shared/data`` is absent. ``python docs/regenerate.py`` rewrites them all.
+have the committed picture's pixels. Blocks on the real data are skipped when
+``../shared/data`` is absent. ``python docs/regenerate.py`` rewrites them all;
+``python docs/regenerate.py --list`` says which blocks only it re-runs (``slow``).
+
+A ``$ command``, ``Error:`` or ``warning:`` quoted in docs/*.md outside a
+marked block fails the suite, so no hand-typed message can drift from the tool.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -89,3 +94,71 @@ def test_malformed_markers_are_refused(tmp_path: Path) -> None:
     page.write_text("<!-- output data=none -->\n    x\n<!-- /output -->\n")
     with pytest.raises(ValueError, match="without a"):
         regen.parse_page(page)
+
+
+def test_a_shared_block_sees_the_shared_data_folder(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- output data=shared -->\n"
+        "    $ test -d ../shared/data && echo present; pwd | grep -c /work$\n"
+        "    present\n    1\n"
+        "<!-- /output -->\n"
+    )
+    (block,) = regen.parse_page(page)
+    assert block.data == "shared" and block.runnable == (regen.SHARED / "data").is_dir()
+    if not block.runnable:
+        pytest.skip(f"needs {regen.SHARED / 'data'}")
+    run = tmp_path / "run"
+    run.mkdir()
+    assert regen.run_block(block, run) == [block.quoted[0], "present", "1"]
+    assert (run / "shared").resolve() == regen.SHARED.resolve()
+
+
+def _unmarked(lines: list[str]) -> list[tuple[int, str]]:
+    """Indented lines outside marked blocks that look like a quoted transcript."""
+    quoted = re.compile(r"^ {4,}(\$ |Error: |warning: )")
+    found, inside = [], False
+    for number, line in enumerate(lines, 1):
+        if regen._OPEN.match(line):
+            inside = True
+        elif line == regen._CLOSE:
+            inside = False
+        elif not inside and quoted.match(line):
+            found.append((number, line.strip()))
+    return found
+
+
+def test_every_quoted_command_and_message_in_docs_is_a_marked_block() -> None:
+    """A ``$ command``, ``Error:`` or ``warning:`` quoted outside a marked block is never re-run."""
+    unmarked = [
+        f"{page.name}:{number}: {text}"
+        for page in regen.pages()
+        for number, text in _unmarked(page.read_text(encoding="utf-8").splitlines())
+    ]
+    assert not unmarked, "mark these as <!-- output --> blocks:\n" + "\n".join(unmarked)
+
+
+def test_the_unmarked_check_catches_a_hand_written_quote() -> None:
+    lines = [
+        "<!-- output data=none -->",
+        "    $ augtool expand raw out",
+        "    Error: marked, so fine",
+        "<!-- /output -->",
+        "",
+        "    $ augtool preview x.jpg --out s.png",
+        "    Error: x.jpg: typed by hand",
+        "    augtool train data.h5 --out run/   # a command to copy, not a quote",
+    ]
+    assert [number for number, _ in _unmarked(lines)] == [6, 7]
+
+
+def test_expand_and_preview_quote_a_truncated_jpeg_in_the_same_words() -> None:
+    """The cut JPEG of expand.md and preview.md: one wording (augtool.decode.truncation)."""
+    from augtool.decode import truncation
+
+    jpeg = b"\xff\xd8\xff\xe0" + b"\xff\xda" + b"scan data cut short"
+    words = truncation(jpeg)
+    for name in ("expand.md", "preview.md"):
+        lines = [line for block in BLOCKS if block.page.name == name for line in block.quoted]
+        about = [line for line in lines if "truncated.jpg: " in line]
+        assert about and all(line.endswith(f"truncated.jpg: {words}") for line in about), about
