@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from augtool.annotations import Box, ImageBoxes
 from augtool.color import DEFAULT_STD
 from augtool.decode import choose_reduction, image_size, read_image_file
 from augtool.errors import InputError, OptionError, OutputError
+from augtool.publish import write_bytes
 from augtool.recipe import Recipe
 from augtool.transforms import TRANSFORMS, Ranges
 
@@ -590,13 +590,9 @@ def write_png(out: str | Path, image: np.ndarray, overwrite: bool = False) -> No
     )
     if not ok:
         raise OutputError(f"{out}: OpenCV could not encode the picture as PNG")
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open("wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, out)
+        write_bytes(out, buf.tobytes())
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise OutputError(
             f"writing {out} failed: {err.strerror or err} (errno {err.errno})"
         ) from err

@@ -2,8 +2,8 @@
 
 Workers hand back encoded bytes or arrays; only this process writes. Output
 goes to a temporary sibling (``.<name>.partial``) that is renamed onto the
-final path after the last byte, so an interrupted or failed run never leaves
-an output that looks complete.
+final path after the last byte (:mod:`augtool.publish`), so an interrupted or
+failed run never leaves an output that looks complete.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import errno
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,14 @@ import numpy as np
 
 from augtool.errors import OutputError
 from augtool.io import MANIFEST_COLUMNS, MANIFEST_NAME, RECIPE_NAME
+from augtool.publish import (
+    PARTIAL_MARKER,
+    partial_path,
+    remove,
+    remove_stale_partial,
+    swap_into_place,
+)
 
-#: File inside every partial output folder, so augtool only ever deletes its own.
-PARTIAL_MARKER = ".augtool-partial"
 #: Journal of finished sources inside a partial folder (beside a partial HDF5 file).
 JOURNAL_NAME = ".augtool-journal.jsonl"
 SCHEMA_VERSION = 1
@@ -90,11 +94,6 @@ class Journal:
             self._fh = None
 
 
-def partial_path(out: Path) -> Path:
-    """The temporary sibling an output is written into."""
-    return out.parent / f".{out.name}.partial"
-
-
 def check_output(out: Path, overwrite: bool) -> None:
     """Refuse an existing, non-empty output unless ``overwrite``.
 
@@ -108,62 +107,6 @@ def check_output(out: Path, overwrite: bool) -> None:
             raise OutputError(f"{out} exists and is not empty; pass --overwrite to replace it")
     if not out.parent.is_dir():
         raise OutputError(f"{out.parent}: no such folder; create it first")
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def _remove_stale_partial(tmp: Path) -> None:
-    """Delete a partial output left by an earlier run, if it is augtool's."""
-    if not (tmp.exists() or tmp.is_symlink()):
-        return
-    if tmp.is_dir() and any(tmp.iterdir()) and not (tmp / PARTIAL_MARKER).exists():
-        raise OutputError(f"{tmp} exists and was not made by augtool; move it away")
-    _remove(tmp)
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished temporary output onto ``out`` (replacing it)."""
-    if out.is_dir() and not out.is_symlink():
-        old = out.parent / f".{out.name}.old"
-        _remove(old)
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
-
-
-@contextlib.contextmanager
-def staged_folder(out: Path) -> Iterator[Path]:
-    """A temporary sibling folder that replaces ``out`` when the block succeeds.
-
-    Used for small outputs written in one go (a training run folder). The
-    caller checks ``out`` first (:func:`check_output`). On any exception,
-    interruption included, the temporary folder is removed and ``out`` is
-    left as it was.
-
-    Yields:
-        The temporary folder to write into.
-    """
-    tmp = partial_path(out)
-    _remove_stale_partial(tmp)
-    try:
-        tmp.mkdir()
-        (tmp / PARTIAL_MARKER).write_text("written by augtool; safe to delete\n")
-    except OSError as err:
-        raise OutputError(f"{tmp}: cannot create ({err.strerror})") from err
-    try:
-        yield tmp
-        (tmp / PARTIAL_MARKER).unlink()
-        _swap_into_place(tmp, out)
-    except BaseException:
-        _remove(tmp)
-        raise
 
 
 class FolderWriter:
@@ -188,7 +131,7 @@ class FolderWriter:
         if resume and (self.tmp / JOURNAL_NAME).is_file() and (self.tmp / PARTIAL_MARKER).exists():
             done = self.journal.load(fingerprint)
             return {i: r for i, r in done.items() if (self.tmp / r["name"]).is_file()}
-        _remove_stale_partial(self.tmp)
+        remove_stale_partial(self.tmp)
         self.tmp.mkdir()
         (self.tmp / PARTIAL_MARKER).write_text("written by augtool expand; safe to delete\n")
         self.journal.start(fingerprint)
@@ -227,13 +170,13 @@ class FolderWriter:
         self.journal.close()
         (self.tmp / JOURNAL_NAME).unlink()
         (self.tmp / PARTIAL_MARKER).unlink()
-        _swap_into_place(self.tmp, self.out)
+        swap_into_place(self.tmp, self.out)
 
     def abort(self, keep: bool = False) -> None:
         """Stop writing: delete the temporary folder, or keep it for ``--resume``."""
         self.journal.close()
         if not keep:
-            _remove(self.tmp)
+            remove(self.tmp)
 
 
 @contextlib.contextmanager
@@ -302,8 +245,8 @@ class Hdf5Writer:
                     f"{self.tmp}: the partial output was made by a run with other inputs or "
                     "options; run again without --resume to start over"
                 )
-        _remove_stale_partial(self.tmp)
-        _remove(self.journal.path)
+        remove_stale_partial(self.tmp)
+        remove(self.journal.path)
         s = self.size
         with hdf5_errors(self.tmp):
             self._fh = h5py.File(self.tmp, "w")
@@ -335,8 +278,8 @@ class Hdf5Writer:
         with hdf5_errors(self.tmp):
             self._finish(records, sources, attrs)
         self.journal.close()
-        _remove(self.journal.path)
-        _swap_into_place(self.tmp, self.out)
+        remove(self.journal.path)
+        swap_into_place(self.tmp, self.out)
 
     def _finish(self, records: Sequence[dict], sources: Sequence[dict], attrs: dict) -> None:
         import h5py
@@ -401,5 +344,5 @@ class Hdf5Writer:
                 self._fh = None
                 self._images = None
         if not keep:
-            _remove(self.tmp)
-            _remove(self.journal.path)
+            remove(self.tmp)
+            remove(self.journal.path)

@@ -20,7 +20,7 @@ import torch
 
 from augtool.errors import InputError, OptionError, OutputError
 from augtool.io import Dataset, is_hdf5_path, open_dataset
-from augtool.writers import staged_folder
+from augtool.publish import staged_folder
 from model.data import (
     RAW_SOURCE,
     DeviceImages,
