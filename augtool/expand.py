@@ -6,7 +6,6 @@ The orchestration only: what each step does lives in ``sources``, ``split``,
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from collections import Counter
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from augtool import __version__
 from augtool.annotations.base import FORMATS
-from augtool.backends import Backend, LocalBackend
+from augtool.backends import Backend, LocalBackend, default_workers
 from augtool.boxes import DEFAULT_MIN_VISIBILITY, check_min_visibility
 from augtool.color import MODES as PCA_MODES
 from augtool.color import SCALES as PCA_SCALES
@@ -322,14 +321,6 @@ class PlannedRun:
     names: list[str]
     spec: SplitSpec
     fold_of_source: list[int] | None = None
-
-
-def default_workers() -> int:
-    """Number of usable cores."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def resolve_output_format(out: Path, options: ExpandOptions) -> str:
