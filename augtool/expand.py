@@ -26,6 +26,7 @@ from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
 from augtool.recipe import Recipe, recipe_from_dict
 from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask
+from augtool.schema import SCHEMA_VERSION
 from augtool.sources import ScanResult, Source, scan
 from augtool.split import (
     LEAK_WARNING,
@@ -38,7 +39,7 @@ from augtool.split import (
     split_by_image,
 )
 from augtool.transforms import TRANSFORMS, Ranges
-from augtool.writers import SCHEMA_VERSION, FolderWriter, Hdf5Writer, check_output
+from augtool.writers import FolderWriter, Hdf5Writer, check_output
 
 if TYPE_CHECKING:
     from augtool.detect import DetectionInput

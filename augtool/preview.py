@@ -122,7 +122,7 @@ def detect_kind(path: str | Path) -> str:
         InputError: If the path does not exist or is a folder that is not an
             ``expand`` output.
     """
-    from augtool.io import MANIFEST_NAME
+    from augtool.schema import MANIFEST_NAME
 
     path = Path(path)
     if path.is_dir():

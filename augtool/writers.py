@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from augtool.errors import OutputError
-from augtool.io import MANIFEST_COLUMNS, MANIFEST_NAME, RECIPE_NAME
 from augtool.publish import (
     PARTIAL_MARKER,
     partial_path,
@@ -29,10 +28,20 @@ from augtool.publish import (
     remove_stale_partial,
     swap_into_place,
 )
+from augtool.schema import (
+    IMAGES,
+    MANIFEST_COLUMNS,
+    MANIFEST_NAME,
+    NO_FOLD,
+    NO_SPLIT,
+    PARTIAL_ATTR,
+    RECIPE_NAME,
+    SPLIT_NAMES_ATTR,
+    write_column,
+)
 
 #: Journal of finished sources inside a partial folder (beside a partial HDF5 file).
 JOURNAL_NAME = ".augtool-journal.jsonl"
-SCHEMA_VERSION = 1
 
 
 class Journal:
@@ -199,7 +208,7 @@ def hdf5_errors(path: Path) -> Iterator[None]:
 
 def _fold_code(fold: int | str | None) -> int:
     """A record's fold as stored in HDF5: the fold, or -1 for a run without ``--folds``."""
-    return -1 if fold is None or fold == "" else int(fold)
+    return NO_FOLD if fold is None or fold == "" else int(fold)
 
 
 class Hdf5Writer:
@@ -231,7 +240,7 @@ class Hdf5Writer:
             recorded = None
             try:
                 self._fh = h5py.File(self.tmp, "r+")
-                self._images = self._fh["images"]
+                self._images = self._fh[IMAGES]
                 recorded = self._fh.attrs.get("fingerprint")
                 if recorded == fingerprint:
                     return self.journal.load(fingerprint)
@@ -251,13 +260,13 @@ class Hdf5Writer:
         with hdf5_errors(self.tmp):
             self._fh = h5py.File(self.tmp, "w")
             self._images = self._fh.create_dataset(
-                "images",
+                IMAGES,
                 shape=(self.n, s, s, 3),
                 dtype=np.uint8,
                 chunks=(1, s, s, 3),
                 compression=self.compression,
             )
-            self._fh.attrs["partial"] = True
+            self._fh.attrs[PARTIAL_ATTR] = True
             self._fh.attrs["fingerprint"] = fingerprint
         self.journal.start(fingerprint)
         return {}
@@ -282,43 +291,44 @@ class Hdf5Writer:
         swap_into_place(self.tmp, self.out)
 
     def _finish(self, records: Sequence[dict], sources: Sequence[dict], attrs: dict) -> None:
-        import h5py
 
         fh = self._fh
         assert fh is not None
         # A finish interrupted earlier (then --resume) may have written some of these.
-        for key in [k for k in fh if k != "images"]:
+        for key in [k for k in fh if k != IMAGES]:
             del fh[key]
-        text = h5py.string_dtype("utf-8")
         split_names = list(dict.fromkeys(r["split"] for r in records)) or ["all"]
         order = {"train": 0, "val": 1, "test": 2, "all": 3}
         split_names.sort(key=lambda s: order.get(s, 9))
         code = {s: i for i, s in enumerate(split_names)}
-        fh["labels"] = np.array([int(r["label"]) for r in records], dtype=np.int16)
-        fh["split"] = np.array([code[r["split"]] for r in records], dtype=np.uint8)
-        fh["split"].attrs["names"] = np.array(split_names, dtype=object)
         src_row = {s["path"]: i for i, s in enumerate(sources)}
-        fh["source_index"] = np.array([src_row[r["source"]] for r in records], dtype=np.int32)
-        fh["copy"] = np.array([int(r["copy"]) for r in records], dtype=np.int16)
-        fh.create_dataset("transform", data=[r["transform"] for r in records], dtype=text)
-        fh.create_dataset("params", data=[r["params"] for r in records], dtype=text)
-        fh.create_dataset("name", data=[r["name"] for r in records], dtype=text)
-        fh["sha256"] = np.array([r["sha256"] for r in records], dtype="S64")
-        fh["fold"] = np.array([_fold_code(r.get("fold")) for r in records], dtype=np.int16)
-        grp = fh.create_group("sources")
-        grp.create_dataset("path", data=[s["path"] for s in sources], dtype=text)
-        grp["sha256"] = np.array([s["sha256"] for s in sources], dtype="S64")
-        grp["label"] = np.array([s["label"] for s in sources], dtype=np.int16)
-        grp.create_dataset("group", data=[s["group"] for s in sources], dtype=text)
-        grp["split"] = np.array([code.get(s["split"], 255) for s in sources], dtype=np.uint8)
-        grp["fold"] = np.array([_fold_code(s.get("fold")) for s in sources], dtype=np.int16)
+        image_columns = {
+            "labels": [int(r["label"]) for r in records],
+            "split": [code[r["split"]] for r in records],
+            "source_index": [src_row[r["source"]] for r in records],
+            "copy": [int(r["copy"]) for r in records],
+            "transform": [r["transform"] for r in records],
+            "params": [r["params"] for r in records],
+            "name": [r["name"] for r in records],
+            "sha256": [r["sha256"] for r in records],
+            "fold": [_fold_code(r.get("fold")) for r in records],
+            "sources/path": [s["path"] for s in sources],
+            "sources/sha256": [s["sha256"] for s in sources],
+            "sources/label": [s["label"] for s in sources],
+            "sources/group": [s["group"] for s in sources],
+            "sources/split": [code.get(s["split"], NO_SPLIT) for s in sources],
+            "sources/fold": [_fold_code(s.get("fold")) for s in sources],
+        }
+        for key, values in image_columns.items():
+            write_column(fh, key, values)
+        fh["split"].attrs[SPLIT_NAMES_ATTR] = np.array(split_names, dtype=object)
         for key, value in attrs.items():
             if isinstance(value, dict | list) and key != "class_names":
                 value = json.dumps(value, ensure_ascii=False)
             elif key == "class_names":
                 value = np.array(value, dtype=object)
             fh.attrs[key] = value
-        del fh.attrs["partial"]
+        del fh.attrs[PARTIAL_ATTR]
         del fh.attrs["fingerprint"]
         fh.flush()
         fh.close()

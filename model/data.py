@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from augtool.errors import InputError, OptionError
-from augtool.io import MANIFEST_NAME, Dataset, open_dataset
+from augtool.io import Dataset, open_dataset
+from augtool.schema import MANIFEST_NAME
 
 #: Normalisation modes: ``zerocenter`` subtracts the per-channel mean of the
 #: training images (pixel values stay on the 0..255 scale, like MATLAB's

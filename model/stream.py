@@ -46,7 +46,8 @@ import numpy as np
 import torch
 
 from augtool.errors import InputError, OptionError
-from augtool.io import Dataset, attr_value, is_hdf5_path, read_hdf5_folds, to_str
+from augtool.io import Dataset, is_hdf5_path
+from augtool.schema import folds_of, read_hdf5_records
 from model.data import BatchMaker, Normalization
 
 #: Rows per contiguous read.
@@ -200,40 +201,18 @@ def open_lazy(path: str | Path) -> Dataset:
     if not path.is_file() or not is_hdf5_path(path):
         raise InputError(f"{path}: only an HDF5 expand output can be streamed")
     with open_h5(path) as fh:
-        try:
-            shape = fh["images"].shape
-            n = shape[0]
-            for key in ("labels", "split", "source_index", "name", "transform"):
-                if fh[key].shape != (n,):
-                    raise InputError(
-                        f"{path}: dataset {key!r} has shape {fh[key].shape}, expected ({n},): "
-                        "the file is damaged; run `augtool verify` on it or expand again"
-                    )
-            split_names = [to_str(s) for s in fh["split"].attrs["names"]]
-            splits = np.array(split_names, dtype=object)[fh["split"][()]]
-            groups_table = [to_str(g) for g in fh["sources/group"][()]]
-            class_names = [to_str(c) for c in fh.attrs["class_names"]]
-            labels = fh["labels"][()].astype(np.int64)
-            attrs = {k: attr_value(v) for k, v in fh.attrs.items()}
-            data = Dataset(
-                images=H5Images(path, np.arange(n), shape[1:]),  # type: ignore[arg-type]
-                labels=labels,
-                splits=splits,
-                class_names=class_names,
-                names=[to_str(v) for v in fh["name"][()]],
-                transforms=[to_str(t) for t in fh["transform"][()]],
-                groups=[groups_table[i] for i in fh["source_index"][()]],
-                attrs=attrs,
-                folds=read_hdf5_folds(fh, n, np.arange(n), path),
-            )
-        except (KeyError, ValueError, IndexError, TypeError) as err:
-            raise InputError(
-                f"{path}: not a complete augtool HDF5 file ({err}); "
-                "run `augtool verify` on it or expand again"
-            ) from err
-    if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
-        raise InputError(f"{path}: labels outside the class list; the file is damaged")
-    return data
+        records = read_hdf5_records(fh, path)
+    return Dataset(
+        images=H5Images(path, np.arange(records.n), records.image_shape),  # type: ignore[arg-type]
+        labels=records.labels,
+        splits=records.splits,
+        class_names=records.class_names,
+        names=records.names,
+        transforms=records.transforms,
+        groups=records.groups,
+        attrs=records.attrs,
+        folds=folds_of(records, path),
+    )
 
 
 @dataclass

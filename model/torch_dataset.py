@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from augtool.errors import InputError
-from augtool.io import decode_file, read_manifest, read_recipe
+from augtool.io import decode_file
+from augtool.schema import read_manifest, read_recipe
 from model.stream import open_h5, open_lazy
 
 
