@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from augtool import curator
-from augtool.decode import resize_to
 from augtool.errors import OptionError
+from augtool.resize import resize_to
 from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges, Scale, Size
 
 #: Where a simple ``apply`` runs: on the ``size x size`` output or the working image.

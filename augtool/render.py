@@ -17,12 +17,13 @@ import cv2
 import numpy as np
 
 from augtool.color import DEFAULT_MODE, DEFAULT_STD
-from augtool.decode import choose_reduction, decode_rgb, resize_to
+from augtool.decode import choose_reduction, decode_rgb
 from augtool.errors import InputError
 from augtool.orphans import die_with_parent
 from augtool.plan import ORIGINAL, PCA, output_rng
 from augtool.preprocess import reinhard, reshape_policy
 from augtool.recipe import Preprocess, Recipe, paper_recipe, resolve
+from augtool.resize import resize_to
 from augtool.transforms import Ranges
 
 #: Encodings a worker can produce: PNG or JPEG bytes for folder output, raw arrays for HDF5.

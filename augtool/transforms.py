@@ -35,8 +35,8 @@ from dataclasses import dataclass, fields, replace
 import cv2
 import numpy as np
 
-from augtool.decode import resize_to
 from augtool.errors import OptionError
+from augtool.resize import resize_to
 
 Params = dict[str, float]
 Scale = tuple[float, float]
