@@ -404,7 +404,7 @@ def _warn_missing_fold_classes(
         missing = [c for c in scan_result.classes if (k, c) not in present]
         if missing:
             reporter.warn(
-                f"fold {k} has no images of {len(missing)} class(es) {_few(missing)}: "
+                f"fold {k} has no images of {len(missing)} class(es) {_list_briefly(missing)}: "
                 "too few sources or groups for this many folds"
             )
 
@@ -425,8 +425,8 @@ def _warn_missing_classes(
         missing = [c for c in scan_result.classes if (name, c) not in present]
         if missing:
             reporter.warn(
-                f"split {name!r} has no images of {len(missing)} class(es) {_few(missing)}: "
-                "too few sources or groups for this split"
+                f"split {name!r} has no images of {len(missing)} class(es) "
+                f"{_list_briefly(missing)}: too few sources or groups for this split"
             )
 
 
@@ -616,7 +616,7 @@ def row_label(run: PlannedRun, index: int) -> str:
     return f"fold {run.fold_of_source[run.jobs[index].source]}"
 
 
-def _few(items: Sequence[str], limit: int = 10) -> str:
+def _list_briefly(items: Sequence[str], limit: int = 10) -> str:
     """``a, b, c`` or ``a, b, ... and 990 more``: warnings stay readable with 2,000 classes."""
     shown = ", ".join(items[:limit])
     return shown if len(items) <= limit else f"{shown} ... and {len(items) - limit} more"
@@ -631,7 +631,7 @@ def _report_scan(scan_result: ScanResult, reporter: Reporter) -> None:
     if scan_result.ignored:
         reporter.warn(
             f"ignored {len(scan_result.ignored)} file(s) without an image suffix, or folder "
-            f"links (not followed): {_few(scan_result.ignored)}"
+            f"links (not followed): {_list_briefly(scan_result.ignored)}"
         )
     for paths in scan_result.duplicates:
         classes = {p.split("/", 1)[0] for p in paths}

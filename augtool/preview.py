@@ -180,7 +180,7 @@ def sheet_tiles(
         OptionError: If ``size`` or ``pca_std`` is out of range.
     """
     from augtool.color import apply_pca, sample_alphas
-    from augtool.plan import ORIGINAL, output_rng
+    from augtool.plan import ORIGINAL_NAME, output_rng
     from augtool.render import RenderSettings, SourceTask, render_source
 
     if not 8 <= size <= 4096:
@@ -193,7 +193,7 @@ def sheet_tiles(
     if width * height > MAX_PIXELS:
         raise InputError(f"{path}: {width}x{height} is above {MAX_PIXELS:,} pixels")
     sha256 = hashlib.sha256(data).hexdigest()
-    names = [ORIGINAL, *(TRANSFORMS if recipe is None else recipe.names)]
+    names = [ORIGINAL_NAME, *(TRANSFORMS if recipe is None else recipe.names)]
     task = SourceTask(
         path=str(path),
         sha256=sha256,

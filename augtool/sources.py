@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from augtool.decode import IMAGE_SUFFIXES, decode_rgb, image_size, is_jpeg, reduced_shape
 from augtool.errors import InputError, OptionError
-from augtool.orphans import die_with_parent
+from augtool.worker_lifetime import die_with_parent
 
 
 @dataclass(frozen=True)
