@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from augtool.errors import InputError
-from augtool.schema import DAMAGE, folds_of, incomplete, read_hdf5_records
+from augtool.schema import DAMAGE, IMAGES, folds_of, incomplete, open_hdf5, read_hdf5_records
 from augtool.schema import MANIFEST_COLUMNS as MANIFEST_COLUMNS
 from augtool.schema import MANIFEST_NAME as MANIFEST_NAME
 from augtool.schema import NO_FOLD as NO_FOLD
@@ -242,20 +242,14 @@ def _manifest_folds(rows: list[dict[str, str]], folder: Path) -> np.ndarray | No
 
 
 def _open_hdf5(path: Path, split: str | None, check_hashes: bool = True) -> Dataset:
-    import h5py
-
-    try:
-        fh = h5py.File(path, "r")
-    except DAMAGE as err:
-        raise InputError(f"{path}: not a readable HDF5 file, truncated or damaged ({err})") from err
-    with fh:
+    with open_hdf5(path) as fh:
         records = read_hdf5_records(fh, path)
         splits = records.splits
         keep = np.arange(records.n) if split is None else np.flatnonzero(splits == split)
         try:
             images = np.empty((len(keep), *records.image_shape), dtype=np.uint8)
             for j, start, stop in _runs(keep):
-                fh["images"].read_direct(images, np.s_[start:stop], np.s_[j : j + stop - start])
+                fh[IMAGES].read_direct(images, np.s_[start:stop], np.s_[j : j + stop - start])
         except DAMAGE as err:
             raise incomplete(path, f"images unreadable ({err})") from err
     if check_hashes:

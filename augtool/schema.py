@@ -112,12 +112,42 @@ COLUMNS = {c.key: c for c in (*IMAGE_COLUMNS, *SOURCE_COLUMNS)}
 DAMAGE = (KeyError, OSError, ValueError, RuntimeError, IndexError, TypeError)
 
 
+def open_hdf5(path: Path) -> Any:
+    """Open an HDF5 file for reading, as an :class:`InputError` when it cannot be.
+
+    Raises:
+        InputError: If h5py cannot open it (not HDF5, truncated, damaged).
+    """
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except DAMAGE as err:
+        raise InputError(f"{path}: not a readable HDF5 file, truncated or damaged ({err})") from err
+
+
 def incomplete(path: Path, what: str) -> InputError:
     """The one error every reader raises for an HDF5 file that breaks the schema."""
     return InputError(
         f"{path}: not a complete augtool HDF5 file: {what}; "
         "run `augtool verify` on it or expand again"
     )
+
+
+def missing(path: Path, key: str) -> InputError:
+    """The error for a required dataset ``key`` that is not in the file."""
+    return incomplete(path, f"dataset {key!r} is missing")
+
+
+def images_of(fh: Any, path: Path) -> Any:
+    """The image dataset of an open file, for readers that need nothing else.
+
+    Raises:
+        InputError: If the file has none (the same message as :func:`read_hdf5_records`).
+    """
+    if IMAGES not in fh:
+        raise missing(path, IMAGES)
+    return fh[IMAGES]
 
 
 def write_column(fh: Any, key: str, values: Any) -> None:
@@ -233,7 +263,7 @@ def read_hdf5_records(fh: Any, path: Path) -> Hdf5Records:
 def _read(fh: Any, path: Path) -> Hdf5Records:
     for key in (IMAGES, *(c.key for c in (*IMAGE_COLUMNS, *SOURCE_COLUMNS) if c.required)):
         if key not in fh:
-            raise incomplete(path, f"dataset {key!r} is missing")
+            raise missing(path, key)
     for name in REQUIRED_ATTRS:
         if name not in fh.attrs:
             raise incomplete(path, f"root attribute {name!r} is missing")

@@ -47,7 +47,7 @@ import torch
 
 from augtool.errors import InputError, OptionError
 from augtool.io import Dataset, is_hdf5_path
-from augtool.schema import folds_of, read_hdf5_records
+from augtool.schema import IMAGES, folds_of, open_hdf5, read_hdf5_records
 from model.data import BatchMaker, Normalization
 
 #: Rows per contiguous read.
@@ -159,7 +159,7 @@ class H5Images:
         """Read file rows into a new array, one h5py call per contiguous run."""
         out = np.empty((len(rows), *self.image_shape), dtype=np.uint8)
         with open_h5(self.path) as fh:
-            read_rows(fh["images"], rows, out)
+            read_rows(fh[IMAGES], rows, out)
         return out
 
 
@@ -183,12 +183,7 @@ def read_rows(dataset: object, rows: np.ndarray, out: np.ndarray) -> None:
 
 def open_h5(path: Path) -> object:
     """Open an HDF5 file for reading, as an :class:`InputError` when it cannot be."""
-    import h5py
-
-    try:
-        return h5py.File(path, "r")
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: not a readable HDF5 file, truncated or damaged ({err})") from err
+    return open_hdf5(path)
 
 
 def open_lazy(path: str | Path) -> Dataset:
@@ -442,7 +437,7 @@ class _Reader:
         step = source.chunk_rows
         try:
             with open_h5(source.images.path) as fh:
-                dataset = fh["images"]
+                dataset = fh[IMAGES]
                 for group in self._groups:
                     slot = self._take_free()
                     if slot is None:

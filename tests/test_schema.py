@@ -15,6 +15,7 @@ from augtool.errors import InputError
 from augtool.expand import ExpandOptions, expand
 from augtool.io import open_dataset
 from augtool.verify import verify
+from model.run import needs_streaming
 from model.stream import open_lazy
 from model.torch_dataset import AugtoolImages
 from tests.h5data import make_blob_h5
@@ -62,6 +63,18 @@ def test_a_missing_dataset_is_refused_alike_by_every_reader(
         del fh[key]
     expected = str(schema.incomplete(Path(path), f"dataset {key!r} is missing"))
     assert refusals(Path(path)) == [expected] * 4
+
+
+def test_the_streaming_probe_refuses_a_file_without_images_alike(
+    good_h5: Path, tmp_path: Path
+) -> None:
+    path = Path(shutil.copy(good_h5, tmp_path / "broken.h5"))
+    with h5py.File(path, "r+") as fh:
+        del fh[schema.IMAGES]
+    with pytest.raises(InputError) as caught:
+        needs_streaming(path, 1 << 30)
+    assert [str(caught.value)] == refusals(path)[:1]
+    assert "dataset 'images' is missing" in str(caught.value)
 
 
 @pytest.mark.parametrize("name", schema.REQUIRED_ATTRS)
