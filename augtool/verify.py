@@ -190,13 +190,13 @@ def _verify_hdf5(path: Path) -> tuple[VerifyReport, list[dict] | None, dict]:
             if fh.attrs.get(PARTIAL_ATTR, False):
                 report.problems.append("the file is marked partial: its run did not finish")
             records = read_hdf5_records(fh, path)
+            hashes = [h.decode("ascii") for h in records.sha256]
         except InputError as err:
             report.problems.append(str(err))
             return report, None, {}
         except DAMAGE as err:  # h5py raises these on damaged metadata (found by fuzzing)
             report.problems.append(f"not a complete augtool HDF5 file: {err}")
             return report, None, {}
-        hashes = [h.decode("ascii") for h in records.sha256]
         images = fh[IMAGES]
         for i in range(records.n):
             try:
