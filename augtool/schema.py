@@ -109,7 +109,7 @@ SOURCE_COLUMNS = (
 COLUMNS = {c.key: c for c in (*IMAGE_COLUMNS, *SOURCE_COLUMNS)}
 
 #: Errors h5py and the parsers raise on damaged files; all mean "not a complete augtool output".
-DAMAGE = (KeyError, OSError, ValueError, RuntimeError, IndexError, TypeError)
+DAMAGE = (KeyError, OSError, ValueError, RuntimeError, IndexError, TypeError, AttributeError)
 
 
 def open_hdf5(path: Path) -> Any:
@@ -163,8 +163,8 @@ def write_column(fh: Any, key: str, values: Any) -> None:
     dtype = COLUMNS[key].dtype
     if dtype == TEXT:
         fh.create_dataset(key, data=list(values), dtype=h5py.string_dtype("utf-8"))
-    else:
-        fh.create_dataset(key, data=np.asarray(values, dtype=dtype))
+    else:  # assigned, as schema version 1 files always were (the same layout, byte for byte)
+        fh[key] = np.asarray(values, dtype=dtype)
 
 
 def to_str(value: object) -> str:
@@ -261,9 +261,18 @@ def read_hdf5_records(fh: Any, path: Path) -> Hdf5Records:
 
 
 def _read(fh: Any, path: Path) -> Hdf5Records:
+    import h5py
+
+    # Attributes first, the order verify always read them in and the seeded fuzzing test
+    # (tests/test_robustness.py) ran on every damaged file; read after the datasets, one
+    # of those files crashed h5py (a segmentation fault), which no except can catch.
+    attrs = {k: attr_value(v) for k, v in fh.attrs.items()}
     for key in (IMAGES, *(c.key for c in (*IMAGE_COLUMNS, *SOURCE_COLUMNS) if c.required)):
         if key not in fh:
             raise missing(path, key)
+    for key in (IMAGES, *COLUMNS):
+        if key in fh and not isinstance(fh[key], h5py.Dataset):
+            raise incomplete(path, f"{key!r} is not a dataset")
     for name in REQUIRED_ATTRS:
         if name not in fh.attrs:
             raise incomplete(path, f"root attribute {name!r} is missing")
@@ -297,7 +306,6 @@ def _read(fh: Any, path: Path) -> Hdf5Records:
     source_index = fh["source_index"][()].astype(np.int64)
     if n and (source_index.min() < 0 or source_index.max() >= m):
         raise incomplete(path, f"dataset 'source_index' has rows outside 0..{m - 1}")
-    attrs = {k: attr_value(v) for k, v in fh.attrs.items()}
     for key in JSON_ATTRS:
         if isinstance(attrs.get(key), str):
             attrs[key] = json.loads(attrs[key])

@@ -319,9 +319,13 @@ class Hdf5Writer:
             "sources/split": [code.get(s["split"], NO_SPLIT) for s in sources],
             "sources/fold": [_fold_code(s.get("fold")) for s in sources],
         }
+        # The order of writes decides the file's layout; it is the order of schema version 1.
         for key, values in image_columns.items():
+            if key == "sources/path":
+                fh.create_group("sources")
             write_column(fh, key, values)
-        fh["split"].attrs[SPLIT_NAMES_ATTR] = np.array(split_names, dtype=object)
+            if key == "split":
+                fh["split"].attrs[SPLIT_NAMES_ATTR] = np.array(split_names, dtype=object)
         for key, value in attrs.items():
             if isinstance(value, dict | list) and key != "class_names":
                 value = json.dumps(value, ensure_ascii=False)
