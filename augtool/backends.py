@@ -79,7 +79,13 @@ def worker_versions() -> dict[str, str]:
     return {"augtool": __version__, "opencv": cv2.__version__, "numpy": np.__version__}
 
 
-def _usable_cores() -> int:
+def default_workers() -> int:
+    """Worker processes to start when none are asked for: the cores this process may use.
+
+    The one place augtool counts cores (expand, verify --regenerate and the
+    local backend all ask it). On Linux it honours the CPU affinity mask
+    (``taskset``, container CPU sets); elsewhere it is ``os.cpu_count()``.
+    """
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -221,7 +227,7 @@ class DaskBackend:
     def _start_local_cluster(self, distributed: ModuleType) -> Any:
         import dask
 
-        n = self.workers or _usable_cores()
+        n = self.workers or default_workers()
         try:
             # Dask's statistical profiler samples every worker thread 100 times a
             # second; it cost 10-20 % more CPU per task on the 2-core test machine. Our

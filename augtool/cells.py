@@ -33,8 +33,9 @@ from augtool import defaults
 from augtool.annotations import FORMATS, AnnotationSet, Box, ImageBoxes, Problem, read_annotations
 from augtool.decode import decode_rgb, read_image_file
 from augtool.errors import InputError, OptionError, OutputError
+from augtool.publish import staged_folder
 from augtool.sources import CELLS_CSV, inspect_file
-from augtool.writers import check_output, staged_folder
+from augtool.writers import check_output
 
 CELLS_COLUMNS = (
     "file",

@@ -17,12 +17,14 @@ full; other formats are decoded in full and area-averaged down.
 from __future__ import annotations
 
 import math
+import struct
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from augtool.errors import InputError
+from augtool.resize import resize_to
 
 #: File suffixes accepted as images (compared in lower case).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
@@ -188,32 +190,6 @@ def _over_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out.astype(np.uint8))
 
 
-def resize_to(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Squash an image to ``size x size`` (the paper's 227x227 input), or to ``(width, height)``.
-
-    Shrinking halves by area averaging (each new pixel the mean of a 2x2
-    block) while both sides stay at least twice the output's, then area-averages the
-    rest; enlarging is bilinear. OpenCV's area resampling is slow at large
-    non-integer ratios; exact halvings are not.
-
-    Every step maps the whole extent onto the whole extent, so pixel centres
-    stay where they belong. A Gaussian pyramid step (``cv2.pyrDown``, used
-    before) centres output pixel ``i`` on input pixel ``2 i`` instead of
-    between pixels ``2 i`` and ``2 i + 1``: half an input pixel of shift per
-    level, and full- and reduced-resolution work take different numbers of
-    levels, so the two disagreed by up to 3.5 source pixels at reduction
-    factor 8 (docs/transforms.md, "Fast and exact").
-    """
-    out_w, out_h = (size, size) if isinstance(size, int) else size
-    height, width = image.shape[:2]
-    while height >= 2 * out_h and width >= 2 * out_w:
-        half = ((width + 1) // 2, (height + 1) // 2)
-        image = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
-        height, width = image.shape[:2]
-    interp = cv2.INTER_AREA if width >= out_w and height >= out_h else cv2.INTER_LINEAR
-    return cv2.resize(image, (out_w, out_h), interpolation=interp)
-
-
 def read_image_file(path: str | Path) -> bytes:
     """The bytes of an input file.
 
@@ -247,29 +223,93 @@ def load_resized(path: str | Path, size: int) -> np.ndarray:
 def image_size(data: bytes, name: str = "image") -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels.
 
-    Pillow's decompression-bomb guard is bypassed here: only the header is
-    read, and the caller applies its own pixel limit (``--max-pixels``) with a
-    message that says how to raise it.
+    Reads the header of every format in :data:`IMAGE_SUFFIXES` itself (JPEG
+    SOF segment, PNG IHDR chunk, BMP info header, TIFF first IFD), so neither
+    Pillow nor a decode is needed: ``model/`` runs this on a GPU machine that
+    has no Pillow. The caller applies its own pixel limit (``--max-pixels``).
 
     Raises:
-        InputError: If the header cannot be read.
+        InputError: If the bytes are none of these formats, or the header is
+            damaged or cut short.
     """
-    import io
-    import warnings
-
-    from PIL import Image
-
-    saved = Image.MAX_IMAGE_PIXELS
     try:
-        Image.MAX_IMAGE_PIXELS = None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                return int(im.size[0]), int(im.size[1])
-    except Exception as err:  # Pillow's parsers raise many kinds of errors on bad headers
+        size = _header_size(data)
+    except (struct.error, IndexError, ValueError):
+        size = None
+    if size is None or size[0] <= 0 or size[1] <= 0:
         kind = "JPEG header" if is_jpeg(data) else "header"
-        raise InputError(
-            f"{name}: not an image file, or its {kind} is damaged or cut short"
-        ) from err
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
+        raise InputError(f"{name}: not an image file, or its {kind} is damaged or cut short")
+    return size
+
+
+#: JPEG markers that start a frame and carry the image size (SOF0..SOF15 but DHT, JPG, DAC).
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+#: JPEG markers without a length field (TEM, RST0..RST7, SOI).
+_STANDALONE = frozenset([0x01, *range(0xD0, 0xD9)])
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) read from the header, or None when the format is unknown or cut short."""
+    if is_jpeg(data):
+        return _jpeg_size(data)
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return width, height
+    if data.startswith(b"BM"):
+        info = struct.unpack("<I", data[14:18])[0]
+        if info == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+            width, height = struct.unpack("<HH", data[18:22])
+            return width, height
+        width, height = struct.unpack("<ii", data[18:26])
+        return width, abs(height)  # a negative height stores the rows top-down
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return _tiff_size(data)
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Walk the JPEG segments from SOI to the first start-of-frame."""
+    pos = 2
+    while pos < len(data):
+        if data[pos] != 0xFF:
+            return None
+        while data[pos] == 0xFF:  # fill bytes may precede a marker
+            pos += 1
+        marker = data[pos]
+        pos += 1
+        if marker in _STANDALONE:
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, or scan data before any frame header
+            return None
+        length = struct.unpack(">H", data[pos : pos + 2])[0]
+        if marker in _SOF_MARKERS:
+            height, width = struct.unpack(">HH", data[pos + 3 : pos + 7])
+            return width, height
+        if length < 2 or pos + length > len(data):
+            return None
+        pos += length
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """ImageWidth (256) and ImageLength (257) of the first IFD, classic TIFF or BigTIFF."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = struct.unpack(order + "H", data[2:4])[0] == 43
+    if big:
+        count_fmt, entry_size, offset = "Q", 20, struct.unpack(order + "Q", data[8:16])[0]
+    else:
+        count_fmt, entry_size, offset = "H", 12, struct.unpack(order + "I", data[4:8])[0]
+    count_size = struct.calcsize(count_fmt)
+    count = struct.unpack(order + count_fmt, data[offset : offset + count_size])[0]
+    found: dict[int, int] = {}
+    value_formats = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8
+    for i in range(count):
+        at = offset + count_size + i * entry_size
+        tag, kind = struct.unpack(order + "HH", data[at : at + 4])
+        if tag in (256, 257) and kind in value_formats:
+            value_at = at + (12 if big else 8)
+            fmt = order + value_formats[kind]
+            found[tag] = struct.unpack(fmt, data[value_at : value_at + struct.calcsize(fmt)])[0]
+        if len(found) == 2:
+            return found[256], found[257]
+    return None

@@ -6,7 +6,6 @@ The orchestration only: what each step does lives in ``sources``, ``split``,
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from collections import Counter
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from augtool import __version__, defaults
 from augtool.annotations.base import FORMATS
-from augtool.backends import Backend, LocalBackend
+from augtool.backends import Backend, LocalBackend, default_workers
 from augtool.boxes import DEFAULT_MIN_VISIBILITY, check_min_visibility
 from augtool.color import MODES as PCA_MODES
 from augtool.color import SCALES as PCA_SCALES
@@ -27,6 +26,7 @@ from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
 from augtool.recipe import Recipe, load_recipe, recipe_from_dict
 from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask
+from augtool.schema import SCHEMA_VERSION
 from augtool.sources import ScanResult, Source, scan
 from augtool.split import (
     LEAK_WARNING,
@@ -39,7 +39,7 @@ from augtool.split import (
     split_by_image,
 )
 from augtool.transforms import TRANSFORMS, Ranges, parse_transform_list
-from augtool.writers import SCHEMA_VERSION, FolderWriter, Hdf5Writer, check_output
+from augtool.writers import FolderWriter, Hdf5Writer, check_output
 
 if TYPE_CHECKING:
     from augtool.detect import DetectionInput
@@ -418,14 +418,6 @@ class PlannedRun:
     fold_of_source: list[int] | None = None
 
 
-def default_workers() -> int:
-    """Number of usable cores."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def resolve_output_format(out: Path, options: ExpandOptions) -> str:
     """``hdf5`` for ``--format hdf5`` or an ``.h5``/``.hdf5`` OUT, else ``folder``."""
     if options.output_format is not None:
@@ -506,7 +498,7 @@ def _warn_missing_fold_classes(
         missing = [c for c in scan_result.classes if (k, c) not in present]
         if missing:
             reporter.warn(
-                f"fold {k} has no images of {len(missing)} class(es) {_few(missing)}: "
+                f"fold {k} has no images of {len(missing)} class(es) {_list_briefly(missing)}: "
                 "too few sources or groups for this many folds"
             )
 
@@ -527,8 +519,8 @@ def _warn_missing_classes(
         missing = [c for c in scan_result.classes if (name, c) not in present]
         if missing:
             reporter.warn(
-                f"split {name!r} has no images of {len(missing)} class(es) {_few(missing)}: "
-                "too few sources or groups for this split"
+                f"split {name!r} has no images of {len(missing)} class(es) "
+                f"{_list_briefly(missing)}: too few sources or groups for this split"
             )
 
 
@@ -784,7 +776,7 @@ def row_label(run: PlannedRun, index: int) -> str:
     return f"fold {run.fold_of_source[run.jobs[index].source]}"
 
 
-def _few(items: Sequence[str], limit: int = 10) -> str:
+def _list_briefly(items: Sequence[str], limit: int = 10) -> str:
     """``a, b, c`` or ``a, b, ... and 990 more``: warnings stay readable with 2,000 classes."""
     shown = ", ".join(items[:limit])
     return shown if len(items) <= limit else f"{shown} ... and {len(items) - limit} more"
@@ -799,7 +791,7 @@ def _report_scan(scan_result: ScanResult, reporter: Reporter) -> None:
     if scan_result.ignored:
         reporter.warn(
             f"ignored {len(scan_result.ignored)} file(s) without an image suffix, or folder "
-            f"links (not followed): {_few(scan_result.ignored)}"
+            f"links (not followed): {_list_briefly(scan_result.ignored)}"
         )
     for paths in scan_result.duplicates:
         classes = {p.split("/", 1)[0] for p in paths}

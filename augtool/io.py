@@ -7,38 +7,24 @@ training code on a GPU machine can use it. The formats are described in
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from augtool.errors import InputError
+from augtool.schema import DAMAGE, IMAGES, folds_of, incomplete, open_hdf5, read_hdf5_records
+from augtool.schema import MANIFEST_COLUMNS as MANIFEST_COLUMNS
+from augtool.schema import MANIFEST_NAME as MANIFEST_NAME
+from augtool.schema import NO_FOLD as NO_FOLD
+from augtool.schema import RECIPE_NAME as RECIPE_NAME
+from augtool.schema import attr_value as attr_value
+from augtool.schema import read_manifest as read_manifest
+from augtool.schema import read_recipe as read_recipe
+from augtool.schema import to_str as to_str
 
-MANIFEST_NAME = "manifest.csv"
-RECIPE_NAME = "augtool.json"
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
-MANIFEST_COLUMNS = (
-    "name",
-    "split",
-    "class",
-    "label",
-    "source",
-    "source_sha256",
-    "group",
-    "copy",
-    "transform",
-    "params",
-    "seed",
-    "sha256",
-    "fold",
-)
-#: Columns every manifest has; ``fold`` came later (empty when the run made no folds).
-REQUIRED_COLUMNS = MANIFEST_COLUMNS[:-1]
-#: Fold of an image in a dataset made without ``--folds``.
-NO_FOLD = -1
 
 
 @dataclass
@@ -136,10 +122,6 @@ def is_hdf5_path(path: Path) -> bool:
     return path.suffix.lower() in HDF5_SUFFIXES
 
 
-#: Errors h5py and the parsers raise on damaged files; all mean "not a complete augtool output".
-_DAMAGE = (KeyError, OSError, ValueError, RuntimeError, IndexError, TypeError)
-
-
 def open_dataset(path: str | Path, split: str | None = None, check_hashes: bool = True) -> Dataset:
     """Read an ``augtool expand`` output (folder or HDF5) into memory.
 
@@ -166,54 +148,6 @@ def open_dataset(path: str | Path, split: str | None = None, check_hashes: bool 
         data = _open_hdf5(path, split, check_hashes)
     if split is not None and len(data) == 0:
         raise InputError(f"{path}: split {split!r} is empty or absent")
-    return data
-
-
-def read_manifest(folder: Path) -> list[dict[str, str]]:
-    """Read ``manifest.csv`` of a folder output.
-
-    Raises:
-        InputError: If the manifest is missing, lacks columns, is not UTF-8
-            CSV, or has a row with too few or too many fields (truncated).
-    """
-    manifest = folder / MANIFEST_NAME
-    if not manifest.is_file():
-        raise InputError(
-            f"{folder}: no {MANIFEST_NAME}; is this an `augtool expand` output folder?"
-        )
-    try:
-        with manifest.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise InputError(f"{manifest}: missing columns {', '.join(missing)}")
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise InputError(f"{manifest}: unreadable or damaged ({err.__class__.__name__})") from err
-    for i, row in enumerate(rows):
-        if None in row or None in row.values():  # DictReader's marks of a short or long row
-            raise InputError(
-                f"{manifest}: line {i + 2} does not have {len(reader.fieldnames or [])} fields; "
-                "the manifest is truncated or damaged"
-            )
-    return rows
-
-
-def read_recipe(folder: Path) -> dict:
-    """Read ``augtool.json`` of a folder output (empty dict when absent).
-
-    Raises:
-        InputError: If the file is not valid UTF-8 JSON (truncated or damaged).
-    """
-    recipe = folder / RECIPE_NAME
-    if not recipe.is_file():
-        return {}
-    try:
-        data = json.loads(recipe.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise InputError(f"{recipe}: unreadable or damaged ({err.__class__.__name__})") from err
-    if not isinstance(data, dict):
-        raise InputError(f"{recipe}: damaged (not a JSON object)")
     return data
 
 
@@ -308,71 +242,35 @@ def _manifest_folds(rows: list[dict[str, str]], folder: Path) -> np.ndarray | No
 
 
 def _open_hdf5(path: Path, split: str | None, check_hashes: bool = True) -> Dataset:
-    import h5py
-
-    try:
-        fh = h5py.File(path, "r")
-    except _DAMAGE as err:
-        raise InputError(f"{path}: not a readable HDF5 file, truncated or damaged ({err})") from err
-    with fh:
+    with open_hdf5(path) as fh:
+        records = read_hdf5_records(fh, path)
+        splits = records.splits
+        keep = np.arange(records.n) if split is None else np.flatnonzero(splits == split)
         try:
-            n = fh["images"].shape[0]
-            for key in ("labels", "split", "source_index", "name", "transform", "sha256"):
-                if fh[key].shape != (n,):
-                    raise InputError(
-                        f"{path}: dataset {key!r} has shape {fh[key].shape}, expected ({n},): "
-                        "the file is damaged; run `augtool verify` on it or expand again"
-                    )
-            split_names = [to_str(s) for s in fh["split"].attrs["names"]]
-            codes = fh["split"][()]
-            splits = np.array(split_names, dtype=object)[codes]
-            keep = np.arange(len(codes)) if split is None else np.flatnonzero(splits == split)
-            images = np.empty((len(keep), *fh["images"].shape[1:]), dtype=np.uint8)
+            images = np.empty((len(keep), *records.image_shape), dtype=np.uint8)
             for j, start, stop in _runs(keep):
-                fh["images"].read_direct(images, np.s_[start:stop], np.s_[j : j + stop - start])
-            if check_hashes:
-                hashes = fh["sha256"][()][keep]
-                for i, image in enumerate(images):
-                    if hashlib.sha256(image).hexdigest().encode("ascii") != hashes[i]:
-                        what = f"{path}: image {int(keep[i])}"
-                        raise InputError(_CHANGED.format(what=what, where=path))
-            src_index = fh["source_index"][()][keep]
-            groups_table = [to_str(g) for g in fh["sources/group"][()]]
-            attrs = {k: attr_value(v) for k, v in fh.attrs.items()}
-            if isinstance(attrs.get("recipe"), str):
-                attrs["recipe"] = json.loads(attrs["recipe"])
-            class_names = [to_str(c) for c in fh.attrs["class_names"]]
-            return Dataset(
-                images=images,
-                labels=_labels(fh["labels"][()][keep], len(class_names), path),
-                splits=splits[keep],
-                class_names=class_names,
-                names=[to_str(n) for n in fh["name"][()][keep]],
-                transforms=[to_str(t) for t in fh["transform"][()][keep]],
-                groups=[groups_table[i] for i in src_index],
-                attrs=attrs,
-                folds=read_hdf5_folds(fh, n, keep, path),
-            )
-        except _DAMAGE as err:
-            raise InputError(
-                f"{path}: not a complete augtool HDF5 file ({err}); "
-                "run `augtool verify` on it or expand again"
-            ) from err
-
-
-def read_hdf5_folds(fh: object, n: int, keep: np.ndarray, path: Path) -> np.ndarray | None:
-    """The ``fold`` dataset at ``keep``, or ``None`` for a file without folds (older, or none)."""
-    if "fold" not in fh:  # type: ignore[operator]
-        return None
-    folds = fh["fold"]  # type: ignore[index]
-    if folds.shape != (n,):
-        raise InputError(f"{path}: dataset 'fold' has shape {folds.shape}, expected ({n},)")
-    values = folds[()].astype(np.int64)
-    if not len(values) or (values == NO_FOLD).all():
-        return None
-    if values.min() < 0:
-        raise InputError(f"{path}: some images have no fold and others do: the file is damaged")
-    return values[keep]
+                fh[IMAGES].read_direct(images, np.s_[start:stop], np.s_[j : j + stop - start])
+        except DAMAGE as err:
+            raise incomplete(path, f"images unreadable ({err})") from err
+    if check_hashes:
+        hashes = records.sha256[keep]
+        for i, image in enumerate(images):
+            if hashlib.sha256(image).hexdigest().encode("ascii") != hashes[i]:
+                what = f"{path}: image {int(keep[i])}"
+                raise InputError(_CHANGED.format(what=what, where=path))
+    groups = records.groups
+    folds = folds_of(records, path)
+    return Dataset(
+        images=images,
+        labels=records.labels[keep],
+        splits=splits[keep],
+        class_names=records.class_names,
+        names=[records.names[i] for i in keep],
+        transforms=[records.transforms[i] for i in keep],
+        groups=[groups[i] for i in keep],
+        attrs=records.attrs,
+        folds=None if folds is None else folds[keep],
+    )
 
 
 def _labels(values: np.ndarray, n_classes: int, path: Path) -> np.ndarray:
@@ -397,19 +295,3 @@ def _runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
         runs.append((pos, int(chunk[0]), int(chunk[-1]) + 1))
         pos += len(chunk)
     return runs
-
-
-def to_str(value: object) -> str:
-    """An HDF5 string value (bytes or str) as str."""
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def attr_value(value: object) -> object:
-    """An HDF5 attribute as plain Python (str, list, int, float)."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.ndarray):
-        return [attr_value(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -30,8 +30,11 @@ import numpy as np
 from augtool.defaults import DEFAULT_TARGET
 from augtool.errors import OptionError
 
+#: Transform name of the PCA colour-jittered copies.
 PCA = "pca"
-ORIGINAL = "original"
+#: Transform name of copy 0 of each source, the resized original
+#: (``augtool.transforms.ORIGINAL`` is the transform that makes it).
+ORIGINAL_NAME = "original"
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ def make_plan(
     jobs: list[Job] = []
     m = len(transforms)
     for i in range(n):
-        jobs.append(Job(i, 0, ORIGINAL))
+        jobs.append(Job(i, 0, ORIGINAL_NAME))
         for c in range(conv.get(i, 0)):
             jobs.append(Job(i, 1 + c, transforms[(i + c) % m]))
         start = 1 + conv.get(i, 0)

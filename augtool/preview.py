@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from augtool.annotations import Box, ImageBoxes
 from augtool.color import DEFAULT_STD
 from augtool.decode import choose_reduction, image_size, read_image_file
 from augtool.errors import InputError, OptionError, OutputError
+from augtool.publish import write_bytes
 from augtool.recipe import Recipe
 from augtool.transforms import TRANSFORMS, Ranges
 
@@ -123,7 +123,7 @@ def detect_kind(path: str | Path) -> str:
         InputError: If the path does not exist or is a folder that is not an
             ``expand`` output.
     """
-    from augtool.io import MANIFEST_NAME
+    from augtool.schema import MANIFEST_NAME
 
     path = Path(path)
     if path.is_dir():
@@ -181,7 +181,7 @@ def sheet_tiles(
         OptionError: If ``size`` or ``pca_std`` is out of range.
     """
     from augtool.color import apply_pca, sample_alphas
-    from augtool.plan import ORIGINAL, output_rng
+    from augtool.plan import ORIGINAL_NAME, output_rng
     from augtool.render import RenderSettings, SourceTask, render_source
 
     if not 8 <= size <= 4096:
@@ -194,7 +194,7 @@ def sheet_tiles(
     if width * height > MAX_PIXELS:
         raise InputError(f"{path}: {width}x{height} is above {MAX_PIXELS:,} pixels")
     sha256 = hashlib.sha256(data).hexdigest()
-    names = [ORIGINAL, *(TRANSFORMS if recipe is None else recipe.names)]
+    names = [ORIGINAL_NAME, *(TRANSFORMS if recipe is None else recipe.names)]
     task = SourceTask(
         path=str(path),
         sha256=sha256,
@@ -591,13 +591,9 @@ def write_png(out: str | Path, image: np.ndarray, overwrite: bool = False) -> No
     )
     if not ok:
         raise OutputError(f"{out}: OpenCV could not encode the picture as PNG")
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open("wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, out)
+        write_bytes(out, buf.tobytes())
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise OutputError(
             f"writing {out} failed: {err.strerror or err} (errno {err.errno})"
         ) from err

@@ -10,7 +10,7 @@ An entry (:class:`TransformEntry`) is what a recipe names. It has
   manifest);
 * either ``apply(image, params) -> image``, a pure function run at the output
   size (``at = "output"``) or on the working image (``at = "work"``, then
-  squashed to the output size), or ``render(work, params, scale, size)``, for
+  squashed to the output size), or ``render(work, params, work_scale, size)``, for
   transforms that need the working resolution's scale (the paper's geometric
   ones: lengths in source pixels).
 
@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from augtool import curator
-from augtool.decode import resize_to
 from augtool.errors import OptionError
-from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges, Scale, Size
+from augtool.resize import resize_to
+from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges, Size, WorkScale
 
 #: Where a simple ``apply`` runs: on the ``size x size`` output or the working image.
 STAGES = ("output", "work")
@@ -61,7 +61,7 @@ class TransformEntry:
         settings: Frozen dataclass type of the recipe's typed parameters.
         sample: ``sample(rng, settings) -> params`` (JSON-able).
         apply: ``apply(image, params) -> image`` (pure), run at ``at``.
-        render: ``render(work, params, scale, size) -> output`` instead of
+        render: ``render(work, params, work_scale, size) -> output`` instead of
             ``apply``, for transforms that work in source pixels.
         at: Default stage of ``apply``: ``output`` or ``work``.
     """
@@ -71,7 +71,7 @@ class TransformEntry:
     settings: type = NoSettings
     sample: Callable[[np.random.Generator, Any], Params] = field(default=lambda rng, settings: {})
     apply: Callable[[np.ndarray, Params], np.ndarray] | None = None
-    render: Callable[[np.ndarray, Params, Scale, int], np.ndarray] | None = None
+    render: Callable[[np.ndarray, Params, WorkScale, int], np.ndarray] | None = None
     at: str = "output"
 
     def __post_init__(self) -> None:
@@ -83,11 +83,16 @@ class TransformEntry:
             raise TypeError(f"transform {self.name!r}: at must be one of {', '.join(STAGES)}")
 
     def run(
-        self, work: np.ndarray, params: Params, scale: Scale, size: Size, at: str | None = None
+        self,
+        work: np.ndarray,
+        params: Params,
+        work_scale: WorkScale,
+        size: Size,
+        at: str | None = None,
     ) -> np.ndarray:
         """Produce the output (``size x size``, or ``(width, height)``) from the working image."""
         if self.render is not None:
-            return self.render(work, params, scale, size)
+            return self.render(work, params, work_scale, size)
         assert self.apply is not None
         if (at or self.at) == "work":
             return resize_to(_checked(self.apply(work, params), self.name), size)
@@ -261,7 +266,7 @@ def paper_settings(name: str, ranges: Ranges) -> Any:
 
 
 ORIGINAL_ENTRY = TransformEntry(
-    ORIGINAL.name, ORIGINAL.summary, render=lambda work, p, scale, size: resize_to(work, size)
+    ORIGINAL.name, ORIGINAL.summary, render=lambda work, p, work_scale, size: resize_to(work, size)
 )
 
 #: The curator set (``augtool.curator``): colour, noise, cutout, quarter turns, zoom.

@@ -18,13 +18,14 @@ import numpy as np
 
 from augtool import defaults
 from augtool.color import DEFAULT_MODE, DEFAULT_STD
-from augtool.decode import choose_reduction, decode_rgb, resize_to
+from augtool.decode import choose_reduction, decode_rgb
 from augtool.errors import InputError
-from augtool.orphans import die_with_parent
-from augtool.plan import ORIGINAL, PCA, output_rng
+from augtool.plan import ORIGINAL_NAME, PCA, output_rng
 from augtool.preprocess import reinhard, reshape_policy
 from augtool.recipe import Preprocess, Recipe, paper_recipe, resolve
-from augtool.transforms import Ranges
+from augtool.resize import resize_to
+from augtool.transforms import Ranges, WorkScale
+from augtool.worker_lifetime import die_with_parent
 
 #: Encodings a worker can produce: PNG or JPEG bytes for folder output, raw arrays for HDF5.
 ENCODINGS = ("png", "jpg", "array")
@@ -163,7 +164,7 @@ def render_source(
         raise InputError(f"{task.path}: file changed while augtool was running; run again")
     reduction = choose_reduction(task.width, task.height, max(settings.size, settings.height or 0))
     work = decode_rgb(data, reduction, task.path)
-    scale = (work.shape[1] / task.width, work.shape[0] / task.height)
+    work_scale = (work.shape[1] / task.width, work.shape[0] / task.height)
     recipe = settings.effective_recipe()
     steps = resolve(recipe)
     work = preprocess_work(work, recipe.preprocess)
@@ -177,15 +178,15 @@ def render_source(
             images.append(images[0])
             params.append({})
             continue
-        step = None if name == ORIGINAL else steps[name]
+        step = None if name == ORIGINAL_NAME else steps[name]
         p = {} if step is None else step.entry.sample(rng, step.settings)
         if settings.letterbox:
             source = (float(task.width), float(task.height))
-            images.append(letterboxed(name, work, p, scale, source, settings.out_size))
+            images.append(letterboxed(name, work, p, work_scale, source, settings.out_size))
         elif step is None:
             images.append(resize_to(work, settings.out_size))
         else:
-            images.append(step.entry.run(work, p, scale, settings.out_size, step.at))
+            images.append(step.entry.run(work, p, work_scale, settings.out_size, step.at))
         params.append(p)
     if pca_jobs:
         _apply_pca(task, settings, images, params, pca_jobs)
@@ -199,7 +200,7 @@ def letterboxed(
     name: str,
     work: np.ndarray,
     params: dict,
-    scale: tuple[float, float],
+    work_scale: WorkScale,
     source: tuple[float, float],
     size: int | tuple[int, int],
 ) -> np.ndarray:
@@ -214,7 +215,7 @@ def letterboxed(
 
     out = (size, size) if isinstance(size, int) else size
     (fw, fh), (ox, oy) = letterbox(geometry(name, params, *source)[1], out)
-    image = get_transform(name).apply(work, params, scale, (fw, fh))
+    image = get_transform(name).apply(work, params, work_scale, (fw, fh))
     result = np.zeros((out[1], out[0], 3), np.uint8)
     result[oy : oy + fh, ox : ox + fw] = image
     return result

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from augtool import defaults
 from augtool.decode import IMAGE_SUFFIXES, decode_rgb, image_size, reduced_shape
 from augtool.errors import InputError, OptionError
-from augtool.orphans import die_with_parent
+from augtool.worker_lifetime import die_with_parent
 
 
 @dataclass(frozen=True)

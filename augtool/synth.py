@@ -38,8 +38,6 @@ This module uses numpy and OpenCV only (never albumentations).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,6 +49,7 @@ import numpy as np
 from augtool import defaults
 from augtool.errors import OptionError, OutputError
 from augtool.progress import NoProgress, Progress
+from augtool.publish import staged_folder
 from augtool.smear.cells import nucleus_fraction
 from augtool.smear.draw import draw_scene
 from augtool.smear.scene import CLASSES, DEFAULT_SIZE, Scene, check_class, check_size, sample_scene
@@ -166,21 +165,6 @@ def _check_quality(quality_range: tuple[int, int]) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Move the finished ``tmp`` folder to ``out``, replacing it only if allowed."""
-    if not out.exists():
-        tmp.rename(out)
-        return
-    if not any(out.iterdir()):
-        out.rmdir()
-        tmp.rename(out)
-        return
-    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    out.rename(trash / out.name)
-    tmp.rename(out)
-    shutil.rmtree(trash, ignore_errors=True)
-
-
 def synthesize(
     out: Path | str,
     per_class: Mapping[str, int] | None = None,
@@ -231,35 +215,30 @@ def synthesize(
             )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", dir=out.parent))
     except OSError as err:
         raise OutputError(f"cannot create a folder next to {out}: {err}") from err
     progress = progress or NoProgress()
     try:
         progress.start("synth", sum(counts.values()))
-        for cls, n in counts.items():
-            folder = tmp / cls
-            folder.mkdir()
-            digits = max(3, len(str(n - 1)))
-            class_index = CLASSES.index(cls)
-            for i in range(n):
-                rng = image_rng(int(seed), class_index, i)
-                image = render_smear(cls, rng, (width, height))
-                quality = int(rng.integers(lo, hi + 1))
-                ok, buf = cv2.imencode(
-                    ".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality]
-                )
-                if not ok:
-                    raise OutputError(f"JPEG encoding failed for {cls}_{i:0{digits}d}.jpg")
-                (folder / f"{cls}_{i:0{digits}d}.jpg").write_bytes(buf.tobytes())
-                progress.advance(1)
-        _publish(tmp, out, overwrite)
+        with staged_folder(out) as tmp:
+            for cls, n in counts.items():
+                folder = tmp / cls
+                folder.mkdir()
+                digits = max(3, len(str(n - 1)))
+                class_index = CLASSES.index(cls)
+                for i in range(n):
+                    rng = image_rng(int(seed), class_index, i)
+                    image = render_smear(cls, rng, (width, height))
+                    quality = int(rng.integers(lo, hi + 1))
+                    ok, buf = cv2.imencode(
+                        ".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality]
+                    )
+                    if not ok:
+                        raise OutputError(f"JPEG encoding failed for {cls}_{i:0{digits}d}.jpg")
+                    (folder / f"{cls}_{i:0{digits}d}.jpg").write_bytes(buf.tobytes())
+                    progress.advance(1)
     except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise OutputError(f"cannot write {out}: {err}") from err
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return SynthSummary(
         out=out,
         counts=counts,

@@ -4,8 +4,8 @@ Each transform is two functions:
 
 * ``sample(rng, ranges) -> params``: draws the parameters from an explicit
   ``numpy.random.Generator``; lengths are in *source* pixels, angles in degrees.
-* ``apply(work, params, scale, size) -> image``: a pure function. ``work`` is
-  the source decoded at a reduced *working* resolution, ``scale = (sx, sy)`` is
+* ``apply(work, params, work_scale, size) -> image``: a pure function. ``work`` is
+  the source decoded at a reduced *working* resolution, ``work_scale = (sx, sy)`` is
   working pixels per source pixel, and the result is the ``size x size`` output.
 
 Working at reduced resolution is what makes ``expand`` fast: a 2592x1944
@@ -36,11 +36,12 @@ import cv2
 import numpy as np
 
 from augtool import defaults
-from augtool.decode import resize_to
 from augtool.errors import OptionError
+from augtool.resize import resize_to
 
 Params = dict[str, float]
-Scale = tuple[float, float]
+#: Working pixels per source pixel, ``(sx, sy)``: the working image is the source at this scale.
+WorkScale = tuple[float, float]
 #: Output size: a side length (square), or ``(width, height)``.
 Size = int | tuple[int, int]
 
@@ -112,7 +113,7 @@ class Transform:
     name: str
     summary: str
     sample: Callable[[np.random.Generator, Ranges], Params]
-    apply: Callable[[np.ndarray, Params, Scale, Size], np.ndarray]
+    apply: Callable[[np.ndarray, Params, WorkScale, Size], np.ndarray]
 
 
 # --- pure image functions -------------------------------------------------------------
@@ -124,9 +125,9 @@ def to_gray3(image: np.ndarray) -> np.ndarray:
     return cv2.transform(image, weights)
 
 
-def gaussian_blur(image: np.ndarray, sigma: float, scale: Scale) -> np.ndarray:
+def gaussian_blur(image: np.ndarray, sigma: float, work_scale: WorkScale) -> np.ndarray:
     """Gaussian filter with ``sigma`` in source pixels (replicated border, as MATLAB)."""
-    sx, sy = scale
+    sx, sy = work_scale
     return cv2.GaussianBlur(
         image, (0, 0), sigmaX=sigma * sx, sigmaY=sigma * sy, borderType=cv2.BORDER_REPLICATE
     )
@@ -142,7 +143,7 @@ def warp_to_canvas(
     work: np.ndarray,
     matrix: np.ndarray,
     canvas: tuple[float, float],
-    scale: Scale,
+    work_scale: WorkScale,
     size: Size,
 ) -> np.ndarray:
     """Warp the working image by a source-pixel affine map onto a canvas, then to size.
@@ -151,16 +152,16 @@ def warp_to_canvas(
     ``matrix`` and ``canvas`` give the same picture at any working resolution.
 
     Args:
-        work: Working image (source at ``scale``).
+        work: Working image (source at ``work_scale``).
         matrix: 2x3 affine map from source to canvas coordinates (source pixels).
         canvas: (width, height) of the canvas in source pixels.
-        scale: Working pixels per source pixel, (sx, sy).
+        work_scale: Working pixels per source pixel, (sx, sy).
         size: Output side length, or ``(width, height)``.
 
     Returns:
         The output; outside the source is black.
     """
-    sx, sy = scale
+    sx, sy = work_scale
     cw, ch = canvas
     iw, ih = max(1, round(cw * sx)), max(1, round(ch * sy))
     to_source = np.diag([1.0 / sx, 1.0 / sy, 1.0])
@@ -180,9 +181,9 @@ def warp_to_canvas(
     return resize_to(warped, size)
 
 
-def source_size(work: np.ndarray, scale: Scale) -> tuple[float, float]:
+def source_size(work: np.ndarray, work_scale: WorkScale) -> tuple[float, float]:
     """(width, height) of the source in source pixels."""
-    return work.shape[1] / scale[0], work.shape[0] / scale[1]
+    return work.shape[1] / work_scale[0], work.shape[0] / work_scale[1]
 
 
 def rotation(angle: float, width: float, height: float) -> tuple[np.ndarray, tuple[float, float]]:
@@ -273,52 +274,72 @@ def _sample_shear(rng: np.random.Generator, ranges: Ranges) -> Params:
     return {"factor": _signed(rng, ranges.shear_range)}
 
 
-def _apply_original(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
+def _apply_original(
+    work: np.ndarray, params: Params, work_scale: WorkScale, size: Size
+) -> np.ndarray:
     return resize_to(work, size)
 
 
-def _apply_gray(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
+def _apply_gray(work: np.ndarray, params: Params, work_scale: WorkScale, size: Size) -> np.ndarray:
     return resize_to(to_gray3(work), size)
 
 
-def _apply_blur_rgb(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
-    return resize_to(gaussian_blur(work, params["sigma"], scale), size)
+def _apply_blur_rgb(
+    work: np.ndarray, params: Params, work_scale: WorkScale, size: Size
+) -> np.ndarray:
+    return resize_to(gaussian_blur(work, params["sigma"], work_scale), size)
 
 
-def _apply_blur_gray(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
-    return resize_to(gaussian_blur(to_gray3(work), params["sigma"], scale), size)
+def _apply_blur_gray(
+    work: np.ndarray, params: Params, work_scale: WorkScale, size: Size
+) -> np.ndarray:
+    return resize_to(gaussian_blur(to_gray3(work), params["sigma"], work_scale), size)
 
 
-def _apply_histeq(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
+def _apply_histeq(
+    work: np.ndarray, params: Params, work_scale: WorkScale, size: Size
+) -> np.ndarray:
     return resize_to(equalize_gray3(work), size)
 
 
-def _apply_flip_x(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
+def _apply_flip_x(
+    work: np.ndarray, params: Params, work_scale: WorkScale, size: Size
+) -> np.ndarray:
     return resize_to(cv2.flip(work, 0), size)
 
 
-def _apply_flip_y(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
+def _apply_flip_y(
+    work: np.ndarray, params: Params, work_scale: WorkScale, size: Size
+) -> np.ndarray:
     return resize_to(cv2.flip(work, 1), size)
 
 
-def _apply_rotate(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
-    matrix, canvas = rotation(params["angle"], *source_size(work, scale))
-    return warp_to_canvas(work, matrix, canvas, scale, size)
+def _apply_rotate(
+    work: np.ndarray, params: Params, work_scale: WorkScale, size: Size
+) -> np.ndarray:
+    matrix, canvas = rotation(params["angle"], *source_size(work, work_scale))
+    return warp_to_canvas(work, matrix, canvas, work_scale, size)
 
 
-def _apply_translate(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
-    matrix, canvas = translation(params["dx"], params["dy"], *source_size(work, scale))
-    return warp_to_canvas(work, matrix, canvas, scale, size)
+def _apply_translate(
+    work: np.ndarray, params: Params, work_scale: WorkScale, size: Size
+) -> np.ndarray:
+    matrix, canvas = translation(params["dx"], params["dy"], *source_size(work, work_scale))
+    return warp_to_canvas(work, matrix, canvas, work_scale, size)
 
 
-def _apply_shear_x(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
-    matrix, canvas = shear(params["factor"], "x", *source_size(work, scale))
-    return warp_to_canvas(work, matrix, canvas, scale, size)
+def _apply_shear_x(
+    work: np.ndarray, params: Params, work_scale: WorkScale, size: Size
+) -> np.ndarray:
+    matrix, canvas = shear(params["factor"], "x", *source_size(work, work_scale))
+    return warp_to_canvas(work, matrix, canvas, work_scale, size)
 
 
-def _apply_shear_y(work: np.ndarray, params: Params, scale: Scale, size: Size) -> np.ndarray:
-    matrix, canvas = shear(params["factor"], "y", *source_size(work, scale))
-    return warp_to_canvas(work, matrix, canvas, scale, size)
+def _apply_shear_y(
+    work: np.ndarray, params: Params, work_scale: WorkScale, size: Size
+) -> np.ndarray:
+    matrix, canvas = shear(params["factor"], "y", *source_size(work, work_scale))
+    return warp_to_canvas(work, matrix, canvas, work_scale, size)
 
 
 ORIGINAL = Transform("original", "the source, resized", _no_params, _apply_original)

@@ -22,8 +22,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from augtool.errors import InputError
-from augtool.io import MANIFEST_NAME, RECIPE_NAME, attr_value, read_manifest, read_recipe, to_str
 from augtool.progress import NoProgress
+from augtool.schema import (
+    DAMAGE,
+    IMAGES,
+    MANIFEST_NAME,
+    PARTIAL_ATTR,
+    RECIPE_NAME,
+    read_hdf5_records,
+    read_manifest,
+    read_recipe,
+)
 
 if TYPE_CHECKING:
     from augtool.expand import Reporter
@@ -198,77 +207,48 @@ def _verify_hdf5(
         return report, None, {}
     with fh:
         try:
-            if fh.attrs.get("partial", False):
+            if fh.attrs.get(PARTIAL_ATTR, False):
                 report.problems.append("the file is marked partial: its run did not finish")
-            recipe = {k: attr_value(v) for k, v in fh.attrs.items()}
-            for key in ("recipe", "counts", "fold_counts"):
-                if isinstance(recipe.get(key), str):
-                    recipe[key] = json.loads(recipe[key])
-            images = fh["images"]
-            n = images.shape[0]
-            required = [
-                "labels",
-                "split",
-                "source_index",
-                "copy",
-                "transform",
-                "params",
-                "name",
-                "sha256",
-            ]
-            for key in required:
-                if fh[key].shape[0] != n:
-                    report.problems.append(
-                        f"dataset {key!r} has {fh[key].shape[0]} rows, images has {n}"
-                    )
-            if report.problems:
-                return report, None, recipe
-            hashes = [h.decode("ascii") for h in fh["sha256"][()]]
-            names = [to_str(x) for x in fh["name"][()]]
-            progress.start(phase, n)
-            for i in range(n):
-                progress.advance(1)
-                try:
-                    arr = images[i]
-                except OSError as err:
-                    report.problems.append(f"image {i} unreadable ({err})")
-                    continue
-                report.checked += 1
-                if hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest() != hashes[i]:
-                    report.problems.append(f"content differs from its hash: image {i} ({names[i]})")
-            split_names = [to_str(s) for s in fh["split"].attrs["names"]]
-            codes = fh["split"][()]
-            src = fh["source_index"][()]
-            paths = [to_str(p) for p in fh["sources/path"][()]]
-            src_hashes = [h.decode("ascii") for h in fh["sources/sha256"][()]]
-            groups = [to_str(g) for g in fh["sources/group"][()]]
-            class_names = [to_str(c) for c in fh.attrs["class_names"]]
-            labels = fh["labels"][()]
-            folds = fh["fold"][()] if "fold" in fh else np.full(n, -1)
-            if folds.shape != (n,):
-                report.problems.append(f"dataset 'fold' has {folds.shape[0]} rows, images has {n}")
-                return report, None, recipe
-            records = [
-                {
-                    "name": names[i],
-                    "split": split_names[codes[i]],
-                    "class": class_names[labels[i]],
-                    "source": paths[src[i]],
-                    "source_sha256": src_hashes[src[i]],
-                    "group": groups[src[i]],
-                    "sha256": hashes[i],
-                    "fold": "" if folds[i] < 0 else str(int(folds[i])),
-                }
-                for i in range(n)
-            ]
-            duplicates = [k for k, v in Counter(names).items() if v > 1]
-            for name in duplicates:
-                report.problems.append(f"two images share the name {name}")
-            return report, records, recipe
-        except (KeyError, OSError, ValueError, IndexError, RuntimeError, TypeError) as err:
-            # h5py raises any of these on damaged metadata (found by fuzzing the file's bytes).
+            records = read_hdf5_records(fh, path)
+            hashes = [h.decode("ascii") for h in records.sha256]
+        except InputError as err:
+            report.problems.append(str(err))
+            return report, None, {}
+        except DAMAGE as err:  # h5py raises these on damaged metadata (found by fuzzing)
             report.problems.append(f"not a complete augtool HDF5 file: {err}")
             return report, None, {}
+        images = fh[IMAGES]
+        progress.start(phase, records.n)
+        for i in range(records.n):
+            progress.advance(1)
+            try:
+                arr = images[i]
+            except DAMAGE as err:
+                report.problems.append(f"image {i} unreadable ({err})")
+                continue
+            report.checked += 1
+            if hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest() != hashes[i]:
+                report.problems.append(
+                    f"content differs from its hash: image {i} ({records.names[i]})"
+                )
+    folds = records.fold_values
+    src = records.source_index
+    result = [
+        {
+            "name": records.names[i],
+            "split": records.split_names[records.split_codes[i]],
+            "class": records.class_names[records.labels[i]],
+            "source": records.source_paths[src[i]],
+            "source_sha256": records.source_sha256[src[i]],
+            "group": records.source_groups[src[i]],
+            "sha256": hashes[i],
+            "fold": "" if folds is None or folds[i] < 0 else str(int(folds[i])),
+        }
+        for i in range(records.n)
+    ]
+    for name in [k for k, v in Counter(records.names).items() if v > 1]:
+        report.problems.append(f"two images share the name {name}")
+    return report, result, records.attrs
 
 
 # --- shared checks ----------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Workers hand back encoded bytes or arrays; only this process writes. Output
 goes to a temporary sibling (``.<name>.partial``) that is renamed onto the
-final path after the last byte, so an interrupted or failed run never leaves
-an output that looks complete.
+final path after the last byte (:mod:`augtool.publish`), so an interrupted or
+failed run never leaves an output that looks complete.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import errno
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,27 @@ from typing import Any
 import numpy as np
 
 from augtool.errors import OutputError
-from augtool.io import MANIFEST_COLUMNS, MANIFEST_NAME, RECIPE_NAME
+from augtool.publish import (
+    PARTIAL_MARKER,
+    partial_path,
+    remove,
+    remove_stale_partial,
+    swap_into_place,
+)
+from augtool.schema import (
+    IMAGES,
+    MANIFEST_COLUMNS,
+    MANIFEST_NAME,
+    NO_FOLD,
+    NO_SPLIT,
+    PARTIAL_ATTR,
+    RECIPE_NAME,
+    SPLIT_NAMES_ATTR,
+    write_column,
+)
 
-#: File inside every partial output folder, so augtool only ever deletes its own.
-PARTIAL_MARKER = ".augtool-partial"
 #: Journal of finished sources inside a partial folder (beside a partial HDF5 file).
 JOURNAL_NAME = ".augtool-journal.jsonl"
-SCHEMA_VERSION = 1
 
 
 class Journal:
@@ -90,11 +103,6 @@ class Journal:
             self._fh = None
 
 
-def partial_path(out: Path) -> Path:
-    """The temporary sibling an output is written into."""
-    return out.parent / f".{out.name}.partial"
-
-
 def check_output(out: Path, overwrite: bool) -> None:
     """Refuse an existing, non-empty output unless ``overwrite``.
 
@@ -110,62 +118,6 @@ def check_output(out: Path, overwrite: bool) -> None:
             )
     if not out.parent.is_dir():
         raise OutputError(f"{out.parent}: no such folder; create it first")
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def _remove_stale_partial(tmp: Path) -> None:
-    """Delete a partial output left by an earlier run, if it is augtool's."""
-    if not (tmp.exists() or tmp.is_symlink()):
-        return
-    if tmp.is_dir() and any(tmp.iterdir()) and not (tmp / PARTIAL_MARKER).exists():
-        raise OutputError(f"{tmp} exists and was not made by augtool; move it away")
-    _remove(tmp)
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished temporary output onto ``out`` (replacing it)."""
-    if out.is_dir() and not out.is_symlink():
-        old = out.parent / f".{out.name}.old"
-        _remove(old)
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
-
-
-@contextlib.contextmanager
-def staged_folder(out: Path) -> Iterator[Path]:
-    """A temporary sibling folder that replaces ``out`` when the block succeeds.
-
-    Used for small outputs written in one go (a training run folder). The
-    caller checks ``out`` first (:func:`check_output`). On any exception,
-    interruption included, the temporary folder is removed and ``out`` is
-    left as it was.
-
-    Yields:
-        The temporary folder to write into.
-    """
-    tmp = partial_path(out)
-    _remove_stale_partial(tmp)
-    try:
-        tmp.mkdir()
-        (tmp / PARTIAL_MARKER).write_text("written by augtool; safe to delete\n")
-    except OSError as err:
-        raise OutputError(f"{tmp}: cannot create ({err.strerror})") from err
-    try:
-        yield tmp
-        (tmp / PARTIAL_MARKER).unlink()
-        _swap_into_place(tmp, out)
-    except BaseException:
-        _remove(tmp)
-        raise
 
 
 class FolderWriter:
@@ -190,7 +142,7 @@ class FolderWriter:
         if resume and (self.tmp / JOURNAL_NAME).is_file() and (self.tmp / PARTIAL_MARKER).exists():
             done = self.journal.load(fingerprint)
             return {i: r for i, r in done.items() if (self.tmp / r["name"]).is_file()}
-        _remove_stale_partial(self.tmp)
+        remove_stale_partial(self.tmp)
         self.tmp.mkdir()
         (self.tmp / PARTIAL_MARKER).write_text("written by augtool expand; safe to delete\n")
         self.journal.start(fingerprint)
@@ -229,13 +181,13 @@ class FolderWriter:
         self.journal.close()
         (self.tmp / JOURNAL_NAME).unlink()
         (self.tmp / PARTIAL_MARKER).unlink()
-        _swap_into_place(self.tmp, self.out)
+        swap_into_place(self.tmp, self.out)
 
     def abort(self, keep: bool = False) -> None:
         """Stop writing: delete the temporary folder, or keep it for ``--resume``."""
         self.journal.close()
         if not keep:
-            _remove(self.tmp)
+            remove(self.tmp)
 
 
 @contextlib.contextmanager
@@ -258,7 +210,7 @@ def hdf5_errors(path: Path) -> Iterator[None]:
 
 def _fold_code(fold: int | str | None) -> int:
     """A record's fold as stored in HDF5: the fold, or -1 for a run without ``--folds``."""
-    return -1 if fold is None or fold == "" else int(fold)
+    return NO_FOLD if fold is None or fold == "" else int(fold)
 
 
 class Hdf5Writer:
@@ -290,7 +242,7 @@ class Hdf5Writer:
             recorded = None
             try:
                 self._fh = h5py.File(self.tmp, "r+")
-                self._images = self._fh["images"]
+                self._images = self._fh[IMAGES]
                 recorded = self._fh.attrs.get("fingerprint")
                 if recorded == fingerprint:
                     return self.journal.load(fingerprint)
@@ -304,19 +256,19 @@ class Hdf5Writer:
                     f"{self.tmp}: the partial output was made by a run with other inputs or "
                     "options; run again without --resume to start over"
                 )
-        _remove_stale_partial(self.tmp)
-        _remove(self.journal.path)
+        remove_stale_partial(self.tmp)
+        remove(self.journal.path)
         s = self.size
         with hdf5_errors(self.tmp):
             self._fh = h5py.File(self.tmp, "w")
             self._images = self._fh.create_dataset(
-                "images",
+                IMAGES,
                 shape=(self.n, s, s, 3),
                 dtype=np.uint8,
                 chunks=(1, s, s, 3),
                 compression=self.compression,
             )
-            self._fh.attrs["partial"] = True
+            self._fh.attrs[PARTIAL_ATTR] = True
             self._fh.attrs["fingerprint"] = fingerprint
         self.journal.start(fingerprint)
         return {}
@@ -337,47 +289,52 @@ class Hdf5Writer:
         with hdf5_errors(self.tmp):
             self._finish(records, sources, attrs)
         self.journal.close()
-        _remove(self.journal.path)
-        _swap_into_place(self.tmp, self.out)
+        remove(self.journal.path)
+        swap_into_place(self.tmp, self.out)
 
     def _finish(self, records: Sequence[dict], sources: Sequence[dict], attrs: dict) -> None:
-        import h5py
 
         fh = self._fh
         assert fh is not None
         # A finish interrupted earlier (then --resume) may have written some of these.
-        for key in [k for k in fh if k != "images"]:
+        for key in [k for k in fh if k != IMAGES]:
             del fh[key]
-        text = h5py.string_dtype("utf-8")
         split_names = list(dict.fromkeys(r["split"] for r in records)) or ["all"]
         order = {"train": 0, "val": 1, "test": 2, "all": 3}
         split_names.sort(key=lambda s: order.get(s, 9))
         code = {s: i for i, s in enumerate(split_names)}
-        fh["labels"] = np.array([int(r["label"]) for r in records], dtype=np.int16)
-        fh["split"] = np.array([code[r["split"]] for r in records], dtype=np.uint8)
-        fh["split"].attrs["names"] = np.array(split_names, dtype=object)
         src_row = {s["path"]: i for i, s in enumerate(sources)}
-        fh["source_index"] = np.array([src_row[r["source"]] for r in records], dtype=np.int32)
-        fh["copy"] = np.array([int(r["copy"]) for r in records], dtype=np.int16)
-        fh.create_dataset("transform", data=[r["transform"] for r in records], dtype=text)
-        fh.create_dataset("params", data=[r["params"] for r in records], dtype=text)
-        fh.create_dataset("name", data=[r["name"] for r in records], dtype=text)
-        fh["sha256"] = np.array([r["sha256"] for r in records], dtype="S64")
-        fh["fold"] = np.array([_fold_code(r.get("fold")) for r in records], dtype=np.int16)
-        grp = fh.create_group("sources")
-        grp.create_dataset("path", data=[s["path"] for s in sources], dtype=text)
-        grp["sha256"] = np.array([s["sha256"] for s in sources], dtype="S64")
-        grp["label"] = np.array([s["label"] for s in sources], dtype=np.int16)
-        grp.create_dataset("group", data=[s["group"] for s in sources], dtype=text)
-        grp["split"] = np.array([code.get(s["split"], 255) for s in sources], dtype=np.uint8)
-        grp["fold"] = np.array([_fold_code(s.get("fold")) for s in sources], dtype=np.int16)
+        image_columns = {
+            "labels": [int(r["label"]) for r in records],
+            "split": [code[r["split"]] for r in records],
+            "source_index": [src_row[r["source"]] for r in records],
+            "copy": [int(r["copy"]) for r in records],
+            "transform": [r["transform"] for r in records],
+            "params": [r["params"] for r in records],
+            "name": [r["name"] for r in records],
+            "sha256": [r["sha256"] for r in records],
+            "fold": [_fold_code(r.get("fold")) for r in records],
+            "sources/path": [s["path"] for s in sources],
+            "sources/sha256": [s["sha256"] for s in sources],
+            "sources/label": [s["label"] for s in sources],
+            "sources/group": [s["group"] for s in sources],
+            "sources/split": [code.get(s["split"], NO_SPLIT) for s in sources],
+            "sources/fold": [_fold_code(s.get("fold")) for s in sources],
+        }
+        # The order of writes decides the file's layout; it is the order of schema version 1.
+        for key, values in image_columns.items():
+            if key == "sources/path":
+                fh.create_group("sources")
+            write_column(fh, key, values)
+            if key == "split":
+                fh["split"].attrs[SPLIT_NAMES_ATTR] = np.array(split_names, dtype=object)
         for key, value in attrs.items():
             if isinstance(value, dict | list) and key != "class_names":
                 value = json.dumps(value, ensure_ascii=False)
             elif key == "class_names":
                 value = np.array(value, dtype=object)
             fh.attrs[key] = value
-        del fh.attrs["partial"]
+        del fh.attrs[PARTIAL_ATTR]
         del fh.attrs["fingerprint"]
         fh.flush()
         fh.close()
@@ -403,5 +360,5 @@ class Hdf5Writer:
                 self._fh = None
                 self._images = None
         if not keep:
-            _remove(self.tmp)
-            _remove(self.journal.path)
+            remove(self.tmp)
+            remove(self.journal.path)

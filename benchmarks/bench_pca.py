@@ -18,7 +18,7 @@ the centred pixel is not projected onto the components first.
 moments and shift computed with torch on the GPU; the images go to the device
 and back inside the timed call) and checks that it gives the CPU's bytes.
 Without albumentations (a GPU machine) the FancyPCA row is left out and said
-so; without Pillow the cells are decoded with OpenCV alone.
+so.
 
 Run: ``python benchmarks/bench_pca.py`` (needs the ``test`` or ``bench`` extra),
 ``python benchmarks/bench_pca.py --device cuda``.
@@ -41,7 +41,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from augtool.color import DEFAULT_MODE, DEFAULT_STD, default_chunk_size, pca_jitter  # noqa: E402
-from augtool.decode import IMAGE_SUFFIXES, load_resized, resize_to  # noqa: E402
+from augtool.decode import IMAGE_SUFFIXES, load_resized  # noqa: E402
 
 CELLS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "bccd-cells"
 COUNT = 1676
@@ -68,19 +68,9 @@ def load_workload(count: int, size: int) -> tuple[np.ndarray, str]:
     """``count`` images (N, size, size, 3) and a sentence saying where they came from."""
     paths = sorted(p for p in CELLS.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if paths:
-        try:
-            import PIL  # noqa: F401  (load_resized reads image headers with Pillow)
-
-            cells = [load_resized(path, size) for path in paths]
-            how = "resized"
-        except ImportError:
-            cells = [
-                resize_to(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), size)
-                for path in paths
-            ]
-            how = "decoded by OpenCV (no Pillow) and resized"
+        cells = [load_resized(path, size) for path in paths]
         images = np.stack([cells[i % len(cells)] for i in range(count)])
-        return images, f"{len(cells)} real BCCD cells, cycled, {how} to {size}x{size}"
+        return images, f"{len(cells)} real BCCD cells, cycled, resized to {size}x{size}"
     rng = np.random.default_rng(0)
     images = np.stack([smear_like(rng, size) for _ in range(count)])
     return images, f"generated smear-like images ({CELLS} not found)"

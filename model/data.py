@@ -24,8 +24,9 @@ import torch
 
 from augtool import defaults
 from augtool.errors import InputError, OptionError
-from augtool.io import MANIFEST_NAME, Dataset, open_dataset
+from augtool.io import Dataset, open_dataset
 from augtool.progress import NoProgress, Progress
+from augtool.schema import MANIFEST_NAME
 from model.config import parse_augment as parse_augment
 
 #: Normalisation modes: ``zerocenter`` subtracts the per-channel mean of the

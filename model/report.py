@@ -6,13 +6,13 @@ plotting library is needed.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from augtool.errors import OutputError
+from augtool.publish import write_bytes
 
 _ROWS = (
     ("True positive (TP)", "tp", "count"),
@@ -275,7 +275,7 @@ def png_bytes(image: np.ndarray, path: str | Path) -> bytes:
 
 
 def write_confusion_png(report: dict, path: str | Path) -> Path:
-    """Write :func:`confusion_image` as a PNG (via a ``.partial`` file, then renamed).
+    """Write :func:`confusion_image` as a PNG (atomically, :func:`augtool.publish.write_bytes`).
 
     Raises:
         OutputError: If the file cannot be written.
@@ -286,12 +286,9 @@ def write_confusion_png(report: dict, path: str | Path) -> Path:
     ok, buf = cv2.imencode(".png", confusion_image(report))
     if not ok:
         raise OutputError(f"{path}: PNG encoding failed")
-    partial = path.with_name(path.name + ".partial")
     try:
-        partial.write_bytes(buf.tobytes())
-        os.replace(partial, path)
+        write_bytes(path, buf.tobytes())
     except OSError as err:
-        partial.unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write ({err.strerror})") from err
     return path
 

@@ -23,7 +23,8 @@ import torch
 from augtool.errors import InputError, OptionError, OutputError
 from augtool.io import Dataset, is_hdf5_path, open_dataset
 from augtool.progress import Progress
-from augtool.writers import staged_folder
+from augtool.publish import staged_folder
+from augtool.schema import images_of
 from model.data import (
     RAW_SOURCE,
     DeviceImages,
@@ -319,7 +320,7 @@ def needs_streaming(data_path: str | Path, budget: int) -> bool:
         return False
     with open_h5(path) as fh:
         try:
-            images = fh["images"]
+            images = images_of(fh, path)
             size = int(np.prod(images.shape)) * images.dtype.itemsize
         except (KeyError, TypeError, ValueError) as err:
             raise InputError(f"{path}: not an augtool HDF5 file (no images: {err})") from err

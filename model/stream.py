@@ -45,7 +45,8 @@ import numpy as np
 import torch
 
 from augtool.errors import InputError
-from augtool.io import Dataset, attr_value, is_hdf5_path, read_hdf5_folds, to_str
+from augtool.io import Dataset, is_hdf5_path
+from augtool.schema import IMAGES, folds_of, open_hdf5, read_hdf5_records
 from model.config import parse_memory as parse_memory
 from model.data import BatchMaker, Normalization
 
@@ -139,7 +140,7 @@ class H5Images:
         """Read file rows into a new array, one h5py call per contiguous run."""
         out = np.empty((len(rows), *self.image_shape), dtype=np.uint8)
         with open_h5(self.path) as fh:
-            read_rows(fh["images"], rows, out)
+            read_rows(fh[IMAGES], rows, out)
         return out
 
 
@@ -163,12 +164,7 @@ def read_rows(dataset: object, rows: np.ndarray, out: np.ndarray) -> None:
 
 def open_h5(path: Path) -> object:
     """Open an HDF5 file for reading, as an :class:`InputError` when it cannot be."""
-    import h5py
-
-    try:
-        return h5py.File(path, "r")
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: not a readable HDF5 file, truncated or damaged ({err})") from err
+    return open_hdf5(path)
 
 
 def open_lazy(path: str | Path) -> Dataset:
@@ -181,40 +177,18 @@ def open_lazy(path: str | Path) -> Dataset:
     if not path.is_file() or not is_hdf5_path(path):
         raise InputError(f"{path}: only an HDF5 expand output can be streamed")
     with open_h5(path) as fh:
-        try:
-            shape = fh["images"].shape
-            n = shape[0]
-            for key in ("labels", "split", "source_index", "name", "transform"):
-                if fh[key].shape != (n,):
-                    raise InputError(
-                        f"{path}: dataset {key!r} has shape {fh[key].shape}, expected ({n},): "
-                        "the file is damaged; run `augtool verify` on it or expand again"
-                    )
-            split_names = [to_str(s) for s in fh["split"].attrs["names"]]
-            splits = np.array(split_names, dtype=object)[fh["split"][()]]
-            groups_table = [to_str(g) for g in fh["sources/group"][()]]
-            class_names = [to_str(c) for c in fh.attrs["class_names"]]
-            labels = fh["labels"][()].astype(np.int64)
-            attrs = {k: attr_value(v) for k, v in fh.attrs.items()}
-            data = Dataset(
-                images=H5Images(path, np.arange(n), shape[1:]),  # type: ignore[arg-type]
-                labels=labels,
-                splits=splits,
-                class_names=class_names,
-                names=[to_str(v) for v in fh["name"][()]],
-                transforms=[to_str(t) for t in fh["transform"][()]],
-                groups=[groups_table[i] for i in fh["source_index"][()]],
-                attrs=attrs,
-                folds=read_hdf5_folds(fh, n, np.arange(n), path),
-            )
-        except (KeyError, ValueError, IndexError, TypeError) as err:
-            raise InputError(
-                f"{path}: not a complete augtool HDF5 file ({err}); "
-                "run `augtool verify` on it or expand again"
-            ) from err
-    if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
-        raise InputError(f"{path}: labels outside the class list; the file is damaged")
-    return data
+        records = read_hdf5_records(fh, path)
+    return Dataset(
+        images=H5Images(path, np.arange(records.n), records.image_shape),  # type: ignore[arg-type]
+        labels=records.labels,
+        splits=records.splits,
+        class_names=records.class_names,
+        names=records.names,
+        transforms=records.transforms,
+        groups=records.groups,
+        attrs=records.attrs,
+        folds=folds_of(records, path),
+    )
 
 
 @dataclass
@@ -444,7 +418,7 @@ class _Reader:
         step = source.chunk_rows
         try:
             with open_h5(source.images.path) as fh:
-                dataset = fh["images"]
+                dataset = fh[IMAGES]
                 for group in self._groups:
                     slot = self._take_free()
                     if slot is None:

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from augtool.errors import InputError
-from augtool.io import decode_file, read_manifest, read_recipe
+from augtool.io import decode_file
+from augtool.schema import IMAGES, read_manifest, read_recipe
 from model.stream import open_h5, open_lazy
 
 
@@ -114,7 +115,7 @@ class AugtoolImages(torch.utils.data.Dataset):
             sha = self._sha[row] if self.check_hashes else None
             image = decode_file(self.path / self.names[index], sha)
         else:
-            image = self._file()["images"][row]
+            image = self._file()[IMAGES][row]
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
         item = self.transform(tensor) if self.transform is not None else tensor
         return item, int(self.labels[index])

@@ -16,7 +16,6 @@ cuDNN's benchmark mode is on only while :func:`fit` runs with
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from torch import nn
 
 from augtool.errors import InputError, OptionError, OutputError
 from augtool.progress import Progress
+from augtool.publish import staged_file
 from model.config import AMP_MODES as AMP_MODES
 from model.config import OPTIMIZERS as OPTIMIZERS
 from model.config import SCHEDULES as SCHEDULES
@@ -507,7 +507,8 @@ def save_checkpoint(
     The file holds only tensors and plain types (str, int, float, bool, None,
     lists, dicts): the state dict on the CPU, the architecture and its options,
     class names, input size, normalisation, training settings and ``info``. It is
-    written to ``<path>.partial`` and renamed, so a crash never leaves half a file.
+    written to a temporary sibling and renamed (:func:`augtool.publish.staged_file`),
+    so a crash never leaves half a file.
 
     Raises:
         OutputError: If the file cannot be written.
@@ -529,12 +530,10 @@ def save_checkpoint(
         "info": dict(info or {}),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
     }
-    partial = path.with_name(path.name + ".partial")
     try:
-        torch.save(payload, partial)
-        os.replace(partial, path)
+        with staged_file(path) as partial:
+            torch.save(payload, partial)
     except OSError as err:
-        partial.unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write the checkpoint ({err.strerror})") from err
 
 

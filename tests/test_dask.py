@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -90,21 +89,6 @@ def cluster() -> Any:
 @pytest.fixture
 def raw(make_raw) -> Path:
     return make_raw(PER_CLASS, size=(640, 480))
-
-
-def test_importing_augtool_does_not_import_dask() -> None:
-    code = (
-        "import sys, augtool, augtool.backends, augtool.expand, cli;"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    assert result.stdout.strip() == "[]"
 
 
 def test_missing_extra_says_what_to_install(monkeypatch) -> None:

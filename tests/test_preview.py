@@ -299,7 +299,9 @@ def test_failed_write_leaves_no_file(cell: Path, tmp_path: Path, monkeypatch) ->
     def refuse(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pv.os, "replace", refuse)
+    from augtool import publish
+
+    monkeypatch.setattr(publish.os, "replace", refuse)
     out = tmp_path / "p.png"
     with pytest.raises(OutputError, match="errno 28"):
         pv.write_png(out, np.zeros((4, 4, 3), np.uint8))

@@ -381,23 +381,6 @@ def test_cli_recipe_and_transforms_conflict(make_raw, tmp_path: Path) -> None:
     assert code == 2 and "--transforms" in out
 
 
-def test_importing_the_library_does_not_import_albumentations() -> None:
-    import subprocess
-
-    code = (
-        "import sys, augtool.expand, augtool.render, augtool.recipe, augtool.io, augtool.synth,"
-        " cli; print(sorted(m for m in sys.modules if m.startswith('albumentations')))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    assert result.stdout.strip() == "[]"
-
-
 # --- preprocess, splits, dry run ------------------------------------------------------------
 
 

@@ -37,8 +37,7 @@ from augtool.decode import decode_rgb, reduced_shape
 from augtool.errors import InputError, OutputError
 from augtool.expand import ExpandOptions, SilentReporter, expand, plan_run
 from augtool.io import open_dataset
-from augtool.plan import ORIGINAL as ORIGINAL_COPY
-from augtool.plan import PCA
+from augtool.plan import ORIGINAL_NAME, PCA
 from augtool.sources import ScanResult, Source, scan
 from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges
 from augtool.verify import verify
@@ -1032,7 +1031,7 @@ def test_plan_totals_over_random_classes_and_targets(
     options = ExpandOptions(target=n + extra, pca_count=pca, split="none")
     run = plan_run(scan_result, options, SilentReporter())
     assert len(run.jobs) == n + extra + pca
-    assert sorted(j.source for j in run.jobs if j.transform == ORIGINAL_COPY) == list(range(n))
+    assert sorted(j.source for j in run.jobs if j.transform == ORIGINAL_NAME) == list(range(n))
     class_of = [sources[j.source].class_name for j in run.jobs]
     conventional = Counter(c for c, j in zip(class_of, run.jobs, strict=True) if j.transform != PCA)
     jittered = Counter(c for c, j in zip(class_of, run.jobs, strict=True) if j.transform == PCA)

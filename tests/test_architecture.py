@@ -1,0 +1,454 @@
+"""Every arrow of ARCHITECTURE.md "Arrows that must never exist", checked on the source.
+
+Each module of ``augtool/``, ``model/`` and the command line (``cli.py``, and
+``cli/`` should it become a package) is read with :mod:`ast`; nothing is
+imported or run. Imports inside functions count (they run on the GPU machine
+too when their function does); imports under ``if TYPE_CHECKING:`` do not.
+Where an arrow is about what a machine must have installed (``model/`` on the
+GPU machine, ``augtool/io.py``), the imports are followed through the
+repository's own modules, so ``model -> augtool.x -> albumentations`` is
+caught as well as a direct import. Every check is also run on small planted
+sources, to show it can fail.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Arrows about what a machine has installed: (importer prefix, forbidden target, why).
+INSTALL_ARROWS = [
+    ("model", "albumentations", "the GPU machine has no albumentations"),
+    ("model", "albucore", "the GPU machine has no albumentations"),
+    ("model", "augtool.transforms", "training must not depend on the transform table"),
+    ("model", "augtool.expand", "training must not depend on expand"),
+    ("model", "PIL", "the GPU machine has no Pillow"),
+    ("augtool.io", "albumentations", "io.py is read on the GPU machine"),
+    ("augtool.synth", "albumentations", "synth.py runs without albumentations"),
+    ("augtool.schema", "albumentations", "the schema is read on the GPU machine"),
+    ("augtool.publish", "albumentations", "model/ publishes its files through it"),
+    ("model", "tqdm", "the GPU machine has no guaranteed tqdm"),
+]
+#: Heavy or optional packages imported only when used: (importer prefix, target, why).
+#: Checked on what runs at import time (imports inside functions are the lazy ones).
+LAZY_ARROWS = [
+    ("augtool", "albumentations", "imported only when a recipe names it"),
+    ("cli", "albumentations", "imported only when a recipe names it"),
+    ("augtool", "dask", "the optional dask extra, imported when that backend connects"),
+    ("augtool", "distributed", "the optional dask extra, imported when that backend connects"),
+    ("cli", "dask", "the optional dask extra, imported when that backend connects"),
+    ("augtool.color", "torch", "the optional torch path of the PCA, imported when used"),
+]
+#: The library knows no terminal: only the command modules may import these.
+FACE = ("click", "cli", "augtool.commands")
+#: Modules that are the command line, free to import click.
+FACE_MODULES = ("cli", "augtool.commands")
+#: Pure modules: the same inputs give the same bytes.
+PURE = ("augtool.transforms", "augtool.color", "augtool.plan", "augtool.resize")
+#: Standard modules that reach files or the clock.
+FILE_OR_CLOCK = (
+    "os",
+    "pathlib",
+    "io",
+    "time",
+    "datetime",
+    "shutil",
+    "tempfile",
+    "glob",
+    "fileinput",
+    "h5py",
+)
+#: Calls that read or write files, or read the clock, whatever module they come from.
+FILE_OR_CLOCK_CALLS = frozenset(
+    {
+        "open",
+        "imread",
+        "imwrite",
+        "fromfile",
+        "tofile",
+        "loadtxt",
+        "savetxt",
+        "read_bytes",
+        "write_bytes",
+        "read_text",
+        "write_text",
+        "perf_counter",
+        "monotonic",
+        "now",
+        "utcnow",
+        "today",
+    }
+)
+#: ``np.random`` names that make an explicit generator (everything else is global state).
+EXPLICIT_NP_RANDOM = frozenset(
+    {
+        "default_rng",
+        "Generator",
+        "SeedSequence",
+        "BitGenerator",
+        "PCG64",
+        "PCG64DXSM",
+        "Philox",
+        "SFC64",
+        "MT19937",
+    }
+)
+#: ``random`` names that make an explicit generator.
+EXPLICIT_RANDOM = frozenset({"Random", "SystemRandom"})
+#: torch functions that seed or draw from the global generator.
+TORCH_GLOBAL_SEED = frozenset({"manual_seed", "seed", "manual_seed_all"})
+
+
+@dataclass(frozen=True)
+class Module:
+    """One source file: dotted name, path relative to the repository, syntax tree."""
+
+    name: str
+    path: str
+    tree: ast.Module
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def repository_modules() -> dict[str, Module]:
+    files = [REPO / "cli.py", *REPO.glob("cli/**/*.py")]
+    files += [*REPO.glob("augtool/**/*.py"), *REPO.glob("model/**/*.py")]
+    modules = {}
+    for path in sorted(p for p in files if p.is_file()):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        modules[module_name(path)] = Module(module_name(path), str(path.relative_to(REPO)), tree)
+    return modules
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+def runtime_nodes(tree: ast.AST, at_import: bool = False) -> Iterator[ast.AST]:
+    """Every node but the body of ``if TYPE_CHECKING:``; with ``at_import``, not in functions."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if _is_type_checking(node):
+            stack.extend(node.orelse)  # type: ignore[attr-defined]
+            continue
+        if at_import and isinstance(node, _FUNCTIONS):
+            stack.extend(getattr(node, "decorator_list", []))
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _resolve(module: str, level: int, package: str) -> str:
+    if not level:
+        return module
+    base = package.split(".")
+    base = base[: len(base) - level + 1]
+    return ".".join([*base, module] if module else base)
+
+
+def imports_of(
+    tree: ast.AST, name: str = "", is_package: bool = False, at_import: bool = False
+) -> set[str]:
+    """Dotted names imported in ``tree`` (``from a import b`` gives ``a`` and ``a.b``).
+
+    Args:
+        tree: The module's syntax tree.
+        name: The module's dotted name (resolves relative imports).
+        is_package: The module is a package's ``__init__``.
+        at_import: Only what runs when the module is imported (not inside functions).
+    """
+    package = name if is_package else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in runtime_nodes(tree, at_import):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(node.module or "", node.level, package)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return found
+
+
+def reaches(target: str, imported: str) -> bool:
+    """True when importing ``imported`` means importing ``target`` (or a submodule of it)."""
+    return imported == target or imported.startswith(target + ".")
+
+
+def closure(
+    start: str, modules: dict[str, Module], at_import: bool = False
+) -> dict[str, list[str]]:
+    """Every name imported by ``start`` and the repository modules it imports, with a path."""
+    graph = {
+        m.name: imports_of(m.tree, m.name, m.path.endswith("__init__.py"), at_import)
+        for m in modules.values()
+    }
+    paths: dict[str, list[str]] = {start: [start]}
+    todo = [start]
+    while todo:
+        current = todo.pop()
+        for imported in sorted(graph.get(current, ())):
+            chain = [*paths[current], imported]
+            # Importing a.b.c runs a/__init__, a/b/__init__ and a/b/c.
+            parts = imported.split(".")
+            for i in range(1, len(parts) + 1):
+                step = ".".join(parts[:i])
+                if step not in paths:
+                    paths[step] = chain if step == imported else [*paths[current], step]
+                    if step in modules:
+                        todo.append(step)
+    return paths
+
+
+def in_package(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+# --- the checks, each a function of sources ----------------------------------------------
+
+
+def install_violations(modules: dict[str, Module]) -> list[str]:
+    problems = []
+    for importer in sorted(modules):
+        for prefix, target, why in INSTALL_ARROWS:
+            if not in_package(importer, prefix):
+                continue
+            for name, chain in closure(importer, modules).items():
+                if reaches(target, name):
+                    problems.append(f"{' -> '.join(chain)}: {why}")
+                    break
+    return problems
+
+
+def lazy_violations(modules: dict[str, Module]) -> list[str]:
+    problems = []
+    for importer in sorted(modules):
+        for prefix, target, why in LAZY_ARROWS:
+            if not in_package(importer, prefix):
+                continue
+            for name, chain in closure(importer, modules, at_import=True).items():
+                if reaches(target, name):
+                    problems.append(f"{' -> '.join(chain)} at import time: {why}")
+                    break
+    return problems
+
+
+def face_violations(modules: dict[str, Module]) -> list[str]:
+    problems = []
+    for m in modules.values():
+        if not (in_package(m.name, "augtool") or in_package(m.name, "model")):
+            continue
+        if any(in_package(m.name, face) for face in FACE_MODULES):
+            continue
+        for imported in sorted(imports_of(m.tree, m.name, m.path.endswith("__init__.py"))):
+            if any(reaches(face, imported) for face in FACE):
+                problems.append(f"{m.path} imports {imported}: the library knows no terminal")
+    return problems
+
+
+def _called_name(node: ast.Call) -> str | None:
+    if isinstance(node.func, ast.Name):
+        return node.func.id
+    if isinstance(node.func, ast.Attribute):
+        return node.func.attr
+    return None
+
+
+def purity_violations(modules: dict[str, Module]) -> list[str]:
+    problems = []
+    for name in PURE:
+        if name not in modules:
+            continue
+        for reached, chain in closure(name, modules).items():
+            if any(reaches(bad, reached) for bad in FILE_OR_CLOCK):
+                problems.append(f"{' -> '.join(chain)}: a pure module reaches files or the clock")
+        for pure in [m for m in closure(name, modules) if m in modules]:
+            for node in runtime_nodes(modules[pure].tree):
+                if isinstance(node, ast.Call) and _called_name(node) in FILE_OR_CLOCK_CALLS:
+                    problems.append(
+                        f"{modules[pure].path}:{node.lineno} calls {_called_name(node)}(): "
+                        f"{name} must not reach files or the clock"
+                    )
+    return problems
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else ""
+    return ""
+
+
+def random_state_violations(modules: dict[str, Module]) -> list[str]:
+    problems = []
+    for m in modules.values():
+        for node in runtime_nodes(m.tree):
+            where = f"{m.path}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.ImportFrom) and node.module in ("random", "numpy.random"):
+                allowed = EXPLICIT_RANDOM if node.module == "random" else EXPLICIT_NP_RANDOM
+                for alias in node.names:
+                    if alias.name not in allowed:
+                        problems.append(f"{where} imports {node.module}.{alias.name}")
+            if not isinstance(node, ast.Attribute):
+                continue
+            dotted = _dotted(node)
+            head, _, last = dotted.rpartition(".")
+            explicit = {"np.random": EXPLICIT_NP_RANDOM, "numpy.random": EXPLICIT_NP_RANDOM}
+            explicit["random"] = EXPLICIT_RANDOM
+            if head in explicit and last not in explicit[head]:
+                problems.append(f"{where} uses {dotted}: global random state")
+            elif head in ("torch", "torch.cuda", "torch.random") and last in TORCH_GLOBAL_SEED:
+                problems.append(f"{where} uses {dotted}: generators are passed in")
+    return problems
+
+
+CHECKS = {
+    "install": install_violations,
+    "lazy": lazy_violations,
+    "face": face_violations,
+    "purity": purity_violations,
+    "random": random_state_violations,
+}
+
+
+@pytest.fixture(scope="module")
+def modules() -> dict[str, Module]:
+    found = repository_modules()
+    assert {"cli", "augtool.io", "augtool.transforms", "model.data"} <= set(found)
+    return found
+
+
+@pytest.mark.parametrize("check", sorted(CHECKS))
+def test_no_forbidden_arrow_exists(check: str, modules: dict[str, Module]) -> None:
+    assert CHECKS[check](modules) == []
+
+
+def test_only_the_backend_counts_cores(modules: dict[str, Module]) -> None:
+    counting = sorted(
+        m.path
+        for m in modules.values()
+        for node in runtime_nodes(m.tree)
+        if isinstance(node, ast.Attribute) and node.attr in ("cpu_count", "sched_getaffinity")
+    )
+    assert set(counting) == {"augtool/backends.py"}
+
+
+# --- planted violations: every check can fail ----------------------------------------------
+
+
+def planted(sources: dict[str, str]) -> dict[str, Module]:
+    """Modules made from source strings, named like repository modules."""
+    result = {}
+    for name, source in sources.items():
+        path = name.replace(".", "/") + ".py"
+        result[name] = Module(name, path, ast.parse(source))
+    return result
+
+
+PLANTED = [
+    (
+        "install",
+        {"model.data": "def load():\n    import albumentations\n"},
+        "model.data -> albumentations",
+    ),
+    (
+        "install",
+        {
+            "model.run": "from augtool.helper import thing\n",
+            "augtool.helper": "def thing():\n    from augtool import transforms\n",
+            "augtool.transforms": "",
+        },
+        "model.run -> augtool.helper -> augtool.transforms",
+    ),
+    (
+        "install",
+        {"model.run": "from augtool import expand\n", "augtool.expand": ""},
+        "model.run -> augtool.expand",
+    ),
+    ("install", {"model.report": "from PIL import Image\n"}, "model.report -> PIL"),
+    (
+        "install",
+        {"augtool.io": "import albumentations.core\n"},
+        "augtool.io -> albumentations",
+    ),
+    ("install", {"augtool.synth": "import albumentations as A\n"}, "augtool.synth -> album"),
+    ("install", {"model.run": "def f():\n    import tqdm\n"}, "model.run -> tqdm"),
+    (
+        "lazy",
+        {"cli": "from augtool import render\n", "augtool.render": "import albumentations\n"},
+        "cli -> augtool.render -> albumentations at import time",
+    ),
+    ("lazy", {"augtool.backends": "import distributed\n"}, "-> distributed at import time"),
+    ("lazy", {"augtool.color": "try:\n    import torch\nexcept ImportError:\n    pass\n"}, "torch"),
+    ("face", {"augtool.expand": "def f():\n    import click\n"}, "imports click"),
+    ("face", {"model.train": "from cli import main\n"}, "imports cli"),
+    ("face", {"augtool.verify": "from . import commands\n"}, "imports augtool.commands"),
+    ("purity", {"augtool.plan": "import time\n"}, "augtool.plan -> time"),
+    ("purity", {"augtool.color": "def f():\n    from pathlib import Path\n"}, "-> pathlib"),
+    (
+        "purity",
+        {"augtool.transforms": "from augtool.decode import x\n", "augtool.decode": "import os\n"},
+        "augtool.transforms -> augtool.decode -> os",
+    ),
+    ("purity", {"augtool.transforms": "def f(p):\n    return open(p)\n"}, "calls open()"),
+    ("purity", {"augtool.plan": "def f(p):\n    return p.read_bytes()\n"}, "read_bytes()"),
+    ("random", {"augtool.split": "import numpy as np\nnp.random.shuffle([1])\n"}, "shuffle"),
+    ("random", {"model.train": "import random\nrandom.random()\n"}, "random.random"),
+    ("random", {"augtool.synth": "from numpy.random import rand\n"}, "numpy.random.rand"),
+    ("random", {"model.train": "import torch\ntorch.manual_seed(0)\n"}, "torch.manual_seed"),
+]
+
+
+@pytest.mark.parametrize(("check", "sources", "expected"), PLANTED)
+def test_a_planted_violation_is_caught(check: str, sources: dict[str, str], expected: str) -> None:
+    problems = CHECKS[check](planted(sources))
+    assert problems and expected in "\n".join(problems), problems
+
+
+CLEAN = [
+    ("lazy", {"augtool.albu": "def load():\n    import albumentations\n"}),
+    ("lazy", {"augtool.color": "class A:\n    def f(self):\n        import torch\n"}),
+    ("install", {"model.data": "import numpy\nfrom augtool import io\n", "augtool.io": ""}),
+    ("face", {"augtool.commands.train": "import click\nfrom cli import main\n"}),
+    ("face", {"cli": "import click\n"}),
+    ("purity", {"augtool.plan": "import numpy as np\nfrom augtool.errors import OptionError\n"}),
+    (
+        "purity",
+        {"augtool.color": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import os\n"},
+    ),
+    ("random", {"augtool.plan": "import numpy as np\nrng = np.random.default_rng(0)\n"}),
+    ("random", {"model.train": "import torch\ng = torch.Generator().manual_seed(0)\n"}),
+]
+
+
+@pytest.mark.parametrize(("check", "sources"), CLEAN)
+def test_allowed_code_passes(check: str, sources: dict[str, str]) -> None:
+    assert CHECKS[check](planted(sources)) == []
+
+
+def test_imports_inside_functions_and_relative_imports_are_seen() -> None:
+    tree = ast.parse("def f():\n    from .decode import image_size\n    import h5py.h5f\n")
+    assert imports_of(tree, "augtool.sources") == {
+        "augtool.decode",
+        "augtool.decode.image_size",
+        "h5py.h5f",
+    }
