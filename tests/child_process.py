@@ -15,6 +15,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,21 @@ finally:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             report.write_text(line.split()[1])
+"""
+
+#: Runs like ``augtool``, and touches the file ``argv[1]`` when the first optimizer step
+#: begins: proof that data are loaded, the model is built and the epoch loop has started.
+_TRAINING_MARKER = """
+import sys
+from pathlib import Path
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+marker = Path(sys.argv[1])
+def started(optimizer, args, kwargs):
+    if not marker.exists():
+        marker.touch()
+register_optimizer_step_pre_hook(started)
+from cli import main
+main(sys.argv[2:], prog_name="augtool")
 """
 
 
@@ -81,3 +98,43 @@ def private_tmpfs_prefix() -> list[str] | None:
 def cli_args(*args: object) -> list[str]:
     """Command-line arguments as text: paths by their file-system name, the rest by ``str``."""
     return [os.fsdecode(a) if isinstance(a, os.PathLike) else str(a) for a in args]
+
+
+def training_command(marker: Path, *args: object) -> list[str]:
+    """A command line that runs ``augtool ARGS`` and touches ``marker`` once training steps.
+
+    The marker is set by a global optimizer step hook, so it needs nothing from
+    the CLI's output (which differs between a terminal and a pipe).
+
+    Args:
+        marker: A file that must not exist yet; created at the first optimizer step.
+        *args: Command-line arguments after ``augtool``.
+
+    Returns:
+        The argument list for :class:`subprocess.Popen`.
+    """
+    return [sys.executable, "-c", _TRAINING_MARKER, os.fsdecode(marker), *cli_args(*args)]
+
+
+def wait_until(
+    ready: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120.0, poll: float = 0.01
+) -> bool:
+    """Poll ``ready()`` until it holds, the process ends, or ``timeout`` seconds pass.
+
+    Args:
+        ready: The condition to wait for.
+        proc: The child; waiting stops early when it exits.
+        timeout: Longest wait in seconds (generous: a loaded machine is slow, not broken).
+        poll: Seconds between polls.
+
+    Returns:
+        Whether ``ready()`` held while the process was still running.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return proc.poll() is None
+        if proc.poll() is not None:
+            return False
+        time.sleep(poll)
+    return False

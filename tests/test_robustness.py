@@ -43,7 +43,13 @@ from augtool.sources import ScanResult, Source, scan
 from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges
 from augtool.verify import verify
 from cli import main
-from tests.child_process import cli_args, private_tmpfs_prefix, run_cli_measured
+from tests.child_process import (
+    cli_args,
+    private_tmpfs_prefix,
+    run_cli_measured,
+    training_command,
+    wait_until,
+)
 from tests.conftest import smear_like, tree_hashes, write_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -1081,8 +1087,9 @@ def test_signal_during_train_stops_cleanly(tmp_path: Path, sig: int) -> None:
 
     data = make_blob_h5(tmp_path / "d.h5", (60, 60, 60), size=96)
     run = tmp_path / "run"
+    started = tmp_path / "training-started"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "train", str(data), "--out", str(run), "--epochs", "500"],
+        training_command(started, "train", data, "--out", run, "--epochs", 500),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -1090,10 +1097,12 @@ def test_signal_during_train_stops_cleanly(tmp_path: Path, sig: int) -> None:
         start_new_session=True,
         preexec_fn=_default_sigint,  # a background shell job would ignore SIGINT
     )
-    time.sleep(4.0)  # data loaded, model built, inside the epoch loop
-    assert proc.poll() is None, proc.communicate()
+    # Data loaded, model built, inside the epoch loop: the first optimizer step has begun.
+    if not wait_until(started.exists, proc):
+        proc.kill()
+        raise AssertionError(f"training never started: {proc.communicate()}")
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5", started.name]
