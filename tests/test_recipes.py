@@ -9,25 +9,18 @@ import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from augtool.errors import OptionError
 from augtool.expand import ExpandOptions, expand
 from augtool.recipe import load_recipe, paper_recipe, recipe_from_dict
 from augtool.verify import verify
-from cli import main
+from tests.child_process import run_cli
 from tests.conftest import smear_like, tree_hashes, write_image
 
 SMALL = {"size": 48}
-
-
-def run_cli(*args: Any) -> tuple[int, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result.exit_code, result.output
 
 
 def images_and_manifest(out: Path) -> dict[str, str]:
