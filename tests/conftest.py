@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -68,3 +69,26 @@ def tree_hashes(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def start_dask_cluster() -> Any:
+    """A real ``distributed.LocalCluster``: 2 worker processes on loopback (skip without Dask)."""
+    distributed = pytest.importorskip("distributed")
+    return distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        # no dashboard; its HTTP server (health checks) on a free loopback port
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    )
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[Any]:
+    """One LocalCluster for every test that leaves it as it found it (starting one costs
+    seconds of worker imports); tests that kill workers start their own."""
+    cluster = start_dask_cluster()
+    yield cluster
+    cluster.close()
