@@ -297,6 +297,7 @@ def test_train_writes_the_run_folder(trained_run, tiny_h5):
     assert metrics["test"]["n"] == metrics["splits"]["test"]
     assert metrics["test"]["originals"]["n"] == test_originals
     assert 1 <= metrics["best_epoch"] <= 3
+    assert metrics["data_path"] == "resident"  # 42 small images: far below the memory budget
     assert not list(trained_run.parent.glob(".run.*"))  # staging folder renamed away
 
 
