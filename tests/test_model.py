@@ -32,35 +32,11 @@ from model.train import (
     load_checkpoint,
     train_one_epoch,
 )
-from tests.h5data import blob_images, make_blob_h5
+from tests.conftest import train_cli
+from tests.h5data import blob_images
 
 CLASSES = ["ALL", "AML", "normal"]
 SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def tiny_h5(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "tiny.h5"
-    return make_blob_h5(path, per_class=[14, 12, 16], size=SIZE, seed=3, val_fraction=0.2)
-
-
-#: The options of the shared trained run (3 epochs of LeukemiaNet on 42 images of 32x32).
-TRAIN_OPTIONS = [
-    *("--epochs", "3", "--batch-size", "8", "--lr", "0.01", "--device", "cpu"),
-    *("--quiet", "--patience", "5"),
-]
-
-
-def _train(data: Path, run: Path) -> None:
-    result = CliRunner().invoke(main, ["train", str(data), "--out", str(run), *TRAIN_OPTIONS])
-    assert result.exit_code == 0, result.output
-
-
-@pytest.fixture(scope="module")
-def trained_run(tiny_h5, tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("runs") / "run"
-    _train(tiny_h5, run)
-    return run
 
 
 def _tensors(images, labels, mode="zerocenter"):
@@ -214,7 +190,7 @@ def test_a_few_steps_reduce_the_loss():
 def test_same_seed_same_weights_on_cpu(trained_run, tiny_h5, tmp_path):
     """The shared run's command again: one more network, bit-identical weights and history."""
     again = tmp_path / "again"
-    _train(tiny_h5, again)
+    train_cli(tiny_h5, again)
     a = load_checkpoint(trained_run / "model.pt").net.state_dict()
     b = load_checkpoint(again / "model.pt").net.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
