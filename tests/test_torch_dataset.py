@@ -38,7 +38,8 @@ def expanded_folder(tmp_path_factory) -> Path:
 
     from cli import main
 
-    result = CliRunner().invoke(main, ["expand", str(raw), str(out), "--size", "32", "--quiet"])
+    args = ["expand", str(raw), str(out), "--target", "60", "--size", "32", "--quiet"]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return out
 
