@@ -274,16 +274,16 @@ def test_skip_invalid_lists_and_records_every_skipped_file(tmp_path: Path) -> No
 
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """12 sources of 1296x972 JPEG: big enough to be caught mid-run, small enough to be fast."""
+    """24 sources of 1296x972 JPEG: big enough to be caught mid-run, small enough to be fast."""
     raw = tmp_path_factory.mktemp("signals") / "raw"
-    for i in range(12):
+    for i in range(24):
         small = smear_like(np.random.default_rng(i), 324, 243)
         big = cv2.resize(small, (1296, 972), interpolation=cv2.INTER_LINEAR)
         write_image(raw / f"c{i % 3}" / f"img_{i:03d}.jpg", big)
     return raw
 
 
-SIGNAL_RUN = ["--target", "120", "-q"]
+SIGNAL_RUN = ["--target", "240", "-q"]
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +292,7 @@ def references(workload: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     root = tmp_path_factory.mktemp("reference")
     refs = {"folder": root / "ref", "hdf5": root / "ref.h5"}
     for out in refs.values():
-        expand(workload, out, ExpandOptions(target=120, workers=1))
+        expand(workload, out, ExpandOptions(target=240, workers=1))
     return refs
 
 
@@ -616,7 +616,7 @@ def test_real_full_disk_and_read_only_disk(workload: Path, tmp_path: Path) -> No
         ("hdf5", "size=2m", "out.h5"),
         ("read-only", "size=2m,ro", "out"),
     ]:
-        expand_args = [workload, disk / out, "--target", 120, "--workers", 2, "-q"]
+        expand_args = [workload, disk / out, "--target", 240, "--workers", 2, "-q"]
         command = (
             f"mount -t tmpfs -o {options} tmpfs {disk} && "
             + " ".join(cli_command("expand", *expand_args))
