@@ -15,14 +15,12 @@ Usage: python benchmarks/robustness.py [--workdir DIR] [--keep]
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime
 import json
 import os
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -42,7 +40,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from augtool.verify import verify  # noqa: E402
 from augtool.writers import JOURNAL_NAME, partial_path  # noqa: E402
-from tests.child_process import cli_args, private_tmpfs_prefix, run_cli_measured  # noqa: E402
+from tests import badinputs  # noqa: E402
+from tests.child_process import (  # noqa: E402
+    cli_args,
+    cli_command,
+    default_sigint,
+    drop_file_capabilities,
+    private_tmpfs_prefix,
+    run_cli_measured,
+    run_sub,
+)
 
 FAST = ["--factor", "2", "--size", "32", "--workers", "1", "--split", "none", "-q"]
 SIGNAL_RUN = ["--target", "400", "-q"]
@@ -104,16 +111,11 @@ class Bench:
 
     # --- running -------------------------------------------------------------------------
 
-    def run(self, args: list[object], **kwargs: object) -> subprocess.CompletedProcess:
-        """``python -m cli ARGS`` in a new process."""
-        return subprocess.run(
-            [sys.executable, "-m", "cli", *cli_args(*args)],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            **kwargs,
-        )
+    def run(
+        self, args: list[object], preexec: Callable[[], None] | None = None
+    ) -> subprocess.CompletedProcess:
+        """``python -m cli ARGS`` in a new process (the tests' runner)."""
+        return run_sub(*args, preexec_fn=preexec)
 
     def record(
         self,
@@ -152,20 +154,11 @@ class Bench:
         path.mkdir(parents=True)
         return path
 
-    def small_raw(self, root: Path, classes: tuple[str, ...] = ("a", "b")) -> Path:
-        """Two small distinct JPEGs per class."""
-        raw = root / "raw"
-        for c, cls in enumerate(classes):
-            (raw / cls).mkdir(parents=True)
-            for i in range(2):
-                cv2.imwrite(str(raw / cls / f"{i}.jpg"), _picture(np.random.default_rng([c, i])))
-        return raw
-
     def expand_case(
         self,
         case: str,
         expected: str,
-        make: Callable[[Path], None],
+        make: Callable[[Path], object],
         extra: tuple[str, ...] = (),
         preexec: Callable[[], None] | None = None,
         classes: tuple[str, ...] = ("a", "b"),
@@ -173,133 +166,17 @@ class Bench:
     ) -> Row:
         """Small RAW + ``make(raw)``, then ``augtool expand`` with ``extra`` options."""
         root = self.fresh(case.split(" (")[0].replace(" ", "-").replace("/", "-")[:30])
-        raw = self.small_raw(root, classes)
+        raw = badinputs.small_raw(root, classes)
         make(raw)
         out = root / ("out.h5" if hdf5 else "out")
         args = ["expand", raw, out, *FAST, *extra]
-        proc = self.run(args, preexec_fn=preexec)
+        proc = self.run(args, preexec)
         return self.record(
             case, expected, proc, out, _verified(out) if expected == "handled" else None
         )
 
 
-# --- inputs ---------------------------------------------------------------------------------
-
-
-def _picture(rng: np.random.Generator, width: int = 64, height: int = 48) -> np.ndarray:
-    img = np.full((height, width, 3), (210, 200, 228), np.uint8)
-    for _ in range(6):
-        center = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-        color = tuple(int(c) for c in rng.integers(60, 220, 3))
-        cv2.circle(img, center, int(rng.integers(4, 12)), color, -1)
-    return img
-
-
-def giant_jpeg(width: int, height: int) -> bytes:
-    """A valid uniform grey baseline JPEG of any size, built without the pixels (see tests)."""
-    ok, buf = cv2.imencode(".jpg", np.full((8, 8), 128, np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 50])
-    assert ok
-    data = buf.tobytes()
-    sof, sos = data.index(b"\xff\xc0"), data.index(b"\xff\xda")
-    header = bytearray(data[: sos + 2 + struct.unpack(">H", data[sos + 2 : sos + 4])[0]])
-    header[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
-    full, rest = divmod(((width + 7) // 8) * ((height + 7) // 8), 4)
-    tail = {0: b"", 1: b"\x2b", 2: b"\x28\xaf", 3: b"\x28\xa2\xbf"}[rest]
-    return bytes(header) + b"\x28\xa2\x8a" * full + tail + b"\xff\xd9"
-
-
-def _jpeg(rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    assert ok
-    return buf.tobytes()
-
-
-def _put(name: str, data: bytes) -> Callable[[Path], None]:
-    def make(raw: Path) -> None:
-        (raw / "a" / name).write_bytes(data)
-
-    return make
-
-
-def _cv2(name: str, array: np.ndarray) -> Callable[[Path], None]:
-    def make(raw: Path) -> None:
-        cv2.imwrite(str(raw / "a" / name), array)
-
-    return make
-
-
-def _cmyk(raw: Path) -> None:
-    from PIL import Image
-
-    Image.new("CMYK", (64, 48), (0, 255, 255, 0)).save(raw / "a" / "cmyk.jpg", quality=95)
-
-
-def _png_as_jpg(raw: Path) -> None:
-    ok, buf = cv2.imencode(".png", _picture(np.random.default_rng(5)))
-    assert ok
-    (raw / "a" / "png.jpg").write_bytes(buf.tobytes())
-
-
-def _truncated(raw: Path) -> None:
-    data = _jpeg(cv2.resize(_picture(np.random.default_rng(6)), (320, 240)))
-    (raw / "a" / "cut.jpg").write_bytes(data[: len(data) // 2])
-
-
-def _locked(raw: Path) -> None:
-    shutil.copy(raw / "a" / "0.jpg", raw / "a" / "locked.jpg")
-    (raw / "a" / "locked.jpg").chmod(0)
-
-
-def default_sigint() -> None:
-    """In the child: take SIGINT's default back (a shell ignores it for background jobs)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _drop_file_capabilities() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP
-
-
-def _broken_link(raw: Path) -> None:
-    (raw / "a" / "gone.jpg").symlink_to("nowhere.jpg")
-
-
-def _file_loop(raw: Path) -> None:
-    (raw / "a" / "x.jpg").symlink_to("y.jpg")
-    (raw / "a" / "y.jpg").symlink_to("x.jpg")
-
-
-def _folder_loop(raw: Path) -> None:
-    (raw / "a" / "sub").mkdir()
-    (raw / "a" / "sub" / "loop").symlink_to("..")
-
-
-def _non_utf8_name(raw: Path) -> None:
-    shutil.copy(raw / "a" / "0.jpg", os.fsencode(raw / "a") + b"/caf\xe9.jpg")
-
-
-def _non_utf8_class(raw: Path) -> None:
-    os.rename(raw / "b", os.fsencode(raw) + b"/cl\xe4ss")
-
-
-def _unicode_name(raw: Path) -> None:
-    shutil.copy(raw / "a" / "0.jpg", raw / "a" / "Zelle ü 細胞 1.jpg")
-    cv2.imwrite(str(raw / "a" / "Zelle ü 細胞 2.png"), _picture(np.random.default_rng(8)))
-
-
-def _hidden(raw: Path) -> None:
-    (raw / "a" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
-    (raw / "a" / "._0.jpg").write_bytes(b"AppleDouble")
-    (raw / ".Trashes").mkdir()
-
-
-def _empty_class(raw: Path) -> None:
-    (raw / "c").mkdir()
-
-
-def _fifo(raw: Path) -> None:
-    os.mkfifo(raw / "a" / "pipe.jpg")
+# --- inputs: tests/badinputs.py, plus what only a table row needs ----------------------------
 
 
 def _nothing(raw: Path) -> None:
@@ -307,15 +184,16 @@ def _nothing(raw: Path) -> None:
 
 
 def _all_bad(raw: Path) -> None:
+    """Nine bad files at once in class ``a`` (the link loop is two)."""
     for make in (
-        _put("zero.jpg", b""),
-        _truncated,
-        _put("notes.jpg", b"not pixels\n"),
-        _put("giant.jpg", giant_jpeg(20000, 20000)),
-        _broken_link,
-        _file_loop,
-        _non_utf8_name,
-        _fifo,
+        badinputs.zero_byte,
+        badinputs.truncated_jpeg,
+        badinputs.text_as_jpeg,
+        badinputs.giant,
+        badinputs.broken_link,
+        badinputs.file_link_loop,
+        badinputs.non_utf8_name,
+        badinputs.fifo,
     ):
         make(raw)
 
@@ -414,21 +292,14 @@ def _plain(value: object) -> object:
 
 
 def bad_inputs(bench: Bench) -> None:
-    grey16 = np.full((48, 64, 3), (0, 20000, 40000), np.uint16)
-    rgba = np.zeros((48, 64, 4), np.uint8)
-    rgba[:] = (0, 0, 200, 128)
-    bench.expand_case("zero-byte file", "refused", _put("zero.jpg", b""))
-    bench.expand_case("truncated JPEG", "refused", _truncated)
-    bench.expand_case("text file named .jpg", "refused", _put("notes.jpg", b"not pixels\n"))
-    bench.expand_case("PNG named .jpg", "handled", _png_as_jpg)
-    bench.expand_case("16-bit TIFF", "handled", _cv2("deep.tif", grey16))
-    bench.expand_case("RGBA PNG", "handled", _cv2("rgba.png", rgba))
-    bench.expand_case("grey JPEG", "handled", _cv2("grey.jpg", np.full((48, 64), 90, np.uint8)))
-    bench.expand_case("CMYK JPEG", "handled", _cmyk)
-    bench.expand_case("1x1 PNG", "handled", _cv2("dot.png", np.full((1, 1, 3), 9, np.uint8)))
-    bench.expand_case("1x1 JPEG", "handled", _cv2("dot.jpg", np.full((1, 1, 3), 9, np.uint8)))
-    giant = _put("giant.jpg", giant_jpeg(20000, 20000))
-    bench.expand_case("20000x20000 JPEG", "refused", giant)
+    refused = {bad.case: bad.make for bad in badinputs.REFUSED}
+    handled = {case.case: case.make for case in badinputs.HANDLED}
+    for case in ("zero-byte file", "truncated JPEG", "text file named .jpg"):
+        bench.expand_case(case, "refused", refused[case])
+    for case in handled:
+        if case != "unicode file name":
+            bench.expand_case(case, "handled", handled[case])
+    bench.expand_case("20000x20000 JPEG", "refused", refused["20000x20000 JPEG"])
     _giant_allowed(bench)
     if os.geteuid() == 0 and not _can_drop_capabilities():
         bench.rows.append(
@@ -443,19 +314,20 @@ def bad_inputs(bench: Bench) -> None:
             )
         )
     else:
-        preexec = _drop_file_capabilities if os.geteuid() == 0 else None
-        bench.expand_case("unreadable file (chmod 000)", "refused", _locked, preexec=preexec)
-    bench.expand_case("broken symlink", "refused", _broken_link)
-    bench.expand_case("file symlink loop a->b->a", "refused", _file_loop)
-    bench.expand_case("folder symlink loop in a class", "handled", _folder_loop)
-    bench.expand_case("FIFO named .jpg", "refused", _fifo)
-    bench.expand_case("non-UTF-8 file name", "refused", _non_utf8_name)
-    bench.expand_case("non-UTF-8 class folder", "refused", _non_utf8_class)
-    bench.expand_case("unicode file names", "handled", _unicode_name)
+        preexec = drop_file_capabilities if os.geteuid() == 0 else None
+        unreadable = "unreadable file (chmod 000)"
+        bench.expand_case(unreadable, "refused", badinputs.locked, preexec=preexec)
+    for case in ("broken symlink", "file symlink loop a->b->a"):
+        bench.expand_case(case, "refused", refused[case])
+    bench.expand_case("folder symlink loop in a class", "handled", badinputs.folder_link_loop)
+    for case in ("FIFO named .jpg", "non-UTF-8 file name"):
+        bench.expand_case(case, "refused", refused[case])
+    bench.expand_case("non-UTF-8 class folder", "refused", badinputs.non_utf8_class)
+    bench.expand_case("unicode file name", "handled", handled["unicode file name"])
     classes = ("blast cells", "Zellen ü", "細胞")
     bench.expand_case("spaces + unicode in class names", "handled", _nothing, classes=classes)
-    bench.expand_case("hidden files (.DS_Store, ._x.jpg)", "handled", _hidden)
-    bench.expand_case("empty class folder", "refused", _empty_class)
+    bench.expand_case("hidden files (.DS_Store, ._x.jpg)", "handled", badinputs.hidden_files)
+    bench.expand_case("empty class folder", "refused", badinputs.empty_class)
     bench.expand_case("single class", "handled", _nothing, classes=("only",))
     bench.expand_case("unicode class names, HDF5", "handled", _nothing, classes=classes, hdf5=True)
     _many_classes(bench)
@@ -464,15 +336,15 @@ def bad_inputs(bench: Bench) -> None:
 
 def _can_drop_capabilities() -> bool:
     probe = subprocess.run(
-        [sys.executable, "-c", "import os; os.stat('/')"], preexec_fn=_drop_file_capabilities
+        [sys.executable, "-c", "import os; os.stat('/')"], preexec_fn=drop_file_capabilities
     )
     return probe.returncode == 0
 
 
 def _giant_allowed(bench: Bench) -> None:
     root = bench.fresh("giant-allowed")
-    raw = bench.small_raw(root)
-    _put("giant.jpg", giant_jpeg(20000, 20000))(raw)
+    raw = badinputs.small_raw(root)
+    badinputs.giant(raw)
     out = root / "out"
     args = ["expand", raw, out, *FAST, "--max-pixels", "500000000"]
     run = run_cli_measured(*args)
@@ -490,10 +362,7 @@ def _giant_allowed(bench: Bench) -> None:
 def _many_classes(bench: Bench) -> None:
     root = bench.fresh("2000-classes")
     raw = root / "raw"
-    for i in range(2000):
-        (raw / f"c{i:04d}").mkdir(parents=True)
-        colour = np.array([i % 256, i // 256, 7], np.uint8)
-        cv2.imwrite(str(raw / f"c{i:04d}" / "x.png"), np.broadcast_to(colour, (8, 8, 3)).copy())
+    badinputs.many_classes(raw, 2000)
     out = root / "out.h5"
     started = time.perf_counter()
     proc = bench.run(["expand", raw, out, "--factor", "2", "--size", "8", "--workers", "1"])
@@ -506,7 +375,7 @@ def _many_classes(bench: Bench) -> None:
 def _skip_invalid(bench: Bench) -> None:
     for fmt in ("folder", "hdf5"):
         root = bench.fresh(f"skip-invalid-{fmt}")
-        raw = bench.small_raw(root)
+        raw = badinputs.small_raw(root)
         _all_bad(raw)
         out = root / ("out.h5" if fmt == "hdf5" else "out")
         proc = bench.run(["expand", raw, out, *FAST, "--skip-invalid"])
@@ -514,7 +383,7 @@ def _skip_invalid(bench: Bench) -> None:
             f"--skip-invalid, 9 bad files ({fmt})", "handled", proc, out, _skipped_recorded(out, 9)
         )
         root2 = bench.fresh(f"refuse-all-{fmt}")
-        raw2 = bench.small_raw(root2)
+        raw2 = badinputs.small_raw(root2)
         _all_bad(raw2)
         if fmt == "folder":
             proc = bench.run(["expand", raw2, root2 / "out", *FAST])
@@ -533,7 +402,7 @@ def build_workload(root: Path) -> Path:
     """40 sources of 1296x972 JPEG."""
     raw = root / "raw"
     for i in range(40):
-        small = _picture(np.random.default_rng(i), 324, 243)
+        small = badinputs.picture(np.random.default_rng(i), 324, 243)
         big = cv2.resize(small, (1296, 972), interpolation=cv2.INTER_CUBIC)
         (raw / f"c{i % 3}").mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(raw / f"c{i % 3}" / f"img_{i:03d}.jpg"), big)
@@ -564,7 +433,7 @@ def signals(bench: Bench) -> None:
         out = root / f"{sig.name}-{workers}{'.h5' if fmt == 'hdf5' else ''}"
         args = ["expand", raw, out, *SIGNAL_RUN, "--workers", workers]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", *cli_args(*args)],
+            cli_command(*args),
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -677,7 +546,7 @@ def _left(root: Path, out: Path) -> str:
 
 def damaged(bench: Bench) -> None:
     root = bench.fresh("damaged")
-    raw = bench.small_raw(root, ("a", "b", "c"))
+    raw = badinputs.small_raw(root, ("a", "b", "c"))
     outs = {"hdf5": root / "good.h5", "folder": root / "good"}
     for out in outs.values():
         bench.run(

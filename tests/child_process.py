@@ -1,4 +1,10 @@
-"""Helpers for tests and benchmarks that run ``augtool`` in child processes.
+"""The one way tests and benchmarks run ``augtool``: in-process, or in child processes.
+
+:func:`run_cli` runs the command in this process (click's test runner: fast,
+and monkeypatches apply); :func:`run_sub` and :func:`cli_command` run it as
+``python -m cli`` in a new process (signals, exit codes, real file
+descriptors, privileges); :func:`training_command` does so with a marker of
+training having started.
 
 :func:`run_cli_measured` reads a child's own peak memory. ``os.wait4``'s
 ``ru_maxrss`` is not that: Linux carries the high-water mark of the forked
@@ -10,15 +16,22 @@ created, and writes it to a file before it exits.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: Seconds a child CLI run may take before the caller gives up on it.
+TIMEOUT = 600
 
 _CHILD = """
 import sys
@@ -31,6 +44,21 @@ finally:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             report.write_text(line.split()[1])
+"""
+
+#: Runs like ``augtool``, and touches the file ``argv[1]`` when the first optimizer step
+#: begins: proof that data are loaded, the model is built and the epoch loop has started.
+_TRAINING_MARKER = """
+import sys
+from pathlib import Path
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+marker = Path(sys.argv[1])
+def started(optimizer, args, kwargs):
+    if not marker.exists():
+        marker.touch()
+register_optimizer_step_pre_hook(started)
+from cli import main
+main(sys.argv[2:], prog_name="augtool")
 """
 
 
@@ -81,3 +109,115 @@ def private_tmpfs_prefix() -> list[str] | None:
 def cli_args(*args: object) -> list[str]:
     """Command-line arguments as text: paths by their file-system name, the rest by ``str``."""
     return [os.fsdecode(a) if isinstance(a, os.PathLike) else str(a) for a in args]
+
+
+def training_command(marker: Path, *args: object) -> list[str]:
+    """A command line that runs ``augtool ARGS`` and touches ``marker`` once training steps.
+
+    The marker is set by a global optimizer step hook, so it needs nothing from
+    the CLI's output (which differs between a terminal and a pipe).
+
+    Args:
+        marker: A file that must not exist yet; created at the first optimizer step.
+        *args: Command-line arguments after ``augtool``.
+
+    Returns:
+        The argument list for :class:`subprocess.Popen`.
+    """
+    return [sys.executable, "-c", _TRAINING_MARKER, os.fsdecode(marker), *cli_args(*args)]
+
+
+def wait_until(
+    ready: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120.0, poll: float = 0.01
+) -> bool:
+    """Poll ``ready()`` until it holds, the process ends, or ``timeout`` seconds pass.
+
+    Args:
+        ready: The condition to wait for.
+        proc: The child; waiting stops early when it exits.
+        timeout: Longest wait in seconds (generous: a loaded machine is slow, not broken).
+        poll: Seconds between polls.
+
+    Returns:
+        Whether ``ready()`` held while the process was still running.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return proc.poll() is None
+        if proc.poll() is not None:
+            return False
+        time.sleep(poll)
+    return False
+
+
+def run_cli(*args: object) -> tuple[int, str]:
+    """Run ``augtool ARGS`` in this process; return the exit code and all output.
+
+    Args:
+        *args: Command-line arguments after ``augtool``; paths are passed as file names.
+
+    Returns:
+        The exit code and standard output and error together.
+    """
+    from click.testing import CliRunner
+
+    from cli import main
+
+    result = CliRunner().invoke(main, cli_args(*args))
+    return result.exit_code, result.output
+
+
+def cli_command(*args: object) -> list[str]:
+    """The command line that runs ``augtool ARGS`` in a new interpreter (from :data:`REPO`)."""
+    return [sys.executable, "-m", "cli", *cli_args(*args)]
+
+
+def run_sub(
+    *args: object, timeout: float = TIMEOUT, preexec_fn: Callable[[], None] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``augtool ARGS`` in a new process from :data:`REPO` and capture its text output.
+
+    Args:
+        *args: Command-line arguments after ``augtool``.
+        timeout: Seconds before :class:`subprocess.TimeoutExpired`.
+        preexec_fn: Run in the child before ``exec`` (e.g. :func:`drop_file_capabilities`).
+
+    Returns:
+        The finished process.
+    """
+    return subprocess.run(
+        cli_command(*args),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=preexec_fn,
+    )
+
+
+def default_sigint() -> None:
+    """In a child: take SIGINT's default back (a shell ignores it for background jobs)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def drop_file_capabilities() -> None:
+    """In a child: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH so that root obeys chmod."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; failure shows in the probe
+
+
+def permissions_bite(path: Path) -> bool:
+    """Whether a child started with :func:`child_preexec` is refused reading ``path``."""
+    probe = subprocess.run(
+        [sys.executable, "-c", f"open({os.fsdecode(path)!r}, 'rb')"],
+        preexec_fn=child_preexec(),
+        capture_output=True,
+    )
+    return probe.returncode != 0
+
+
+def child_preexec() -> Callable[[], None] | None:
+    """What a child needs to obey file permissions: capabilities dropped when root, else nothing."""
+    return drop_file_capabilities if os.geteuid() == 0 else None

@@ -1,10 +1,12 @@
-"""Shared fixtures: generated RAW folders, and the real cells when present."""
+"""Shared fixtures: generated RAW folders, the real cells when present, and the session-wide
+expensive ones (one tiny HDF5 set and one model trained on it, one Dask cluster)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -68,3 +70,59 @@ def tree_hashes(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def start_dask_cluster() -> Any:
+    """A real ``distributed.LocalCluster``: 2 worker processes on loopback (skip without Dask)."""
+    distributed = pytest.importorskip("distributed")
+    return distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        # no dashboard; its HTTP server (health checks) on a free loopback port
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    )
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[Any]:
+    """One LocalCluster for every test that leaves it as it found it (starting one costs
+    seconds of worker imports); tests that kill workers start their own."""
+    cluster = start_dask_cluster()
+    yield cluster
+    cluster.close()
+
+
+#: The options of the shared trained run (3 epochs of LeukemiaNet on 42 images of 32x32).
+TRAIN_OPTIONS = [
+    *("--epochs", "3", "--batch-size", "8", "--lr", "0.01", "--device", "cpu"),
+    *("--quiet", "--patience", "5"),
+]
+
+
+def train_cli(data: Path, run: Path) -> None:
+    """``augtool train DATA RUN`` with :data:`TRAIN_OPTIONS`, in this process."""
+    from tests.child_process import run_cli
+
+    code, output = run_cli("train", data, run, *TRAIN_OPTIONS)
+    assert code == 0, output
+
+
+@pytest.fixture(scope="session")
+def tiny_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """42 blob images of 32x32 (classes ALL, AML, normal), split train/val/test by image."""
+    from tests.h5data import make_blob_h5
+
+    path = tmp_path_factory.mktemp("data") / "tiny.h5"
+    return make_blob_h5(path, per_class=[14, 12, 16], size=32, seed=3, val_fraction=0.2)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_h5: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run folder of ``augtool train`` on :func:`tiny_h5`, shared by every test that only
+    reads it (model.pt, metrics.json, history.csv)."""
+    run = tmp_path_factory.mktemp("runs") / "run"
+    train_cli(tiny_h5, run)
+    return run

@@ -10,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from augtool.annotations import read_annotations
 from augtool.annotations.base import Box
@@ -24,7 +23,7 @@ from augtool.cells import (
 from augtool.errors import InputError, OptionError
 from augtool.expand import ExpandOptions, expand
 from augtool.sources import scan
-from cli import main
+from tests.child_process import run_cli
 from tests.conftest import smear_like, write_image
 
 W, H = 160, 120
@@ -37,11 +36,6 @@ OBJECTS = [
     ("s2", "RBC", (5.0, 5.0, 35.0, 35.0), False),
 ]
 CLASSES = ["Platelets", "RBC", "WBC"]
-
-
-def run_cli(*args: object) -> tuple[int, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result.exit_code, result.output
 
 
 def make_smears(root: Path, stems: list[str], size: tuple[int, int] = (W, H)) -> Path:

@@ -25,6 +25,7 @@ from augtool.render import RenderSettings, SourceTask, render_source
 from augtool.transforms import Ranges
 from augtool.writers import partial_path
 from cli import main
+from tests.conftest import start_dask_cluster as start_cluster
 from tests.conftest import tree_hashes
 
 #: 16 sources of 640x480: enough tasks that some are still running after the first result.
@@ -65,25 +66,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_cluster() -> Any:
-    distributed = pytest.importorskip("distributed")
-    return distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        # no dashboard; its HTTP server (health checks) on a free loopback port
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-    )
-
-
 @pytest.fixture(scope="module")
-def cluster() -> Any:
-    """A 2-worker LocalCluster shared by the tests that leave it as they found it."""
-    cluster = start_cluster()
-    yield cluster
-    cluster.close()
+def cluster(dask_cluster: Any) -> Any:
+    """The session's 2-worker LocalCluster (tests/conftest.py), left as it was found."""
+    return dask_cluster
 
 
 @pytest.fixture

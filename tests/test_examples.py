@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_end_to_end_example_runs(tmp_path: Path) -> None:
     result = subprocess.run(
         [

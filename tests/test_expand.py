@@ -11,21 +11,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from augtool import writers
 from augtool.errors import OutputError
 from augtool.expand import ExpandOptions, expand
 from augtool.io import open_dataset
-from cli import main
+from tests.child_process import run_cli
 from tests.conftest import REAL_CELLS, tree_hashes, write_image
 
 SMALL = {"size": 48}
-
-
-def run_cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result.exit_code, result.output
 
 
 def manifest(out: Path) -> list[dict[str, str]]:

@@ -22,8 +22,12 @@ def test_hdf5_layout(make_raw, tmp_path: Path) -> None:
     expand(raw, out, ExpandOptions(target=30, size=40, workers=1, split="0.7,0.15,0.15", seed=5))
     with h5py.File(out, "r") as fh:
         assert fh["images"].shape == (30, 40, 40, 3) and fh["images"].dtype == np.uint8
-        assert fh["images"].chunks == (1, 40, 40, 3)
-        assert fh["images"].compression is None
+        # Random access reads one image's bytes, no more: image i is exactly one stored chunk.
+        images = fh["images"]
+        assert images.compression is None and images.id.get_num_chunks() == 30
+        for i in (0, 17, 29):
+            _, raw_chunk = images.id.read_direct_chunk((i, 0, 0, 0))
+            np.testing.assert_array_equal(np.frombuffer(raw_chunk, np.uint8), images[i].ravel())
         assert [s.decode() if isinstance(s, bytes) else s for s in fh["split"].attrs["names"]] == [
             "train",
             "val",

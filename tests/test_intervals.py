@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from augtool.errors import OptionError
-from augtool.io import Dataset
+from augtool.io import Dataset, open_dataset
 from cli import main
 from model.metrics import (
     classification_report,
@@ -21,7 +21,6 @@ from model.metrics import (
 )
 from model.report import format_table
 from model.run import group_unit
-from tests.h5data import make_blob_h5
 
 CLASSES = ["ALL", "AML", "normal"]
 
@@ -184,23 +183,19 @@ def test_group_unit_names_what_was_resampled() -> None:
     assert group_unit(data({})) == "sources"
 
 
-def test_evaluate_prints_the_cluster_interval_first(tmp_path: Path) -> None:
-    h5 = make_blob_h5(tmp_path / "tiny.h5", per_class=[10, 10, 10], size=32, seed=4)
-    run = tmp_path / "run"
-    result = CliRunner().invoke(
-        main,
-        [
-            *("train", str(h5), str(run), "--epochs", "1", "--batch-size", "8"),
-            *("--device", "cpu", "--quiet"),
-        ],
-    )
-    assert result.exit_code == 0, result.output
+def test_evaluate_prints_the_cluster_interval_first(
+    trained_run: Path, tiny_h5: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "eval"
-    result = CliRunner().invoke(main, ["evaluate", str(run / "model.pt"), str(h5), str(out)])
+    result = CliRunner().invoke(
+        main, ["evaluate", str(trained_run / "model.pt"), str(tiny_h5), str(out)]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "metrics.json").read_text())
     boot = report["cluster_bootstrap"]
-    assert boot["groups"] == report["n"] == 9 and boot["unit"] == "sources"
+    # tests/h5data.py makes one source per image: as many groups as test images.
+    n_test = len(open_dataset(tiny_h5, "test"))
+    assert boot["groups"] == report["n"] == n_test and boot["unit"] == "sources"
     low, high = boot["accuracy_ci"]
     assert 0 <= low <= report["accuracy"] <= high <= 1
     assert f"cluster bootstrap over {report['n']} sources" in result.output

@@ -30,30 +30,11 @@ from model.train import (
     load_checkpoint,
     train_one_epoch,
 )
-from tests.h5data import blob_images, make_blob_h5
+from tests.conftest import train_cli
+from tests.h5data import blob_images
 
 CLASSES = ["ALL", "AML", "normal"]
 SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def tiny_h5(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "tiny.h5"
-    return make_blob_h5(path, per_class=[14, 12, 16], size=SIZE, seed=3, val_fraction=0.2)
-
-
-@pytest.fixture(scope="module")
-def trained_run(tiny_h5, tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("runs") / "run"
-    result = CliRunner().invoke(
-        main,
-        [
-            *("train", str(tiny_h5), str(run), "--epochs", "3", "--batch-size", "8"),
-            *("--lr", "0.01", "--device", "cpu", "--quiet", "--patience", "5"),
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    return run
 
 
 def _tensors(images, labels, mode="zerocenter"):
@@ -204,21 +185,35 @@ def test_a_few_steps_reduce_the_loss():
     assert after.accuracy > 0.9
 
 
-def _fit_weights(seed: int) -> dict[str, torch.Tensor]:
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(3), 10)
-    data = _tensors(blob_images(labels, SIZE, rng), labels)
-    config = TrainConfig.for_arch("cellnet", epochs=2, batch_size=8, seed=seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    net = create_model("cellnet", 3, SIZE, generator=gen)
-    fit(net, data, config, gen)
-    return net.state_dict()
+def test_same_seed_same_weights_on_cpu(trained_run, tiny_h5, tmp_path):
+    """The shared run's command again: one more network, bit-identical weights and history."""
+    again = tmp_path / "again"
+    train_cli(tiny_h5, again)
+    a = load_checkpoint(trained_run / "model.pt").net.state_dict()
+    b = load_checkpoint(again / "model.pt").net.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    first, second = ((run / "history.csv").read_text().splitlines() for run in (trained_run, again))
+    header = first[0].split(",")
+    learned = [i for i, column in enumerate(header) if "seconds" not in column]
+    assert len(learned) > 3 and len(first) == len(second) == 4
+    for row_a, row_b in zip(first[1:], second[1:], strict=True):
+        values_a, values_b = row_a.split(","), row_b.split(",")
+        assert [values_a[i] for i in learned] == [values_b[i] for i in learned]
 
 
-def test_same_seed_same_weights_on_cpu():
-    a, b, c = _fit_weights(1), _fit_weights(1), _fit_weights(2)
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], c[k]) for k in a)
+def test_the_seed_draws_the_batch_order_and_augmentation():
+    """The seed's other use in training (its use for initial weights is tested above)."""
+    labels = np.repeat(np.arange(3), 8)
+    data = _tensors(blob_images(labels, SIZE, np.random.default_rng(0)), labels)
+    augment = parse_augment("dihedral,gray,jitter")
+
+    def epoch(seed: int) -> list[torch.Tensor]:
+        gen = torch.Generator().manual_seed(seed)
+        return [x for x, _ in data.train_batches(8, augment, gen)]
+
+    a, b, c = epoch(1), epoch(1), epoch(2)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
 
 
 def test_fit_keeps_the_best_epoch_on_val():
@@ -277,6 +272,7 @@ def test_train_writes_the_run_folder(trained_run, tiny_h5):
     assert metrics["test"]["n"] == metrics["splits"]["test"]
     assert metrics["test"]["originals"]["n"] == test_originals
     assert 1 <= metrics["best_epoch"] <= 3
+    assert metrics["data_path"] == "resident"  # 42 small images: far below the memory budget
     assert not list(trained_run.parent.glob(".run.*"))  # staging folder renamed away
 
 

@@ -9,25 +9,18 @@ import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from augtool.errors import OptionError
 from augtool.expand import ExpandOptions, expand
 from augtool.recipe import load_recipe, paper_recipe, recipe_from_dict
 from augtool.verify import verify
-from cli import main
+from tests.child_process import run_cli
 from tests.conftest import smear_like, tree_hashes, write_image
 
 SMALL = {"size": 48}
-
-
-def run_cli(*args: Any) -> tuple[int, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result.exit_code, result.output
 
 
 def images_and_manifest(out: Path) -> dict[str, str]:
@@ -124,7 +117,7 @@ def test_recorded_recipe_rebuilds_the_same_recipe() -> None:
 
 
 def test_mixed_recipe_same_bytes_any_workers_order_and_dask(
-    make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw()
@@ -168,7 +161,8 @@ def test_mixed_recipe_same_bytes_any_workers_order_and_dask(
     pytest.importorskip("distributed")
     from augtool.backends import DaskBackend
 
-    with DaskBackend("local", workers=2, timeout=30) as backend:
+    cluster = request.getfixturevalue("dask_cluster")  # the session's; "local" is test_dask's
+    with DaskBackend(cluster.scheduler_address, timeout=30) as backend:
         expand(raw, tmp_path / "dask", ExpandOptions(workers=2, **opts), backend=backend)
     assert images_and_manifest(tmp_path / "dask") == reference
 

@@ -38,7 +38,8 @@ def expanded_folder(tmp_path_factory) -> Path:
 
     from cli import main
 
-    result = CliRunner().invoke(main, ["expand", str(raw), str(out), "--size", "32", "--quiet"])
+    args = ["expand", str(raw), str(out), "--target", "60", "--size", "32", "--quiet"]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return out
 
@@ -96,6 +97,7 @@ def test_hdf5_items_through_dataloader_workers(blob_h5):
     assert torch.equal(images.permute(0, 2, 3, 1), torch.from_numpy(full.images))
 
 
+@pytest.mark.slow
 def test_the_example_in_docs_train_md_runs(blob_h5, tmp_path):
     text = (ROOT / "docs" / "train.md").read_text()
     section = text.split("## Your own training loop", 1)[1]
