@@ -8,6 +8,7 @@ with exit 130.
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import threading
@@ -195,6 +196,13 @@ def install_hooks() -> None:
     """Quiet the reports that follow a stop signal or a write error (called by ``main``)."""
     threading.excepthook = _thread_exceptions
     sys.unraisablehook = _unraisable
+    # loky's resource tracker, a child process, warns at shutdown about the worker
+    # semaphores it then removes itself ("leaked semlock objects"), which a run stopped
+    # by a signal can leave: not news either. Children take warning filters from here.
+    tracker_filter = "ignore:resource_tracker:UserWarning"
+    inherited = os.environ.get("PYTHONWARNINGS", "")
+    if tracker_filter not in inherited.split(","):
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [inherited, tracker_filter]))
     # After an interrupt or a write error joblib reports the tasks it cancelled: not news.
     warnings.filterwarnings(
         "ignore",
