@@ -16,8 +16,8 @@ Steps, each in its own process with a time limit, each a section of the report
    evaluate on the test split, then the same seed on the CPU; test accuracies must agree within
    :data:`TOLERANCE`, and the CUDA model evaluated on the CPU must give the
    same predictions (agreement >= :data:`AGREEMENT`). Peak GPU memory of the
-   CUDA run. Without Pillow (``expand`` reads image headers with it) the set
-   is built with OpenCV instead and the report says so.
+   CUDA run. ``expand`` needs neither Pillow nor tqdm (it reads image
+   headers itself), so the set is always made by ``augtool expand``.
 6. The streamed path on the device: the same training with a memory budget
    that forces streaming.
 
@@ -357,13 +357,6 @@ def build_cells(cuda: bool, work: Path, timeout: float) -> tuple[Path | None, st
             else "a tiny `augtool synth` set (--cpu)"
         )
     target = work / "cells.h5"
-    if not has("PIL"):
-        build_without_pillow(raw, target, int(size))
-        return target, (
-            f"Data: {origin}, NOT through `augtool expand`: Pillow is missing and "
-            "`augtool.decode.image_size` (used by expand's scan) imports it. Built instead with "
-            "OpenCV: originals only, resized to {size}x{size}, split 70/30 by smear."
-        )
     regex = ["--group-regex", r"BloodImage_\d+"] if raw == CELLS else []
     pca = ["--pca"] if cuda else []
     status, out = run(
@@ -375,32 +368,6 @@ def build_cells(cuda: bool, work: Path, timeout: float) -> tuple[Path | None, st
         f"Data: {origin}, `augtool expand --size {size} {' '.join(pca + regex)}` (split 70/30 "
         "by source" + (", smears kept whole" if regex else "") + ")."
     )
-
-
-def build_without_pillow(raw: Path, target: Path, size: int) -> None:
-    """Originals of ``raw`` decoded by OpenCV, squashed to ``size``, split 70/30 by smear."""
-    import re
-
-    import cv2
-    import numpy as np
-
-    from augtool.decode import resize_to
-    from tests.h5data import write_h5
-
-    classes = sorted(p.name for p in raw.iterdir() if p.is_dir())
-    files = [(c, p) for c in classes for p in sorted((raw / c).iterdir()) if p.is_file()]
-    images = np.stack(
-        [resize_to(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), size) for _, p in files]
-    )
-    labels = [classes.index(c) for c, _ in files]
-    groups = [
-        (m.group(0) if (m := re.search(r"BloodImage_\d+", p.name)) else p.name) for _, p in files
-    ]
-    rng = np.random.default_rng(0)
-    unique = sorted(set(groups))
-    test = set(np.array(unique)[rng.permutation(len(unique))[: round(0.3 * len(unique))]])
-    splits = ["test" if g in test else "train" for g in groups]
-    write_h5(target, images, labels, splits, classes)
 
 
 def streamed(cuda: bool, data: Path, work: Path, timeout: float) -> Step:

@@ -36,10 +36,13 @@ class TqdmReporter:
             self._bar.update(n)
 
     def warn(self, message: str) -> None:
-        """Print a warning to stderr, above any bar."""
+        """Print a warning to stderr, above any bar (tqdm is needed only when one is open)."""
+        label = click.style("warning: ", fg="yellow") if sys.stderr.isatty() else "warning: "
+        if self._bar is None:
+            click.echo(label + message, err=True)
+            return
         from tqdm import tqdm
 
-        label = click.style("warning: ", fg="yellow") if sys.stderr.isatty() else "warning: "
         tqdm.write(label + message, file=sys.stderr)
 
     def close(self) -> None:
