@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import time
 from typing import Any
 
 import click
@@ -77,8 +78,6 @@ class TrainBar:
         raise_if_interrupted()
         if not self.enabled:
             return
-        import time
-
         from tqdm import tqdm
 
         from model.report import progress_text
