@@ -4,8 +4,9 @@
 # Usage: benchmarks/cv.sh [WORKDIR] [CELLS] [STEP...]
 #   WORKDIR  where the dataset and the runs go (default: cv-work/, created)
 #   CELLS    the real cell set (default: ../shared/data/bccd-cells)
-#   STEP     any of: data cell cell-nocoords cell-noaug cell-crop50 cell-crop30 cell-conv leuk
-#            (default: data cell cell-nocoords cell-noaug leuk, in that order)
+#   STEP     any of: data extra cell cell-nocoords cell-noaug cell-crop50 cell-crop30
+#            cell-conv cell-extra leuk (default: data cell cell-nocoords cell-noaug leuk,
+#            in that order)
 #
 # Environment:
 #   SIZE      side of the expanded images (default 227, the paper's); the dataset is
@@ -13,6 +14,13 @@
 #   EPOCHS    train this many epochs instead of the architecture's default (30)
 #   CV_FOLDS  train only these folds (e.g. "0 2 4"), to spread one configuration over
 #             several processes; a last run without it reuses them and writes cv.md
+#
+# `extra` cuts more training cells from the BCCD smears that hold none of CELLS' cells
+# (`augtool cells`, RBC/Platelet windows that touch no white cell, at most 3 a class
+# per smear and 100 a class) and expands them like DATA (about 10.6 copies and 1.3
+# PCA copies a source) into extra-SIZE.h5; `cell-extra` adds them to every fold's
+# training images (`--extra-train`): they are never validated or tested on, and
+# train refuses them if a smear of theirs is in a validation or test fold.
 #
 # Uses this checkout's code (python -m cli), not an installed augtool. Each step
 # trains all 5 folds (`augtool train --fold all`): test on fold k, keep the epoch
@@ -40,6 +48,8 @@ CELLS=$(cd "$CELLS" && pwd)
 cd "$WORK"
 SIZE=${SIZE:-227}
 DATA=cells5-$SIZE.h5
+EXTRA=extra-$SIZE.h5
+SMEARS=$(cd "$CELLS/.." && pwd)
 
 augtool() { PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" python -m cli "$@"; }
 step() { echo; echo "=== $(date -u +%H:%M:%S) $*"; }
@@ -70,7 +80,26 @@ for s in $STEPS; do
             --size "$SIZE" --overwrite
         augtool verify "$DATA"
         ;;
+    extra)
+        step "extra training cells from the smears without a cell of $CELLS"
+        rm -rf extra-smears extra-annotations
+        mkdir -p extra-smears extra-annotations
+        used=$(find "$CELLS" -name '*.jpg' -printf '%f\n' | grep -o 'BloodImage_[0-9]*' | sort -u)
+        for smear in "$SMEARS"/bccd-smears/*.jpg; do
+            id=$(basename "$smear" .jpg)
+            if ! grep -qx "$id" <<<"$used"; then
+                ln -s "$smear" extra-smears/
+                ln -s "$SMEARS/bccd-annotations/$id.xml" extra-annotations/
+            fi
+        done
+        augtool cells extra-smears extra-annotations extra-cells --format voc --skip-invalid \
+            --exclude-overlap WBC --max-per-smear 3 --max-per-class 100 --overwrite
+        sources=$(find extra-cells -name '*.png' | wc -l)
+        augtool expand extra-cells "$EXTRA" --factor 10.58 --pca-count $((sources * 184 / 141)) \
+            --size "$SIZE" --split none --overwrite
+        ;;
     cell) cv cv-cell --arch cellnet --seed 0 ;;
+    cell-extra) cv cv-cell-extra --arch cellnet --seed 0 --extra-train "$EXTRA" ;;
     cell-nocoords) cv cv-cell-nocoords --arch cellnet --arch-option coords=false --seed 0 ;;
     cell-noaug) cv cv-cell-noaug --arch cellnet --augment none --seed 0 ;;
     cell-crop50) cv cv-cell-crop50 --arch cellnet --arch-option crop=0.5 --seed 0 ;;

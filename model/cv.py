@@ -69,6 +69,7 @@ def cv_run(
     progress: Callable[[int, TrainEvent], None] | None = None,
     command_line: str = "",
     started: float | None = None,
+    extra_train: str | Path | None = None,
 ) -> CvResult:
     """Train every fold of a ``--folds`` dataset and summarise.
 
@@ -85,6 +86,8 @@ def cv_run(
         command_line: Recorded in each fold's ``metrics.json`` and in ``cv.json``.
         started: ``time.perf_counter()`` when the command began (the events'
             elapsed times count from it); ``None``: now.
+        extra_train: Another expand output added to every fold's train part only
+            (:func:`model.run.with_extra_train`).
 
     Returns:
         The summary and which folds were reused.
@@ -111,7 +114,7 @@ def cv_run(
     runs, reused = [], []
     for k in range(folds):
         run_dir = fold_dir(out, k)
-        previous = _finished(run_dir, config, data_path) if resume else None
+        previous = _finished(run_dir, config, data_path, extra_train) if resume else None
         if previous is not None:
             runs.append(previous)
             reused.append(k)
@@ -131,6 +134,7 @@ def cv_run(
             command_line=command_line,
             fold=k,
             started=started,
+            extra_train=extra_train,
         )
         runs.append(result.metrics)
     summary = summarize(runs, config, str(data_path), command_line)
@@ -139,7 +143,9 @@ def cv_run(
     return CvResult(out=out, summary=summary, reused=reused)
 
 
-def _finished(run_dir: Path, config: TrainConfig, data_path: str | Path) -> dict | None:
+def _finished(
+    run_dir: Path, config: TrainConfig, data_path: str | Path, extra_train: str | Path | None
+) -> dict | None:
     """The metrics of a finished fold run made with ``config`` on ``data_path``, or ``None``.
 
     Raises:
@@ -152,9 +158,12 @@ def _finished(run_dir: Path, config: TrainConfig, data_path: str | Path) -> dict
         metrics = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None  # damaged: train the fold again
-    if metrics.get("config") != json.loads(json.dumps(config.to_dict())) or metrics.get(
-        "data"
-    ) != str(data_path):
+    same = (
+        metrics.get("config") == json.loads(json.dumps(config.to_dict()))
+        and metrics.get("data") == str(data_path)
+        and metrics.get("extra_train") == (None if extra_train is None else str(extra_train))
+    )
+    if not same:
         raise OutputError(
             f"{run_dir}: a run with other settings or data; use another {{out}} or {{overwrite}}",
             refs=True,

@@ -164,6 +164,79 @@ def fold_parts(data: Dataset, fold: int) -> dict[str, Dataset]:
     }
 
 
+def group_key(group: str) -> str:
+    """A group name compared across datasets: without an image suffix, case-folded.
+
+    ``augtool cells`` records a cell's smear by its file name
+    (``BloodImage_00009.jpg``) and ``--group-regex 'BloodImage_\\d+'`` by the
+    match (``BloodImage_00009``): both name the same smear.
+    """
+    from augtool.decode import IMAGE_SUFFIXES
+
+    name = group.strip()
+    stem, dot, suffix = name.rpartition(".")
+    if dot and f".{suffix.lower()}" in IMAGE_SUFFIXES:
+        name = stem
+    return name.casefold()
+
+
+def with_extra_train(
+    train: Dataset, extra: Dataset, held_groups: set[str], extra_path: str | Path
+) -> Dataset:
+    """``train`` followed by every image of ``extra``, which only ever trains.
+
+    Args:
+        train: The train part of the data.
+        extra: Another expand output (all of its splits are used).
+        held_groups: Groups of the data's validation and test images; ``extra``
+            may share none of them (its images would leak into what is scored),
+            compared by :func:`group_key`.
+        extra_path: Where ``extra`` came from, for messages.
+
+    Returns:
+        The combined train part, with ``extra``'s labels renumbered to ``train``'s
+        class names.
+
+    Raises:
+        InputError: Different image sizes, a class the data does not have, or a
+            group shared with validation or test images.
+    """
+    if extra.images.shape[1:] != train.images.shape[1:]:
+        raise InputError(
+            f"{extra_path}: images of {extra.images.shape[2]}x{extra.images.shape[1]}, the "
+            f"data's are {train.images.shape[2]}x{train.images.shape[1]}; expand both with "
+            "the same size"
+        )
+    unknown = sorted(set(extra.class_names) - set(train.class_names))
+    if unknown:
+        raise InputError(
+            f"{extra_path}: class {', '.join(unknown)} is not in the data "
+            f"({', '.join(train.class_names)})"
+        )
+    held = {group_key(g) for g in held_groups}
+    shared = sorted({g for g in extra.groups if group_key(g) in held})
+    if shared:
+        more = f" and {len(shared) - 3} more" if len(shared) > 3 else ""
+        raise InputError(
+            f"{extra_path}: shares {len(shared)} group(s) with the validation or test "
+            f"images ({', '.join(shared[:3])}{more}); training on them would leak. Cut "
+            "the extra images from other smears or patients"
+        )
+    index = {name: i for i, name in enumerate(train.class_names)}
+    relabel = np.array([index[name] for name in extra.class_names], dtype=np.int64)
+    return Dataset(
+        images=np.concatenate([train.images, extra.images]),
+        labels=np.concatenate([train.labels, relabel[extra.labels]]),
+        splits=np.concatenate([train.splits, np.full(len(extra), "train", dtype=object)]),
+        class_names=list(train.class_names),
+        names=train.names + [f"extra:{name}" for name in extra.names],
+        transforms=train.transforms + list(extra.transforms),
+        groups=train.groups + list(extra.groups),
+        attrs=dict(train.attrs),
+        folds=None,
+    )
+
+
 def train_run(
     data_path: str | Path,
     out: str | Path,
@@ -175,6 +248,7 @@ def train_run(
     fold: int | None = None,
     max_memory: str | int | None = None,
     started: float | None = None,
+    extra_train: str | Path | None = None,
 ) -> TrainResult:
     """Train on an expand output and write the run folder.
 
@@ -201,6 +275,9 @@ def train_run(
             :func:`model.stream.default_memory_budget` of the device.
         started: ``time.perf_counter()`` when the command began, so that elapsed
             times include its start-up; ``None``: now.
+        extra_train: Another expand output whose images are added to the train
+            part only (never validated or tested on); it must share no group with
+            the data's validation and test images (:func:`with_extra_train`).
 
     Returns:
         The run folder and what was measured.
@@ -235,6 +312,13 @@ def train_run(
         parts = fold_parts(data, fold)
         folds = {"folds": data.fold_count, "test_fold": fold}
         folds["val_fold"] = val_fold(fold, folds["folds"])
+    if extra_train is not None:
+        if streamed:
+            raise OptionError("extra_train", "cannot be added to a data set streamed from disk")
+        held = {g for name in (val_name, test_name) if name for g in parts[name].groups}
+        parts[train_name] = with_extra_train(
+            parts[train_name], open_dataset(extra_train), held, extra_train
+        )
     norm = compute_normalization(
         parts[train_name].images, config.normalize, chunk=64 if streamed else 256
     )
@@ -267,6 +351,7 @@ def train_run(
     busy = sum(r["train_seconds"] for r in result.history)
     metrics = {
         "data": str(data_path),
+        **({"extra_train": str(extra_train)} if extra_train is not None else {}),
         "command_line": command_line,
         "arch": config.arch,
         "device": str(dev),

@@ -124,6 +124,15 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
     "and writes OUT/cv.md and OUT/cv.json (mean and std over the folds).",
 )
 @click.option(
+    "--extra-train",
+    type=click.Path(exists=True, path_type=str),
+    default=None,
+    metavar="DATA2",
+    help="Another expand output (same size and classes) added to the training images "
+    "only, never validated or tested on; refused if it shares a group (smear, patient) "
+    "with the validation or test images.",
+)
+@click.option(
     "--resume", is_flag=True, help="With --fold all: keep the folds already finished in OUT."
 )
 @overwrite_option
@@ -153,6 +162,7 @@ def train_command(
     max_memory: str | None,
     seed: int,
     fold: str | None,
+    extra_train: str | None,
     resume: bool,
     overwrite: bool,
     quiet: bool,
@@ -170,6 +180,7 @@ def train_command(
       augtool train cells.h5 runs/leukemianet
       augtool train cells.h5 runs/cellnet --arch cellnet --epochs 40
       augtool train cells5.h5 runs/cellnet-cv --arch cellnet --fold all
+      augtool train cells5.h5 runs/cv-more --fold all --extra-train other_smears.h5
     """
     import time
 
@@ -216,6 +227,7 @@ def train_command(
                 lambda k, event: bar(event, f"{arch} fold {k}"),
                 command_line=command_line(),
                 started=started,
+                extra_train=extra_train,
             )
         finally:
             bar.close()
@@ -233,6 +245,7 @@ def train_command(
             fold=fold_number,
             max_memory=max_memory,
             started=started,
+            extra_train=extra_train,
         )
     finally:
         bar.close()
