@@ -21,7 +21,16 @@ from augtool.backends import Backend, LocalBackend, default_workers
 from augtool.boxes import DEFAULT_MIN_VISIBILITY, check_min_visibility
 from augtool.color import MODES as PCA_MODES
 from augtool.color import SCALES as PCA_SCALES
-from augtool.errors import ClusterError, InputError, Interrupted, OptionError, OutputError
+from augtool.errors import (
+    ClusterError,
+    InputError,
+    Interrupted,
+    Message,
+    OptionError,
+    OutputError,
+    literal,
+    template_of,
+)
 from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
 from augtool.recipe import Recipe, load_recipe, recipe_from_dict
@@ -476,9 +485,12 @@ def _warn_ungrouped(scan_result: ScanResult, options: ExpandOptions, reporter: R
         return
     total = len(scan_result.sources)
     reporter.warn(
-        f"--group-regex '{options.group_regex}' matched {total - len(missed)} of {total} "
-        f"sources; the other {len(missed)} fell back to their own group (e.g. {missed[0]}), "
-        "so they are split as if each came from a different patient or smear"
+        Message(
+            f"{{group_regex}} '{literal(options.group_regex)}' matched {total - len(missed)} "
+            f"of {total} sources; the other {len(missed)} fell back to their own group "
+            f"(e.g. {literal(missed[0])}), so they are split as if each came from a different "
+            "patient or smear"
+        )
     )
 
 
@@ -784,9 +796,12 @@ def _list_briefly(items: Sequence[str], limit: int = 10) -> str:
 
 def _report_scan(scan_result: ScanResult, reporter: Reporter) -> None:
     if scan_result.skipped:
-        listing = "".join(f"\n  {p}: {why}" for p, why in scan_result.skipped)
+        listing = "".join(f"\n  {literal(p)}: {template_of(why)}" for p, why in scan_result.skipped)
         reporter.warn(
-            f"skipped {len(scan_result.skipped)} invalid file(s) (recorded in the output):{listing}"
+            Message(
+                f"skipped {len(scan_result.skipped)} invalid file(s) (recorded in the output):"
+                + listing
+            )
         )
     if scan_result.ignored:
         reporter.warn(

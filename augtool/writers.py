@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from augtool.errors import OutputError
+from augtool.errors import OutputError, literal
 from augtool.publish import (
     PARTIAL_MARKER,
     partial_path,
@@ -76,8 +76,9 @@ class Journal:
             header = {}
         if header.get("fingerprint") != fingerprint:
             raise OutputError(
-                f"{self.path.parent}: the partial output was made by a run with other inputs or "
-                "options; run again without --resume to start over"
+                f"{literal(self.path.parent)}: the partial output was made by a run with other "
+                "inputs or options; run again without {resume} to start over",
+                refs=True,
             )
         done: dict[int, dict] = {}
         for line in lines[1:]:
@@ -253,8 +254,9 @@ class Hdf5Writer:
                 self._fh = None
             if recorded is not None:
                 raise OutputError(
-                    f"{self.tmp}: the partial output was made by a run with other inputs or "
-                    "options; run again without --resume to start over"
+                    f"{literal(self.tmp)}: the partial output was made by a run with other "
+                    "inputs or options; run again without {resume} to start over",
+                    refs=True,
                 )
         remove_stale_partial(self.tmp)
         remove(self.journal.path)

@@ -595,7 +595,7 @@ def test_window_larger_than_smear(smears: Path, tmp_path: Path) -> None:
     code, text = run_cli(
         "cells", smears, write_voc(tmp_path / "voc"), tmp_path / "o", "--format", "voc"
     )
-    assert code == 2 and "smaller than the --window 256 window" in text
+    assert code == 2 and "smaller than the window (--window 256)" in text
 
 
 def test_existing_output_needs_overwrite(smears: Path, tmp_path: Path) -> None:

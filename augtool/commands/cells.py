@@ -8,7 +8,13 @@ from typing import Any
 import click
 
 from augtool import defaults
-from augtool.commands.errors import LibraryOption, interruptible, library_errors
+from augtool.commands.errors import (
+    LibraryOption,
+    flag_name,
+    interruptible,
+    library_errors,
+    render_text_for,
+)
 from augtool.commands.options import overwrite_option, quiet_option, seed_option, size_option
 from augtool.commands.terminal import TqdmReporter
 
@@ -201,7 +207,7 @@ def cells_command(
     finally:
         reporter.close()
     if summary.problems:
-        listing = "".join(f"\n  {p}" for p in summary.problems)
+        listing = "".join(f"\n  {render_text_for(p.as_message())}" for p in summary.problems)
         reporter.warn(f"left out {len(summary.problems)} faulty item(s) (--skip-invalid):{listing}")
     if summary.unannotated:
         reporter.warn(
@@ -210,4 +216,5 @@ def cells_command(
             + (" ..." if len(summary.unannotated) > 10 else "")
         )
     if not quiet:
-        click.echo("\n".join(cells_lines(summary)))
+        command = click.get_current_context().command
+        click.echo("\n".join(cells_lines(summary, lambda p: flag_name(command, p))))

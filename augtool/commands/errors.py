@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
-from augtool.errors import AugtoolError
+from augtool.errors import AugtoolError, render_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,9 +51,15 @@ def flag_name(command: click.Command | None, parameter: str) -> str:
 
     The one place where library parameter names become flags, read from the
     command's own parameters: an option's longest flag (``--pca-std``), an
-    argument's metavar (``OUT``). A name no parameter of the command has stays
-    as it is (a recipe key, an architecture option).
+    argument's metavar (``OUT``). A parameter of another command
+    (``expand.folds``) is written as that command line (``augtool expand
+    --folds``). A name no parameter of the command has stays as it is (a recipe
+    key, an architecture option).
     """
+    other, dot, name = parameter.partition(".")
+    if dot:
+        sub = _sibling(other)
+        return f"augtool {other} {flag_name(sub, name) if sub is not None else name}"
     if command is None:
         return parameter
     for param in command.params:
@@ -64,6 +70,26 @@ def flag_name(command: click.Command | None, parameter: str) -> str:
             return max(param.opts, key=len)
         return param.human_readable_name
     return parameter
+
+
+def _sibling(name: str) -> click.Command | None:
+    """The command ``name`` of the running ``augtool`` group, if there is one."""
+    ctx = click.get_current_context(silent=True)
+    root = None if ctx is None else ctx.find_root().command
+    if isinstance(root, click.Group):
+        return root.commands.get(name)
+    return None
+
+
+def render_text_for(text: str, command: click.Command | None = None) -> str:
+    """A library warning or report line with its parameters as ``command``'s flags.
+
+    ``command`` defaults to the running command; plain text passes unchanged.
+    """
+    if command is None:
+        ctx = click.get_current_context(silent=True)
+        command = None if ctx is None else ctx.command
+    return render_text(text, lambda name: flag_name(command, name))
 
 
 def render_error(err: AugtoolError, command: click.Command | None) -> str:
