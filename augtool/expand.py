@@ -603,9 +603,11 @@ def expand(
             f"cannot create {writer.tmp}: {err.strerror or err} (errno {err.errno}); "
             "nothing was written and RAW is untouched"
         ) from err
-    for index, record in done.items():
-        records[index] = {k: v for k, v in record.items() if k != "index"}
+    except (KeyboardInterrupt, Interrupted):
+        raise _interruption(writer, out, keep=options.resume) from None
     try:
+        for index, record in done.items():
+            records[index] = {k: v for k, v in record.items() if k != "index"}
         reporter.start("expand", len(run.jobs))
         reporter.advance(len(done))
         for batch in _render_all(run, raw, settings, backend, skip=set(done)):
@@ -620,21 +622,26 @@ def expand(
         if detection is not None:
             attrs["annotations"] = _write_boxes(run, records, detection, options, writer)
         writer.finish([r for r in records if r is not None], _source_rows(run), attrs)
+        return ExpandSummary(
+            out=out,
+            total=len(run.jobs),
+            resumed=len(done),
+            counts=_counts(run),
+            seconds=time.perf_counter() - started,
+            scan=scan_result,
+            output_format=output_format,
+            boxes=attrs.get("annotations"),
+        )
     except (KeyboardInterrupt, Interrupted):
-        writer.abort(keep=True)
-        raise Interrupted(
-            f"interrupted; nothing final was written. The partial output is kept in "
-            f"{writer.tmp}: run the same command with {{resume}} to continue, or delete it",
-            refs=True,
-        ) from None
+        raise _interruption(writer, out, keep=True) from None
     except ClusterError as err:
         if all(r is None for r in records):  # failed before any output: nothing to resume
             writer.abort()
             raise
         writer.abort(keep=True)
         raise ClusterError(
-            f"{err}. The partial output is kept in {writer.tmp}: run the same command with "
-            "{resume} to continue (on any backend), or delete it",
+            f"{literal(err)}. The partial output is kept in {literal(writer.tmp)}: run the "
+            "same command with {resume} to continue (on any backend), or delete it",
             refs=True,
         ) from err
     except OSError as err:
@@ -646,15 +653,33 @@ def expand(
     except BaseException:
         writer.abort()
         raise
-    return ExpandSummary(
-        out=out,
-        total=len(run.jobs),
-        resumed=len(done),
-        counts=_counts(run),
-        seconds=time.perf_counter() - started,
-        scan=scan_result,
-        output_format=output_format,
-        boxes=attrs.get("annotations"),
+
+
+def _interruption(writer: FolderWriter | Hdf5Writer, out: Path, keep: bool) -> Interrupted:
+    """The error that ends an interrupted run, true to what the interruption left.
+
+    A signal can land anywhere: while the partial output is created, while it
+    is filled, after it became the output (the writer publishes it in one step
+    that signals do not split). The message says which: nothing, a partial
+    output to resume, or a complete output.
+
+    Args:
+        writer: The run's writer.
+        out: The output path.
+        keep: Keep a partial output for ``resume`` (False: one just created is deleted).
+    """
+    if writer.published:
+        return Interrupted(
+            f"interrupted after the last image was written; {literal(out)} is complete",
+            refs=True,
+        )
+    writer.abort(keep=keep)
+    if not (keep and writer.tmp.exists()):
+        return Interrupted("interrupted; nothing final was written")
+    return Interrupted(
+        f"interrupted; nothing final was written. The partial output is kept in "
+        f"{literal(writer.tmp)}: run the same command with {{resume}} to continue, or delete it",
+        refs=True,
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from augtool.errors import AugtoolError, render_text
+from augtool.publish import commit_partial
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -140,26 +141,32 @@ _IMPORT_FILES = frozenset(
     {"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"}
 )
 
+#: Steps no interrupt may split: publishing a resumable output (its resume files are
+#: deleted, then it is renamed into place). An interrupt raised under them is deferred.
+_ATOMIC_CODE = frozenset({commit_partial.__code__})
 
-def _importing(frame: FrameType | None) -> bool:
-    """True when ``frame`` runs inside an ``import`` (the commands import lazily)."""
+
+def _deferring(frame: FrameType | None) -> bool:
+    """True when ``frame`` runs in an ``import`` (commands import lazily) or an atomic step."""
     while frame is not None:
-        if frame.f_code.co_filename in _IMPORT_FILES:
+        if frame.f_code.co_filename in _IMPORT_FILES or frame.f_code in _ATOMIC_CODE:
             return True
         frame = frame.f_back
     return False
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    """Stop the command: raise :class:`Interrupted` now, or at the next check if importing.
+    """Stop the command: raise :class:`Interrupted` now, or at the next check if deferred.
 
     An exception raised while a module initialises leaves that module broken: Cython
     modules (h5py) turn it into ImportError or KeyError, and later lookups fail in
-    ways that are not an interrupt. Under an import only the flag is set;
-    :func:`raise_if_interrupted`, which progress reporting calls, raises it.
+    ways that are not an interrupt; one raised while an output is published leaves
+    neither a partial output nor the output. Under those only the flag is set;
+    :func:`raise_if_interrupted`, which progress reporting and the commands call,
+    raises it.
     """
     _STOP.set()
-    if not _importing(frame):
+    if not _deferring(frame):
         raise Interrupted
 
 

@@ -9,7 +9,14 @@ from typing import Any
 import click
 
 from augtool import defaults
-from augtool.commands.errors import LibraryOption, flag_name, interruptible, library_errors
+from augtool.commands.errors import (
+    AugtoolClickError,
+    LibraryOption,
+    flag_name,
+    interruptible,
+    library_errors,
+    raise_if_interrupted,
+)
 from augtool.commands.options import (
     RangeType,
     backend_from_options,
@@ -261,6 +268,7 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         recipe = opts.get("recipe")
         click.echo("\n".join(dry_run_lines(plan, None if recipe is None else str(recipe))))
         return
+    summary = None
     try:
         with backend or contextlib.nullcontext():
             if backend is not None and not quiet:
@@ -268,8 +276,17 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
             summary = run_expand(
                 raw, out, options, reporter, command_line=command_line(), backend=backend
             )
+        reporter.close()
+        raise_if_interrupted()  # a signal deferred while OUT was published
+        if not quiet:
+            command = click.get_current_context().command
+            click.echo("\n".join(expand_lines(summary, options, lambda p: flag_name(command, p))))
+    except KeyboardInterrupt:
+        if summary is None:
+            raise
+        # The output was complete before the signal: say so, not "nothing final was written".
+        raise AugtoolClickError(
+            f"interrupted after the last image was written; {out} is complete", 130
+        ) from None
     finally:
         reporter.close()
-    if not quiet:
-        command = click.get_current_context().command
-        click.echo("\n".join(expand_lines(summary, options, lambda p: flag_name(command, p))))
