@@ -210,8 +210,11 @@ def _check_outcome(code: int, err: str, out: Path) -> str:
     """The message matches what is on disk; returns the state."""
     partial = writers.partial_path(out).exists()
     assert "Traceback" not in err, err
-    if code == -signal.SIGTERM:  # before the command installed its handler
-        assert not out.exists() and not partial, err
+    if code == -signal.SIGTERM:  # before the command's handler was installed, or after
+        assert not partial, err
+        if out.exists():  # the handler was gone because the command had returned
+            assert verify(out).ok
+            return "killed after the end"
         return "killed before start"
     assert code == 130, (code, err)
     if partial:

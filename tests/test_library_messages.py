@@ -174,7 +174,7 @@ def test_cells_yolo_without_names_names_the_flag(tmp_path: Path) -> None:
     smears, labels = tmp_path / "smears", tmp_path / "labels"
     smears.mkdir()
     labels.mkdir()
-    args = ["cells", str(smears), str(labels), str(tmp_path / "o"), "--format", "yolo"]
+    args = ["cells", str(smears), str(labels), str(tmp_path / "o"), "--annotation-format", "yolo"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
     assert "give it with --names" in result.output

@@ -11,6 +11,8 @@ from augtool.commands.options import (
     device_option,
     output_argument,
     overwrite_option,
+    quiet_option,
+    resume_option,
     seed_option,
 )
 from augtool.commands.terminal import TrainBar, command_line
@@ -123,13 +125,9 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
     "epoch best on fold K+1, train on the rest; 'all' runs every fold into OUT/fold-<k>/ "
     "and writes OUT/cv.md and OUT/cv.json (mean and std over the folds).",
 )
-@click.option(
-    "--resume", is_flag=True, help="With --fold all: keep the folds already finished in OUT."
-)
+@resume_option(help="With --fold all: keep the folds already finished in OUT.")
 @overwrite_option
-@click.option(
-    "--quiet", "-q", is_flag=True, help="No progress bar; the summary still prints, errors too."
-)
+@quiet_option(help="No progress bar; the summary still prints, errors too.")
 @interruptible
 @library_errors
 def train_command(
