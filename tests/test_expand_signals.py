@@ -238,7 +238,7 @@ def test_sigterm_at_any_moment_leaves_what_the_message_says(tmp_path: Path, kind
     reference = tmp_path / ("ref.h5" if kind == "hdf5" else "ref")
     expand(raw, reference, ExpandOptions(target=30, size=32, workers=1))
     seen: dict[str, int] = {}
-    for attempt in range(3):
+    for attempt in range(2):
         for moment in MOMENTS:
             out = tmp_path / f"{moment.replace(' ', '-')}-{attempt}"
             out = out.with_suffix(".h5") if kind == "hdf5" else out
@@ -253,5 +253,6 @@ def test_sigterm_at_any_moment_leaves_what_the_message_says(tmp_path: Path, kind
                 assert resumed.returncode == 0, resumed.stderr
                 assert not writers.partial_path(out).exists()
                 assert verify(out).ok
+    print(f"{kind}: outcomes of {sum(seen.values())} signalled runs: {seen}")  # pytest -s
     assert seen.get("partial", 0) >= 1, seen  # the run can be caught mid-way at all
     assert tree_hashes(raw) == before
