@@ -604,7 +604,7 @@ def expand(
             "nothing was written and RAW is untouched"
         ) from err
     except (KeyboardInterrupt, Interrupted):
-        raise _interruption(writer, out, keep=options.resume) from None
+        raise _interruption(writer, out, keep=options.resume, opened=False) from None
     try:
         for index, record in done.items():
             records[index] = {k: v for k, v in record.items() if k != "index"}
@@ -633,7 +633,7 @@ def expand(
             boxes=attrs.get("annotations"),
         )
     except (KeyboardInterrupt, Interrupted):
-        raise _interruption(writer, out, keep=True) from None
+        raise _interruption(writer, out, keep=True, opened=True) from None
     except ClusterError as err:
         if all(r is None for r in records):  # failed before any output: nothing to resume
             writer.abort()
@@ -655,7 +655,14 @@ def expand(
         raise
 
 
-def _interruption(writer: FolderWriter | Hdf5Writer, out: Path, keep: bool) -> Interrupted:
+def complete_after_interrupt(out: Path) -> str:
+    """What a run says when a stop signal came after its output was published."""
+    return f"interrupted after the last image was written; {out} is complete"
+
+
+def _interruption(
+    writer: FolderWriter | Hdf5Writer, out: Path, keep: bool, opened: bool
+) -> Interrupted:
     """The error that ends an interrupted run, true to what the interruption left.
 
     A signal can land anywhere: while the partial output is created, while it
@@ -667,12 +674,11 @@ def _interruption(writer: FolderWriter | Hdf5Writer, out: Path, keep: bool) -> I
         writer: The run's writer.
         out: The output path.
         keep: Keep a partial output for ``resume`` (False: one just created is deleted).
+        opened: The partial output was created; if it is gone, publishing moved it.
     """
-    if writer.published:
-        return Interrupted(
-            f"interrupted after the last image was written; {literal(out)} is complete",
-            refs=True,
-        )
+    moved = opened and not writer.tmp.exists() and out.exists()
+    if writer.published or moved:
+        return Interrupted(complete_after_interrupt(out))
     writer.abort(keep=keep)
     if not (keep and writer.tmp.exists()):
         return Interrupted("interrupted; nothing final was written")

@@ -162,6 +162,27 @@ def test_a_signal_while_publishing_waits_and_the_output_is_complete(
     assert verify(out).ok
 
 
+def test_a_signal_after_the_output_is_final_ends_the_command_with_its_message() -> None:
+    """Once OUT is complete nothing is stopped: the command finishes, then exits 130 saying so
+    (before, a signal in its last lines said "nothing final was written")."""
+    import click
+    from click.testing import CliRunner
+
+    @click.command()
+    @cli_errors.interruptible
+    def command() -> None:
+        cli_errors.output_final("interrupted after the last image was written; o is complete")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler runs here and raises nothing
+        click.echo("the summary still prints")
+
+    result = CliRunner().invoke(command, [])
+    assert result.exit_code == 130, result.output
+    assert "the summary still prints" in result.output
+    assert "Error: interrupted after the last image was written; o is complete" in result.output
+    assert "nothing final" not in result.output
+
+
 def test_the_deferral_covers_publishing_only() -> None:
     assert not cli_errors._deferring(sys._getframe())
     assert publish.commit_partial.__code__ in cli_errors._ATOMIC_CODE

@@ -122,6 +122,19 @@ def library_errors(func: F) -> F:
 #: during HDF5 writes; the progress reporter checks this flag and raises again.
 _STOP = threading.Event()
 
+#: What to say when a stop signal comes after the running command's output became final
+#: (set by :func:`output_final`); empty while nothing final exists.
+_FINAL: list[str] = []
+
+
+def output_final(message: str) -> None:
+    """The command's output is complete: a stop signal from now on ends it with ``message``.
+
+    The signal no longer raises (there is nothing left to stop); the command
+    ends with exit 130 and this message, however little is left to do.
+    """
+    _FINAL[:] = [message]
+
 
 class Interrupted(KeyboardInterrupt):
     """The KeyboardInterrupt that a stop signal (SIGINT, SIGTERM) raises in a command.
@@ -166,7 +179,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raises it.
     """
     _STOP.set()
-    if not _deferring(frame):
+    if not _FINAL and not _deferring(frame):
         raise Interrupted
 
 
@@ -210,17 +223,22 @@ def interruptible(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _STOP.clear()
+        _FINAL.clear()
         signals = [signal.SIGTERM]
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             signals.append(signal.SIGINT)
         previous = {s: signal.signal(s, _raise_interrupt) for s in signals}
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
         except KeyboardInterrupt:
-            raise AugtoolClickError("interrupted; nothing final was written", 130) from None
+            message = _FINAL[0] if _FINAL else "interrupted; nothing final was written"
+            raise AugtoolClickError(message, 130) from None
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+        if _FINAL and _STOP.is_set():  # a signal after the output was final: not lost
+            raise AugtoolClickError(_FINAL[0], 130)
+        return result
 
     return wrapper  # type: ignore[return-value]
 

@@ -14,7 +14,7 @@ from augtool.commands.errors import (
     flag_name,
     interruptible,
     library_errors,
-    raise_if_interrupted,
+    output_final,
 )
 from augtool.commands.options import (
     RangeType,
@@ -253,9 +253,9 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
       augtool expand raw/ out/ --target 3000 --transforms rotate,flip_x --seed 7
       augtool expand raw/ out.h5 --backend dask --scheduler tcp://head:8786
     """
+    from augtool.expand import complete_after_interrupt, options_from_values
     from augtool.expand import dry_run as plan_only
     from augtool.expand import expand as run_expand
-    from augtool.expand import options_from_values
     from augtool.summary import dry_run_lines, expand_lines
 
     quiet, dry_run = opts.pop("quiet"), opts.pop("dry_run")
@@ -280,17 +280,14 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
             summary = run_expand(
                 raw, out, options, reporter, command_line=command_line(), backend=backend
             )
-        reporter.close()
-        raise_if_interrupted()  # a signal deferred while OUT was published
-        if not quiet:
-            command = click.get_current_context().command
-            click.echo("\n".join(expand_lines(summary, options, lambda p: flag_name(command, p))))
+            # From here a stop signal cannot undo OUT: it ends the command saying so.
+            output_final(complete_after_interrupt(out))
     except KeyboardInterrupt:
         if summary is None:
             raise
-        # The output was complete before the signal: say so, not "nothing final was written".
-        raise AugtoolClickError(
-            f"interrupted after the last image was written; {out} is complete", 130
-        ) from None
+        raise AugtoolClickError(complete_after_interrupt(out), 130) from None
     finally:
         reporter.close()
+    if not quiet:
+        command = click.get_current_context().command
+        click.echo("\n".join(expand_lines(summary, options, lambda p: flag_name(command, p))))
