@@ -26,7 +26,7 @@ from types import ModuleType, TracebackType
 from typing import Any, Protocol
 
 from augtool import defaults
-from augtool.errors import ClusterError, InputError, OptionError
+from augtool.errors import ClusterError, InputError, OptionError, literal
 from augtool.render import Rendered, RenderSettings, SourceTask, render_in_worker, render_source
 
 #: Values of ``--backend``.
@@ -253,10 +253,11 @@ class DaskBackend:
             return distributed.Client(address, timeout=self.timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as err:
             raise ClusterError(
-                f"cannot reach the Dask scheduler at {address} within {self.timeout:g} s "
-                f"({err}). Check the address and that `dask scheduler` runs there (and a "
-                "firewall lets its port through), raise --scheduler-timeout, or use "
-                "--scheduler local to start a cluster on this machine"
+                f"cannot reach the Dask scheduler at {literal(address)} within "
+                f"{self.timeout:g} s ({literal(err)}). Check the address and that `dask "
+                "scheduler` runs there (and a firewall lets its port through), raise "
+                "{timeout}, or use {scheduler} local to start a cluster on this machine",
+                refs=True,
             ) from err
 
     def _wait_for_workers(self) -> None:
@@ -307,9 +308,11 @@ class DaskBackend:
         blind = sorted(addr for addr, ok in seen.items() if not ok)
         if blind:
             raise ClusterError(
-                f"Dask worker {blind[0]} (and {len(blind) - 1} other(s)) cannot see {task.path}: "
-                "mount RAW at the same path on every worker (a shared filesystem), or pass "
-                "--send-sources to send each source's bytes from this machine"
+                f"Dask worker {literal(blind[0])} (and {len(blind) - 1} other(s)) cannot see "
+                f"{literal(task.path)}: mount RAW at the same path on every worker (a shared "
+                "filesystem), or pass {send_sources} to send each source's bytes from this "
+                "machine",
+                refs=True,
             )
 
     def render(

@@ -32,7 +32,7 @@ import numpy as np
 from augtool import defaults
 from augtool.annotations import FORMATS, AnnotationSet, Box, ImageBoxes, Problem, read_annotations
 from augtool.decode import decode_rgb, read_image_file
-from augtool.errors import InputError, OptionError, OutputError
+from augtool.errors import InputError, Message, OptionError, OutputError, literal, template_of
 from augtool.publish import staged_folder
 from augtool.sources import CELLS_CSV, inspect_file
 from augtool.writers import check_output
@@ -62,6 +62,9 @@ ANY_CLASS = "all"
 #: Box mode output side when ``--size`` is not given.
 DEFAULT_BOX_SIZE = defaults.DEFAULT_BOX_SIZE
 MAX_LISTED = 50
+#: Reasons a cell is left out by the per-smear and per-class caps.
+OVER_MAX_PER_SMEAR = Message("over {max_per_smear}")
+OVER_MAX_PER_CLASS = Message("over {max_per_class}")
 #: Refuse smears with more pixels than this (a whole slide is not a smear).
 MAX_PIXELS = 1_000_000_000
 
@@ -357,13 +360,13 @@ def plan_cells(
     by_class: dict[str, list[Cell]] = defaultdict(list)
     for (class_name, smear), cells in sorted(candidates.items()):
         chosen = choose(cells, options.max_per_smear, options.seed, "smear", smear, class_name)
-        dropped["over --max-per-smear"] += len(cells) - len(chosen)
+        dropped[OVER_MAX_PER_SMEAR] += len(cells) - len(chosen)
         by_class[class_name].extend(chosen)
     out: list[Cell] = []
     for class_name in sorted(by_class):
         cells = by_class[class_name]
         chosen = choose(cells, options.max_per_class, options.seed, "class", class_name)
-        dropped["over --max-per-class"] += len(cells) - len(chosen)
+        dropped[OVER_MAX_PER_CLASS] += len(cells) - len(chosen)
         out.extend(chosen)
     return out, {k: v for k, v in dropped.items() if v}
 
@@ -398,13 +401,13 @@ def _one_cell_per_window(
 
 def _drop_reason(box: Box, item: ImageBoxes, options: CellOptions) -> str:
     if options.border == "drop-truncated" and box.truncated:
-        return "flagged truncated (--border drop-truncated)"
+        return Message("flagged truncated ({border} drop-truncated)")
     if options.border == "drop-touching" and (
         box.truncated or box.touches_border(item.width, item.height)
     ):
-        return "cut by or touching the border (--border drop-touching)"
+        return Message("cut by or touching the border ({border} drop-touching)")
     if min(box.width, box.height) < options.min_size:
-        return "smaller than --min-size"
+        return Message("smaller than {min_size}")
     return ""
 
 
@@ -456,8 +459,9 @@ def check_classes(annotations: AnnotationSet, options: CellOptions) -> None:
     if bad:
         raise InputError(
             "class names that cannot be folder names: "
-            + "; ".join(bad)
-            + "; give them other names with --rename OLD=NEW"
+            + literal("; ".join(bad))
+            + "; give them other names with {rename} OLD=NEW",
+            refs=True,
         )
 
 
@@ -495,16 +499,20 @@ def cut_cells(
     check_classes(found, options)
     found.problems.extend(_check_images(found, smears, options, reporter))
     if found.problems and not options.skip_invalid:
-        raise InputError(_problem_listing(found.problems, annotations))
+        raise InputError(_problem_listing(found.problems, annotations), refs=True)
     usable = _without_bad_images(found)
     for warning in found.warnings:
         reporter.warn(warning)
     cells, dropped = plan_cells(usable, options)
     if not cells:
         raise InputError(
-            f"no cells left to write from {annotations} (dropped: "
-            + (", ".join(f"{n} {why}" for why, n in dropped.items()) or "no objects at all")
-            + ")"
+            f"no cells left to write from {literal(annotations)} (dropped: "
+            + (
+                ", ".join(f"{n} {template_of(why)}" for why, n in dropped.items())
+                or "no objects at all"
+            )
+            + ")",
+            refs=True,
         )
     _write(cells, smears, out, options, reporter)
     counts = Counter(c.class_name for c in cells)
@@ -544,8 +552,10 @@ def _check_images(
                 Problem(
                     item.annotation,
                     "",
-                    f"image {item.image} is {item.width}x{item.height}, smaller than the "
-                    f"--window {options.window} window",
+                    Message(
+                        f"image {literal(item.image)} is {item.width}x{item.height}, smaller "
+                        f"than the window ({{window}} {options.window})"
+                    ),
                     item.image,
                 )
             )
@@ -563,13 +573,15 @@ def _without_bad_images(found: AnnotationSet) -> AnnotationSet:
 
 
 def _problem_listing(problems: list[Problem], annotations: str | Path) -> str:
-    lines = [f"  {p}" for p in problems[:MAX_LISTED]]
+    """The message of the error that stops a run with faulty annotations (a template)."""
+    lines = [f"  {p.as_message().template}" for p in problems[:MAX_LISTED]]
     if len(problems) > MAX_LISTED:
         lines.append(f"  ... and {len(problems) - MAX_LISTED} more")
     return (
-        f"{len(problems)} problem(s) in the annotations {annotations} and their images:\n"
+        f"{len(problems)} problem(s) in the annotations {literal(annotations)} and their "
+        "images:\n"
         + "\n".join(lines)
-        + "\nFix them, or pass --skip-invalid to leave out the faulty boxes and images "
+        + "\nFix them, or pass {skip_invalid} to leave out the faulty boxes and images "
         "(nothing was written)."
     )
 

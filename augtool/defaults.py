@@ -48,6 +48,9 @@ DEFAULT_PCA_K = 3
 DEFAULT_SPLIT = "0.7"
 SPLIT_BY = ("source", "image")
 DEFAULT_SPLIT_BY = "source"
+#: What a command that reads an expand output can read: one split, or every image.
+SUBSETS = ("train", "val", "test", "all")
+DEFAULT_EVAL_SUBSET = "test"
 
 # --- output formats -------------------------------------------------------------------
 

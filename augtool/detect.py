@@ -1,4 +1,4 @@
-"""Detection datasets: ``augtool expand RAW OUT --annotations A --format voc|coco|yolo``.
+"""Detection datasets: ``augtool expand RAW OUT --annotations A --annotation-format voc|coco|yolo``.
 
 RAW is a folder of whole images (smears), not of class folders. Every image
 that the annotations describe becomes a source of the one pseudo-class

@@ -3,8 +3,12 @@
 Errors name Python parameters, never command-line flags: the library knows no
 terminal. :class:`OptionError` carries the parameter's name; a message built
 with ``refs=True`` refers to other parameters as ``{name}`` (braces around a
-bare Python name). ``str(err)`` shows plain names; the command line shows the
-flag of each parameter instead (:meth:`AugtoolError.render`).
+bare Python name), or to a parameter of another command as ``{command.name}``
+(``{expand.folds}``). ``str(err)`` shows plain names; the command line shows
+the flag of each parameter instead (:meth:`AugtoolError.render`). Warnings and
+report lines that name parameters are :class:`Message` strings, rendered the
+same way. In a template ``{{`` and ``}}`` stand for literal braces
+(:func:`literal` escapes text such as paths and regexes).
 """
 
 from __future__ import annotations
@@ -12,17 +16,74 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-#: A parameter reference in a message template: ``{name}``.
-_REFERENCE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+#: A parameter reference in a message template, ``{name}`` or ``{command.name}``, or an
+#: escaped brace ``{{`` / ``}}``.
+_REFERENCE = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)\}")
 
 
 def fill(template: str, name: Callable[[str], str]) -> str:
-    """Write every ``{parameter}`` reference in ``template`` as ``name(parameter)``."""
-    return _REFERENCE.sub(lambda m: name(m.group(1)), template)
+    """Write every ``{parameter}`` reference in ``template`` as ``name(parameter)``.
+
+    ``{{`` and ``}}`` become single braces.
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        reference = match.group(1)
+        return match.group(0)[0] if reference is None else name(reference)
+
+    return _REFERENCE.sub(substitute, template)
 
 
-def _plain(parameter: str) -> str:
-    return parameter
+def literal(text: object) -> str:
+    """``text`` escaped for a template: its braces stay braces, never references."""
+    return str(text).replace("{", "{{").replace("}", "}}")
+
+
+def plain_name(parameter: str) -> str:
+    """How the library writes a parameter: ``folds``; another command's: ``expand's folds``."""
+    command, dot, name = parameter.partition(".")
+    return f"{command}'s {name}" if dot else parameter
+
+
+_plain = plain_name
+
+
+class Message(str):
+    """Text that names parameters: a warning, a report line, a reason something was left out.
+
+    The string itself is the plain rendering (parameters by their Python names),
+    so every caller that only wants text can use it as a ``str``; a face calls
+    :meth:`render` to write them its own way (the command line: as flags).
+
+    Attributes:
+        template: The text with ``{parameter}`` references (see :func:`fill`).
+    """
+
+    template: str
+
+    def __new__(cls, template: str) -> Message:
+        """A message from a template with ``{parameter}`` references."""
+        message = super().__new__(cls, fill(template, plain_name))
+        message.template = template
+        return message
+
+    def render(self, name: Callable[[str], str]) -> str:
+        """The message with each parameter written by ``name``."""
+        return fill(self.template, name)
+
+    def __reduce__(self) -> tuple[type[Message], tuple[str]]:
+        """Pickle by template (messages cross to and from worker processes)."""
+        return (Message, (self.template,))
+
+
+def template_of(text: str) -> str:
+    """``text`` as part of a larger template: a Message's template, other text escaped."""
+    return text.template if isinstance(text, Message) else literal(text)
+
+
+def render_text(text: str, name: Callable[[str], str]) -> str:
+    """``text`` with its parameters written by ``name`` when it is a :class:`Message`."""
+    return text.render(name) if isinstance(text, Message) else str(text)
 
 
 class AugtoolError(Exception):

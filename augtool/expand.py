@@ -21,7 +21,16 @@ from augtool.backends import Backend, LocalBackend, default_workers
 from augtool.boxes import DEFAULT_MIN_VISIBILITY, check_min_visibility
 from augtool.color import MODES as PCA_MODES
 from augtool.color import SCALES as PCA_SCALES
-from augtool.errors import ClusterError, InputError, Interrupted, OptionError, OutputError
+from augtool.errors import (
+    ClusterError,
+    InputError,
+    Interrupted,
+    Message,
+    OptionError,
+    OutputError,
+    literal,
+    template_of,
+)
 from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
 from augtool.recipe import Recipe, load_recipe, recipe_from_dict
@@ -476,9 +485,12 @@ def _warn_ungrouped(scan_result: ScanResult, options: ExpandOptions, reporter: R
         return
     total = len(scan_result.sources)
     reporter.warn(
-        f"--group-regex '{options.group_regex}' matched {total - len(missed)} of {total} "
-        f"sources; the other {len(missed)} fell back to their own group (e.g. {missed[0]}), "
-        "so they are split as if each came from a different patient or smear"
+        Message(
+            f"{{group_regex}} '{literal(options.group_regex)}' matched {total - len(missed)} "
+            f"of {total} sources; the other {len(missed)} fell back to their own group "
+            f"(e.g. {literal(missed[0])}), so they are split as if each came from a different "
+            "patient or smear"
+        )
     )
 
 
@@ -591,9 +603,11 @@ def expand(
             f"cannot create {writer.tmp}: {err.strerror or err} (errno {err.errno}); "
             "nothing was written and RAW is untouched"
         ) from err
-    for index, record in done.items():
-        records[index] = {k: v for k, v in record.items() if k != "index"}
+    except (KeyboardInterrupt, Interrupted):
+        raise _interruption(writer, out, keep=options.resume, opened=False) from None
     try:
+        for index, record in done.items():
+            records[index] = {k: v for k, v in record.items() if k != "index"}
         reporter.start("expand", len(run.jobs))
         reporter.advance(len(done))
         for batch in _render_all(run, raw, settings, backend, skip=set(done)):
@@ -608,21 +622,26 @@ def expand(
         if detection is not None:
             attrs["annotations"] = _write_boxes(run, records, detection, options, writer)
         writer.finish([r for r in records if r is not None], _source_rows(run), attrs)
+        return ExpandSummary(
+            out=out,
+            total=len(run.jobs),
+            resumed=len(done),
+            counts=_counts(run),
+            seconds=time.perf_counter() - started,
+            scan=scan_result,
+            output_format=output_format,
+            boxes=attrs.get("annotations"),
+        )
     except (KeyboardInterrupt, Interrupted):
-        writer.abort(keep=True)
-        raise Interrupted(
-            f"interrupted; nothing final was written. The partial output is kept in "
-            f"{writer.tmp}: run the same command with {{resume}} to continue, or delete it",
-            refs=True,
-        ) from None
+        raise _interruption(writer, out, keep=True, opened=True) from None
     except ClusterError as err:
         if all(r is None for r in records):  # failed before any output: nothing to resume
             writer.abort()
             raise
         writer.abort(keep=True)
         raise ClusterError(
-            f"{err}. The partial output is kept in {writer.tmp}: run the same command with "
-            "{resume} to continue (on any backend), or delete it",
+            f"{literal(err)}. The partial output is kept in {literal(writer.tmp)}: run the "
+            "same command with {resume} to continue (on any backend), or delete it",
             refs=True,
         ) from err
     except OSError as err:
@@ -634,15 +653,39 @@ def expand(
     except BaseException:
         writer.abort()
         raise
-    return ExpandSummary(
-        out=out,
-        total=len(run.jobs),
-        resumed=len(done),
-        counts=_counts(run),
-        seconds=time.perf_counter() - started,
-        scan=scan_result,
-        output_format=output_format,
-        boxes=attrs.get("annotations"),
+
+
+def complete_after_interrupt(out: Path) -> str:
+    """What a run says when a stop signal came after its output was published."""
+    return f"interrupted after the last image was written; {out} is complete"
+
+
+def _interruption(
+    writer: FolderWriter | Hdf5Writer, out: Path, keep: bool, opened: bool
+) -> Interrupted:
+    """The error that ends an interrupted run, true to what the interruption left.
+
+    A signal can land anywhere: while the partial output is created, while it
+    is filled, after it became the output (the writer publishes it in one step
+    that signals do not split). The message says which: nothing, a partial
+    output to resume, or a complete output.
+
+    Args:
+        writer: The run's writer.
+        out: The output path.
+        keep: Keep a partial output for ``resume`` (False: one just created is deleted).
+        opened: The partial output was created; if it is gone, publishing moved it.
+    """
+    moved = opened and not writer.tmp.exists() and out.exists()
+    if writer.published or moved:
+        return Interrupted(complete_after_interrupt(out))
+    writer.abort(keep=keep)
+    if not (keep and writer.tmp.exists()):
+        return Interrupted("interrupted; nothing final was written")
+    return Interrupted(
+        f"interrupted; nothing final was written. The partial output is kept in "
+        f"{literal(writer.tmp)}: run the same command with {{resume}} to continue, or delete it",
+        refs=True,
     )
 
 
@@ -784,9 +827,12 @@ def _list_briefly(items: Sequence[str], limit: int = 10) -> str:
 
 def _report_scan(scan_result: ScanResult, reporter: Reporter) -> None:
     if scan_result.skipped:
-        listing = "".join(f"\n  {p}: {why}" for p, why in scan_result.skipped)
+        listing = "".join(f"\n  {literal(p)}: {template_of(why)}" for p, why in scan_result.skipped)
         reporter.warn(
-            f"skipped {len(scan_result.skipped)} invalid file(s) (recorded in the output):{listing}"
+            Message(
+                f"skipped {len(scan_result.skipped)} invalid file(s) (recorded in the output):"
+                + listing
+            )
         )
     if scan_result.ignored:
         reporter.warn(

@@ -97,8 +97,8 @@ class Dataset:
         """
         if self.folds is None:
             raise InputError(
-                "this dataset has no cross-validation folds; "
-                "make it with `augtool expand --folds K`"
+                "this dataset has no cross-validation folds; make it with {expand.folds} K",
+                refs=True,
             )
         return self.take(np.flatnonzero(np.isin(self.folds, sorted(folds))))
 

@@ -18,6 +18,10 @@ temporary behind.
   resumable expand writers use too: an existing folder is moved aside, the
   new one renamed in, and the old one deleted; if the second rename fails the
   old folder is put back.
+* :func:`commit_partial` is the resumable writers' last step: it deletes the
+  resume bookkeeping and swaps the output into place. A stop signal that
+  arrives while it runs waits for it to return (the command line defers it),
+  so an interrupted run is either resumable or complete, never in between.
 
 Nothing here calls ``fsync``: none of the code it replaced did, and the
 outputs are reproducible from their recipe. This module imports the standard
@@ -93,6 +97,28 @@ def swap_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(old)
     else:
         os.replace(tmp, out)
+
+
+def commit_partial(tmp: Path, out: Path, bookkeeping: tuple[Path, ...]) -> None:
+    """Publish a resumable output: delete its resume files, then rename ``tmp`` onto ``out``.
+
+    The moment an expand output becomes final. Before it the partial output
+    can be resumed; after it the output is complete. The command line lets no
+    stop signal interrupt this function (it waits until it returns:
+    ``augtool.commands.errors``), since halfway the partial has lost its resume
+    files and is not yet the output.
+
+    Args:
+        tmp: The finished temporary output.
+        out: Where it goes.
+        bookkeeping: Resume files to delete first (journal, partial marker).
+
+    Raises:
+        OSError: If a rename fails (``out`` is then as it was).
+    """
+    for path in bookkeeping:
+        remove(path)
+    swap_into_place(tmp, out)
 
 
 @contextlib.contextmanager

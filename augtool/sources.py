@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from augtool import defaults
 from augtool.decode import IMAGE_SUFFIXES, decode_rgb, image_size, reduced_shape
-from augtool.errors import InputError, OptionError
+from augtool.errors import InputError, Message, OptionError, literal, template_of
 from augtool.worker_lifetime import die_with_parent
 
 
@@ -149,9 +149,10 @@ def list_files(raw: Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
     if bad_names:
         listing = ", ".join(display_path(c) for c in bad_names)
         raise InputError(
-            f"{display_path(raw)}: class folder name(s) not valid UTF-8: {listing}; class names "
-            "are written to the manifest and HDF5 as UTF-8 text, so rename the folder(s) "
-            "(--skip-invalid skips files, never whole classes)"
+            f"{literal(display_path(raw))}: class folder name(s) not valid UTF-8: "
+            f"{literal(listing)}; class names are written to the manifest and HDF5 as UTF-8 "
+            "text, so rename the folder(s) ({skip_invalid} skips files, never whole classes)",
+            refs=True,
         )
     stray = [
         e.name
@@ -219,8 +220,10 @@ def inspect_file(path: Path, max_pixels: int) -> FileInfo:
     limit = BYTES_PER_PIXEL_LIMIT * max_pixels + METADATA_ALLOWANCE
     if info.st_size > limit:
         return FileInfo(
-            error=f"{info.st_size:,} bytes, more than any image within --max-pixels "
-            f"{max_pixels:,} can take ({limit:,} bytes)"
+            error=Message(
+                f"{info.st_size:,} bytes, more than any image within {{max_pixels}} "
+                f"{max_pixels:,} can take ({limit:,} bytes)"
+            )
         )
     try:
         data = path.read_bytes()
@@ -235,8 +238,10 @@ def inspect_file(path: Path, max_pixels: int) -> FileInfo:
         return FileInfo(error=str(err).removeprefix(": "))
     if width * height > max_pixels:
         return FileInfo(
-            error=f"{width}x{height} has {width * height:,} pixels, above the limit of "
-            f"{max_pixels:,} (raise --max-pixels if the machine has the memory)"
+            error=Message(
+                f"{width}x{height} has {width * height:,} pixels, above the limit of "
+                f"{max_pixels:,} (raise {{max_pixels}} if the machine has the memory)"
+            )
         )
     try:
         pixels = decode_rgb(data, reduction=8, name="")
@@ -364,10 +369,14 @@ def scan(
         if info.error
     ]
     if bad and not skip_invalid:
-        listing = "\n".join(f"  {display_path(root)}/{rel}: {why}" for rel, why in bad)
+        listing = "\n".join(
+            f"  {literal(display_path(root))}/{literal(rel)}: {template_of(why)}"
+            for rel, why in bad
+        )
         raise InputError(
-            f"{len(bad)} of {len(files)} files in {display_path(root)} are not usable images:\n"
-            f"{listing}\nFix or remove them, or pass --skip-invalid to leave them out."
+            f"{len(bad)} of {len(files)} files in {literal(display_path(root))} are not usable "
+            f"images:\n{listing}\nFix or remove them, or pass {{skip_invalid}} to leave them out.",
+            refs=True,
         )
     by_class: dict[str, list[tuple[str, FileInfo]]] = {c: [] for c in classes}
     for (cls, rel), info in zip(files, infos, strict=True):
@@ -440,13 +449,15 @@ def read_cell_groups(root: Path) -> dict[str, str] | None:
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise InputError(
-            f"{path}: cannot read the cells record ({err}); pass --group-regex to group "
-            "without it, or remove it"
+            f"{literal(path)}: cannot read the cells record ({literal(err)}); pass "
+            "{group_regex} to group without it, or remove it",
+            refs=True,
         ) from err
     if rows and not {"file", "smear"} <= set(rows[0]):
         raise InputError(
-            f"{path}: no 'file' and 'smear' columns; it is not an augtool cells record "
-            "(pass --group-regex to group without it, or remove it)"
+            f"{literal(path)}: no 'file' and 'smear' columns; it is not an augtool cells "
+            "record (pass {group_regex} to group without it, or remove it)",
+            refs=True,
         )
     return {row["file"]: row["smear"] for row in rows if row.get("file") and row.get("smear")}
 

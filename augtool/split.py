@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augtool.errors import OptionError
+from augtool.errors import Message, OptionError
 
 NO_SPLIT = "all"
 _NAMES = {1: ("all",), 2: ("train", "test"), 3: ("train", "val", "test")}
@@ -283,9 +283,9 @@ def split_by_image(labels: Sequence[int], spec: SplitSpec, seed: int) -> list[st
     return out
 
 
-LEAK_WARNING = (
-    "--split-by image reproduces the paper's protocol and leaks: augmented copies of "
+LEAK_WARNING = Message(
+    "{split_by} image reproduces the paper's protocol and leaks: augmented copies of "
     "the same source land in train and in test, so a test image usually has about ten "
     "near-duplicates in training and test accuracy is inflated. Use it only to compare "
-    "with the paper; the default --split-by source does not leak."
+    "with the paper; the default {split_by} source does not leak."
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from augtool.errors import fill
+from augtool.errors import fill, render_text
 
 if TYPE_CHECKING:
     from augtool.cells import CellsSummary
@@ -149,8 +149,13 @@ def verify_failure(report: VerifyReport) -> str:
     return f"{report.path}: {len(report.problems)} problem(s) found"
 
 
-def cells_lines(summary: CellsSummary) -> list[str]:
-    """What ``cells`` prints: cells written, per class cells and smears, what was left out."""
+def cells_lines(summary: CellsSummary, name: Callable[[str], str] = _plain) -> list[str]:
+    """What ``cells`` prints: cells written, per class cells and smears, what was left out.
+
+    Args:
+        summary: The run's summary.
+        name: How to write a parameter's name (the command line gives its flag).
+    """
     width = max([len(c) for c in summary.counts] + [5])
     lines = [
         f"wrote {summary.total} cells to {summary.out} in {summary.seconds:.1f} s",
@@ -158,5 +163,5 @@ def cells_lines(summary: CellsSummary) -> list[str]:
     ]
     for cls, n in summary.counts.items():
         lines.append(f"{cls.ljust(width)}  {n:5d}  {summary.smears[cls]:6d}")
-    lines += [f"left out {n}: {why}" for why, n in summary.dropped.items()]
+    lines += [f"left out {n}: {render_text(why, name)}" for why, n in summary.dropped.items()]
     return lines

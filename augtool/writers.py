@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from augtool.errors import OutputError
+from augtool.errors import OutputError, literal
 from augtool.publish import (
     PARTIAL_MARKER,
+    commit_partial,
     partial_path,
     remove,
     remove_stale_partial,
-    swap_into_place,
 )
 from augtool.schema import (
     IMAGES,
@@ -76,8 +76,9 @@ class Journal:
             header = {}
         if header.get("fingerprint") != fingerprint:
             raise OutputError(
-                f"{self.path.parent}: the partial output was made by a run with other inputs or "
-                "options; run again without --resume to start over"
+                f"{literal(self.path.parent)}: the partial output was made by a run with other "
+                "inputs or options; run again without {resume} to start over",
+                refs=True,
             )
         done: dict[int, dict] = {}
         for line in lines[1:]:
@@ -121,12 +122,18 @@ def check_output(out: Path, overwrite: bool) -> None:
 
 
 class FolderWriter:
-    """Writes ``OUT/<split>/<class>/<name>`` files, ``manifest.csv`` and ``augtool.json``."""
+    """Writes ``OUT/<split>/<class>/<name>`` files, ``manifest.csv`` and ``augtool.json``.
+
+    Attributes:
+        published: The output is in place (set by :meth:`finish`, after which an
+            interruption leaves a complete output, not a partial one).
+    """
 
     def __init__(self, out: Path) -> None:
         self.out = out
         self.tmp = partial_path(out)
         self.journal = Journal(self.tmp / JOURNAL_NAME)
+        self.published = False
         self._dirs: set[Path] = set()
 
     def open(self, fingerprint: str, resume: bool = False) -> dict[int, dict]:
@@ -179,9 +186,8 @@ class FolderWriter:
             json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
         self.journal.close()
-        (self.tmp / JOURNAL_NAME).unlink()
-        (self.tmp / PARTIAL_MARKER).unlink()
-        swap_into_place(self.tmp, self.out)
+        commit_partial(self.tmp, self.out, (self.tmp / JOURNAL_NAME, self.tmp / PARTIAL_MARKER))
+        self.published = True
 
     def abort(self, keep: bool = False) -> None:
         """Stop writing: delete the temporary folder, or keep it for ``--resume``."""
@@ -214,7 +220,11 @@ def _fold_code(fold: int | str | None) -> int:
 
 
 class Hdf5Writer:
-    """Writes one HDF5 file per ``docs/dataset-format.md``; images go straight to disk."""
+    """Writes one HDF5 file per ``docs/dataset-format.md``; images go straight to disk.
+
+    Attributes:
+        published: The output is in place (as for :class:`FolderWriter`).
+    """
 
     def __init__(self, out: Path, n: int, size: int, compression: str | None = None) -> None:
         self.out = out
@@ -223,6 +233,7 @@ class Hdf5Writer:
         self.size = size
         self.compression = compression
         self.journal = Journal(out.parent / f".{out.name}.partial.journal")
+        self.published = False
         self._fh: Any = None
         self._images: Any = None
 
@@ -253,8 +264,9 @@ class Hdf5Writer:
                 self._fh = None
             if recorded is not None:
                 raise OutputError(
-                    f"{self.tmp}: the partial output was made by a run with other inputs or "
-                    "options; run again without --resume to start over"
+                    f"{literal(self.tmp)}: the partial output was made by a run with other "
+                    "inputs or options; run again without {resume} to start over",
+                    refs=True,
                 )
         remove_stale_partial(self.tmp)
         remove(self.journal.path)
@@ -289,8 +301,8 @@ class Hdf5Writer:
         with hdf5_errors(self.tmp):
             self._finish(records, sources, attrs)
         self.journal.close()
-        remove(self.journal.path)
-        swap_into_place(self.tmp, self.out)
+        commit_partial(self.tmp, self.out, (self.journal.path,))
+        self.published = True
 
     def _finish(self, records: Sequence[dict], sources: Sequence[dict], attrs: dict) -> None:
 

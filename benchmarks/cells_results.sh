@@ -20,8 +20,8 @@ fi
 mkdir -p "$WORK"
 
 augtool cells "$DATA/bccd-smears" "$DATA/bccd-annotations" "$WORK/bccd-cells3" \
-    --format voc --skip-invalid --exclude-overlap WBC --max-per-class 250 --overwrite
+    --annotation-format voc --skip-invalid --exclude-overlap WBC --max-per-class 250 --overwrite
 augtool expand "$WORK/bccd-cells3" "$WORK/cells3.h5" --pca --split 0.7,0.15,0.15 --overwrite
 augtool verify "$WORK/cells3.h5"
 augtool train "$WORK/cells3.h5" "$WORK/run-cellnet" --arch cellnet --overwrite -q
-augtool evaluate "$WORK/run-cellnet/model.pt" "$WORK/cells3.h5" --split test
+augtool evaluate "$WORK/run-cellnet/model.pt" "$WORK/cells3.h5" --subset test

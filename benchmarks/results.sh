@@ -29,7 +29,7 @@ run() {  # run NAME DATA [train options...]: train, then evaluate on the test sp
     shift 2
     step "$name: augtool train $data $*"
     augtool train "$data" "$name" --overwrite -q "$@"
-    augtool evaluate "$name/model.pt" "$data" --split test
+    augtool evaluate "$name/model.pt" "$data" --subset test
 }
 
 step "datasets"
@@ -52,7 +52,7 @@ for seed in 1 2; do
 done
 run run-cell-conv cells.h5 --arch cellnet --arch-option stem=conv --seed 0
 step "run-cell with test-time augmentation"
-augtool evaluate run-cell/model.pt cells.h5 --split test --tta run-cell/eval-tta
+augtool evaluate run-cell/model.pt cells.h5 --subset test --tta run-cell/eval-tta
 
 # The paper's protocol (leaky), the scaled pixel lengths, the synthetic set.
 run run-leuk-leaky cells-leaky.h5 --arch leukemianet --seed 0

@@ -56,7 +56,7 @@ def main() -> None:
     augtool("expand", str(raw), str(data), "--overwrite", *expand_opts)
     augtool("verify", str(data))
     augtool("train", str(data), str(run), "--epochs", epochs, "--overwrite", "--quiet")
-    augtool("evaluate", str(run / "model.pt"), str(data), "--split", "test")
+    augtool("evaluate", str(run / "model.pt"), str(data), "--subset", "test")
     print(f"done in {time.perf_counter() - start:.0f} s; everything is in {work}")
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from augtool.errors import InputError, OutputError
+from augtool.errors import InputError, OutputError, literal
 from augtool.io import open_dataset
 from model.metrics import report_from_confusion
 from model.run import METRICS_NAME, check_run_dir, train_run, write_json
@@ -104,7 +104,8 @@ def cv_run(
     folds = open_dataset(data_path, check_hashes=False).fold_count
     if folds == 0:
         raise InputError(
-            f"{data_path}: no cross-validation folds; make it with `augtool expand --folds K`"
+            f"{literal(data_path)}: no cross-validation folds; make it with {{expand.folds}} K",
+            refs=True,
         )
     config.validate()
     try:

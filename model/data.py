@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from augtool import defaults
-from augtool.errors import InputError, OptionError
+from augtool.errors import InputError, OptionError, literal
 from augtool.io import Dataset, open_dataset
 from augtool.progress import NoProgress, Progress
 from augtool.schema import MANIFEST_NAME
@@ -406,8 +406,9 @@ def load_for_evaluation(
     data = open_dataset(path) if split is None else _open_split(path, split)
     if data.images.shape[1] != size:
         raise InputError(
-            f"{path}: images are {data.images.shape[1]}x{data.images.shape[2]} but the model "
-            f"takes {size}x{size}; expand again with --size {size}"
+            f"{literal(path)}: images are {data.images.shape[1]}x{data.images.shape[2]} but "
+            f"the model takes {size}x{size}; make it again with {{expand.size}} {size}",
+            refs=True,
         )
     return data
 

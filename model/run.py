@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from augtool.errors import InputError, OptionError, OutputError
+from augtool.errors import InputError, OptionError, OutputError, literal
 from augtool.io import Dataset, is_hdf5_path, open_dataset
 from augtool.progress import Progress
 from augtool.publish import staged_folder
@@ -147,7 +147,7 @@ def fold_parts(data: Dataset, fold: int) -> dict[str, Dataset]:
     folds = data.fold_count
     if folds == 0:
         raise InputError(
-            "the data has no cross-validation folds; make it with `augtool expand --folds K`"
+            "the data has no cross-validation folds; make it with {expand.folds} K", refs=True
         )
     if folds < 3:
         raise OptionError(
@@ -301,10 +301,11 @@ def train_run(
         train_name, val_name, test_name = train_splits(data)
         if config.patience is not None and val_name is None:
             raise OptionError(
-                "--patience",
-                f"needs a val split to watch, and {data_path} has none ("
-                f"{', '.join(data.split_names)}); make one with `augtool expand --split "
-                "0.7,0.15,0.15`, or train without --patience",
+                "patience",
+                f"needs a val split to watch, and {literal(data_path)} has none ("
+                f"{literal(', '.join(data.split_names))}); make one with {{expand.split}} "
+                "0.7,0.15,0.15, or train without {patience}",
+                refs=True,
             )
         parts = {name: data.subset(name) for name in (train_name, val_name, test_name) if name}
     else:

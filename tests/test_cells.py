@@ -442,7 +442,7 @@ def test_caps_through_the_cli_are_deterministic(tmp_path: Path) -> None:
     ann = write_voc(tmp_path / "voc", objects)
     for name in ("a", "b"):
         code, out = run_cli(
-            "cells", smears, ann, tmp_path / name, "--format", "voc", "--window", "16",
+            "cells", smears, ann, tmp_path / name, "--annotation-format", "voc", "--window", "16",
             "--max-per-class", "7", "--seed", "3",
         )  # fmt: skip
         assert code == 0, out
@@ -518,7 +518,7 @@ def test_shared_corner_window(smears: Path, tmp_path: Path) -> None:
 def test_classes_and_rename(smears: Path, tmp_path: Path) -> None:
     ann = write_voc(tmp_path / "voc")
     code, out = run_cli(
-        "cells", smears, ann, tmp_path / "o", "--format", "voc", "--window", "32",
+        "cells", smears, ann, tmp_path / "o", "--annotation-format", "voc", "--window", "32",
         "--classes", "WBC,Platelets", "--rename", "Platelets=PLT",
     )  # fmt: skip
     assert code == 0, out
@@ -526,7 +526,7 @@ def test_classes_and_rename(smears: Path, tmp_path: Path) -> None:
     assert (tmp_path / "o" / "PLT" / "s2_001_PLT.png").is_file()
     # Two classes renamed to one: merged.
     code, out = run_cli(
-        "cells", smears, ann, tmp_path / "m", "--format", "voc", "--window", "32",
+        "cells", smears, ann, tmp_path / "m", "--annotation-format", "voc", "--window", "32",
         "--rename", "WBC=cell,Platelets=cell",
     )  # fmt: skip
     assert code == 0, out
@@ -549,7 +549,7 @@ def test_bad_options_name_the_option(
     args: list[str], option: str, smears: Path, tmp_path: Path
 ) -> None:
     ann = write_voc(tmp_path / "voc")
-    code, out = run_cli("cells", smears, ann, tmp_path / "o", "--format", "voc", *args)
+    code, out = run_cli("cells", smears, ann, tmp_path / "o", "--annotation-format", "voc", *args)
     assert code == 2 and option in out, out
     assert not (tmp_path / "o").exists()
 
@@ -564,12 +564,22 @@ def test_bad_annotations_exit_2_and_write_nothing(smears: Path, tmp_path: Path) 
     )
     (folder / "s3.xml").write_text("not xml")
     out = tmp_path / "o"
-    code, text = run_cli("cells", smears, folder, out, "--format", "voc", "--window", "32")
+    code, text = run_cli(
+        "cells", smears, folder, out, "--annotation-format", "voc", "--window", "32"
+    )
     assert code == 2
     assert "2 problem(s)" in text and "s2.xml, object 1" in text and "s3.xml" in text
     assert not out.exists() and list(tmp_path.glob(".o*")) == []
     code, text = run_cli(
-        "cells", smears, folder, out, "--format", "voc", "--window", "32", "--skip-invalid"
+        "cells",
+        smears,
+        folder,
+        out,
+        "--annotation-format",
+        "voc",
+        "--window",
+        "32",
+        "--skip-invalid",
     )
     assert code == 0, text
     assert "left out 2 faulty item(s)" in text
@@ -585,7 +595,7 @@ def test_bad_annotations_exit_2_and_write_nothing(smears: Path, tmp_path: Path) 
 def test_image_that_does_not_decode(smears: Path, tmp_path: Path) -> None:
     (smears / "s2.png").write_bytes((smears / "s2.png").read_bytes()[:200])
     code, text = run_cli(
-        "cells", smears, write_voc(tmp_path / "voc"), tmp_path / "o", "--format", "voc",
+        "cells", smears, write_voc(tmp_path / "voc"), tmp_path / "o", "--annotation-format", "voc",
         "--window", "32",
     )  # fmt: skip
     assert code == 2 and "s2.png" in text and not (tmp_path / "o").exists()
@@ -593,16 +603,25 @@ def test_image_that_does_not_decode(smears: Path, tmp_path: Path) -> None:
 
 def test_window_larger_than_smear(smears: Path, tmp_path: Path) -> None:
     code, text = run_cli(
-        "cells", smears, write_voc(tmp_path / "voc"), tmp_path / "o", "--format", "voc"
+        "cells", smears, write_voc(tmp_path / "voc"), tmp_path / "o", "--annotation-format", "voc"
     )
-    assert code == 2 and "smaller than the --window 256 window" in text
+    assert code == 2 and "smaller than the window (--window 256)" in text
 
 
 def test_existing_output_needs_overwrite(smears: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    args = ["cells", smears, write_voc(tmp_path / "voc"), out, "--format", "voc", "--window", "32"]
+    args = [
+        "cells",
+        smears,
+        write_voc(tmp_path / "voc"),
+        out,
+        "--annotation-format",
+        "voc",
+        "--window",
+        "32",
+    ]
     code, text = run_cli(*args)
     assert code == 1 and "--overwrite" in text and (out / "keep.txt").exists()
     code, text = run_cli(*args, "--overwrite")
@@ -612,7 +631,7 @@ def test_existing_output_needs_overwrite(smears: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["voc", "coco", "yolo"])
 def test_counts_printed(fmt: str, smears: Path, tmp_path: Path) -> None:
     code, out = run_cli(
-        "cells", smears, annotations_in(fmt, tmp_path), tmp_path / "o", "--format", fmt,
+        "cells", smears, annotations_in(fmt, tmp_path), tmp_path / "o", "--annotation-format", fmt,
         "--window", "32",
     )  # fmt: skip
     assert code == 0, out
@@ -670,7 +689,7 @@ def test_clipped_box_warns_through_the_cli(smears: Path, tmp_path: Path) -> None
     folder.mkdir()
     (folder / "s1.xml").write_text(voc_xml("s1.png", [("RBC", (140, 100, 175, 125), False)]))
     code, out = run_cli(
-        "cells", smears, folder, tmp_path / "o", "--format", "voc", "--window", "32"
+        "cells", smears, folder, tmp_path / "o", "--annotation-format", "voc", "--window", "32"
     )
     assert code == 0, out
     assert f"warning: {folder / 's1.xml'}, object 1: RBC box" in out and "clipped" in out
@@ -678,14 +697,22 @@ def test_clipped_box_warns_through_the_cli(smears: Path, tmp_path: Path) -> None
         (row,) = list(csv.DictReader(fh))
     assert (row["box_x1"], row["box_y1"], row["clipped"]) == ("160", "120", "1")
     code, out = run_cli(
-        "cells", smears, folder, tmp_path / "q", "--format", "voc", "--window", "32", "-q"
+        "cells",
+        smears,
+        folder,
+        tmp_path / "q",
+        "--annotation-format",
+        "voc",
+        "--window",
+        "32",
+        "-q",
     )
     assert code == 0 and "wrote" not in out and "clipped" in out
 
 
 def test_class_without_cells_is_reported(smears: Path, tmp_path: Path) -> None:
     code, out = run_cli(
-        "cells", smears, write_voc(tmp_path / "voc"), tmp_path / "o", "--format", "voc",
+        "cells", smears, write_voc(tmp_path / "voc"), tmp_path / "o", "--annotation-format", "voc",
         "--window", "32", "--min-size", "12",
     )  # fmt: skip
     assert code == 0, out

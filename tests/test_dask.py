@@ -214,7 +214,7 @@ def test_workers_that_cannot_see_raw_are_told_to_use_send_sources(cluster) -> No
     settings = RenderSettings(size=32, ranges=Ranges(), seed=0)
     with (
         DaskBackend(cluster.scheduler_address, timeout=5) as backend,
-        pytest.raises(ClusterError, match=r"cannot see /nonexistent.*--send-sources"),
+        pytest.raises(ClusterError, match=r"cannot see /nonexistent.*send_sources"),
     ):
         list(backend.render([task], settings))
 

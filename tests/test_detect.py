@@ -223,13 +223,25 @@ def test_classification_recipe_has_no_detection_keys() -> None:
 def test_cli_expand_with_annotations(tmp_path: Path) -> None:
     raw, location = make_detection_raw(tmp_path, "voc")
     out = tmp_path / "out"
-    args = ["expand", raw, out, "--annotations", location, "--format", "voc", "--factor", "2"]
+    args = [
+        "expand",
+        raw,
+        out,
+        "--annotations",
+        location,
+        "--annotation-format",
+        "voc",
+        "--factor",
+        "2",
+    ]
     args += ["--size", "200", "--workers", "1"]
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     assert "boxes: 10 written in voc" in result.output
     assert verify(out).ok
-    result = CliRunner().invoke(main, ["expand", str(raw), str(tmp_path / "x"), "--format", "voc"])
+    result = CliRunner().invoke(
+        main, ["expand", str(raw), str(tmp_path / "x"), "--annotation-format", "voc"]
+    )
     assert result.exit_code != 0 and "--annotations" in result.output
     result = CliRunner().invoke(main, ["expand", str(raw), str(tmp_path / "y"), "--size", "6x4x"])
     assert result.exit_code == 2 and "WIDTHxHEIGHT" in result.output
@@ -238,7 +250,17 @@ def test_cli_expand_with_annotations(tmp_path: Path) -> None:
 def test_cli_expand_width_by_height(tmp_path: Path) -> None:
     raw, location = make_detection_raw(tmp_path, "yolo")
     out = tmp_path / "out"
-    args = ["expand", raw, out, "--annotations", location, "--format", "yolo", "--factor", "1"]
+    args = [
+        "expand",
+        raw,
+        out,
+        "--annotations",
+        location,
+        "--annotation-format",
+        "yolo",
+        "--factor",
+        "1",
+    ]
     args += ["--size", "120x90", "--workers", "1", "--split", "none"]
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == 0, result.output

@@ -181,7 +181,7 @@ def test_library_errors_name_parameters_and_the_cli_names_flags(make_raw, tmp_pa
     cases = [
         (["--size", "3"], "Error: --size: must be between 8 and 4096, got 3"),
         (["--size", "64x32", "--format", "hdf5"], "Error: --size: HDF5 output is square"),
-        (["--format", "voc"], "Error: --format: voc needs --annotations"),
+        (["--annotation-format", "voc"], "Error: --annotation-format: voc needs --annotations"),
         (["--folds", "3", "--split-by", "image"], "Error: --folds: needs --split-by source"),
         (["--target", "30", "--factor", "2"], "Error: --target: give --target or --factor"),
     ]
@@ -207,13 +207,14 @@ def test_synth_existing_output_names_the_flag_not_a_python_keyword(tmp_path: Pat
 def test_flag_name_reads_the_command_s_own_parameters() -> None:
     expand_command = main.commands["expand"]
     assert flag_name(expand_command, "pca_std") == "--pca-std"
-    assert flag_name(expand_command, "annotation_format") == "--format"  # LibraryOption
+    assert flag_name(expand_command, "annotation_format") == "--annotation-format"
+    assert flag_name(main.commands["evaluate"], "split") == "--subset"  # LibraryOption
     assert flag_name(expand_command, "height") == "--size"
     assert flag_name(expand_command, "timeout") == "--scheduler-timeout"  # DaskBackend's
     assert flag_name(expand_command, "out") == "OUT"  # an argument: its metavar
     assert flag_name(expand_command, "plugin_root") == "plugin_root"  # not an option here
     assert flag_name(main.commands["verify"], "regenerate_raw") == "--regenerate"
-    assert flag_name(main.commands["cells"], "format") == "--format"
+    assert flag_name(main.commands["cells"], "format") == "--annotation-format"
     assert flag_name(None, "seed") == "seed"
     err = OptionError("pca_scale", "unit and byte are legacy scales of {pca_mode} shift", refs=True)
     assert str(err) == "pca_scale: unit and byte are legacy scales of pca_mode shift"

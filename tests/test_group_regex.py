@@ -85,8 +85,9 @@ def test_partial_match_is_reported_by_the_library(make_raw, tmp_path: Path) -> N
     assert {s.group for s in matched} == {"patient00"}
     reporter = Collect()
     plan_run(scanned, ExpandOptions(group_regex=r"patient\d+", **OPTIONS), reporter)
-    notes = [w for w in reporter.warnings if "--group-regex" in w]
+    notes = [w for w in reporter.warnings if "fell back" in w]
     assert len(notes) == 1
+    assert notes[0].startswith(r"group_regex 'patient\d+' matched")  # the parameter, no flag
     assert "matched 6 of 12 sources; the other 6 fell back to their own group" in notes[0]
     assert f"(e.g. {scanned.ungrouped[0]})" in notes[0]
     reporter = Collect()

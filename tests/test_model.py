@@ -396,9 +396,9 @@ def test_evaluate_refuses_unknown_classes(trained_run, tmp_path):
 
 
 def test_evaluate_names_missing_split(trained_run, tiny_h5):
-    args = ["evaluate", str(trained_run / "model.pt"), str(tiny_h5), "--split", "holdout"]
+    args = ["evaluate", str(trained_run / "model.pt"), str(tiny_h5), "--subset", "holdout"]
     result = CliRunner().invoke(main, args)
-    assert result.exit_code == 2 and "train, val, test" in result.output
+    assert result.exit_code == 2 and "'train', 'val', 'test', 'all'" in result.output
 
 
 def test_predict_prints_class_and_probabilities(trained_run, tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from augtool import defaults
 from augtool.decode import IMAGE_SUFFIXES, image_size
-from augtool.errors import InputError
+from augtool.errors import InputError, Message, literal, template_of
 
 #: Annotation formats, as ``--format`` names them.
 FORMATS = defaults.ANNOTATION_FORMATS
@@ -97,6 +97,11 @@ class Problem:
     def __str__(self) -> str:
         place = f"{self.file}, {self.where}" if self.where else self.file
         return f"{place}: {self.message}"
+
+    def as_message(self) -> Message:
+        """The problem as a :class:`Message`, so a face can name the parameters it mentions."""
+        place = f"{self.file}, {self.where}" if self.where else self.file
+        return Message(f"{literal(place)}: {template_of(self.message)}")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from augtool.annotations.base import (
     parse_number,
     read_text,
 )
-from augtool.errors import InputError
+from augtool.errors import InputError, literal
 
 #: Class names files looked for in the label folder when none is given.
 NAMES_FILES = ("classes.txt", "obj.names")
@@ -48,11 +48,15 @@ def read_yolo(folder: Path, image_root: Path, names_file: Path | None = None) ->
         candidates = [folder / n for n in NAMES_FILES if (folder / n).is_file()]
         if not candidates:
             raise InputError(
-                f"{folder}: no class names file ({' or '.join(NAMES_FILES)}); give it with --names"
+                f"{literal(folder)}: no class names file ({' or '.join(NAMES_FILES)}); "
+                "give it with {names}",
+                refs=True,
             )
         names_file = candidates[0]
     elif not names_file.is_file():
-        raise InputError(f"{names_file}: no such file (the --names class names file)")
+        raise InputError(
+            f"{literal(names_file)}: no such file (the {{names}} class names file)", refs=True
+        )
     images = ImageFolder(image_root)
     result = AnnotationSet()
     classes = _names(names_file, result.problems)

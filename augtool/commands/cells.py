@@ -8,8 +8,23 @@ from typing import Any
 import click
 
 from augtool import defaults
-from augtool.commands.errors import LibraryOption, interruptible, library_errors
-from augtool.commands.options import overwrite_option, quiet_option, seed_option, size_option
+from augtool.commands.errors import (
+    flag_name,
+    interruptible,
+    library_errors,
+    render_text_for,
+)
+from augtool.commands.options import (
+    annotation_format_option,
+    image_format_option,
+    jpeg_quality_option,
+    names_option,
+    overwrite_option,
+    quiet_option,
+    seed_option,
+    size_option,
+    skip_invalid_option,
+)
 from augtool.commands.terminal import TqdmReporter
 
 
@@ -45,21 +60,12 @@ def _parse_class_list(
 @click.argument("smears", type=click.Path(path_type=Path))
 @click.argument("annotations", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option(
-    "--format",
-    "annotation_format",
-    cls=LibraryOption,
-    library_names=("format",),
-    type=click.Choice(defaults.ANNOTATION_FORMATS),
-    required=True,
+@annotation_format_option(
     help="Annotations: voc (folder of XML), coco (JSON file), yolo (folder of .txt).",
+    required=True,
+    library_name="format",
 )
-@click.option(
-    "--names",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="YOLO class names file. [default: classes.txt or obj.names in ANNOTATIONS]",
-)
+@names_option(help="YOLO class names file. [default: classes.txt or obj.names in ANNOTATIONS]")
 @click.option(
     "--crop",
     type=click.Choice(defaults.CROPS),
@@ -134,25 +140,9 @@ def _parse_class_list(
     help="Drop a cell whose window overlaps an object of these classes (all: any class) "
     "other than its own, e.g. WBC.",
 )
-@click.option(
-    "--image-format",
-    type=click.Choice(defaults.IMAGE_FORMATS),
-    default=defaults.DEFAULT_IMAGE_FORMAT,
-    show_default=True,
-    help="Cell file format.",
-)
-@click.option(
-    "--jpeg-quality",
-    type=click.IntRange(1, 100),
-    default=defaults.DEFAULT_JPEG_QUALITY,
-    show_default=True,
-    help="JPEG quality.",
-)
-@click.option(
-    "--skip-invalid",
-    is_flag=True,
-    help="Leave out faulty boxes and images (listed) instead of refusing.",
-)
+@image_format_option(help="Cell file format.")
+@jpeg_quality_option
+@skip_invalid_option(help="Leave out faulty boxes and images (listed) instead of refusing.")
 @seed_option
 @overwrite_option
 @quiet_option
@@ -180,9 +170,9 @@ def cells_command(
 
     \b
     Examples:
-      augtool cells smears/ annotations/ cells/ --format voc
-      augtool cells smears/ instances.json cells/ --format coco --crop box --margin 0.1
-      augtool cells images/ labels/ cells/ --format yolo --classes WBC,RBC --max-per-smear 2
+      augtool cells smears/ annotations/ cells/ --annotation-format voc
+      augtool cells smears/ instances.json cells/ --annotation-format coco --crop box
+      augtool cells images/ labels/ cells/ --annotation-format yolo --max-per-smear 2
     """
     from augtool.cells import CellOptions, cut_cells
     from augtool.summary import cells_lines
@@ -201,7 +191,7 @@ def cells_command(
     finally:
         reporter.close()
     if summary.problems:
-        listing = "".join(f"\n  {p}" for p in summary.problems)
+        listing = "".join(f"\n  {render_text_for(p.as_message())}" for p in summary.problems)
         reporter.warn(f"left out {len(summary.problems)} faulty item(s) (--skip-invalid):{listing}")
     if summary.unannotated:
         reporter.warn(
@@ -210,4 +200,5 @@ def cells_command(
             + (" ..." if len(summary.unannotated) > 10 else "")
         )
     if not quiet:
-        click.echo("\n".join(cells_lines(summary)))
+        command = click.get_current_context().command
+        click.echo("\n".join(cells_lines(summary, lambda p: flag_name(command, p))))

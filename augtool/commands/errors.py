@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 
 import click
 
-from augtool.errors import AugtoolError
+from augtool.errors import AugtoolError, render_text
+from augtool.publish import commit_partial
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,9 +52,15 @@ def flag_name(command: click.Command | None, parameter: str) -> str:
 
     The one place where library parameter names become flags, read from the
     command's own parameters: an option's longest flag (``--pca-std``), an
-    argument's metavar (``OUT``). A name no parameter of the command has stays
-    as it is (a recipe key, an architecture option).
+    argument's metavar (``OUT``). A parameter of another command
+    (``expand.folds``) is written as that command line (``augtool expand
+    --folds``). A name no parameter of the command has stays as it is (a recipe
+    key, an architecture option).
     """
+    other, dot, name = parameter.partition(".")
+    if dot:
+        sub = _sibling(other)
+        return f"augtool {other} {flag_name(sub, name) if sub is not None else name}"
     if command is None:
         return parameter
     for param in command.params:
@@ -64,6 +71,26 @@ def flag_name(command: click.Command | None, parameter: str) -> str:
             return max(param.opts, key=len)
         return param.human_readable_name
     return parameter
+
+
+def _sibling(name: str) -> click.Command | None:
+    """The command ``name`` of the running ``augtool`` group, if there is one."""
+    ctx = click.get_current_context(silent=True)
+    root = None if ctx is None else ctx.find_root().command
+    if isinstance(root, click.Group):
+        return root.commands.get(name)
+    return None
+
+
+def render_text_for(text: str, command: click.Command | None = None) -> str:
+    """A library warning or report line with its parameters as ``command``'s flags.
+
+    ``command`` defaults to the running command; plain text passes unchanged.
+    """
+    if command is None:
+        ctx = click.get_current_context(silent=True)
+        command = None if ctx is None else ctx.command
+    return render_text(text, lambda name: flag_name(command, name))
 
 
 def render_error(err: AugtoolError, command: click.Command | None) -> str:
@@ -95,6 +122,19 @@ def library_errors(func: F) -> F:
 #: during HDF5 writes; the progress reporter checks this flag and raises again.
 _STOP = threading.Event()
 
+#: What to say when a stop signal comes after the running command's output became final
+#: (set by :func:`output_final`); empty while nothing final exists.
+_FINAL: list[str] = []
+
+
+def output_final(message: str) -> None:
+    """The command's output is complete: a stop signal from now on ends it with ``message``.
+
+    The signal no longer raises (there is nothing left to stop); the command
+    ends with exit 130 and this message, however little is left to do.
+    """
+    _FINAL[:] = [message]
+
 
 class Interrupted(KeyboardInterrupt):
     """The KeyboardInterrupt that a stop signal (SIGINT, SIGTERM) raises in a command.
@@ -114,26 +154,32 @@ _IMPORT_FILES = frozenset(
     {"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"}
 )
 
+#: Steps no interrupt may split: publishing a resumable output (its resume files are
+#: deleted, then it is renamed into place). An interrupt raised under them is deferred.
+_ATOMIC_CODE = frozenset({commit_partial.__code__})
 
-def _importing(frame: FrameType | None) -> bool:
-    """True when ``frame`` runs inside an ``import`` (the commands import lazily)."""
+
+def _deferring(frame: FrameType | None) -> bool:
+    """True when ``frame`` runs in an ``import`` (commands import lazily) or an atomic step."""
     while frame is not None:
-        if frame.f_code.co_filename in _IMPORT_FILES:
+        if frame.f_code.co_filename in _IMPORT_FILES or frame.f_code in _ATOMIC_CODE:
             return True
         frame = frame.f_back
     return False
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    """Stop the command: raise :class:`Interrupted` now, or at the next check if importing.
+    """Stop the command: raise :class:`Interrupted` now, or at the next check if deferred.
 
     An exception raised while a module initialises leaves that module broken: Cython
     modules (h5py) turn it into ImportError or KeyError, and later lookups fail in
-    ways that are not an interrupt. Under an import only the flag is set;
-    :func:`raise_if_interrupted`, which progress reporting calls, raises it.
+    ways that are not an interrupt; one raised while an output is published leaves
+    neither a partial output nor the output. Under those only the flag is set;
+    :func:`raise_if_interrupted`, which progress reporting and the commands call,
+    raises it.
     """
     _STOP.set()
-    if not _importing(frame):
+    if not _FINAL and not _deferring(frame):
         raise Interrupted
 
 
@@ -177,17 +223,22 @@ def interruptible(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _STOP.clear()
+        _FINAL.clear()
         signals = [signal.SIGTERM]
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             signals.append(signal.SIGINT)
         previous = {s: signal.signal(s, _raise_interrupt) for s in signals}
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
         except KeyboardInterrupt:
-            raise AugtoolClickError("interrupted; nothing final was written", 130) from None
+            message = _FINAL[0] if _FINAL else "interrupted; nothing final was written"
+            raise AugtoolClickError(message, 130) from None
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+        if _FINAL and _STOP.is_set():  # a signal after the output was final: not lost
+            raise AugtoolClickError(_FINAL[0], 130)
+        return result
 
     return wrapper  # type: ignore[return-value]
 

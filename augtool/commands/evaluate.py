@@ -8,7 +8,13 @@ import click
 
 from augtool import defaults
 from augtool.commands.errors import library_errors
-from augtool.commands.options import batch_size_option, device_option, output_argument, tta_option
+from augtool.commands.options import (
+    batch_size_option,
+    device_option,
+    output_argument,
+    subset_option,
+    tta_option,
+)
 
 
 @click.command("evaluate")
@@ -19,12 +25,9 @@ from augtool.commands.options import batch_size_option, device_option, output_ar
     required=False,
     help_default="MODEL's folder/eval",
 )
-@click.option(
-    "--split",
-    default="test",
-    show_default=True,
-    help="Which split of an expand output to score: train, val, test, or all (every "
-    "image); ignored for a raw class-per-folder image directory.",
+@subset_option(
+    help="Which split of an expand output to score, or all (every image); ignored for a "
+    "raw class-per-folder image directory."
 )
 @device_option
 @batch_size_option(default=defaults.DEFAULT_EVAL_BATCH_SIZE, help="Images per forward pass.")
@@ -34,7 +37,7 @@ def evaluate_command(
     model_file: str,
     data: str,
     out: str | None,
-    split: str,
+    subset: str,
     device: str,
     batch_size: int,
     tta: bool,
@@ -53,11 +56,11 @@ def evaluate_command(
 
     \b
     Example:
-      augtool evaluate runs/leukemianet/model.pt cells.h5 --split test
+      augtool evaluate runs/leukemianet/model.pt cells.h5 --subset test
       augtool evaluate runs/leukemianet/model.pt new_smears/ eval_new/
     """
     target = out if out is not None else str(Path(model_file).parent / "eval")
-    split_arg = None if split == "all" else split
+    split_arg = None if subset == "all" else subset
 
     from augtool.commands.terminal import TqdmReporter
     from model.report import format_table
@@ -70,7 +73,7 @@ def evaluate_command(
         )
     finally:
         reporter.close()
-    where = "all images" if result.report["split"] is None else f"split {split}"
+    where = "all images" if result.report["split"] is None else f"split {subset}"
     if tta:
         where += ", 8-view TTA"
     click.echo(format_table(result.report, title=f"{data} ({where}, n={result.report['n']})"))

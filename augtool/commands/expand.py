@@ -9,21 +9,57 @@ from typing import Any
 import click
 
 from augtool import defaults
-from augtool.commands.errors import LibraryOption, flag_name, interruptible, library_errors
+from augtool.commands.errors import (
+    AugtoolClickError,
+    flag_name,
+    interruptible,
+    library_errors,
+    output_final,
+)
 from augtool.commands.options import (
     RangeType,
+    annotation_format_option,
+    annotations_option,
     backend_from_options,
     backend_options,
+    deprecated_format_line,
+    image_format_option,
+    jpeg_quality_option,
     load_config,
+    min_visibility_option,
+    names_option,
     overwrite_option,
+    pca_std_option,
     quiet_option,
     range_text,
+    recipe_option,
+    resume_option,
     seed_option,
     size_option,
+    skip_invalid_option,
     split_option,
     workers_option,
 )
 from augtool.commands.terminal import TqdmReporter, command_line
+
+
+def _boxes_from_format(opts: dict[str, Any]) -> None:
+    """``--format voc|coco|yolo`` (deprecated): the annotations' format, in a folder.
+
+    Before ``--annotation-format`` existed, ``--format`` took both the container and
+    the box format. The old spelling still works and says so in one line.
+    """
+    value = opts["output_format"]
+    if value not in defaults.ANNOTATION_FORMATS:
+        return
+    given = opts.get("annotation_format")
+    if given is not None and given != value:
+        raise click.UsageError(
+            f"--format {value} and --annotation-format {given}: give the annotations' "
+            "format once, as --annotation-format"
+        )
+    click.echo(deprecated_format_line(value), err=True)
+    opts["annotation_format"], opts["output_format"] = value, "folder"
 
 
 @click.command("expand")
@@ -55,12 +91,9 @@ from augtool.commands.terminal import TqdmReporter, command_line
     show_default=True,
     help="Comma-separated transforms to cycle through.",
 )
-@click.option(
-    "--recipe",
-    default=None,
-    metavar="FILE|NAME",
+@recipe_option(
     help="Recipe TOML file (transforms, parameters, preprocessing; docs/recipes.md), or a "
-    "shipped one: paper, colour, curator. [default: the paper's, as --transforms]",
+    "shipped one: paper, colour, curator. [default: the paper's, as --transforms]"
 )
 @click.option(
     "--sigma-range",
@@ -119,13 +152,7 @@ from augtool.commands.terminal import TqdmReporter, command_line
     show_default=True,
     help="pixel: each pixel along the principal axes (paper); shift: one colour (Krizhevsky).",
 )
-@click.option(
-    "--pca-std",
-    type=float,
-    default=defaults.DEFAULT_PCA_STD,
-    show_default=True,
-    help="Std of the PCA alphas (relative to the image's own colour spread).",
-)
+@pca_std_option(help="Std of the PCA alphas (relative to the image's own colour spread).")
 @click.option(
     "--pca-k",
     type=click.IntRange(*defaults.PCA_K_RANGE),
@@ -170,39 +197,24 @@ from augtool.commands.terminal import TqdmReporter, command_line
 @click.option(
     "--format",
     "output_format",
-    cls=LibraryOption,
-    library_names=("annotation_format",),
     type=click.Choice(defaults.OUTPUT_FORMATS + defaults.ANNOTATION_FORMATS),
     default=None,
-    help="Output format [default: by OUT's suffix]; with --annotations, their format.",
+    metavar="[" + "|".join(defaults.OUTPUT_FORMATS) + "]",
+    help="Output container: a folder of image files, or one HDF5 file. [default: by OUT's suffix]",
 )
-@click.option(
-    "--annotations",
-    default=None,
-    help="Detection: boxes of RAW's images (VOC/YOLO folder, COCO file); RAW holds images.",
+@annotations_option(
+    help="Detection: boxes of RAW's images (VOC/YOLO folder, COCO file); RAW holds images."
 )
-@click.option("--names", default=None, help="YOLO class names file (with --annotations).")
-@click.option(
-    "--min-visibility",
-    type=float,
-    default=defaults.DEFAULT_MIN_VISIBILITY,
-    show_default=True,
-    help="Detection: drop a box when less than this fraction of it stays in the image.",
+@annotation_format_option(
+    help="Detection: format of --annotations, and of the boxes written with each image.",
+    alias=False,
 )
-@click.option(
-    "--image-format",
-    type=click.Choice(defaults.IMAGE_FORMATS),
-    default=defaults.DEFAULT_IMAGE_FORMAT,
-    show_default=True,
-    help="Folder output file format.",
+@names_option(help="YOLO class names file (with --annotations).")
+@min_visibility_option(
+    help="Detection: drop a box when less than this fraction of it stays in the image."
 )
-@click.option(
-    "--jpeg-quality",
-    type=click.IntRange(1, 100),
-    default=defaults.DEFAULT_JPEG_QUALITY,
-    show_default=True,
-    help="JPEG quality.",
-)
+@image_format_option(help="Folder output file format.")
+@jpeg_quality_option
 @click.option(
     "--compression",
     type=click.Choice(defaults.COMPRESSIONS),
@@ -210,9 +222,7 @@ from augtool.commands.terminal import TqdmReporter, command_line
     show_default=True,
     help="HDF5 compression.",
 )
-@click.option(
-    "--skip-invalid", is_flag=True, help="Skip unusable input files (listed) instead of refusing."
-)
+@skip_invalid_option(help="Skip unusable input files (listed) instead of refusing.")
 @click.option(
     "--max-pixels",
     type=click.IntRange(min=1),
@@ -221,7 +231,7 @@ from augtool.commands.terminal import TqdmReporter, command_line
     help="Refuse larger sources.",
 )
 @click.option("--dry-run", is_flag=True, help="Scan and print the plan; write nothing.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
+@resume_option(help="Continue an interrupted run of the same command.")
 @backend_options
 @seed_option
 @workers_option
@@ -243,12 +253,13 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
       augtool expand raw/ out/ --target 3000 --transforms rotate,flip_x --seed 7
       augtool expand raw/ out.h5 --backend dask --scheduler tcp://head:8786
     """
+    from augtool.expand import complete_after_interrupt, options_from_values
     from augtool.expand import dry_run as plan_only
     from augtool.expand import expand as run_expand
-    from augtool.expand import options_from_values
     from augtool.summary import dry_run_lines, expand_lines
 
     quiet, dry_run = opts.pop("quiet"), opts.pop("dry_run")
+    _boxes_from_format(opts)
     backend = backend_from_options(opts)
     opts["size"], opts["height"] = opts["size"]
     options = options_from_values(opts)
@@ -261,6 +272,7 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         recipe = opts.get("recipe")
         click.echo("\n".join(dry_run_lines(plan, None if recipe is None else str(recipe))))
         return
+    summary = None
     try:
         with backend or contextlib.nullcontext():
             if backend is not None and not quiet:
@@ -268,6 +280,12 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
             summary = run_expand(
                 raw, out, options, reporter, command_line=command_line(), backend=backend
             )
+            # From here a stop signal cannot undo OUT: it ends the command saying so.
+            output_final(complete_after_interrupt(out))
+    except KeyboardInterrupt:
+        if summary is None:
+            raise
+        raise AugtoolClickError(complete_after_interrupt(out), 130) from None
     finally:
         reporter.close()
     if not quiet:

@@ -7,8 +7,9 @@ text types a default of its own. The conventions every command follows:
   alias where a command had it: :func:`output_argument`);
 * ``--size`` is the side of the square images a command writes, or
   ``WIDTHxHEIGHT`` where it writes other shapes (:func:`size_option`);
-* ``--split`` in expand says how to split (:func:`split_option`); in evaluate it
-  names one of the splits expand wrote.
+* ``--split`` says how expand splits (:func:`split_option`); a command that reads
+  one of the splits expand wrote names it with ``--subset`` (:func:`subset_option`).
+* every option that two commands share is declared here, once.
 """
 
 from __future__ import annotations
@@ -25,11 +26,159 @@ from augtool.commands.errors import LibraryOption
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def quiet_option(func: F) -> F:
-    """``--quiet``: no progress bar and no summary (warnings and errors still print)."""
+def quiet_option(
+    func: F | None = None, *, help: str = "No progress bar or summary; errors still print."
+) -> Any:
+    """``--quiet``: less output. ``@quiet_option``, or ``@quiet_option(help=...)``."""
+    option = click.option("--quiet", "-q", is_flag=True, help=help)
+    return option if func is None else option(func)
+
+
+def resume_option(help: str) -> Callable[[F], F]:
+    """``--resume``: continue what an interrupted run left.
+
+    Expand: its partial output; train: the folds already finished.
+    """
+    return click.option("--resume", is_flag=True, help=help)
+
+
+def skip_invalid_option(help: str) -> Callable[[F], F]:
+    """``--skip-invalid``: leave out faulty inputs (listed) instead of refusing the run."""
+    return click.option("--skip-invalid", is_flag=True, help=help)
+
+
+def recipe_option(help: str) -> Callable[[F], F]:
+    """``--recipe FILE|NAME``: a recipe TOML file or a shipped recipe's name."""
+    return click.option("--recipe", default=None, metavar="FILE|NAME", help=help)
+
+
+def pca_std_option(help: str, library_default: bool = False) -> Callable[[F], F]:
+    """``--pca-std``: standard deviation of the PCA colour alphas.
+
+    Args:
+        help: What the option does for this command.
+        library_default: Leave the default to the library (the option gives None);
+            the help then states :data:`augtool.defaults.DEFAULT_PCA_STD`.
+    """
+    if library_default:
+        return click.option(
+            "--pca-std",
+            type=float,
+            default=None,
+            help=f"{help} [default: {defaults.DEFAULT_PCA_STD}]",
+        )
     return click.option(
-        "--quiet", "-q", is_flag=True, help="No progress bar or summary; errors still print."
+        "--pca-std", type=float, default=defaults.DEFAULT_PCA_STD, show_default=True, help=help
+    )
+
+
+def image_format_option(help: str) -> Callable[[F], F]:
+    """``--image-format``: the file format of written images (png, jpg)."""
+    return click.option(
+        "--image-format",
+        type=click.Choice(defaults.IMAGE_FORMATS),
+        default=defaults.DEFAULT_IMAGE_FORMAT,
+        show_default=True,
+        help=help,
+    )
+
+
+def jpeg_quality_option(func: F) -> F:
+    """``--jpeg-quality``: quality of written JPEG files."""
+    return click.option(
+        "--jpeg-quality",
+        type=click.IntRange(1, 100),
+        default=defaults.DEFAULT_JPEG_QUALITY,
+        show_default=True,
+        help="JPEG quality.",
     )(func)
+
+
+def annotations_option(help: str) -> Callable[[F], F]:
+    """``--annotations``: the boxes of the images (a VOC/YOLO folder or a COCO file)."""
+    return click.option("--annotations", default=None, help=help)
+
+
+def names_option(help: str) -> Callable[[F], F]:
+    """``--names``: a YOLO class names file."""
+    return click.option("--names", type=click.Path(dir_okay=False), default=None, help=help)
+
+
+def min_visibility_option(help: str) -> Callable[[F], F]:
+    """``--min-visibility``: the fraction of a box that must stay in the image."""
+    return click.option(
+        "--min-visibility",
+        type=float,
+        default=defaults.DEFAULT_MIN_VISIBILITY,
+        show_default=True,
+        help=help,
+    )
+
+
+def deprecated_format_line(value: str) -> str:
+    """The one line that says ``--format voc|coco|yolo`` is now ``--annotation-format``."""
+    return (
+        f"warning: --format {value} is deprecated; the annotations' format is "
+        f"--annotation-format {value}"
+    )
+
+
+def annotation_format_option(
+    help: str, required: bool = False, library_name: str = "annotation_format", alias: bool = True
+) -> Callable[[F], F]:
+    """``--annotation-format voc|coco|yolo``: the format of ``--annotations``.
+
+    Where ``--format`` named the annotations' format (cells, preview) it still
+    works, as a deprecated alias that says so on stderr; in expand ``--format``
+    is the output container and takes the old values itself
+    (:func:`output_format_option`). The command receives ``annotation_format``.
+
+    Args:
+        help: What the format is of, for this command.
+        required: The command needs it (cells).
+        library_name: The library parameter it sets (``format`` for cells), so that
+            errors about it name this flag.
+        alias: Also take the deprecated ``--format VALUE`` (not in expand, where
+            ``--format`` is the container).
+    """
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(
+            *args: Any, annotation_format: Any = None, format_alias: Any = None, **kwargs: Any
+        ) -> Any:
+            if format_alias is not None:
+                if annotation_format is not None and annotation_format != format_alias:
+                    raise click.UsageError(
+                        "give --annotation-format once (--format is its deprecated alias)"
+                    )
+                click.echo(deprecated_format_line(format_alias), err=True)
+                annotation_format = format_alias
+            if annotation_format is None and required:
+                raise click.UsageError("Missing option '--annotation-format'.")
+            return func(*args, annotation_format=annotation_format, **kwargs)
+
+        if alias:
+            wrapper = click.option(
+                "--format",
+                "format_alias",
+                type=click.Choice(defaults.ANNOTATION_FORMATS),
+                default=None,
+                hidden=True,
+                help="Deprecated: --annotation-format.",
+            )(wrapper)
+        wrapper = click.option(
+            "--annotation-format",
+            "annotation_format",
+            cls=LibraryOption,
+            library_names=(library_name,),
+            type=click.Choice(defaults.ANNOTATION_FORMATS),
+            default=None,
+            help=f"{help}{' [required]' if required else ''}",
+        )(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def seed_option(func: F | None = None, *, help: str = "Seed; same seed, same bytes.") -> Any:
@@ -153,6 +302,56 @@ def size_option(
         callback=convert,
         help=help,
     )
+
+
+def subset_option(help: str, default: str = defaults.DEFAULT_EVAL_SUBSET) -> Callable[[F], F]:
+    """``--subset {train,val,test,all}``: which split of an expand output a command reads.
+
+    ``--split NAME`` was its old spelling; ``--split`` now only says how expand
+    splits (:func:`split_option`), so here it is a deprecated alias that works
+    and says so on stderr. The command receives ``subset``; errors about the
+    library's ``split`` parameter name ``--subset``.
+
+    Args:
+        help: What the subset is used for.
+        default: The subset read when none is given.
+    """
+    choice = click.Choice(defaults.SUBSETS)
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, subset: Any = None, split_alias: Any = None, **kwargs: Any) -> Any:
+            if split_alias is not None:
+                if subset is not None and subset != split_alias:
+                    raise click.UsageError("give --subset once (--split is its deprecated alias)")
+                click.echo(
+                    f"warning: --split {split_alias} is deprecated here; use --subset "
+                    f"{split_alias} (--split only says how expand splits)",
+                    err=True,
+                )
+                subset = split_alias
+            return func(*args, subset=default if subset is None else subset, **kwargs)
+
+        wrapper = click.option(
+            "--split",
+            "split_alias",
+            type=choice,
+            default=None,
+            hidden=True,
+            help="Deprecated: --subset.",
+        )(wrapper)
+        wrapper = click.option(
+            "--subset",
+            "subset",
+            cls=LibraryOption,
+            library_names=("split",),
+            type=choice,
+            default=None,
+            help=f"{help} [default: {default}]",
+        )(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def split_option(func: F) -> F:

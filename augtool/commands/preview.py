@@ -9,8 +9,15 @@ import click
 from augtool import defaults
 from augtool.commands.errors import library_errors
 from augtool.commands.options import (
+    annotation_format_option,
+    annotations_option,
+    min_visibility_option,
+    names_option,
     output_argument,
     overwrite_option,
+    pca_std_option,
+    quiet_option,
+    recipe_option,
     seed_option,
     size_option,
 )
@@ -24,13 +31,7 @@ from augtool.commands.options import (
     square=True,
     help=f"Image: tile side length, as expand --size. [default: {defaults.DEFAULT_SIZE}]",
 )
-@click.option(
-    "--pca-std",
-    type=float,
-    default=None,
-    help="Image: std of the PCA alphas, as expand --pca-std. "
-    f"[default: {defaults.DEFAULT_PCA_STD}]",
-)
+@pca_std_option(help="Image: std of the PCA alphas, as expand --pca-std.", library_default=True)
 @click.option(
     "--columns",
     type=int,
@@ -43,35 +44,16 @@ from augtool.commands.options import (
     default=None,
     help=f"Dataset: random images per class and split. [default: {defaults.DEFAULT_PER_CELL}]",
 )
-@click.option(
-    "--recipe",
-    default=None,
-    metavar="FILE|NAME",
-    help="Image: draw this recipe's transforms (a file, or paper, colour, curator).",
+@recipe_option(help="Image: draw this recipe's transforms (a file, or paper, colour, curator).")
+@annotations_option(
+    help="Image: annotations of its folder (VOC/YOLO folder, COCO file); boxes drawn on tiles."
 )
-@click.option(
-    "--annotations",
-    default=None,
-    help="Image: annotations of its folder (VOC/YOLO folder, COCO file); boxes drawn on tiles.",
-)
-@click.option(
-    "--format",
-    "annotation_format",
-    type=click.Choice(defaults.ANNOTATION_FORMATS),
-    default=None,
-    help="Format of --annotations.",
-)
-@click.option("--names", default=None, help="YOLO class names file (with --annotations).")
-@click.option(
-    "--min-visibility",
-    type=float,
-    default=defaults.DEFAULT_MIN_VISIBILITY,
-    show_default=True,
-    help="As expand --min-visibility.",
-)
+@annotation_format_option(help="Format of --annotations.")
+@names_option(help="YOLO class names file (with --annotations).")
+@min_visibility_option(help="As expand --min-visibility.")
 @seed_option
 @overwrite_option
-@click.option("--quiet", "-q", is_flag=True, help="No summary line; errors still print.")
+@quiet_option(help="No summary line; errors still print.")
 @library_errors
 def preview(
     source: Path,
@@ -106,7 +88,7 @@ def preview(
       augtool preview raw/ALL/im001.jpg sheet.png --size 160 --seed 3 --columns 7
       augtool preview raw/ALL/im001.jpg sheet.png --recipe my_recipe.toml
       augtool preview out/ grid.png --per-cell 6
-      augtool preview smears/a.jpg --annotations ann/ --format voc --size 416 boxes.png
+      augtool preview smears/a.jpg boxes.png --annotations ann/ --annotation-format voc
     """
     from augtool.preview import preview as run_preview
     from augtool.recipe import load_recipe

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from augtool.commands.errors import raise_if_interrupted
+from augtool.commands.errors import raise_if_interrupted, render_text_for
 
 
 class TqdmReporter:
@@ -37,7 +37,11 @@ class TqdmReporter:
             self._bar.update(n)
 
     def warn(self, message: str) -> None:
-        """Print a warning to stderr, above any bar (tqdm is needed only when one is open)."""
+        """Print a warning to stderr, above any bar (tqdm is needed only when one is open).
+
+        The parameters a library warning names are written as the command's flags.
+        """
+        message = render_text_for(message)
         label = click.style("warning: ", fg="yellow") if sys.stderr.isatty() else "warning: "
         if self._bar is None:
             click.echo(label + message, err=True)

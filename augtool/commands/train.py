@@ -11,6 +11,8 @@ from augtool.commands.options import (
     device_option,
     output_argument,
     overwrite_option,
+    quiet_option,
+    resume_option,
     seed_option,
 )
 from augtool.commands.terminal import TrainBar, command_line
@@ -132,13 +134,9 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
     "only, never validated or tested on; refused if it shares a group (smear, patient) "
     "with the validation or test images.",
 )
-@click.option(
-    "--resume", is_flag=True, help="With --fold all: keep the folds already finished in OUT."
-)
+@resume_option(help="With --fold all: keep the folds already finished in OUT.")
 @overwrite_option
-@click.option(
-    "--quiet", "-q", is_flag=True, help="No progress bar; the summary still prints, errors too."
-)
+@quiet_option(help="No progress bar; the summary still prints, errors too.")
 @interruptible
 @library_errors
 def train_command(
