@@ -92,7 +92,7 @@ for s in $STEPS; do
                 ln -s "$SMEARS/bccd-annotations/$id.xml" extra-annotations/
             fi
         done
-        augtool cells extra-smears extra-annotations extra-cells --format voc --skip-invalid \
+        augtool cells extra-smears extra-annotations extra-cells --annotation-format voc --skip-invalid \
             --exclude-overlap WBC --max-per-smear 3 --max-per-class 100 --overwrite
         sources=$(find extra-cells -name '*.png' | wc -l)
         augtool expand extra-cells "$EXTRA" --factor 10.58 --pca-count $((sources * 184 / 141)) \
