@@ -7,6 +7,7 @@ all bad files are reported together before any output is written.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -19,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from augtool import defaults
 from augtool.decode import IMAGE_SUFFIXES, decode_rgb, image_size, reduced_shape
 from augtool.errors import InputError, OptionError
+from augtool.pool import fork_available, run_ordered
 from augtool.worker_lifetime import die_with_parent
 
 
@@ -478,9 +480,16 @@ def _inspect_all(
             if progress:
                 progress(i + 1)
         return out
+    out = []
+    if fork_available():
+        inspect = functools.partial(inspect_file, max_pixels=max_pixels)
+        for i, info in enumerate(run_ordered(inspect, paths, workers)):
+            out.append(info)
+            if progress:
+                progress(i + 1)
+        return out
     from joblib import Parallel, delayed
 
-    out = []
     jobs = Parallel(n_jobs=workers, return_as="generator", batch_size=8)(
         delayed(_inspect_in_worker)(p, max_pixels) for p in paths
     )
