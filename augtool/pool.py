@@ -216,6 +216,7 @@ class _Pool:
         for sentinel in ready:
             if not isinstance(sentinel, Connection):
                 w = by_sentinel[sentinel]
+                self.procs[w].join(EXIT_GRACE)  # its sentinel may fire before it can be reaped
                 code = self.procs[w].exitcode
                 how = f"killed by signal {-code}" if code is not None and code < 0 else "exited"
                 held = self.busy[w]
