@@ -162,6 +162,14 @@ class _Pool:
         self.busy: list[list[int]] = []  # indices handed to each worker, oldest first
         self.done: dict[int, object] = {}
         self.following = 0  # next index to hand out
+        cv2 = sys.modules.get("cv2")
+        previous = None
+        if cv2 is not None:
+            # OpenCV's thread pool, once started, cannot be used or stopped in a forked
+            # child (it waits forever for threads that were not copied); with one thread
+            # it has none. The main process gets its setting back below.
+            previous = cv2.getNumThreads()
+            cv2.setNumThreads(1)
         try:
             for _ in range(n):
                 task_read, task_write = ctx.Pipe(duplex=False)
@@ -181,6 +189,9 @@ class _Pool:
         except BaseException:
             self.stop(graceful=False)
             raise
+        finally:
+            if previous is not None:
+                cv2.setNumThreads(previous)
 
     def hand_out(self) -> None:
         """Give every worker tasks until it holds :data:`AHEAD_PER_WORKER`."""

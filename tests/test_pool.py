@@ -156,3 +156,31 @@ def test_render_source_uses_kept_pixels_and_leaves_them_unchanged(
     assert used[0].sha256 != plain[0].sha256  # the kept pixels were used, not the file
     assert all((img == 7).all() for img in marked.values())
     assert render_source(task, settings)[0].sha256 == plain[0].sha256  # and forgotten after
+
+
+def _resize(_: int) -> tuple[int, ...]:
+    import cv2
+
+    return cv2.resize(np.zeros((600, 800, 3), np.uint8), (99, 77)).shape
+
+
+def test_workers_fork_safely_after_opencv_used_its_threads_here() -> None:
+    """A child forked while OpenCV's pool had sleeping threads hung in setNumThreads."""
+    import cv2
+
+    def hung(signum: int, frame: object) -> None:
+        raise TimeoutError("the forked workers hung")
+
+    big = np.zeros((1500, 2000, 3), np.uint8)
+    before = cv2.getNumThreads()
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        for _ in range(3):
+            cv2.resize(big, (700, 500), interpolation=cv2.INTER_AREA)  # starts the pool's threads
+            time.sleep(0.2)  # which then sleep on a condition a child cannot destroy
+            assert list(pool.run_ordered(_resize, list(range(6)), 2)) == [(77, 99, 3)] * 6
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert cv2.getNumThreads() == before
