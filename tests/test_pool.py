@@ -15,7 +15,7 @@ import pytest
 from augtool import pool, sources
 from augtool.backends import LocalBackend
 from augtool.decode import choose_reduction, decode_rgb
-from augtool.errors import ClusterError, InputError
+from augtool.errors import ClusterError, InputError, OptionError
 from augtool.expand import ExpandOptions, expand
 from augtool.render import Rendered, RenderSettings, SourceTask, render_source
 
@@ -184,3 +184,14 @@ def test_workers_fork_safely_after_opencv_used_its_threads_here() -> None:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     assert cv2.getNumThreads() == before
+
+
+def _refuse(x: int) -> int:
+    raise OptionError("pca_std", "must be >= 0, got {pca_k}", refs=True)
+
+
+def test_an_option_error_in_a_worker_keeps_its_option_and_references() -> None:
+    with pytest.raises(OptionError) as caught:
+        list(pool.run_ordered(_refuse, [1, 2, 3], 2))
+    assert caught.value.option == "pca_std"
+    assert caught.value.render(lambda p: f"--{p}") == "--pca_std: must be >= 0, got --pca_k"
