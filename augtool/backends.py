@@ -7,7 +7,8 @@ writer places every output by its plan index (HDF5) or name (folder), so the
 bytes do not depend on the backend, the number of workers, or the order in
 which results arrive.
 
-* :class:`LocalBackend`: joblib processes on this machine (the default).
+* :class:`LocalBackend`: processes on this machine (the default): forked
+  (:mod:`augtool.pool`) on Linux, joblib elsewhere.
 * :class:`DaskBackend`: a Dask ``distributed`` cluster, at an address or a
   ``LocalCluster`` started on loopback. Dask is an optional extra
   (``pip install 'augtool[dask]'``), imported only when this backend connects.
@@ -17,6 +18,7 @@ docs/scaling.md describes the design and what it costs.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Iterator, Sequence
@@ -26,7 +28,12 @@ from types import ModuleType, TracebackType
 from typing import Any, Protocol
 
 from augtool import defaults
+<<<<<<< HEAD
 from augtool.errors import ClusterError, InputError, OptionError, literal
+=======
+from augtool.errors import ClusterError, InputError, OptionError
+from augtool.pool import fork_available, run_ordered
+>>>>>>> speed
 from augtool.render import Rendered, RenderSettings, SourceTask, render_in_worker, render_source
 
 #: Values of ``--backend``.
@@ -48,7 +55,11 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """joblib worker processes on this machine, results in plan order."""
+    """Worker processes on this machine, results in plan order.
+
+    On Linux the workers are forked from this process (:mod:`augtool.pool`), so
+    they start with its imports; elsewhere they are joblib (loky) processes.
+    """
 
     def __init__(self, workers: int) -> None:
         """Use ``workers`` processes (1 or fewer: render in this process)."""
@@ -61,6 +72,14 @@ class LocalBackend:
         if self.workers <= 1 or len(tasks) < 2:
             for task in tasks:
                 yield render_source(task, settings)
+            return
+        if fork_available():
+            yield from run_ordered(
+                functools.partial(render_source, settings=settings),
+                tasks,
+                self.workers,
+                describe=lambda task: task.path,
+            )
             return
         from joblib import Parallel, delayed
 

@@ -128,6 +128,10 @@ class OptionError(AugtoolError):
         self._detail_template = message if refs else None
         super().__init__(f"{option}: {self.detail}")
 
+    def __reduce__(self) -> tuple:
+        """Pickle by option and detail (a worker process sends it back to the main one)."""
+        return (type(self), (self.option, self.detail), self.__dict__)
+
     def render(self, name: Callable[[str], str]) -> str:
         """``<flag>: <detail>``, the option and every reference written by ``name``."""
         template = self._detail_template

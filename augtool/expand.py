@@ -6,6 +6,7 @@ The orchestration only: what each step does lives in ``sources``, ``split``,
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 from collections import Counter
@@ -33,8 +34,9 @@ from augtool.errors import (
 )
 from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
+from augtool.pool import fork_available
 from augtool.recipe import Recipe, load_recipe, recipe_from_dict
-from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask
+from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask, preloaded
 from augtool.schema import SCHEMA_VERSION
 from augtool.sources import ScanResult, Source, scan
 from augtool.split import (
@@ -572,7 +574,10 @@ def expand(
     workers = options.workers or default_workers()
     backend = backend or LocalBackend(workers)
 
-    run, detection = _scan_and_plan(raw, options, workers, reporter)
+    # Local workers see the scan's decoded sources (in-process, or forked after the scan).
+    local = isinstance(backend, LocalBackend) and (backend.workers <= 1 or fork_available())
+    keep = max(options.size, options.height or 0) if local else None
+    run, detection = _scan_and_plan(raw, options, workers, reporter, keep_size=keep)
     scan_result = run.scan
 
     encoding = "array" if output_format == "hdf5" else options.image_format
@@ -610,14 +615,19 @@ def expand(
             records[index] = {k: v for k, v in record.items() if k != "index"}
         reporter.start("expand", len(run.jobs))
         reporter.advance(len(done))
-        for batch in _render_all(run, raw, settings, backend, skip=set(done)):
-            new = []
-            for item in batch:
-                writer.write(item.index, run.names[item.index], item.payload)
-                records[item.index] = _record(run, item, options.seed)
-                new.append({"index": item.index, **records[item.index]})
-            writer.commit(new)
-            reporter.advance(len(batch))
+        with preloaded(scan_result.pixels), contextlib.ExitStack() as stack:
+            scan_result.pixels.clear()  # held by the render until it ends, not by the result
+            batches = _render_all(run, raw, settings, backend, skip=set(done))
+            if hasattr(batches, "close"):  # a generator: stop its workers on the way out
+                stack.callback(batches.close)
+            for batch in batches:
+                new = []
+                for item in batch:
+                    writer.write(item.index, run.names[item.index], item.payload)
+                    records[item.index] = _record(run, item, options.seed)
+                    new.append({"index": item.index, **records[item.index]})
+                writer.commit(new)
+                reporter.advance(len(batch))
         attrs = _attributes(run, options, output_format, command_line)
         if detection is not None:
             attrs["annotations"] = _write_boxes(run, records, detection, options, writer)
@@ -742,9 +752,17 @@ def dry_run(raw: str | Path, options: ExpandOptions, reporter: Reporter | None =
 
 
 def _scan_and_plan(
-    raw: Path, options: ExpandOptions, workers: int, reporter: Reporter
+    raw: Path,
+    options: ExpandOptions,
+    workers: int,
+    reporter: Reporter,
+    keep_size: int | None = None,
 ) -> tuple[PlannedRun, DetectionInput | None]:
-    """Scan RAW, report what the scan found, and plan: shared by the run and the dry run."""
+    """Scan RAW, report what the scan found, and plan: shared by the run and the dry run.
+
+    ``keep_size`` (the run, not the dry run): keep the sources decoded for outputs
+    of that side (:func:`augtool.sources.scan`), so the render need not decode them.
+    """
     reporter.start("scan", 0)
     detection = None
     if options.annotations is not None:
@@ -759,6 +777,7 @@ def _scan_and_plan(
             max_pixels=options.max_pixels,
             workers=workers,
             progress=None,
+            keep_size=keep_size,
         )
     _report_scan(scan_result, reporter)
     return plan_run(scan_result, options, reporter), detection

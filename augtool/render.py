@@ -7,8 +7,10 @@ the bytes do not depend on which worker runs what, or in which order.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +31,25 @@ from augtool.worker_lifetime import die_with_parent
 
 #: Encodings a worker can produce: PNG or JPEG bytes for folder output, raw arrays for HDF5.
 ENCODINGS = ("png", "jpg", "array")
+
+#: Sources already decoded by the scan, by ``(sha256, reduction)`` (see :func:`preloaded`).
+_PRELOADED: dict[tuple[str, int], np.ndarray] = {}
+
+
+@contextlib.contextmanager
+def preloaded(pixels: Mapping[tuple[str, int], np.ndarray]) -> Iterator[None]:
+    """Let :func:`render_source` use sources the scan decoded, instead of decoding them again.
+
+    ``pixels`` maps ``(sha256, reduction)`` to what :func:`augtool.decode.decode_rgb`
+    returns for the file with that hash at that reduction, so using it changes
+    no byte. Worker processes forked inside the block inherit it
+    (:mod:`augtool.pool`); other workers (joblib, Dask) decode as before.
+    """
+    _PRELOADED.update(pixels)
+    try:
+        yield
+    finally:
+        _PRELOADED.clear()
 
 
 @dataclass(frozen=True)
@@ -163,7 +184,9 @@ def render_source(
     if hashlib.sha256(data).hexdigest() != task.sha256:
         raise InputError(f"{task.path}: file changed while augtool was running; run again")
     reduction = choose_reduction(task.width, task.height, max(settings.size, settings.height or 0))
-    work = decode_rgb(data, reduction, task.path)
+    kept = _PRELOADED.get((task.sha256, reduction))
+    # A copy: a plug-in may change its input in place, and the kept image serves every run.
+    work = decode_rgb(data, reduction, task.path) if kept is None else kept.copy()
     work_scale = (work.shape[1] / task.width, work.shape[0] / task.height)
     recipe = settings.effective_recipe()
     steps = resolve(recipe)

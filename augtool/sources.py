@@ -13,13 +13,27 @@ import re
 import stat
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from augtool import defaults
-from augtool.decode import IMAGE_SUFFIXES, decode_rgb, image_size, reduced_shape
+from augtool.decode import (
+    IMAGE_SUFFIXES,
+    choose_reduction,
+    decode_rgb,
+    image_size,
+    reduced_shape,
+)
 from augtool.errors import InputError, Message, OptionError, literal, template_of
+from augtool.pool import fork_available, run_ordered
 from augtool.worker_lifetime import die_with_parent
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: Decoded working images a scan may keep for the render (``keep_size``), in bytes.
+KEEP_BUDGET = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,10 @@ class ScanResult:
             that each is its own group (empty without a regex).
         grouped_by: How groups were found when not by ``--group-regex``: e.g.
             ``smear (cells.csv)`` when RAW is an ``augtool cells`` output; '' otherwise.
+        pixels: Sources decoded at their working resolution by the scan's own
+            check (``keep_size``), by ``(sha256, reduction)``: the render uses
+            them instead of decoding the file a second time. Empty without
+            ``keep_size``, and never more than :data:`KEEP_BUDGET` bytes.
     """
 
     root: Path
@@ -74,6 +92,7 @@ class ScanResult:
     ignored: list[str] = field(default_factory=list)
     ungrouped: list[str] = field(default_factory=list)
     grouped_by: str = ""
+    pixels: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     def counts(self) -> dict[str, int]:
         """Number of sources per class."""
@@ -85,12 +104,18 @@ class ScanResult:
 
 @dataclass(frozen=True)
 class FileInfo:
-    """Result of inspecting one file: hash and size, or why it is unusable."""
+    """Result of inspecting one file: hash and size, or why it is unusable.
+
+    ``pixels`` is the image decoded at 1/``reduction`` when the caller asked to
+    keep it (``keep_size``), else None.
+    """
 
     sha256: str = ""
     width: int = 0
     height: int = 0
     error: str = ""
+    pixels: np.ndarray | None = field(default=None, repr=False)
+    reduction: int = 0
 
 
 #: Inspection reads 8 bytes per allowed pixel at most (16-bit RGBA), plus room for metadata.
@@ -194,22 +219,25 @@ def _stat_error(path: Path, err: OSError) -> str:
     return f"cannot read ({err.strerror or err.__class__.__name__})"
 
 
-def inspect_file(path: Path, max_pixels: int) -> FileInfo:
+def inspect_file(path: Path, max_pixels: int, keep_size: int | None = None) -> FileInfo:
     """Read, hash and check one file.
 
     The check refuses links that lead nowhere, anything but a regular file,
     files larger than any image of ``max_pixels`` could be, reads the header,
-    and decodes the pixels at the smallest size with
-    :func:`augtool.decode.decode_rgb`, which first looks for the end marker of
-    JPEG and PNG files (:func:`augtool.decode.truncation`: the same wording as
-    ``preview`` and every other decoding path).
+    and decodes the pixels with :func:`augtool.decode.decode_rgb`, which first
+    looks for the end marker of JPEG and PNG files
+    (:func:`augtool.decode.truncation`: the same wording as ``preview`` and
+    every other decoding path). It decodes at the smallest size (1/8), or, with
+    ``keep_size``, at the working resolution ``expand`` renders outputs of that
+    side from (:func:`augtool.decode.choose_reduction`), and keeps the pixels.
 
     Args:
         path: The file.
         max_pixels: Refuse images with more pixels than this.
+        keep_size: Output side length whose working image to decode and keep.
 
     Returns:
-        The file's hash and size, or an error text.
+        The file's hash and size (and pixels), or an error text.
     """
     try:
         info = path.stat()
@@ -243,17 +271,41 @@ def inspect_file(path: Path, max_pixels: int) -> FileInfo:
                 f"{max_pixels:,} (raise {{max_pixels}} if the machine has the memory)"
             )
         )
+    reduction = 8 if keep_size is None else choose_reduction(width, height, keep_size)
     try:
-        pixels = decode_rgb(data, reduction=8, name="")
+        pixels = decode_rgb(data, reduction=reduction, name="")
     except InputError as err:
         return FileInfo(error=str(err).removeprefix(": "))
-    expected = reduced_shape(width, height, 8)
+    expected = reduced_shape(width, height, reduction)
     if (pixels.shape[1], pixels.shape[0]) != expected:
         return FileInfo(
             error=f"the header says {width}x{height} but the pixels decode as "
-            f"{pixels.shape[1] * 8}x{pixels.shape[0] * 8} or so; re-save the file"
+            f"{pixels.shape[1] * reduction}x{pixels.shape[0] * reduction} or so; re-save the file"
         )
-    return FileInfo(sha256=digest, width=width, height=height)
+    kept = None if keep_size is None else pixels
+    return FileInfo(sha256=digest, width=width, height=height, pixels=kept, reduction=reduction)
+
+
+@dataclass
+class _Inspector:
+    """:func:`inspect_file` with a budget for kept pixels, one per process that runs it.
+
+    Once this process has kept ``budget`` bytes it checks the remaining files
+    at 1/8 again and keeps nothing: the scan never holds more than the budget.
+    """
+
+    max_pixels: int
+    keep_size: int | None
+    budget: int
+
+    def __call__(self, path: Path) -> FileInfo:
+        keep = self.keep_size if self.budget > 0 else None
+        info = inspect_file(path, self.max_pixels, keep)
+        if info.pixels is not None:
+            self.budget -= info.pixels.nbytes
+            if self.budget < 0:
+                info = replace(info, pixels=None)
+        return info
 
 
 def compile_group_regex(pattern: str | None) -> re.Pattern[str] | None:
@@ -328,6 +380,7 @@ def scan(
     max_pixels: int = defaults.MAX_PIXELS,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
+    keep_size: int | None = None,
 ) -> ScanResult:
     """Scan, validate and hash every source under RAW.
 
@@ -339,6 +392,10 @@ def scan(
         max_pixels: Refuse images with more pixels than this.
         workers: Parallel processes for hashing and checking.
         progress: Called with the number of files done after each file.
+        keep_size: Keep the sources decoded at the working resolution of
+            outputs of this side (``ScanResult.pixels``) for the render, up to
+            :data:`KEEP_BUDGET` bytes; their check then decodes at that
+            resolution instead of 1/8.
 
     Returns:
         The scan result.
@@ -356,7 +413,7 @@ def scan(
         check_group_regex(str(group_regex), regex, [rel for _, rel in files])
     cell_groups = read_cell_groups(root) if regex is None else None
     named = [rel for _, rel in files if is_utf8(rel)]
-    found = _inspect_all([root / r for r in named], max_pixels, workers, progress)
+    found = _inspect_all([root / r for r in named], max_pixels, workers, progress, keep_size)
     checked = dict(zip(named, found, strict=True))
     not_utf8 = FileInfo(
         error="file name is not valid UTF-8 (undecodable bytes shown as \\xNN); the manifest "
@@ -410,6 +467,11 @@ def scan(
             )
     if regex is not None:  # the files it matched may all have been skipped as invalid
         check_group_regex(str(group_regex), regex, [s.path for s in sources])
+    pixels = {
+        (info.sha256, info.reduction): info.pixels
+        for info in infos
+        if info.pixels is not None and not info.error
+    }
     return ScanResult(
         root=root,
         classes=classes,
@@ -419,6 +481,7 @@ def scan(
         ignored=[display_path(p) for p in ignored],
         ungrouped=[] if regex is None else [s.path for s in sources if not regex.search(s.path)],
         grouped_by=f"smear ({CELLS_CSV})" if cell_groups is not None else "",
+        pixels=pixels,
     )
 
 
@@ -481,17 +544,26 @@ def _inspect_all(
     max_pixels: int,
     workers: int,
     progress: Callable[[int], None] | None,
+    keep_size: int | None = None,
 ) -> list[FileInfo]:
     if workers <= 1 or len(paths) < 2 * workers:
+        inspect = _Inspector(max_pixels, keep_size, KEEP_BUDGET)
         out = []
         for i, p in enumerate(paths):
-            out.append(inspect_file(p, max_pixels))
+            out.append(inspect(p))
+            if progress:
+                progress(i + 1)
+        return out
+    out = []
+    if fork_available():  # each forked worker keeps its share of the budget
+        inspect = _Inspector(max_pixels, keep_size, KEEP_BUDGET // workers)
+        for i, info in enumerate(run_ordered(inspect, paths, workers)):
+            out.append(info)
             if progress:
                 progress(i + 1)
         return out
     from joblib import Parallel, delayed
 
-    out = []
     jobs = Parallel(n_jobs=workers, return_as="generator", batch_size=8)(
         delayed(_inspect_in_worker)(p, max_pixels) for p in paths
     )
