@@ -39,8 +39,11 @@ def test_the_test_extra_installs_what_the_command_needs() -> None:
     assert any(req.startswith("pytest-xdist>=") and ",<" in req for req in test_extra)
 
 
-def test_the_slow_marker_is_registered(pytestconfig: pytest.Config) -> None:
+def test_the_slow_marker_is_registered_and_the_default_run_keeps_slow_tests(
+    pytestconfig: pytest.Config,
+) -> None:
     assert any(line.startswith("slow:") for line in pytestconfig.getini("markers"))
+    assert "-m" not in pytestconfig.getini("addopts")  # the full suite is the default run
 
 
 def _factory(base: Path) -> SimpleNamespace:
