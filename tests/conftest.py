@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,20 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_CELLS = SHARED_DATA / "bccd-cells"
 REAL_SMEARS = SHARED_DATA / "bccd-smears"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One OpenMP thread per process (torch, BLAS) unless the caller chose a number.
+
+    Runs before any test module imports torch, and child processes inherit it. The
+    suite runs one pytest-xdist worker per core, and every torch process would start
+    an OpenMP thread per core besides: on the 2-core machine the extra threads spin
+    while they wait and took two to ten times the CPU of a one-thread run (the three
+    network tests of test_model: 15.9 CPU-seconds against 3.9). No output depends on
+    it (docs/pca.md: the PCA moments are exact sums; training compares runs made
+    under the same setting).
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def smear_like(rng: np.random.Generator, width: int, height: int) -> np.ndarray:

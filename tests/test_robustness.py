@@ -902,7 +902,8 @@ def test_signal_during_train_stops_cleanly(tmp_path: Path, sig: int) -> None:
     """A training run stopped by a signal: exit 130, a message, no run folder, no partial."""
     from tests.h5data import make_blob_h5
 
-    data = make_blob_h5(tmp_path / "d.h5", (60, 60, 60), size=96)
+    # Small data: the run is stopped inside its first epoch of 500, whatever the set's size.
+    data = make_blob_h5(tmp_path / "d.h5", (12, 12, 12), size=32)
     run = tmp_path / "run"
     started = tmp_path / "training-started"
     proc = subprocess.Popen(
