@@ -38,7 +38,7 @@ step "1-expand" augtool expand demo/raw demo/out --pca --overwrite
 tail -5 "$work.1-expand.log"
 step "2-pip-install-torch" pip install torch==2.13.0
 step "2-pip-install-extras" pip install -e '.[train,test]'
-step "2-pytest" python -m pytest
+step "2-pytest" python -m pytest -n 2 --dist loadfile
 tail -3 "$work.2-pytest.log"
 echo "load after: $(uptime | sed 's/.*load average: //')"
 echo "git status --porcelain (untracked and changed files; empty is right):"

@@ -1,9 +1,13 @@
-"""Shared fixtures: generated RAW folders, the real cells when present, and the session-wide
-expensive ones (one tiny HDF5 set and one model trained on it, one Dask cluster)."""
+"""Shared fixtures: generated RAW folders, the real cells when present, and the expensive
+ones: one tiny HDF5 set and one model trained on it (built once per test run, shared by
+every pytest-xdist worker), and a Dask cluster per test module that asks for one."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,20 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_CELLS = SHARED_DATA / "bccd-cells"
 REAL_SMEARS = SHARED_DATA / "bccd-smears"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One OpenMP thread per process (torch, BLAS) unless the caller chose a number.
+
+    Runs before any test module imports torch, and child processes inherit it. The
+    suite runs one pytest-xdist worker per core, and every torch process would start
+    an OpenMP thread per core besides: on the 2-core machine the extra threads spin
+    while they wait and took two to ten times the CPU of a one-thread run (the three
+    network tests of test_model: 15.9 CPU-seconds against 3.9). No output depends on
+    it (docs/pca.md: the PCA moments are exact sums; training compares runs made
+    under the same setting).
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def smear_like(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -86,13 +104,53 @@ def start_dask_cluster() -> Any:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_cluster() -> Iterator[Any]:
-    """One LocalCluster for every test that leaves it as it found it (starting one costs
-    seconds of worker imports); tests that kill workers start their own."""
+    """One LocalCluster per test module, for every test that leaves it as it found it
+    (starting one costs seconds of worker imports); tests that kill workers start their own.
+
+    Per module, not per session: an idle cluster's processes keep ticking (about 5
+    CPU-seconds a minute), and two modules use it, far apart in the run.
+    """
     cluster = start_dask_cluster()
     yield cluster
     cluster.close()
+
+
+def build_once(
+    config: pytest.Config,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    build: Callable[[Path], None],
+) -> Path:
+    """A folder that ``build(folder)`` fills once per test run, shared by the xdist workers.
+
+    Without xdist this is a plain temporary folder. Under xdist every worker's base
+    temporary folder sits in the run's one, so the first worker to get here builds the
+    folder under an exclusive lock and the others wait for it and reuse it; nothing is
+    shared between two test runs.
+
+    Args:
+        config: The run's configuration (tells an xdist worker from a plain run).
+        tmp_path_factory: The run's temporary folders.
+        name: The folder's name, unique among the shared ones.
+        build: Fills the (empty) folder; an exception leaves nothing marked as built.
+
+    Returns:
+        The built folder.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if hasattr(config, "workerinput"):  # an xdist worker: gw0's base is <run>/popen-gw0
+        root = root.parent
+    folder, done = root / f"shared-{name}", root / f"shared-{name}.done"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
 
 
 #: The options of the shared trained run (3 epochs of LeukemiaNet on 42 images of 32x32).
@@ -111,18 +169,25 @@ def train_cli(data: Path, run: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_h5(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """42 blob images of 32x32 (classes ALL, AML, normal), split train/val/test by image."""
     from tests.h5data import make_blob_h5
 
-    path = tmp_path_factory.mktemp("data") / "tiny.h5"
-    return make_blob_h5(path, per_class=[14, 12, 16], size=32, seed=3, val_fraction=0.2)
+    def build(folder: Path) -> None:
+        make_blob_h5(folder / "tiny.h5", per_class=[14, 12, 16], size=32, seed=3, val_fraction=0.2)
+
+    return build_once(pytestconfig, tmp_path_factory, "tiny_h5", build) / "tiny.h5"
 
 
 @pytest.fixture(scope="session")
-def trained_run(tiny_h5: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One run folder of ``augtool train`` on :func:`tiny_h5`, shared by every test that only
-    reads it (model.pt, metrics.json, history.csv)."""
-    run = tmp_path_factory.mktemp("runs") / "run"
-    train_cli(tiny_h5, run)
-    return run
+def trained_run(
+    tiny_h5: Path, pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """One run folder of ``augtool train`` on :func:`tiny_h5`, trained once per test run and
+    shared by every test (and xdist worker) that only reads it (model.pt, metrics.json,
+    history.csv)."""
+
+    def build(folder: Path) -> None:
+        train_cli(tiny_h5, folder / "run")
+
+    return build_once(pytestconfig, tmp_path_factory, "trained_run", build) / "run"

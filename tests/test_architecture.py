@@ -14,6 +14,7 @@ sources, to show it can fail.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,14 +193,24 @@ def reaches(target: str, imported: str) -> bool:
     return imported == target or imported.startswith(target + ".")
 
 
+@functools.lru_cache(maxsize=32)
+def import_graph(modules: tuple[Module, ...], at_import: bool) -> dict[str, frozenset[str]]:
+    """What each module imports, read once per set of sources (the closures share it).
+
+    Keyed by the :class:`Module` objects themselves (their trees hash by identity), so a
+    planted set of sources never meets the graph of another.
+    """
+    return {
+        m.name: frozenset(imports_of(m.tree, m.name, m.path.endswith("__init__.py"), at_import))
+        for m in modules
+    }
+
+
 def closure(
     start: str, modules: dict[str, Module], at_import: bool = False
 ) -> dict[str, list[str]]:
     """Every name imported by ``start`` and the repository modules it imports, with a path."""
-    graph = {
-        m.name: imports_of(m.tree, m.name, m.path.endswith("__init__.py"), at_import)
-        for m in modules.values()
-    }
+    graph = import_graph(tuple(modules.values()), at_import)
     paths: dict[str, list[str]] = {start: [start]}
     todo = [start]
     while todo:
