@@ -28,12 +28,8 @@ from types import ModuleType, TracebackType
 from typing import Any, Protocol
 
 from augtool import defaults
-<<<<<<< HEAD
 from augtool.errors import ClusterError, InputError, OptionError, literal
-=======
-from augtool.errors import ClusterError, InputError, OptionError
 from augtool.pool import fork_available, run_ordered
->>>>>>> speed
 from augtool.render import Rendered, RenderSettings, SourceTask, render_in_worker, render_source
 
 #: Values of ``--backend``.
