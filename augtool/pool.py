@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import TypeVar
 
-from augtool.errors import ClusterError
+from augtool.errors import ClusterError, literal
 from augtool.worker_lifetime import die_with_parent
 
 T = TypeVar("T")
@@ -233,8 +233,9 @@ class _Pool:
                 held = self.busy[w]
                 item = self.describe(self.items[held[0]]) if held else "its next task"
                 raise ClusterError(
-                    f"a worker process died ({how}) while working on {item}: out of memory? "
-                    "Try fewer --workers"
+                    f"a worker process died ({how}) while working on {literal(item)}: out of "
+                    "memory? Try fewer {workers}",
+                    refs=True,
                 )
 
     def stop(self, graceful: bool) -> None:
