@@ -28,12 +28,29 @@ def load(run: Path) -> dict:
     return json.loads(path.read_text())
 
 
+#: Options of `augtool train` that make one configuration differ from another.
+SETTING_OPTIONS = (
+    "--arch",
+    "--arch-option",
+    "--augment",
+    "--epochs",
+    "--lr",
+    "--batch-size",
+    "--optimizer",
+    "--schedule",
+    "--weight-decay",
+    "--momentum",
+    "--normalize",
+    "--extra-train",
+)
+
+
 def describe(cv: dict) -> str:
     """The command-line options that set this configuration apart (from its command line)."""
     words = cv["command_line"].split()
     keep = []
     for i, word in enumerate(words):
-        if word in ("--arch-option", "--augment", "--arch", "--epochs") and i + 1 < len(words):
+        if word in SETTING_OPTIONS and i + 1 < len(words):
             keep.append(f"{word} {words[i + 1]}")
     return " ".join(keep)
 

@@ -55,3 +55,23 @@ def test_val_only_prints_no_test(tmp_path: Path) -> None:
     ).stdout
     assert "80.0 %" in out
     assert "77.7" not in out
+
+
+def test_the_configuration_column_names_extra_training_data(tmp_path: Path) -> None:
+    plain = _run(tmp_path, "cv-plain", val=0.8, test=0.7, option="")
+    extra = _run(tmp_path, "cv-extra", val=0.9, test=0.8, option="--extra-train extra-128.h5")
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "cv_compare.py"),
+            "--val-only",
+            str(plain),
+            str(extra),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| `")}
+    assert "--extra-train extra-128.h5" in rows["`cv-extra`"]
+    assert "--extra-train" not in rows["`cv-plain`"]
