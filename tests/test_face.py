@@ -25,26 +25,10 @@ from augtool.errors import OptionError, OutputError
 from augtool.expand import ExpandOptions, dry_run, expand, options_from_values
 from augtool.summary import counts_table, sort_splits
 from cli import main
+from tests.reporters import Recorder
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "cv2", "h5py")
-
-
-class Recording:
-    """A reporter that keeps the warnings."""
-
-    def __init__(self) -> None:
-        self.warnings: list[str] = []
-
-    def start(self, phase: str, total: int) -> None:
-        """Ignore."""
-
-    def advance(self, n: int) -> None:
-        """Ignore."""
-
-    def warn(self, message: str) -> None:
-        """Keep."""
-        self.warnings.append(message)
 
 
 def _child(args: list[str]) -> dict:
@@ -148,7 +132,7 @@ def _raw_with_warnings(make_raw) -> Path:
 def test_dry_run_warns_as_the_real_run_and_plans_the_same(make_raw, tmp_path: Path) -> None:
     raw = _raw_with_warnings(make_raw)
     options = ExpandOptions(target=40, size=16, workers=1, split="0.5,0.5")
-    planned, real = Recording(), Recording()
+    planned, real = Recorder(), Recorder()
     plan = dry_run(raw, options, planned)
     summary = expand(raw, tmp_path / "out", options, real)
     assert planned.warnings == real.warnings

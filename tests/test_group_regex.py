@@ -11,25 +11,9 @@ from augtool.errors import OptionError
 from augtool.expand import ExpandOptions, expand, plan_run
 from augtool.sources import scan
 from cli import main
+from tests.reporters import Recorder
 
 OPTIONS = {"target": 40, "size": 32, "workers": 1}
-
-
-class Collect:
-    """A reporter that keeps the warnings."""
-
-    def __init__(self) -> None:
-        self.warnings: list[str] = []
-
-    def start(self, phase: str, total: int) -> None:
-        """Ignore."""
-
-    def advance(self, n: int) -> None:
-        """Ignore."""
-
-    def warn(self, message: str) -> None:
-        """Keep the message."""
-        self.warnings.append(message)
 
 
 def rename_some(raw: Path, count: int) -> None:
@@ -83,14 +67,14 @@ def test_partial_match_is_reported_by_the_library(make_raw, tmp_path: Path) -> N
     assert all("patient" not in p for p in scanned.ungrouped)
     matched = [s for s in scanned.sources if s.path not in scanned.ungrouped]
     assert {s.group for s in matched} == {"patient00"}
-    reporter = Collect()
+    reporter = Recorder()
     plan_run(scanned, ExpandOptions(group_regex=r"patient\d+", **OPTIONS), reporter)
     notes = [w for w in reporter.warnings if "fell back" in w]
     assert len(notes) == 1
     assert notes[0].startswith(r"group_regex 'patient\d+' matched")  # the parameter, no flag
     assert "matched 6 of 12 sources; the other 6 fell back to their own group" in notes[0]
     assert f"(e.g. {scanned.ungrouped[0]})" in notes[0]
-    reporter = Collect()
+    reporter = Recorder()
     expand(raw, tmp_path / "out", ExpandOptions(group_regex=r"patient\d+", **OPTIONS), reporter)
     assert sum("fell back to their own group" in w for w in reporter.warnings) == 1
 
@@ -113,6 +97,6 @@ def test_full_match_and_no_regex_say_nothing(make_raw) -> None:
     for regex in (r"patient\d+", None):
         scanned = scan(raw, group_regex=regex)
         assert scanned.ungrouped == []
-        reporter = Collect()
+        reporter = Recorder()
         plan_run(scanned, ExpandOptions(group_regex=regex, **OPTIONS), reporter)
         assert not [w for w in reporter.warnings if "group" in w]

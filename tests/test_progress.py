@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,24 +13,7 @@ from augtool.verify import verify
 from cli import main
 from model.run import evaluate_run
 from tests.h5data import make_blob_h5
-
-
-class Recorder:
-    """Counts the steps reported for each phase, in the order the phases start."""
-
-    def __init__(self) -> None:
-        self.phases: list[tuple[str, int]] = []
-        self.steps: Counter[str] = Counter()
-        self.warnings: list[str] = []
-
-    def start(self, phase: str, total: int) -> None:
-        self.phases.append((phase, total))
-
-    def advance(self, n: int) -> None:
-        self.steps[self.phases[-1][0]] += n
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
+from tests.reporters import Recorder
 
 
 def test_synth_reports_one_step_per_image(tmp_path: Path) -> None:
