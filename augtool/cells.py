@@ -508,7 +508,7 @@ def cut_cells(
         raise InputError(
             f"no cells left to write from {literal(annotations)} (dropped: "
             + (
-                ", ".join(f"{n} {template_of(why)}" for why, n in dropped.items())
+                ", ".join(f"{n:d} {template_of(why)}" for why, n in dropped.items())
                 or "no objects at all"
             )
             + ")",
@@ -553,8 +553,8 @@ def _check_images(
                     item.annotation,
                     "",
                     Message(
-                        f"image {literal(item.image)} is {item.width}x{item.height}, smaller "
-                        f"than the window ({{window}} {options.window})"
+                        f"image {literal(item.image)} is {item.width:d}x{item.height:d}, smaller "
+                        f"than the window ({{window}} {options.window:d})"
                     ),
                     item.image,
                 )

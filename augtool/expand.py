@@ -254,7 +254,7 @@ class ExpandOptions:
                 raise OptionError(
                     "recipe",
                     f"boxes ({{annotations}}) and {{letterbox}} follow the paper's transforms "
-                    f"only; this recipe also has {', '.join(others)}",
+                    f"only; this recipe also has {literal(', '.join(others))}",
                     refs=True,
                 )
         return spec
@@ -264,7 +264,7 @@ class ExpandOptions:
             if self.annotation_format is not None:
                 raise OptionError(
                     "annotation_format",
-                    f"{self.annotation_format} needs {{annotations}}",
+                    f"{literal(self.annotation_format)} needs {{annotations}}",
                     refs=True,
                 )
             if self.names is not None:
@@ -273,8 +273,8 @@ class ExpandOptions:
         if self.annotation_format not in FORMATS:
             raise OptionError(
                 "annotation_format",
-                f"with {{annotations}}, one of {', '.join(FORMATS)}; "
-                f"got {self.annotation_format!r}",
+                f"with {{annotations}}, one of {literal(', '.join(FORMATS))}; "
+                f"got {literal(repr(self.annotation_format))}",
                 refs=True,
             )
         if self.output_format == "hdf5":
@@ -489,7 +489,7 @@ def _warn_ungrouped(scan_result: ScanResult, options: ExpandOptions, reporter: R
     reporter.warn(
         Message(
             f"{{group_regex}} '{literal(options.group_regex)}' matched {total - len(missed)} "
-            f"of {total} sources; the other {len(missed)} fell back to their own group "
+            f"of {total:d} sources; the other {len(missed)} fell back to their own group "
             f"(e.g. {literal(missed[0])}), so they are split as if each came from a different "
             "patient or smear"
         )

@@ -233,8 +233,8 @@ class _Pool:
                 held = self.busy[w]
                 item = self.describe(self.items[held[0]]) if held else "its next task"
                 raise ClusterError(
-                    f"a worker process died ({how}) while working on {literal(item)}: out of "
-                    "memory? Try fewer {workers}",
+                    f"a worker process died ({literal(how)}) while working on {literal(item)}: "
+                    "out of memory? Try fewer {workers}",
                     refs=True,
                 )
 

@@ -34,7 +34,7 @@ from augtool import defaults
 from augtool.annotations import Box, ImageBoxes
 from augtool.color import DEFAULT_STD
 from augtool.decode import choose_reduction, image_size, read_image_file
-from augtool.errors import InputError, OptionError, OutputError
+from augtool.errors import InputError, OptionError, OutputError, literal
 from augtool.publish import write_bytes
 from augtool.recipe import Recipe
 from augtool.transforms import TRANSFORMS, Ranges
@@ -569,7 +569,7 @@ def check_out(out: Path, source: Path, overwrite: bool) -> None:
     if out.is_dir():
         raise OutputError(f"{out} is a folder; give a file name ending in .png")
     if out.exists() and not overwrite:
-        raise OutputError(f"{out} exists; pass {{overwrite}} to replace it", refs=True)
+        raise OutputError(f"{literal(out)} exists; pass {{overwrite}} to replace it", refs=True)
     if not out.parent.is_dir():
         raise OutputError(f"{out.parent}: no such folder")
 
@@ -585,7 +585,7 @@ def write_png(out: str | Path, image: np.ndarray, overwrite: bool = False) -> No
     """
     out = Path(out)
     if out.exists() and not overwrite:
-        raise OutputError(f"{out} exists; pass {{overwrite}} to replace it", refs=True)
+        raise OutputError(f"{literal(out)} exists; pass {{overwrite}} to replace it", refs=True)
     ok, buf = cv2.imencode(
         ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]
     )

@@ -267,7 +267,7 @@ def inspect_file(path: Path, max_pixels: int, keep_size: int | None = None) -> F
     if width * height > max_pixels:
         return FileInfo(
             error=Message(
-                f"{width}x{height} has {width * height:,} pixels, above the limit of "
+                f"{width:d}x{height:d} has {width * height:,} pixels, above the limit of "
                 f"{max_pixels:,} (raise {{max_pixels}} if the machine has the memory)"
             )
         )
@@ -432,7 +432,9 @@ def scan(
         )
         raise InputError(
             f"{len(bad)} of {len(files)} files in {literal(display_path(root))} are not usable "
-            f"images:\n{listing}\nFix or remove them, or pass {{skip_invalid}} to leave them out.",
+            "images:\n"
+            + listing
+            + "\nFix or remove them, or pass {skip_invalid} to leave them out.",
             refs=True,
         )
     by_class: dict[str, list[tuple[str, FileInfo]]] = {c: [] for c in classes}

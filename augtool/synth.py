@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 
 from augtool import defaults
-from augtool.errors import OptionError, OutputError
+from augtool.errors import OptionError, OutputError, literal
 from augtool.progress import NoProgress, Progress
 from augtool.publish import staged_folder
 from augtool.smear.cells import nucleus_fraction
@@ -211,7 +211,8 @@ def synthesize(
             raise OutputError(f"{out} exists and is not a folder")
         if any(out.iterdir()) and not overwrite:
             raise OutputError(
-                f"{out} is not empty; choose another folder or pass {{overwrite}}", refs=True
+                f"{literal(out)} is not empty; choose another folder or pass {{overwrite}}",
+                refs=True,
             )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -115,7 +115,8 @@ def check_output(out: Path, overwrite: bool) -> None:
         empty_dir = out.is_dir() and not any(out.iterdir())
         if not empty_dir and not overwrite:
             raise OutputError(
-                f"{out} exists and is not empty; pass {{overwrite}} to replace it", refs=True
+                f"{literal(out)} exists and is not empty; pass {{overwrite}} to replace it",
+                refs=True,
             )
     if not out.parent.is_dir():
         raise OutputError(f"{out.parent}: no such folder; create it first")

@@ -166,7 +166,8 @@ def _finished(
     )
     if not same:
         raise OutputError(
-            f"{run_dir}: a run with other settings or data; use another {{out}} or {{overwrite}}",
+            f"{literal(run_dir)}: a run with other settings or data; "
+            "use another {out} or {overwrite}",
             refs=True,
         )
     return metrics

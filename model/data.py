@@ -406,8 +406,8 @@ def load_for_evaluation(
     data = open_dataset(path) if split is None else _open_split(path, split)
     if data.images.shape[1] != size:
         raise InputError(
-            f"{literal(path)}: images are {data.images.shape[1]}x{data.images.shape[2]} but "
-            f"the model takes {size}x{size}; make it again with {{expand.size}} {size}",
+            f"{literal(path)}: images are {data.images.shape[1]:d}x{data.images.shape[2]:d} but "
+            f"the model takes {size:d}x{size:d}; make it again with {{expand.size}} {size:d}",
             refs=True,
         )
     return data

@@ -91,7 +91,8 @@ def check_run_dir(out: str | Path, overwrite: bool) -> Path:
         raise OutputError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise OutputError(
-            f"{out}: folder is not empty; choose another {{out}} or pass {{overwrite}}", refs=True
+            f"{literal(out)}: folder is not empty; choose another {{out}} or pass {{overwrite}}",
+            refs=True,
         )
     parent = out.absolute().parent
     try:

@@ -120,6 +120,65 @@ def test_every_reference_names_a_parameter_of_some_command() -> None:
     assert not unknown, "references no command has:\n" + "\n".join(unknown)
 
 
+#: Calls whose result may sit in a template as it is: escaped text, or a number.
+SAFE_CALLS = {"literal", "template_of", "len"}
+
+
+def _unescaped(value: ast.FormattedValue) -> bool:
+    """True for an interpolation that could put a stray ``{name}`` into a template.
+
+    Safe: :func:`literal` / :func:`template_of` / ``len`` calls, arithmetic, and any
+    value with a format spec (``{n:,}``, ``{width:d}``: numbers, which have no braces).
+    """
+    node = value.value
+    if value.format_spec is not None or isinstance(node, ast.BinOp | ast.UnaryOp):
+        return False
+    return not (isinstance(node, ast.Call) and getattr(node.func, "id", "") in SAFE_CALLS)
+
+
+def unescaped_interpolations(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """``(line, expression)`` of every unsafe interpolation in a template call of ``tree``."""
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and _is_template_call(call):
+            for arg in call.args:
+                for node in ast.walk(arg):
+                    if isinstance(node, ast.FormattedValue) and _unescaped(node):
+                        yield node.lineno, ast.unparse(node.value)
+
+
+def test_text_in_a_template_is_escaped() -> None:
+    # A path such as out{overwrite} would otherwise render as out--overwrite.
+    found = [
+        f"{path.relative_to(REPO)}:{line}: {{{expr}}}"
+        for path in library_modules()
+        for line, expr in unescaped_interpolations(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert not found, "interpolate text with literal(), numbers with a format spec:\n" + "\n".join(
+        found
+    )
+
+
+def test_the_escape_scan_would_catch_a_raw_path() -> None:
+    bad = ast.parse('raise OutputError(f"{out} exists; pass {{overwrite}}", refs=True)')
+    good = ast.parse(
+        'raise OutputError(f"{literal(out)} has {len(x)} and {n:,} {a - b}", refs=True)\n'
+        'Message(f"{template_of(why)} at {size:d}")'
+    )
+    assert list(unescaped_interpolations(bad)) == [(1, "out")]
+    assert list(unescaped_interpolations(good)) == []
+
+
+def test_a_path_with_braces_is_quoted_as_it_is(tmp_path: Path) -> None:
+    out = tmp_path / "out{overwrite}"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = CliRunner().invoke(main, ["synth", str(out), "--per-class", "ALL=1", "--size", "64"])
+    assert result.exit_code != 0
+    assert f"{out} is not empty" in result.output
+    assert "--overwrite" in result.output  # the real reference still renders as a flag
+    assert (out / "keep.txt").read_text() == "mine"
+
+
 # --- Message, literal text, other commands ---------------------------------------------------
 
 

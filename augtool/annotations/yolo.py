@@ -48,7 +48,7 @@ def read_yolo(folder: Path, image_root: Path, names_file: Path | None = None) ->
         candidates = [folder / n for n in NAMES_FILES if (folder / n).is_file()]
         if not candidates:
             raise InputError(
-                f"{literal(folder)}: no class names file ({' or '.join(NAMES_FILES)}); "
+                f"{literal(folder)}: no class names file ({literal(' or '.join(NAMES_FILES))}); "
                 "give it with {names}",
                 refs=True,
             )

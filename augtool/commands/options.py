@@ -459,8 +459,9 @@ def backend_options(func: F) -> F:
             type=click.Choice(defaults.BACKENDS),
             default=defaults.DEFAULT_BACKEND,
             show_default=True,
-            help="Where sources are rendered: joblib on this machine, or a Dask cluster "
-            "(needs the dask extra; see docs/scaling.md). Never changes the output bytes.",
+            help="Where sources are rendered: local worker processes on this machine (forked "
+            "on Linux, joblib elsewhere), or a Dask cluster (needs the dask extra; see "
+            "docs/scaling.md). Never changes the output bytes.",
         ),
         click.option(
             "--scheduler",
