@@ -6,7 +6,7 @@ picture shows what a detector would be trained on: one tile per transform, the
 first output of each (in name order) of one split. Run from the repository
 root, after a detection expand::
 
-    python examples/detection_figure.py OUT --format voc [--split train]
+    python examples/detection_figure.py OUT --annotation-format voc [--subset train]
         [--tile 260] [--columns 4] [--save docs/img/detection_boxes.png]
 """
 
@@ -94,13 +94,15 @@ def main() -> None:
     """Parse the arguments, draw, save as a 256-colour PNG."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="a detection output of augtool expand")
-    parser.add_argument("--format", dest="fmt", choices=["voc", "coco", "yolo"], required=True)
-    parser.add_argument("--split", default="train")
+    parser.add_argument(
+        "--annotation-format", dest="fmt", choices=["voc", "coco", "yolo"], required=True
+    )
+    parser.add_argument("--subset", default="train", help="the split to draw from")
     parser.add_argument("--tile", type=int, default=260)
     parser.add_argument("--columns", type=int, default=4)
     parser.add_argument("--save", type=Path, default=Path("docs/img/detection_boxes.png"))
     args = parser.parse_args()
-    picture = figure(args.out, args.fmt, args.split, args.tile, args.columns)
+    picture = figure(args.out, args.fmt, args.subset, args.tile, args.columns)
     Image.fromarray(picture).quantize(256).save(args.save, optimize=True)
     print(f"wrote {args.save} ({picture.shape[1]}x{picture.shape[0]} px)")
 
