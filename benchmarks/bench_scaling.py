@@ -1,4 +1,4 @@
-"""Throughput of ``expand`` on local joblib workers vs a Dask LocalCluster, same machine.
+"""Throughput of ``expand`` on local worker processes vs a Dask LocalCluster, same machine.
 
 Workload: the ALL-IDB1-sized set (141 sources, 2592x1944 JPEG q95, 49 / 33 /
 59 per class; from ../shared/data/bccd-smears when present, else generated),
@@ -74,7 +74,7 @@ def main() -> None:
 
     with contextlib.ExitStack() as stack:
         ways: list[tuple[str, LocalBackend | DaskBackend]] = [
-            (f"local joblib, -j {n}" if n > 1 else "local, -j 1 (in-process)", LocalBackend(n))
+            (f"local workers, -j {n}" if n > 1 else "local, -j 1 (in-process)", LocalBackend(n))
             for n in counts
         ]
         for n in counts:
