@@ -99,6 +99,34 @@ def test_quoted_output_and_pictures_match_the_code(
     assert not stale, f"{stale} stale; run `python docs/regenerate.py {block.page.name}`"
 
 
+def test_the_warm_augtool_prints_what_a_fresh_one_prints(
+    tmp_path: Path, warm_augtool: dict[str, str]
+) -> None:
+    """Output, stdout/stderr order, exit statuses and files: the same with either script."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- output data=none -->\n"
+        "    $ augtool --version\n"
+        '    $ augtool expand nothere out --size 3; echo "exit $?"\n'
+        '    $ augtool synth demo --per-class ALL=1 --size 64 -q; echo "exit $?"\n'
+        '    $ augtool preview demo/ALL/ALL_000.jpg --out s.png --size 32; echo "exit $?"\n'
+        '    $ augtool preview demo/ALL/ALL_000.jpg s.png; echo "exit $?"\n'
+        "<!-- /output -->\n"
+    )
+    (block,) = regen.parse_page(page)
+    printed = {}
+    for name, commands in (("fresh", None), ("warm", warm_augtool)):
+        (tmp_path / name).mkdir()
+        printed[name] = regen.run_block(block, tmp_path / name, commands=commands)
+    assert printed["warm"] == printed["fresh"]
+    assert "warning: --out is deprecated" in "\n".join(printed["warm"])  # stderr, then stdout
+    assert [line for line in printed["warm"] if line.startswith("exit")] == [
+        "exit 2", "exit 0", "exit 0", "exit 1",
+    ]  # fmt: skip
+    pictures = [(tmp_path / name / "s.png").read_bytes() for name in ("fresh", "warm")]
+    assert pictures[0] == pictures[1]
+
+
 def test_a_stale_quote_is_caught(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
