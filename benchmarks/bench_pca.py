@@ -17,8 +17,8 @@ the centred pixel is not projected onto the components first.
 ``--device cuda`` also times ``pca_jitter(..., device="cuda")`` (the same
 moments and shift computed with torch on the GPU; the images go to the device
 and back inside the timed call) and checks that it gives the CPU's bytes.
-Without albumentations (a GPU machine) the FancyPCA row is left out and said
-so.
+Without albumentations (a GPU machine), or with ``--skip-albumentations``, the
+FancyPCA row is left out and said so.
 
 Run: ``python benchmarks/bench_pca.py`` (needs the ``test`` or ``bench`` extra),
 ``python benchmarks/bench_pca.py --device cuda``.
@@ -32,6 +32,7 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"
 
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -66,7 +67,7 @@ def smear_like(rng: np.random.Generator, size: int) -> np.ndarray:
 
 def load_workload(count: int, size: int) -> tuple[np.ndarray, str]:
     """``count`` images (N, size, size, 3) and a sentence saying where they came from."""
-    paths = sorted(p for p in CELLS.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(p for p in CELLS.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
     if paths:
         cells = [load_resized(path, size) for path in paths]
         images = np.stack([cells[i % len(cells)] for i in range(count)])
@@ -94,12 +95,16 @@ def main() -> None:
     parser.add_argument(
         "--device", default="cpu", choices=["cpu", "cuda"], help="cuda: also time the GPU path"
     )
+    parser.add_argument(
+        "--skip-albumentations",
+        action="store_true",
+        help="time augtool only, as on a machine without albumentations (gpu_check --cpu)",
+    )
     args = parser.parse_args()
 
-    try:
+    A = None
+    if not args.skip_albumentations and importlib.util.find_spec("albumentations"):
         import albumentations as A
-    except ImportError:
-        A = None
 
     cv2.setNumThreads(1)
     load_before = os.getloadavg()
@@ -156,7 +161,9 @@ def main() -> None:
     versions = f"numpy {np.__version__}, cv2 {cv2.__version__}"
     versions += f", albumentations {A.__version__}" if A is not None else ""
     print(f"versions: {versions}")
-    if A is None:
+    if args.skip_albumentations:
+        print("--skip-albumentations: the FancyPCA rows are left out")
+    elif A is None:
         print("albumentations is not installed: the FancyPCA rows are left out")
     print(f"best of {args.repeats} runs, each way after one warm-up run:")
     for label, runs in timed:

@@ -1,7 +1,8 @@
 """Prove the GPU path in one run and write one Markdown report (see gpu_check.sh).
 
-Steps, each in its own process with a time limit, each a section of the report
-(a failed step is reported with its last output lines and the run goes on):
+Steps, each in its own process with a time limit (5 and 6 share one: each Python
+that trains spends seconds importing torch), each a section of the report (a
+failed step is reported with its last output lines and the run goes on):
 
 1. Environment: card, driver, CUDA, cuDNN, torch, Python, date, which optional
    packages are present.
@@ -53,8 +54,10 @@ CELLS = ROOT.parent / "shared" / "data" / "bccd-cells"
 TOLERANCE = 0.05
 #: Epochs of the end-to-end runs (the paper's 30 would take the CPU run past the time).
 E2E_EPOCHS = 10
-#: Images per class of the --cpu dry run's expanded set (tiny: its figures mean nothing).
+#: Images in the --cpu dry run's expanded set (tiny: its figures mean nothing).
 CPU_TARGET = 40
+#: Image side of the --cpu dry run's sets (LeukemiaNet's smallest tested input).
+CPU_SIZE = 32
 #: Least fraction of test images on which the CUDA-trained model predicts the
 #: same class on the CPU as on the GPU (same weights, two devices).
 AGREEMENT = 0.99
@@ -186,18 +189,8 @@ def bench_train(cuda: bool, timeout: float) -> Step:
         base = ["--device", "cuda", "--epochs", "30", "--cudnn-benchmark"]
     else:
         base = [
-            "--device",
-            "cpu",
-            "--epochs",
-            "1",
-            "--images",
-            "30",
-            "--size",
-            "48",
-            "--workers",
-            "0",
-            "--batch-size",
-            "16",
+            *("--device", "cpu", "--epochs", "1", "--images", "15", "--size", str(CPU_SIZE)),
+            *("--workers", "0", "--batch-size", "8"),
         ]
     script = [sys.executable, "benchmarks/bench_train.py"]
     status, out = run([*script, *base], timeout * 0.75)
@@ -224,7 +217,13 @@ def bench_train(cuda: bool, timeout: float) -> Step:
 
 def bench_pca(cuda: bool, timeout: float) -> Step:
     """bench_pca.py, on the GPU too when there is one."""
-    args = ["--device", "cuda"] if cuda else ["--device", "cpu", "--count", "8", "--repeats", "1"]
+    # --cpu: a few images, and no albumentations (a GPU machine has none: the dry run
+    # takes the path the GPU run takes, without albumentations' seconds of imports).
+    args = (
+        ["--device", "cuda"]
+        if cuda
+        else ["--device", "cpu", "--count", "4", "--repeats", "1", "--skip-albumentations"]
+    )
     status, out = run([sys.executable, "benchmarks/bench_pca.py", *args], timeout)
     same = "cuda result identical to the CPU's: True" in out
     ok = status == 0 and (same or not cuda)
@@ -235,46 +234,78 @@ def bench_pca(cuda: bool, timeout: float) -> Step:
     )
 
 
-def end_to_end(cuda: bool, work: Path, timeout: float) -> Step:
-    """Expand -> train (device, then CPU, same seed) -> evaluate; accuracies compared."""
+def train_steps(cuda: bool, work: Path, timeout: float) -> tuple[Step, Step]:
+    """The end-to-end step and the streamed step, trained in one Python process.
+
+    Each Python that imports torch and builds its first optimizer spends seconds
+    on imports (torch, then torch._dynamo), so both steps' training shares one:
+    the end-to-end part prints a ``RESULT`` line, the streamed part a ``STREAM``
+    line; a part that raises prints its traceback and the other still runs.
+    """
     t_start = time.perf_counter()
     data, how = build_cells(cuda, work, timeout * 0.3)
     if data is None:
-        return Step(False, how)
+        return Step(False, how), Step(False, "Not run: the end-to-end data was not built.")
+    code = AGREEMENT_HELPER + end_to_end_code(cuda) + streamed_code(cuda) + TWO_PARTS
+    status, out = run(
+        [sys.executable, "-c", code, str(data), str(work / "runs"), str(work / "stream")],
+        timeout - (time.perf_counter() - t_start),
+    )
+    return end_to_end(cuda, how, status, out), streamed(cuda, status, out)
+
+
+TWO_PARTS = """
+import traceback
+failed = False
+for tag, part in (("RESULT", _end_to_end), ("STREAM", _streamed)):
+    try:
+        print(tag + " " + json.dumps(part(), default=str), flush=True)
+    except Exception:
+        traceback.print_exc()
+        failed = True
+sys.exit(1 if failed else 0)
+"""
+
+
+def end_to_end_code(cuda: bool) -> str:
+    """``_end_to_end()``: train (device, then CPU, same seed) and evaluate; its figures."""
     epochs = E2E_EPOCHS if cuda else 1
     device = "cuda" if cuda else "cpu"
-    code = f"""
+    return f"""
 import json, sys, torch
 from model.run import train_run, evaluate_run
 from model.train import TrainConfig
-config = TrainConfig.for_arch("leukemianet", epochs={epochs}, seed=0)
-out = {{}}
-for device in ("{device}", "cpu"):
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    run = train_run(sys.argv[1], sys.argv[2] + "/" + device, config, device)
-    report = evaluate_run(sys.argv[2] + "/" + device + "/model.pt", sys.argv[1], "test",
-                          device=device).report
-    out[device] = {{"accuracy": report["accuracy"], "seconds": run.metrics["train_seconds"],
-                   "best_epoch": run.metrics["best_epoch"], "data_path": run.metrics["data_path"],
-                   }}
-    if device == "cuda":
-        out[device]["peak_bytes"] = torch.cuda.max_memory_allocated()
-        on_cpu = evaluate_run(sys.argv[2] + "/cuda/model.pt", sys.argv[1], "test", device="cpu")
-        out["cuda_model_on_cpu"] = {{"accuracy": on_cpu.report["accuracy"]}}
-        agree = _agreement(sys.argv[2] + "/cuda/model.pt", sys.argv[1])
-        out["agreement"] = agree
-    if "{device}" == "cpu":
-        break
-print("RESULT " + json.dumps(out, default=str))
+
+def _end_to_end():
+    config = TrainConfig.for_arch("leukemianet", epochs={epochs}, seed=0)
+    out = {{}}
+    for device in ("{device}", "cpu"):
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        run = train_run(sys.argv[1], sys.argv[2] + "/" + device, config, device)
+        report = evaluate_run(sys.argv[2] + "/" + device + "/model.pt", sys.argv[1], "test",
+                              device=device).report
+        out[device] = {{"accuracy": report["accuracy"], "seconds": run.metrics["train_seconds"],
+                       "best_epoch": run.metrics["best_epoch"],
+                       "data_path": run.metrics["data_path"]}}
+        if device == "cuda":
+            out[device]["peak_bytes"] = torch.cuda.max_memory_allocated()
+            on_cpu = evaluate_run(sys.argv[2] + "/cuda/model.pt", sys.argv[1], "test",
+                                  device="cpu")
+            out["cuda_model_on_cpu"] = {{"accuracy": on_cpu.report["accuracy"]}}
+            out["agreement"] = _agreement(sys.argv[2] + "/cuda/model.pt", sys.argv[1])
+        if "{device}" == "cpu":
+            break
+    return out
 """
-    code = AGREEMENT_HELPER + code
-    status, out = run(
-        [sys.executable, "-c", code, str(data), str(work / "runs")],
-        timeout - (time.perf_counter() - t_start),
-    )
+
+
+def end_to_end(cuda: bool, how: str, status: int, out: str) -> Step:
+    """The end-to-end step from the training process's output; accuracies compared."""
+    epochs = E2E_EPOCHS if cuda else 1
+    device = "cuda" if cuda else "cpu"
     result = parse_result(out)
-    if status != 0 or result is None:
+    if result is None:
         return Step(False, f"{how}\n\nTraining failed (exit {status}):\n\n" + fenced(out))
     figures: dict[str, object] = {}
     lines = [
@@ -334,18 +365,18 @@ def _agreement(model_path, data_path):
 """
 
 
-def parse_result(out: str) -> dict | None:
-    """The JSON after ``RESULT`` in a step's output."""
+def parse_result(out: str, tag: str = "RESULT") -> dict | None:
+    """The JSON after ``tag`` (``RESULT``) in a step's output."""
     for line in reversed(out.splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
+        if line.startswith(tag + " "):
+            return json.loads(line[len(tag) + 1 :])
     return None
 
 
 def build_cells(cuda: bool, work: Path, timeout: float) -> tuple[Path | None, str]:
     """The expanded set: (HDF5 path or None on failure, a sentence saying how it was made)."""
     cli = [sys.executable, "-c", "import cli; cli.main()"]
-    size = "227" if cuda else "48"
+    size = "227" if cuda else str(CPU_SIZE)
     raw, origin = CELLS, f"the 141 real cells of {CELLS}"
     if not CELLS.is_dir() or not cuda:  # --cpu: a tiny synth set, whatever is present
         raw = work / "synth-raw"
@@ -374,26 +405,35 @@ def build_cells(cuda: bool, work: Path, timeout: float) -> tuple[Path | None, st
     )
 
 
-def streamed(cuda: bool, data: Path, work: Path, timeout: float) -> Step:
-    """One training run forced onto the streamed path, on the device."""
-    device = "cuda" if cuda else "cpu"
-    budget = "32M" if cuda else "64K"  # below the set's size either way
-    code = f"""
-import json, sys
-from model.run import train_run
-from model.train import TrainConfig
-config = TrainConfig.for_arch("leukemianet", epochs={3 if cuda else 1}, seed=0)
-runs = [train_run(sys.argv[1], sys.argv[2] + f"/s{{i}}", config, "{device}",
-                  max_memory="{budget}")
-        for i in range(2)]
-print("RESULT " + json.dumps([{{"path": r.metrics["data_path"],
-      "acc": r.metrics["test"]["accuracy"], "ips": r.metrics["train_images_per_second"]}}
-      for r in runs]))
+def streamed_code(cuda: bool) -> str:
+    """``_streamed()``: two training runs forced onto the streamed path, on the device."""
+    return f"""
+def _streamed():
+    config = TrainConfig.for_arch("leukemianet", epochs={3 if cuda else 1}, seed=0)
+    runs = [train_run(sys.argv[1], sys.argv[3] + f"/s{{i}}", config, "{device_of(cuda)}",
+                      max_memory="{stream_budget(cuda)}")
+            for i in range(2)]
+    return [{{"path": r.metrics["data_path"], "acc": r.metrics["test"]["accuracy"],
+             "ips": r.metrics["train_images_per_second"]}} for r in runs]
 """
-    status, out = run([sys.executable, "-c", code, str(data), str(work / "stream")], timeout)
-    result = parse_result(out)
-    if status != 0 or result is None:
-        return Step(False, "Streamed training failed:\n\n" + fenced(out))
+
+
+def device_of(cuda: bool) -> str:
+    """The device the steps train on."""
+    return "cuda" if cuda else "cpu"
+
+
+def stream_budget(cuda: bool) -> str:
+    """The ``max_memory`` of the streamed runs: below the set's size either way."""
+    return "32M" if cuda else "64K"
+
+
+def streamed(cuda: bool, status: int, out: str) -> Step:
+    """The streamed step from the training process's output."""
+    device, budget = device_of(cuda), stream_budget(cuda)
+    result = parse_result(out, "STREAM")
+    if result is None:
+        return Step(False, f"Streamed training failed (exit {status}):\n\n" + fenced(out))
     same = result[0]["acc"] == result[1]["acc"]
     text = (
         f'`train_run(..., max_memory="{budget}")` twice, seed 0, on {device}: path '
@@ -434,13 +474,8 @@ def main() -> int:
         steps[SECTIONS[1]] = cuda_tests(cuda, left(0.15))
         steps[SECTIONS[2]] = bench_train(cuda, left(0.4))
         steps[SECTIONS[3]] = bench_pca(cuda, left(0.1))
-        e2e = end_to_end(cuda, work, left(0.8))
+        e2e, steps[SECTIONS[5]] = train_steps(cuda, work, left(0.95))
         steps[SECTIONS[4]] = e2e
-        data = work / "cells.h5"
-        if data.exists():
-            steps[SECTIONS[5]] = streamed(cuda, data, work, left(0.9))
-        else:
-            steps[SECTIONS[5]] = Step(False, "Not run: the end-to-end data was not built.")
     peak = e2e.figures.get("peak_bytes")
     steps[SECTIONS[6]] = Step(
         True,

@@ -174,14 +174,16 @@ _COMMANDS = {
 }
 
 
-def _environment(bin_dir: Path) -> dict[str, str]:
+def _environment(bin_dir: Path, commands: dict[str, str] | None = None) -> dict[str, str]:
     """The commands' environment: ``augtool`` and ``python`` in ``bin_dir``, first on PATH.
 
     They are small scripts that ``exec`` this interpreter, not shell functions,
     so ``$!`` of ``augtool ... &`` is the process that does the work and a
     signal sent to it reaches augtool, as it does with the installed command.
+    ``commands`` replaces the bodies of some of them (tests/test_docs.py: a
+    warm ``augtool``).
     """
-    for name, body in _COMMANDS.items():
+    for name, body in {**_COMMANDS, **(commands or {})}.items():
         script = bin_dir / name
         script.write_text("#!/bin/sh\n" + body, encoding="utf-8")
         script.chmod(0o755)
@@ -193,7 +195,9 @@ def _environment(bin_dir: Path) -> dict[str, str]:
     return env
 
 
-def run_block(block: Block, folder: Path, timeout: float = 600) -> list[str]:
+def run_block(
+    block: Block, folder: Path, timeout: float = 600, commands: dict[str, str] | None = None
+) -> list[str]:
     """Run a block's commands in ``folder``; the quote as the commands print it now.
 
     Args:
@@ -201,6 +205,8 @@ def run_block(block: Block, folder: Path, timeout: float = 600) -> list[str]:
         folder: An empty folder to run in (``raw/`` and the links are made here,
             or in ``folder/work`` for ``data=shared``: :meth:`Block.workdir`).
         timeout: Seconds allowed for each command.
+        commands: Shell bodies that replace those of the ``augtool`` or
+            ``python`` scripts (default: each ``exec``s this interpreter).
 
     Returns:
         The new quoted lines (no indentation): each command, then its output.
@@ -217,7 +223,7 @@ def run_block(block: Block, folder: Path, timeout: float = 600) -> list[str]:
     for name in LINKED:
         (folder / name).symlink_to(REPO / name)
     with tempfile.TemporaryDirectory(prefix="augtool-docs-bin-") as bin_dir:
-        env = _environment(Path(bin_dir))
+        env = _environment(Path(bin_dir), commands)
         if block.setup:
             done = subprocess.run(
                 ["bash", "-c", block.setup],

@@ -31,6 +31,16 @@ def blank_with(rect: tuple[int, int, int, int]) -> np.ndarray:
     return image
 
 
+def draws(transform, seeds: int) -> list[dict]:
+    """The parameters sampled with seeds ``0 .. seeds-1``, each distinct draw once.
+
+    A transform without parameters (flips, gray, histeq, the original) draws the
+    same empty dict every time: one render of it shows all that its copies would.
+    """
+    sampled = [transform.sample(np.random.default_rng(seed), Ranges()) for seed in range(seeds)]
+    return [p for i, p in enumerate(sampled) if p not in sampled[:i]]
+
+
 def found_box(image: np.ndarray) -> tuple[int, int, int, int] | None:
     """Pixel edges of what is bright in an output (more than half of white)."""
     ys, xs = np.nonzero(image.max(axis=2) > 127)
@@ -44,8 +54,7 @@ def found_box(image: np.ndarray) -> tuple[int, int, int, int] | None:
 @pytest.mark.parametrize("transform", ALL, ids=IDS)
 def test_box_matches_the_rectangle_in_the_pixels(transform, rect, size: int) -> None:
     work = blank_with(rect)
-    for seed in range(4):
-        params = transform.sample(np.random.default_rng(seed), Ranges())
+    for params in draws(transform, 4):
         out = transform.apply(work, params, (1.0, 1.0), size)
         kept, index = transform_boxes(
             transform.name, params, SOURCE, np.array([rect]), (size, size), min_visibility=0.0
@@ -63,8 +72,7 @@ def test_box_matches_the_rectangle_in_the_pixels(transform, rect, size: int) -> 
 def test_box_matches_at_non_square_output_sizes(transform, out: tuple[int, int]) -> None:
     for rect in RECTS:
         work = blank_with(rect)
-        for seed in range(3):
-            params = transform.sample(np.random.default_rng(seed), Ranges())
+        for params in draws(transform, 3):
             image = transform.apply(work, params, (1.0, 1.0), out)
             assert image.shape == (out[1], out[0], 3)
             kept, _ = transform_boxes(
@@ -83,8 +91,7 @@ def test_box_matches_at_non_square_output_sizes(transform, out: tuple[int, int])
 def test_box_matches_when_letterboxed(transform, out: tuple[int, int]) -> None:
     for rect in RECTS:
         work = blank_with(rect)
-        for seed in range(3):
-            params = transform.sample(np.random.default_rng(seed), Ranges())
+        for params in draws(transform, 3):
             image = letterboxed(transform.name, work, params, (1.0, 1.0), SOURCE, out)
             assert image.shape == (out[1], out[0], 3)
             kept, _ = transform_boxes(

@@ -83,7 +83,8 @@ def host_tensor_factories(monkeypatch):
 
 
 def test_no_host_tensor_is_made_per_batch(host_tensor_factories):
-    images, labels = _images(40, size=32)
+    # 16 images, batches of 8: two training and two evaluation batches, each augment mode.
+    images, labels = _images(16, size=32)
     data = DeviceImages(images, labels, compute_normalization(images), torch.device("cpu"))
     net = create_model("cellnet", 3, 32, generator=torch.Generator().manual_seed(0))
     opt = torch.optim.SGD(net.parameters(), lr=0.01)

@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.warm_cli import SOCKET_VARIABLE
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+WARM_CLIENT = Path(__file__).resolve().parent / "warm_cli.py"
 
 
 def _load_regenerate():
@@ -45,16 +52,79 @@ def test_the_pages_have_marked_blocks_and_their_pictures_exist() -> None:
             assert (DOCS / dest).is_file(), f"{block.where}: {dest} is not committed"
 
 
+@pytest.fixture(scope="module")
+def warm_augtool() -> Iterator[dict[str, str]]:
+    """An ``augtool`` whose every call is a process forked from one that has imported the
+    command line (tests/warm_cli.py): the same output, without half a CPU-second of
+    imports per call. Yields the script body for :func:`regen.run_block`."""
+    with tempfile.TemporaryDirectory(prefix="augtool-warm-") as tmp:
+        socket_path = str(Path(tmp) / "augtool.sock")
+        env = regen._environment(Path(tmp))  # the blocks' environment (but PATH)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys, tests.warm_cli as w; w.serve(sys.argv[1])",
+                socket_path,
+            ],
+            env=env,
+            cwd=regen.REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            while not Path(socket_path).exists():  # bound and listening once it exists
+                assert server.poll() is None, "the warm augtool server failed to start"
+                time.sleep(0.02)
+            yield {
+                "augtool": f'{SOCKET_VARIABLE}="{socket_path}" '
+                f'exec "$AUGTOOL_PYTHON" -S "{WARM_CLIENT}" "$@"\n'
+            }
+        finally:
+            server.terminate()  # it waits for its calls, then exits
+            server.wait(timeout=60)
+
+
 @pytest.mark.parametrize("block", CHEAP, ids=[block.where for block in CHEAP])
-def test_quoted_output_and_pictures_match_the_code(block, tmp_path: Path) -> None:
+def test_quoted_output_and_pictures_match_the_code(
+    block, tmp_path: Path, warm_augtool: dict[str, str]
+) -> None:
     if not block.runnable:
         pytest.skip(f"needs the real cells in {regen.REAL_CELLS}")
-    printed = regen.run_block(block, tmp_path)
+    printed = regen.run_block(block, tmp_path, commands=warm_augtool)
     assert regen.normalise(printed) == regen.normalise(block.quoted), (
         f"{block.where} is stale; run `python docs/regenerate.py {block.page.name}`"
     )
     stale = regen.stale_pictures(block, tmp_path)
     assert not stale, f"{stale} stale; run `python docs/regenerate.py {block.page.name}`"
+
+
+def test_the_warm_augtool_prints_what_a_fresh_one_prints(
+    tmp_path: Path, warm_augtool: dict[str, str]
+) -> None:
+    """Output, stdout/stderr order, exit statuses and files: the same with either script."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- output data=none -->\n"
+        "    $ augtool --version\n"
+        '    $ augtool expand nothere out --size 3; echo "exit $?"\n'
+        '    $ augtool synth demo --per-class ALL=1 --size 64 -q; echo "exit $?"\n'
+        '    $ augtool preview demo/ALL/ALL_000.jpg --out s.png --size 32; echo "exit $?"\n'
+        '    $ augtool preview demo/ALL/ALL_000.jpg s.png; echo "exit $?"\n'
+        "<!-- /output -->\n"
+    )
+    (block,) = regen.parse_page(page)
+    printed = {}
+    for name, commands in (("fresh", None), ("warm", warm_augtool)):
+        (tmp_path / name).mkdir()
+        printed[name] = regen.run_block(block, tmp_path / name, commands=commands)
+    assert printed["warm"] == printed["fresh"]
+    assert "warning: --out is deprecated" in "\n".join(printed["warm"])  # stderr, then stdout
+    assert [line for line in printed["warm"] if line.startswith("exit")] == [
+        "exit 2", "exit 0", "exit 0", "exit 1",
+    ]  # fmt: skip
+    pictures = [(tmp_path / name / "s.png").read_bytes() for name in ("fresh", "warm")]
+    assert pictures[0] == pictures[1]
 
 
 def test_a_stale_quote_is_caught(tmp_path: Path) -> None:
