@@ -8,8 +8,12 @@ a separate process, with its own signal handlers, that a signal reaches
 asynchronously while it works and whose exit status the parent reads.
 
 Use it where the state being signalled is the point (training under way), not
-interpreter start-up: an interrupt during ``import`` is a different moment, which
-tests/test_expand_signals.py reaches with real ``python -m cli`` children.
+the interpreter's life around it: the child skips start-up (an interrupt during
+``import`` is a different moment, which tests/test_expand_signals.py reaches
+with real ``python -m cli`` children) and ends with ``os._exit`` right after
+the command, so nothing an interpreter prints while it shuts down (threads'
+and finalizers' reports) reaches its stderr; tests that check that output use
+real children (test_signal_stops_cleanly_and_resume_is_byte_identical).
 """
 
 from __future__ import annotations
