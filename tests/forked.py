@@ -49,9 +49,21 @@ class ForkedCli:
         self.stderr = stderr
         self.returncode: int | None = None
         argv = cli_args(*args)
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into the test
-            _run_child(argv, stderr, setup)
+        cv2 = sys.modules.get("cv2")
+        threads = None
+        if cv2 is not None:
+            # As augtool.pool does: OpenCV's thread pool, once started here, hangs a forked
+            # child that uses it (seen: setNumThreads waiting forever under pytest-xdist,
+            # after other tests had resized large images). With one thread it has none.
+            threads = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child: never returns into the test
+                _run_child(argv, stderr, setup, threads)
+        finally:
+            if threads is not None:
+                cv2.setNumThreads(threads)
         self.pid = pid
 
     def poll(self) -> int | None:
@@ -95,10 +107,15 @@ class ForkedCli:
         return self.stderr.read_text(encoding="utf-8", errors="replace")
 
 
-def _run_child(argv: list[str], stderr: Path, setup: Callable[[], None] | None) -> None:
-    """In the forked child: a fresh process's signal set-up, then ``cli.main``; exits."""
+def _run_child(
+    argv: list[str], stderr: Path, setup: Callable[[], None] | None, cv_threads: int | None
+) -> None:
+    """In the forked child: a fresh process's signal and OpenCV set-up, then ``cli.main``;
+    exits."""
     code = CRASHED
     try:
+        if cv_threads is not None:  # a new pool of the parent's size, as a new process has
+            sys.modules["cv2"].setNumThreads(cv_threads)
         # What a new interpreter would have: Python's SIGINT handler, SIGTERM's default.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -225,7 +225,12 @@ def _signal_at(args: list[object], out: Path, moment: str) -> tuple[int | None, 
     """
     if moment in MID_RUN:
         forked = ForkedCli(args, out.parent / f"{out.name}.stderr")
+        deadline = time.monotonic() + 120
         while forked.poll() is None and not _reached(moment, out, 0.0):
+            if time.monotonic() > deadline:
+                forked.kill()
+                forked.wait(30)
+                raise AssertionError(f"{moment} not reached in 120 s: {forked.error()}")
             time.sleep(0.001)
         if forked.poll() is not None:
             return None, ""
