@@ -1,7 +1,9 @@
 """``expand --backend dask``: same bytes as the local backend, dying workers, bad addresses.
 
-Every cluster here is a real ``distributed.LocalCluster``: 2 worker processes
-on loopback. Tests that need Dask skip when it is not installed.
+Every cluster here is a real ``distributed.LocalCluster`` on loopback: the
+module's one of 2 worker processes under nannies (tests/conftest.py), which even
+the worker-killing test leaves as it found it, and the one that ``--scheduler
+local -j 1`` starts. Tests that need Dask skip when it is not installed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -25,8 +28,8 @@ from augtool.render import RenderSettings, SourceTask, render_source
 from augtool.transforms import Ranges
 from augtool.writers import partial_path
 from cli import main
-from tests.conftest import start_dask_cluster as start_cluster
-from tests.conftest import tree_hashes
+from tests.conftest import smear_like, tree_hashes, write_image
+from tests.mixed_recipe import images_and_manifest, mixed_recipe
 
 #: 16 sources of 640x480: enough tasks that some are still running after the first result.
 PER_CLASS = {"ALL": 6, "AML": 5, "normal": 5}
@@ -74,9 +77,32 @@ def cluster(dask_cluster: Any) -> Any:
     return dask_cluster
 
 
-@pytest.fixture
-def raw(make_raw) -> Path:
-    return make_raw(PER_CLASS, size=(640, 480))
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 16 sources of 640x480, written once for the module (every test only reads them).
+
+    Each is a 160x120 smear scaled up 4x: photo-like at the size that keeps tasks
+    running after the first result, for a fiftieth of the cost of drawing it at
+    640x480 (0.28 CPU-seconds an image, 4.5 per test, when every test drew its own).
+    """
+    root = tmp_path_factory.mktemp("dask") / "raw"
+    for c, (cls, n) in enumerate(sorted(PER_CLASS.items())):
+        for i in range(n):
+            small = smear_like(np.random.default_rng([0, c, i]), 160, 120)
+            big = cv2.resize(small, (640, 480), interpolation=cv2.INTER_LINEAR)
+            write_image(root / cls / f"{cls}_{i:03d}.jpg", big)
+    return root
+
+
+@pytest.fixture(scope="module")
+def local(raw: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The local backend's outputs of :data:`OPTIONS` (folder and HDF5), the reference of
+    every comparison here, expanded once for the module."""
+    root = tmp_path_factory.mktemp("local")
+    outs = {"folder": root / "local", "hdf5": root / "local.h5"}
+    for out in outs.values():
+        expand(raw, out, OPTIONS)
+    return outs
 
 
 def test_missing_extra_says_what_to_install(monkeypatch) -> None:
@@ -95,33 +121,52 @@ def test_invalid_settings_name_the_option(kwargs: dict, option: str) -> None:
     assert err.value.option == option  # the parameter; the CLI shows --scheduler-timeout
 
 
-def test_same_bytes_as_the_local_backend(cluster, raw: Path, tmp_path: Path) -> None:
+def test_same_bytes_as_the_local_backend(
+    cluster, raw: Path, local: dict[str, Path], tmp_path: Path
+) -> None:
     """Folder (paths on shared disk, and bytes sent from the client) and HDF5."""
-    expand(raw, tmp_path / "local", OPTIONS)
-    expand(raw, tmp_path / "local.h5", OPTIONS)
     with DaskBackend(cluster.scheduler_address, timeout=5) as backend:
         expand(raw, tmp_path / "dask", OPTIONS, backend=backend)
         expand(raw, tmp_path / "dask.h5", OPTIONS, backend=backend)
         backend.send_sources = True
         expand(raw, tmp_path / "sent", OPTIONS, backend=backend)
-    local = folder_hashes(tmp_path / "local")
-    assert len(local) == 96 + 16 + 1  # images and manifest.csv
-    assert folder_hashes(tmp_path / "dask") == local
-    assert folder_hashes(tmp_path / "sent") == local
-    assert hdf5_contents(tmp_path / "dask.h5") == hdf5_contents(tmp_path / "local.h5")
+    reference = folder_hashes(local["folder"])
+    assert len(reference) == 96 + 16 + 1  # images and manifest.csv
+    assert folder_hashes(tmp_path / "dask") == reference
+    assert folder_hashes(tmp_path / "sent") == reference
+    assert hdf5_contents(tmp_path / "dask.h5") == hdf5_contents(local["hdf5"])
 
 
-def test_cli_local_cluster_gives_the_same_hdf5(raw: Path, tmp_path: Path) -> None:
+def test_cli_local_cluster_gives_the_same_hdf5(
+    raw: Path, local: dict[str, Path], tmp_path: Path
+) -> None:
     pytest.importorskip("distributed")
-    expand(raw, tmp_path / "local.h5", OPTIONS)
     args = ["expand", raw, tmp_path / "dask.h5", "--target", "96", "--pca-count", "16"]
     args += ["--size", str(OPTIONS.size)]
+    # One worker process (-j 1): the cluster the command starts and stops is the point, and
+    # two workers' results in any order are compared on the module's cluster above.
     result = CliRunner().invoke(
-        main, [str(a) for a in [*args, "--backend", "dask", "--scheduler", "local", "-j", "2"]]
+        main, [str(a) for a in [*args, "--backend", "dask", "--scheduler", "local", "-j", "1"]]
     )
     assert result.exit_code == 0, result.output
-    assert "2 worker(s)" in result.output
-    assert hdf5_contents(tmp_path / "dask.h5") == hdf5_contents(tmp_path / "local.h5")
+    assert "1 worker(s)" in result.output
+    assert hdf5_contents(tmp_path / "dask.h5") == hdf5_contents(local["hdf5"])
+
+
+def test_mixed_recipe_same_bytes_on_dask_workers(cluster, make_raw, tmp_path: Path) -> None:
+    """A recipe of built-ins and albumentations steps (tests/mixed_recipe.py) rendered by
+    the cluster's worker processes gives the bytes of the local run."""
+    from augtool.recipe import load_recipe
+
+    recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
+    raw = make_raw()
+    opts = ExpandOptions(target=40, pipeline=recipe, transforms=recipe.names, size=48, workers=2)
+    expand(raw, tmp_path / "local", opts)
+    with DaskBackend(cluster.scheduler_address, timeout=30) as backend:
+        expand(raw, tmp_path / "dask", opts, backend=backend)
+    reference = images_and_manifest(tmp_path / "local")
+    assert any("_hsv.png" in name for name in reference)  # albumentations steps ran
+    assert images_and_manifest(tmp_path / "dask") == reference
 
 
 class KillBusyWorker:
@@ -148,20 +193,26 @@ class KillBusyWorker:
         """Nothing to do."""
 
 
-def test_worker_killed_mid_run_gives_the_same_bytes(raw: Path, tmp_path: Path) -> None:
+def test_worker_killed_mid_run_gives_the_same_bytes(
+    cluster, raw: Path, local: dict[str, Path], tmp_path: Path
+) -> None:
+    """SIGKILL to a worker holding tasks: they run again elsewhere, the bytes do not change.
+
+    The module's cluster is used, not one of its own: each worker runs under a nanny that
+    starts a new worker process for the killed one, and the test waits for it, so the
+    cluster is left with its two workers (new pids) as it was found.
+    """
     distributed = pytest.importorskip("distributed")
-    expand(raw, tmp_path / "local", OPTIONS)
-    cluster = start_cluster()
-    try:
-        with distributed.Client(cluster, set_as_default=False) as client:
-            killer = KillBusyWorker(client)
+    with distributed.Client(cluster, set_as_default=False) as client:
+        killer = KillBusyWorker(client)
+        try:
             with DaskBackend(cluster.scheduler_address, timeout=5) as backend:
                 expand(raw, tmp_path / "dask", OPTIONS, killer, backend=backend)
             assert killer.lost, "no task was running on the killed worker"
             assert killer.killed not in client.run(os.getpid).values()
-    finally:
-        cluster.close()
-    assert folder_hashes(tmp_path / "dask") == folder_hashes(tmp_path / "local")
+        finally:
+            client.wait_for_workers(len(killer.pids), timeout=120)
+    assert folder_hashes(tmp_path / "dask") == folder_hashes(local["folder"])
 
 
 class StopAfterFirstBatch:
@@ -178,10 +229,11 @@ class StopAfterFirstBatch:
         """Nothing to do."""
 
 
-def test_resume_an_interrupted_dask_run(cluster, raw: Path, tmp_path: Path) -> None:
+def test_resume_an_interrupted_dask_run(
+    cluster, raw: Path, local: dict[str, Path], tmp_path: Path
+) -> None:
     from augtool.errors import Interrupted
 
-    expand(raw, tmp_path / "local", OPTIONS)
     out = tmp_path / "dask"
     with DaskBackend(cluster.scheduler_address, timeout=5) as backend:
         with pytest.raises(Interrupted):
@@ -189,7 +241,7 @@ def test_resume_an_interrupted_dask_run(cluster, raw: Path, tmp_path: Path) -> N
         assert partial_path(out).is_dir()
         resumed = ExpandOptions(**{**OPTIONS.__dict__, "resume": True})
         expand(raw, out, resumed, backend=backend)
-    assert folder_hashes(out) == folder_hashes(tmp_path / "local")
+    assert folder_hashes(out) == folder_hashes(local["folder"])
 
 
 class LosesTheClusterAfterOneTask:

@@ -6,9 +6,10 @@ import hashlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -18,8 +19,29 @@ from augtool.decode import choose_reduction, decode_rgb
 from augtool.errors import ClusterError, InputError, OptionError
 from augtool.expand import ExpandOptions, expand
 from augtool.render import Rendered, RenderSettings, SourceTask, render_source
+from tests.conftest import smear_like, write_image
 
 pytestmark = pytest.mark.skipif(not pool.fork_available(), reason="workers are forked on Linux")
+
+#: Sources per class of :func:`raw`.
+PER_CLASS = {"ALL": 4, "AML": 3, "normal": 5}
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 sources of 480x360 (reduced 4x for a 32-pixel output), written once for the module;
+    every test only reads them.
+
+    Each is a 120x90 smear scaled up 4x: drawn at 480x360 it took 0.2 CPU-seconds an
+    image, 2.5 per test that built its own.
+    """
+    root = tmp_path_factory.mktemp("pool") / "raw"
+    for c, (cls, n) in enumerate(sorted(PER_CLASS.items())):
+        for i in range(n):
+            small = smear_like(np.random.default_rng([0, c, i]), 120, 90)
+            big = cv2.resize(small, (480, 360), interpolation=cv2.INTER_LINEAR)
+            write_image(root / cls / f"{cls}_{i:03d}.jpg", big)
+    return root
 
 
 def _square_or_fail(x: int) -> int:
@@ -85,8 +107,7 @@ def test_workers_ignore_sigint_and_end_after_the_run() -> None:
     assert len(pids) == 2 and not _alive(sorted(pids))
 
 
-def test_the_scan_keeps_the_working_image_it_checked(make_raw: Callable[..., Path]) -> None:
-    raw = make_raw(size=(480, 360))
+def test_the_scan_keeps_the_working_image_it_checked(raw: Path) -> None:
     kept = sources.scan(raw, workers=2, keep_size=32)
     assert len(kept.pixels) == len(kept.sources)
     for src in kept.sources:
@@ -99,10 +120,7 @@ def test_the_scan_keeps_the_working_image_it_checked(make_raw: Callable[..., Pat
     assert plain.pixels == {} and plain.sources == kept.sources
 
 
-def test_the_scan_keeps_no_more_than_its_budget(
-    make_raw: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    raw = make_raw(size=(480, 360))
+def test_the_scan_keeps_no_more_than_its_budget(raw: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     one = 120 * 90 * 3  # a source at 1/4
     monkeypatch.setattr(sources, "KEEP_BUDGET", 5 * one)
     assert len(sources.scan(raw, workers=1, keep_size=32).pixels) == 5
@@ -129,22 +147,18 @@ def _tree(out: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_outputs_from_kept_sources_are_the_bytes_of_decoded_ones(
-    make_raw: Callable[..., Path], tmp_path: Path, workers: int
+    raw: Path, tmp_path: Path, workers: int
 ) -> None:
-    raw = make_raw(size=(480, 360))
     opts = ExpandOptions(size=32, target=40, pca_count=6, workers=workers)
     expand(raw, tmp_path / "kept", opts)
     expand(raw, tmp_path / "decoded", opts, backend=_Elsewhere())
     assert _tree(tmp_path / "kept") == _tree(tmp_path / "decoded")
 
 
-def test_render_source_uses_kept_pixels_and_leaves_them_unchanged(
-    make_raw: Callable[..., Path],
-) -> None:
+def test_render_source_uses_kept_pixels_and_leaves_them_unchanged(raw: Path) -> None:
     from augtool.render import preloaded
     from augtool.transforms import Ranges
 
-    raw = make_raw(size=(480, 360))
     scanned = sources.scan(raw, workers=1, keep_size=32)
     src = scanned.sources[0]
     task = SourceTask(str(raw / src.path), src.sha256, src.width, src.height, ((0, 0, "original"),))
@@ -159,14 +173,11 @@ def test_render_source_uses_kept_pixels_and_leaves_them_unchanged(
 
 
 def _resize(_: int) -> tuple[int, ...]:
-    import cv2
-
     return cv2.resize(np.zeros((600, 800, 3), np.uint8), (99, 77)).shape
 
 
 def test_workers_fork_safely_after_opencv_used_its_threads_here() -> None:
     """A child forked while OpenCV's pool had sleeping threads hung in setNumThreads."""
-    import cv2
 
     def hung(signum: int, frame: object) -> None:
         raise TimeoutError("the forked workers hung")

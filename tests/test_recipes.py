@@ -6,7 +6,6 @@ import json
 import os
 import re
 import sys
-import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,70 +17,10 @@ from augtool.expand import ExpandOptions, expand
 from augtool.recipe import load_recipe, paper_recipe, recipe_from_dict
 from augtool.verify import verify
 from tests.child_process import run_cli
-from tests.conftest import smear_like, tree_hashes, write_image
+from tests.conftest import smear_like, write_image
+from tests.mixed_recipe import albumentations_json, images_and_manifest, mixed_recipe
 
 SMALL = {"size": 48}
-
-
-def images_and_manifest(out: Path) -> dict[str, str]:
-    hashes = tree_hashes(out)
-    hashes.pop("augtool.json")  # creation time, command line, and the recipe itself
-    return hashes
-
-
-def albumentations_json() -> dict[str, str]:
-    """Serialized (A.to_dict) forms of the three albumentations steps of the mixed recipe."""
-    os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
-    A = pytest.importorskip("albumentations")
-    return {
-        "hsv": json.dumps(A.to_dict(A.HueSaturationValue(p=1.0))),
-        "noise": json.dumps(A.to_dict(A.GaussNoise(std_range=(0.05, 0.15), p=1.0))),
-        "pipe": json.dumps(
-            A.to_dict(
-                A.Compose(
-                    [
-                        A.RandomBrightnessContrast(p=1.0),
-                        A.HorizontalFlip(p=0.5),
-                        A.GaussianBlur(blur_limit=(3, 5), p=1.0),
-                    ]
-                )
-            )
-        ),
-    }
-
-
-def mixed_recipe(path: Path) -> Path:
-    """Built-ins mixed with A.HueSaturationValue, A.GaussNoise and an A.Compose."""
-    a = albumentations_json()
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            name = "mixed"
-
-            [[transform]]
-            name = "rotate"
-            rotate_range = [-20.0, 20.0]
-
-            [[transform]]
-            name = "hsv"
-            albumentations = '''{a["hsv"]}'''
-
-            [[transform]]
-            name = "noise_a"
-            albumentations = '''{a["noise"]}'''
-            at = "work"
-
-            [[transform]]
-            name = "pipe"
-            albumentations = '''{a["pipe"]}'''
-
-            [[transform]]
-            name = "hue"
-            shift_range = [-10.0, 10.0]
-            """
-        )
-    )
-    return path
 
 
 # --- the paper's recipe -------------------------------------------------------------------
@@ -116,9 +55,11 @@ def test_recorded_recipe_rebuilds_the_same_recipe() -> None:
 # --- albumentations: determinism ------------------------------------------------------------
 
 
-def test_mixed_recipe_same_bytes_any_workers_order_and_dask(
-    make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+def test_mixed_recipe_same_bytes_any_workers_and_order(
+    make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """One or two worker processes, files listed in reverse: the same bytes (and on Dask
+    workers: tests/test_dask.py, on the cluster that module starts anyway)."""
     recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw()
     opts = {"target": 40, "pipeline": recipe, "transforms": recipe.names, **SMALL}
@@ -157,14 +98,6 @@ def test_mixed_recipe_same_bytes_any_workers_order_and_dask(
         )
         expand(raw, tmp_path / "reversed", ExpandOptions(workers=1, **opts))
     assert images_and_manifest(tmp_path / "reversed") == reference
-
-    pytest.importorskip("distributed")
-    from augtool.backends import DaskBackend
-
-    cluster = request.getfixturevalue("dask_cluster")  # the session's; "local" is test_dask's
-    with DaskBackend(cluster.scheduler_address, timeout=30) as backend:
-        expand(raw, tmp_path / "dask", ExpandOptions(workers=2, **opts), backend=backend)
-    assert images_and_manifest(tmp_path / "dask") == reference
 
     report = verify(tmp_path / "w1", regenerate_raw=raw, workers=1)
     assert report.ok, report.problems

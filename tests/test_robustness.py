@@ -49,10 +49,10 @@ from tests.child_process import (
     run_cli,
     run_cli_measured,
     run_sub,
-    training_command,
     wait_until,
 )
 from tests.conftest import smear_like, tree_hashes, write_image
+from tests.forked import ForkedCli
 
 REPO = Path(__file__).resolve().parents[1]
 #: Small, fast expansion: 2 copies per source at 16x16, no split level in paths.
@@ -273,10 +273,14 @@ def test_skip_invalid_lists_and_records_every_skipped_file(tmp_path: Path) -> No
 
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """24 sources of 1296x972 JPEG: big enough to be caught mid-run, small enough to be fast."""
+    """24 sources of 1296x972 JPEG: big enough to be caught mid-run, small enough to be fast.
+
+    Each is a smear drawn at an eighth of the size and scaled up (1.2 CPU-seconds for the
+    24 when drawn at a quarter).
+    """
     raw = tmp_path_factory.mktemp("signals") / "raw"
     for i in range(24):
-        small = smear_like(np.random.default_rng(i), 324, 243)
+        small = smear_like(np.random.default_rng(i), 162, 121)
         big = cv2.resize(small, (1296, 972), interpolation=cv2.INTER_LINEAR)
         write_image(raw / f"c{i % 3}" / f"img_{i:03d}.jpg", big)
     return raw
@@ -389,8 +393,9 @@ def test_signal_stops_cleanly_and_resume_is_byte_identical(
         assert "Traceback" not in err and "UserWarning" not in err
     assert not out.exists()
     assert writers.partial_path(out).exists()
-    resumed = run_sub(*args[:-1], 3 - workers, "--resume")
-    assert resumed.returncode == 0, resumed.stderr
+    # The resume reads only what the stopped process left on disk: here, in this process.
+    code, text = run_cli(*args[:-1], 3 - workers, "--resume")
+    assert code == 0, text
     assert not writers.partial_path(out).exists() and not journal_of(out).exists()
     same_output(out, references[kind])
     assert verify(out).ok
@@ -899,28 +904,40 @@ def test_library_errors_never_print_a_traceback_for_a_non_utf8_raw_path(tmp_path
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_during_train_stops_cleanly(tmp_path: Path, sig: int) -> None:
-    """A training run stopped by a signal: exit 130, a message, no run folder, no partial."""
+    """A training run stopped by a signal: exit 130, a message, no run folder, no partial.
+
+    The run is a forked child of this process (tests/forked.py): a separate process that
+    the signal reaches from outside while it trains, without a new interpreter's seconds
+    of importing torch first.
+    """
+    import torch
+
+    import cli  # noqa: F401  (imported here once, not in every child)
+    import model.run  # noqa: F401
+
+    # The first optimizer a process builds imports torch._dynamo (seconds): here, once.
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     from tests.h5data import make_blob_h5
 
     # Small data: the run is stopped inside its first epoch of 500, whatever the set's size.
     data = make_blob_h5(tmp_path / "d.h5", (12, 12, 12), size=32)
     run = tmp_path / "run"
     started = tmp_path / "training-started"
-    proc = subprocess.Popen(
-        training_command(started, "train", data, run, "--epochs", 500),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=default_sigint,  # a background shell job would ignore SIGINT
+
+    def mark_the_first_step() -> None:
+        from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+        register_optimizer_step_pre_hook(lambda *_: started.touch())
+
+    proc = ForkedCli(
+        ["train", data, run, "--epochs", 500], tmp_path / "stderr", mark_the_first_step
     )
     # Data loaded, model built, inside the epoch loop: the first optimizer step has begun.
     if not wait_until(started.exists, proc):
         proc.kill()
-        raise AssertionError(f"training never started: {proc.communicate()}")
+        raise AssertionError(f"training never started: {proc.wait(60)} {proc.error()}")
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    code, err = proc.wait(60), proc.error()
+    assert code == 130, err
     assert "interrupted" in err and "Traceback" not in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5", started.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5", "stderr", started.name]

@@ -1,0 +1,144 @@
+"""Run ``augtool`` in a forked copy of the test process, to be signalled from outside.
+
+A child made with ``python -m cli`` spends seconds importing what this process
+has imported already (torch alone: 1.5 CPU-seconds on a quiet 2-core machine,
+3.7 under load), before it reaches the state a test signals. A forked child
+starts from this process's modules and runs ``cli.main`` at once; it is still
+a separate process, with its own signal handlers, that a signal reaches
+asynchronously while it works and whose exit status the parent reads.
+
+Use it where the state being signalled is the point (training under way), not
+the interpreter's life around it: the child skips start-up (an interrupt during
+``import`` is a different moment, which tests/test_expand_signals.py reaches
+with real ``python -m cli`` children) and ends with ``os._exit`` right after
+the command, so nothing an interpreter prints while it shuts down (threads'
+and finalizers' reports) reaches its stderr; tests that check that output use
+real children (test_signal_stops_cleanly_and_resume_is_byte_identical).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.child_process import cli_args
+
+#: Exit status of a child whose code raised something other than ``SystemExit``.
+CRASHED = 70
+
+
+class ForkedCli:
+    """``augtool ARGS`` running in a forked child; a small ``subprocess.Popen`` look-alike.
+
+    Args:
+        args: Command-line arguments after ``augtool``; paths are passed as file names.
+        stderr: The file that receives the child's standard error (its standard output
+            is discarded).
+        setup: Run in the child before the command (e.g. to register a hook); its
+            effects stay in the child.
+    """
+
+    def __init__(
+        self, args: list[object], stderr: Path, setup: Callable[[], None] | None = None
+    ) -> None:
+        self.stderr = stderr
+        self.returncode: int | None = None
+        argv = cli_args(*args)
+        cv2 = sys.modules.get("cv2")
+        threads = None
+        if cv2 is not None:
+            # As augtool.pool does: OpenCV's thread pool, once started here, hangs a forked
+            # child that uses it (seen: setNumThreads waiting forever under pytest-xdist,
+            # after other tests had resized large images). With one thread it has none.
+            threads = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child: never returns into the test
+                _run_child(argv, stderr, setup, threads)
+        finally:
+            if threads is not None:
+                cv2.setNumThreads(threads)
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        """The exit status once the child ended (``-N`` when signal N killed it), else None."""
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the child (unless it has been reaped)."""
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL the child."""
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for the child's end; kill it and fail after that.
+
+        Args:
+            timeout: Seconds to wait (generous: a loaded machine is slow, not broken).
+
+        Returns:
+            The exit status, as :meth:`poll`.
+        """
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                self.kill()
+                os.waitpid(self.pid, 0)
+                raise AssertionError(f"augtool did not end within {timeout} s: {self.error()}")
+            time.sleep(0.01)
+        assert self.returncode is not None
+        return self.returncode
+
+    def error(self) -> str:
+        """What the child wrote to standard error so far."""
+        return self.stderr.read_text(encoding="utf-8", errors="replace")
+
+
+def _run_child(
+    argv: list[str], stderr: Path, setup: Callable[[], None] | None, cv_threads: int | None
+) -> None:
+    """In the forked child: a fresh process's signal and OpenCV set-up, then ``cli.main``;
+    exits."""
+    code = CRASHED
+    try:
+        if cv_threads is not None:  # a new pool of the parent's size, as a new process has
+            sys.modules["cv2"].setNumThreads(cv_threads)
+        # What a new interpreter would have: Python's SIGINT handler, SIGTERM's default.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        err = os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        out = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(err, 2)
+        os.dup2(out, 1)
+        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        if setup is not None:
+            setup()
+        from cli import main
+
+        try:
+            main(argv, prog_name="augtool")
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
