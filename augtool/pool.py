@@ -142,6 +142,30 @@ def run_ordered(
         pool.stop(graceful=finished)
 
 
+@contextlib.contextmanager
+def opencv_ready_to_fork() -> Iterator[int | None]:
+    """OpenCV with one thread while the block forks; its thread count back afterwards.
+
+    OpenCV's thread pool, once started, cannot be used or stopped in a forked child
+    (the child waits forever for threads that were not copied; seen with
+    ``cv2.setNumThreads`` and with resizing); with one thread there is no pool.
+
+    Yields:
+        The thread count to give a child that wants the parent's (None when OpenCV
+        is not imported).
+    """
+    cv2 = sys.modules.get("cv2")
+    if cv2 is None:
+        yield None
+        return
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield previous
+    finally:
+        cv2.setNumThreads(previous)
+
+
 class _Pool:
     """The forked workers of one :func:`run_ordered` call, and what each one holds."""
 
@@ -162,36 +186,26 @@ class _Pool:
         self.busy: list[list[int]] = []  # indices handed to each worker, oldest first
         self.done: dict[int, object] = {}
         self.following = 0  # next index to hand out
-        cv2 = sys.modules.get("cv2")
-        previous = None
-        if cv2 is not None:
-            # OpenCV's thread pool, once started, cannot be used or stopped in a forked
-            # child (it waits forever for threads that were not copied); with one thread
-            # it has none. The main process gets its setting back below.
-            previous = cv2.getNumThreads()
-            cv2.setNumThreads(1)
-        try:
-            for _ in range(n):
-                task_read, task_write = ctx.Pipe(duplex=False)
-                result_read, result_write = ctx.Pipe(duplex=False)
-                proc = ctx.Process(
-                    target=_worker,
-                    args=(func, items, task_read, result_write, self.parent),
-                    daemon=True,
-                )
-                self.procs.append(proc)
-                self.to_workers.append(task_write)
-                self.from_workers.append(result_read)
-                self.busy.append([])
-                proc.start()
-                task_read.close()
-                result_write.close()
-        except BaseException:
-            self.stop(graceful=False)
-            raise
-        finally:
-            if previous is not None:
-                cv2.setNumThreads(previous)
+        with opencv_ready_to_fork():
+            try:
+                for _ in range(n):
+                    task_read, task_write = ctx.Pipe(duplex=False)
+                    result_read, result_write = ctx.Pipe(duplex=False)
+                    proc = ctx.Process(
+                        target=_worker,
+                        args=(func, items, task_read, result_write, self.parent),
+                        daemon=True,
+                    )
+                    self.procs.append(proc)
+                    self.to_workers.append(task_write)
+                    self.from_workers.append(result_read)
+                    self.busy.append([])
+                    proc.start()
+                    task_read.close()
+                    result_write.close()
+            except BaseException:
+                self.stop(graceful=False)
+                raise
 
     def hand_out(self) -> None:
         """Give every worker tasks until it holds :data:`AHEAD_PER_WORKER`."""

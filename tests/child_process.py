@@ -3,8 +3,8 @@
 :func:`run_cli` runs the command in this process (click's test runner: fast,
 and monkeypatches apply); :func:`run_sub` and :func:`cli_command` run it as
 ``python -m cli`` in a new process (signals, exit codes, real file
-descriptors, privileges); :func:`training_command` does so with a marker of
-training having started.
+descriptors, privileges); tests/forked.py runs it in a forked copy of the test
+process, for signals sent once work is under way.
 
 :func:`run_cli_measured` reads a child's own peak memory. ``os.wait4``'s
 ``ru_maxrss`` is not that: Linux carries the high-water mark of the forked
@@ -46,22 +46,9 @@ finally:
             report.write_text(line.split()[1])
 """
 
+
 #: Runs like ``augtool``, and touches the file ``argv[1]`` when the first optimizer step
 #: begins: proof that data are loaded, the model is built and the epoch loop has started.
-_TRAINING_MARKER = """
-import sys
-from pathlib import Path
-from torch.optim.optimizer import register_optimizer_step_pre_hook
-marker = Path(sys.argv[1])
-def started(optimizer, args, kwargs):
-    if not marker.exists():
-        marker.touch()
-register_optimizer_step_pre_hook(started)
-from cli import main
-main(sys.argv[2:], prog_name="augtool")
-"""
-
-
 @dataclass(frozen=True)
 class MeasuredRun:
     """The exit code, standard error and own peak resident memory of one CLI run."""
@@ -109,22 +96,6 @@ def private_tmpfs_prefix() -> list[str] | None:
 def cli_args(*args: object) -> list[str]:
     """Command-line arguments as text: paths by their file-system name, the rest by ``str``."""
     return [os.fsdecode(a) if isinstance(a, os.PathLike) else str(a) for a in args]
-
-
-def training_command(marker: Path, *args: object) -> list[str]:
-    """A command line that runs ``augtool ARGS`` and touches ``marker`` once training steps.
-
-    The marker is set by a global optimizer step hook, so it needs nothing from
-    the CLI's output (which differs between a terminal and a pipe).
-
-    Args:
-        marker: A file that must not exist yet; created at the first optimizer step.
-        *args: Command-line arguments after ``augtool``.
-
-    Returns:
-        The argument list for :class:`subprocess.Popen`.
-    """
-    return [sys.executable, "-c", _TRAINING_MARKER, os.fsdecode(marker), *cli_args(*args)]
 
 
 def wait_until(

@@ -26,6 +26,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from augtool.pool import opencv_ready_to_fork
 from tests.child_process import cli_args
 
 #: Exit status of a child whose code raised something other than ``SystemExit``.
@@ -49,21 +50,12 @@ class ForkedCli:
         self.stderr = stderr
         self.returncode: int | None = None
         argv = cli_args(*args)
-        cv2 = sys.modules.get("cv2")
-        threads = None
-        if cv2 is not None:
-            # As augtool.pool does: OpenCV's thread pool, once started here, hangs a forked
-            # child that uses it (seen: setNumThreads waiting forever under pytest-xdist,
-            # after other tests had resized large images). With one thread it has none.
-            threads = cv2.getNumThreads()
-            cv2.setNumThreads(1)
-        try:
+        # OpenCV's thread pool, once started here, would hang the child (seen under
+        # pytest-xdist, after other tests had resized large images).
+        with opencv_ready_to_fork() as threads:
             pid = os.fork()
             if pid == 0:  # the child: never returns into the test
                 _run_child(argv, stderr, setup, threads)
-        finally:
-            if threads is not None:
-                cv2.setNumThreads(threads)
         self.pid = pid
 
     def poll(self) -> int | None:

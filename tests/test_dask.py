@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -28,7 +27,7 @@ from augtool.render import RenderSettings, SourceTask, render_source
 from augtool.transforms import Ranges
 from augtool.writers import partial_path
 from cli import main
-from tests.conftest import smear_like, tree_hashes, write_image
+from tests.conftest import tree_hashes, write_upscaled_smears
 from tests.mixed_recipe import images_and_manifest, mixed_recipe
 
 #: 16 sources of 640x480: enough tasks that some are still running after the first result.
@@ -86,12 +85,7 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     640x480 (0.28 CPU-seconds an image, 4.5 per test, when every test drew its own).
     """
     root = tmp_path_factory.mktemp("dask") / "raw"
-    for c, (cls, n) in enumerate(sorted(PER_CLASS.items())):
-        for i in range(n):
-            small = smear_like(np.random.default_rng([0, c, i]), 160, 120)
-            big = cv2.resize(small, (640, 480), interpolation=cv2.INTER_LINEAR)
-            write_image(root / cls / f"{cls}_{i:03d}.jpg", big)
-    return root
+    return write_upscaled_smears(root, PER_CLASS, (640, 480))
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from augtool.decode import choose_reduction, decode_rgb
 from augtool.errors import ClusterError, InputError, OptionError
 from augtool.expand import ExpandOptions, expand
 from augtool.render import Rendered, RenderSettings, SourceTask, render_source
-from tests.conftest import smear_like, write_image
+from tests.conftest import write_upscaled_smears
 
 pytestmark = pytest.mark.skipif(not pool.fork_available(), reason="workers are forked on Linux")
 
@@ -36,12 +36,7 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     image, 2.5 per test that built its own.
     """
     root = tmp_path_factory.mktemp("pool") / "raw"
-    for c, (cls, n) in enumerate(sorted(PER_CLASS.items())):
-        for i in range(n):
-            small = smear_like(np.random.default_rng([0, c, i]), 120, 90)
-            big = cv2.resize(small, (480, 360), interpolation=cv2.INTER_LINEAR)
-            write_image(root / cls / f"{cls}_{i:03d}.jpg", big)
-    return root
+    return write_upscaled_smears(root, PER_CLASS, (480, 360))
 
 
 def _square_or_fail(x: int) -> int:
