@@ -57,13 +57,6 @@ def fork_available() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-def _set_cv_threads() -> None:
-    """One OpenCV thread per worker: the workers already keep every core busy."""
-    cv2 = sys.modules.get("cv2")
-    if cv2 is not None:
-        cv2.setNumThreads(1)
-
-
 def _worker(
     func: Callable[[T], R],
     items: Sequence[T],
@@ -77,7 +70,6 @@ def _worker(
     die_with_parent.__wrapped__()  # the main process's cached answer is not this process's
     if os.getppid() != parent:  # the main process died before the request took effect
         os._exit(1)
-    _set_cv_threads()
     while True:
         try:
             index = tasks.recv()
@@ -186,6 +178,8 @@ class _Pool:
         self.busy: list[list[int]] = []  # indices handed to each worker, oldest first
         self.done: dict[int, object] = {}
         self.following = 0  # next index to hand out
+        # Each worker keeps the one OpenCV thread it is forked with: the workers
+        # already keep every core busy.
         with opencv_ready_to_fork():
             try:
                 for _ in range(n):

@@ -269,8 +269,7 @@ sys.exit(1 if failed else 0)
 
 def end_to_end_code(cuda: bool) -> str:
     """``_end_to_end()``: train (device, then CPU, same seed) and evaluate; its figures."""
-    epochs = E2E_EPOCHS if cuda else 1
-    device = "cuda" if cuda else "cpu"
+    epochs, device = e2e_epochs(cuda), device_of(cuda)
     return f"""
 import json, sys, torch
 from model.run import train_run, evaluate_run
@@ -302,8 +301,7 @@ def _end_to_end():
 
 def end_to_end(cuda: bool, how: str, status: int, out: str) -> Step:
     """The end-to-end step from the training process's output; accuracies compared."""
-    epochs = E2E_EPOCHS if cuda else 1
-    device = "cuda" if cuda else "cpu"
+    epochs, device = e2e_epochs(cuda), device_of(cuda)
     result = parse_result(out)
     if result is None:
         return Step(False, f"{how}\n\nTraining failed (exit {status}):\n\n" + fenced(out))
@@ -416,6 +414,11 @@ def _streamed():
     return [{{"path": r.metrics["data_path"], "acc": r.metrics["test"]["accuracy"],
              "ips": r.metrics["train_images_per_second"]}} for r in runs]
 """
+
+
+def e2e_epochs(cuda: bool) -> int:
+    """Epochs of each end-to-end training run (one in the dry run)."""
+    return E2E_EPOCHS if cuda else 1
 
 
 def device_of(cuda: bool) -> str:

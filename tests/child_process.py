@@ -47,8 +47,6 @@ finally:
 """
 
 
-#: Runs like ``augtool``, and touches the file ``argv[1]`` when the first optimizer step
-#: begins: proof that data are loaded, the model is built and the epoch loop has started.
 @dataclass(frozen=True)
 class MeasuredRun:
     """The exit code, standard error and own peak resident memory of one CLI run."""
@@ -165,6 +163,37 @@ def run_sub(
         timeout=timeout,
         preexec_fn=preexec_fn,
     )
+
+
+def fresh_process_signals() -> None:
+    """In a forked child: the signal handlers a new Python starts with.
+
+    SIGINT raises KeyboardInterrupt; SIGTERM and the other stop signals a parent
+    may have caught kill the process.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1):
+        signal.signal(number, signal.SIG_DFL)
+
+
+def main_exit_status(argv: list[str]) -> int:
+    """Run ``augtool ARGV`` in this process; the exit status the ``augtool`` script would have.
+
+    ``SystemExit`` counts as Python counts it at exit: None is 0, an integer is
+    itself, anything else is printed to standard error and gives 1.
+    """
+    from cli import main
+
+    try:
+        main(args=argv, prog_name="augtool")
+    except SystemExit as stop:
+        if stop.code is None:
+            return 0
+        if isinstance(stop.code, int):
+            return stop.code
+        print(stop.code, file=sys.stderr)
+        return 1
+    return 0
 
 
 def default_sigint() -> None:

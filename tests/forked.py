@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from augtool.pool import opencv_ready_to_fork
-from tests.child_process import cli_args
+from tests.child_process import cli_args, fresh_process_signals, main_exit_status
 
 #: Exit status of a child whose code raised something other than ``SystemExit``.
 CRASHED = 70
@@ -108,9 +108,7 @@ def _run_child(
     try:
         if cv_threads is not None:  # a new pool of the parent's size, as a new process has
             sys.modules["cv2"].setNumThreads(cv_threads)
-        # What a new interpreter would have: Python's SIGINT handler, SIGTERM's default.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        fresh_process_signals()
         err = os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         out = os.open(os.devnull, os.O_WRONLY)
         os.dup2(err, 2)
@@ -119,13 +117,7 @@ def _run_child(
         sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
         if setup is not None:
             setup()
-        from cli import main
-
-        try:
-            main(argv, prog_name="augtool")
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        code = main_exit_status(argv)
     except BaseException:
         traceback.print_exc()
     finally:

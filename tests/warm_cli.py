@@ -142,6 +142,8 @@ def _run_command(call: dict, fds: list[int]) -> None:
     import threading
     import traceback
 
+    from tests.child_process import fresh_process_signals, main_exit_status
+
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
@@ -150,9 +152,7 @@ def _run_command(call: dict, fds: list[int]) -> None:
     env.pop(SOCKET_VARIABLE, None)
     os.environ.clear()
     os.environ.update(env)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1):
-        signal.signal(number, signal.SIG_DFL)
+    fresh_process_signals()
     # The standard streams as a fresh Python makes them: stdout line-buffered only on
     # a terminal, stderr always line-buffered (Python 3.9+).
     encoding = sys.__stdout__.encoding if sys.__stdout__ else "utf-8"
@@ -170,19 +170,8 @@ def _run_command(call: dict, fds: list[int]) -> None:
     )
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
     sys.argv = ["-c", *call["argv"]]
-    code = 0
     try:
-        import cli
-
-        cli.main(args=call["argv"], prog_name="augtool")
-    except SystemExit as stop:
-        if stop.code is None:
-            code = 0
-        elif isinstance(stop.code, int):
-            code = stop.code
-        else:
-            print(stop.code, file=sys.stderr)
-            code = 1
+        code = main_exit_status(call["argv"])
     except BaseException:
         traceback.print_exc()
         code = 1
