@@ -12,6 +12,8 @@
 #   SIZE      side of the expanded images (default 227, the paper's); the dataset is
 #             cells5-SIZE.h5 and each run folder NAME-SIZE (NAME-SIZE-eEPOCHS with EPOCHS)
 #   EPOCHS    train this many epochs instead of the architecture's default (30)
+#   SEED      seed of the CellNet and LeukemiaNet runs (default 0); another seed
+#             writes NAME-SIZE-sSEED (after -eEPOCHS when both are set)
 #   CV_FOLDS  train only these folds (e.g. "0 2 4"), to spread one configuration over
 #             several processes; a last run without it reuses them and writes cv.md
 #
@@ -47,6 +49,7 @@ mkdir -p "$WORK"
 CELLS=$(cd "$CELLS" && pwd)
 cd "$WORK"
 SIZE=${SIZE:-227}
+SEED=${SEED:-0}
 DATA=cells5-$SIZE.h5
 EXTRA=extra-$SIZE.h5
 SMEARS=$(cd "$CELLS/.." && pwd)
@@ -60,6 +63,10 @@ cv() {  # cv NAME [train options...]: every fold of $DATA into NAME-$SIZE/
         name=$name-e$EPOCHS
         set -- "$@" --epochs "$EPOCHS"
     fi
+    if [ "$SEED" != 0 ]; then
+        name=$name-s$SEED
+    fi
+    set -- "$@" --seed "$SEED"
     if [ -n "${CV_FOLDS:-}" ]; then
         for k in $CV_FOLDS; do
             if [ -f "$name/fold-$k/metrics.json" ]; then continue; fi
@@ -98,14 +105,14 @@ for s in $STEPS; do
         augtool expand extra-cells "$EXTRA" --factor 10.58 --pca-count $((sources * 184 / 141)) \
             --size "$SIZE" --split none --overwrite
         ;;
-    cell) cv cv-cell --arch cellnet --seed 0 ;;
-    cell-extra) cv cv-cell-extra --arch cellnet --seed 0 --extra-train "$EXTRA" ;;
-    cell-nocoords) cv cv-cell-nocoords --arch cellnet --arch-option coords=false --seed 0 ;;
-    cell-noaug) cv cv-cell-noaug --arch cellnet --augment none --seed 0 ;;
-    cell-crop50) cv cv-cell-crop50 --arch cellnet --arch-option crop=0.5 --seed 0 ;;
-    cell-crop30) cv cv-cell-crop30 --arch cellnet --arch-option crop=0.3 --seed 0 ;;
-    cell-conv) cv cv-cell-conv --arch cellnet --arch-option stem=conv --seed 0 ;;
-    leuk) cv cv-leuk --arch leukemianet --seed 0 ;;
+    cell) cv cv-cell --arch cellnet ;;
+    cell-extra) cv cv-cell-extra --arch cellnet --extra-train "$EXTRA" ;;
+    cell-nocoords) cv cv-cell-nocoords --arch cellnet --arch-option coords=false ;;
+    cell-noaug) cv cv-cell-noaug --arch cellnet --augment none ;;
+    cell-crop50) cv cv-cell-crop50 --arch cellnet --arch-option crop=0.5 ;;
+    cell-crop30) cv cv-cell-crop30 --arch cellnet --arch-option crop=0.3 ;;
+    cell-conv) cv cv-cell-conv --arch cellnet --arch-option stem=conv ;;
+    leuk) cv cv-leuk --arch leukemianet ;;
     *)
         echo "error: unknown step $s" >&2
         exit 2
