@@ -29,7 +29,6 @@ from model.data import (
     RAW_SOURCE,
     DeviceImages,
     Normalization,
-    align_labels,
     compute_normalization,
     load_for_evaluation,
 )
@@ -371,7 +370,11 @@ def train_run(
         "train_images_per_second": seen / busy if busy > 0 else None,
         **scores,
     }
-    info = {"best_epoch": result.best_epoch, "data": str(data_path)}
+    info = {
+        "best_epoch": result.best_epoch,
+        "data": str(data_path),
+        **({"cv": folds} if folds else {}),
+    }
     class_names = parts[train_name].class_names
     with staged_folder(out) as stage:
         save_checkpoint(
@@ -472,66 +475,94 @@ def evaluate_run(
     batch_size: int = 256,
     tta: bool = False,
     progress: Progress | None = None,
+    fold: int | None = None,
+    ensemble: Sequence[str | Path] = (),
 ) -> EvaluationResult:
-    """Score a trained model on an expand output's split or a raw image folder.
+    """Score a trained model on an expand output's split or fold, or a raw image folder.
 
     Args:
-        model_path: ``RUN/model.pt``.
+        model_path: ``RUN/model.pt``; with ``fold``, also a cross-validated run
+            folder (its ``fold-<k>/model.pt`` is used).
         data_path: HDF5 file, expand output folder, or ``RAW/<class>/`` folder
             (images of any size, preprocessed like ``expand``'s originals).
         split: The split of an expand output (ignored for a raw folder);
-            ``None`` uses all images.
+            ``None`` uses all images. With ``fold``: ``val`` or ``test`` of that fold.
         out: Folder for ``metrics.json`` and ``confusion.png`` (created; those two
             files are replaced); ``None`` writes nothing.
         device: ``auto``, ``cuda`` or ``cpu``.
         batch_size: Images per forward pass.
         tta: Average over the 8 flips and transposes of each image.
         progress: Told of the phases: ``load`` (a raw folder, one step per image)
-            and ``evaluate`` (one step per image); ``None``: silent.
+            and ``evaluate`` (one step per image, once per model); ``None``: silent.
+        fold: Score the val or test images of this cross-validation fold of a
+            dataset made with ``expand --folds K``; the model must have been
+            trained for this fold (``train --fold K``).
+        ensemble: More models (files, or run folders with ``fold``) whose class
+            probabilities are averaged with ``model_path``'s.
 
     Returns:
         The report and where it was written (``report["tta"]`` says whether
-        test-time augmentation was used).
+        test-time augmentation was used, ``report["models"]`` which models).
 
     Raises:
         InputError: Unreadable model or data, or classes the model does not know.
+        OptionError: A model trained for another fold, or ensemble models that
+            disagree on classes or input size.
         OutputError: The output folder cannot be written.
     """
+    from model.scoring import check_compatible, fold_part, load_fold_model, mean_probabilities
+
     dev = resolve_device(device)
-    ckpt = load_checkpoint(model_path, dev)
-    data = load_for_evaluation(data_path, split, ckpt.input_size, progress)
+    models = [load_fold_model(m, fold, dev) for m in (model_path, *ensemble)]
+    check_compatible(models)
+    first = models[0].checkpoint
+    if fold is None:
+        data = load_for_evaluation(data_path, split, first.input_size, progress)
+    else:
+        data = fold_part(
+            load_for_evaluation(data_path, None, first.input_size), fold, split or "all"
+        )
     if len(data) == 0:
-        raise InputError(f"{data_path}: no images to evaluate")
-    labels = align_labels(data, ckpt.class_names)
-    on_device = DeviceImages(data.images, labels, ckpt.normalization, dev)
-    amp = use_amp(ckpt.config.get("amp"), dev)
-    pred = evaluate(ckpt.net, on_device, batch_size, amp=amp, tta=tta, progress=progress)
+        raise InputError(f"{literal(data_path)}: no images to evaluate")
+    probabilities, labels = mean_probabilities(models, data, dev, batch_size, tta, progress)
     raw = data.attrs.get("source") == RAW_SOURCE
     transforms = None if raw else data.transforms  # a raw folder records no transforms
     report = classification_report(
         labels,
-        pred.predicted,
-        ckpt.class_names,
+        probabilities.argmax(axis=1),
+        first.class_names,
         transforms,
         groups=data.groups,
         group_unit=group_unit(data),
     )
     report["data"] = str(data_path)
     report["split"] = None if raw else split
-    report["model"] = str(model_path)
+    report["fold"] = fold
+    report["model"] = str(models[0].path)
+    report["models"] = [str(m.path) for m in models]
     report["tta"] = tta
     out_dir = None
     if out is not None:
-        from model.report import write_confusion_png
-
-        out_dir = Path(out)
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise OutputError(f"{out_dir}: cannot create ({err.strerror})") from err
-        write_json(out_dir / METRICS_NAME, report)
-        write_confusion_png(report, out_dir / CONFUSION_NAME)
+        out_dir = write_report(report, out)
     return EvaluationResult(report=report, out_dir=out_dir)
+
+
+def write_report(report: dict[str, Any], out: str | Path) -> Path:
+    """Write ``metrics.json`` and ``confusion.png`` of ``report`` into ``out`` (created).
+
+    Raises:
+        OutputError: The folder cannot be created.
+    """
+    from model.report import write_confusion_png
+
+    out_dir = Path(out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{literal(out_dir)}: cannot create ({err.strerror})") from err
+    write_json(out_dir / METRICS_NAME, report)
+    write_confusion_png(report, out_dir / CONFUSION_NAME)
+    return out_dir
 
 
 def group_unit(data: Dataset) -> str:

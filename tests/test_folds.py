@@ -277,3 +277,134 @@ def test_train_all_folds_summarises_and_resumes(fold_h5, tmp_path: Path) -> None
     assert json.loads((runs / "cv.json").read_text())["mean"] == summary["mean"]
     other = CliRunner().invoke(main, [*args[:-1], "-q", "--epochs", "1", "--resume"])
     assert other.exit_code == 1 and "other settings" in other.output
+
+
+# --- scoring a cross-validated run: evaluate --fold, --ensemble ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def cv_runs(fold_h5, tmp_path_factory) -> tuple[Path, Path]:
+    """Two cross-validated runs of the same folds, seeds 0 and 1."""
+    root = tmp_path_factory.mktemp("cvruns")
+    runs = []
+    for seed in (0, 1):
+        run = root / f"cv-s{seed}"
+        args = ["train", str(fold_h5), str(run), "--fold", "all", "--seed", str(seed), *TRAIN]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        runs.append(run)
+    return runs[0], runs[1]
+
+
+@pytest.mark.parametrize("part", ["val", "test"])
+def test_evaluate_all_folds_reproduces_the_training_scores(
+    cv_runs, fold_h5, tmp_path: Path, part: str
+) -> None:
+    run = cv_runs[0]
+    out = tmp_path / "eval"
+    args = ["evaluate", str(run), str(fold_h5), str(out), "--fold", "all", "--subset", part]
+    result = CliRunner().invoke(main, [*args, "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    cv = json.loads((run / "cv.json").read_text())
+    folds = json.loads((out / "folds.json").read_text())
+    got = [r["accuracy"] for r in folds["per_fold"]]
+    assert got == pytest.approx([r[f"{part}_accuracy"] for r in cv["per_fold"]])
+    assert [r["scored_fold"] for r in folds["per_fold"]] == (
+        [1, 2, 3, 0] if part == "val" else [0, 1, 2, 3]
+    )
+    assert folds["mean"]["accuracy"] == pytest.approx(cv["mean"][f"{part}_accuracy"])
+    pooled = json.loads((out / "metrics.json").read_text())
+    assert pooled["n"] == len(open_dataset(fold_h5))  # every image once
+    if part == "test":
+        assert pooled["accuracy"] == pytest.approx(cv["pooled_test"]["accuracy"])
+    assert pooled["cluster_bootstrap"]["unit"] == "groups"
+    assert "mean ± std" in result.output and "cluster bootstrap" in result.output
+
+
+def test_evaluate_one_fold_takes_its_own_model_only(cv_runs, fold_h5, tmp_path: Path) -> None:
+    run = cv_runs[0]
+    runner = CliRunner()
+    base = ["evaluate", "--device", "cpu", "--subset", "test"]
+    by_folder = runner.invoke(
+        main, [*base, str(run), str(fold_h5), str(tmp_path / "a"), "--fold", "2"]
+    )
+    assert by_folder.exit_code == 0, by_folder.output
+    report = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert report["models"] == [str(run / "fold-2" / "model.pt")] and report["fold"] == 2
+    trained = json.loads((run / "fold-2" / "metrics.json").read_text())["test"]
+    assert report["n"] == trained["n"] and report["accuracy"] == pytest.approx(trained["accuracy"])
+    wrong = runner.invoke(
+        main,
+        [*base, str(run / "fold-1" / "model.pt"), str(fold_h5), str(tmp_path / "b"), "--fold", "2"],
+    )
+    assert wrong.exit_code == 2
+    assert "--fold: " in wrong.output and "trained for test fold 1" in wrong.output
+    assert not (tmp_path / "b").exists()
+    train_part = runner.invoke(
+        main, [*base[:-1], "train", str(run), str(fold_h5), str(tmp_path / "c"), "--fold", "2"]
+    )
+    assert train_part.exit_code == 2 and "--subset: " in train_part.output
+
+
+def test_a_model_without_folds_is_not_scored_on_a_fold(fold_h5, make_raw, tmp_path: Path) -> None:
+    plain = tmp_path / "plain.h5"
+    expand(make_raw({"a": 5, "b": 5}), plain, ExpandOptions(target=30, size=32, workers=1))
+    run = tmp_path / "run"
+    trained = CliRunner().invoke(main, ["train", str(plain), str(run), *TRAIN])
+    assert trained.exit_code == 0, trained.output
+    result = CliRunner().invoke(
+        main, ["evaluate", str(run / "model.pt"), str(fold_h5), "--fold", "0", "--device", "cpu"]
+    )
+    assert result.exit_code == 2 and "records no cross-validation fold" in result.output
+    assert "without --fold" in result.output
+
+
+def test_an_ensemble_averages_the_probabilities(cv_runs, fold_h5) -> None:
+    import dataclasses
+
+    import torch
+
+    from model.run import fold_parts
+    from model.scoring import check_compatible, load_fold_model, mean_probabilities
+
+    cpu = torch.device("cpu")
+    part = fold_parts(open_dataset(fold_h5), 1)["val"]
+    models = [load_fold_model(run, 1, cpu) for run in cv_runs]
+    singles = [mean_probabilities([m], part, cpu, 16, tta=False)[0] for m in models]
+    both, labels = mean_probabilities(models, part, cpu, 16, tta=False)
+    assert np.allclose(both, (singles[0] + singles[1]) / 2)
+    assert np.allclose(both.sum(axis=1), 1.0) and len(labels) == len(part)
+    renamed = dataclasses.replace(
+        models[1],
+        checkpoint=dataclasses.replace(models[1].checkpoint, class_names=["b", "a"]),
+    )
+    with pytest.raises(OptionError, match="same classes in the same order") as err:
+        check_compatible([models[0], renamed])
+    assert err.value.option == "ensemble"
+
+
+def test_evaluate_ensemble_of_a_run_with_itself_changes_nothing(
+    cv_runs, fold_h5, tmp_path: Path
+) -> None:
+    run = str(cv_runs[0])
+    base = ["evaluate", run, str(fold_h5), "--fold", "all", "--subset", "val", "--device", "cpu"]
+    alone = CliRunner().invoke(main, [*base, str(tmp_path / "one")])
+    twice = CliRunner().invoke(main, [*base, str(tmp_path / "two"), "--ensemble", run])
+    assert alone.exit_code == 0 and twice.exit_code == 0, twice.output
+    assert "mean of 2 models" in twice.output
+    one = json.loads((tmp_path / "one" / "folds.json").read_text())
+    two = json.loads((tmp_path / "two" / "folds.json").read_text())
+    assert two["per_fold"] == one["per_fold"] and len(two["runs"]) == 2
+
+
+def test_recorded_fold_falls_back_to_the_run_metrics(cv_runs) -> None:
+    import dataclasses
+
+    from model.scoring import model_file, recorded_fold
+    from model.train import load_checkpoint
+
+    path = model_file(cv_runs[0], 3)
+    ckpt = load_checkpoint(path)
+    assert recorded_fold(ckpt, path) == (3, 4)  # written into the checkpoint
+    older = dataclasses.replace(ckpt, info={"best_epoch": 1})  # models of earlier versions
+    assert recorded_fold(older, path) == (3, 4)  # read from fold-3/metrics.json

@@ -11,6 +11,7 @@ from augtool.commands.errors import library_errors
 from augtool.commands.options import (
     batch_size_option,
     device_option,
+    fold_option,
     output_argument,
     subset_option,
     tta_option,
@@ -32,6 +33,21 @@ from augtool.commands.options import (
 @device_option
 @batch_size_option(default=defaults.DEFAULT_EVAL_BATCH_SIZE, help="Images per forward pass.")
 @tta_option
+@fold_option(
+    help="Score fold K of data made with `expand --folds`: its val or test images "
+    "(--subset), with the model trained for it (`train --fold K`; MODEL may be the run "
+    "folder). 'all': every fold of the cross-validated run folder MODEL, with the "
+    "per-fold table, mean and std, and the pooled figures.",
+)
+@click.option(
+    "--ensemble",
+    "ensemble",
+    multiple=True,
+    type=click.Path(exists=True, path_type=str),
+    metavar="MODEL2",
+    help="Another model (or, with --fold, run folder) whose class probabilities are "
+    "averaged with MODEL's; repeatable.",
+)
 @library_errors
 def evaluate_command(
     model_file: str,
@@ -41,6 +57,8 @@ def evaluate_command(
     device: str,
     batch_size: int,
     tta: bool,
+    fold: int | str | None,
+    ensemble: tuple[str, ...],
 ) -> None:
     """Score a trained model: the paper's Table 1 per class, and more.
 
@@ -54,13 +72,24 @@ def evaluate_command(
     accuracy on the original images, and writes metrics.json and confusion.png
     to OUT (default: MODEL's folder/eval).
 
+    A cross-validated run (`train --fold all`) is scored fold by fold with
+    --fold: each fold's model on its own val or test images only, the other
+    images having trained it. --ensemble averages several models (other seeds
+    or settings of the same folds).
+
     \b
     Example:
       augtool evaluate runs/leukemianet/model.pt cells.h5 --subset test
       augtool evaluate runs/leukemianet/model.pt new_smears/ eval_new/
+      augtool evaluate runs/cv cells5.h5 --fold all --subset val --tta
+      augtool evaluate runs/cv cells5.h5 --fold all --subset val --ensemble runs/cv-seed1
     """
-    target = out if out is not None else str(Path(model_file).parent / "eval")
+    base = Path(model_file) if Path(model_file).is_dir() else Path(model_file).parent
+    target = out if out is not None else str(base / "eval")
     split_arg = None if subset == "all" else subset
+    if fold == "all":
+        _evaluate_folds(model_file, data, target, subset, device, batch_size, tta, ensemble)
+        return
 
     from augtool.commands.terminal import TqdmReporter
     from model.report import format_table
@@ -69,12 +98,63 @@ def evaluate_command(
     reporter = TqdmReporter(quiet=False)  # bars on a terminal only
     try:
         result = evaluate_run(
-            model_file, data, split_arg, target, device, batch_size, tta, progress=reporter
+            model_file,
+            data,
+            split_arg,
+            target,
+            device,
+            batch_size,
+            tta,
+            progress=reporter,
+            fold=fold,
+            ensemble=ensemble,
         )
     finally:
         reporter.close()
     where = "all images" if result.report["split"] is None else f"split {subset}"
-    if tta:
-        where += ", 8-view TTA"
+    if fold is not None:
+        where = f"fold {fold}, {subset}"
+    where += _extras(tta, ensemble)
     click.echo(format_table(result.report, title=f"{data} ({where}, n={result.report['n']})"))
     click.echo(f"wrote {result.out_dir}/metrics.json and {result.out_dir}/confusion.png")
+
+
+def _extras(tta: bool, ensemble: tuple[str, ...]) -> str:
+    """What the title adds for test-time augmentation and an ensemble."""
+    text = ", 8-view TTA" if tta else ""
+    if ensemble:
+        text += f", mean of {len(ensemble) + 1} models"
+    return text
+
+
+def _evaluate_folds(
+    run: str,
+    data: str,
+    target: str,
+    subset: str,
+    device: str,
+    batch_size: int,
+    tta: bool,
+    ensemble: tuple[str, ...],
+) -> None:
+    """``--fold all``: score every fold of the run folder(s), print and write the figures."""
+    from augtool.commands.terminal import TqdmReporter
+    from model.report import format_table
+    from model.run import write_json, write_report
+    from model.scoring import evaluate_folds, format_folds
+
+    reporter = TqdmReporter(quiet=False)  # bars on a terminal only
+    try:
+        summary = evaluate_folds(
+            [run, *ensemble], data, subset, device, batch_size, tta, progress=reporter
+        )
+    finally:
+        reporter.close()
+    pooled = summary["pooled"]
+    out_dir = write_report(pooled, target)
+    write_json(out_dir / "folds.json", {k: v for k, v in summary.items() if k != "pooled"})
+    click.echo(f"{data}: {summary['folds']} folds, {subset} images{_extras(tta, ensemble)}")
+    click.echo()
+    click.echo(format_folds(summary))
+    click.echo(format_table(pooled, title=f"pooled over the folds ({subset}, n={pooled['n']})"))
+    click.echo(f"wrote {out_dir}/metrics.json, {out_dir}/folds.json and {out_dir}/confusion.png")

@@ -206,6 +206,37 @@ def overwrite_option(func: F) -> F:
     )(func)
 
 
+def parse_fold(text: str | None) -> int | str | None:
+    """``--fold K|all`` (train, evaluate): ``None``, ``"all"`` or a fold number.
+
+    Raises:
+        click.BadParameter: If the text is neither a whole number nor ``all``.
+    """
+    if text is None or text.strip().lower() == "all":
+        return None if text is None else "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"a fold number or 'all', got {text!r}", param_hint="--fold"
+        ) from None
+
+
+def fold_option(help: str) -> Callable[[F], F]:
+    """``--fold K|all`` (train, evaluate): the command receives ``None``, ``"all"`` or K.
+
+    Args:
+        help: What the fold means for this command.
+    """
+    return click.option(
+        "--fold",
+        default=None,
+        metavar="K|all",
+        callback=lambda ctx, param, value: parse_fold(value),
+        help=help,
+    )
+
+
 def tta_option(func: F) -> F:
     """``--tta``: average predictions over the 8 flips and transposes of each image."""
     return click.option(

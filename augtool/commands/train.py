@@ -9,6 +9,7 @@ from augtool.commands.errors import interruptible, library_errors
 from augtool.commands.options import (
     batch_size_option,
     device_option,
+    fold_option,
     output_argument,
     overwrite_option,
     quiet_option,
@@ -117,10 +118,7 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
     "disk [default: half the free memory of the device and of the host].",
 )
 @seed_option(help="Seeds weights, batch order and flips.")
-@click.option(
-    "--fold",
-    default=None,
-    metavar="K|all",
+@fold_option(
     help="Cross-validation on data made with `expand --folds`: test on fold K, keep the "
     "epoch best on fold K+1, train on the rest; 'all' runs every fold into OUT/fold-<k>/ "
     "and writes OUT/cv.md and OUT/cv.json (mean and std over the folds).",
@@ -159,7 +157,7 @@ def train_command(
     cudnn_benchmark: bool | None,
     max_memory: str | None,
     seed: int,
-    fold: str | None,
+    fold: int | str | None,
     extra_train: str | None,
     resume: bool,
     overwrite: bool,
@@ -202,8 +200,7 @@ def train_command(
         amp=amp,
         cudnn_benchmark=cudnn_benchmark,
     )
-    fold_number = _parse_fold(fold)
-    if resume and fold_number != "all":
+    if resume and fold != "all":
         raise click.UsageError("--resume needs --fold all")
     if max_memory is not None:
         parse_memory(max_memory)
@@ -211,7 +208,7 @@ def train_command(
     from model.run import train_run
 
     bar = TrainBar(data, quiet)
-    if fold_number == "all":
+    if fold == "all":
         from model.cv import CV_MARKDOWN, cv_run
 
         try:
@@ -240,7 +237,7 @@ def train_command(
             overwrite,
             lambda event: bar(event, arch),
             command_line=command_line(),
-            fold=fold_number,
+            fold=fold,
             max_memory=max_memory,
             started=started,
             extra_train=extra_train,
@@ -259,15 +256,3 @@ def train_command(
                 f"  {split}: accuracy {pct(m[split]['accuracy'])}, "
                 f"macro F1 {pct(m[split]['macro_f1'])}"
             )
-
-
-def _parse_fold(text: str | None) -> int | str | None:
-    """``--fold``: ``None``, ``all`` or a fold number."""
-    if text is None or text.strip().lower() == "all":
-        return None if text is None else "all"
-    try:
-        return int(text)
-    except ValueError:
-        raise click.BadParameter(
-            f"a fold number or 'all', got {text!r}", param_hint="--fold"
-        ) from None
