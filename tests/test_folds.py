@@ -408,3 +408,39 @@ def test_recorded_fold_falls_back_to_the_run_metrics(cv_runs) -> None:
     assert recorded_fold(ckpt, path) == (3, 4)  # written into the checkpoint
     older = dataclasses.replace(ckpt, info={"best_epoch": 1})  # models of earlier versions
     assert recorded_fold(older, path) == (3, 4)  # read from fold-3/metrics.json
+
+
+def test_cv_prior_prints_validation_only_and_matches_the_run(fold_h5, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import smear_like, write_image
+
+    raw = tmp_path / "extra-raw"
+    for c, cls in enumerate(("a", "b")):
+        for i in range(2 + 4 * c):  # another class mix than the folds'
+            image = smear_like(np.random.default_rng([7, c, i]), 40, 30)
+            write_image(raw / cls / f"patient9{i}_{cls}{i}.jpg", image)
+    extra = tmp_path / "extra.h5"
+    expand(raw, extra, ExpandOptions(target=16, size=32, workers=1, split="none"))
+    run = tmp_path / "cv"
+    trained = CliRunner().invoke(
+        main,
+        ["train", str(fold_h5), str(run), "--fold", "all", "--extra-train", str(extra), *TRAIN],
+    )
+    assert trained.exit_code == 0, trained.output
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "cv_prior.py"
+    out = subprocess.run(
+        [sys.executable, str(script), str(run), str(fold_h5), str(extra)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "test" not in out.replace(str(run), "")
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    val = [r["val_accuracy"] for r in json.loads((run / "cv.json").read_text())["per_fold"]]
+    assert [(int(r[0]), int(r[1])) for r in rows] == [(0, 1), (1, 2), (2, 3), (3, 0)]
+    assert [float(r[2].rstrip("%")) for r in rows] == pytest.approx(
+        [round(100 * v, 1) for v in val], abs=0.051
+    )
+    assert out.splitlines()[-1].split()[:3] == ["mean", "±", "std"]
