@@ -129,12 +129,13 @@ def load_fold_model(model: str | Path, fold: int | None, device: torch.device) -
             f"{literal(path)} was trained for test fold {test_fold:d}, and fold {fold:d}'s "
             f"images were among its training images; score it with fold {test_fold:d}, or "
             f"give the run folder to pick fold-{fold:d}/model.pt",
+            refs=True,
         )
     return FoldModel(path=path, checkpoint=checkpoint, test_fold=test_fold, folds=folds)
 
 
 def check_compatible(models: Sequence[FoldModel]) -> None:
-    """Refuse an ensemble whose models disagree on classes or input size.
+    """Refuse an ensemble whose models disagree on classes, input size or folds.
 
     Raises:
         OptionError: (``ensemble``) naming the first model that differs.
@@ -148,17 +149,20 @@ def check_compatible(models: Sequence[FoldModel]) -> None:
                 f"{literal(other.path)} has classes {literal(', '.join(b.class_names))}, "
                 f"{literal(first.path)} has {literal(', '.join(a.class_names))}: an ensemble "
                 "needs the same classes in the same order",
+                refs=True,
             )
         if b.input_size != a.input_size:
             raise OptionError(
                 "ensemble",
                 f"{literal(other.path)} takes {b.input_size:d} px images, "
                 f"{literal(first.path)} takes {a.input_size:d} px: an ensemble needs one size",
+                refs=True,
             )
         if other.folds != first.folds:
             raise OptionError(
                 "ensemble",
                 f"{literal(other.path)} was trained on other folds than {literal(first.path)}",
+                refs=True,
             )
 
 
@@ -176,6 +180,7 @@ def fold_part(data: Dataset, fold: int, split: str) -> Dataset:
             "split",
             f"with a fold, score its val or test images, not {literal(split)} (a fold's model "
             "was trained on the rest)",
+            refs=True,
         )
     return fold_parts(data, fold)[split]
 
@@ -279,6 +284,7 @@ def evaluate_folds(
                 "fold",
                 f"{literal(models[0].path)} was trained on {models[0].folds:d} folds; "
                 f"the data has {folds:d}",
+                refs=True,
             )
         class_names = models[0].checkpoint.class_names
         part = fold_part(data, fold, split)
