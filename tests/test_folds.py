@@ -444,3 +444,11 @@ def test_cv_prior_prints_validation_only_and_matches_the_run(fold_h5, tmp_path: 
         [round(100 * v, 1) for v in val], abs=0.051
     )
     assert out.splitlines()[-1].split()[:3] == ["mean", "±", "std"]
+
+
+def test_a_cv_run_folder_without_fold_says_to_give_one(cv_runs, fold_h5) -> None:
+    result = CliRunner().invoke(
+        main, ["evaluate", str(cv_runs[0]), str(fold_h5), "--device", "cpu"]
+    )
+    assert result.exit_code == 2
+    assert "a cross-validated run" in result.output and "--fold all" in result.output
