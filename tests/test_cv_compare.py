@@ -75,3 +75,46 @@ def test_the_configuration_column_names_extra_training_data(tmp_path: Path) -> N
     rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| `")}
     assert "--extra-train extra-128.h5" in rows["`cv-extra`"]
     assert "--extra-train" not in rows["`cv-plain`"]
+
+
+def _candidate(root: Path, name: str, what: str, accs: list[float], split: str = "val") -> None:
+    folder = root / name
+    folder.mkdir()
+    (folder / "what.txt").write_text(what + "\n")
+    mean = sum(accs) / len(accs)
+    summary = {
+        "split": split,
+        "per_fold": [{"fold": k, "accuracy": a} for k, a in enumerate(accs)],
+        "mean": {"accuracy": mean, "macro_f1": mean - 0.01},
+        "std": {"accuracy": 0.02, "macro_f1": 0.03},
+    }
+    if name == "e":  # benchmarks/cv_prior.py --json: several readings, one a candidate
+        other = {**summary, "mean": {"accuracy": 0.99, "macro_f1": 0.99}, "accuracy": [0.99]}
+        prior = {"as trained": other, "to the set's mix": {**summary, "accuracy": accs}}
+        (folder / "prior.json").write_text(json.dumps(prior))
+    else:
+        (folder / "folds.json").write_text(json.dumps(summary))
+
+
+def _rank(root: Path) -> subprocess.CompletedProcess:
+    script = ROOT / "benchmarks" / "cv_rank.py"
+    return subprocess.run([sys.executable, str(script), str(root)], capture_output=True, text=True)
+
+
+def test_rank_orders_candidates_by_validation_accuracy(tmp_path: Path) -> None:
+    _candidate(tmp_path, "a", "as it is", [0.90, 0.88])
+    _candidate(tmp_path, "b", "with TTA", [0.92, 0.90])
+    _candidate(tmp_path, "e", "prior", [0.80, 0.82])
+    result = _rank(tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| (")]
+    assert [row[:5] for row in rows] == ["| (b)", "| (a)", "| (e)"]
+    assert "| (e) | prior | 81.0 % ± 2.0 % | 80.0 % ± 3.0 % | 80.0, 82.0 |" in rows
+    assert result.stdout.splitlines()[-1] == "chosen on validation: (b) with TTA"
+
+
+def test_rank_refuses_a_test_score(tmp_path: Path) -> None:
+    _candidate(tmp_path, "a", "as it is", [0.90, 0.88])
+    _candidate(tmp_path, "t", "read on test", [0.99, 0.99], split="test")
+    result = _rank(tmp_path)
+    assert result.returncode == 1 and "scores 'test', not val" in result.stderr

@@ -410,25 +410,33 @@ def test_recorded_fold_falls_back_to_the_run_metrics(cv_runs) -> None:
     assert recorded_fold(older, path) == (3, 4)  # read from fold-3/metrics.json
 
 
-def test_cv_prior_prints_validation_only_and_matches_the_run(fold_h5, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
+@pytest.fixture(scope="module")
+def extra_run(fold_h5, tmp_path_factory) -> tuple[Path, Path]:
+    """A cross-validated run with --extra-train (another class mix), and the extra data."""
     from tests.conftest import smear_like, write_image
 
-    raw = tmp_path / "extra-raw"
+    root = tmp_path_factory.mktemp("extrarun")
+    raw = root / "extra-raw"
     for c, cls in enumerate(("a", "b")):
         for i in range(2 + 4 * c):  # another class mix than the folds'
             image = smear_like(np.random.default_rng([7, c, i]), 40, 30)
             write_image(raw / cls / f"patient9{i}_{cls}{i}.jpg", image)
-    extra = tmp_path / "extra.h5"
+    extra = root / "extra.h5"
     expand(raw, extra, ExpandOptions(target=16, size=32, workers=1, split="none"))
-    run = tmp_path / "cv"
+    run = root / "cv"
     trained = CliRunner().invoke(
         main,
         ["train", str(fold_h5), str(run), "--fold", "all", "--extra-train", str(extra), *TRAIN],
     )
     assert trained.exit_code == 0, trained.output
+    return run, extra
+
+
+def test_cv_prior_prints_validation_only_and_matches_the_run(fold_h5, extra_run) -> None:
+    import subprocess
+    import sys
+
+    run, extra = extra_run
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "cv_prior.py"
     out = subprocess.run(
         [sys.executable, str(script), str(run), str(fold_h5), str(extra)],
