@@ -78,13 +78,13 @@ def model_file(model: str | Path, fold: int | None) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    where = " or ".join(literal(c) for c in candidates)
-    hint = ""
+    names = " or ".join(str(c) for c in candidates)
+    message = f"{literal(path)}: a folder without a model ({literal(names)} not found)"
     if fold is None and (fold_dir(path, 0) / MODEL_NAME).is_file():
-        hint = "; it is a cross-validated run: score one fold with {fold} K, or all with {fold} all"
-    raise InputError(
-        f"{literal(path)}: a folder without a model ({where} not found){hint}", refs=True
-    )
+        message += (
+            "; it is a cross-validated run: score one fold with {fold} K, or all with {fold} all"
+        )
+    raise InputError(message, refs=True)
 
 
 def recorded_fold(checkpoint: Checkpoint, path: Path) -> tuple[int | None, int | None]:
