@@ -245,7 +245,8 @@ def summarize(
     }
 
 
-def _pct(value: float | None) -> str:
+def pct_cell(value: float | None) -> str:
+    """A fraction as a table cell: ``0.952 -> '95.2 %'``; undefined -> ``'n/a'``."""
     return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f} %"
 
 
@@ -266,21 +267,21 @@ def format_markdown(summary: dict[str, Any]) -> str:
         lines.append(
             f"| {r['fold']} | {r['val_fold']} | {r['train_images']} / {r['val_images']} / "
             f"{r['test_images']} | {r['best_epoch']} of {r['epochs_run']} "
-            f"| {_pct(r['val_accuracy'])} | {_pct(r['val_macro_f1'])} "
-            f"| {_pct(r['test_accuracy'])} | {_pct(r['test_macro_f1'])} "
-            f"| {_pct(r['test_originals_accuracy'])} |"
+            f"| {pct_cell(r['val_accuracy'])} | {pct_cell(r['val_macro_f1'])} "
+            f"| {pct_cell(r['test_accuracy'])} | {pct_cell(r['test_macro_f1'])} "
+            f"| {pct_cell(r['test_originals_accuracy'])} |"
         )
     mean, std = summary["mean"], summary["std"]
     cells = " | ".join(
-        f"{_pct(mean[f'{p}_{k}'])} ± {_pct(std[f'{p}_{k}'])}" for p, k in SUMMARY_KEYS
+        f"{pct_cell(mean[f'{p}_{k}'])} ± {pct_cell(std[f'{p}_{k}'])}" for p, k in SUMMARY_KEYS
     )
     lines.append(f"| **mean ± std** | | | | {cells} | |")
     pooled = summary["pooled_test"]
     lines += [
         "",
         f"Standard deviation: {summary['std_note']}. Pooled over the folds (each image "
-        f"tested once, n = {pooled['n']}): test accuracy {_pct(pooled['accuracy'])}, "
-        f"macro F1 {_pct(pooled['macro_f1'])}. The folds hold whole groups, but the images "
+        f"tested once, n = {pooled['n']}): test accuracy {pct_cell(pooled['accuracy'])}, "
+        f"macro F1 {pct_cell(pooled['macro_f1'])}. The folds hold whole groups, but the images "
         "of one source or smear are not independent samples.",
         "",
     ]

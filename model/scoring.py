@@ -13,7 +13,6 @@ deviation, and the pooled predictions with a cluster bootstrap over groups.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +24,12 @@ import torch
 from augtool.errors import InputError, OptionError, literal
 from augtool.io import Dataset
 from augtool.progress import Progress
-from model.data import DeviceImages, align_labels
+from model.cv import fold_dir, mean_std, pct_cell
+from model.data import DeviceImages, align_labels, load_for_evaluation
 from model.metrics import classification_report
-from model.train import Checkpoint, evaluate, load_checkpoint, use_amp
+from model.run import METRICS_NAME, MODEL_NAME, fold_parts, group_unit, val_fold
+from model.train import Checkpoint, evaluate, load_checkpoint, resolve_device, use_amp
 
-MODEL_NAME = "model.pt"
-METRICS_NAME = "metrics.json"
 #: Parts of a fold that a fold's model may be scored on (the rest trained it).
 FOLD_PARTS = ("val", "test")
 
@@ -51,11 +50,6 @@ class FoldModel:
     checkpoint: Checkpoint
     test_fold: int | None
     folds: int | None
-
-
-def fold_dir(run: Path, fold: int) -> Path:
-    """Run folder of one fold of a cross-validated run: ``RUN/fold-<k>``."""
-    return run / f"fold-{fold}"
 
 
 def model_file(model: str | Path, fold: int | None) -> Path:
@@ -178,8 +172,6 @@ def fold_part(data: Dataset, fold: int, split: str) -> Dataset:
         InputError: If the data has no folds.
         OptionError: (``fold``) out of range; (``split``) not val or test.
     """
-    from model.run import fold_parts
-
     if split not in FOLD_PARTS:
         raise OptionError(
             "split",
@@ -218,15 +210,6 @@ def mean_probabilities(
     return total / len(models), labels
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f} %"
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=np.float64)
-    return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else 0.0)
-
-
 def evaluate_folds(
     runs: Sequence[str | Path],
     data_path: str | Path,
@@ -263,15 +246,11 @@ def evaluate_folds(
         InputError: Missing models or data without folds.
         OptionError: A model trained for another fold, or models that disagree.
     """
-    from model.data import load_for_evaluation
-    from model.run import group_unit, val_fold
-    from model.train import resolve_device
-
     if not runs:
         raise OptionError("runs", "give at least one cross-validated run folder")
     dev = resolve_device(device)
-    size = load_fold_model(runs[0], 0, dev).checkpoint.input_size
-    data = load_for_evaluation(data_path, None, size)
+    models = [load_fold_model(run, 0, dev) for run in runs]  # fold 0's also give the size
+    data = load_for_evaluation(data_path, None, models[0].checkpoint.input_size)
     folds = data.fold_count
     if folds == 0:
         raise InputError(
@@ -282,7 +261,8 @@ def evaluate_folds(
     y_true, y_pred, groups, transforms = [], [], [], []
     class_names: list[str] = []
     for fold in range(folds):
-        models = [load_fold_model(run, fold, dev) for run in runs]
+        if fold > 0:
+            models = [load_fold_model(run, fold, dev) for run in runs]
         check_compatible(models)
         if models[0].folds is not None and models[0].folds != folds:
             raise OptionError(
@@ -320,7 +300,7 @@ def evaluate_folds(
     )
     mean, std = {}, {}
     for key in ("accuracy", "macro_f1"):
-        mean[key], std[key] = _mean_std([r[key] for r in rows])
+        mean[key], std[key] = mean_std([r[key] for r in rows])
     return {
         "data": str(data_path),
         "runs": [str(r) for r in runs],
@@ -344,13 +324,13 @@ def format_folds(summary: dict[str, Any]) -> str:
     ]
     for r in summary["per_fold"]:
         lines.append(
-            f"| {r['fold']} | {r['scored_fold']} | {r['n']} | {_pct(r['accuracy'])} "
-            f"| {_pct(r['macro_f1'])} "
-            f"| {_pct(r['originals_accuracy'])} |"
+            f"| {r['fold']} | {r['scored_fold']} | {r['n']} | {pct_cell(r['accuracy'])} "
+            f"| {pct_cell(r['macro_f1'])} "
+            f"| {pct_cell(r['originals_accuracy'])} |"
         )
     mean, std = summary["mean"], summary["std"]
     lines.append(
-        f"| **mean ± std** | | | {_pct(mean['accuracy'])} ± {_pct(std['accuracy'])} "
-        f"| {_pct(mean['macro_f1'])} ± {_pct(std['macro_f1'])} | |"
+        f"| **mean ± std** | | | {pct_cell(mean['accuracy'])} ± {pct_cell(std['accuracy'])} "
+        f"| {pct_cell(mean['macro_f1'])} ± {pct_cell(std['macro_f1'])} | |"
     )
     return "\n".join(lines) + "\n"
