@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import click
 
-from augtool import __version__
 from augtool.commands.cells import cells_command
 from augtool.commands.errors import install_hooks
 from augtool.commands.evaluate import evaluate_command
@@ -20,8 +19,24 @@ from augtool.commands.train import train_command
 from augtool.commands.verify import verify
 
 
+def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from augtool.versions import version_report
+
+    click.echo(version_report())
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="augtool")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_versions,
+    help="Show augtool's version and the library versions that decide its bytes, and exit.",
+)
 def main() -> None:
     """Offline, reproducible augmentation of blood-smear image datasets.
 
