@@ -145,8 +145,13 @@ def verify_problem_lines(report: VerifyReport, limit: int | None = None) -> list
 
 
 def verify_failure(report: VerifyReport) -> str:
-    """The closing message of a failing ``verify``."""
-    return f"{report.path}: {len(report.problems)} problem(s) found"
+    """The closing message of a failing ``verify``, naming other library versions if any."""
+    message = f"{report.path}: {len(report.problems)} problem(s) found"
+    if report.version_differences and report.regenerated:
+        message += (
+            " (made with other library versions: " + ", ".join(report.version_differences) + ")"
+        )
+    return message
 
 
 def cells_lines(summary: CellsSummary, name: Callable[[str], str] = _plain) -> list[str]:

@@ -52,6 +52,9 @@ class VerifyReport:
         checked: Number of images whose hash was checked.
         problems: One line per problem; empty when everything holds.
         regenerated: True when the recipe was replayed and compared.
+        version_differences: Before a replay, the byte-deciding libraries whose
+            recorded version differs from this machine's (``"opencv 5.0.0 ->
+            5.1.0"``); different bytes are then likely theirs, not the data's.
     """
 
     path: Path
@@ -59,6 +62,7 @@ class VerifyReport:
     checked: int = 0
     problems: list[str] = field(default_factory=list)
     regenerated: bool = False
+    version_differences: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -329,8 +333,14 @@ def _regenerate(
     from augtool.expand import ExpandOptions, expand
 
     options = ExpandOptions.from_recipe(recipe.get("recipe") or {}, workers=workers)
-    if options.pipeline is not None and options.pipeline.uses_albumentations:
-        _check_albumentations_version(recipe, report)
+    report.version_differences = _version_differences(recipe)
+    if report.version_differences:
+        reporter.warn(
+            "regenerate: this output was made with other library versions ("
+            + ", ".join(report.version_differences)
+            + "); bytes that differ below are then likely theirs, not a change to the data. "
+            "Install the recorded versions to check the bytes (docs/reproducibility.md)"
+        )
     tmpdir = Path(tempfile.mkdtemp(prefix="augtool-verify-"))
     try:
         fresh_path = tmpdir / path.name
@@ -370,21 +380,25 @@ class _ProgressOnly:
         """Drop."""
 
 
-def _check_albumentations_version(recipe: dict, report: VerifyReport) -> None:
-    """Name the albumentations version that differs: the bytes then may too."""
-    from augtool.albu import import_albumentations
+def _version_differences(recipe: dict) -> list[str]:
+    """The recorded byte-deciding library versions that differ from this machine's."""
+    import cv2
+
+    from augtool import __version__
+    from augtool.versions import distribution_version, recorded_differences
 
     versions = recipe.get("versions")
     if isinstance(versions, str):
         versions = json.loads(versions)
-    recorded = (versions or {}).get("albumentations")
-    here = import_albumentations("regenerate_raw").__version__
-    if recorded != here:
-        report.problems.append(
-            f"regenerate: the output was made with albumentations {recorded}, this machine has "
-            f"{here}; its transforms may draw other parameters or pixels. Install "
-            f"albumentations=={recorded} to check the bytes"
-        )
+    if not isinstance(versions, dict):
+        return []
+    running = {
+        "augtool": __version__,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "albumentations": distribution_version("albumentations") or "",
+    }
+    return recorded_differences(versions, running)
 
 
 def _records_of_hdf5(path: Path, progress: Progress) -> tuple[list[dict], VerifyReport, dict]:

@@ -15,6 +15,7 @@ import pytest
 from augtool.errors import OptionError
 from augtool.expand import ExpandOptions, expand
 from augtool.recipe import load_recipe, paper_recipe, recipe_from_dict
+from augtool.summary import verify_failure
 from augtool.verify import verify
 from tests.child_process import run_cli
 from tests.conftest import smear_like, write_image
@@ -104,18 +105,66 @@ def test_mixed_recipe_same_bytes_any_workers_and_order(
     assert report.regenerated
 
 
-def test_verify_names_the_albumentations_version_that_differs(make_raw, tmp_path: Path) -> None:
+class _Events:
+    """A reporter that records what it is told, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def start(self, phase: str, total: int) -> None:
+        self.events.append(("start", phase))
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def warn(self, message: str) -> None:
+        self.events.append(("warn", str(message)))
+
+
+def test_verify_names_the_library_versions_that_differ_before_comparing(
+    make_raw, tmp_path: Path
+) -> None:
     recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw({"ALL": 2, "AML": 2})
     out = tmp_path / "out"
     opts = ExpandOptions(target=12, pipeline=recipe, transforms=recipe.names, workers=1, **SMALL)
     expand(raw, out, opts)
     meta = json.loads((out / "augtool.json").read_text())
+    installed = meta["versions"]["albumentations"]
     meta["versions"]["albumentations"] = "2.0.1"
+    meta["versions"]["opencv"] = "4.9.0"
     (out / "augtool.json").write_text(json.dumps(meta))
+    reporter = _Events()
+    report = verify(out, regenerate_raw=raw, workers=1, reporter=reporter)
+    import cv2
+
+    assert report.version_differences == [
+        f"opencv 4.9.0 -> {cv2.__version__}",
+        f"albumentations 2.0.1 -> {installed}",
+    ]
+    warnings = [i for i, (kind, _) in enumerate(reporter.events) if kind == "warn"]
+    assert len(warnings) == 1, reporter.events  # one line
+    notice = reporter.events[warnings[0]][1]
+    assert "opencv 4.9.0 ->" in notice and "albumentations 2.0.1 ->" in notice
+    replay = [i for i, (kind, phase) in enumerate(reporter.events) if kind == "start"]
+    assert replay[1:] and warnings[0] < replay[1]  # after the hashes, before the replay
+    # The bytes are what decide: the same bytes under other versions verify.
+    assert report.ok and report.regenerated, report.problems
+    # Different bytes are then put down to the versions in the closing line.
+    first = sorted((out / "train").rglob("*.png"))[0]
+    first.write_bytes(first.read_bytes() + b"x")
     report = verify(out, regenerate_raw=raw, workers=1)
     assert not report.ok
-    assert any("albumentations 2.0.1" in p and "this machine has 2.0" in p for p in report.problems)
+    assert "other library versions: opencv 4.9.0 ->" in verify_failure(report)
+
+
+def test_verify_says_nothing_of_versions_when_they_match(make_raw, tmp_path: Path) -> None:
+    raw = make_raw({"ALL": 2, "AML": 2})
+    expand(raw, tmp_path / "out", ExpandOptions(target=8, workers=1, **SMALL))
+    reporter = _Events()
+    report = verify(tmp_path / "out", regenerate_raw=raw, workers=1, reporter=reporter)
+    assert report.ok and report.version_differences == []
+    assert [e for e in reporter.events if e[0] == "warn"] == []
 
 
 def test_mixed_recipe_to_hdf5_matches_the_folder_and_regenerates(make_raw, tmp_path: Path) -> None:
