@@ -12,10 +12,10 @@
   or HDF5): one row per class, one column group per split, each tile labelled
   with its transform.
 
-Labels are drawn with OpenCV. OpenCV 5 draws them with its built-in ``sans``
-font (Unicode: "σ", "°"); older versions use a Hershey font and plain-ASCII
-spellings ("sigma", "deg"). The layout never depends on text metrics, so a
-sheet's pixel size follows from the tile size and the constants below.
+Labels are drawn with OpenCV (its ``sans`` font on OpenCV 5, Hershey before),
+in ASCII only (:func:`augtool.drawing.ascii_label`), so every OpenCV draws every
+glyph. The layout never depends on text metrics, so a sheet's pixel size follows
+from the tile size and the constants below.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from augtool import defaults
 from augtool.annotations import Box, ImageBoxes
 from augtool.color import DEFAULT_STD
 from augtool.decode import choose_reduction, image_size, read_image_file
+from augtool.drawing import ascii_label
 from augtool.errors import InputError, OptionError, OutputError, literal
 from augtool.publish import write_bytes
 from augtool.recipe import Recipe
@@ -69,7 +70,6 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _BACKGROUND = (246, 246, 246)
 _INK = (20, 20, 20)
 _MUTED = (90, 90, 90)
-_ASCII = {"σ": "sigma", "°": " deg", "α": "a", "×": "x", "—": "-", "·": "|"}
 
 
 @dataclass(frozen=True)
@@ -214,8 +214,8 @@ def sheet_tiles(
     decoded = f", decoded at 1/{reduction}" if reduction > 1 else ""
     if recipe is not None:
         about = (
-            f"{path.name} {width}×{height}{decoded} · recipe {recipe.name or '(unnamed)'} · "
-            f"seed {seed} · {size} px tiles"
+            f"{path.name} {width}x{height}{decoded} | recipe {recipe.name or '(unnamed)'} | "
+            f"seed {seed} | {size} px tiles"
         )
         return tiles, about
     original = np.asarray(rendered[0].payload)
@@ -240,11 +240,11 @@ def sheet_tiles(
             image = draw_boxes(image.copy(), kept, classes)
         tiles.append(Tile(image, f"pca {mode}", detail))
     about = (
-        f"{path.name} {width}×{height}{decoded} · seed {seed} · {size} px tiles · "
-        f"lengths in source px · PCA std {pca_std:g}"
+        f"{path.name} {width}x{height}{decoded} | seed {seed} | {size} px tiles | "
+        f"lengths in source px | PCA std {pca_std:g}"
     )
     if boxes is not None:
-        about += " · boxes: " + ", ".join(
+        about += " | boxes: " + ", ".join(
             f"{c} {_COLOUR_NAMES[i % len(BOX_COLOURS)]}" for i, c in enumerate(classes)
         )
     return tiles, about
@@ -279,16 +279,16 @@ def describe(name: str, params: dict, width: int, height: int) -> str:
         height: Source height.
 
     Returns:
-        A short human line, e.g. ``"σ = 5.1 px"`` or ``"+23.4° (ccw)"`` (lengths
+        A short human line, e.g. ``"sigma = 5.1 px"`` or ``"+23.4 deg (ccw)"`` (lengths
         in source pixels).
     """
     if name == "original":
-        return f"{width}×{height} source"
+        return f"{width}x{height} source"
     if "sigma" in params:
-        return f"σ = {params['sigma']:.1f} px"
+        return f"sigma = {params['sigma']:.1f} px"
     if name == "rotate":
         turn = "ccw" if params["angle"] >= 0 else "cw"
-        return f"{params['angle']:+.1f}° ({turn})"
+        return f"{params['angle']:+.1f} deg ({turn})"
     if name == "translate":
         return f"dx {params['dx']:+.1f} dy {params['dy']:+.1f} px"
     if "factor" in params:
@@ -414,8 +414,8 @@ def dataset_grid(
         TITLE_HEIGHT + HEADER_HEIGHT + n_classes * cell_h + (n_classes + 1) * GAP,
         ROW_LABEL_WIDTH + len(splits) * group_w + (len(splits) - 1) * GROUP_GAP + 2 * GAP,
     )
-    shape = f"{side} px" if tile_w == side else f"{tile_w}×{side} px"
-    about = f"{Path(path).name} · {len(data)} images · {shape} · draw seed {seed}"
+    shape = f"{side} px" if tile_w == side else f"{tile_w}x{side} px"
+    about = f"{Path(path).name} | {len(data)} images | {shape} | draw seed {seed}"
     _text(grid, about, GAP, 0, grid.shape[1] - 2 * GAP, TITLE_HEIGHT, 15, _INK)
     tiles = 0
     for s, split in enumerate(splits):
@@ -620,6 +620,7 @@ def _text(
     center: bool = False,
 ) -> None:
     """Draw one line of text, vertically centred, clipped to the box (x, y, width, height)."""
+    text = ascii_label(text)
     if not text or width <= 0 or height <= 0:
         return
     box = np.ascontiguousarray(canvas[y : y + height, x : x + width])
@@ -630,12 +631,10 @@ def _text(
         org = (width // 2 if center else 0, baseline)
         cv2.putText(box, text, org, color, font, px, 400, flags)
     else:
-        ascii_text = "".join(_ASCII.get(ch, ch) for ch in text).encode("ascii", "replace")
-        line = ascii_text.decode("ascii")
         scale = cv2.getFontScaleFromHeight(cv2.FONT_HERSHEY_SIMPLEX, px * 3 // 4, 1)
-        (w, _), _ = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        (w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         org = ((width - w) // 2 if center else 0, baseline)
-        cv2.putText(box, line, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
+        cv2.putText(box, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
     canvas[y : y + height, x : x + width] = box
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from augtool.drawing import ascii_label
 from augtool.errors import OutputError
 from augtool.publish import write_bytes
 
@@ -132,7 +133,7 @@ def confusion_image(report: dict, cell: int = 96) -> np.ndarray:
     import cv2
 
     cm = np.asarray(report["confusion"], dtype=np.int64)
-    names = [str(n) for n in report["class_names"]]
+    names = [ascii_label(str(n)) for n in report["class_names"]]
     k = len(names)
     font = cv2.FONT_HERSHEY_SIMPLEX
     label_w = max(cv2.getTextSize(n, font, 0.5, 1)[0][0] for n in names) + 40

@@ -51,7 +51,7 @@ def test_sheet_has_original_every_transform_and_both_pca_modes(cell: Path) -> No
     assert pv.SHEET_TILES == 13
     assert [t.title for t in tiles] == ["original", *TRANSFORMS, "pca pixel", "pca shift"]
     assert all(t.image.shape == (SIZE, SIZE, 3) and t.image.dtype == np.uint8 for t in tiles)
-    assert "cell.jpg 96×72" in about
+    assert "cell.jpg 96x72" in about
 
 
 @pytest.mark.parametrize("columns", [1, 4, 5, 13])
@@ -88,11 +88,11 @@ def test_labels_carry_the_sampled_parameters(cell: Path, tmp_path: Path) -> None
     expand(raw, out, ExpandOptions(size=SIZE, target=11, split="none", workers=1))
     rows = {r["transform"]: json.loads(r["params"]) for r in _manifest(out)}
     tiles = {t.title: t.detail for t in pv.sheet_tiles(cell, size=SIZE)[0]}
-    assert tiles["blur_rgb"] == f"σ = {rows['blur_rgb']['sigma']:.1f} px"
-    assert tiles["rotate"].startswith(f"{rows['rotate']['angle']:+.1f}°")
+    assert tiles["blur_rgb"] == f"sigma = {rows['blur_rgb']['sigma']:.1f} px"
+    assert tiles["rotate"].startswith(f"{rows['rotate']['angle']:+.1f} deg")
     assert f"dx {rows['translate']['dx']:+.1f}" in tiles["translate"]
     assert tiles["shear_y"] == f"factor {rows['shear_y']['factor']:+.2f}"
-    assert tiles["original"] == "96×72 source"
+    assert tiles["original"] == "96x72 source"
     assert tiles["pca shift"].startswith("shift ")
     assert tiles["pca pixel"].startswith("w ")
 
