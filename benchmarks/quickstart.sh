@@ -32,12 +32,11 @@ step() {
 step venv python3.11 -m venv .venv
 # shellcheck disable=SC1091
 . .venv/bin/activate
-step "1-pip-install" pip install -e .
+step "1-pip-install" pip install -c constraints.txt -e .
 step "1-synth" augtool synth demo/raw --overwrite
 step "1-expand" augtool expand demo/raw demo/out --pca --overwrite
 tail -5 "$work.1-expand.log"
-step "2-pip-install-torch" pip install torch==2.13.0
-step "2-pip-install-extras" pip install -e '.[train,test]'
+step "2-pip-install" pip install -c constraints.txt -e '.[train,test]'
 step "2-pytest" python -m pytest -n 2 --dist loadfile
 tail -3 "$work.2-pytest.log"
 echo "load after: $(uptime | sed 's/.*load average: //')"

@@ -9,6 +9,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.conftest import build_once
 
@@ -27,9 +29,48 @@ def test_readme_ci_and_quickstart_run_the_same_test_command() -> None:
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert [line for line in ci if line.strip() and not line.startswith("#")][-1] == command
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert f"pip install -e '.[train,test]' && {command}\n" in readme  # the Quickstart
+    install = "pip install -c constraints.txt -e '.[train,test]'"
+    assert f"{install} && {command}\n" in readme  # the Quickstart's second command
+    assert "pip install -c constraints.txt -e . && augtool synth" in readme  # its first
+    locked = "-c constraints.txt -e '.[train,test]'"
+    assert any(line.startswith("python -m pip install") and locked in line for line in ci)
     quickstart = (REPO / "benchmarks" / "quickstart.sh").read_text(encoding="utf-8")
     assert f'step "2-pytest" {command}\n' in quickstart
+    assert f'step "2-pip-install" {install}\n' in quickstart
+
+
+def _requirements() -> list[str]:
+    """Every requirement of setup.cfg: install_requires and every extra."""
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg", encoding="utf-8")
+    lines = cfg["options"]["install_requires"].split("\n")
+    for extra in cfg["options.extras_require"].values():
+        lines += extra.split("\n")
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _lock() -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version, f"constraints.txt: {line!r} is not an exact pin"
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_the_lock_pins_every_requirement_within_setup_cfg_bounds() -> None:
+    pins = _lock()
+    for line in _requirements():
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"constraints.txt does not pin {name} (python tools/lock.py)"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"constraints.txt pins {name}=={pins[name]}, outside setup.cfg's {line!r}"
+        )
+    assert pins["torch"] == "2.13.0"  # the CPU build on this project's machines
+    header = (REPO / "constraints.txt").read_text(encoding="utf-8").splitlines()[:5]
+    assert any("python tools/lock.py" in line for line in header)
 
 
 def test_the_test_extra_installs_what_the_command_needs() -> None:
