@@ -8,11 +8,13 @@ each mode. Under every tile: the weights w of the pixel mode, or the shift
 (R, G, B) in grey levels of the shift mode. Prints each copy's weights, shift
 and mean and largest absolute change from the original (grey levels).
 
-Run: ``python benchmarks/make_pca_figures.py``.
+Run: ``python benchmarks/make_pca_figures.py [--out-dir DIR]`` (docs/pca.md's
+marked block runs it; ``python docs/regenerate.py pca.md`` remakes the pictures).
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import cv2
@@ -76,8 +78,10 @@ def sheet(original: np.ndarray, mode: str) -> np.ndarray:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "img")
+    out = parser.parse_args().out_dir
     original = load_resized(CELL, SIZE) if CELL.exists() else generated_cell(SIZE)
-    out = ROOT / "docs" / "img"
     out.mkdir(parents=True, exist_ok=True)
     for mode in ("pixel", "shift"):
         path = out / f"pca_{mode}.png"
@@ -85,7 +89,7 @@ def main() -> None:
         cv2.imwrite(
             str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]
         )
-        print(f"{path.relative_to(ROOT)}: {path.stat().st_size / 1024:.0f} KB")
+        print(f"{path.name}: {path.stat().st_size / 1024:.0f} KB")
 
 
 if __name__ == "__main__":

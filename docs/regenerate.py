@@ -36,6 +36,14 @@ Run from the repository root::
     python docs/regenerate.py preview.md    # one page
     python docs/regenerate.py --check       # rewrite nothing; list what differs
     python docs/regenerate.py --list        # every block: quick (re-run by the test) or slow
+    python docs/regenerate.py --unlocked    # write pictures under versions the lock does not pin
+
+Pictures depend on the library versions that drew them (OpenCV above all).
+``docs/img/versions.json`` records, for every kept picture, the numpy, OpenCV
+and albumentations versions it was made with; ``tests/test_docs.py`` compares
+pixels only under those versions and otherwise skips the comparison, naming
+them. This script writes pictures only under the versions ``constraints.txt``
+pins (``--unlocked`` to write them anyway, e.g. to try a new lock).
 
 Timings inside outputs (``in 6.0 s (249 images/s)``) change from run to run
 and with the load of the machine; :func:`normalise` replaces them before two
@@ -46,6 +54,7 @@ left as it is (its timings stay those of the run that last changed it).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -62,6 +71,11 @@ REAL_CELLS = SHARED / "data" / "bccd-cells"
 DATA_KINDS = ("none", "cells", "shared")
 LINKED = ("examples", "benchmarks", "tests")
 INDENT = "    "
+LOCK = REPO / "constraints.txt"
+#: Libraries whose versions decide a picture's pixels (``augtool.versions`` names).
+PICTURE_LIBRARIES = ("numpy", "opencv", "albumentations")
+#: For each kept picture (``img/...``), the versions of :data:`PICTURE_LIBRARIES` that drew it.
+PICTURE_VERSIONS = DOCS / "img" / "versions.json"
 
 _OPEN = re.compile(r"^<!-- output(?P<attrs>(?: [^ >]+)*?)(?: setup: (?P<setup>.*?))? -->$")
 _CLOSE = "<!-- /output -->"
@@ -265,6 +279,56 @@ def normalise(lines: list[str]) -> list[str]:
     return result
 
 
+def running_picture_versions() -> dict[str, str | None]:
+    """This machine's versions of :data:`PICTURE_LIBRARIES` (None: not installed)."""
+    from augtool.versions import distribution_version
+
+    return {name: distribution_version(name) for name in PICTURE_LIBRARIES}
+
+
+def recorded_picture_versions() -> dict[str, dict[str, str | None]]:
+    """``docs/img/versions.json``: picture -> the library versions that drew it."""
+    if not PICTURE_VERSIONS.is_file():
+        return {}
+    return json.loads(PICTURE_VERSIONS.read_text(encoding="utf-8"))
+
+
+def locked_picture_versions() -> dict[str, str | None]:
+    """The versions of :data:`PICTURE_LIBRARIES` that ``constraints.txt`` pins."""
+    wheels = {"opencv": "opencv-python-headless"}
+    pins = {}
+    for line in LOCK.read_text(encoding="utf-8").splitlines():
+        name, sep, version = line.partition("==")
+        if sep and not line.startswith("#"):
+            pins[name.strip().lower()] = version.strip()
+    return {name: pins.get(wheels.get(name, name)) for name in PICTURE_LIBRARIES}
+
+
+def _differences(made: dict[str, str | None], here: dict[str, str | None]) -> list[str]:
+    return [f"{n} {made.get(n)} (here {here.get(n)})" for n in made if made.get(n) != here.get(n)]
+
+
+def picture_version_mismatch(block: Block) -> str | None:
+    """Why the block's pictures cannot be compared pixel for pixel here, or None.
+
+    A picture is compared only under the library versions that made it: another
+    OpenCV may resample, anti-alias or draw text differently without anything
+    being wrong.
+    """
+    recorded, here = recorded_picture_versions(), running_picture_versions()
+    for _, dest in block.keep:
+        made = recorded.get(dest)
+        if made is None:
+            return f"{dest}: no library versions recorded in {PICTURE_VERSIONS.name}"
+        if made != here:
+            return (
+                f"{dest} was drawn under other library versions "
+                f"({', '.join(_differences(made, here))}); pixels are compared only under "
+                f"the versions that drew it (pip install -c constraints.txt)"
+            )
+    return None
+
+
 def stale_pictures(block: Block, folder: Path) -> list[str]:
     """The kept pictures whose pixels differ from the committed ones (after :func:`run_block`)."""
     import cv2
@@ -282,18 +346,23 @@ def stale_pictures(block: Block, folder: Path) -> list[str]:
 
 
 def regenerate(block: Block, folder: Path) -> tuple[list[str], list[str]]:
-    """Run a block and copy the pictures it keeps into docs/.
+    """Run a block, copy the pictures it keeps into docs/ and record their library versions.
 
     Returns:
         The new quoted lines and the kept pictures whose pixels changed.
     """
     lines = run_block(block, folder)
     changed = stale_pictures(block, folder)
+    recorded = recorded_picture_versions()
     for src, dest in block.keep:
         produced = block.workdir(folder) / src
         if not produced.is_file():
             raise RuntimeError(f"{block.where}: the commands did not write {src}")
         shutil.copyfile(produced, DOCS / dest)
+        recorded[dest] = running_picture_versions()
+    if block.keep:
+        text = json.dumps(dict(sorted(recorded.items())), indent=2, sort_keys=True)
+        PICTURE_VERSIONS.write_text(text + "\n", encoding="utf-8")
     return lines, changed
 
 
@@ -315,6 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--list", action="store_true", help="List the blocks and what checks them; run nothing."
     )
+    parser.add_argument(
+        "--unlocked",
+        action="store_true",
+        help="Write pictures under library versions that constraints.txt does not pin.",
+    )
     args = parser.parse_args(argv)
     chosen = [DOCS / name for name in args.pages] if args.pages else pages()
     if args.list:
@@ -323,6 +397,15 @@ def main(argv: list[str] | None = None) -> int:
                 checker = "regenerate.py only" if block.slow else "tests/test_docs.py"
                 print(f"{block.where}\tdata={block.data}\t{checker}\t$ {block.commands[0]}")
         return 0
+    unlocked = _differences(locked_picture_versions(), running_picture_versions())
+    if unlocked and not (args.check or args.unlocked):
+        print(
+            f"the pictures in docs/ are drawn under the versions constraints.txt pins, and this "
+            f"environment differs ({', '.join(unlocked)}): pip install -c constraints.txt "
+            f"-e '.[train,test]' first, or pass --unlocked",
+            file=sys.stderr,
+        )
+        return 2
     differ = 0
     for page in chosen:
         replacements: dict[int, tuple[int, list[str]]] = {}
