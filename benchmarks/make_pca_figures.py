@@ -89,7 +89,7 @@ def main() -> None:
         cv2.imwrite(
             str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]
         )
-        print(f"{path.name}: {path.stat().st_size / 1024:.0f} KB")
+        print(f"wrote {path.name} ({rgb.shape[1]}x{rgb.shape[0]} px)")
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ LINKED = ("examples", "benchmarks", "tests")
 INDENT = "    "
 LOCK = REPO / "constraints.txt"
 #: Libraries whose versions decide a picture's pixels (``augtool.versions`` names).
-PICTURE_LIBRARIES = ("numpy", "opencv", "albumentations")
+PICTURE_LIBRARIES = ("numpy", "opencv", "albumentations", "pillow")
 #: For each kept picture (``img/...``), the versions of :data:`PICTURE_LIBRARIES` that drew it.
 PICTURE_VERSIONS = DOCS / "img" / "versions.json"
 
@@ -304,8 +304,13 @@ def locked_picture_versions() -> dict[str, str | None]:
     return {name: pins.get(wheels.get(name, name)) for name in PICTURE_LIBRARIES}
 
 
-def _differences(made: dict[str, str | None], here: dict[str, str | None]) -> list[str]:
-    return [f"{n} {made.get(n)} (here {here.get(n)})" for n in made if made.get(n) != here.get(n)]
+def _differences(made: dict[str, str | None], here: dict[str, str | None]) -> str:
+    """``"opencv 5.1.0.95, here 5.0.0.93; numpy ..."``: the libraries whose versions differ."""
+    return "; ".join(
+        f"{name} {made.get(name)}, here {here.get(name)}"
+        for name in PICTURE_LIBRARIES
+        if made.get(name) != here.get(name)
+    )
 
 
 def picture_version_mismatch(block: Block) -> str | None:
@@ -322,9 +327,9 @@ def picture_version_mismatch(block: Block) -> str | None:
             return f"{dest}: no library versions recorded in {PICTURE_VERSIONS.name}"
         if made != here:
             return (
-                f"{dest} was drawn under other library versions "
-                f"({', '.join(_differences(made, here))}); pixels are compared only under "
-                f"the versions that drew it (pip install -c constraints.txt)"
+                f"{dest} was drawn under other library versions ({_differences(made, here)}): "
+                f"pixels are compared only under the versions that drew it "
+                f"(pip install -c constraints.txt)"
             )
     return None
 
@@ -401,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     if unlocked and not (args.check or args.unlocked):
         print(
             f"the pictures in docs/ are drawn under the versions constraints.txt pins, and this "
-            f"environment differs ({', '.join(unlocked)}): pip install -c constraints.txt "
+            f"environment differs ({unlocked}): pip install -c constraints.txt "
             f"-e '.[train,test]' first, or pass --unlocked",
             file=sys.stderr,
         )

@@ -70,7 +70,7 @@ def main() -> None:
     sheet = Image.fromarray(contact_sheet(seed=args.seed)).quantize(colors=256)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out, optimize=True)
-    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")
+    print(f"wrote {args.out} ({sheet.width}x{sheet.height} px)")
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ def test_pictures_under_other_versions_are_skipped_with_the_versions_named(monke
     )
     reason = regen.picture_version_mismatch(block)
     assert reason.startswith("img/preview_real_cell.png was drawn under other library versions")
-    assert f"opencv 4.9.0.80 (here {here['opencv']})" in reason
+    assert f"(opencv 4.9.0.80, here {here['opencv']}):" in reason
     assert "regenerate" not in reason  # it never asks anyone to rewrite tracked files
     monkeypatch.setattr(
         regen, "recorded_picture_versions", lambda: {"img/preview_real_cell.png": here}
@@ -140,7 +140,7 @@ def test_regenerate_refuses_to_draw_pictures_outside_the_lock(monkeypatch, capsy
     )
     assert regen.main(["preview.md"]) == 2
     err = capsys.readouterr().err
-    assert "numpy" in err and "(here 1.0)" in err and "--unlocked" in err
+    assert "numpy" in err and ", here 1.0)" in err and "--unlocked" in err
 
 
 def test_the_warm_augtool_prints_what_a_fresh_one_prints(
