@@ -10,7 +10,7 @@ import click
 
 from augtool import __version__
 from augtool.commands.cells import cells_command
-from augtool.commands.errors import install_hooks
+from augtool.commands.errors import CatchAllGroup, install_hooks
 from augtool.commands.evaluate import evaluate_command
 from augtool.commands.expand import expand
 from augtool.commands.predict import predict_command
@@ -20,15 +20,22 @@ from augtool.commands.train import train_command
 from augtool.commands.verify import verify
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CatchAllGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="augtool")
-def main() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="On an internal error (exit 70), print the traceback instead of writing it to a file.",
+)
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Offline, reproducible augmentation of blood-smear image datasets.
 
     \b
     Example:
       augtool expand raw/ out/ --pca
     """
+    ctx.meta["augtool.debug"] = debug
     install_hooks()
 
 

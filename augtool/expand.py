@@ -36,6 +36,7 @@ from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
 from augtool.pool import fork_available
 from augtool.recipe import Recipe, load_recipe, recipe_from_dict
+from augtool.registry import user_plugins
 from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask, preloaded
 from augtool.schema import SCHEMA_VERSION
 from augtool.sources import ScanResult, Source, scan
@@ -284,11 +285,20 @@ class ExpandOptions:
         check_min_visibility(self.min_visibility)
 
     @classmethod
-    def from_recipe(cls, recipe: dict, workers: int = 0) -> ExpandOptions:
+    def from_recipe(
+        cls, recipe: dict, workers: int = 0, plugins: tuple[str, ...] = ()
+    ) -> ExpandOptions:
         """Rebuild the options recorded by :meth:`recipe` (``verify --regenerate``).
+
+        Args:
+            recipe: The recorded options (``augtool.json``'s ``recipe``).
+            workers: Worker processes.
+            plugins: Modules the user named (``--plugin``) that a recorded
+                plug-in step may come from; nothing the record names is imported.
 
         Raises:
             InputError: If the recipe has keys this version does not know.
+            OptionError: If a plug-in it needs is not given or installed.
         """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(recipe) - known)
@@ -303,7 +313,7 @@ class ExpandOptions:
         if "transforms" in values:
             values["transforms"] = tuple(values["transforms"])
         if values.get("pipeline") is not None:
-            values["pipeline"] = recipe_from_dict(values["pipeline"])
+            values["pipeline"] = recipe_from_dict(values["pipeline"], plugins)
         return cls(**values, workers=workers)
 
     def recipe(self) -> dict:
@@ -343,6 +353,7 @@ def options_from_values(values: Mapping[str, Any]) -> ExpandOptions:
       many (``pca_count`` alone implies ``pca``);
     * ``recipe``: a recipe file or shipped name (:func:`augtool.recipe.load_recipe`),
       or a loaded :class:`Recipe`; it names its own transforms;
+    * ``plugins``: modules whose transforms the recipe may name (``--plugin``);
     * ``transforms``: ``all``, ``"a,b,c"`` or a sequence of names;
     * ``output_format``: also ``voc``, ``coco`` or ``yolo``, the format of
       ``annotations`` (the output is then a folder).
@@ -355,7 +366,7 @@ def options_from_values(values: Mapping[str, Any]) -> ExpandOptions:
     """
     flat = {k: v for k, v in values.items() if v is not None}
     known = {f.name for f in fields(ExpandOptions)} - {"ranges", "pca", "pipeline"}
-    allowed = known | set(RANGE_KEYS) | set(PCA_KEYS) | {"pca", "recipe"}
+    allowed = known | set(RANGE_KEYS) | set(PCA_KEYS) | {"pca", "recipe", "plugins"}
     for key in flat:
         if key not in allowed:
             raise OptionError(key, "not an option of expand")
@@ -365,9 +376,12 @@ def options_from_values(values: Mapping[str, Any]) -> ExpandOptions:
     if "pca_count" not in flat:
         flat["pca_count"] = defaults.DEFAULT_PCA_COUNT if wants_pca else 0
     recipe = flat.pop("recipe", None)
+    plugins = tuple(flat.pop("plugins", ()))
+    if plugins:
+        user_plugins(plugins)  # the user's word: imported, and checked to hold transforms
     pipeline = None
     if recipe is not None:
-        pipeline = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+        pipeline = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, plugins)
     transforms = flat.pop("transforms", defaults.DEFAULT_TRANSFORMS)
     if isinstance(transforms, str):
         if pipeline is not None and transforms.strip().lower() != defaults.DEFAULT_TRANSFORMS:

@@ -71,6 +71,7 @@ def verify(
     regenerate_raw: str | Path | None = None,
     workers: int = 0,
     reporter: Reporter | None = None,
+    plugins: tuple[str, ...] = (),
 ) -> VerifyReport:
     """Check an ``augtool expand`` output against its own records.
 
@@ -83,6 +84,10 @@ def verify(
             with a replay expand's own phases, then ``verify replay``. The
             replay's warnings repeat what expand said when it made the output and
             are not passed on. ``None``: silent.
+        plugins: Modules the user named (``--plugin``) that a recorded plug-in
+            step of the replay may come from. Nothing the dataset names is
+            imported: a recorded plug-in that neither these nor an installed
+            package provide is refused.
 
     Returns:
         The report; ``report.ok`` tells whether everything holds.
@@ -103,7 +108,7 @@ def verify(
         _check_counts(records, recipe, report)
         _check_folds(records, recipe, report)
     if regenerate_raw is not None and records is not None:
-        _regenerate(path, Path(regenerate_raw), recipe, records, report, workers, reporter)
+        _regenerate(path, Path(regenerate_raw), recipe, records, report, workers, reporter, plugins)
     return report
 
 
@@ -325,10 +330,11 @@ def _regenerate(
     report: VerifyReport,
     workers: int,
     reporter: Reporter,
+    plugins: tuple[str, ...],
 ) -> None:
     from augtool.expand import ExpandOptions, expand
 
-    options = ExpandOptions.from_recipe(recipe.get("recipe") or {}, workers=workers)
+    options = ExpandOptions.from_recipe(recipe.get("recipe") or {}, workers, plugins)
     if options.pipeline is not None and options.pipeline.uses_albumentations:
         _check_albumentations_version(recipe, report)
     tmpdir = Path(tempfile.mkdtemp(prefix="augtool-verify-"))

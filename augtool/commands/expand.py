@@ -30,6 +30,7 @@ from augtool.commands.options import (
     names_option,
     overwrite_option,
     pca_std_option,
+    plugin_option,
     quiet_option,
     range_text,
     recipe_option,
@@ -95,6 +96,7 @@ def _boxes_from_format(opts: dict[str, Any]) -> None:
     help="Recipe TOML file (transforms, parameters, preprocessing; docs/recipes.md), or a "
     "shipped one: paper, colour, curator. [default: the paper's, as --transforms]"
 )
+@plugin_option
 @click.option(
     "--sigma-range",
     type=RangeType(),
