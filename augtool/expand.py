@@ -7,6 +7,7 @@ The orchestration only: what each step does lives in ``sources``, ``split``,
 from __future__ import annotations
 
 import contextlib
+import math
 import platform
 import time
 from collections import Counter
@@ -185,6 +186,17 @@ class ExpandOptions:
             raise OptionError("height", "HDF5 output is square; give one side length")
         if self.target is not None and self.factor is not None:
             raise OptionError("target", "give {target} or {factor}, not both", refs=True)
+        most = defaults.MAX_OUTPUTS
+        if self.target is not None and not 1 <= self.target <= most:
+            raise OptionError("target", f"must be between 1 and {most:,}, got {self.target:,}")
+        if self.factor is not None and not (math.isfinite(self.factor) and self.factor <= most):
+            raise OptionError("factor", f"must be a number up to {most:,}, got {self.factor}")
+        if not 0 <= self.pca_count <= most:
+            raise OptionError(
+                "pca_count", f"must be between 0 and {most:,}, got {self.pca_count:,}"
+            )
+        if not 0 <= self.seed < 2**63:
+            raise OptionError("seed", f"must be between 0 and 2**63 - 1, got {self.seed}")
         if self.image_format not in defaults.IMAGE_FORMATS:
             raise OptionError("image_format", f"png or jpg, got {self.image_format!r}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -305,16 +317,25 @@ class ExpandOptions:
         if unknown:
             raise InputError(f"the recorded recipe has unknown options: {', '.join(unknown)}")
         values = dict(recipe)
-        if "ranges" in values:
-            values["ranges"] = Ranges(**{k: tuple(v) for k, v in values["ranges"].items()})
-        if "pca" in values:
-            # Recipes written before --pca-mode existed meant Krizhevsky's shift.
-            values["pca"] = PcaSettings(**{"mode": "shift", **values["pca"]})
-        if "transforms" in values:
-            values["transforms"] = tuple(values["transforms"])
-        if values.get("pipeline") is not None:
-            values["pipeline"] = recipe_from_dict(values["pipeline"], plugins)
-        return cls(**values, workers=workers)
+        values.pop("workers", None)
+        try:
+            if "ranges" in values:
+                values["ranges"] = Ranges(**{k: tuple(v) for k, v in values["ranges"].items()})
+            if "pca" in values:
+                # Recipes written before --pca-mode existed meant Krizhevsky's shift.
+                values["pca"] = PcaSettings(**{"mode": "shift", **values["pca"]})
+            if "transforms" in values:
+                values["transforms"] = tuple(values["transforms"])
+            if values.get("pipeline") is not None:
+                values["pipeline"] = recipe_from_dict(values["pipeline"], plugins)
+            options = cls(**values, workers=workers)
+            _check_types(options)
+            options.validate()
+        except (TypeError, ValueError, AttributeError, KeyError) as err:
+            raise InputError(
+                f"the recorded recipe is damaged ({type(err).__name__}: {err})"
+            ) from err
+        return options
 
     def recipe(self) -> dict:
         """The options that determine the output bytes (``workers`` excluded)."""
@@ -332,6 +353,25 @@ class ExpandOptions:
         if self.pipeline is not None:
             d["pipeline"] = self.pipeline.to_dict()
         return d
+
+
+def _check_types(options: ExpandOptions) -> None:
+    """Every field of recorded options has its declared type (JSON gives any).
+
+    Raises:
+        TypeError: Naming the first field of another type.
+    """
+    hints = {"int": int, "float": (int, float), "str": str, "bool": bool}
+    for f in fields(options):
+        value = getattr(options, f.name)
+        if value is None or not isinstance(f.type, str):
+            continue
+        kinds = [hints[t.strip()] for t in f.type.split("|") if t.strip() in hints]
+        wrong = kinds and not any(
+            isinstance(value, k) and not (isinstance(value, bool) and k is not bool) for k in kinds
+        )
+        if wrong:
+            raise TypeError(f"{f.name} is {value!r}, expected {f.type}")
 
 
 #: Flat values :func:`options_from_values` folds into :class:`Ranges`.

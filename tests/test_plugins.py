@@ -58,7 +58,9 @@ def test_recipe_naming_code_is_refused_naming_the_flag(plugin_dir: Path, make_ra
     raw = make_raw({"A": 2})
     cases = {
         "attr.toml": "[[transform]]\nname = 'x'\nplugin = 'owned_q:X'\n",
-        "root.toml": f"[[transform]]\nname = 'x'\nplugin = 'owned_q:X'\nplugin_root = '{elsewhere}'\n",
+        "root.toml": (
+            f"[[transform]]\nname = 'x'\nplugin = 'owned_q:X'\nplugin_root = '{elsewhere}'\n"
+        ),
         "system.toml": "[[transform]]\nname = 'x'\nplugin = 'os:system'\n",
     }
     for file, text in cases.items():
@@ -91,7 +93,7 @@ def test_nothing_is_called_to_find_out_what_it_is(
     with pytest.raises(OptionError, match="no plug-in provides transform 'make'"):
         find_plugin("make", ("calls_q",))
     assert not calls and not marker.exists()
-    with pytest.raises(OptionError, match="defines no augtool.registry.TransformEntry"):
+    with pytest.raises(OptionError, match=r"defines no augtool\.registry\.TransformEntry"):
         user_plugins(("json",))
 
 

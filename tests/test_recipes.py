@@ -453,5 +453,3 @@ def test_preview_draws_a_recipe(tmp_path: Path) -> None:
     ]
     assert "recipe colour" in about
     assert tiles[1].detail.startswith("delta ")
-
-
