@@ -171,19 +171,27 @@ class ExpandOptions:
         if self.target is None and self.factor is None:
             object.__setattr__(self, "target", defaults.DEFAULT_TARGET)
 
-    def validate(self) -> SplitSpec:
+    def validate(self, resolved_format: str | None = None) -> SplitSpec:
         """Check every option; return the parsed split.
+
+        Args:
+            resolved_format: The output format OUT resolves to
+                (:func:`resolve_output_format`); checks of what a format cannot
+                hold use it when ``output_format`` is None.
 
         Raises:
             OptionError: Naming the first invalid option.
         """
+        fmt = self.output_format or resolved_format
         lo, hi = defaults.MIN_SIZE, defaults.MAX_SIZE
         if not lo <= self.size <= hi:
             raise OptionError("size", f"must be between {lo} and {hi}, got {self.size}")
         if self.height is not None and not lo <= self.height <= hi:
             raise OptionError("height", f"must be between {lo} and {hi}, got {self.height}")
-        if self.height is not None and self.output_format == "hdf5":
-            raise OptionError("height", "HDF5 output is square; give one side length")
+        if self.height is not None and fmt == "hdf5":
+            raise OptionError(
+                "height", "HDF5 output is square; give one side length, or a folder OUT"
+            )
         if self.target is not None and self.factor is not None:
             raise OptionError("target", "give {target} or {factor}, not both", refs=True)
         most = defaults.MAX_OUTPUTS
@@ -226,7 +234,7 @@ class ExpandOptions:
         if self.max_pixels < 1:
             raise OptionError("max_pixels", "must be positive")
         spec = parse_split(self.split)
-        self._validate_detection()
+        self._validate_detection(fmt)
         if check_folds(self.folds):
             if self.split not in (DEFAULT_SPLIT, "none"):
                 raise OptionError(
@@ -272,7 +280,7 @@ class ExpandOptions:
                 )
         return spec
 
-    def _validate_detection(self) -> None:
+    def _validate_detection(self, fmt: str | None) -> None:
         if self.annotations is None:
             if self.annotation_format is not None:
                 raise OptionError(
@@ -290,9 +298,11 @@ class ExpandOptions:
                 f"got {literal(repr(self.annotation_format))}",
                 refs=True,
             )
-        if self.output_format == "hdf5":
+        if fmt == "hdf5":
             raise OptionError(
-                "output_format", "detection output ({annotations}) is a folder", refs=True
+                "output_format",
+                "detection output ({annotations}) is a folder; give a folder OUT",
+                refs=True,
             )
         check_min_visibility(self.min_visibility)
 
@@ -622,8 +632,8 @@ def expand(
     started = time.perf_counter()
     reporter = reporter or SilentReporter()
     raw, out = Path(raw), Path(out)
-    options.validate()
     output_format = resolve_output_format(out, options)
+    options.validate(output_format)
     check_output(out, options.overwrite)
     workers = options.workers or default_workers()
     backend = backend or LocalBackend(workers)

@@ -287,7 +287,14 @@ class Hdf5Writer:
         return {}
 
     def write(self, index: int, name: str, payload: bytes | np.ndarray) -> None:
-        """Write one image at its plan index."""
+        """Write one image at its plan index.
+
+        Raises:
+            IndexError: For an index outside the file's ``0..n - 1`` (a negative
+                one would write another image's row).
+        """
+        if not 0 <= index < self.n:
+            raise IndexError(f"{self.tmp}: no image row {index} (the file has {self.n})")
         with hdf5_errors(self.tmp):
             self._images[index] = payload
 

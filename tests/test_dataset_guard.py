@@ -151,7 +151,7 @@ def test_an_image_of_another_size_than_recorded(folder, tmp_path: Path) -> None:
     _, out = folder
     import cv2
 
-    ok, small = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))
+    _, small = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))
     replace_first(out, small.tobytes())
     refused_by_every_reader(out, tmp_path, "1x1 pixels, but the dataset records 32x32")
     assert any("records 32x32" in p for p in verify(out).problems)
