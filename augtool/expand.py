@@ -664,6 +664,9 @@ def expand(
     else:
         writer = FolderWriter(out)
     records: list[dict | None] = [None] * len(run.jobs)
+    notice = _partial_notice(writer, options.resume)
+    if notice is not None:
+        reporter.warn(notice)
     try:
         done = writer.open(fingerprint(run, options, output_format), resume=options.resume)
     except OSError as err:
@@ -943,6 +946,18 @@ def _render_all(
     """Render every source not already done on ``backend`` (results in any order)."""
     tasks = [t for t in _tasks(run, raw) if not all(i in skip for i, _, _ in t.jobs)]
     return backend.render(tasks, settings)
+
+
+def _partial_notice(writer: FolderWriter | Hdf5Writer, resume: bool) -> Message | None:
+    """What a run without ``resume`` does with the partial output an interrupted run left."""
+    if resume or not (writer.tmp.exists() or writer.journal.path.exists()):
+        return None
+    held = writer.journal.count()
+    return Message(
+        f"an interrupted run left a partial output in {literal(writer.tmp)} holding "
+        f"{held:d} finished image(s); this run starts over and deletes it (to continue it "
+        "instead, stop now and run the same command with {resume})"
+    )
 
 
 def fingerprint(run: PlannedRun, options: ExpandOptions, output_format: str) -> str:

@@ -138,3 +138,35 @@ def test_letterbox_pca_jitters_the_picture_not_the_bars(make_raw, tmp_path: Path
         # A 2:1 source in a square: bars of 12 rows above and below stay exactly black.
         assert not image[:11].any() and not image[-11:].any()
         assert not np.array_equal(image[13:-13], original[13:-13])
+
+
+def test_bad_raw_is_reported_in_one_round(make_raw, tmp_path: Path) -> None:
+    raw = make_raw({"WBC": 2, "RBC": 2})
+    (raw / "WBC" / "scan.jpg").write_bytes(b"%PDF-1.4 not an image")
+    (raw / "docs").mkdir()
+    (raw / "docs" / "manual.pdf").write_bytes(b"%PDF-1.4")
+    (raw / "docs" / "notes.png").write_bytes(b"%PDF-1.4")
+    code, out = run_cli("expand", raw, tmp_path / "out", "--dry-run")
+    assert code == 2, out
+    assert "WBC/scan.jpg" in out and "docs/notes.png" in out
+    assert "class folder(s) with no usable images: docs" in out  # the same round
+    code, out = run_cli("expand", raw, tmp_path / "out", "--dry-run", "--skip-invalid")
+    assert code == 2 and "class folder(s) with no usable images: docs" in out, out
+
+
+def test_a_run_without_resume_says_what_it_does_with_a_partial(make_raw, tmp_path: Path) -> None:
+    from augtool import writers
+    from augtool.errors import Interrupted
+    from augtool.expand import ExpandOptions, expand
+    from tests.test_expand_signals import InterruptAt
+
+    raw = make_raw({"A": 3, "B": 3})
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted):
+        expand(raw, out, ExpandOptions(target=30, size=32, workers=1), InterruptAt(3))
+    held = writers.Journal(writers.partial_path(out) / writers.JOURNAL_NAME).count()
+    assert held > 0
+    code, text = run_cli("expand", raw, out, "--target", 30, "--size", 32, "-j", 1, "-q")
+    assert code == 0, text
+    assert f"holding {held} finished image(s); this run starts over and deletes it" in text
+    assert "run the same command with --resume" in text
