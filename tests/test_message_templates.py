@@ -17,6 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from augtool.errors import InputError, fill
+from cli import main
 from tests.child_process import run_cli
 from tests.test_library_messages import (
     REFERENCE,
@@ -25,7 +26,6 @@ from tests.test_library_messages import (
     _parameter_names,
     library_modules,
 )
-from cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
