@@ -372,7 +372,7 @@ def builtin(name: str, where: str = "transform") -> TransformEntry:
     except KeyError:
         raise OptionError(
             where,
-            f"unknown transform {literal(repr(name))}; built-ins: {', '.join(BUILTINS)} "
+            f"unknown transform {literal(repr(name))}; built-ins: {literal(', '.join(BUILTINS))} "
             "(or plugin = 'NAME' for a transform of a module given with {plugins}, "
             "or albumentations = ...)",
             refs=True,
@@ -539,13 +539,13 @@ def find_plugin(name: str, modules: Sequence[str] = (), recorded: str = "") -> P
     found = user_plugins(tuple(modules)).get(name) or installed_plugin(name)
     if found is not None:
         return found
-    source = f" (recorded from {literal(repr(recorded))})" if recorded else ""
+    source = f" (recorded from {recorded!r})" if recorded else ""
     given = user_plugins(tuple(modules))
-    known = f"; the modules given provide {literal(', '.join(sorted(given)))}" if given else ""
+    known = f"; the modules given provide {', '.join(sorted(given))}" if given else ""
     raise OptionError(
         "plugin",
-        f"no plug-in provides transform {literal(repr(name))}{source}{known}: pass "
+        f"no plug-in provides transform {literal(repr(name) + source + known)}: pass "
         "{plugins} MODULE naming the module that defines it, or install the package that "
-        f"declares it (entry points {ENTRY_POINT_GROUP})",
+        f"declares it (entry points {literal(ENTRY_POINT_GROUP)})",
         refs=True,
     )

@@ -430,9 +430,10 @@ def scan(
         if not info.error:
             by_class[cls].append((rel, info))
     empty = [c for c in classes if not by_class[c]]
-    empty_line = (
-        f"class folder(s) with no usable images: {literal(', '.join(empty))}; "
-        "add images or remove the folder"
+    empty_line = (  # a template: the folder names escaped
+        "class folder(s) with no usable images: "
+        + literal(", ".join(empty))
+        + "; add images or remove the folder"
     )
     if bad and not skip_invalid:  # everything wrong with RAW in one message
         listing = "\n".join(
@@ -453,7 +454,7 @@ def scan(
             refs=True,
         )
     if empty:
-        raise InputError(f"{literal(root)}: {empty_line}", refs=True)
+        raise InputError(literal(root) + ": " + empty_line, refs=True)
     sources = []
     for label, cls in enumerate(classes):
         stems = _stems([rel for rel, _ in by_class[cls]], cls)
