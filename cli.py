@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from augtool.commands.cells import cells_command
-from augtool.commands.errors import install_hooks
+from augtool.commands.errors import CatchAllGroup, install_hooks
 from augtool.commands.evaluate import evaluate_command
 from augtool.commands.expand import expand
 from augtool.commands.predict import predict_command
@@ -28,7 +28,7 @@ def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) ->
     ctx.exit()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CatchAllGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--version",
     is_flag=True,
@@ -37,13 +37,20 @@ def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) ->
     callback=_print_versions,
     help="Show augtool's version and the library versions that decide its bytes, and exit.",
 )
-def main() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="On an internal error (exit 70), print the traceback instead of writing it to a file.",
+)
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Offline, reproducible augmentation of blood-smear image datasets.
 
     \b
     Example:
       augtool expand raw/ out/ --pca
     """
+    ctx.meta["augtool.debug"] = debug
     install_hooks()
 
 

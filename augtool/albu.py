@@ -107,6 +107,7 @@ def check_serialized(data: Any, where: str) -> dict:
             f"{A.__version__} (A.to_dict)",
         )
     normalized = json.loads(json.dumps(data, sort_keys=True))
+    _check_classes(normalized["transform"], f"{where}.transform", A)
     try:
         A.from_dict(normalized)
     except Exception as err:  # albumentations raises many kinds for a bad dict
@@ -114,6 +115,41 @@ def check_serialized(data: Any, where: str) -> dict:
             f"{where}.transform", f"albumentations cannot build it: {type(err).__name__}: {err}"
         ) from err
     return normalized
+
+
+def _check_classes(transform: Any, where: str, A: ModuleType) -> None:
+    """Every ``__class_fullname__`` in the tree names a class albumentations itself defines.
+
+    albumentations looks names up in its registry of serializable classes
+    (it imports nothing by name); a class some other imported module
+    registered there, a lambda (non-serializable) transform, or a dotted path
+    of another package is refused here, before ``A.from_dict`` sees it.
+
+    Raises:
+        OptionError: Naming ``where`` and the class.
+    """
+    from albumentations.core.serialization import SERIALIZABLE_REGISTRY, shorten_class_name
+
+    stack = [(transform, where)]
+    while stack:
+        node, at = stack.pop()
+        if not isinstance(node, dict):
+            raise OptionError(at, "expected a serialized transform (a table)")
+        name = node.get("__class_fullname__")
+        if not isinstance(name, str):
+            raise OptionError(at, "missing __class_fullname__")
+        cls = SERIALIZABLE_REGISTRY.get(shorten_class_name(name))
+        module = getattr(cls, "__module__", "")
+        if cls is None or not (module == "albumentations" or module.startswith("albumentations.")):
+            raise OptionError(
+                f"{at}.__class_fullname__",
+                f"{name!r} is not a transform of albumentations {A.__version__}",
+            )
+        inner = node.get("transforms")
+        if inner is not None:
+            if not isinstance(inner, list):
+                raise OptionError(f"{at}.transforms", "expected a list of transforms")
+            stack.extend((t, f"{at}.transforms[{i}]") for i, t in enumerate(inner))
 
 
 #: Built pipelines of this thread: reseeding and calling one object from two

@@ -18,6 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from augtool.transforms import bounded
+
 Params = dict[str, Any]
 
 
@@ -31,7 +33,7 @@ def _lut_apply(image: np.ndarray, values: np.ndarray) -> np.ndarray:
 class BrightnessSettings:
     """Added brightness as a fraction of full scale (255), e.g. [-0.2, 0.2]."""
 
-    delta_range: tuple[float, float] = (-0.2, 0.2)
+    delta_range: tuple[float, float] = bounded((-0.2, 0.2), -1.0, 1.0)
 
 
 def sample_brightness(rng: np.random.Generator, s: BrightnessSettings) -> Params:
@@ -48,7 +50,7 @@ def apply_brightness(image: np.ndarray, params: Params) -> np.ndarray:
 class ExposureSettings:
     """Exposure change in photographic stops (gain 2**stops), e.g. [-0.5, 0.5]."""
 
-    stops_range: tuple[float, float] = (-0.5, 0.5)
+    stops_range: tuple[float, float] = bounded((-0.5, 0.5), -8.0, 8.0)
 
 
 def sample_exposure(rng: np.random.Generator, s: ExposureSettings) -> Params:
@@ -65,7 +67,7 @@ def apply_exposure(image: np.ndarray, params: Params) -> np.ndarray:
 class HueSettings:
     """Hue rotation in degrees, e.g. [-15, 15]."""
 
-    shift_range: tuple[float, float] = (-15.0, 15.0)
+    shift_range: tuple[float, float] = bounded((-15.0, 15.0), -360.0, 360.0)
 
 
 def sample_hue(rng: np.random.Generator, s: HueSettings) -> Params:
@@ -85,7 +87,7 @@ def apply_hue(image: np.ndarray, params: Params) -> np.ndarray:
 class SaturationSettings:
     """Saturation factor (1 keeps it, 0 is grey), e.g. [0.6, 1.4]."""
 
-    factor_range: tuple[float, float] = (0.6, 1.4)
+    factor_range: tuple[float, float] = bounded((0.6, 1.4), 0.0, 10.0)
 
 
 def sample_saturation(rng: np.random.Generator, s: SaturationSettings) -> Params:
@@ -106,7 +108,7 @@ def apply_saturation(image: np.ndarray, params: Params) -> np.ndarray:
 class NoiseSettings:
     """Standard deviation of Gaussian pixel noise in grey levels, e.g. [3, 10]."""
 
-    std_range: tuple[float, float] = (3.0, 10.0)
+    std_range: tuple[float, float] = bounded((3.0, 10.0), 0.0, 255.0)
 
 
 def sample_noise(rng: np.random.Generator, s: NoiseSettings) -> Params:
@@ -124,8 +126,8 @@ def apply_noise(image: np.ndarray, params: Params) -> np.ndarray:
 class CutoutSettings:
     """Black square holes: how many, and their side as a fraction of the image side."""
 
-    holes_range: tuple[int, int] = (1, 3)
-    side_range: tuple[float, float] = (0.1, 0.25)
+    holes_range: tuple[int, int] = bounded((1, 3), 0, 64)
+    side_range: tuple[float, float] = bounded((0.1, 0.25), 0.0, 1.0)
 
 
 def sample_cutout(rng: np.random.Generator, s: CutoutSettings) -> Params:
@@ -152,7 +154,7 @@ def apply_cutout(image: np.ndarray, params: Params) -> np.ndarray:
 class Rot90Settings:
     """Which quarter turns (counterclockwise) may be drawn, e.g. (1, 2, 3)."""
 
-    turns: tuple[int, ...] = (1, 2, 3)
+    turns: tuple[int, ...] = bounded((1, 2, 3), 0, 3)
 
 
 def sample_rot90(rng: np.random.Generator, s: Rot90Settings) -> Params:
@@ -171,7 +173,7 @@ def apply_rot90(image: np.ndarray, params: Params) -> np.ndarray:
 class ZoomSettings:
     """Crop/zoom: side of the kept window as a fraction of the image's, e.g. [0.6, 0.9]."""
 
-    keep_range: tuple[float, float] = (0.6, 0.9)
+    keep_range: tuple[float, float] = bounded((0.6, 0.9), 0.001, 1.0)
 
 
 def sample_zoom(rng: np.random.Generator, s: ZoomSettings) -> Params:

@@ -22,6 +22,9 @@ MIN_SIZE = 8
 MAX_SIZE = 4096
 #: Sources (and preview images) larger than this many pixels are refused.
 MAX_PIXELS = 100_000_000
+#: Most images one run may plan (conventional and PCA): 10 million 227x227 PNGs are about
+#: 1.5 TB; a recorded target beyond it is refused before anything is planned.
+MAX_OUTPUTS = 10_000_000
 #: Transforms to cycle through: ``all`` of the paper's ten.
 DEFAULT_TRANSFORMS = "all"
 

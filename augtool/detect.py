@@ -139,7 +139,7 @@ def scan_annotated(
         if infos[item.image].error
     )
     if found.problems and not skip_invalid:
-        raise InputError(_problem_listing(found.problems, annotations))
+        raise InputError(_problem_listing(found.problems, annotations), refs=True)
     warnings = list(found.warnings)
     warnings += [f"left out: {p}" for p in found.problems]
     if found.unannotated:

@@ -132,6 +132,11 @@ class OptionError(AugtoolError):
         """Pickle by option and detail (a worker process sends it back to the main one)."""
         return (type(self), (self.option, self.detail), self.__dict__)
 
+    @property
+    def detail_template(self) -> str:
+        """The detail as a template: its own, or the plain detail escaped."""
+        return self._detail_template if self._detail_template is not None else literal(self.detail)
+
     def render(self, name: Callable[[str], str]) -> str:
         """``<flag>: <detail>``, the option and every reference written by ``name``."""
         template = self._detail_template

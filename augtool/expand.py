@@ -7,6 +7,7 @@ The orchestration only: what each step does lives in ``sources``, ``split``,
 from __future__ import annotations
 
 import contextlib
+import math
 import platform
 import time
 from collections import Counter
@@ -36,6 +37,7 @@ from augtool.io import is_hdf5_path
 from augtool.plan import Job, make_plan, resolve_target
 from augtool.pool import fork_available
 from augtool.recipe import Recipe, load_recipe, recipe_from_dict
+from augtool.registry import user_plugins
 from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask, preloaded
 from augtool.schema import SCHEMA_VERSION
 from augtool.sources import ScanResult, Source, scan
@@ -169,21 +171,40 @@ class ExpandOptions:
         if self.target is None and self.factor is None:
             object.__setattr__(self, "target", defaults.DEFAULT_TARGET)
 
-    def validate(self) -> SplitSpec:
+    def validate(self, resolved_format: str | None = None) -> SplitSpec:
         """Check every option; return the parsed split.
+
+        Args:
+            resolved_format: The output format OUT resolves to
+                (:func:`resolve_output_format`); checks of what a format cannot
+                hold use it when ``output_format`` is None.
 
         Raises:
             OptionError: Naming the first invalid option.
         """
+        fmt = self.output_format or resolved_format
         lo, hi = defaults.MIN_SIZE, defaults.MAX_SIZE
         if not lo <= self.size <= hi:
             raise OptionError("size", f"must be between {lo} and {hi}, got {self.size}")
         if self.height is not None and not lo <= self.height <= hi:
             raise OptionError("height", f"must be between {lo} and {hi}, got {self.height}")
-        if self.height is not None and self.output_format == "hdf5":
-            raise OptionError("height", "HDF5 output is square; give one side length")
+        if self.height is not None and fmt == "hdf5":
+            raise OptionError(
+                "height", "HDF5 output is square; give one side length, or a folder OUT"
+            )
         if self.target is not None and self.factor is not None:
             raise OptionError("target", "give {target} or {factor}, not both", refs=True)
+        most = defaults.MAX_OUTPUTS
+        if self.target is not None and not 1 <= self.target <= most:
+            raise OptionError("target", f"must be between 1 and {most:,}, got {self.target:,}")
+        if self.factor is not None and not (math.isfinite(self.factor) and self.factor <= most):
+            raise OptionError("factor", f"must be a number up to {most:,}, got {self.factor}")
+        if not 0 <= self.pca_count <= most:
+            raise OptionError(
+                "pca_count", f"must be between 0 and {most:,}, got {self.pca_count:,}"
+            )
+        if not 0 <= self.seed < 2**63:
+            raise OptionError("seed", f"must be between 0 and 2**63 - 1, got {self.seed}")
         if self.image_format not in defaults.IMAGE_FORMATS:
             raise OptionError("image_format", f"png or jpg, got {self.image_format!r}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -213,7 +234,7 @@ class ExpandOptions:
         if self.max_pixels < 1:
             raise OptionError("max_pixels", "must be positive")
         spec = parse_split(self.split)
-        self._validate_detection()
+        self._validate_detection(fmt)
         if check_folds(self.folds):
             if self.split not in (DEFAULT_SPLIT, "none"):
                 raise OptionError(
@@ -259,7 +280,7 @@ class ExpandOptions:
                 )
         return spec
 
-    def _validate_detection(self) -> None:
+    def _validate_detection(self, fmt: str | None) -> None:
         if self.annotations is None:
             if self.annotation_format is not None:
                 raise OptionError(
@@ -277,34 +298,54 @@ class ExpandOptions:
                 f"got {literal(repr(self.annotation_format))}",
                 refs=True,
             )
-        if self.output_format == "hdf5":
+        if fmt == "hdf5":
             raise OptionError(
-                "output_format", "detection output ({annotations}) is a folder", refs=True
+                "output_format",
+                "detection output ({annotations}) is a folder; give a folder OUT",
+                refs=True,
             )
         check_min_visibility(self.min_visibility)
 
     @classmethod
-    def from_recipe(cls, recipe: dict, workers: int = 0) -> ExpandOptions:
+    def from_recipe(
+        cls, recipe: dict, workers: int = 0, plugins: tuple[str, ...] = ()
+    ) -> ExpandOptions:
         """Rebuild the options recorded by :meth:`recipe` (``verify --regenerate``).
+
+        Args:
+            recipe: The recorded options (``augtool.json``'s ``recipe``).
+            workers: Worker processes.
+            plugins: Modules the user named (``--plugin``) that a recorded
+                plug-in step may come from; nothing the record names is imported.
 
         Raises:
             InputError: If the recipe has keys this version does not know.
+            OptionError: If a plug-in it needs is not given or installed.
         """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(recipe) - known)
         if unknown:
             raise InputError(f"the recorded recipe has unknown options: {', '.join(unknown)}")
         values = dict(recipe)
-        if "ranges" in values:
-            values["ranges"] = Ranges(**{k: tuple(v) for k, v in values["ranges"].items()})
-        if "pca" in values:
-            # Recipes written before --pca-mode existed meant Krizhevsky's shift.
-            values["pca"] = PcaSettings(**{"mode": "shift", **values["pca"]})
-        if "transforms" in values:
-            values["transforms"] = tuple(values["transforms"])
-        if values.get("pipeline") is not None:
-            values["pipeline"] = recipe_from_dict(values["pipeline"])
-        return cls(**values, workers=workers)
+        values.pop("workers", None)
+        try:
+            if "ranges" in values:
+                values["ranges"] = Ranges(**{k: tuple(v) for k, v in values["ranges"].items()})
+            if "pca" in values:
+                # Recipes written before --pca-mode existed meant Krizhevsky's shift.
+                values["pca"] = PcaSettings(**{"mode": "shift", **values["pca"]})
+            if "transforms" in values:
+                values["transforms"] = tuple(values["transforms"])
+            if values.get("pipeline") is not None:
+                values["pipeline"] = recipe_from_dict(values["pipeline"], plugins)
+            options = cls(**values, workers=workers)
+            _check_types(options)
+            options.validate()
+        except (TypeError, ValueError, AttributeError, KeyError) as err:
+            raise InputError(
+                f"the recorded recipe is damaged ({type(err).__name__}: {err})"
+            ) from err
+        return options
 
     def recipe(self) -> dict:
         """The options that determine the output bytes (``workers`` excluded)."""
@@ -322,6 +363,25 @@ class ExpandOptions:
         if self.pipeline is not None:
             d["pipeline"] = self.pipeline.to_dict()
         return d
+
+
+def _check_types(options: ExpandOptions) -> None:
+    """Every field of recorded options has its declared type (JSON gives any).
+
+    Raises:
+        TypeError: Naming the first field of another type.
+    """
+    hints = {"int": int, "float": (int, float), "str": str, "bool": bool}
+    for f in fields(options):
+        value = getattr(options, f.name)
+        if value is None or not isinstance(f.type, str):
+            continue
+        kinds = [hints[t.strip()] for t in f.type.split("|") if t.strip() in hints]
+        wrong = kinds and not any(
+            isinstance(value, k) and not (isinstance(value, bool) and k is not bool) for k in kinds
+        )
+        if wrong:
+            raise TypeError(f"{f.name} is {value!r}, expected {f.type}")
 
 
 #: Flat values :func:`options_from_values` folds into :class:`Ranges`.
@@ -343,6 +403,7 @@ def options_from_values(values: Mapping[str, Any]) -> ExpandOptions:
       many (``pca_count`` alone implies ``pca``);
     * ``recipe``: a recipe file or shipped name (:func:`augtool.recipe.load_recipe`),
       or a loaded :class:`Recipe`; it names its own transforms;
+    * ``plugins``: modules whose transforms the recipe may name (``--plugin``);
     * ``transforms``: ``all``, ``"a,b,c"`` or a sequence of names;
     * ``output_format``: also ``voc``, ``coco`` or ``yolo``, the format of
       ``annotations`` (the output is then a folder).
@@ -355,7 +416,7 @@ def options_from_values(values: Mapping[str, Any]) -> ExpandOptions:
     """
     flat = {k: v for k, v in values.items() if v is not None}
     known = {f.name for f in fields(ExpandOptions)} - {"ranges", "pca", "pipeline"}
-    allowed = known | set(RANGE_KEYS) | set(PCA_KEYS) | {"pca", "recipe"}
+    allowed = known | set(RANGE_KEYS) | set(PCA_KEYS) | {"pca", "recipe", "plugins"}
     for key in flat:
         if key not in allowed:
             raise OptionError(key, "not an option of expand")
@@ -365,9 +426,12 @@ def options_from_values(values: Mapping[str, Any]) -> ExpandOptions:
     if "pca_count" not in flat:
         flat["pca_count"] = defaults.DEFAULT_PCA_COUNT if wants_pca else 0
     recipe = flat.pop("recipe", None)
+    plugins = tuple(flat.pop("plugins", ()))
+    if plugins:
+        user_plugins(plugins)  # the user's word: imported, and checked to hold transforms
     pipeline = None
     if recipe is not None:
-        pipeline = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+        pipeline = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, plugins)
     transforms = flat.pop("transforms", defaults.DEFAULT_TRANSFORMS)
     if isinstance(transforms, str):
         if pipeline is not None and transforms.strip().lower() != defaults.DEFAULT_TRANSFORMS:
@@ -568,8 +632,8 @@ def expand(
     started = time.perf_counter()
     reporter = reporter or SilentReporter()
     raw, out = Path(raw), Path(out)
-    options.validate()
     output_format = resolve_output_format(out, options)
+    options.validate(output_format)
     check_output(out, options.overwrite)
     workers = options.workers or default_workers()
     backend = backend or LocalBackend(workers)
@@ -600,6 +664,9 @@ def expand(
     else:
         writer = FolderWriter(out)
     records: list[dict | None] = [None] * len(run.jobs)
+    notice = _partial_notice(writer, options.resume)
+    if notice is not None:
+        reporter.warn(notice)
     try:
         done = writer.open(fingerprint(run, options, output_format), resume=options.resume)
     except OSError as err:
@@ -879,6 +946,18 @@ def _render_all(
     """Render every source not already done on ``backend`` (results in any order)."""
     tasks = [t for t in _tasks(run, raw) if not all(i in skip for i, _, _ in t.jobs)]
     return backend.render(tasks, settings)
+
+
+def _partial_notice(writer: FolderWriter | Hdf5Writer, resume: bool) -> Message | None:
+    """What a run without ``resume`` does with the partial output an interrupted run left."""
+    if resume or not (writer.tmp.exists() or writer.journal.path.exists()):
+        return None
+    held = writer.journal.count()
+    return Message(
+        f"an interrupted run left a partial output in {literal(writer.tmp)} holding "
+        f"{held:d} finished image(s); this run starts over and deletes it (to continue it "
+        "instead, stop now and run the same command with {resume})"
+    )
 
 
 def fingerprint(run: PlannedRun, options: ExpandOptions, output_format: str) -> str:

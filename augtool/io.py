@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from augtool.errors import InputError
+from augtool.guard import check_allocation, decode_member, recorded_size, shown
 from augtool.schema import DAMAGE, IMAGES, folds_of, incomplete, open_hdf5, read_hdf5_records
 from augtool.schema import MANIFEST_COLUMNS as MANIFEST_COLUMNS
 from augtool.schema import MANIFEST_NAME as MANIFEST_NAME
@@ -151,28 +152,25 @@ def open_dataset(path: str | Path, split: str | None = None, check_hashes: bool 
     return data
 
 
-def decode_file(path: Path, sha256: str | None = None) -> np.ndarray:
-    """Decode an 8-bit image file written by augtool into an RGB array.
+def decode_file(
+    folder: Path, name: str, sha256: str | None = None, meta: dict | None = None
+) -> np.ndarray:
+    """Decode the image ``name`` of the folder output ``folder`` into an RGB array.
 
-    Args:
-        path: The image file.
-        sha256: When given, the file's bytes must have this hash.
+    Goes through :func:`augtool.guard.decode_member`: the path must stay inside
+    the folder, the header must show the recorded size (``meta``: the
+    output's ``augtool.json``) within the pixel limit before anything is
+    decoded, and with ``sha256`` the bytes must have that hash.
 
     Raises:
-        InputError: If the file cannot be read or decoded, or its hash differs.
+        InputError: If the file cannot be read or decoded, or a check fails.
     """
-    import cv2
-
     try:
-        raw = path.read_bytes()
+        return decode_member(folder, name, sha256, recorded_size(meta or {}))
+    except FileNotFoundError as err:
+        raise InputError(f"{folder / shown(name)}: cannot read (no such file)") from err
     except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror})") from err
-    if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256:
-        raise InputError(_CHANGED.format(what=path, where=path.parent))
-    bgr = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise InputError(f"{path}: not a decodable image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        raise InputError(f"{folder / shown(name)}: cannot read ({err.strerror})") from err
 
 
 _CHANGED = (
@@ -205,12 +203,14 @@ def _read_folder(folder: Path, split: str | None, check_hashes: bool) -> Dataset
     class_names = recipe.get("class_names") or sorted({r["class"] for r in rows})
     images = None
     for i, row in enumerate(rows):
-        target = folder / row["name"]
-        img = decode_file(target, row["sha256"] if check_hashes else None)
+        img = decode_file(folder, row["name"], row["sha256"] if check_hashes else None, recipe)
         if images is None:
+            check_allocation(len(rows) * img.nbytes, str(folder))
             images = np.empty((len(rows), *img.shape), dtype=np.uint8)
         if img.shape != images.shape[1:]:
-            raise InputError(f"{target}: shape {img.shape}, expected {images.shape[1:]}")
+            raise InputError(
+                f"{folder / shown(row['name'])}: shape {img.shape}, expected {images.shape[1:]}"
+            )
         images[i] = img
     if images is None:
         size = int(recipe.get("size", 0))
@@ -246,6 +246,7 @@ def _open_hdf5(path: Path, split: str | None, check_hashes: bool = True) -> Data
         records = read_hdf5_records(fh, path)
         splits = records.splits
         keep = np.arange(records.n) if split is None else np.flatnonzero(splits == split)
+        check_allocation(len(keep) * int(np.prod(records.image_shape)), str(path))
         try:
             images = np.empty((len(keep), *records.image_shape), dtype=np.uint8)
             for j, start, stop in _runs(keep):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augtool.defaults import DEFAULT_TARGET
+from augtool.defaults import DEFAULT_TARGET, MAX_OUTPUTS
 from augtool.errors import OptionError
 
 #: Transform name of the PCA colour-jittered copies.
@@ -98,6 +98,10 @@ def resolve_target(n_sources: int, target: int | None, factor: float | None) -> 
         if not factor >= 1:
             raise OptionError(
                 "factor", f"must be >= 1 (each source keeps its original), got {factor}"
+            )
+        if not factor * n_sources <= MAX_OUTPUTS:
+            raise OptionError(
+                "factor", f"{factor} x {n_sources:,} sources is above {MAX_OUTPUTS:,} outputs"
             )
         return round(factor * n_sources)
     assert target is not None

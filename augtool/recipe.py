@@ -23,7 +23,7 @@ describes the format; in short::
 
     [[transform]]
     name = "stripes"
-    plugin = "my_module:STRIPES"   # a TransformEntry in any importable module
+    plugin = "stripes"       # a plug-in's transform, by its name (--plugin MODULE)
 
 Copies of a source cycle through the steps in file order, as the paper's ten
 do. The paper's recipe ships as ``augtool/recipes/paper.toml`` and is exactly
@@ -44,17 +44,17 @@ from typing import Any
 
 import numpy as np
 
-from augtool.errors import OptionError
+from augtool.errors import OptionError, literal
 from augtool.preprocess import RESIZE_POLICIES, STAIN_METHODS, lab_stats
 from augtool.registry import (
     STAGES,
     TransformEntry,
     build_settings,
     builtin,
-    load_plugin,
+    find_plugin,
     paper_settings,
-    plugin_root,
     settings_dict,
+    user_plugins,
 )
 from augtool.transforms import TRANSFORMS, Ranges
 
@@ -64,12 +64,14 @@ FORMAT = 1
 SHIPPED = Path(__file__).resolve().parent / "recipes"
 #: Kinds of step.
 KINDS = ("builtin", "plugin", "albumentations")
+#: Most transforms a recipe may cycle through.
+MAX_STEPS = 256
 #: Names a step may not take (the plan uses them).
 RESERVED = ("original", "pca")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TOP_KEYS = ("format", "name", "description", "preprocess", "transform")
-_STEP_KEYS = ("name", "builtin", "plugin", "plugin_root", "albumentations", "at")
+_STEP_KEYS = ("name", "builtin", "plugin", "plugin_module", "albumentations", "at")
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,14 @@ class Step:
     Attributes:
         name: Its name in file names and the manifest.
         kind: ``builtin``, ``plugin`` or ``albumentations``.
-        ref: The built-in's name or the plug-in's ``module:attribute``
-            (empty for albumentations).
+        ref: The built-in's or the plug-in's transform name (empty for
+            albumentations).
         settings: The checked parameters (JSON-friendly; typed again by the
             entry's settings dataclass where the step runs).
         at: ``output`` or ``work``, or empty for the entry's own default.
         albumentations: The serialized albumentations transform, JSON text.
-        root: For a plug-in, the folder its module was imported from.
+        source: For a plug-in, the module (or entry point) that provided it;
+            recorded for people to read, never imported from a record.
     """
 
     name: str
@@ -94,7 +97,7 @@ class Step:
     settings: tuple[tuple[str, Any], ...] = ()
     at: str = ""
     albumentations: str = ""
-    root: str = ""
+    source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The step as it is written in a recipe file (and recorded)."""
@@ -103,8 +106,8 @@ class Step:
             d["builtin"] = self.ref
         if self.kind == "plugin":
             d["plugin"] = self.ref
-            if self.root:
-                d["plugin_root"] = self.root
+            if self.source:
+                d["plugin_module"] = self.source
         if self.kind == "albumentations":
             d["albumentations"] = json.loads(self.albumentations)
         if self.at:
@@ -160,12 +163,16 @@ class Recipe:
         preprocess: What is done to every output first.
         name: The recipe's name.
         description: One line about it.
+        plugins: The modules the user named (``--plugin``) that its plug-in
+            steps come from; worker processes import these, and only these.
+            Not part of the recorded recipe.
     """
 
     steps: tuple[Step, ...]
     preprocess: Preprocess = field(default_factory=Preprocess)
     name: str = ""
     description: str = ""
+    plugins: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -249,14 +256,19 @@ def resolve_path(value: str | Path) -> Path:
     return path
 
 
-def load_recipe(value: str | Path) -> Recipe:
+def load_recipe(value: str | Path, plugins: tuple[str, ...] = ()) -> Recipe:
     """Read and check a recipe file (or a shipped recipe by name).
+
+    Args:
+        value: The file, or a shipped recipe's name.
+        plugins: Modules the user named (``--plugin``) whose transforms the
+            recipe may name; installed packages' transforms are found too.
 
     Raises:
         OptionError: ``--recipe: <file>, line N, key: what is wrong``, for an
             unreadable or malformed file, an unknown key or transform, a bad
-            parameter, a plug-in that cannot be imported, or albumentations
-            missing or of another version.
+            parameter, a plug-in transform no named module or installed
+            package provides, or albumentations missing or of another version.
     """
     path = resolve_path(value)
     try:
@@ -271,19 +283,29 @@ def load_recipe(value: str | Path) -> Recipe:
         raise OptionError("recipe", f"{path}: not UTF-8 text ({err})") from err
     except tomllib.TOMLDecodeError as err:
         raise OptionError("recipe", f"{path}: malformed TOML: {err}") from err
-    return parse_recipe(data, str(path), text, path.parent)
+    return parse_recipe(data, str(path), text, path.parent, plugins)
 
 
-def recipe_from_dict(data: dict[str, Any]) -> Recipe:
+def recipe_from_dict(data: dict[str, Any], plugins: tuple[str, ...] = ()) -> Recipe:
     """Rebuild a recipe recorded in an output (``verify --regenerate``), checking it again.
+
+    A recorded plug-in step is found only among ``plugins`` (the user's
+    ``--plugin`` modules) and installed packages; the module the record names
+    is shown in the message, never imported.
 
     Raises:
         OptionError: As :func:`load_recipe` (plug-in or albumentations missing...).
     """
-    return parse_recipe(data, "the recorded recipe", "", None)
+    return parse_recipe(data, "the recorded recipe", "", None, plugins)
 
 
-def parse_recipe(data: Any, origin: str, text: str = "", base: Path | None = None) -> Recipe:
+def parse_recipe(
+    data: Any,
+    origin: str,
+    text: str = "",
+    base: Path | None = None,
+    plugins: tuple[str, ...] = (),
+) -> Recipe:
     """Check recipe data and build the :class:`Recipe`.
 
     Args:
@@ -291,6 +313,7 @@ def parse_recipe(data: Any, origin: str, text: str = "", base: Path | None = Non
         origin: The file (for messages).
         text: The file's text (to name lines); empty for recorded recipes.
         base: Folder that relative reference paths are resolved from.
+        plugins: Modules the user named whose transforms steps may name.
 
     Raises:
         OptionError: Naming the file, line and key.
@@ -319,15 +342,19 @@ def parse_recipe(data: Any, origin: str, text: str = "", base: Path | None = Non
             "give at least one [[transform]] table (the steps copies cycle through)",
         )
     steps: list[Step] = []
+    plugins = tuple(plugins)
+    if len(steps_data) > MAX_STEPS:
+        raise locate.error(None, "transform", f"{len(steps_data)} transforms; at most {MAX_STEPS}")
     for i, item in enumerate(steps_data):
-        steps.append(_parse_step(item, i, locate))
+        steps.append(_parse_step(item, i, locate, plugins))
     seen: set[str] = set()
     for i, step in enumerate(steps):
         if step.name in seen:
             raise locate.error(i, "name", f"{step.name!r} is used by two transforms")
         seen.add(step.name)
     preprocess = _parse_preprocess(data.get("preprocess", {}), locate, base)
-    return Recipe(tuple(steps), preprocess, name, description)
+    used = plugins if any(s.kind == "plugin" for s in steps) else ()
+    return Recipe(tuple(steps), preprocess, name, description, used)
 
 
 class _Locator:
@@ -389,12 +416,30 @@ class _Locator:
         return ", ".join(parts)
 
     def error(
-        self, index: int | None, key: str | None, message: str, section: str = ""
+        self,
+        index: int | None,
+        key: str | None,
+        message: str,
+        section: str = "",
+        refs: bool = False,
     ) -> OptionError:
-        return OptionError("recipe", f"{self.where(index, key, section)}: {message}")
+        """The error ``--recipe: <file>, line N, <key>: message``.
+
+        With ``refs``, ``message`` is a template (:mod:`augtool.errors`) whose
+        parameter references are kept; otherwise it is plain text.
+        """
+        template = message if refs else literal(message)
+        return OptionError(
+            "recipe", literal(self.where(index, key, section)) + ": " + template, refs=True
+        )
+
+    def reraise(self, index: int | None, err: OptionError) -> OptionError:
+        """A step's :class:`OptionError` (``option`` = its key) as a located recipe error."""
+        key = err.option.lstrip(".") or None
+        return self.error(index, key, err.detail_template, refs=True)
 
 
-def _parse_step(item: Any, i: int, locate: _Locator) -> Step:
+def _parse_step(item: Any, i: int, locate: _Locator, plugins: tuple[str, ...]) -> Step:
     if not isinstance(item, dict):
         raise locate.error(i, None, "each [[transform]] is a table")
     name = item.get("name")
@@ -428,39 +473,45 @@ def _parse_step(item: Any, i: int, locate: _Locator) -> Step:
         try:
             serialized = check_serialized(item["albumentations"], "albumentations")
         except OptionError as err:
-            raise locate.error(i, err.option, str(err).removeprefix(f"{err.option}: ")) from err
+            raise locate.reraise(i, err) from err
         return Step(
             name,
             "albumentations",
             at=at or "output",
             albumentations=json.dumps(serialized, sort_keys=True),
         )
+    if "plugin_root" in item:
+        raise locate.error(
+            i,
+            "plugin_root",
+            "a recipe puts no folder on the import path; give the plug-in's module on the "
+            "command line with {plugins} MODULE (a module name or a .py file)",
+            refs=True,
+        )
+    recorded = item.get("plugin_module", "")
+    if "plugin_module" in item and (kinds != ["plugin"] or not isinstance(recorded, str)):
+        raise locate.error(i, "plugin_module", "only beside plugin = 'NAME', as text")
     try:
         if kinds == ["plugin"]:
             ref = item["plugin"]
-            if not isinstance(ref, str):
-                raise OptionError("plugin", f"expected 'module:attribute', got {ref!r}")
-            root = item.get("plugin_root", "")
-            if not isinstance(root, str):
-                raise OptionError("plugin_root", f"expected a folder, got {root!r}")
-            entry = load_plugin(ref, "plugin", root)
-            root = root or plugin_root(ref)
-            kind = "plugin"
+            if not isinstance(ref, str) or not ref:
+                raise OptionError("plugin", f"expected a transform name, got {ref!r}")
+            found = find_plugin(ref, plugins, recorded)
+            entry, kind, source = found.entry, "plugin", found.source
         else:
             ref = item.get("builtin", name)
             if not isinstance(ref, str):
                 raise OptionError("builtin", f"expected a transform name, got {ref!r}")
             entry = builtin(ref, "builtin" if "builtin" in item else "name")
-            kind, root = "builtin", ""
+            kind, source = "builtin", ""
         if at and entry.render is not None:
             raise OptionError("at", f"{entry.name!r} always works at the working resolution")
         settings = build_settings(entry, params, "")
         _check_sample(entry, settings)
     except OptionError as err:
-        key = err.option.lstrip(".") or None
-        raise locate.error(i, key, str(err).removeprefix(f"{err.option}: ")) from err
+        raise locate.reraise(i, err) from err
     values = tuple((k, _frozen(v)) for k, v in settings_dict(settings).items())
-    return Step(name, kind, ref, values, at, root=root)
+    return Step(name, kind, ref, values, at, source=source)
 
 
 def _check_sample(entry: TransformEntry, settings: Any) -> None:
@@ -548,7 +599,7 @@ class ResolvedStep:
 
 
 @lru_cache(maxsize=16)
-def _resolve_key(key: str) -> dict[str, ResolvedStep]:
+def _resolve_key(key: str, plugins: tuple[str, ...]) -> dict[str, ResolvedStep]:
     recipe = json.loads(key)
     resolved: dict[str, ResolvedStep] = {}
     for item in recipe["transform"]:
@@ -560,7 +611,7 @@ def _resolve_key(key: str) -> dict[str, ResolvedStep]:
 
             entry = make_entry(name, item["albumentations"], at or "output")
         elif "plugin" in item:
-            entry = load_plugin(item["plugin"], root=item.get("plugin_root", ""))
+            entry = find_plugin(item["plugin"], plugins).entry
         else:
             entry = builtin(item.get("builtin", name))
         settings = build_settings(entry, params, name)
@@ -569,5 +620,12 @@ def _resolve_key(key: str) -> dict[str, ResolvedStep]:
 
 
 def resolve(recipe: Recipe) -> dict[str, ResolvedStep]:
-    """Entries and typed settings of every step, built once per process."""
-    return _resolve_key(recipe.key())
+    """Entries and typed settings of every step, built once per process.
+
+    Plug-in steps are found in the modules the user named (``recipe.plugins``,
+    imported here in a worker process that has not imported them yet) or in
+    installed packages, never through what the recorded recipe says.
+    """
+    if recipe.plugins:
+        user_plugins(recipe.plugins)
+    return _resolve_key(recipe.key(), recipe.plugins)

@@ -14,31 +14,51 @@ An entry (:class:`TransformEntry`) is what a recipe names. It has
   transforms that need the working resolution's scale (the paper's geometric
   ones: lengths in source pixels).
 
-Built-ins live in :data:`BUILTINS`. A plug-in is a ``module:attribute`` pair
-naming a :class:`TransformEntry` (or a callable returning one) in any
-importable module: adding a transform needs no edit of augtool.
+Built-ins live in :data:`BUILTINS`. Plug-ins run code, so only the user's own
+word loads them, never a file (a recipe, a dataset's ``augtool.json``):
+
+* a module named on the command line (``--plugin my_transforms``, the
+  ``plugins`` parameter of the library): every module-level
+  :class:`TransformEntry` in it is a transform of that name;
+* an installed package that declares a transform in the entry-point group
+  :data:`ENTRY_POINT_GROUP` (``augtool.transforms``): the entry point's name is
+  the transform's, and it is loaded only when a recipe names it.
+
+A recipe refers to a plug-in transform by that name (``plugin = "invert"``).
+Whatever a module or entry point holds is checked with ``isinstance`` before
+anything of it is used; nothing is ever called to find out what it is.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.metadata
 import importlib.util
 import math
 import sys
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from augtool import curator
-from augtool.errors import OptionError
+from augtool.errors import OptionError, literal
 from augtool.resize import resize_to
-from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges, Size, WorkScale
+from augtool.transforms import (
+    ORIGINAL,
+    TRANSFORMS,
+    Ranges,
+    Size,
+    WorkScale,
+    bounded,
+    check_domains,
+)
 
 #: Where a simple ``apply`` runs: on the ``size x size`` output or the working image.
 STAGES = ("output", "work")
@@ -139,6 +159,7 @@ def build_settings(entry: TransformEntry, values: Mapping[str, Any], where: str)
         settings = entry.settings(**converted)
     except (TypeError, ValueError) as err:
         raise OptionError(where, f"{entry.name}: {err}") from err
+    check_domains(settings, where)
     for f in fields(settings):
         value = getattr(settings, f.name)
         if f.name.endswith("_range") and isinstance(value, tuple) and len(value) == 2:
@@ -202,28 +223,28 @@ def settings_dict(settings: Any) -> dict[str, Any]:
 class SigmaSettings:
     """Gaussian blur sigma in source pixels (paper: [4, 8])."""
 
-    sigma_range: tuple[float, float] = (4.0, 8.0)
+    sigma_range: tuple[float, float] = bounded((4.0, 8.0), 0.0, 500.0)
 
 
 @dataclass(frozen=True)
 class RotateSettings:
     """Rotation angle in degrees, positive counterclockwise (decision: [-45, 45])."""
 
-    rotate_range: tuple[float, float] = (-45.0, 45.0)
+    rotate_range: tuple[float, float] = bounded((-45.0, 45.0), -360.0, 360.0)
 
 
 @dataclass(frozen=True)
 class TranslateSettings:
     """Magnitude of each of dx, dy in source pixels, random sign (paper: [25, 50])."""
 
-    translate_range: tuple[float, float] = (25.0, 50.0)
+    translate_range: tuple[float, float] = bounded((25.0, 50.0), 0.0, 100_000.0)
 
 
 @dataclass(frozen=True)
 class ShearSettings:
     """Magnitude of the shear factor, random sign (paper: [0.3, 1.0])."""
 
-    shear_range: tuple[float, float] = (0.3, 1.0)
+    shear_range: tuple[float, float] = bounded((0.3, 1.0), 0.0, 10.0)
 
 
 #: Settings dataclass of each of the paper's transforms.
@@ -351,66 +372,180 @@ def builtin(name: str, where: str = "transform") -> TransformEntry:
     except KeyError:
         raise OptionError(
             where,
-            f"unknown transform {name!r}; built-ins: {', '.join(BUILTINS)} "
-            "(or give plugin = 'module:attribute', or albumentations = ...)",
+            f"unknown transform {literal(repr(name))}; built-ins: {literal(', '.join(BUILTINS))} "
+            "(or plugin = 'NAME' for a transform of a module given with {plugins}, "
+            "or albumentations = ...)",
+            refs=True,
         ) from None
 
 
-def plugin_root(spec: str) -> str:
-    """The folder on ``sys.path`` that a plug-in's module was imported from ('' if unknown).
+# --- plug-ins: by the user's word only -------------------------------------------------------
 
-    Recorded in the recipe, so worker processes started before the plug-in's
-    folder was put on ``sys.path`` (a reused pool, a Dask worker) can import it.
+#: Entry-point group in which installed packages declare transforms (name = transform name).
+ENTRY_POINT_GROUP = "augtool.transforms"
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A plug-in transform and where it came from.
+
+    Attributes:
+        entry: The transform.
+        source: The module named by the user, or ``entry point <value>``.
     """
-    top = spec.partition(":")[0].split(".")[0]
-    found = importlib.util.find_spec(top)
-    if found is None:
-        return ""
-    if found.submodule_search_locations:
-        return str(Path(next(iter(found.submodule_search_locations))).parent)
-    return str(Path(found.origin).parent) if found.origin else ""
+
+    entry: TransformEntry
+    source: str
 
 
-def load_plugin(spec: str, where: str = "plugin", root: str = "") -> TransformEntry:
-    """Import a plug-in transform named ``module:attribute``.
-
-    The attribute is a :class:`TransformEntry`, or a callable without
-    arguments returning one.
-
-    Args:
-        spec: ``module:attribute``.
-        where: Prefix of error messages.
-        root: Folder to add to ``sys.path`` if the module is not importable
-            as it stands (see :func:`plugin_root`).
+def _import_user_module(spec: str) -> types.ModuleType:
+    """Import a module the user named: a module name, or the path of a ``.py`` file.
 
     Raises:
-        OptionError: Naming ``where`` if the module cannot be imported or the
-            attribute is missing or not a transform.
+        OptionError: Naming ``plugins`` when it cannot be imported.
     """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise OptionError(where, f"expected 'module:attribute', got {spec!r}")
-    if (
-        root
-        and root not in sys.path
-        and importlib.util.find_spec(module_name.split(".")[0]) is None
-    ):
-        sys.path.append(root)
+    if spec.endswith(".py"):
+        path = Path(spec)
+        if not path.is_file():
+            raise OptionError("plugins", f"{literal(spec)}: no such Python file", refs=True)
+        name = path.stem
+        loaded = sys.modules.get(name)
+        if loaded is not None and getattr(loaded, "__file__", None) == str(path.resolve()):
+            return loaded
+        found = importlib.util.spec_from_file_location(name, path.resolve())
+        if found is None or found.loader is None:
+            raise OptionError("plugins", f"{literal(spec)}: cannot be imported", refs=True)
+        module = importlib.util.module_from_spec(found)
+        sys.modules[name] = module
+        try:
+            found.loader.exec_module(module)
+        except ImportError as err:
+            del sys.modules[name]
+            raise OptionError(
+                "plugins", f"{literal(spec)}: cannot import ({literal(err)})", refs=True
+            ) from err
+        return module
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(spec)
     except ImportError as err:
         raise OptionError(
-            where, f"cannot import {module_name!r} ({err}); is it on PYTHONPATH?"
+            "plugins",
+            f"cannot import {literal(repr(spec))} ({literal(err)}); is it on PYTHONPATH? "
+            "(or give the path of its .py file)",
+            refs=True,
         ) from err
+    except (ValueError, TypeError) as err:  # an empty or relative name
+        raise OptionError(
+            "plugins", f"{literal(repr(spec))} is not a module name ({literal(err)})", refs=True
+        ) from err
+
+
+@lru_cache(maxsize=16)
+def user_plugins(modules: tuple[str, ...]) -> dict[str, Plugin]:
+    """The transforms of the modules the user named (``--plugin``), by name.
+
+    Each module is imported (the user's word); its module-level
+    :class:`TransformEntry` instances (``isinstance``; nothing is called) are
+    its transforms, augtool's own built-ins excepted.
+
+    Raises:
+        OptionError: Naming ``plugins`` for a module that cannot be imported,
+            holds no transform, or gives a name another module gives too.
+    """
+    own = {id(e) for e in (*BUILTINS.values(), ORIGINAL_ENTRY)}
+    table: dict[str, Plugin] = {}
+    for spec in modules:
+        module = _import_user_module(spec)
+        found = {
+            id(value): value
+            for value in vars(module).values()
+            if isinstance(value, TransformEntry) and id(value) not in own
+        }
+        if not found:
+            raise OptionError(
+                "plugins",
+                f"module {literal(repr(spec))} defines no augtool.registry.TransformEntry "
+                "at module level",
+                refs=True,
+            )
+        for entry in found.values():
+            other = table.get(entry.name)
+            if other is not None and other.entry is not entry:
+                raise OptionError(
+                    "plugins",
+                    f"transform {literal(repr(entry.name))} is defined by "
+                    f"{literal(repr(other.source))} and by {literal(repr(spec))}",
+                    refs=True,
+                )
+            table[entry.name] = Plugin(entry, spec)
+    return table
+
+
+def installed_plugin(name: str) -> Plugin | None:
+    """The transform ``name`` that an installed package declares, or None.
+
+    Reads the entry-point group :data:`ENTRY_POINT_GROUP` and loads only the
+    entry point of that name.
+
+    Raises:
+        OptionError: If two packages declare the name, it cannot be loaded,
+            or what it names is not a :class:`TransformEntry`.
+    """
+    points = [p for p in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if p.name == name]
+    if not points:
+        return None
+    if len({p.value for p in points}) > 1:
+        values = ", ".join(sorted({p.value for p in points}))
+        raise OptionError(
+            "plugin", f"installed packages declare {literal(repr(name))} twice: {literal(values)}"
+        )
+    point = points[0]
     try:
-        value = getattr(module, attr)
-    except AttributeError:
-        raise OptionError(where, f"module {module_name!r} has no {attr!r}") from None
-    if not isinstance(value, TransformEntry) and callable(value):
-        value = value()
+        value = point.load()
+    except (ImportError, AttributeError) as err:
+        raise OptionError(
+            "plugin", f"entry point {literal(point.value)} cannot be loaded ({literal(err)})"
+        ) from err
     if not isinstance(value, TransformEntry):
         raise OptionError(
-            where,
-            f"{spec} is a {type(value).__name__}, not an augtool.registry.TransformEntry",
+            "plugin",
+            f"entry point {literal(point.value)} is a {type(value).__name__}, "
+            "not an augtool.registry.TransformEntry",
         )
-    return value
+    return Plugin(value, f"entry point {point.value}")
+
+
+def find_plugin(name: str, modules: Sequence[str] = (), recorded: str = "") -> Plugin:
+    """The plug-in transform ``name``: from a module the user named, else an installed package.
+
+    Args:
+        name: The transform's name, as a recipe gives it.
+        modules: The modules the user named (``--plugin``).
+        recorded: Where a dataset says the transform came from (only named in
+            the message when it is not found; never imported).
+
+    Raises:
+        OptionError: Naming ``plugin`` when no plug-in provides ``name``; the
+            message names ``--plugin`` and the recorded module.
+    """
+    if ":" in name:
+        raise OptionError(
+            "plugin",
+            f"{literal(repr(name))}: a recipe names no code (module:attribute); give the "
+            "module on the command line with {plugins} MODULE and name its transform here "
+            "by its name",
+            refs=True,
+        )
+    found = user_plugins(tuple(modules)).get(name) or installed_plugin(name)
+    if found is not None:
+        return found
+    source = f" (recorded from {recorded!r})" if recorded else ""
+    given = user_plugins(tuple(modules))
+    known = f"; the modules given provide {', '.join(sorted(given))}" if given else ""
+    raise OptionError(
+        "plugin",
+        f"no plug-in provides transform {literal(repr(name) + source + known)}: pass "
+        "{plugins} MODULE naming the module that defines it, or install the package that "
+        f"declares it (entry points {literal(ENTRY_POINT_GROUP)})",
+        refs=True,
+    )

@@ -269,10 +269,22 @@ def _apply_pca(
             for pos in positions
         ]
     )
-    batch = np.repeat(images[0][None], len(positions), axis=0)
+    original = images[0]
+    window = np.s_[:, :]
+    if settings.letterbox:  # jitter the picture, not its black bars: then pad it again
+        from augtool.boxes import letterbox
+        from augtool.transforms import geometry
+
+        out = original.shape[1], original.shape[0]
+        source = (float(task.width), float(task.height))
+        (fw, fh), (ox, oy) = letterbox(geometry(ORIGINAL_NAME, {}, *source)[1], out)
+        window = np.s_[oy : oy + fh, ox : ox + fw]
+    batch = np.repeat(original[window][None], len(positions), axis=0)
     result = apply_pca(batch, alphas, mode=pca.mode, scale=pca.scale)
     for j, pos in enumerate(positions):
-        images[pos] = result.images[j]
+        image = np.zeros_like(original)
+        image[window] = result.images[j]
+        images[pos] = image
         params[pos] = {
             "alphas": [float(a) for a in alphas[j]],
             "eigenvalues": [float(v) for v in result.eigenvalues[j]],

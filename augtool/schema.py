@@ -23,6 +23,16 @@ from typing import Any
 import numpy as np
 
 from augtool.errors import InputError
+from augtool.guard import (
+    MAX_RECORD_BYTES,
+    check_image_shape,
+    check_recorded,
+    check_schema_version,
+    member,
+    read_member,
+    shown,
+    whole,
+)
 
 #: Version written in the root attribute ``schema_version``.
 SCHEMA_VERSION = 1
@@ -278,9 +288,13 @@ def _read(fh: Any, path: Path) -> Hdf5Records:
             raise incomplete(path, f"root attribute {name!r} is missing")
     if SPLIT_NAMES_ATTR not in fh["split"].attrs:
         raise incomplete(path, f"attribute {SPLIT_NAMES_ATTR!r} of dataset 'split' is missing")
+    check_schema_version(attrs["schema_version"], str(path))
     shape = tuple(int(d) for d in fh[IMAGES].shape)
-    if len(shape) != 4 or shape[3] != 3:
+    if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
         raise incomplete(path, f"dataset {IMAGES!r} has shape {shape}, expected (N, S, S, 3)")
+    check_image_shape(shape, str(path), attrs.get("size"))
+    if fh[IMAGES].dtype != np.uint8:
+        raise incomplete(path, f"dataset {IMAGES!r} holds {fh[IMAGES].dtype}, not uint8")
     n = shape[0]
     m = int(fh["sources/path"].shape[0]) if fh["sources/path"].ndim == 1 else -1
     for columns, rows, what in ((IMAGE_COLUMNS, n, "images"), (SOURCE_COLUMNS, m, "sources")):
@@ -309,6 +323,7 @@ def _read(fh: Any, path: Path) -> Hdf5Records:
     for key in JSON_ATTRS:
         if isinstance(attrs.get(key), str):
             attrs[key] = json.loads(attrs[key])
+    check_recorded(attrs, str(path))
     return Hdf5Records(
         n=n,
         image_shape=shape[1:],
@@ -353,26 +368,60 @@ def read_manifest(folder: Path) -> list[dict[str, str]]:
             CSV, or has a row with too few or too many fields (truncated).
     """
     manifest = folder / MANIFEST_NAME
-    if not manifest.is_file():
+    try:
+        manifest = member(folder, MANIFEST_NAME)
+    except FileNotFoundError:
         raise InputError(
             f"{folder}: no {MANIFEST_NAME}; is this an `augtool expand` output folder?"
-        )
+        ) from None
     try:
         with manifest.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+            columns = list(reader.fieldnames or [])
+            missing = [c for c in REQUIRED_COLUMNS if c not in columns]
             if missing:
                 raise InputError(f"{manifest}: missing columns {', '.join(missing)}")
+            unknown = [c for c in columns if c not in MANIFEST_COLUMNS]
+            if unknown or len(set(columns)) != len(columns):
+                named = ", ".join(shown(repr(c)) for c in unknown) or "a column twice"
+                raise InputError(
+                    f"{manifest}: unknown columns {named}; written by another augtool, "
+                    "or changed by hand"
+                )
             rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise InputError(f"{manifest}: unreadable or damaged ({err.__class__.__name__})") from err
     for i, row in enumerate(rows):
         if None in row or None in row.values():  # DictReader's marks of a short or long row
             raise InputError(
-                f"{manifest}: line {i + 2} does not have {len(reader.fieldnames or [])} fields; "
+                f"{manifest}: line {i + 2} does not have {len(columns)} fields; "
                 "the manifest is truncated or damaged"
             )
+        _check_row(row, f"{manifest}: line {i + 2}")
     return rows
+
+
+#: Bounds of the manifest's whole-number columns.
+_ROW_NUMBERS = {"label": (0, 2**15 - 1), "copy": (0, 2**31 - 1), "seed": (0, 2**63 - 1)}
+
+
+def _check_row(row: dict[str, str], where: str) -> None:
+    """One manifest row: numbers are whole and in range, hashes are hashes, no NUL anywhere.
+
+    Raises:
+        InputError: Naming the line and the column.
+    """
+    for column, value in row.items():
+        if "\x00" in value:
+            raise InputError(f"{where}: a NUL character in {column}")
+    for column, (low, high) in _ROW_NUMBERS.items():
+        whole(row[column], low, high, f"{where}: {column}")
+    if row.get("fold"):
+        whole(row["fold"], 0, 2**15 - 1, f"{where}: fold")
+    for column in ("sha256", "source_sha256"):
+        value = row[column]
+        if len(value) != 64 or not all(c in "0123456789abcdef" for c in value):
+            raise InputError(f"{where}: {column} {shown(repr(value[:80]))} is not a SHA-256")
 
 
 def read_recipe(folder: Path) -> dict:
@@ -382,12 +431,13 @@ def read_recipe(folder: Path) -> dict:
         InputError: If the file is not valid UTF-8 JSON (truncated or damaged).
     """
     recipe = folder / RECIPE_NAME
-    if not recipe.is_file():
+    if not recipe.is_file() and not recipe.is_symlink():
         return {}
     try:
-        data = json.loads(recipe.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        data = json.loads(read_member(folder, RECIPE_NAME, MAX_RECORD_BYTES).decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as err:  # JSON and UTF-8 errors are ValueErrors
         raise InputError(f"{recipe}: unreadable or damaged ({err.__class__.__name__})") from err
     if not isinstance(data, dict):
         raise InputError(f"{recipe}: damaged (not a JSON object)")
+    check_recorded(data, str(recipe))
     return data

@@ -425,28 +425,36 @@ def scan(
         for (_, rel), info in zip(files, infos, strict=True)
         if info.error
     ]
-    if bad and not skip_invalid:
-        listing = "\n".join(
-            f"  {literal(display_path(root))}/{literal(rel)}: {template_of(why)}"
-            for rel, why in bad
-        )
-        raise InputError(
-            f"{len(bad)} of {len(files)} files in {literal(display_path(root))} are not usable "
-            "images:\n"
-            + listing
-            + "\nFix or remove them, or pass {skip_invalid} to leave them out.",
-            refs=True,
-        )
     by_class: dict[str, list[tuple[str, FileInfo]]] = {c: [] for c in classes}
     for (cls, rel), info in zip(files, infos, strict=True):
         if not info.error:
             by_class[cls].append((rel, info))
     empty = [c for c in classes if not by_class[c]]
-    if empty:
-        raise InputError(
-            f"{root}: class folder(s) with no usable images: {', '.join(empty)}; "
-            "add images or remove the folder"
+    empty_line = (  # a template: the folder names escaped
+        "class folder(s) with no usable images: "
+        + literal(", ".join(empty))
+        + "; add images or remove the folder"
+    )
+    if bad and not skip_invalid:  # everything wrong with RAW in one message
+        listing = "\n".join(
+            f"  {literal(display_path(root))}/{literal(rel)}: {template_of(why)}"
+            for rel, why in bad
         )
+        also = (
+            f"\nAlso, {empty_line} ({{skip_invalid}} skips files, never whole classes)."
+            if empty
+            else ""
+        )
+        raise InputError(
+            f"{len(bad)} of {len(files)} files in {literal(display_path(root))} are not usable "
+            "images:\n"
+            + listing
+            + "\nFix or remove them, or pass {skip_invalid} to leave them out."
+            + also,
+            refs=True,
+        )
+    if empty:
+        raise InputError(literal(root) + ": " + empty_line, refs=True)
     sources = []
     for label, cls in enumerate(classes):
         stems = _stems([rel for rel, _ in by_class[cls]], cls)

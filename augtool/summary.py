@@ -138,7 +138,10 @@ def verify_problem_lines(report: VerifyReport, limit: int | None = None) -> list
         from augtool.verify import MAX_LISTED
 
         limit = MAX_LISTED
-    lines = list(report.problems[:limit])
+    from augtool.guard import shown
+
+    # Problems quote names from the dataset's files: one problem, one line, always.
+    lines = [shown(problem) for problem in report.problems[:limit]]
     if len(report.problems) > limit:
         lines.append(f"... and {len(report.problems) - limit} more")
     return lines
@@ -146,7 +149,9 @@ def verify_problem_lines(report: VerifyReport, limit: int | None = None) -> list
 
 def verify_failure(report: VerifyReport) -> str:
     """The closing message of a failing ``verify``, naming other library versions if any."""
-    message = f"{report.path}: {len(report.problems)} problem(s) found"
+    from augtool.guard import shown
+
+    message = f"{shown(report.path)}: {len(report.problems)} problem(s) found"
     if report.version_differences and report.regenerated:
         message += (
             " (made with other library versions: " + ", ".join(report.version_differences) + ")"

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -49,6 +50,36 @@ Size = int | tuple[int, int]
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
 
+def bounded(default: Any, low: float, high: float) -> Any:
+    """A settings field whose numbers (each, for a tuple) must lie in ``[low, high]``.
+
+    :func:`check_domains` checks it, and with it ``augtool.registry.build_settings``
+    when a recipe is read: a value no transform can use (a negative standard
+    deviation, a fraction above 1, a blur wider than any image) is refused with
+    the file, line and key before any work, never in a worker.
+    """
+    return field(default=default, metadata={"domain": (low, high)})
+
+
+def check_domains(settings: Any, where: str = "") -> None:
+    """Check every :func:`bounded` field of a settings dataclass instance.
+
+    Raises:
+        OptionError: Naming ``<where>.<field>`` (or the field) and its domain.
+    """
+    for f in fields(settings):
+        if "domain" not in f.metadata:
+            continue
+        low, high = f.metadata["domain"]
+        value = getattr(settings, f.name)
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, int | float) and not isinstance(v, bool) and not low <= v <= high:
+                raise OptionError(
+                    f"{where}.{f.name}" if where else f.name,
+                    f"{v!r} is outside {low:g}..{high:g}, the values it can take",
+                )
+
+
 @dataclass(frozen=True)
 class Ranges:
     """Parameter ranges of the conventional transforms (paper §3.1 defaults).
@@ -63,10 +94,10 @@ class Ranges:
             (paper: [0.3, 1.0]).
     """
 
-    sigma_range: tuple[float, float] = defaults.DEFAULT_SIGMA_RANGE
-    rotate_range: tuple[float, float] = defaults.DEFAULT_ROTATE_RANGE
-    translate_range: tuple[float, float] = defaults.DEFAULT_TRANSLATE_RANGE
-    shear_range: tuple[float, float] = defaults.DEFAULT_SHEAR_RANGE
+    sigma_range: tuple[float, float] = bounded(defaults.DEFAULT_SIGMA_RANGE, 0.0, 500.0)
+    rotate_range: tuple[float, float] = bounded(defaults.DEFAULT_ROTATE_RANGE, -360.0, 360.0)
+    translate_range: tuple[float, float] = bounded(defaults.DEFAULT_TRANSLATE_RANGE, 0.0, 100_000.0)
+    shear_range: tuple[float, float] = bounded(defaults.DEFAULT_SHEAR_RANGE, 0.0, 10.0)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -81,6 +112,7 @@ class Ranges:
                 raise OptionError(name, "magnitudes must be >= 0 (the sign is random)")
         if self.sigma_range[0] <= 0:
             raise OptionError("sigma_range", "sigma must be > 0")
+        check_domains(self)
 
     def with_overrides(self, overrides: Mapping[str, tuple[float, float]]) -> Ranges:
         """Return a copy with some ranges replaced (keys are field names).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from collections import Counter, defaultdict
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from augtool.errors import InputError
+from augtool.guard import decode_checked, read_member, recorded_size, safe_name, shown
 from augtool.progress import NoProgress
 from augtool.schema import (
     DAMAGE,
@@ -75,6 +77,7 @@ def verify(
     regenerate_raw: str | Path | None = None,
     workers: int = 0,
     reporter: Reporter | None = None,
+    plugins: tuple[str, ...] = (),
 ) -> VerifyReport:
     """Check an ``augtool expand`` output against its own records.
 
@@ -87,6 +90,10 @@ def verify(
             with a replay expand's own phases, then ``verify replay``. The
             replay's warnings repeat what expand said when it made the output and
             are not passed on. ``None``: silent.
+        plugins: Modules the user named (``--plugin``) that a recorded plug-in
+            step of the replay may come from. Nothing the dataset names is
+            imported: a recorded plug-in that neither these nor an installed
+            package provide is refused.
 
     Returns:
         The report; ``report.ok`` tells whether everything holds.
@@ -107,16 +114,11 @@ def verify(
         _check_counts(records, recipe, report)
         _check_folds(records, recipe, report)
     if regenerate_raw is not None and records is not None:
-        _regenerate(path, Path(regenerate_raw), recipe, records, report, workers, reporter)
+        _regenerate(path, Path(regenerate_raw), recipe, records, report, workers, reporter, plugins)
     return report
 
 
 # --- folder ---------------------------------------------------------------------------------
-
-
-def _safe_relative(name: str) -> bool:
-    p = PurePosixPath(name)
-    return bool(name) and not p.is_absolute() and ".." not in p.parts and "\\" not in name
 
 
 def _verify_folder(
@@ -134,65 +136,90 @@ def _verify_folder(
     if not recipe:
         report.problems.append(f"{RECIPE_NAME} is missing")
     listed: set[str] = set()
+    expected = recorded_size(recipe)
     progress.start(phase, len(rows))
     for row in rows:
         progress.advance(1)
         name = row["name"]
-        if not _safe_relative(name):
-            report.problems.append(f"manifest path escapes the output folder: {name!r}")
+        if not safe_name(name):
+            report.problems.append(f"manifest path escapes the output folder: {shown(repr(name))}")
             continue
         if name in listed:
-            report.problems.append(f"listed twice in the manifest: {name}")
+            report.problems.append(f"listed twice in the manifest: {shown(name)}")
         listed.add(name)
-        target = out / name
         try:
-            digest = hashlib.sha256(target.read_bytes()).hexdigest()
+            data = read_member(out, name)
         except FileNotFoundError:
-            report.problems.append(f"missing: {name}")
+            report.problems.append(f"missing: {shown(name)}")
+            continue
+        except InputError as err:  # a link out of OUT, a device, a huge file
+            report.problems.append(str(err))
             continue
         except OSError as err:
-            report.problems.append(f"unreadable: {name} ({err.strerror})")
+            report.problems.append(f"unreadable: {shown(name)} ({err.strerror})")
             continue
         report.checked += 1
-        if digest != row["sha256"]:
-            report.problems.append(f"content differs from the manifest: {name}")
+        if hashlib.sha256(data).hexdigest() != row["sha256"]:
+            report.problems.append(f"content differs from the manifest: {shown(name)}")
+        else:
+            try:
+                decode_checked(data, name, expected)
+            except InputError as err:
+                report.problems.append(f"not the image its record says: {err}")
         parts = PurePosixPath(name).parts
         if len(parts) >= 2 and parts[-2] != row["class"]:
             report.problems.append(
-                f"in folder {parts[-2]!r} but recorded as class {row['class']!r}: {name}"
+                f"in folder {shown(repr(parts[-2]))} but recorded as class "
+                f"{shown(repr(row['class']))}: {shown(name)}"
             )
         if len(parts) == 3 and parts[0] != row["split"]:
             report.problems.append(
-                f"in folder {parts[0]!r} but recorded in split {row['split']!r}: {name}"
+                f"in folder {shown(repr(parts[0]))} but recorded in split "
+                f"{shown(repr(row['split']))}: {shown(name)}"
             )
     listed |= _check_annotation_files(out, recipe, report)
     for extra in sorted(_files(out) - listed - {MANIFEST_NAME, RECIPE_NAME}):
-        report.problems.append(f"not in the manifest: {extra}")
+        report.problems.append(f"not in the manifest: {shown(extra)}")
     return report, rows, recipe
 
 
 def _check_annotation_files(out: Path, recipe: dict, report: VerifyReport) -> set[str]:
     """Detection outputs: every annotation file recorded in the recipe, with its hash."""
-    files = (recipe.get("annotations") or {}).get("files") or {}
+    annotations = recipe.get("annotations") or {}
+    files = annotations.get("files") if isinstance(annotations, dict) else None
+    if not isinstance(files, dict):
+        files = {}
     for name, digest in sorted(files.items()):
-        if not _safe_relative(name):
-            report.problems.append(f"annotation path escapes the output folder: {name!r}")
+        if not safe_name(name):
+            report.problems.append(
+                f"annotation path escapes the output folder: {shown(repr(name))}"
+            )
             continue
         try:
-            data = (out / name).read_bytes()
+            data = read_member(out, name)
         except FileNotFoundError:
-            report.problems.append(f"missing: {name}")
+            report.problems.append(f"missing: {shown(name)}")
+            continue
+        except InputError as err:
+            report.problems.append(str(err))
             continue
         except OSError as err:
-            report.problems.append(f"unreadable: {name} ({err.strerror})")
+            report.problems.append(f"unreadable: {shown(name)} ({err.strerror})")
             continue
         if hashlib.sha256(data).hexdigest() != digest:
-            report.problems.append(f"content differs from {RECIPE_NAME}: {name}")
+            report.problems.append(f"content differs from {RECIPE_NAME}: {shown(name)}")
     return set(files)
 
 
 def _files(out: Path) -> set[str]:
-    return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() or p.is_symlink()}
+    """Every file and link below ``out``; links to folders are listed, never followed."""
+    found = set()
+    for folder, dirs, files in os.walk(out):
+        here = Path(folder)
+        links = [d for d in dirs if (here / d).is_symlink()]
+        for name in (*files, *links):
+            found.add((here / name).relative_to(out).as_posix())
+    return found
 
 
 # --- HDF5 -----------------------------------------------------------------------------------
@@ -233,7 +260,7 @@ def _verify_hdf5(
             report.checked += 1
             if hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest() != hashes[i]:
                 report.problems.append(
-                    f"content differs from its hash: image {i} ({records.names[i]})"
+                    f"content differs from its hash: image {i} ({shown(records.names[i])})"
                 )
     folds = records.fold_values
     src = records.source_index
@@ -251,7 +278,7 @@ def _verify_hdf5(
         for i in range(records.n)
     ]
     for name in [k for k, v in Counter(records.names).items() if v > 1]:
-        report.problems.append(f"two images share the name {name}")
+        report.problems.append(f"two images share the name {shown(name)}")
     return report, result, records.attrs
 
 
@@ -271,7 +298,7 @@ def _check_leakage(records: list[dict], recipe: dict, report: VerifyReport) -> N
             if len(sides) > 1:
                 label = value if key == "group" else example[value]
                 report.problems.append(
-                    f"{what} {label} appears in splits {', '.join(sorted(sides))}"
+                    f"{what} {shown(label)} appears in splits {shown(', '.join(sorted(sides)))}"
                 )
 
 
@@ -298,7 +325,9 @@ def _check_folds(records: list[dict], recipe: dict, report: VerifyReport) -> Non
     allowed = {str(f) for f in range(k)}
     bad = [r["name"] for r, v in zip(records, values, strict=True) if v not in allowed]
     if bad:
-        report.problems.append(f"{len(bad)} image(s) without a fold in 0..{k - 1}, e.g. {bad[0]}")
+        report.problems.append(
+            f"{len(bad)} image(s) without a fold in 0..{k - 1}, e.g. {shown(bad[0])}"
+        )
         return
     for key, what in (("group", "group"), ("source_sha256", "source")):
         sides: dict[str, set[str]] = defaultdict(set)
@@ -310,7 +339,7 @@ def _check_folds(records: list[dict], recipe: dict, report: VerifyReport) -> Non
             if len(found) > 1:
                 label = value if key == "group" else example[value]
                 listed = ", ".join(sorted(found))
-                report.problems.append(f"{what} {label} appears in folds {listed}")
+                report.problems.append(f"{what} {shown(label)} appears in folds {listed}")
     expected = recipe.get("fold_counts")
     actual = Counter(values)
     if isinstance(expected, dict) and {f: int(n) for f, n in expected.items()} != {
@@ -329,10 +358,11 @@ def _regenerate(
     report: VerifyReport,
     workers: int,
     reporter: Reporter,
+    plugins: tuple[str, ...],
 ) -> None:
     from augtool.expand import ExpandOptions, expand
 
-    options = ExpandOptions.from_recipe(recipe.get("recipe") or {}, workers=workers)
+    options = ExpandOptions.from_recipe(recipe.get("recipe") or {}, workers, plugins)
     report.version_differences = _version_differences(recipe)
     if report.version_differences:
         reporter.warn(
@@ -398,7 +428,7 @@ def _version_differences(recipe: dict) -> list[str]:
         "opencv": cv2.__version__,
         "albumentations": distribution_version("albumentations") or "",
     }
-    return recorded_differences(versions, running)
+    return [shown(difference) for difference in recorded_differences(versions, running)]
 
 
 def _records_of_hdf5(path: Path, progress: Progress) -> tuple[list[dict], VerifyReport, dict]:

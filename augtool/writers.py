@@ -91,6 +91,21 @@ class Journal:
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
         return done
 
+    def count(self) -> int:
+        """How many outputs an earlier run recorded as written (0 if none or unreadable)."""
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return 0
+        written = 0
+        for line in lines[1:]:
+            try:
+                batch = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            written += len(batch) if isinstance(batch, list) else 0
+        return written
+
     def append(self, records: Sequence[dict]) -> None:
         """Record outputs that are completely written."""
         self._fh.write(json.dumps(list(records), ensure_ascii=False) + "\n")
@@ -287,7 +302,14 @@ class Hdf5Writer:
         return {}
 
     def write(self, index: int, name: str, payload: bytes | np.ndarray) -> None:
-        """Write one image at its plan index."""
+        """Write one image at its plan index.
+
+        Raises:
+            IndexError: For an index outside the file's ``0..n - 1`` (a negative
+                one would write another image's row).
+        """
+        if not 0 <= index < self.n:
+            raise IndexError(f"{self.tmp}: no image row {index} (the file has {self.n})")
         with hdf5_errors(self.tmp):
             self._images[index] = payload
 

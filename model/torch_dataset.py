@@ -79,12 +79,14 @@ class AugtoolImages(torch.utils.data.Dataset):
             transforms = [r["transform"] for r in manifest]
             groups = [r["group"] for r in manifest]
             self._sha = [r["sha256"] for r in manifest]
+            self._meta = recipe
         else:
             data = open_lazy(self.path)
             self.class_names = list(data.class_names)
             splits, labels = data.splits, data.labels
             names, transforms, groups = data.names, data.transforms, data.groups
             self._sha = []
+            self._meta = {}
         keep = np.arange(len(labels))
         if split is not None:
             if split not in set(splits.tolist()):
@@ -113,7 +115,7 @@ class AugtoolImages(torch.utils.data.Dataset):
         row = int(self.rows[index])
         if self.path.is_dir():
             sha = self._sha[row] if self.check_hashes else None
-            image = decode_file(self.path / self.names[index], sha)
+            image = decode_file(self.path, self.names[index], sha, self._meta)
         else:
             image = self._file()[IMAGES][row]
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)

@@ -246,17 +246,21 @@ def test_plugin_from_a_module_outside_augtool(
     plugins.mkdir()
     (plugins / "my_invert.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(plugins))
-    monkeypatch.setenv("PYTHONPATH", f"{plugins}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     (tmp_path / "r.toml").write_text(
-        "[[transform]]\nname = 'neg'\nplugin = 'my_invert:INVERT'\nstrength_range = [0.9, 1.0]\n"
+        "[[transform]]\nname = 'neg'\nplugin = 'invert'\nstrength_range = [0.9, 1.0]\n"
         "[[transform]]\nname = 'flip_x'\n"
     )
     raw = make_raw()
     args = ["--target", 30, "--size", 48, "-q", "--recipe", tmp_path / "r.toml"]
-    code, out = run_cli("expand", raw, tmp_path / "w1", "-j", 1, *args)
+    # By module name (on the import path), and by the path of its file, in forked workers.
+    code, out = run_cli("expand", raw, tmp_path / "w1", "-j", 1, "--plugin", "my_invert", *args)
     assert code == 0, out
-    code, out = run_cli("expand", raw, tmp_path / "w2", "-j", 2, *args)
+    plugin_file = plugins / "my_invert.py"
+    code, out = run_cli("expand", raw, tmp_path / "w2", "-j", 2, "--plugin", plugin_file, *args)
     assert code == 0, out
+    recorded = json.loads((tmp_path / "w1" / "augtool.json").read_text())["recipe"]["pipeline"]
+    assert recorded["transform"][0]["plugin"] == "invert"
+    assert recorded["transform"][0]["plugin_module"] == "my_invert"
     assert images_and_manifest(tmp_path / "w1") == images_and_manifest(tmp_path / "w2")
     rows = (tmp_path / "w1" / "manifest.csv").read_text().splitlines()
     neg = [r for r in rows if "_neg.png" in r]
@@ -295,7 +299,7 @@ def test_plugin_from_a_module_outside_augtool(
         ),
         ("[[transform]]\nname = 'gray'\ncolour = \n", r"malformed TOML.*line 3"),
         ("[preprocess]\nresize = 'stretch'\n[[transform]]\nname='gray'\n", r"line 2.*resize"),
-        ("[[transform]]\nname = 'x'\nplugin = 'no_such_module_q:X'\n", r"line 3.*no_such_module_q"),
+        ("[[transform]]\nname = 'x'\nplugin = 'no_such_q'\n", r"line 3.*no_such_q.*--plugin"),
         ("[[transform]]\nname = 'original'\n", r"line 2, transform\[0\]\.name"),
         ("colour = 1\n[[transform]]\nname = 'gray'\n", r"line 1, colour: unknown key"),
     ],
@@ -498,21 +502,3 @@ def test_preview_draws_a_recipe(tmp_path: Path) -> None:
     ]
     assert "recipe colour" in about
     assert tiles[1].detail.startswith("delta ")
-
-
-def test_plugin_may_be_a_factory_and_must_be_an_entry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from augtool.registry import load_plugin
-
-    (tmp_path / "my_factory.py").write_text(
-        PLUGIN + "\n\ndef make():\n    return INVERT\n\n\nNOT_AN_ENTRY = 3\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert load_plugin("my_factory:make").name == "invert"
-    with pytest.raises(OptionError, match=r"int, not an augtool\.registry\.TransformEntry"):
-        load_plugin("my_factory:NOT_AN_ENTRY")
-    with pytest.raises(OptionError, match="has no 'missing'"):
-        load_plugin("my_factory:missing")
-    with pytest.raises(OptionError, match="expected 'module:attribute'"):
-        load_plugin("my_factory")

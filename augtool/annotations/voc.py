@@ -77,6 +77,13 @@ def _read_file(
     text = read_text(path, "XML", result.problems)
     if text is None:
         return None
+    if "<!doctype" in text.lower() or "<!entity" in text.lower():
+        # VOC files declare no document type; entities are how an XML file expands to
+        # gigabytes ("billion laughs") or reads other files, so none is parsed at all.
+        result.problems.append(
+            Problem(file, "", "has a document type or entity declaration; VOC files have none")
+        )
+        return None
     try:
         root = ET.fromstring(text)
     except ET.ParseError as err:

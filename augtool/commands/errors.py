@@ -117,6 +117,63 @@ def library_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+#: Exit status of an unexpected exception (EX_SOFTWARE of sysexits.h), distinct from
+#: 1 (output or run failed), 2 (bad input or usage) and 130 (interrupted).
+INTERNAL_ERROR = 70
+
+
+def internal_error_line(err: BaseException, debug: bool = False) -> str:
+    """Say an unexpected exception in one line; keep its traceback in a file.
+
+    Args:
+        err: The exception (being handled: its traceback is the current one).
+        debug: The traceback was printed to stderr instead of written to a file.
+
+    Returns:
+        ``internal error: <type>: <message>; please report it (...)``, the
+        message escaped so that text from a file cannot start a line of its own.
+    """
+    import tempfile
+    import traceback
+
+    detail = f"{type(err).__name__}: {err}".encode("unicode_escape").decode("ascii")
+    if len(detail) > 300:
+        detail = detail[:300] + "..."
+    text = "".join(traceback.format_exception(err))
+    if debug:
+        click.echo(text, err=True, nl=False)
+        where = "the traceback is above"
+    else:
+        try:
+            fd, name = tempfile.mkstemp(prefix="augtool-traceback-", suffix=".txt")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            where = f"traceback in {name}; augtool --debug shows it"
+        except OSError:
+            where = "augtool --debug shows the traceback"
+    return f"internal error: {detail}; please report it ({where})"
+
+
+class CatchAllGroup(click.Group):
+    """The ``augtool`` group: an unexpected exception ends a command in one line, exit 70.
+
+    Click's own errors, library errors (already click errors), interrupts and
+    exits pass through unchanged. Anything else is a bug: the command prints
+    :func:`internal_error_line` and exits with :data:`INTERNAL_ERROR`; with
+    ``augtool --debug`` the traceback is printed instead of written to a file.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, turning an unexpected exception into an internal error."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as err:  # the one catch-all of the command line
+            debug = bool(ctx.meta.get("augtool.debug", False))
+            raise AugtoolClickError(internal_error_line(err, debug), INTERNAL_ERROR) from err
+
+
 #: Set by the SIGINT/SIGTERM handler. Python drops an exception raised while it runs a
 #: weakref callback or ``__del__`` ("Exception ignored in ..."), which lost interrupts
 #: during HDF5 writes; the progress reporter checks this flag and raises again.

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from augtool import defaults
 from augtool.commands.errors import (
@@ -30,6 +31,7 @@ from augtool.commands.options import (
     names_option,
     overwrite_option,
     pca_std_option,
+    plugin_option,
     quiet_option,
     range_text,
     recipe_option,
@@ -60,6 +62,33 @@ def _boxes_from_format(opts: dict[str, Any]) -> None:
         )
     click.echo(deprecated_format_line(value), err=True)
     opts["annotation_format"], opts["output_format"] = value, "folder"
+
+
+#: Options a recipe replaces: typed beside ``--recipe``, whatever their value, they are refused.
+RECIPE_REPLACES = ("transforms", "sigma_range", "rotate_range", "translate_range", "shear_range")
+
+
+def _refuse_options_a_recipe_replaces(opts: dict[str, Any]) -> None:
+    """``--recipe`` with ``--transforms`` or a ``--*-range`` given (even at its default value).
+
+    Click tells a value typed on the command line (or set by ``--config`` or the
+    environment) from the default, so ``--rotate-range -45,45`` beside a recipe is
+    refused too rather than silently ignored.
+    """
+    if opts.get("recipe") is None:
+        return
+    ctx = click.get_current_context()
+    given = [
+        name
+        for name in RECIPE_REPLACES
+        if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+    ]
+    if given:
+        flags = ", ".join(flag_name(ctx.command, name) for name in given)
+        raise click.UsageError(
+            f"--recipe sets its own transforms and parameter ranges; drop {flags} "
+            "(or drop --recipe)"
+        )
 
 
 @click.command("expand")
@@ -95,6 +124,7 @@ def _boxes_from_format(opts: dict[str, Any]) -> None:
     help="Recipe TOML file (transforms, parameters, preprocessing; docs/recipes.md), or a "
     "shipped one: paper, colour, curator. [default: the paper's, as --transforms]"
 )
+@plugin_option
 @click.option(
     "--sigma-range",
     type=RangeType(),
@@ -253,7 +283,11 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
       augtool expand raw/ out/ --target 3000 --transforms rotate,flip_x --seed 7
       augtool expand raw/ out.h5 --backend dask --scheduler tcp://head:8786
     """
-    from augtool.expand import complete_after_interrupt, options_from_values
+    from augtool.expand import (
+        complete_after_interrupt,
+        options_from_values,
+        resolve_output_format,
+    )
     from augtool.expand import dry_run as plan_only
     from augtool.expand import expand as run_expand
     from augtool.summary import dry_run_lines, expand_lines
@@ -262,7 +296,9 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
     _boxes_from_format(opts)
     backend = backend_from_options(opts)
     opts["size"], opts["height"] = opts["size"]
+    _refuse_options_a_recipe_replaces(opts)
     options = options_from_values(opts)
+    options.validate(resolve_output_format(out, options))
     reporter = TqdmReporter(quiet)
     if dry_run:
         try:

@@ -52,6 +52,22 @@ def recipe_option(help: str) -> Callable[[F], F]:
     return click.option("--recipe", default=None, metavar="FILE|NAME", help=help)
 
 
+def plugin_option(func: F) -> F:
+    """``--plugin MODULE`` (repeatable): import a module of your own transforms.
+
+    The only way code beyond augtool and the installed packages runs: a recipe
+    or a dataset names transforms, never modules (docs/security.md).
+    """
+    return click.option(
+        "--plugin",
+        "plugins",
+        multiple=True,
+        metavar="MODULE",
+        help="Import this module (a name on PYTHONPATH, or a .py file): its TransformEntry "
+        "objects become transforms a recipe can name (plugin = 'NAME'). Repeatable.",
+    )(func)
+
+
 def pca_std_option(help: str, library_default: bool = False) -> Callable[[F], F]:
     """``--pca-std``: standard deviation of the PCA colour alphas.
 

@@ -16,6 +16,7 @@ from augtool.commands.options import (
     output_argument,
     overwrite_option,
     pca_std_option,
+    plugin_option,
     quiet_option,
     recipe_option,
     seed_option,
@@ -45,6 +46,7 @@ from augtool.commands.options import (
     help=f"Dataset: random images per class and split. [default: {defaults.DEFAULT_PER_CELL}]",
 )
 @recipe_option(help="Image: draw this recipe's transforms (a file, or paper, colour, curator).")
+@plugin_option
 @annotations_option(
     help="Image: annotations of its folder (VOC/YOLO folder, COCO file); boxes drawn on tiles."
 )
@@ -63,6 +65,7 @@ def preview(
     columns: int | None,
     per_cell: int | None,
     recipe: str | None,
+    plugins: tuple[str, ...],
     annotations: str | None,
     annotation_format: str | None,
     names: str | None,
@@ -102,7 +105,7 @@ def preview(
         columns=columns,
         per_cell=per_cell,
         overwrite=overwrite,
-        recipe=None if recipe is None else load_recipe(recipe),
+        recipe=None if recipe is None else load_recipe(recipe, plugins),
         annotations=annotations,
         annotation_format=annotation_format,
         names=names,

@@ -6,8 +6,13 @@ from pathlib import Path
 
 import click
 
-from augtool.commands.errors import AugtoolClickError, LibraryOption, library_errors
-from augtool.commands.options import quiet_option, workers_option
+from augtool.commands.errors import (
+    AugtoolClickError,
+    LibraryOption,
+    interruptible,
+    library_errors,
+)
+from augtool.commands.options import plugin_option, quiet_option, workers_option
 from augtool.commands.terminal import TqdmReporter
 
 
@@ -22,15 +27,21 @@ from augtool.commands.terminal import TqdmReporter
     default=None,
     help="Replay the recorded recipe on this RAW folder and require identical bytes.",
 )
+@plugin_option
 @workers_option
 @quiet_option
+@interruptible
 @library_errors
-def verify(out: Path, raw: Path | None, workers: int, quiet: bool) -> None:
+def verify(
+    out: Path, raw: Path | None, plugins: tuple[str, ...], workers: int, quiet: bool
+) -> None:
     """Check that an expand output (folder or HDF5) is exactly what it records.
 
     Every image's hash must match, nothing may be missing or extra, no source
     or group may sit in two splits (unless it was made with --split-by image),
     and the counts must be as recorded. Exit 0 when all holds, 1 otherwise.
+    A dataset names no code: a recorded plug-in transform is replayed only from
+    a module given with --plugin or an installed package.
 
     \b
     Examples:
@@ -42,7 +53,9 @@ def verify(out: Path, raw: Path | None, workers: int, quiet: bool) -> None:
 
     reporter = TqdmReporter(quiet)
     try:
-        report = run_verify(out, regenerate_raw=raw, workers=workers, reporter=reporter)
+        report = run_verify(
+            out, regenerate_raw=raw, workers=workers, reporter=reporter, plugins=plugins
+        )
     finally:
         reporter.close()
     if report.ok:
