@@ -263,7 +263,7 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
     backend = backend_from_options(opts)
     opts["size"], opts["height"] = opts["size"]
     options = options_from_values(opts)
-    reporter = TqdmReporter(quiet)
+    reporter = TqdmReporter(quiet, log_lines=True)
     if dry_run:
         try:
             plan = plan_only(raw, options, reporter)
