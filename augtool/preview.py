@@ -35,6 +35,7 @@ from augtool.annotations import Box, ImageBoxes
 from augtool.color import DEFAULT_STD
 from augtool.decode import choose_reduction, image_size, read_image_file
 from augtool.errors import InputError, OptionError, OutputError, literal
+from augtool.palette import class_colour_name, class_rgb, colour_of
 from augtool.publish import write_bytes
 from augtool.recipe import Recipe
 from augtool.transforms import TRANSFORMS, Ranges
@@ -250,22 +251,31 @@ def sheet_tiles(
     return tiles, about
 
 
-def draw_boxes(image: np.ndarray, boxes: Sequence[Box], classes: Sequence[str]) -> np.ndarray:
-    """Draw boxes on an RGB image in place, one colour per class (``BOX_COLOURS`` order).
+def draw_boxes(
+    image: np.ndarray,
+    boxes: Sequence[Box],
+    classes: Sequence[str],
+    scale: float = 1.0,
+    thickness: int = 2,
+) -> np.ndarray:
+    """Draw boxes on an RGB image in place, each in its class's colour (:mod:`augtool.palette`).
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB, modified.
-        boxes: Boxes in the image's pixels (continuous edges).
+        boxes: Boxes in the image's pixels (continuous edges), or in the pixels
+            of an image ``1 / scale`` times this one's size.
         classes: Class names; a box's colour is its class's position here.
+        scale: Factor from the boxes' pixels to ``image``'s (a thumbnail's).
+        thickness: Line width in pixels.
 
     Returns:
         ``image``.
     """
     for box in boxes:
-        colour = BOX_COLOURS[classes.index(box.label) % len(BOX_COLOURS)]
-        x0, y0 = round(box.x0), round(box.y0)
-        x1, y1 = round(box.x1) - 1, round(box.y1) - 1
-        cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
+        colour = colour_of(box.label, classes)
+        x0, y0 = round(box.x0 * scale), round(box.y0 * scale)
+        x1, y1 = round(box.x1 * scale) - 1, round(box.y1 * scale) - 1
+        cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness)
     return image
 
 
