@@ -63,20 +63,29 @@ MAX_EXAMPLES = 12
 #: Template of the page, beside this module.
 TEMPLATE = "report_page.html"
 
-_SPLIT_ORDER = ("train", "val", "test", "all")
-
 
 # --- the page's building blocks -----------------------------------------------------------
 
 
 @dataclass
 class Table:
-    """A table: a header row and rows of cells (numbers are right-aligned)."""
+    """A table: a header row and rows of cells.
+
+    A cell is text, a number (a column of numbers is right-aligned) or a list
+    of lines.
+    """
 
     header: list[str]
     rows: list[list[Any]]
     caption: str = ""
     kind: str = "table"
+
+    def column_class(self, index: int) -> str:
+        """``num`` for a column of numbers, ``long`` for one of lists, else ''."""
+        cells = [row[index] for row in self.rows if index < len(row) and row[index] != ""]
+        if cells and all(isinstance(c, int | float) and not isinstance(c, bool) for c in cells):
+            return "num"
+        return "long" if any(isinstance(c, list) for c in cells) else ""
 
 
 @dataclass
@@ -212,9 +221,10 @@ class Gathered:
         return self.kind in ("detection", "annotated")
 
     def splits(self) -> list[str]:
-        """Split names present, train, val, test, all first."""
-        present = {i.split for i in self.items}
-        return [s for s in _SPLIT_ORDER if s in present] + sorted(present - set(_SPLIT_ORDER))
+        """Split names present, in table order (train, val, test, ...)."""
+        from augtool.summary import sort_splits
+
+        return sort_splits(i.split for i in self.items)
 
     def folds(self) -> list[int]:
         """Cross-validation folds present (empty without folds)."""
@@ -557,6 +567,11 @@ def _bars(
     return _plot(fig, alt)
 
 
+def _number(value: float) -> int | float:
+    """An integral float as an int (a median of 12.0 shown as 12)."""
+    return int(value) if value.is_integer() else round(value, 1)
+
+
 def _count_table(
     categories: Sequence[str],
     classes: Sequence[str],
@@ -576,36 +591,44 @@ def _count_table(
 
 
 def counts_section(g: Gathered) -> Section:
-    """Images per split, per fold, and per class."""
+    """Images per split, per fold, and per class; boxes per split and class."""
     blocks: list[Any] = []
     splits = g.splits()
     counts = Counter((i.split, i.class_name) for i in g.items)
-    if g.kind in ("expand", "detection") or len(splits) > 1:
+    folds = g.folds()
+    if len(splits) > 1:
         blocks.append(_count_table(splits, g.classes, counts, "split"))
-        blocks.append(_bars(splits, g.classes, counts, "images per split and class"))
+        if len(g.classes) > 1:
+            blocks.append(_bars(splits, g.classes, counts, "images per split and class"))
+    elif g.detection:
+        blocks.append(Table(["split", "images"], [[s, len(g.items)] for s in splits]))
     else:
         per_class = Counter(i.class_name for i in g.items)
-        blocks.append(
-            Table(
-                ["class", "images"],
-                [[c, per_class[c]] for c in g.classes] + [["total", len(g.items)]],
-            )
-        )
-        if len(g.classes) > 1:
+        rows: list[list[Any]] = [[c, per_class[c]] for c in g.classes]
+        blocks.append(Table(["class", "images"], [*rows, ["total", len(g.items)]]))
+        if len(g.classes) > 1 and not folds:
             blocks.append(_bars(["all"], g.classes, counts, "images per class"))
-    folds = g.folds()
     if folds:
         names = [f"fold {k}" for k in folds]
         by_fold = Counter((f"fold {i.fold}", i.class_name) for i in g.items if i.fold is not None)
         table = _count_table(names, g.classes, by_fold, "fold")
-        table.caption = (
-            "Images per cross-validation fold: training on K−1 folds, validating on the one left."
-        )
-        blocks += [
-            table,
-            _bars(names, g.classes, by_fold, "images per fold and class", stacked=True),
-        ]
-    summary = f"{len(g.items)} images, {len(g.classes)} classes"
+        table.caption = "Images per cross-validation fold."
+        plot = _bars(names, g.classes, by_fold, "images per fold and class", stacked=True)
+        blocks += [table, plot]
+    if g.detection:
+        boxes: Counter[tuple[str, str]] = Counter()
+        for index, item in g.boxes.items():
+            for b in item.boxes:
+                boxes[(g.items[index].split, b.label)] += 1
+        table = _count_table(splits, g.box_classes, boxes, "split")
+        table.caption = "Boxes per split and class."
+        blocks.append(table)
+        if len(splits) > 1:
+            plot = _bars(splits, g.box_classes, boxes, "boxes per split and class", ylabel="boxes")
+            blocks.append(plot)
+    summary = f"{len(g.items)} images"
+    if len(g.classes) > 1:
+        summary += f", {len(g.classes)} classes"
     if folds:
         summary += f", {len(folds)} folds"
     return Section("counts", "Counts", blocks, summary)
@@ -628,7 +651,7 @@ def groups_section(g: Gathered) -> Section:
                 len(per_group),
                 len(members),
                 sizes[0] if sizes else 0,
-                float(f"{np.median(sizes):g}") if sizes else 0,
+                _number(float(np.median(sizes))) if sizes else 0,
                 sizes[-1] if sizes else 0,
             ]
         )
@@ -645,7 +668,8 @@ def groups_section(g: Gathered) -> Section:
             tone = "" if split_by == "image" else "bad"
             blocks.append(
                 Text(
-                    f"{len(shared)} groups have images in more than one split: {', '.join(shared[:10])}",
+                    f"{len(shared)} groups have images in more than one split: "
+                    + ", ".join(shared[:10]),
                     tone,
                 )
             )
@@ -667,6 +691,10 @@ def groups_section(g: Gathered) -> Section:
         else:
             blocks.append(Text("No group has images in two folds.", "ok"))
     sizes = np.array(list(Counter(i.group for i in g.items).values()))
+    if sizes.min() == sizes.max():
+        each = "1 image" if sizes[0] == 1 else f"{sizes[0]} images"
+        blocks.append(Text(f"Every group has {each}."))
+        return Section("groups", "Groups", blocks, f"{len(sides)} {what}")
     fig = _figure(4.6, 2.4)
     ax = fig.add_subplot()
     ax.hist(sizes, bins=min(30, max(1, len(set(sizes.tolist())))), color="#5b6b7a")
@@ -698,7 +726,7 @@ def transforms_section(g: Gathered) -> Section | None:
     ax.set_xlabel("images")
     ax.spines[["top", "right"]].set_visible(False)
     if len(g.classes) > 1:
-        ax.legend(frameon=False, loc="lower right")
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return Section(
         "transforms",
         "Outputs per transform",
@@ -772,6 +800,12 @@ def sizes_section(g: Gathered) -> Section:
         rows.append(
             [f"{len(counts) - 10} other sizes", sum(n for _, n in counts.most_common()[10:]), ""]
         )
+    summary = f"{len(sizes)} sources, {len(counts)} distinct sizes"
+    table = Table(["size", "sources", "aspect"], rows)
+    if len(counts) == 1:
+        (w, h), _ = counts.most_common(1)[0]
+        text = Text(f"All {len(sizes)} sources are {w}×{h} px (aspect ratio {w / h:.2f}).")
+        return Section("sizes", "Source image sizes", [table, text], summary)
     fig = _figure(8.0, 2.8)
     ax1, ax2 = fig.subplots(1, 2)
     ax1.scatter(sizes[:, 0], sizes[:, 1], s=14, alpha=0.5, color="#34495e")
@@ -783,13 +817,7 @@ def sizes_section(g: Gathered) -> Section:
     ax2.set_ylabel("sources")
     for ax in (ax1, ax2):
         ax.spines[["top", "right"]].set_visible(False)
-    summary = f"{len(sizes)} sources, {len(counts)} distinct sizes"
-    return Section(
-        "sizes",
-        "Source image sizes",
-        [Table(["size", "sources", "aspect"], rows), _plot(fig, "source sizes and aspect ratios")],
-        summary,
-    )
+    return Section("sizes", "Source image sizes", [table, _plot(fig, "source sizes")], summary)
 
 
 def boxes_section(g: Gathered) -> Section | None:
@@ -823,8 +851,8 @@ def boxes_section(g: Gathered) -> Section | None:
                 images_with[c],
                 f"{per_class[c] / max(1, n_images):.1f}",
                 f"{np.median(w):.0f}×{np.median(h):.0f}",
-                f"{np.min(np.minimum(w, h)):.0f}",
-                f"{np.max(np.maximum(w, h)):.0f}",
+                _number(round(float(np.min(np.minimum(w, h))))),
+                _number(round(float(np.max(np.maximum(w, h))))),
             ]
         )
     rows.append(
@@ -864,7 +892,8 @@ def boxes_section(g: Gathered) -> Section | None:
     ax2.legend(frameon=False, markerscale=2.5)
     for ax in (ax1, ax2):
         ax.spines[["top", "right"]].set_visible(False)
-    heat = _heatmaps(classes, centres)
+    aspects = [item.height / item.width for item in g.boxes.values()]
+    heat = _heatmaps(classes, centres, float(np.median(aspects)) if aspects else 0.75)
     return Section(
         "boxes",
         "Boxes",
@@ -873,28 +902,36 @@ def boxes_section(g: Gathered) -> Section | None:
     )
 
 
-def _heatmaps(classes: Sequence[str], centres: dict[str, list[tuple[float, float]]]) -> Plot:
-    """Where box centres sit in their image: all classes, then each class."""
+def _heatmaps(
+    classes: Sequence[str], centres: dict[str, list[tuple[float, float]]], aspect: float
+) -> Plot:
+    """Where box centres sit in their image: all classes, then each class.
+
+    Args:
+        classes: Object classes, in colour order.
+        centres: Box centres as fractions of the image's width and height, by class.
+        aspect: Height / width of the images (the panels' shape).
+    """
     panels = [("all classes", [p for c in classes for p in centres[c]])]
     panels += [(c, centres[c]) for c in classes]
-    fig = _figure(2.6 * len(panels) + 0.6, 2.6)
+    fig = _figure(2.5 * len(panels), 2.5 * aspect + 0.6)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    bins = (max(4, round(32 * aspect)), 32)
     for ax, (title, points) in zip(axes, panels, strict=True):
-        grid = np.zeros((24, 32))
+        grid = np.zeros(bins)
         if points:
             xy = np.array(points)
-            grid, _, _ = np.histogram2d(xy[:, 1], xy[:, 0], bins=(24, 32), range=((0, 1), (0, 1)))
-        image = ax.imshow(
-            grid, cmap="magma", extent=(0, 1, 1, 0), aspect=0.75, interpolation="nearest"
-        )
-        ax.set_title(f"{title} ({len(points)})", fontsize=10)
+            grid, _, _ = np.histogram2d(xy[:, 1], xy[:, 0], bins=bins, range=((0, 1), (0, 1)))
+        ax.imshow(grid, cmap="magma", extent=(0, 1, 1, 0), aspect=aspect, interpolation="nearest")
+        ax.set_title(f"{title}: {len(points)} boxes", fontsize=9.5)
         ax.set_xticks([0, 0.5, 1])
         ax.set_yticks([0, 0.5, 1])
-        fig.colorbar(image, ax=ax, shrink=0.8)
+        ax.tick_params(labelsize=8)
     return _plot(
         fig,
         "heatmap of box centres",
-        "Box centres, as fractions of the image's width (x) and height (y); brighter = more boxes.",
+        "Where box centres sit, as fractions of the image's width (x) and height (y); "
+        "each panel is scaled to its own most crowded cell (brighter = more boxes).",
     )
 
 
@@ -905,9 +942,10 @@ def health_section(g: Gathered) -> Section | None:
     checks = annotation_health(g.box_classes, list(g.boxes.values()), g.problems)
     rows = []
     for check in checks:
-        examples = "; ".join(check.examples[:MAX_EXAMPLES])
-        if len(check.examples) > MAX_EXAMPLES:
-            examples += f"; and {len(check.examples) - MAX_EXAMPLES} more"
+        most = MAX_EXAMPLES if check.fault else 3
+        examples = check.examples[:most]
+        if len(check.examples) > most:
+            examples = [*examples, f"and {len(check.examples) - most} more"]
         rows.append([check.title, len(check.examples), check.meaning, examples])
     faults = sum(len(c.examples) for c in checks if c.fault)
     blocks: list[Any] = [Table(["check", "found", "what it means", "where"], rows)]
@@ -981,12 +1019,14 @@ def annotation_health(
         ),
         Check(
             "near duplicate",
-            f"two boxes of one class overlapping by IoU ≥ {NEAR_DUPLICATE_IOU:g}: likely one object boxed twice",
+            f"two boxes of one class overlapping by IoU ≥ {NEAR_DUPLICATE_IOU:g}: "
+            "likely one object boxed twice",
             near,
         ),
         Check(
             "tiny",
-            f"a side under {TINY_SIDE} px, or under 1/{round(1 / TINY_AREA_FRACTION)} of its class's median area",
+            f"a side under {TINY_SIDE} px, or under 1/{round(1 / TINY_AREA_FRACTION)} "
+            "of its class's median area",
             tiny,
         ),
         Check(
@@ -1048,12 +1088,12 @@ def provenance_section(g: Gathered) -> Section:
     if not attrs:
         text = {
             "folder": "A folder of images: no augtool.json records how it was made.",
-            "annotated": "Annotated images as they came: no augtool.json records how they were made.",
+            "annotated": "Annotated images as they came: no augtool.json records their making.",
         }.get(g.kind, "No provenance recorded.")
         return Section("provenance", "Provenance", [Text(text)])
     rows = []
     for key in ("created_utc", "tool_version", "seed", "size", "format", "split_by", "folds"):
-        if key in attrs:
+        if attrs.get(key) not in (None, 0, ""):
             rows.append([key, _short(attrs[key])])
     versions = attrs.get("versions")
     if isinstance(versions, dict):
@@ -1076,12 +1116,9 @@ def _short(value: object) -> str:
 def verify_section(g: Gathered) -> Section:
     """The result of ``augtool verify`` on the dataset."""
     if g.verify_ok is None:
-        what = "an expand output" if g.kind in ("expand", "detection") else "this kind of input"
-        return Section(
-            "verify",
-            "Verify",
-            [Text(f"verify was not run: it checks expand outputs, and this is not {what}.")],
-        )
+        kind = "a folder of class folders" if g.kind == "folder" else "a folder of annotated images"
+        text = Text(f"verify was not run: it checks expand outputs, and this is {kind}.")
+        return Section("verify", "Verify", [text])
     if g.verify_ok:
         return Section("verify", "Verify", [Text(g.verify_lines[0], "ok")], "ok")
     return Section(

@@ -19,7 +19,7 @@ from augtool.commands.terminal import command_line
 
 
 def default_out(dataset: Path) -> Path:
-    """``NAME-report.html`` in the current folder (never inside the dataset, which verify checks)."""
+    """``NAME-report.html`` in the current folder (not inside the dataset, which verify checks)."""
     name = dataset.stem if dataset.suffix else dataset.name
     return Path(f"{name or 'dataset'}-report.html")
 
