@@ -569,7 +569,7 @@ def _bars(
 
 def _number(value: float) -> int | float:
     """An integral float as an int (a median of 12.0 shown as 12)."""
-    return int(value) if value.is_integer() else round(value, 1)
+    return int(value) if float(value).is_integer() else round(value, 1)
 
 
 def _count_table(
