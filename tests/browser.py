@@ -3,7 +3,7 @@
 Used by ``tests/test_report.py`` (no console error, no broken image) and, as a
 script, by the blocks of ``docs/report.md`` that screenshot ``augtool report``::
 
-    python tests/browser.py PAGE.html SHOT.png [--width 1280] [--height 2400]
+    python tests/browser.py PAGE.html SHOT.png [--width 1280] [--height 2400] [--start ID]
 
 Chromium runs with the flags a closed network needs (no background
 networking, no component updates, no sync) and a new empty profile folder, so
@@ -70,15 +70,20 @@ def missing() -> str | None:
 
 
 def open_page(
-    page: Path, screenshot: Path | None = None, width: int = 1280, height: int | None = None
+    page: Path,
+    screenshot: Path | None = None,
+    width: int = 1280,
+    height: int | None = None,
+    start: str | None = None,
 ) -> PageCheck:
-    """Load ``page``, check it, and save a screenshot of its top ``height`` px (all without).
+    """Load ``page``, check it, and save a screenshot of ``height`` px of it (all without).
 
     Args:
         page: An HTML file.
         screenshot: Where to save a PNG of the page, or None.
         width: Window width in CSS pixels.
-        height: Screenshot height; None: the whole page.
+        height: Screenshot height; None: to the end of the page.
+        start: The id of the element the screenshot starts at; None: the top.
 
     Returns:
         What the browser saw.
@@ -117,6 +122,17 @@ def open_page(
                 if entry.get("level") == "SEVERE"
             ]
             if screenshot is not None:
+                top = 0
+                if start is not None:
+                    top = int(
+                        driver.execute_script(
+                            "const e = document.getElementById(arguments[0]);"
+                            "return e ? e.getBoundingClientRect().top + window.scrollY - 8 : -1",
+                            start,
+                        )
+                    )
+                    if top < 0:
+                        raise ValueError(f"{page}: no element with id {start!r}")
                 shot = driver.execute_cdp_cmd(
                     "Page.captureScreenshot",
                     {
@@ -124,9 +140,9 @@ def open_page(
                         "captureBeyondViewport": True,
                         "clip": {
                             "x": 0,
-                            "y": 0,
+                            "y": top,
                             "width": width,
-                            "height": min(full, height or full),
+                            "height": min(full - top, height or full),
                             "scale": 1,
                         },
                     },
@@ -144,13 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("page", type=Path)
     parser.add_argument("screenshot", type=Path)
     parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=None, help="default: the whole page")
+    parser.add_argument("--height", type=int, default=None, help="default: to the end")
+    parser.add_argument("--start", default=None, help="id of the section to start at")
     args = parser.parse_args(argv)
     why = missing()
     if why:
         print(why, file=sys.stderr)
         return 2
-    seen = open_page(args.page, args.screenshot, args.width, args.height)
+    seen = open_page(args.page, args.screenshot, args.width, args.height, args.start)
     print(
         f"{args.page.name}: {seen.images} images, {len(seen.broken)} broken, "
         f"{len(seen.console)} console errors, {len(seen.requests)} requests; "
