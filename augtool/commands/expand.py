@@ -23,6 +23,7 @@ from augtool.commands.options import (
     backend_from_options,
     backend_options,
     deprecated_format_line,
+    group_regex_option,
     image_format_option,
     jpeg_quality_option,
     load_config,
@@ -183,10 +184,8 @@ def _boxes_from_format(opts: dict[str, Any]) -> None:
     show_default=True,
     help="source: no leakage; image: the paper's (leaky) protocol.",
 )
-@click.option(
-    "--group-regex",
-    default=None,
-    help=r"Sources whose paths share this match stay in one split, e.g. 'BloodImage_\d+'.",
+@group_regex_option(
+    help=r"Sources whose paths share this match stay in one split, e.g. 'BloodImage_\d+'."
 )
 @click.option(
     "--no-augment-test",

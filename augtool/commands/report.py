@@ -10,6 +10,7 @@ from augtool.commands.errors import library_errors
 from augtool.commands.options import (
     annotation_format_option,
     annotations_option,
+    group_regex_option,
     names_option,
     output_argument,
     overwrite_option,
@@ -41,10 +42,8 @@ def default_out(dataset: Path) -> Path:
     default=None,
     help="The folder an expand output was made from: the sources' sizes are read from it.",
 )
-@click.option(
-    "--group-regex",
-    default=None,
-    help="A folder of images: the regular expression whose match names an image's group.",
+@group_regex_option(
+    help="A folder of images: the regular expression whose match names an image's group."
 )
 @overwrite_option
 @quiet_option(help="No summary line; errors still print.")
