@@ -14,6 +14,7 @@ from augtool.commands.evaluate import evaluate_command
 from augtool.commands.expand import expand
 from augtool.commands.predict import predict_command
 from augtool.commands.preview import preview
+from augtool.commands.report import report_command
 from augtool.commands.synth import synth
 from augtool.commands.train import train_command
 from augtool.commands.verify import verify
@@ -60,6 +61,7 @@ for _command in (
     verify,
     synth,
     preview,
+    report_command,
     train_command,
     evaluate_command,
     predict_command,

@@ -285,3 +285,47 @@ def detection_files(
             path = PurePosixPath(folder or ".", sub or ".", rel)
             files[str(path)] = text
     return DetectionOutput(files, boxes_in, boxes_out)
+
+
+def read_output_boxes(
+    out: str | Path, names: Sequence[str], record: dict
+) -> tuple[list[str], dict[str, ImageBoxes], list[Problem]]:
+    """The boxes of a detection output's images, read back from the files written beside them.
+
+    Args:
+        out: The output folder.
+        names: Manifest names of its images (``train/images/x.png``).
+        record: The ``annotations`` entry of its ``augtool.json`` (format, classes).
+
+    Returns:
+        The class names (in the recorded order, which gives each its colour),
+        each image's boxes by manifest name, and what the readers found wrong.
+
+    Raises:
+        InputError: If the record names no known format, or a split folder's
+            annotations cannot be read at all.
+    """
+    out = Path(out)
+    fmt = record.get("format") if isinstance(record, dict) else None
+    if fmt not in ANNOTATION_FOLDER:
+        raise InputError(f"{out}: augtool.json records no annotation format this version reads")
+    folders = sorted({_split_folder(name) for name in names})
+    boxes: dict[str, ImageBoxes] = {}
+    problems: list[Problem] = []
+    classes = [str(c) for c in record.get("classes", [])]
+    for folder in folders:
+        base = out / folder if folder else out
+        where = base / (ANNOTATION_FOLDER[fmt] or "annotations.json")
+        found = read_annotations(fmt, where, base / IMAGES)
+        problems += found.problems
+        prefix = f"{folder}/{IMAGES}" if folder else IMAGES
+        for item in found.images:
+            boxes[f"{prefix}/{item.image}"] = item
+        classes += [c for c in found.classes if c not in classes]
+    return classes, boxes, problems
+
+
+def _split_folder(name: str) -> str:
+    """The split folder of an output image's manifest name ('' when it has none)."""
+    parent = PurePosixPath(name).parent.parent
+    return "" if parent == PurePosixPath(".") else str(parent)

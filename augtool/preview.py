@@ -34,7 +34,7 @@ from augtool import defaults
 from augtool.annotations import Box, ImageBoxes
 from augtool.color import DEFAULT_STD
 from augtool.decode import choose_reduction, image_size, read_image_file
-from augtool.drawing import ascii_label
+from augtool.drawing import ascii_label, class_rgb, colour_of
 from augtool.errors import InputError, OptionError, OutputError, literal
 from augtool.publish import write_bytes
 from augtool.recipe import Recipe
@@ -60,9 +60,8 @@ DEFAULT_COLUMNS = defaults.DEFAULT_COLUMNS
 PCA_MODES = defaults.PCA_MODES
 #: Tiles on a contact sheet: the original, the ten transforms, PCA in both modes.
 SHEET_TILES = 1 + len(TRANSFORMS) + len(PCA_MODES)
-#: Box colours (RGB) by class position, and their names for the sheet's title.
-BOX_COLOURS = ((230, 25, 75), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180))
-_COLOUR_NAMES = ("red", "blue", "green", "orange", "purple")
+#: Height of the legend strip (class colours) under the title of a picture with boxes.
+LEGEND_HEIGHT = 24
 #: Largest source accepted, pixels (as ``expand --max-pixels``'s default).
 MAX_PIXELS = defaults.MAX_PIXELS
 
@@ -155,6 +154,7 @@ def sheet_tiles(
     recipe: Recipe | None = None,
     boxes: ImageBoxes | None = None,
     min_visibility: float = 0.3,
+    classes: Sequence[str] | None = None,
 ) -> tuple[list[Tile], str]:
     """Render the original, every transform and PCA in both modes, as ``expand`` would.
 
@@ -171,6 +171,8 @@ def sheet_tiles(
             ``expand --annotations`` would put them (mapped with the tile's
             parameters); not with a recipe.
         min_visibility: As ``expand --min-visibility``.
+        classes: The class list that gives each box its colour (default: the
+            classes of ``boxes``, sorted).
 
     Returns:
         The tiles (``SHEET_TILES`` of them without a recipe) and a one-line
@@ -222,7 +224,7 @@ def sheet_tiles(
     if boxes is not None:
         from augtool.detect import output_boxes
 
-        classes = sorted({b.label for b in boxes.boxes})
+        classes = list(classes) if classes is not None else sorted({b.label for b in boxes.boxes})
         for tile, name, item in zip(tiles, names, rendered, strict=True):
             kept = output_boxes(boxes, name, json.loads(item.params), (size, size), min_visibility)
             draw_boxes(tile.image, kept, classes)
@@ -243,30 +245,60 @@ def sheet_tiles(
         f"{path.name} {width}x{height}{decoded} | seed {seed} | {size} px tiles | "
         f"lengths in source px | PCA std {pca_std:g}"
     )
-    if boxes is not None:
-        about += " | boxes: " + ", ".join(
-            f"{c} {_COLOUR_NAMES[i % len(BOX_COLOURS)]}" for i, c in enumerate(classes)
-        )
     return tiles, about
 
 
-def draw_boxes(image: np.ndarray, boxes: Sequence[Box], classes: Sequence[str]) -> np.ndarray:
-    """Draw boxes on an RGB image in place, one colour per class (``BOX_COLOURS`` order).
+def draw_boxes(
+    image: np.ndarray,
+    boxes: Sequence[Box],
+    classes: Sequence[str],
+    scale: float = 1.0,
+    thickness: int = 2,
+) -> np.ndarray:
+    """Draw boxes on an RGB image in place, each in its class's colour (:mod:`augtool.drawing`).
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB, modified.
-        boxes: Boxes in the image's pixels (continuous edges).
+        boxes: Boxes in the image's pixels (continuous edges), or in the pixels
+            of an image ``1 / scale`` times this one's size.
         classes: Class names; a box's colour is its class's position here.
+        scale: Factor from the boxes' pixels to ``image``'s (a thumbnail's).
+        thickness: Line width in pixels.
 
     Returns:
         ``image``.
     """
     for box in boxes:
-        colour = BOX_COLOURS[classes.index(box.label) % len(BOX_COLOURS)]
-        x0, y0 = round(box.x0), round(box.y0)
-        x1, y1 = round(box.x1) - 1, round(box.y1) - 1
-        cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
+        colour = colour_of(box.label, classes)
+        x0, y0 = round(box.x0 * scale), round(box.y0 * scale)
+        x1, y1 = round(box.x1 * scale) - 1, round(box.y1 * scale) - 1
+        cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness)
     return image
+
+
+def draw_legend(canvas: np.ndarray, classes: Sequence[str], x: int, y: int, width: int) -> None:
+    """Draw the class colours as a row of swatches and names, ``LEGEND_HEIGHT`` px high.
+
+    Each entry takes a width that follows from its name's length (not from
+    text metrics), so the layout is the same with either font; entries that do
+    not fit in ``width`` are left out.
+
+    Args:
+        canvas: ``(H, W, 3)`` uint8 RGB, modified.
+        classes: Class names; entry ``i`` has the colour of class position ``i``.
+        x: Left edge of the strip.
+        y: Top edge of the strip.
+        width: Width of the strip.
+    """
+    left = x
+    for i, name in enumerate(classes):
+        slot = 14 + 6 + 8 * len(name) + 14
+        if left + slot > x + width:
+            break
+        top = y + (LEGEND_HEIGHT - 14) // 2
+        cv2.rectangle(canvas, (left, top), (left + 13, top + 13), class_rgb(i), -1)
+        _text(canvas, name, left + 20, y, slot - 20, LEGEND_HEIGHT, 14, _INK)
+        left += slot
 
 
 def describe(name: str, params: dict, width: int, height: int) -> str:
@@ -329,6 +361,7 @@ def contact_sheet(
     recipe: Recipe | None = None,
     boxes: ImageBoxes | None = None,
     min_visibility: float = 0.3,
+    classes: Sequence[str] | None = None,
 ) -> np.ndarray:
     """The labelled contact sheet of one source image (the paper's Fig. 2, and PCA).
 
@@ -340,13 +373,16 @@ def contact_sheet(
         columns: Tiles per row, 1 to ``SHEET_TILES``.
         ranges: Transform parameter ranges; the paper's by default.
         recipe: Draw this recipe's transforms instead (see :func:`sheet_tiles`).
-        boxes: The image's boxes, drawn on every tile (see :func:`sheet_tiles`).
+        boxes: The image's boxes, drawn on every tile (see :func:`sheet_tiles`),
+            with a legend of the class colours under the title.
         min_visibility: As ``expand --min-visibility``.
+        classes: The class list that gives each box its colour (see :func:`sheet_tiles`).
 
     Returns:
-        ``(TITLE_HEIGHT + rows * (size + LABEL_HEIGHT) + (rows + 1) * GAP,
+        ``(TITLE_HEIGHT + L + rows * (size + LABEL_HEIGHT) + (rows + 1) * GAP,
         columns * size + (columns + 1) * GAP, 3)`` uint8 RGB, with
-        ``rows = ceil(SHEET_TILES / columns)``.
+        ``rows = ceil(SHEET_TILES / columns)`` and ``L`` = ``LEGEND_HEIGHT``
+        with boxes, else 0.
 
     Raises:
         InputError: If the file is not a usable image.
@@ -357,16 +393,21 @@ def contact_sheet(
         raise OptionError("columns", f"must be between 1 and {most}, got {columns}")
     if recipe is not None and boxes is not None:
         raise OptionError("annotations", "boxes are drawn for the paper's transforms, not a recipe")
-    tiles, about = sheet_tiles(path, size, seed, pca_std, ranges, recipe, boxes, min_visibility)
+    if boxes is not None and classes is None:
+        classes = sorted({b.label for b in boxes.boxes})
+    tiles, about = sheet_tiles(
+        path, size, seed, pca_std, ranges, recipe, boxes, min_visibility, classes
+    )
     rows = math.ceil(len(tiles) / columns)
     cell_h = size + LABEL_HEIGHT
-    sheet = _canvas(
-        TITLE_HEIGHT + rows * cell_h + (rows + 1) * GAP, columns * size + (columns + 1) * GAP
-    )
+    top = TITLE_HEIGHT + (LEGEND_HEIGHT if boxes is not None else 0)
+    sheet = _canvas(top + rows * cell_h + (rows + 1) * GAP, columns * size + (columns + 1) * GAP)
     _text(sheet, about, GAP, 0, sheet.shape[1] - 2 * GAP, TITLE_HEIGHT, 15, _INK)
+    if boxes is not None and classes:
+        draw_legend(sheet, classes, GAP, TITLE_HEIGHT, sheet.shape[1] - 2 * GAP)
     for i, tile in enumerate(tiles):
         row, col = divmod(i, columns)
-        y = TITLE_HEIGHT + GAP + row * (cell_h + GAP)
+        y = top + GAP + row * (cell_h + GAP)
         x = GAP + col * (size + GAP)
         sheet[y : y + size, x : x + size] = tile.image
         _text(sheet, tile.title, x + 2, y + size, size - 2, LABEL_HEIGHT // 2, 14, _INK)
@@ -380,19 +421,26 @@ def contact_sheet(
 def dataset_grid(
     path: str | Path, per_cell: int = defaults.DEFAULT_PER_CELL, seed: int = 0
 ) -> tuple[np.ndarray, int]:
-    """Random outputs of an ``expand`` result: a row per class, a column group per split.
+    """Random outputs of an ``expand`` result: a row per class, a column group per split or fold.
+
+    A dataset made with folds (``expand --folds``) gets one column group per
+    fold (and one per split for images outside the folds); one made with
+    boxes (``expand --annotations``) has them drawn on its tiles, read back
+    from the annotation files beside the images, in their class colours
+    (:mod:`augtool.drawing`), with a legend under the title.
 
     Args:
         path: Output folder or HDF5 file.
-        per_cell: Images shown per (class, split), drawn without replacement
-            (all of them where the cell has fewer).
+        per_cell: Images shown per (class, column group), drawn without
+            replacement (all of them where the cell has fewer).
         seed: Seed of the draw.
 
     Returns:
-        The picture, ``(TITLE_HEIGHT + HEADER_HEIGHT + C * (S + GRID_LABEL_HEIGHT)
+        The picture, ``(TITLE_HEIGHT + L + HEADER_HEIGHT + C * (S + GRID_LABEL_HEIGHT)
         + (C + 1) * GAP, ROW_LABEL_WIDTH + P * (per_cell * W + (per_cell - 1) *
         GAP) + (P - 1) * GROUP_GAP + 2 * GAP, 3)`` uint8 RGB for C classes, P
-        splits and images S high and W wide; and the number of tiles drawn.
+        column groups and images S high and W wide, ``L`` = ``LEGEND_HEIGHT``
+        with boxes, else 0; and the number of tiles drawn.
 
     Raises:
         InputError: If ``path`` is not a readable ``expand`` output, or it is empty.
@@ -405,26 +453,30 @@ def dataset_grid(
     data = open_dataset(path)
     if len(data) == 0:
         raise InputError(f"{path}: the dataset holds no images")
+    box_classes, boxes = _grid_boxes(Path(path), data.names, data.attrs)
     side, tile_w = int(data.images.shape[1]), int(data.images.shape[2])
-    splits = data.split_names
+    groups = column_groups(data.splits, data.folds)
     group_w = per_cell * tile_w + (per_cell - 1) * GAP
     cell_h = side + GRID_LABEL_HEIGHT
     n_classes = len(data.class_names)
+    top = TITLE_HEIGHT + (LEGEND_HEIGHT if boxes else 0)
     grid = _canvas(
-        TITLE_HEIGHT + HEADER_HEIGHT + n_classes * cell_h + (n_classes + 1) * GAP,
-        ROW_LABEL_WIDTH + len(splits) * group_w + (len(splits) - 1) * GROUP_GAP + 2 * GAP,
+        top + HEADER_HEIGHT + n_classes * cell_h + (n_classes + 1) * GAP,
+        ROW_LABEL_WIDTH + len(groups) * group_w + (len(groups) - 1) * GROUP_GAP + 2 * GAP,
     )
     shape = f"{side} px" if tile_w == side else f"{tile_w}x{side} px"
     about = f"{Path(path).name} | {len(data)} images | {shape} | draw seed {seed}"
     _text(grid, about, GAP, 0, grid.shape[1] - 2 * GAP, TITLE_HEIGHT, 15, _INK)
+    if boxes:
+        draw_legend(grid, box_classes, GAP, TITLE_HEIGHT, grid.shape[1] - 2 * GAP)
     tiles = 0
-    for s, split in enumerate(splits):
+    for s, (title, in_group) in enumerate(groups):
         x0 = ROW_LABEL_WIDTH + GAP + s * (group_w + GROUP_GAP)
-        header = f"{split} ({int(np.count_nonzero(data.splits == split))})"
-        _text(grid, header, x0, TITLE_HEIGHT, group_w, HEADER_HEIGHT, 16, _INK, center=True)
+        header = f"{title} ({int(np.count_nonzero(in_group))})"
+        _text(grid, header, x0, top, group_w, HEADER_HEIGHT, 16, _INK, center=True)
         for label in range(n_classes):
-            y = TITLE_HEIGHT + HEADER_HEIGHT + GAP + label * (cell_h + GAP)
-            members = np.flatnonzero((data.splits == split) & (data.labels == label))
+            y = top + HEADER_HEIGHT + GAP + label * (cell_h + GAP)
+            members = np.flatnonzero(in_group & (data.labels == label))
             if len(members) == 0:
                 _text(grid, "(none)", x0, y, group_w, side, 14, _MUTED, center=True)
                 continue
@@ -432,16 +484,57 @@ def dataset_grid(
             chosen = np.sort(rng.choice(members, min(per_cell, len(members)), replace=False))
             for j, index in enumerate(chosen):
                 x = x0 + j * (tile_w + GAP)
-                grid[y : y + side, x : x + tile_w] = data.images[index]
+                image = data.images[index]
+                item = boxes.get(data.names[index])
+                if item is not None:
+                    image = draw_boxes(image.copy(), item.boxes, box_classes)
+                grid[y : y + side, x : x + tile_w] = image
                 title = data.transforms[index]
+                if item is not None:
+                    title += f" | {len(item.boxes)} boxes"
                 _text(grid, title, x + 2, y + side, tile_w - 2, GRID_LABEL_HEIGHT, 13, _INK)
                 tiles += 1
     for label, name in enumerate(data.class_names):
-        y = TITLE_HEIGHT + HEADER_HEIGHT + GAP + label * (cell_h + GAP)
+        y = top + HEADER_HEIGHT + GAP + label * (cell_h + GAP)
         count = int(np.count_nonzero(data.labels == label))
         _text(grid, name, GAP, y + side // 2 - 20, ROW_LABEL_WIDTH - GAP, 22, 16, _INK)
         _text(grid, f"{count} images", GAP, y + side // 2, ROW_LABEL_WIDTH - GAP, 20, 13, _MUTED)
     return grid, tiles
+
+
+def column_groups(splits: np.ndarray, folds: np.ndarray | None) -> list[tuple[str, np.ndarray]]:
+    """The grid's column groups: ``(title, mask)`` per split, or per fold where there are folds.
+
+    Args:
+        splits: ``(N,)`` split name of each image.
+        folds: ``(N,)`` fold of each image (negative: none), or None.
+    """
+    from augtool.summary import sort_splits
+
+    groups = []
+    fold_of = np.full(len(splits), -1) if folds is None else np.asarray(folds)
+    for split in sort_splits(set(splits.tolist())):
+        in_split = splits == split
+        folded = sorted({int(f) for f in fold_of[in_split] if f >= 0})
+        several = len(set(splits.tolist())) > 1
+        for fold in folded:
+            title = f"{split} fold {fold}" if several else f"fold {fold}"
+            groups.append((title, in_split & (fold_of == fold)))
+        rest = in_split & (fold_of < 0)
+        if rest.any():
+            groups.append((split, rest))
+    return groups
+
+
+def _grid_boxes(path: Path, names: Sequence[str], attrs: dict) -> tuple[list[str], dict]:
+    """The classes and boxes (by image name) of a detection output; nothing for others."""
+    record = attrs.get("annotations")
+    if not isinstance(record, dict) or not path.is_dir():
+        return [], {}
+    from augtool.detect import read_output_boxes
+
+    classes, boxes, _ = read_output_boxes(path, names, record)
+    return classes, boxes
 
 
 # --- the command ----------------------------------------------------------------------
@@ -497,6 +590,7 @@ def preview(
     if kind == "image":
         if per_cell is not None:
             raise OptionError("per_cell", "applies to an expand output, not to an image file")
+        found = _boxes_of(source, annotations, annotation_format, names, min_visibility)
         picture = contact_sheet(
             source,
             size=227 if size is None else size,
@@ -504,8 +598,9 @@ def preview(
             pca_std=DEFAULT_STD if pca_std is None else pca_std,
             columns=DEFAULT_COLUMNS if columns is None else columns,
             recipe=recipe,
-            boxes=_boxes_of(source, annotations, annotation_format, names, min_visibility),
+            boxes=found[0] if found else None,
             min_visibility=min_visibility,
+            classes=found[1] if found else None,
         )
         tiles = SHEET_TILES if recipe is None else 1 + len(recipe.steps)
     else:
@@ -528,8 +623,8 @@ def _boxes_of(
     fmt: str | None,
     names: str | Path | None,
     min_visibility: float,
-) -> ImageBoxes | None:
-    """The boxes of one image from the annotations of its folder (None without annotations).
+) -> tuple[ImageBoxes, list[str]] | None:
+    """The boxes of one image, and the classes of its folder's annotations (None without any).
 
     Raises:
         OptionError: For a missing format or a bad ``min_visibility``.
@@ -548,7 +643,7 @@ def _boxes_of(
     found = read_annotations(fmt, annotations, image.parent, names)
     for item in found.images:
         if item.image == image.name:
-            return item
+            return item, list(found.classes)
     mine = [str(p) for p in found.problems if p.image == image.name]
     why = f": {'; '.join(mine)}" if mine else ""
     raise InputError(f"{annotations}: no usable boxes of {image.name}{why}")

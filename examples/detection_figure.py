@@ -23,13 +23,12 @@ from PIL import Image
 from augtool.annotations import read_annotations
 from augtool.detect import ANNOTATION_FOLDER, IMAGES
 from augtool.plan import PCA
-from augtool.preview import BOX_COLOURS, draw_boxes
+from augtool.preview import LEGEND_HEIGHT, draw_boxes, draw_legend
 from augtool.transforms import ORIGINAL, TRANSFORMS
 
 LABEL_HEIGHT = 22
 GAP = 6
 WHITE = 255
-COLOUR_NAMES = ("red", "blue", "green", "orange", "purple")
 
 
 def first_of_each_transform(out: Path, split: str) -> list[tuple[str, str]]:
@@ -52,7 +51,7 @@ def figure(out: Path, fmt: str, split: str, tile: int, columns: int) -> np.ndarr
     if found.problems:
         raise SystemExit("\n".join(str(p) for p in found.problems))
     boxes = {item.image: item for item in found.images}
-    classes = sorted(found.classes)
+    classes = sorted(found.classes)  # as expand records them: each class's colour
     tiles = []
     for transform, name in first_of_each_transform(out, split):
         rgb = cv2.cvtColor(cv2.imread(str(folder / IMAGES / name)), cv2.COLOR_BGR2RGB)
@@ -75,11 +74,11 @@ def figure(out: Path, fmt: str, split: str, tile: int, columns: int) -> np.ndarr
     spaced = []
     for row in rows:
         spaced += [row, np.full((GAP, width, 3), WHITE, np.uint8)]
-    legend = np.full((LABEL_HEIGHT + 4, width, 3), WHITE, np.uint8)
-    colours = ", ".join(f"{c} {COLOUR_NAMES[i % len(BOX_COLOURS)]}" for i, c in enumerate(classes))
+    legend = np.full((LABEL_HEIGHT + 4 + LEGEND_HEIGHT, width, 3), WHITE, np.uint8)
+    draw_legend(legend, classes, 4, LABEL_HEIGHT + 2, width - 8)
     cv2.putText(
         legend,
-        f"{out.name}/{split}: boxes read back from the {fmt} files ({colours})",
+        f"{out.name}/{split}: boxes read back from the {fmt} files",
         (4, 18),
         cv2.FONT_HERSHEY_SIMPLEX,
         0.5,

@@ -277,7 +277,8 @@ def test_cli_expand_width_by_height(tmp_path: Path) -> None:
 
 
 def test_preview_draws_the_boxes_of_each_tile(tmp_path: Path) -> None:
-    from augtool.preview import BOX_COLOURS, GAP, TITLE_HEIGHT, preview
+    from augtool.drawing import class_rgb
+    from augtool.preview import GAP, LEGEND_HEIGHT, TITLE_HEIGHT, preview
 
     raw, location = make_detection_raw(tmp_path, "voc")
     image = raw / "smearA_1.png"
@@ -286,16 +287,17 @@ def test_preview_draws_the_boxes_of_each_tile(tmp_path: Path) -> None:
     preview(image, boxed, size=64, columns=13, annotations=location, annotation_format="voc")
     a = cv2.cvtColor(cv2.imread(str(plain)), cv2.COLOR_BGR2RGB)
     b = cv2.cvtColor(cv2.imread(str(boxed)), cv2.COLOR_BGR2RGB)
-    assert a.shape == b.shape
+    assert b.shape == (a.shape[0] + LEGEND_HEIGHT, *a.shape[1:])  # the legend of the colours
     # The first tile is the original: box (40, 30, 110, 80) of 160x120 at 64x64 is x 16..44.
-    tile = b[TITLE_HEIGHT + GAP : TITLE_HEIGHT + GAP + 64, GAP : GAP + 64]
-    red = np.all(tile == BOX_COLOURS[0], axis=2)
+    top = TITLE_HEIGHT + LEGEND_HEIGHT + GAP
+    tile = b[top : top + 64, GAP : GAP + 64]
+    red = np.all(tile == class_rgb(0), axis=2)
     ys, xs = np.nonzero(red)
     # Lines 2 px wide along the edges x 16 / 44, y 16 / 42.7 (outermost pixels 15..44).
     np.testing.assert_allclose(
         [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], [16, 16, 44, 43], atol=1
     )
-    assert not np.any(np.all(a == BOX_COLOURS[0], axis=2))
+    assert not np.any(np.all(a == class_rgb(0), axis=2))
 
 
 def test_preview_annotation_options_are_checked(tmp_path: Path) -> None:

@@ -95,6 +95,7 @@ def without_repeats(found: AnnotationSet) -> AnnotationSet:
                         f"{box.label} box repeats {first[key].where} exactly (annotated twice)",
                         item.image,
                         False,
+                        "repeat",
                     )
                 )
                 continue

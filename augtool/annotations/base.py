@@ -86,6 +86,8 @@ class Problem:
         message: What is wrong, in words.
         image: The image concerned, when known.
         whole_image: The image cannot be used at all (not only one box).
+        kind: What is wrong with a box, for counts (``augtool report``):
+            ``zero_area``, ``swapped``, ``outside`` or ``repeat``; '' otherwise.
     """
 
     file: str
@@ -93,6 +95,7 @@ class Problem:
     message: str
     image: str | None = None
     whole_image: bool = True
+    kind: str = ""
 
     def __str__(self) -> str:
         place = f"{self.file}, {self.where}" if self.where else self.file
@@ -221,16 +224,17 @@ def check_box(
     width, height = size
     shown = written or f"({_num(x0)}, {_num(y0)}, {_num(x1)}, {_num(y1)})"
 
-    def fault(message: str) -> tuple[None, Problem, None]:
-        return None, Problem(file, where, f"{label} box {shown} {message}", image, False), None
+    def fault(message: str, kind: str) -> tuple[None, Problem, None]:
+        problem = Problem(file, where, f"{label} box {shown} {message}", image, False, kind)
+        return None, problem, None
 
     if x0 == x1 or y0 == y1:
-        return fault("has no area (zero width or height)")
+        return fault("has no area (zero width or height)", "zero_area")
     if x1 < x0 or y1 < y0:
         axis = "x" if x1 < x0 else "y"
-        return fault(f"has its corners swapped ({axis} max below {axis} min)")
+        return fault(f"has its corners swapped ({axis} max below {axis} min)", "swapped")
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
-        return fault(f"lies wholly outside the {width}x{height} image")
+        return fault(f"lies wholly outside the {width}x{height} image", "outside")
     inside = (max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height)))
     warning = None
     if inside != (x0, y0, x1, y1):

@@ -185,7 +185,7 @@ def cells_command(
         exclude_overlap=exclude_overlap or (),
         **opts,
     )
-    reporter = TqdmReporter(quiet)
+    reporter = TqdmReporter(quiet, log_lines=True)
     try:
         summary = cut_cells(smears, annotations, out, options, reporter)
     finally:

@@ -24,6 +24,7 @@ from augtool.commands.options import (
     backend_from_options,
     backend_options,
     deprecated_format_line,
+    group_regex_option,
     image_format_option,
     jpeg_quality_option,
     load_config,
@@ -213,10 +214,8 @@ def _refuse_options_a_recipe_replaces(opts: dict[str, Any]) -> None:
     show_default=True,
     help="source: no leakage; image: the paper's (leaky) protocol.",
 )
-@click.option(
-    "--group-regex",
-    default=None,
-    help=r"Sources whose paths share this match stay in one split, e.g. 'BloodImage_\d+'.",
+@group_regex_option(
+    help=r"Sources whose paths share this match stay in one split, e.g. 'BloodImage_\d+'."
 )
 @click.option(
     "--no-augment-test",
@@ -299,7 +298,7 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
     _refuse_options_a_recipe_replaces(opts)
     options = options_from_values(opts)
     options.validate(resolve_output_format(out, options))
-    reporter = TqdmReporter(quiet)
+    reporter = TqdmReporter(quiet, log_lines=True)
     if dry_run:
         try:
             plan = plan_only(raw, options, reporter)

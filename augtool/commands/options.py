@@ -115,6 +115,11 @@ def annotations_option(help: str) -> Callable[[F], F]:
     return click.option("--annotations", default=None, help=help)
 
 
+def group_regex_option(help: str) -> Callable[[F], F]:
+    """``--group-regex``: the regular expression whose match names a source's split group."""
+    return click.option("--group-regex", default=None, help=help)
+
+
 def names_option(help: str) -> Callable[[F], F]:
     """``--names``: a YOLO class names file."""
     return click.option("--names", type=click.Path(dir_okay=False), default=None, help=help)

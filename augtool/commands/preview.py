@@ -83,7 +83,8 @@ def preview(
     original and one output of each of the recipe's transforms instead.
 
     Given an expand OUT_DATASET (folder or .h5): random outputs per class (rows)
-    and split (column groups), each labelled with its transform.
+    and split or fold (column groups), each labelled with its transform; the
+    outputs of a detection run carry their boxes, one colour per class.
 
     \b
     Examples:

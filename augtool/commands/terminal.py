@@ -11,20 +11,29 @@ from typing import Any
 import click
 
 from augtool.commands.errors import raise_if_interrupted, render_text_for
+from augtool.progress import LogLines
 
 
 class TqdmReporter:
-    """Progress bars on stderr (only on a terminal) and warnings."""
+    """Progress bars on stderr (only on a terminal) and warnings.
 
-    def __init__(self, quiet: bool) -> None:
+    With ``log_lines``, stderr that is not a terminal (a log file, a pipe) gets
+    plain progress lines instead (:class:`augtool.progress.LogLines`: every
+    tenth or 30 s, with rate and ETA, after the first 5 s of a phase).
+    """
+
+    def __init__(self, quiet: bool, log_lines: bool = False) -> None:
         self.quiet = quiet
         self.enabled = not quiet and sys.stderr.isatty()
         self._bar: Any = None
+        self._lines = LogLines(sys.stderr) if log_lines and not quiet and not self.enabled else None
 
     def start(self, phase: str, total: int) -> None:
-        """Open a bar for a phase with a known total."""
+        """Open a bar (or start the log lines) for a phase with a known total."""
         raise_if_interrupted()
         self.close()
+        if self._lines is not None:
+            self._lines.start(phase, total)
         if self.enabled and total > 0:
             from tqdm import tqdm
 
@@ -33,6 +42,8 @@ class TqdmReporter:
     def advance(self, n: int) -> None:
         """Move the bar (and stop here if an interrupt was lost on its way)."""
         raise_if_interrupted()
+        if self._lines is not None:
+            self._lines.advance(n)
         if self._bar is not None:
             self._bar.update(n)
 

@@ -51,7 +51,7 @@ def verify(
     from augtool.summary import verify_failure, verify_ok_line, verify_problem_lines
     from augtool.verify import verify as run_verify
 
-    reporter = TqdmReporter(quiet)
+    reporter = TqdmReporter(quiet, log_lines=True)
     try:
         report = run_verify(
             out, regenerate_raw=raw, workers=workers, reporter=reporter, plugins=plugins

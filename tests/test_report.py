@@ -1,0 +1,210 @@
+"""``augtool report``: one self-contained page per dataset, whatever kind it is."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from augtool import dataset_report as dr
+from augtool.annotations import Box
+from augtool.errors import AugtoolError, OptionError, OutputError
+from augtool.expand import ExpandOptions, expand
+from cli import main
+from tests import browser
+from tests.conftest import smear_like, write_image
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _page(path: Path, *args: str) -> str:
+    out = path.parent / f"{path.name}-report.html"
+    result = CliRunner().invoke(main, ["report", str(path), str(out), *args])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"wrote report {out} (")
+    return out.read_text(encoding="utf-8")
+
+
+def _offline(page: str) -> None:
+    """Nothing is fetched: every src is a data: URI, no link or script points anywhere."""
+    sources = re.findall(r'\bsrc="([^"]*)"', page)
+    assert sources and all(s.startswith("data:image/") for s in sources)
+    assert "<script" not in page and "<link" not in page and "url(" not in page
+    assert "http://" not in page and "https://" not in page
+
+
+def _voc(folder: Path, image: str, size: tuple[int, int], boxes: list[tuple]) -> None:
+    objects = "".join(
+        f"<object><name>{label}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
+        f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+        for label, x0, y0, x1, y1 in boxes
+    )
+    (folder / f"{Path(image).stem}.xml").write_text(
+        f"<annotation><filename>{image}</filename><size><width>{size[0]}</width>"
+        f"<height>{size[1]}</height><depth>3</depth></size>{objects}</annotation>",
+        encoding="utf-8",
+    )
+
+
+def faulty_smears(tmp_path: Path) -> tuple[Path, Path]:
+    """Three 200x150 smears whose VOC boxes hold one fault of each kind the report counts."""
+    smears, ann = tmp_path / "smears", tmp_path / "ann"
+    smears.mkdir()
+    ann.mkdir()
+    rng = np.random.default_rng(3)
+    for k in range(3):
+        write_image(smears / f"s{k}.jpg", smear_like(rng, 200, 150))
+    normal = [("RBC", 10 + 40 * i, 10, 40 + 40 * i, 40) for i in range(4)] + [
+        ("WBC", 60, 60, 140, 140)
+    ]
+    _voc(ann, "s0.jpg", (200, 150), [*normal, ("RBC", 50, 100, 50, 120)])  # zero area
+    _voc(ann, "s1.jpg", (200, 150), [*normal, ("RBC", 11, 11, 41, 41)])  # near duplicate
+    _voc(
+        ann, "s2.jpg", (200, 150), [*normal, ("RBC", 150, 100, 155, 104), ("WBC", 170, 5, 230, 40)]
+    )
+    return smears, ann
+
+
+def test_an_expand_output_folder_and_hdf5(make_raw, tmp_path: Path) -> None:
+    raw = make_raw()
+    for name in ("out", "out.h5"):
+        expand(raw, tmp_path / name, ExpandOptions(target=30, size=48, workers=1, split="0.7,0.3"))
+        page = _page(tmp_path / name, "--raw", str(raw))
+        _offline(page)
+        for title in ("Counts", "Groups", "Outputs per transform", "Samples", "Provenance"):
+            assert f"{title}<small>" in page or f">{title}</h2>" in page
+        assert "ok: 30 images in" in page  # verify, through the library
+        assert "&#34;transforms&#34;" in page and "version of numpy" in page  # the recipe
+        assert "All 12 sources are 96×72 px" in page  # --raw: the sources' headers
+        counts = re.search(r"<tr class=\"total\">(.*?)</tr>", page, re.S)
+        assert counts is not None and re.findall(r">(\d+)<", counts[1])[-1] == "30"
+
+
+def test_a_fold_dataset_shows_folds_and_their_groups(make_raw, tmp_path: Path) -> None:
+    raw = make_raw({"A": 6, "B": 6})
+    out = tmp_path / "folds"
+    expand(raw, out, ExpandOptions(target=36, size=32, workers=1, folds=3))
+    page = _page(out)
+    assert "3 folds" in page and page.count("<td>fold ") >= 6  # counts and groups per fold
+    assert "No group has images in two folds." in page
+
+
+def test_annotation_health_finds_each_fault(tmp_path: Path) -> None:
+    smears, ann = faulty_smears(tmp_path)
+    g = dr.gather(smears, ann, "voc")
+    checks = {
+        c.title: c for c in dr.annotation_health(g.box_classes, list(g.boxes.values()), g.problems)
+    }
+    assert len(checks["zero area"].examples) == 1
+    assert "s0.xml, object 6" in checks["zero area"].examples[0]
+    assert len(checks["near duplicate"].examples) == 1
+    assert "IoU 0.88" in checks["near duplicate"].examples[0]
+    assert [e.split(":")[0] for e in checks["tiny"].examples] == ["s2.jpg, object 6"]
+    assert len(checks["partly outside"].examples) == 1  # the WBC box past the right edge
+    page = _page(smears, "--annotations", str(ann), "--annotation-format", "voc")
+    _offline(page)
+    assert "4 faulty or suspicious boxes." in page
+    assert "Boxes per split and class." in page and "heatmap of box centres" in page
+
+
+def test_near_duplicates_are_per_class() -> None:
+    boxes = [Box(0, 0, 10, 10, "RBC", 0, "object 1"), Box(0, 0, 10, 9, "WBC", 1, "object 2")]
+    assert dr.near_duplicates(boxes) == []
+    boxes.append(Box(0, 0, 10, 9, "RBC", 2, "object 3"))
+    assert dr.near_duplicates(boxes) == ["RBC object 1 and object 3, IoU 0.90"]
+
+
+def test_a_detection_output_shows_its_boxes(tmp_path: Path) -> None:
+    from tests.test_detect import make_detection_raw, options
+
+    raw, location = make_detection_raw(tmp_path, "voc")
+    out = tmp_path / "det"
+    expand(raw, out, options("voc", location))
+    g = dr.gather(out)
+    assert g.kind == "detection" and len(g.boxes) == len(g.items) == 20
+    assert sum(len(b.boxes) for b in g.boxes.values()) == 20
+    page = _page(out, "--raw", str(raw))
+    assert "20 boxes in 20 images" in page and "No faulty box found." in page
+
+
+def test_a_cells_output_is_grouped_by_smear(tmp_path: Path) -> None:
+    smears, ann = faulty_smears(tmp_path)
+    cells = tmp_path / "cells"
+    args = ["cells", str(smears), str(ann), str(cells), "--annotation-format", "voc"]
+    result = CliRunner().invoke(main, [*args, "--window", "64", "--skip-invalid", "-q"])
+    assert result.exit_code == 0, result.output
+    g = dr.gather(cells)
+    assert g.kind == "folder" and {i.group for i in g.items} == {"s0.jpg", "s1.jpg", "s2.jpg"}
+    page = _page(cells)
+    assert "groups: by smear (cells.csv)" in page and "verify was not run" in page
+
+
+def test_names_from_files_are_escaped(make_raw, tmp_path: Path) -> None:
+    raw = make_raw({"<img src=x onerror=alert(1)>": 2, "ok": 2})
+    page = _page(raw)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img src=x" not in page
+
+
+def test_a_section_is_one_function(make_raw, tmp_path: Path) -> None:
+    """How the ledger of test-set reads will join the page: one more function in SECTIONS."""
+    g = dr.gather(make_raw())
+
+    def extra(gathered: dr.Gathered) -> dr.Section:
+        return dr.Section("extra", "Extra", [dr.Text(f"{len(gathered.items)} counted")])
+
+    sections = dr.build_sections(g, (*dr.SECTIONS, extra))
+    page = dr.render_page(g, sections)
+    assert '<section id="extra">' in page and "12 counted" in page
+    assert '<a href="#extra">Extra' in page
+
+
+def test_refusals(make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = make_raw()
+    with pytest.raises(OptionError, match="out"):
+        dr.write_report(raw, tmp_path / "r.png")
+    (tmp_path / "r.html").write_text("x")
+    with pytest.raises(OutputError, match="exists"):
+        dr.write_report(raw, tmp_path / "r.html")
+    with pytest.raises(OptionError, match="raw"):
+        dr.write_report(raw, tmp_path / "s.html", raw=raw)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(AugtoolError, match=re.escape("pip install -e '.[report]'")):
+        dr.write_report(raw, tmp_path / "t.html")
+    result = CliRunner().invoke(main, ["report", str(raw), str(tmp_path / "r.html")])
+    assert result.exit_code == 1 and "--overwrite" in result.output
+
+
+def test_only_the_report_imports_matplotlib() -> None:
+    code = (
+        "import sys, pkgutil, importlib, augtool, cli\n"
+        "for m in pkgutil.walk_packages(augtool.__path__, 'augtool.'):\n"
+        "    if m.name != 'augtool.dataset_report':\n"
+        "        importlib.import_module(m.name)\n"
+        "import augtool.dataset_report\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
+        "assert 'jinja2' not in sys.modules, 'jinja2 imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))
+def test_the_page_in_chromium(tmp_path: Path) -> None:
+    """Headless Chromium: no console error, no broken image, nothing fetched; a screenshot."""
+    smears, ann = faulty_smears(tmp_path)
+    out = tmp_path / "page.html"
+    dr.write_report(smears, out, annotations=ann, annotation_format="voc")
+    shot = tmp_path / "page.png"
+    seen = browser.open_page(out, shot, width=1200)
+    assert seen.console == [] and seen.broken == [] and seen.requests == []
+    assert seen.images >= 5 and seen.height > 1000
+    import cv2
+
+    picture = cv2.imread(str(shot))
+    assert picture.shape[1] == 1200 and picture.shape[0] == seen.height
+    assert picture.std() > 10  # drawn, not blank
