@@ -45,6 +45,11 @@ pixels only under those versions and otherwise skips the comparison, naming
 them. This script writes pictures only under the versions ``constraints.txt``
 pins (``--unlocked`` to write them anyway, e.g. to try a new lock).
 
+Progress lines that long commands print into a log (``expand: 410/1025 (40 %),
+62/s, elapsed 7 s, ETA 10 s``, :class:`augtool.progress.LogLines`) are left out
+of the quotes: how many appear depends on the machine's speed, and on a
+terminal they are a bar that is gone when the command ends.
+
 Timings inside outputs (``in 6.0 s (249 images/s)``) change from run to run
 and with the load of the machine; :func:`normalise` replaces them before two
 outputs are compared, and a block whose output is the same but for timings is
@@ -79,6 +84,8 @@ PICTURE_VERSIONS = DOCS / "img" / "versions.json"
 
 _OPEN = re.compile(r"^<!-- output(?P<attrs>(?: [^ >]+)*?)(?: setup: (?P<setup>.*?))? -->$")
 _CLOSE = "<!-- /output -->"
+#: A progress line of :class:`augtool.progress.LogLines`: ``phase: done/total (p %), ...``.
+_PROGRESS = re.compile(r"^[\w ]+: \d+/\d+ \(\d+ %\), ")
 _TIMINGS = (
     (re.compile(r"\bin \d+(?:\.\d+)? s\b"), "in <T> s"),
     (re.compile(r"\(\d+(?:\.\d+)? images/s"), "(<R> images/s"),
@@ -263,7 +270,11 @@ def run_block(
                 timeout=timeout,
             )
             out.append(f"$ {command}")
-            out += done.stdout.rstrip("\n").splitlines()
+            out += [
+                line
+                for line in done.stdout.rstrip("\n").splitlines()
+                if not _PROGRESS.match(line)
+            ]
     return out
 
 

@@ -276,3 +276,15 @@ def test_expand_and_preview_quote_a_truncated_jpeg_in_the_same_words() -> None:
         lines = [line for block in BLOCKS if block.page.name == name for line in block.quoted]
         about = [line for line in lines if "truncated.jpg: " in line]
         assert about and all(line.endswith(f"truncated.jpg: {words}") for line in about), about
+
+
+def test_progress_lines_of_a_log_are_left_out_of_quotes(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- output data=none -->\n"
+        "    $ printf 'expand: 10/20 (50 %%), 3/s, elapsed 6 s, ETA 3 s\\nwrote 20 images\\n'\n"
+        "<!-- /output -->\n"
+    )
+    (block,) = regen.parse_page(page)
+    printed = regen.run_block(block, tmp_path)
+    assert printed[1:] == ["wrote 20 images"]
