@@ -271,9 +271,7 @@ def run_block(
             )
             out.append(f"$ {command}")
             out += [
-                line
-                for line in done.stdout.rstrip("\n").splitlines()
-                if not _PROGRESS.match(line)
+                line for line in done.stdout.rstrip("\n").splitlines() if not _PROGRESS.match(line)
             ]
     return out
 
