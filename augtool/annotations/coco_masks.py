@@ -15,8 +15,6 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from augtool.annotations.base import ImageFolder, Problem, read_text
 from augtool.annotations.coco import _categories, _images, _sections
 from augtool.annotations.masks import (
@@ -26,8 +24,7 @@ from augtool.annotations.masks import (
     Rle,
     compress_counts,
     decompress_counts,
-    mask_to_polygons,
-    rasterize_polygons,
+    exact_polygons,
     shape_area,
     shape_box,
     to_bitmap,
@@ -276,8 +273,8 @@ def _segmentation(instance: Instance, size: tuple[int, int], polygons: bool) -> 
         if isinstance(shape, Polygons):
             return [[_round(v) for v in part.ravel()] for part in shape.parts]
         mask = to_bitmap(shape, *size)
-        parts = mask_to_polygons(mask)
-        if np.array_equal(rasterize_polygons(parts, *size), mask):
+        parts = exact_polygons(mask)
+        if parts is not None:
             return [[int(v) for v in part.ravel()] for part in parts]
         shape = Bitmap(mask)
     rle = to_rle(shape, *size)

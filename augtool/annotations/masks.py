@@ -309,10 +309,24 @@ def mask_to_polygons(mask: np.ndarray) -> tuple[np.ndarray, ...]:
     Returns:
         ``(N, 2)`` float64 outlines, one per 8-connected region, ``N >= 3``.
     """
-    m = np.asarray(mask, dtype=np.uint8)
-    if not m.any():
-        return ()
-    doubled = np.repeat(np.repeat(m, 2, axis=0), 2, axis=1)
+    parts, _ = _outlines(np.asarray(mask, dtype=bool))
+    return parts
+
+
+def exact_polygons(mask: np.ndarray) -> tuple[np.ndarray, ...] | None:
+    """:func:`mask_to_polygons` when they give the mask back exactly; None when it has holes."""
+    parts, exact = _outlines(np.asarray(mask, dtype=bool), check=True)
+    return parts if exact else None
+
+
+def _outlines(mask: np.ndarray, check: bool = False) -> tuple[tuple[np.ndarray, ...], bool]:
+    """The outlines of a mask, traced in its box; with ``check``, whether they are exact."""
+    box = mask_box(mask)
+    if box is None:
+        return (), True
+    x0, y0, x1, y1 = (int(v) for v in box)
+    crop = mask[y0:y1, x0:x1].astype(np.uint8)
+    doubled = np.repeat(np.repeat(crop, 2, axis=0), 2, axis=1)
     contours, _ = cv2.findContours(doubled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     parts = []
     for contour in contours:
@@ -321,7 +335,11 @@ def mask_to_polygons(mask: np.ndarray) -> tuple[np.ndarray, ...]:
         points = points[keep] if keep.any() else points[:1]
         if len(points) >= 3:
             parts.append(points.astype(np.float64))
-    return tuple(parts)
+    exact = not check or np.array_equal(
+        rasterize_polygons(parts, x1 - x0, y1 - y0), crop.astype(bool)
+    )
+    offset = np.array([x0, y0], dtype=np.float64)
+    return tuple(p + offset for p in parts), exact
 
 
 def clip_polygons(parts: Sequence[np.ndarray], width: int, height: int) -> tuple[np.ndarray, ...]:
