@@ -48,6 +48,7 @@ SIZES = {"a.png": (64, 48), "sub/b.png": (80, 60), "c.png": (40, 30)}
 FUZZ = settings(
     max_examples=25,
     derandomize=True,
+    database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
