@@ -38,6 +38,7 @@ This module uses numpy and OpenCV only (never albumentations).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,17 +48,23 @@ import cv2
 import numpy as np
 
 from augtool import defaults
+from augtool.annotations.coco_masks import COCO_MASKS_FILE, coco_masks_json
+from augtool.annotations.png_masks import CLASSES_FILE, png_mask_files, write_files
+from augtool.annotations.segmentation import ImageMasks
 from augtool.errors import OptionError, OutputError, literal
 from augtool.progress import NoProgress, Progress
 from augtool.publish import staged_folder
 from augtool.smear.cells import nucleus_fraction
 from augtool.smear.draw import draw_scene
 from augtool.smear.scene import CLASSES, DEFAULT_SIZE, Scene, check_class, check_size, sample_scene
+from augtool.smear.truth import CELL_CLASSES, SEMANTIC_CLASSES, cell_instances, class_map
 
 __all__ = [
+    "CELL_CLASSES",
     "CLASSES",
     "DEFAULT_PER_CLASS",
     "DEFAULT_SIZE",
+    "SEMANTIC_CLASSES",
     "Scene",
     "SynthSummary",
     "draw_scene",
@@ -173,6 +180,7 @@ def synthesize(
     jpeg_quality_range: tuple[int, int] = (75, 95),
     overwrite: bool = False,
     progress: Progress | None = None,
+    masks: Path | str | None = None,
 ) -> SynthSummary:
     """Write a generated dataset ``OUT/<class>/<class>_<nnn>.jpg``.
 
@@ -181,6 +189,20 @@ def synthesize(
     classes' counts. The images are written into a temporary sibling folder
     that is renamed to ``out`` at the end: ``out`` never holds a partial set.
 
+    With ``masks``, every cell's exact mask (:mod:`augtool.smear.truth`) is
+    written there too, for the images in ``out``:
+
+    * ``annotations.json``: COCO instance segmentation (``file_name`` relative
+      to ``out``; each cell an outline along its pixel edges, which gives its
+      pixels back exactly);
+    * ``instances/<class>/<class>_<nnn>.png`` and ``.json``: instance-id map
+      (cells numbered as painted, a later one on top where two overlap) and
+      its class table;
+    * ``semantic/<class>/<class>_<nnn>.png`` and ``semantic/classes.txt``:
+      class-index map over :data:`SEMANTIC_CLASSES`.
+
+    The images are the same bytes with or without ``masks``.
+
     Args:
         out: Output folder; it must not exist, or be empty, unless ``overwrite``.
         per_class: Images per class; keys among :data:`CLASSES`. Classes left
@@ -188,16 +210,18 @@ def synthesize(
         size: Image size as (width, height).
         seed: Non-negative integer seed.
         jpeg_quality_range: Inclusive range the per-image JPEG quality is drawn from.
-        overwrite: Replace a non-empty ``out``.
+        overwrite: Replace a non-empty ``out`` (and ``masks``).
         progress: Told of the ``synth`` phase (one step per image); ``None``: silent.
+        masks: Folder for the cells' masks, outside ``out``; the same rules as
+            ``out`` apply. ``None``: no masks.
 
     Returns:
         A :class:`SynthSummary`.
 
     Raises:
         OptionError: An argument is invalid (the message names it).
-        OutputError: ``out`` is not an empty folder and ``overwrite`` is off, or
-            it cannot be written.
+        OutputError: ``out`` or ``masks`` is not an empty folder and ``overwrite``
+            is off, or it cannot be written.
     """
     started = time.perf_counter()
     counts = _check_per_class(DEFAULT_PER_CLASS if per_class is None else per_class)
@@ -206,6 +230,79 @@ def synthesize(
         raise OptionError("seed", f"must be an integer >= 0, got {seed!r}")
     lo, hi = _check_quality(jpeg_quality_range)
     out = Path(out)
+    masks_out = None if masks is None else Path(masks)
+    if masks_out is not None:
+        a, b = out.resolve(), masks_out.resolve()
+        if a == b or a in b.parents or b in a.parents:
+            raise OptionError("masks", f"must be a folder outside out ({out}), got {masks_out}")
+    for folder in (out, masks_out):
+        if folder is not None:
+            _check_output_folder(folder, overwrite)
+    progress = progress or NoProgress()
+    try:
+        progress.start("synth", sum(counts.values()))
+        with contextlib.ExitStack() as stack:
+            mask_tmp = None if masks_out is None else stack.enter_context(staged_folder(masks_out))
+            tmp = stack.enter_context(staged_folder(out))
+            written: list[ImageMasks] = []
+            for cls, n in counts.items():
+                folder = tmp / cls
+                folder.mkdir()
+                digits = max(3, len(str(n - 1)))
+                class_index = CLASSES.index(cls)
+                for i in range(n):
+                    rng = image_rng(int(seed), class_index, i)
+                    scene = sample_scene(cls, rng, (width, height))
+                    image = draw_scene(scene)
+                    quality = int(rng.integers(lo, hi + 1))
+                    name = f"{cls}_{i:0{digits}d}.jpg"
+                    ok, buf = cv2.imencode(
+                        ".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality]
+                    )
+                    if not ok:
+                        raise OutputError(f"JPEG encoding failed for {name}")
+                    (folder / name).write_bytes(buf.tobytes())
+                    if mask_tmp is not None:
+                        written.append(_write_masks(mask_tmp, f"{cls}/{name}", scene))
+                    progress.advance(1)
+            if mask_tmp is not None:
+                coco = coco_masks_json(written, CELL_CLASSES)
+                (mask_tmp / COCO_MASKS_FILE).write_text(coco, encoding="utf-8")
+                names = "".join(c + "\n" for c in SEMANTIC_CLASSES)
+                (mask_tmp / SEMANTIC / CLASSES_FILE).write_text(names, encoding="utf-8")
+    except OSError as err:
+        raise OutputError(f"cannot write {out}: {err}") from err
+    return SynthSummary(
+        out=out,
+        counts=counts,
+        size=(width, height),
+        seed=int(seed),
+        seconds=time.perf_counter() - started,
+    )
+
+
+#: Where ``synthesize(masks=...)`` writes the instance-id and the class-index maps.
+INSTANCES, SEMANTIC = "instances", "semantic"
+
+
+def _write_masks(folder: Path, image: str, scene: Scene) -> ImageMasks:
+    """Write one image's instance-id map, class table and class-index map; return its instances."""
+    width, height = scene.size
+    item = ImageMasks(image, width, height, cell_instances(scene), class_map(scene), image)
+    instances = png_mask_files([item], (), instances=True)
+    write_files(folder / INSTANCES, instances)
+    semantic = png_mask_files([item], SEMANTIC_CLASSES, instances=False)
+    del semantic[CLASSES_FILE]
+    write_files(folder / SEMANTIC, semantic)
+    return ImageMasks(image, width, height, item.instances, None, image)
+
+
+def _check_output_folder(out: Path, overwrite: bool) -> None:
+    """Refuse an output that is a file, or a non-empty folder without ``overwrite``.
+
+    Raises:
+        OutputError: As said, or when its parent cannot be created.
+    """
     if out.exists():
         if not out.is_dir():
             raise OutputError(f"{out} exists and is not a folder")
@@ -218,32 +315,3 @@ def synthesize(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"cannot create a folder next to {out}: {err}") from err
-    progress = progress or NoProgress()
-    try:
-        progress.start("synth", sum(counts.values()))
-        with staged_folder(out) as tmp:
-            for cls, n in counts.items():
-                folder = tmp / cls
-                folder.mkdir()
-                digits = max(3, len(str(n - 1)))
-                class_index = CLASSES.index(cls)
-                for i in range(n):
-                    rng = image_rng(int(seed), class_index, i)
-                    image = render_smear(cls, rng, (width, height))
-                    quality = int(rng.integers(lo, hi + 1))
-                    ok, buf = cv2.imencode(
-                        ".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality]
-                    )
-                    if not ok:
-                        raise OutputError(f"JPEG encoding failed for {cls}_{i:0{digits}d}.jpg")
-                    (folder / f"{cls}_{i:0{digits}d}.jpg").write_bytes(buf.tobytes())
-                    progress.advance(1)
-    except OSError as err:
-        raise OutputError(f"cannot write {out}: {err}") from err
-    return SynthSummary(
-        out=out,
-        counts=counts,
-        size=(width, height),
-        seed=int(seed),
-        seconds=time.perf_counter() - started,
-    )

@@ -51,7 +51,13 @@ FACE = ("click", "cli", "augtool.commands")
 #: Modules that are the command line, free to import click.
 FACE_MODULES = ("cli", "augtool.commands")
 #: Pure modules: the same inputs give the same bytes.
-PURE = ("augtool.transforms", "augtool.color", "augtool.plan", "augtool.resize")
+PURE = (
+    "augtool.transforms",
+    "augtool.color",
+    "augtool.plan",
+    "augtool.resize",
+    "augtool.mask_geometry",
+)
 #: Standard modules that reach files or the clock.
 FILE_OR_CLOCK = (
     "os",

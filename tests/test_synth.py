@@ -133,13 +133,13 @@ def test_refuses_a_file_as_out(tmp_path: Path) -> None:
 def test_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
-    def failing(cls: str, rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
-        calls.append(cls)
+    def failing(scene: synth.Scene) -> np.ndarray:
+        calls.append(scene.cls)
         if len(calls) == 3:
             raise RuntimeError("boom")
-        return np.zeros((size[1], size[0], 3), np.uint8)
+        return np.zeros((scene.size[1], scene.size[0], 3), np.uint8)
 
-    monkeypatch.setattr(synth, "render_smear", failing)
+    monkeypatch.setattr(synth, "draw_scene", failing)
     with pytest.raises(RuntimeError, match="boom"):
         synthesize(tmp_path / "demo", {"ALL": 5}, size=SMALL)
     assert list(tmp_path.iterdir()) == []

@@ -58,6 +58,14 @@ def _parse_per_class(
     default="{}x{}".format(*defaults.DEFAULT_SYNTH_SIZE),
     help="Image size in pixels: WIDTHxHEIGHT, or one side for square images.",
 )
+@click.option(
+    "--masks",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Also write every cell's exact mask to DIR (outside OUT): COCO instance "
+    "segmentation (annotations.json), instance-id PNGs with class tables (instances/) "
+    "and class-index PNGs (semantic/).",
+)
 @seed_option
 @overwrite_option
 @quiet_option
@@ -66,6 +74,7 @@ def synth(
     out: Path,
     per_class: dict[str, int] | None,
     size: tuple[int, int | None],
+    masks: Path | None,
     seed: int,
     overwrite: bool,
     quiet: bool,
@@ -82,6 +91,7 @@ def synth(
     Examples:
       augtool synth demo/
       augtool synth demo/ --per-class ALL=10,AML=10,normal=10 --size 320x240 --seed 1
+      augtool synth demo/ --masks demo-masks/
     """
     from augtool.synth import synthesize
 
@@ -95,6 +105,7 @@ def synth(
             seed=seed,
             overwrite=overwrite,
             progress=reporter,
+            masks=masks,
         )
     finally:
         reporter.close()

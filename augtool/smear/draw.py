@@ -137,6 +137,11 @@ def _colour_matrix(hue_shift: float, saturation: float) -> np.ndarray:
     return (np.linalg.inv(yiq) @ turn @ yiq).astype(np.float32)
 
 
+def edge_width(scene: Scene) -> float:
+    """Width in pixels of the cells' soft edges (pixel-sized: it scales with the image width)."""
+    return max(0.8 * (scene.size[0] / 640.0), 0.6)
+
+
 def draw_scene(scene: Scene) -> np.ndarray:
     """Render a scene to an RGB image (a pure function of the scene).
 
@@ -151,8 +156,7 @@ def draw_scene(scene: Scene) -> np.ndarray:
         The smear as an (H, W, 3) uint8 RGB array, before JPEG compression.
     """
     width, height = scene.size
-    px = width / 640.0
-    edge = max(0.8 * px, 0.6)
+    edge = edge_width(scene)
     rng = np.random.default_rng(scene.texture_seed)
     density = np.zeros((4, height, width), dtype=np.float32)
     _draw_red_cells(density, scene, edge)
