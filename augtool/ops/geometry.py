@@ -172,6 +172,27 @@ def crop(x0: float, y0: float, width: float, height: float) -> Affine:
     return np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]]), (width, height)
 
 
+def policy_window(width: int, height: int, policy: str) -> tuple[int, int, int]:
+    """The square a shape policy keeps of an image: ``(x0, y0, side)`` in its pixels.
+
+    ``crop`` keeps the centred square of the shorter side; ``pad`` puts the
+    image in the centre of a square of the longer side (negative offsets: the
+    black border); ``squash`` keeps the image as it is (``side`` is then its width).
+
+    Raises:
+        ValueError: For an unknown policy.
+    """
+    if policy == "squash":
+        return 0, 0, width
+    if policy == "crop":
+        side = min(height, width)
+        return (width - side) // 2, (height - side) // 2, side
+    if policy == "pad":
+        side = max(height, width)
+        return -((side - width) // 2), -((side - height) // 2), side
+    raise ValueError(f"unknown resize policy {policy!r}")
+
+
 def letterbox(
     canvas: tuple[float, float], out: tuple[int, int]
 ) -> tuple[tuple[int, int], tuple[int, int]]:
