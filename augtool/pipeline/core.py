@@ -229,8 +229,8 @@ class Pipeline:
         if preprocess.resize != "squash":
             x0, y0, side = policy_window(image.shape[1], image.shape[0], preprocess.resize)
             src = (side / sx, side / sy)
-            if targets is not None:
-                targets = targets.mapped(as3x3(crop(x0 / sx, y0 / sy, *src)[0]), src)
+            if targets is not None:  # clipped here: what the policy cuts off is gone
+                targets = targets.mapped(as3x3(crop(x0 / sx, y0 / sy, *src)[0]), src).settled()
 
         if step in (ORIGINAL_NAME, PCA):
             chosen = PipelineStep(step, ORIGINAL, ORIGINAL.settings(), ORIGINAL.at)
