@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from augtool.ops.geometry import crop_window
 from augtool.transforms import bounded
 
 Params = dict[str, Any]
@@ -188,7 +189,5 @@ def sample_zoom(rng: np.random.Generator, s: ZoomSettings) -> Params:
 def apply_zoom(image: np.ndarray, params: Params) -> np.ndarray:
     """Crop the window (same aspect as the image); the caller resizes it to the output."""
     h, w = image.shape[:2]
-    keep = min(1.0, max(params["keep"], 1e-3))
-    cw, ch = max(1, round(w * keep)), max(1, round(h * keep))
-    x0, y0 = round((w - cw) * params["x"]), round((h - ch) * params["y"])
+    x0, y0, cw, ch = crop_window(params["keep"], params["x"], params["y"], w, h)
     return image[y0 : y0 + ch, x0 : x0 + cw]

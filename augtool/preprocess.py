@@ -19,6 +19,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from augtool.ops.geometry import policy_window
+
 #: Values of the recipe's ``preprocess.resize``.
 RESIZE_POLICIES = ("squash", "pad", "crop")
 #: Values of the recipe's ``preprocess.stain``.
@@ -62,26 +64,25 @@ def reinhard(image: np.ndarray, target_mean: list[float], target_std: list[float
 def reshape_policy(work: np.ndarray, policy: str) -> np.ndarray:
     """Apply the shape policy to the working image (``squash``: unchanged).
 
+    The kept square is :func:`augtool.ops.geometry.policy_window`, which targets follow too.
+
     Raises:
         ValueError: For an unknown policy.
     """
+    if policy not in RESIZE_POLICIES:
+        raise ValueError(f"unknown resize policy {policy!r}; choose from {RESIZE_POLICIES}")
     if policy == "squash":
         return work
     h, w = work.shape[:2]
+    x0, y0, side = policy_window(w, h, policy)
     if policy == "crop":
-        side = min(h, w)
-        y0, x0 = (h - side) // 2, (w - side) // 2
         return np.ascontiguousarray(work[y0 : y0 + side, x0 : x0 + side])
-    if policy == "pad":
-        side = max(h, w)
-        top, left = (side - h) // 2, (side - w) // 2
-        return cv2.copyMakeBorder(
-            work,
-            top,
-            side - h - top,
-            left,
-            side - w - left,
-            cv2.BORDER_CONSTANT,
-            value=(0, 0, 0),
-        )
-    raise ValueError(f"unknown resize policy {policy!r}; choose from {RESIZE_POLICIES}")
+    return cv2.copyMakeBorder(
+        work,
+        -y0,
+        side - h + y0,
+        -x0,
+        side - w + x0,
+        cv2.BORDER_CONSTANT,
+        value=(0, 0, 0),
+    )

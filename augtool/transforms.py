@@ -38,13 +38,19 @@ import numpy as np
 
 from augtool import defaults
 from augtool.errors import OptionError
+from augtool.ops.geometry import (
+    Size,
+    WorkScale,
+    flip,
+    rotation,
+    shear,
+    source_size,
+    translation,
+    warp_to_canvas,
+)
 from augtool.resize import resize_to
 
 Params = dict[str, float]
-#: Working pixels per source pixel, ``(sx, sy)``: the working image is the source at this scale.
-WorkScale = tuple[float, float]
-#: Output size: a side length (square), or ``(width, height)``.
-Size = int | tuple[int, int]
 
 #: Luminance weights of the paper (MATLAB ``rgb2gray``); OpenCV uses 0.299/0.587/0.114.
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
@@ -169,111 +175,6 @@ def equalize_gray3(image: np.ndarray) -> np.ndarray:
     """Histogram equalization of the grey image, kept as 3 equal channels."""
     gray = cv2.equalizeHist(np.ascontiguousarray(to_gray3(image)[:, :, 0]))
     return cv2.merge([gray, gray, gray])
-
-
-def warp_to_canvas(
-    work: np.ndarray,
-    matrix: np.ndarray,
-    canvas: tuple[float, float],
-    work_scale: WorkScale,
-    size: Size,
-) -> np.ndarray:
-    """Warp the working image by a source-pixel affine map onto a canvas, then to size.
-
-    Coordinates are continuous (pixel ``i`` covers ``[i, i + 1)``), so the same
-    ``matrix`` and ``canvas`` give the same picture at any working resolution.
-
-    Args:
-        work: Working image (source at ``work_scale``).
-        matrix: 2x3 affine map from source to canvas coordinates (source pixels).
-        canvas: (width, height) of the canvas in source pixels.
-        work_scale: Working pixels per source pixel, (sx, sy).
-        size: Output side length, or ``(width, height)``.
-
-    Returns:
-        The output; outside the source is black.
-    """
-    sx, sy = work_scale
-    cw, ch = canvas
-    iw, ih = max(1, round(cw * sx)), max(1, round(ch * sy))
-    to_source = np.diag([1.0 / sx, 1.0 / sy, 1.0])
-    to_inter = np.diag([iw / cw, ih / ch, 1.0])
-    m = to_inter @ np.vstack([matrix, [0.0, 0.0, 1.0]]) @ to_source
-    # OpenCV puts pixel centres at integers; continuous coordinates at +0.5.
-    shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
-    m_cv = np.linalg.inv(shift) @ m @ shift
-    warped = cv2.warpAffine(
-        work,
-        m_cv[:2],
-        (iw, ih),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=(0, 0, 0),
-    )
-    return resize_to(warped, size)
-
-
-def source_size(work: np.ndarray, work_scale: WorkScale) -> tuple[float, float]:
-    """(width, height) of the source in source pixels."""
-    return work.shape[1] / work_scale[0], work.shape[0] / work_scale[1]
-
-
-def rotation(angle: float, width: float, height: float) -> tuple[np.ndarray, tuple[float, float]]:
-    """Counterclockwise rotation about the centre onto an enlarged canvas.
-
-    Returns:
-        The 2x3 source-to-canvas matrix and the canvas (width, height).
-    """
-    rad = math.radians(angle)
-    c, s = math.cos(rad), math.sin(rad)
-    cw = width * abs(c) + height * abs(s)
-    ch = width * abs(s) + height * abs(c)
-    # y points down in images, so counterclockwise on screen is this matrix.
-    rot = np.array([[c, s], [-s, c]])
-    offset = np.array([cw / 2, ch / 2]) - rot @ np.array([width / 2, height / 2])
-    return np.hstack([rot, offset[:, None]]), (cw, ch)
-
-
-def shear(
-    factor: float, axis: str, width: float, height: float
-) -> tuple[np.ndarray, tuple[float, float]]:
-    """Simple shear (``x' = x + f y`` or ``y' = y + f x``) onto an enlarged canvas.
-
-    Returns:
-        The 2x3 source-to-canvas matrix and the canvas (width, height).
-    """
-    if axis == "x":
-        off = max(0.0, -factor * height)
-        return np.array([[1.0, factor, off], [0.0, 1.0, 0.0]]), (
-            width + abs(factor) * height,
-            height,
-        )
-    off = max(0.0, -factor * width)
-    return np.array([[1.0, 0.0, 0.0], [factor, 1.0, off]]), (width, height + abs(factor) * width)
-
-
-def translation(
-    dx: float, dy: float, width: float, height: float
-) -> tuple[np.ndarray, tuple[float, float]]:
-    """Shift by ``(dx, dy)`` source pixels on a canvas the size of the source.
-
-    Returns:
-        The 2x3 source-to-canvas matrix and the canvas (width, height).
-    """
-    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]]), (width, height)
-
-
-def flip(axis: str, width: float, height: float) -> tuple[np.ndarray, tuple[float, float]]:
-    """Reflection about the x-axis (``"x"``: top-bottom) or the y-axis (``"y"``: left-right).
-
-    The pixels are flipped by ``cv2.flip``, which is this map exactly.
-
-    Returns:
-        The 2x3 source-to-canvas matrix and the canvas (width, height).
-    """
-    if axis == "x":
-        return np.array([[1.0, 0.0, 0.0], [0.0, -1.0, height]]), (width, height)
-    return np.array([[-1.0, 0.0, width], [0.0, 1.0, 0.0]]), (width, height)
 
 
 # --- the table ------------------------------------------------------------------------

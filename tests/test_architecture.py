@@ -50,8 +50,9 @@ LAZY_ARROWS = [
 FACE = ("click", "cli", "augtool.commands")
 #: Modules that are the command line, free to import click.
 FACE_MODULES = ("cli", "augtool.commands")
-#: Pure modules: the same inputs give the same bytes.
+#: Pure modules and packages: the same inputs give the same bytes.
 PURE = (
+    "augtool.ops",
     "augtool.transforms",
     "augtool.color",
     "augtool.plan",
@@ -290,9 +291,7 @@ def _called_name(node: ast.Call) -> str | None:
 
 def purity_violations(modules: dict[str, Module]) -> list[str]:
     problems = []
-    for name in PURE:
-        if name not in modules:
-            continue
+    for name in sorted(m for m in modules if any(in_package(m, p) for p in PURE)):
         for reached, chain in closure(name, modules).items():
             if any(reaches(bad, reached) for bad in FILE_OR_CLOCK):
                 problems.append(f"{' -> '.join(chain)}: a pure module reaches files or the clock")
@@ -428,6 +427,7 @@ PLANTED = [
     ),
     ("purity", {"augtool.transforms": "def f(p):\n    return open(p)\n"}, "calls open()"),
     ("purity", {"augtool.plan": "def f(p):\n    return p.read_bytes()\n"}, "read_bytes()"),
+    ("purity", {"augtool.ops.geometry": "import datetime\n"}, "augtool.ops.geometry -> datetime"),
     ("random", {"augtool.split": "import numpy as np\nnp.random.shuffle([1])\n"}, "shuffle"),
     ("random", {"model.train": "import random\nrandom.random()\n"}, "random.random"),
     ("random", {"augtool.synth": "from numpy.random import rand\n"}, "numpy.random.rand"),

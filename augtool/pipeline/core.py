@@ -1,0 +1,380 @@
+"""The pipeline: one image and its targets through a step, with the bytes ``expand`` writes.
+
+A :class:`Pipeline` holds the steps copies cycle through (a recipe, resolved:
+built-ins, plug-ins, albumentations), the preprocessing and the PCA settings.
+:meth:`Pipeline.apply` runs one step on one image, drawing the step's
+parameters from the generator of ``(seed, source, copy)``
+(:func:`augtool.plan.output_rng`), exactly as an ``expand`` worker does: the
+same seed, source and copy give the image ``expand`` writes, and the targets
+(boxes) on it::
+
+    pipe = Pipeline.paper()
+    sample = pipe.apply(image, "rotate", seed=0, source=sha256, copy=3, size=227)
+
+Every step carries targets the same way (``augtool.pipeline.steps``): a
+geometric step maps them by the matrix its pixels are warped by, an
+albumentations step moves them with albumentations' own box support, a step
+that changes colours only leaves them where they are, up to the resize to the
+output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from augtool.decode import choose_reduction, decode_rgb, image_size, read_image_file
+from augtool.defaults import DEFAULT_MIN_VISIBILITY, DEFAULT_SIZE
+from augtool.errors import OptionError
+from augtool.ops.geometry import (
+    Affine,
+    as3x3,
+    crop,
+    identity,
+    letterbox,
+    output_map,
+    policy_window,
+)
+from augtool.ops.targets import Targets
+from augtool.pipeline.builtins import ORIGINAL, STEPS
+from augtool.pipeline.steps import Params, StepType, as_step_type
+from augtool.plan import ORIGINAL_NAME, PCA, output_rng
+from augtool.recipe import Recipe, paper_recipe, parse_recipe
+from augtool.recipe import load_recipe as read_recipe_file
+from augtool.registry import build_settings, load_plugin
+from augtool.render import PcaSettings, preprocess_work
+from augtool.resize import resize_to
+from augtool.transforms import Ranges
+
+#: Output size: a side length, or ``(width, height)``.
+Size = int | tuple[int, int]
+
+
+@dataclass(frozen=True)
+class PipelineStep:
+    """One step of a pipeline, ready to run.
+
+    Attributes:
+        name: Its name in the recipe, file names and the manifest.
+        step_type: What it does (:class:`augtool.pipeline.steps.StepType`).
+        settings: Its typed settings (an instance of ``step_type.settings``).
+        at: Where an ``apply`` step runs: ``output`` or ``work``.
+    """
+
+    name: str
+    step_type: StepType
+    settings: Any
+    at: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One output: the image, the parameters it was made with, and its targets.
+
+    Attributes:
+        step: The step's name (``original`` and ``pca`` included).
+        image: ``(H, W, 3)`` uint8 RGB, the output size.
+        params: The parameters, as ``expand`` records them in the manifest.
+        targets: The targets on the image (settled), or None if none were given.
+    """
+
+    step: str
+    image: np.ndarray
+    params: Params
+    targets: Targets | None = None
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The steps copies cycle through, with their preprocessing and the PCA copies' settings.
+
+    Build one with :meth:`paper`, :meth:`from_recipe`, :meth:`from_dict` or
+    :func:`load_recipe`.
+
+    Attributes:
+        recipe: The recipe it was built from (recorded in ``augtool.json``).
+        steps: The resolved steps, in cycle order.
+        pca: Settings of the ``pca`` copies.
+    """
+
+    recipe: Recipe
+    steps: tuple[PipelineStep, ...]
+    pca: PcaSettings = field(default_factory=PcaSettings)
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, pca: PcaSettings | None = None) -> Pipeline:
+        """Resolve a checked recipe (``augtool.recipe``): built-ins, plug-ins, albumentations.
+
+        Raises:
+            OptionError: If a plug-in cannot be imported or albumentations is missing.
+        """
+        steps = []
+        for step in recipe.steps:
+            if step.kind == "albumentations":
+                from augtool.pipeline.albu_boxes import albumentations_step
+
+                entry = albumentations_step(
+                    step.name, json.loads(step.albumentations), step.at or "output"
+                )
+            elif step.kind == "plugin":
+                entry = as_step_type(load_plugin(step.ref, root=step.root))
+            else:
+                entry = STEPS[step.ref]
+            settings = build_settings(entry, dict(step.settings), step.name)
+            steps.append(PipelineStep(step.name, entry, settings, step.at or entry.at))
+        return cls(recipe, tuple(steps), pca or PcaSettings())
+
+    @classmethod
+    def paper(
+        cls,
+        ranges: Ranges | None = None,
+        names: tuple[str, ...] | None = None,
+        pca: PcaSettings | None = None,
+    ) -> Pipeline:
+        """The paper's ten steps (``expand``'s default) at ``ranges``, or a subset ``names``."""
+        return cls.from_recipe(paper_recipe(ranges, names), pca)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], pca: PcaSettings | None = None) -> Pipeline:
+        """A pipeline from recipe data, the structure of a recipe file (``docs/recipes.md``).
+
+        Raises:
+            OptionError: Naming the key, for anything a recipe file may not hold.
+        """
+        return cls.from_recipe(parse_recipe(data, "the pipeline"), pca)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Step names, in the order copies cycle through them."""
+        return tuple(s.name for s in self.steps)
+
+    def step(self, name: str) -> PipelineStep:
+        """The step called ``name``.
+
+        Raises:
+            OptionError: Naming ``step``, when the pipeline has no such step.
+        """
+        for s in self.steps:
+            if s.name == name:
+                return s
+        choices = ", ".join((ORIGINAL_NAME, *self.names, PCA))
+        raise OptionError("step", f"no step {name!r} in this pipeline; its steps: {choices}")
+
+    def apply(
+        self,
+        image: np.ndarray,
+        step: str,
+        *,
+        seed: int = 0,
+        source: str | None = None,
+        copy: int = 1,
+        rng: np.random.Generator | None = None,
+        size: Size = DEFAULT_SIZE,
+        work_scale: tuple[float, float] = (1.0, 1.0),
+        targets: Targets | None = None,
+        letterboxed: bool = False,
+        min_visibility: float = DEFAULT_MIN_VISIBILITY,
+    ) -> Sample:
+        """Run one step on one image and its targets, as an ``expand`` worker does.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB: the source, or the source decoded at a
+                reduced working resolution (then give ``work_scale``).
+            step: A step name, ``original`` or ``pca``.
+            seed: The run seed (``expand``'s ``seed``).
+            source: The source file's sha256 (hex), which ``expand`` keys outputs
+                by; default: the sha256 of the image's pixels.
+            copy: The copy index (1, 2, ... for augmented copies).
+            rng: Draw from this generator instead of the one of ``(seed, source, copy)``.
+            size: Output side, or ``(width, height)``.
+            work_scale: Pixels of ``image`` per source pixel, ``(sx, sy)``.
+            targets: The source's targets (:meth:`Targets.from_boxes`, on the
+                source's pixels), or None.
+            letterboxed: Keep the canvas' aspect ratio between black bars
+                (the paper's steps only).
+            min_visibility: Drop a box when less than this fraction of it stays
+                in the output.
+
+        Returns:
+            The output image, its parameters and its targets.
+
+        Raises:
+            OptionError: For an unknown step, targets through a step that cannot
+                carry them, or ``letterboxed`` with a step it does not support.
+            ValueError: If ``image`` is not an RGB uint8 image, or the targets
+                are not on the source's grid.
+        """
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(
+                f"expected a uint8 (H, W, 3) RGB image, got {image.dtype} {image.shape}"
+            )
+        sx, sy = work_scale
+        source_px = (round(image.shape[1] / sx), round(image.shape[0] / sy))
+        if targets is not None and targets.size != (float(source_px[0]), float(source_px[1])):
+            raise ValueError(f"targets are on a {targets.size} grid, the source is {source_px}")
+        if rng is None:
+            key = source or hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+            rng = output_rng(seed, key, copy)
+        out = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+        preprocess = self.recipe.preprocess
+        work = preprocess_work(image, preprocess)
+        src: tuple[float, float] = source_px
+        if preprocess.resize != "squash":
+            x0, y0, side = policy_window(image.shape[1], image.shape[0], preprocess.resize)
+            src = (side / sx, side / sy)
+            if targets is not None:  # clipped here: what the policy cuts off is gone
+                targets = targets.mapped(as3x3(crop(x0 / sx, y0 / sy, *src)[0]), src).settled()
+
+        if step in (ORIGINAL_NAME, PCA):
+            chosen = PipelineStep(step, ORIGINAL, ORIGINAL.settings(), ORIGINAL.at)
+            params: Params = {}
+        else:
+            chosen = self.step(step)
+            params = chosen.step_type.sample(rng, chosen.settings)
+        result, targets = self._run(
+            chosen, work, params, work_scale, src, out, targets, letterboxed, min_visibility
+        )
+        if step == PCA:
+            result, params = self._pca(result, rng)
+        if targets is not None:
+            targets = targets.settled(min_visibility)
+        return Sample(step, result, params, targets)
+
+    def apply_file(
+        self,
+        path: str | Path,
+        step: str,
+        *,
+        seed: int = 0,
+        copy: int = 1,
+        size: Size = DEFAULT_SIZE,
+        targets: Targets | None = None,
+        letterboxed: bool = False,
+        min_visibility: float = DEFAULT_MIN_VISIBILITY,
+    ) -> Sample:
+        """:meth:`apply` to a source file, decoded and keyed as ``expand`` does.
+
+        The file is decoded at the working resolution ``expand`` picks for
+        ``size`` and keyed by its sha256, so the output is ``expand``'s own.
+
+        Raises:
+            InputError: If the file cannot be read or decoded.
+        """
+        data = read_image_file(path)
+        width, height = image_size(data, str(path))
+        out = (size, size) if isinstance(size, int) else size
+        work = decode_rgb(data, choose_reduction(width, height, max(out)), str(path))
+        return self.apply(
+            work,
+            step,
+            seed=seed,
+            source=hashlib.sha256(data).hexdigest(),
+            copy=copy,
+            size=size,
+            work_scale=(work.shape[1] / width, work.shape[0] / height),
+            targets=targets,
+            letterboxed=letterboxed,
+            min_visibility=min_visibility,
+        )
+
+    def _run(
+        self,
+        chosen: PipelineStep,
+        work: np.ndarray,
+        params: Params,
+        work_scale: tuple[float, float],
+        src: tuple[float, float],
+        out: tuple[int, int],
+        targets: Targets | None,
+        letterboxed: bool,
+        min_visibility: float,
+    ) -> tuple[np.ndarray, Targets | None]:
+        """The step's pixels at the output size, and its targets (pending, not settled)."""
+        kind = chosen.step_type
+        if targets is not None and not kind.carries_targets:
+            raise OptionError(
+                "targets",
+                f"step {chosen.name!r} moves pixels without saying where, so boxes cannot "
+                "follow it; a plug-in declares moves_pixels=False (colours only) or gives "
+                "its geometry",
+            )
+        if kind.render is not None:
+            geometry: Affine = (kind.geometry or _identity)(params, *src)
+            resize, picture = output_map(geometry[1], out, letterboxed)
+            if letterboxed:
+                image = _letterboxed(kind, work, params, work_scale, geometry[1], out)
+            else:
+                image = kind.run(work, params, work_scale, out, chosen.at)
+            if targets is not None:
+                targets = targets.mapped(resize @ as3x3(geometry[0]), out, picture)
+            return image, targets
+        if letterboxed:
+            raise OptionError(
+                "letterboxed", f"keeps the aspect of the paper's steps only, not {chosen.name!r}"
+            )
+        at_work = chosen.at == "work"
+        stage = (work.shape[1], work.shape[0]) if at_work else out
+        to_stage = np.diag([*work_scale, 1.0]) if at_work else output_map(src, out)[0]
+        if targets is not None and kind.apply_targets is not None:
+            staged = work if at_work else resize_to(work, out)
+            settled = targets.mapped(to_stage, stage).settled(min_visibility)
+            image, moved = kind.apply_targets(staged, params, settled, min_visibility)
+            return resize_to(image, out), moved.mapped(output_map(moved.size, out)[0], out)
+        image = kind.run(work, params, work_scale, out, chosen.at)
+        if targets is not None:
+            matrix, canvas = (kind.geometry or _identity)(params, *stage)
+            resize = output_map(canvas, out)[0]
+            targets = targets.mapped(resize @ as3x3(matrix) @ to_stage, out)
+        return image, targets
+
+    def _pca(self, original: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Params]:
+        """A PCA copy of the original output, and its recorded parameters."""
+        from augtool.color import apply_pca, sample_alphas
+
+        pca = self.pca
+        alphas = sample_alphas(rng, 1, pca.k, pca.std)
+        result = apply_pca(original[None], alphas, mode=pca.mode, scale=pca.scale)
+        return result.images[0], {
+            "alphas": [float(a) for a in alphas[0]],
+            "eigenvalues": [float(v) for v in result.eigenvalues[0]],
+            "std": pca.std,
+            "k": pca.k,
+            "mode": pca.mode,
+            "scale": pca.scale,
+        }
+
+
+def _identity(params: Params, width: float, height: float) -> Affine:
+    return identity(width, height)
+
+
+def _letterboxed(
+    kind: StepType,
+    work: np.ndarray,
+    params: Params,
+    work_scale: tuple[float, float],
+    canvas: tuple[float, float],
+    out: tuple[int, int],
+) -> np.ndarray:
+    """The step's canvas at the largest size that fits the output, centred between black bars."""
+    assert kind.render is not None
+    (fw, fh), (ox, oy) = letterbox(canvas, out)
+    result = np.zeros((out[1], out[0], 3), np.uint8)
+    result[oy : oy + fh, ox : ox + fw] = kind.render(work, params, work_scale, (fw, fh))
+    return result
+
+
+def load_recipe(value: str | Path, pca: PcaSettings | None = None) -> Pipeline:
+    """Read a recipe file, or a shipped recipe by name (``paper``, ``curator``...), as a pipeline.
+
+    Raises:
+        OptionError: As :func:`augtool.recipe.load_recipe`: the file, line and key.
+    """
+    return Pipeline.from_recipe(read_recipe_file(value), pca)
