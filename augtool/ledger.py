@@ -31,6 +31,7 @@ torch).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -347,7 +348,7 @@ def append_test_read(dataset_path: str | Path, read: TestRead) -> TestRead:
         raise OutputError(f"{path}: cannot record the test read ({err.strerror or err})") from err
     finally:
         os.close(fd)
-    return TestRead(**{**asdict(read), "line": number})
+    return dataclasses.replace(read, line=number)
 
 
 def _last_byte(path: Path) -> bytes:
