@@ -138,9 +138,8 @@ def _warn_training_images(report: dict, data: str) -> None:
     seen = report["training_images"]
     if seen:
         click.echo(
-            f"warning: {seen} of the {report['n']} images scored trained the model "
-            f"({data} is its own training data): these figures are not an estimate of "
-            "accuracy on new images"
+            f"warning: {seen} of the {report['n']} images scored trained the model (it was "
+            f"trained on {data}): these figures are not an estimate of accuracy on new images"
         )
 
 
