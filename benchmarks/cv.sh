@@ -25,12 +25,16 @@
 # train refuses them if a smear of theirs is in a validation or test fold.
 #
 # Uses this checkout's code (python -m cli), not an installed augtool. Each step
-# trains all 5 folds (`augtool train --fold all`): test on fold k, keep the epoch
-# best on fold k+1, train on the other 3; it prints RUNS/cv.md. A step that was
-# interrupted continues where it stopped (--resume keeps finished folds).
+# trains all 5 folds (`augtool train --fold all`): test fold k, keep the epoch
+# best on fold k+1, train on the other 3; it prints RUNS/cv.md (validation figures
+# only: training never scores a test fold). A step that was interrupted continues
+# where it stopped (--resume keeps finished folds). Progress goes to stderr, one
+# line per epoch when it is a log file.
 # The CellNet configurations are compared on mean VAL accuracy only
-# (benchmarks/cv_compare.py RUN... prints that ranking, then the chosen run's cv.md):
-# the test columns of the chosen one are the reported figure. Measured 2026-12-01 on
+# (benchmarks/cv_compare.py RUN... prints that ranking and names the choice); the
+# chosen run's test folds are then read once, by hand:
+#   augtool evaluate RUN cells5-SIZE.h5 --fold all --subset test
+# which records the read in cells5-SIZE.h5.test-reads.jsonl. Measured 2026-12-01 on
 # the 2-core VM with OMP_NUM_THREADS=1 (one core per run, the other core busy): one
 # fold of CellNet at 64 px or with crop=0.5 at 128 px about 2 minutes, crop=0.3 at 227
 # px about 4, LeukemiaNet at 64 px about 1.5, at 128 px about 10. See docs/results.md.

@@ -1,11 +1,13 @@
-"""Compare cross-validated configurations on validation folds only, then read the chosen one's test.
+"""Compare cross-validated configurations on validation folds only, and name the choice.
 
-Each argument is a run folder written by ``augtool train DATA --out RUN --fold all``
+Each argument is a run folder written by ``augtool train DATA RUN --fold all``
 (``RUN/cv.json``). The configurations are ranked by mean validation accuracy over
 the folds (ties: higher mean validation macro F1, then the earlier argument); the
-table of that ranking shows validation columns only. Then the chosen run's
-``cv.md``, test columns included, is printed once: the figure to report. No test
-figure of a configuration that was not chosen is printed.
+table of that ranking shows validation columns only. Then the chosen run is named
+with the one command that scores its test folds, which this script never runs:
+``augtool evaluate RUN DATA --fold all --subset test`` records the read in the
+dataset's ledger. No test figure is printed, even from a ``cv.json`` that an older
+version of ``train`` wrote with test columns.
 
 Usage:
     python benchmarks/cv_compare.py cv-work/cv-cell-64 cv-work/cv-cell-nocoords-64 ...
@@ -99,11 +101,10 @@ def main() -> None:
     print(val_table(ranked))
     if args.val_only:
         return
-    chosen, _ = ranked[0]
+    chosen, cv = ranked[0]
     print()
-    print(f"Chosen on validation: `{chosen.name}`. Its test folds, read once ({chosen}/cv.md):")
-    print()
-    print((chosen / "cv.md").read_text().rstrip())
+    print(f"Chosen on validation: `{chosen.name}`. Score its test folds once, with:")
+    print(f"    augtool evaluate {chosen} {cv['data']} --fold all --subset test")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@
 every k (:func:`model.run.train_run` with ``fold=k``: test fold k, val fold
 k+1, train on the rest) into ``RUNS/fold-<k>/``, then writes ``RUNS/cv.json``
 and ``RUNS/cv.md``: the per-fold table and the mean and standard deviation over
-the folds of val and test accuracy and macro F1. Every image is in exactly one
-test fold, so the pooled test figures cover the whole dataset once.
+the folds of val accuracy and macro F1.
 
-Val figures are what configurations are compared on; each fold's test figure
-is computed once, after its training, with the epoch chosen on val.
+Val figures are what configurations are compared on. Training never scores a
+test fold: the chosen configuration's test folds are scored once, on purpose,
+by ``augtool evaluate RUNS DATA --fold all --subset test``, which records the
+read in the dataset's ledger (:mod:`augtool.ledger`).
 """
 
 from __future__ import annotations
@@ -30,12 +31,11 @@ from model.train import TrainConfig, TrainEvent
 
 CV_JSON = "cv.json"
 CV_MARKDOWN = "cv.md"
-#: Figures summarised over the folds: (part, metric).
+#: Figures summarised over the folds: (part, metric). Validation only: training
+#: never scores a test fold.
 SUMMARY_KEYS = (
     ("val", "accuracy"),
     ("val", "macro_f1"),
-    ("test", "accuracy"),
-    ("test", "macro_f1"),
 )
 
 
@@ -193,8 +193,8 @@ def summarize(
 
     Returns:
         ``folds`` (K), ``per_fold`` rows, ``mean`` and ``std`` of each of
-        :data:`SUMMARY_KEYS` (as ``"<part>_<metric>"``), and ``pooled_test``:
-        the metrics of all test predictions together (every image once).
+        :data:`SUMMARY_KEYS` (as ``"<part>_<metric>"``), and ``pooled_val``:
+        the metrics of all val predictions together (every image once).
     """
     rows = []
     for m in runs:
@@ -210,7 +210,7 @@ def summarize(
                 "epochs_run": m["epochs_run"],
                 "train_seconds": m["train_seconds"],
                 **{f"{part}_{key}": m[part][key] for part, key in SUMMARY_KEYS},
-                "test_originals_accuracy": (m["test"].get("originals") or {}).get("accuracy"),
+                "val_originals_accuracy": (m["val"].get("originals") or {}).get("accuracy"),
             }
         )
     mean, std = {}, {}
@@ -218,8 +218,8 @@ def summarize(
         name = f"{part}_{key}"
         values = [r[name] for r in rows if r[name] is not None]
         mean[name], std[name] = mean_std(values) if values else (math.nan, math.nan)
-    class_names = runs[0]["test"]["class_names"]
-    confusion = sum(np.asarray(m["test"]["confusion"], dtype=np.int64) for m in runs)
+    class_names = runs[0]["val"]["class_names"]
+    confusion = sum(np.asarray(m["val"]["confusion"], dtype=np.int64) for m in runs)
     pooled = report_from_confusion(confusion, class_names)
     return {
         "data": data,
@@ -228,14 +228,14 @@ def summarize(
         "config": config.to_dict(),
         "folds": len(rows),
         "protocol": (
-            "fold k: test on fold k, keep the epoch best on val fold k+1 (mod K), train on "
-            "the other K-2 folds; test scored once after training"
+            "fold k: test fold k, kept epoch best on val fold k+1 (mod K), trained on "
+            "the other K-2 folds; training scores no test fold"
         ),
         "per_fold": rows,
         "mean": mean,
         "std": std,
         "std_note": "sample standard deviation over the folds (n - 1)",
-        "pooled_test": {
+        "pooled_val": {
             "n": pooled["n"],
             "accuracy": pooled["accuracy"],
             "macro_f1": pooled["macro_f1"],
@@ -251,7 +251,7 @@ def pct_cell(value: float | None) -> str:
 
 
 def format_markdown(summary: dict[str, Any]) -> str:
-    """``cv.md``: the per-fold table and mean +- std of each figure."""
+    """``cv.md``: the per-fold table and mean +- std of each validation figure."""
     lines = [
         f"# Cross-validation: {summary['arch']}, {summary['folds']} folds",
         "",
@@ -260,29 +260,29 @@ def format_markdown(summary: dict[str, Any]) -> str:
         f"Protocol: {summary['protocol']}.",
         "",
         "| test fold | val fold | train / val / test images | kept epoch | val accuracy "
-        "| val macro F1 | test accuracy | test macro F1 | test originals only |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| val macro F1 | val originals only |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in summary["per_fold"]:
         lines.append(
             f"| {r['fold']} | {r['val_fold']} | {r['train_images']} / {r['val_images']} / "
             f"{r['test_images']} | {r['best_epoch']} of {r['epochs_run']} "
             f"| {pct_cell(r['val_accuracy'])} | {pct_cell(r['val_macro_f1'])} "
-            f"| {pct_cell(r['test_accuracy'])} | {pct_cell(r['test_macro_f1'])} "
-            f"| {pct_cell(r['test_originals_accuracy'])} |"
+            f"| {pct_cell(r['val_originals_accuracy'])} |"
         )
     mean, std = summary["mean"], summary["std"]
     cells = " | ".join(
         f"{pct_cell(mean[f'{p}_{k}'])} ± {pct_cell(std[f'{p}_{k}'])}" for p, k in SUMMARY_KEYS
     )
     lines.append(f"| **mean ± std** | | | | {cells} | |")
-    pooled = summary["pooled_test"]
+    pooled = summary["pooled_val"]
     lines += [
         "",
         f"Standard deviation: {summary['std_note']}. Pooled over the folds (each image "
-        f"tested once, n = {pooled['n']}): test accuracy {pct_cell(pooled['accuracy'])}, "
+        f"a val image once, n = {pooled['n']}): val accuracy {pct_cell(pooled['accuracy'])}, "
         f"macro F1 {pct_cell(pooled['macro_f1'])}. The folds hold whole groups, but the images "
-        "of one source or smear are not independent samples.",
+        "of one source or smear are not independent samples. Val chose each fold's kept "
+        "epoch, so these figures are optimistic; the test folds are scored on their own.",
         "",
     ]
     return "\n".join(lines)

@@ -10,6 +10,7 @@ an interrupted run never leaves a half-written RUN.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from collections.abc import Sequence
@@ -22,8 +23,9 @@ import torch
 
 from augtool.errors import InputError, OptionError, OutputError, literal
 from augtool.io import Dataset, is_hdf5_path, open_dataset
+from augtool.ledger import dataset_sha256
 from augtool.progress import Progress
-from augtool.publish import staged_folder
+from augtool.publish import staged_folder, write_bytes
 from augtool.schema import images_of
 from model.data import (
     RAW_SOURCE,
@@ -249,14 +251,21 @@ def train_run(
     max_memory: str | int | None = None,
     started: float | None = None,
     extra_train: str | Path | None = None,
+    all_images: bool = False,
 ) -> TrainResult:
-    """Train on an expand output and write the run folder.
+    """Train on an expand output and write the run folder; test images are never scored.
 
     Normalisation statistics come from the train split only. With a val split the
-    kept model is the best epoch on val; the final metrics are computed on test
-    (and val) with the kept model, once, after training: test is never scored
-    during training. An HDF5 file whose images take more than the memory budget
-    is streamed from disk (:mod:`model.stream`) instead of being loaded whole.
+    kept model is the best epoch on val, and the final metrics are the kept
+    model's on val. Test images are neither scored nor loaded: scoring them is
+    its own step (``augtool evaluate``), which records every read in the
+    dataset's ledger (:mod:`augtool.ledger`). An HDF5 file whose images take more
+    than the memory budget is streamed from disk (:mod:`model.stream`) instead of
+    being loaded whole.
+
+    The run folder is filled in a hidden sibling (:func:`augtool.publish.staged_folder`)
+    and renamed into place at the end; ``history.csv`` and ``curves.png`` are
+    rewritten there after every epoch, so a long run can be followed.
 
     Args:
         data_path: HDF5 file or folder written by ``augtool expand``.
@@ -265,12 +274,14 @@ def train_run(
         device: ``auto``, ``cuda`` or ``cpu``.
         overwrite: Replace an existing non-empty run folder.
         progress: Called with each :class:`model.train.TrainEvent`: ``load`` before
-            the data is read, ``batch`` and ``epoch`` events from :func:`fit`, and
-            ``done`` once the run folder is in place.
+            the data is read, ``batch`` and ``epoch`` events from :func:`fit` (an
+            ``epoch`` event once the history holds that epoch), and ``done`` once
+            the run folder is in place.
         command_line: Recorded in ``metrics.json``.
         fold: Cross-validation: test on this fold of a ``--folds`` dataset, choose
             the epoch on the next fold, train on the rest (:func:`fold_parts`).
-            ``None`` uses the dataset's train/val/test splits.
+            ``None`` uses the dataset's train/val/test splits; a dataset with
+            folds then needs ``all_images``.
         max_memory: Bytes (or a size like ``8G``) the images may take; ``None``:
             :func:`model.stream.default_memory_budget` of the device.
         started: ``time.perf_counter()`` when the command began, so that elapsed
@@ -278,105 +289,116 @@ def train_run(
         extra_train: Another expand output whose images are added to the train
             part only (never validated or tested on); it must share no group with
             the data's validation and test images (:func:`with_extra_train`).
+        all_images: Train on every image of the data (all splits or folds), with
+            no val and no test: a final model, whose figures can no longer be
+            estimated on this data.
 
     Returns:
         The run folder and what was measured.
 
     Raises:
         InputError: Unreadable data or no train split.
-        OptionError: Invalid settings or device.
+        OptionError: Invalid settings or device; a dataset with folds and
+            neither ``fold`` nor ``all_images``.
         OutputError: The run folder cannot be written.
     """
     clock = time.perf_counter() if started is None else started
     out = check_run_dir(out, overwrite)
+    if all_images and fold is not None:
+        raise OptionError(
+            "all_images", "trains on every image, so it cannot be combined with {fold}", refs=True
+        )
     dev = resolve_device(device)
     config.validate()
     budget = memory_budget(max_memory, dev)
-    if progress is not None:
-        progress(TrainEvent("load", time.perf_counter() - clock, epochs=config.epochs))
-    streamed = needs_streaming(data_path, budget)
-    data = open_lazy(data_path) if streamed else open_dataset(data_path)
-    folds: dict[str, int] = {}
-    if fold is None:
-        train_name, val_name, test_name = train_splits(data)
-        if config.patience is not None and val_name is None:
-            raise OptionError(
-                "patience",
-                f"needs a val split to watch, and {literal(data_path)} has none ("
-                f"{literal(', '.join(data.split_names))}); make one with {{expand.split}} "
-                "0.7,0.15,0.15, or train without {patience}",
-                refs=True,
-            )
-        parts = {name: data.subset(name) for name in (train_name, val_name, test_name) if name}
-    else:
-        train_name, val_name, test_name = "train", "val", "test"
-        parts = fold_parts(data, fold)
-        folds = {"folds": data.fold_count, "test_fold": fold}
-        folds["val_fold"] = val_fold(fold, folds["folds"])
-    if extra_train is not None:
-        if streamed:
-            raise OptionError("extra_train", "cannot be added to a data set streamed from disk")
-        held = {g for name in (val_name, test_name) if name for g in parts[name].groups}
-        parts[train_name] = with_extra_train(
-            parts[train_name], open_dataset(extra_train), held, extra_train
-        )
-    norm = compute_normalization(
-        parts[train_name].images, config.normalize, chunk=64 if streamed else 256
-    )
-    size = int(data.images.shape[1])
-    generator = torch.Generator().manual_seed(config.seed)
-    net = create_model(
-        config.arch, len(data.class_names), size, generator=generator, **config.arch_options
-    )
-    net = prepare_model(net, dev)
-    on_device = {k: to_device(v.images, v.labels, norm, dev, budget) for k, v in parts.items()}
-    del data
-    result = fit(
-        net,
-        on_device[train_name],
-        config,
-        generator,
-        val=on_device.get(val_name) if val_name else None,
-        progress=progress,
-        started=clock,
-    )
-    amp = use_amp(config.amp, dev)
-    scores = {}
-    for name in (val_name, test_name):
-        if name:
-            pred = evaluate(net, on_device[name], amp=amp)
-            scores[name] = classification_report(
-                pred.labels, pred.predicted, parts[name].class_names, parts[name].transforms
-            )
-    seen = sum(r["train_images"] for r in result.history)
-    busy = sum(r["train_seconds"] for r in result.history)
-    metrics = {
-        "data": str(data_path),
-        **({"extra_train": str(extra_train)} if extra_train is not None else {}),
-        "command_line": command_line,
-        "arch": config.arch,
-        "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "config": config.to_dict(),
-        "normalization": norm.to_dict(),
-        "splits": {k: len(v) for k, v in parts.items()},
-        **({"cv": folds} if folds else {}),
-        "data_path": "streamed" if streamed else "resident",
-        "max_memory": budget,
-        "best_epoch": result.best_epoch,
-        "epochs_run": len(result.history),
-        "stopped_early": result.stopped_early,
-        "train_seconds": result.train_seconds,
-        "train_images_per_second": seen / busy if busy > 0 else None,
-        **scores,
-    }
-    info = {
-        "best_epoch": result.best_epoch,
-        "data": str(data_path),
-        **({"cv": folds} if folds else {}),
-    }
-    class_names = parts[train_name].class_names
     with staged_folder(out) as stage:
+        history: list[dict[str, float]] = []
+
+        def on_event(event: TrainEvent) -> None:
+            if event.kind == "epoch" and event.row is not None:
+                history.append(event.row)
+                write_history(stage / HISTORY_NAME, history)
+                picture = png_bytes(curves_image(history), out / CURVES_NAME)
+                write_bytes(stage / CURVES_NAME, picture)
+            if progress is not None:
+                progress(event)
+
+        on_event(TrainEvent("load", time.perf_counter() - clock, epochs=config.epochs))
+        streamed = needs_streaming(data_path, budget)
+        data = open_lazy(data_path) if streamed else open_dataset(data_path)
+        parts, names, folds, training = _training_parts(data, data_path, config, fold, all_images)
+        train_name, val_name = names
+        if extra_train is not None:
+            if streamed:
+                raise OptionError("extra_train", "cannot be added to a data set streamed from disk")
+            held = {g for name, part in parts.items() if name != train_name for g in part.groups}
+            parts[train_name] = with_extra_train(
+                parts[train_name], open_dataset(extra_train), held, extra_train
+            )
+            training["extra_sha256"] = dataset_sha256(extra_train)
+        norm = compute_normalization(
+            parts[train_name].images, config.normalize, chunk=64 if streamed else 256
+        )
+        size = int(data.images.shape[1])
+        class_names = parts[train_name].class_names
+        counts = {k: len(v) for k, v in parts.items()}
+        del data
+        scored = [n for n in (train_name, val_name) if n]  # never test: it stays on disk
+        generator = torch.Generator().manual_seed(config.seed)
+        net = create_model(
+            config.arch, len(class_names), size, generator=generator, **config.arch_options
+        )
+        net = prepare_model(net, dev)
+        on_device = {
+            k: to_device(parts[k].images, parts[k].labels, norm, dev, budget) for k in scored
+        }
+        result = fit(
+            net,
+            on_device[train_name],
+            config,
+            generator,
+            val=on_device.get(val_name) if val_name else None,
+            progress=on_event,
+            started=clock,
+        )
+        scores = {}
+        if val_name:
+            pred = evaluate(net, on_device[val_name], amp=use_amp(config.amp, dev))
+            scores[val_name] = classification_report(
+                pred.labels,
+                pred.predicted,
+                parts[val_name].class_names,
+                parts[val_name].transforms,
+            )
+        seen = sum(r["train_images"] for r in result.history)
+        busy = sum(r["train_seconds"] for r in result.history)
+        metrics = {
+            "data": str(data_path),
+            **({"extra_train": str(extra_train)} if extra_train is not None else {}),
+            "command_line": command_line,
+            "arch": config.arch,
+            "device": str(dev),
+            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+            "config": config.to_dict(),
+            "normalization": norm.to_dict(),
+            "splits": counts,
+            **({"cv": folds} if folds else {}),
+            **({"all_images": True} if all_images else {}),
+            "data_path": "streamed" if streamed else "resident",
+            "max_memory": budget,
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+            "stopped_early": result.stopped_early,
+            "train_seconds": result.train_seconds,
+            "train_images_per_second": seen / busy if busy > 0 else None,
+            **scores,
+        }
+        info = {
+            "best_epoch": result.best_epoch,
+            "data": str(data_path),
+            **({"cv": folds} if folds else {}),
+            "training": training,
+        }
         save_checkpoint(
             stage / MODEL_NAME,
             net,
@@ -388,16 +410,72 @@ def train_run(
             config.to_dict(),
             info,
         )
-        write_history(stage / HISTORY_NAME, result.history)
-        (stage / CURVES_NAME).write_bytes(
-            png_bytes(curves_image(result.history), out / CURVES_NAME)
-        )
         write_json(stage / METRICS_NAME, metrics)
     seconds = time.perf_counter() - clock
     if progress is not None:
         last = len(result.history)
         progress(TrainEvent("done", seconds, last, config.epochs))
     return TrainResult(run_dir=out, fit=result, metrics=metrics, device=str(dev), seconds=seconds)
+
+
+def _training_parts(
+    data: Dataset,
+    data_path: str | Path,
+    config: TrainConfig,
+    fold: int | None,
+    all_images: bool,
+) -> tuple[dict[str, Dataset], tuple[str, str | None], dict[str, int], dict[str, Any]]:
+    """The parts a run uses, their roles, its fold record and what it trained on.
+
+    Returns:
+        ``(parts, (train name, val name or None), cv record, training record)``.
+        ``parts`` may hold a ``test`` part: its groups keep extra training images
+        out; it is never scored. The training record (kept in the checkpoint)
+        says which images of the data trained the model, for :func:`evaluate_run`.
+
+    Raises:
+        OptionError: Folds without ``fold`` or ``all_images``; ``patience``
+            without val images.
+    """
+    training: dict[str, Any] = {"data_sha256": dataset_sha256(data_path)}
+    folds: dict[str, int] = {}
+    if all_images:
+        parts, names = {"all": data}, ("all", None)
+        training["all_images"] = True
+    elif fold is not None:
+        parts, names = fold_parts(data, fold), ("train", "val")
+        folds = {"folds": data.fold_count, "test_fold": fold}
+        folds["val_fold"] = val_fold(fold, folds["folds"])
+        training["folds"] = sorted(set(range(folds["folds"])) - {fold, folds["val_fold"]})
+    elif data.fold_count:
+        raise OptionError(
+            "fold",
+            f"{literal(data_path)} has {data.fold_count:d} cross-validation folds, which "
+            "replace its splits: train one fold with {fold} K, every fold with {fold} all, "
+            "or every image, knowingly, with {all_images} (nothing is left to test it on)",
+            refs=True,
+        )
+    else:
+        train_name, val_name, test_name = train_splits(data)
+        parts = {n: data.subset(n) for n in (train_name, val_name, test_name) if n}
+        names = (train_name, val_name)
+        training["splits"] = [train_name]
+    if config.patience is not None and all_images:
+        raise OptionError(
+            "patience",
+            "needs val images to watch, and {all_images} trains on every image; train "
+            "without {patience}",
+            refs=True,
+        )
+    if config.patience is not None and names[1] is None:
+        raise OptionError(
+            "patience",
+            f"needs a val split to watch, and {literal(data_path)} has none ("
+            f"{literal(', '.join(data.split_names))}); make one with {{expand.split}} "
+            "0.7,0.15,0.15, or train without {patience}",
+            refs=True,
+        )
+    return parts, names, folds, training
 
 
 def needs_streaming(data_path: str | Path, budget: int) -> bool:
@@ -431,15 +509,20 @@ def to_device(
 
 
 def write_history(path: Path, history: Sequence[dict[str, float]]) -> None:
-    """One CSV row per epoch; columns are the union of the rows' keys, in first-seen order."""
+    """One CSV row per epoch; columns are the union of the rows' keys, in first-seen order.
+
+    Written atomically (:func:`augtool.publish.write_bytes`): a reader following a
+    run sees the previous history or the new one, never half a row.
+    """
     columns: list[str] = []
     for row in history:
         columns += [k for k in row if k not in columns]
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    write_bytes(path, text.getvalue().encode("utf-8"))
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -496,13 +579,21 @@ def evaluate_run(
             and ``evaluate`` (one step per image, once per model); ``None``: silent.
         fold: Score the val or test images of this cross-validation fold of a
             dataset made with ``expand --folds K``; the model must have been
-            trained for this fold (``train --fold K``).
+            trained for this fold (``train --fold K``). ``None`` with a fold's
+            model and data with folds: the fold the model records
+            (``report["fold_from_model"]`` is then true).
         ensemble: More models (files, or run folders with ``fold``) whose class
             probabilities are averaged with ``model_path``'s.
 
     Returns:
-        The report and where it was written (``report["tta"]`` says whether
-        test-time augmentation was used, ``report["models"]`` which models).
+        The report and where it was written. Besides the figures, the report
+        says what was scored: ``tta``, ``models``, ``fold`` and
+        ``fold_from_model``, ``scored_folds``, ``dataset_sha256``
+        (:func:`augtool.ledger.dataset_sha256`, ``None`` for a raw folder),
+        ``test_images`` (how many scored images are test images of the data:
+        the caller records such a read, :mod:`augtool.ledger`) and
+        ``training_images`` (how many trained one of the models, which makes
+        the figures no estimate of accuracy: :func:`model.scoring.trained_mask`).
 
     Raises:
         InputError: Unreadable model or data, or classes the model does not know.
@@ -510,13 +601,34 @@ def evaluate_run(
             disagree on classes or input size.
         OutputError: The output folder cannot be written.
     """
-    from model.scoring import check_compatible, fold_part, load_fold_model, mean_probabilities
+    from model.data import is_raw_folder
+    from model.scoring import (
+        FOLD_PARTS,
+        check_compatible,
+        check_fold,
+        fold_part,
+        load_fold_model,
+        mean_probabilities,
+        test_images_mask,
+        trained_mask,
+    )
 
     dev = resolve_device(device)
     models = [load_fold_model(m, fold, dev) for m in (model_path, *ensemble)]
     check_compatible(models)
     first = models[0].checkpoint
-    if fold is None:
+    raw = is_raw_folder(Path(data_path))
+    fold_from_model = False
+    if fold is None and not raw and models[0].test_fold is not None and split in FOLD_PARTS:
+        whole = load_for_evaluation(data_path, None, first.input_size)
+        if whole.fold_count:  # a fold's model on its own data: score its own fold
+            fold, fold_from_model = models[0].test_fold, True
+            for model in models:
+                check_fold(model, fold)
+            data = fold_part(whole, fold, split)
+        else:
+            data = whole.subset(split)
+    elif fold is None:
         data = load_for_evaluation(data_path, split, first.input_size, progress)
     else:
         data = fold_part(
@@ -524,8 +636,11 @@ def evaluate_run(
         )
     if len(data) == 0:
         raise InputError(f"{literal(data_path)}: no images to evaluate")
+    content = None if raw else dataset_sha256(data_path)
+    trained = np.zeros(len(data), dtype=bool)
+    for model in models:
+        trained |= trained_mask(model, data, content, data_path)
     probabilities, labels = mean_probabilities(models, data, dev, batch_size, tta, progress)
-    raw = data.attrs.get("source") == RAW_SOURCE
     transforms = None if raw else data.transforms  # a raw folder records no transforms
     report = classification_report(
         labels,
@@ -536,8 +651,13 @@ def evaluate_run(
         group_unit=group_unit(data),
     )
     report["data"] = str(data_path)
+    report["dataset_sha256"] = content
     report["split"] = None if raw else split
     report["fold"] = fold
+    report["fold_from_model"] = fold_from_model
+    report["scored_folds"] = None if data.folds is None else sorted(set(data.folds.tolist()))
+    report["test_images"] = 0 if raw else int(test_images_mask(data, fold, split).sum())
+    report["training_images"] = int(trained.sum())
     report["model"] = str(models[0].path)
     report["models"] = [str(m.path) for m in models]
     report["tta"] = tta

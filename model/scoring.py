@@ -13,6 +13,7 @@ deviation, and the pooled predictions with a cluster bootstrap over groups.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import torch
 
 from augtool.errors import InputError, OptionError, literal
 from augtool.io import Dataset
+from augtool.ledger import dataset_sha256
 from augtool.progress import Progress
 from model.cv import fold_dir, mean_std, pct_cell
 from model.data import DeviceImages, align_labels, load_for_evaluation
@@ -115,14 +117,28 @@ def load_fold_model(model: str | Path, fold: int | None, device: torch.device) -
     path = model_file(model, fold)
     checkpoint = load_checkpoint(path, device)
     test_fold, folds = recorded_fold(checkpoint, path)
-    if fold is not None and test_fold is None:
+    loaded = FoldModel(path=path, checkpoint=checkpoint, test_fold=test_fold, folds=folds)
+    if fold is not None:
+        check_fold(loaded, fold)
+    return loaded
+
+
+def check_fold(model: FoldModel, fold: int) -> None:
+    """Refuse to score ``model`` on ``fold`` unless it was trained for that test fold.
+
+    Raises:
+        OptionError: The model was trained for another fold, or without folds
+            (its training images may include the fold's).
+    """
+    path, test_fold = model.path, model.test_fold
+    if test_fold is None:
         raise OptionError(
             "fold",
             f"{literal(path)} records no cross-validation fold, so its training images "
             f"may include fold {fold:d}'s; score it on a split without {{fold}}",
             refs=True,
         )
-    if fold is not None and test_fold != fold:
+    if test_fold != fold:
         raise OptionError(
             "fold",
             f"{literal(path)} was trained for test fold {test_fold:d}, and fold {fold:d}'s "
@@ -130,7 +146,68 @@ def load_fold_model(model: str | Path, fold: int | None, device: torch.device) -
             f"give the run folder to pick fold-{fold:d}/model.pt",
             refs=True,
         )
-    return FoldModel(path=path, checkpoint=checkpoint, test_fold=test_fold, folds=folds)
+
+
+def trained_mask(
+    model: FoldModel, data: Dataset, content: str | None, data_path: str | Path
+) -> np.ndarray:
+    """Which images of ``data`` trained ``model``: a boolean array, one per image.
+
+    ``content`` is :func:`augtool.ledger.dataset_sha256` of the data ``data``
+    was taken from (``None``: not an expand output, e.g. a raw image folder).
+    A model records what it trained on (``info["training"]``: the hash of its
+    data and of any extra training data, and its train splits, train folds or
+    every image); a model written before that record is matched by the data
+    path it records, and its train images are its ``train`` (or ``all``) split
+    or, for a fold model, the folds that were neither its test nor its val fold.
+    """
+    none = np.zeros(len(data), dtype=bool)
+    info = model.checkpoint.info
+    training = info.get("training")
+    if isinstance(training, dict):
+        if content is None:
+            return none
+        if training.get("extra_sha256") == content:
+            return ~none
+        if training.get("data_sha256") != content:
+            return none
+    else:
+        recorded = info.get("data")
+        if not isinstance(recorded, str) or not _same_file(recorded, data_path):
+            return none
+        if model.test_fold is not None and model.folds is not None:
+            held = {model.test_fold, val_fold(model.test_fold, model.folds)}
+            training = {"folds": sorted(set(range(model.folds)) - held)}
+        else:
+            training = {"splits": ["train", "all"]}
+    if training.get("all_images"):
+        return ~none
+    if "folds" in training and data.folds is not None:
+        return np.isin(data.folds, training["folds"])
+    if "splits" in training:
+        return np.isin(data.splits.astype(str), training["splits"])
+    return none
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def test_images_mask(data: Dataset, fold: int | None, split: str | None) -> np.ndarray:
+    """Which images of ``data`` are test images of the dataset they came from.
+
+    A cross-validation fold's images are test images when its ``test`` part was
+    scored (``fold`` given); on data with folds scored without ``fold``, every
+    image is in some test fold; otherwise the images of the ``test`` split.
+    """
+    if fold is not None:
+        return np.full(len(data), split == "test", dtype=bool)
+    if data.folds is not None and data.fold_count:
+        return np.ones(len(data), dtype=bool)
+    return data.splits.astype(str) == "test"
 
 
 def check_compatible(models: Sequence[FoldModel]) -> None:
@@ -238,9 +315,13 @@ def evaluate_folds(
 
     Returns:
         ``per_fold`` rows (fold, n, accuracy, macro F1, originals accuracy),
-        ``mean`` and ``std`` (sample, n - 1) over the folds, and ``pooled``: the
+        ``mean`` and ``std`` (sample, n - 1) over the folds, ``dataset_sha256``
+        (:func:`augtool.ledger.dataset_sha256`), and ``pooled``: the
         :func:`model.metrics.classification_report` of all predictions together,
-        with the cluster bootstrap over ``data``'s groups.
+        with the cluster bootstrap over ``data``'s groups, plus ``test_images``
+        and ``training_images`` (how many of the scored images are test images,
+        and trained a model that scored them: :func:`trained_mask`), and
+        ``models``, every model file used.
 
     Raises:
         InputError: Missing models or data without folds.
@@ -257,9 +338,12 @@ def evaluate_folds(
             f"{literal(data_path)}: no cross-validation folds; make it with {{expand.folds}} K",
             refs=True,
         )
+    content = dataset_sha256(data_path)
     rows = []
     y_true, y_pred, groups, transforms = [], [], [], []
     class_names: list[str] = []
+    training_images = 0
+    used: list[str] = []
     for fold in range(folds):
         if fold > 0:
             models = [load_fold_model(run, fold, dev) for run in runs]
@@ -273,6 +357,11 @@ def evaluate_folds(
             )
         class_names = models[0].checkpoint.class_names
         part = fold_part(data, fold, split)
+        trained = np.zeros(len(part), dtype=bool)
+        for model in models:
+            trained |= trained_mask(model, part, content, data_path)
+        training_images += int(trained.sum())
+        used += [str(m.path) for m in models]
         probabilities, labels = mean_probabilities(models, part, dev, batch_size, tta, progress)
         predicted = probabilities.argmax(axis=1)
         report = classification_report(labels, predicted, class_names, part.transforms)
@@ -298,11 +387,17 @@ def evaluate_folds(
         groups=groups,
         group_unit=group_unit(data),
     )
+    pooled["training_images"] = training_images
+    pooled["test_images"] = pooled["n"] if split == "test" else 0
+    pooled["scored_folds"] = list(range(folds))
+    pooled["dataset_sha256"] = content
+    pooled["models"] = used
     mean, std = {}, {}
     for key in ("accuracy", "macro_f1"):
         mean[key], std[key] = mean_std([r[key] for r in rows])
     return {
         "data": str(data_path),
+        "dataset_sha256": content,
         "runs": [str(r) for r in runs],
         "split": split,
         "tta": tta,

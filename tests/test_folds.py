@@ -215,11 +215,16 @@ def fold_h5(tmp_path_factory) -> Path:
 TRAIN = ("--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--device", "cpu", "-q")
 
 
-def test_train_one_fold_tests_on_it_and_validates_on_the_next(fold_h5, tmp_path: Path) -> None:
+def test_train_one_fold_validates_on_the_next_and_leaves_it_unscored(
+    fold_h5, tmp_path: Path
+) -> None:
     run = tmp_path / "run"
     result = CliRunner().invoke(main, ["train", str(fold_h5), str(run), "--fold", "3", *TRAIN])
     assert result.exit_code == 0, result.output
-    assert "val: accuracy" in result.output and "test: accuracy" in result.output
+    assert "val: accuracy" in result.output and "test: accuracy" not in result.output
+    assert result.output.splitlines()[-1].endswith(
+        f"augtool evaluate {run} {fold_h5} --fold 3 --subset test"
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["cv"] == {"folds": 4, "test_fold": 3, "val_fold": 0}
     data = open_dataset(fold_h5)
@@ -229,7 +234,7 @@ def test_train_one_fold_tests_on_it_and_validates_on_the_next(fold_h5, tmp_path:
         "val": counts[0],
         "test": counts[3],
     }
-    assert metrics["test"]["n"] == counts[3]
+    assert "test" not in metrics and metrics["val"]["n"] == counts[0]
     with (run / "history.csv").open() as fh:
         header = next(csv.reader(fh))
     assert "val_accuracy" in header and not [c for c in header if c.startswith("test")]
@@ -257,19 +262,19 @@ def test_train_all_folds_summarises_and_resumes(fold_h5, tmp_path: Path) -> None
     assert summary["folds"] == 4 and [r["fold"] for r in summary["per_fold"]] == [0, 1, 2, 3]
     assert all((runs / f"fold-{k}" / "curves.png").is_file() for k in range(4))
     assert [r["val_fold"] for r in summary["per_fold"]] == [1, 2, 3, 0]
-    for key in ("val_accuracy", "test_accuracy", "test_macro_f1"):
+    for key in ("val_accuracy", "val_macro_f1"):
         values = [r[key] for r in summary["per_fold"]]
         assert summary["mean"][key] == pytest.approx(np.mean(values))
         assert summary["std"][key] == pytest.approx(np.std(values, ddof=1))
-    assert summary["pooled_test"]["n"] == len(open_dataset(fold_h5))
-    per_fold_tests = [
-        json.loads((runs / f"fold-{k}" / "metrics.json").read_text()) for k in range(4)
-    ]
-    assert summary["pooled_test"]["accuracy"] == pytest.approx(
-        sum(m["test"]["accuracy"] * m["test"]["n"] for m in per_fold_tests)
-        / summary["pooled_test"]["n"]
+    assert summary["pooled_val"]["n"] == len(open_dataset(fold_h5))
+    per_fold = [json.loads((runs / f"fold-{k}" / "metrics.json").read_text()) for k in range(4)]
+    assert summary["pooled_val"]["accuracy"] == pytest.approx(
+        sum(m["val"]["accuracy"] * m["val"]["n"] for m in per_fold) / summary["pooled_val"]["n"]
     )
     assert (runs / "cv.md").read_text().count("\n| ") >= 6
+    assert result.output.splitlines()[-1].endswith(
+        f"augtool evaluate {runs} {fold_h5} --fold all --subset test"
+    )
     stamp = (runs / "fold-1" / "model.pt").stat().st_mtime_ns
     again = CliRunner().invoke(main, [*args, "--resume"])
     assert again.exit_code == 0, again.output
@@ -296,29 +301,58 @@ def cv_runs(fold_h5, tmp_path_factory) -> tuple[Path, Path]:
     return runs[0], runs[1]
 
 
-@pytest.mark.parametrize("part", ["val", "test"])
 def test_evaluate_all_folds_reproduces_the_training_scores(
-    cv_runs, fold_h5, tmp_path: Path, part: str
+    cv_runs, fold_h5, tmp_path: Path
 ) -> None:
     run = cv_runs[0]
     out = tmp_path / "eval"
-    args = ["evaluate", str(run), str(fold_h5), str(out), "--fold", "all", "--subset", part]
+    args = ["evaluate", str(run), str(fold_h5), str(out), "--fold", "all", "--subset", "val"]
     result = CliRunner().invoke(main, [*args, "--device", "cpu"])
     assert result.exit_code == 0, result.output
     cv = json.loads((run / "cv.json").read_text())
     folds = json.loads((out / "folds.json").read_text())
     got = [r["accuracy"] for r in folds["per_fold"]]
-    assert got == pytest.approx([r[f"{part}_accuracy"] for r in cv["per_fold"]])
-    assert [r["scored_fold"] for r in folds["per_fold"]] == (
-        [1, 2, 3, 0] if part == "val" else [0, 1, 2, 3]
-    )
-    assert folds["mean"]["accuracy"] == pytest.approx(cv["mean"][f"{part}_accuracy"])
+    assert got == pytest.approx([r["val_accuracy"] for r in cv["per_fold"]])
+    assert [r["scored_fold"] for r in folds["per_fold"]] == [1, 2, 3, 0]
+    assert folds["mean"]["accuracy"] == pytest.approx(cv["mean"]["val_accuracy"])
     pooled = json.loads((out / "metrics.json").read_text())
     assert pooled["n"] == len(open_dataset(fold_h5))  # every image once
-    if part == "test":
-        assert pooled["accuracy"] == pytest.approx(cv["pooled_test"]["accuracy"])
+    assert pooled["accuracy"] == pytest.approx(cv["pooled_val"]["accuracy"])
     assert pooled["cluster_bootstrap"]["unit"] == "groups"
+    assert pooled["test_images"] == 0 and pooled["training_images"] == 0
     assert "mean ± std" in result.output and "cluster bootstrap" in result.output
+    assert "test read" not in result.output
+
+
+def test_evaluate_all_test_folds_scores_each_once_with_its_own_model(
+    cv_runs, fold_h5, tmp_path: Path
+) -> None:
+    run = cv_runs[0]
+    out = tmp_path / "eval"
+    args = ["evaluate", str(run), str(fold_h5), str(out), "--fold", "all", "--subset", "test"]
+    result = CliRunner().invoke(main, [*args, "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    folds = json.loads((out / "folds.json").read_text())
+    assert [r["scored_fold"] for r in folds["per_fold"]] == [0, 1, 2, 3]
+    single = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(run),
+            str(fold_h5),
+            str(tmp_path / "f2"),
+            "--fold",
+            "2",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert single.exit_code == 0, single.output
+    report = json.loads((tmp_path / "f2" / "metrics.json").read_text())
+    assert folds["per_fold"][2]["accuracy"] == pytest.approx(report["accuracy"])
+    pooled = json.loads((out / "metrics.json").read_text())
+    assert pooled["n"] == pooled["test_images"] == len(open_dataset(fold_h5))
+    assert "test read " in result.output
 
 
 def test_evaluate_one_fold_takes_its_own_model_only(cv_runs, fold_h5, tmp_path: Path) -> None:
@@ -331,7 +365,13 @@ def test_evaluate_one_fold_takes_its_own_model_only(cv_runs, fold_h5, tmp_path: 
     assert by_folder.exit_code == 0, by_folder.output
     report = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert report["models"] == [str(run / "fold-2" / "model.pt")] and report["fold"] == 2
-    trained = json.loads((run / "fold-2" / "metrics.json").read_text())["test"]
+    assert report["n"] == report["test_images"] == Counter(open_dataset(fold_h5).folds)[2]
+    val = runner.invoke(
+        main, [*base[:-1], "val", str(run), str(fold_h5), str(tmp_path / "v"), "--fold", "2"]
+    )
+    assert val.exit_code == 0, val.output
+    report = json.loads((tmp_path / "v" / "metrics.json").read_text())
+    trained = json.loads((run / "fold-2" / "metrics.json").read_text())["val"]
     assert report["n"] == trained["n"] and report["accuracy"] == pytest.approx(trained["accuracy"])
     wrong = runner.invoke(
         main,

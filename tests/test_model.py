@@ -262,15 +262,16 @@ def test_train_writes_the_run_folder(trained_run, tiny_h5):
         rows = list(csv.DictReader(fh))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert {"train_loss", "train_accuracy", "val_accuracy"} <= set(rows[0])
-    assert not [c for c in rows[0] if c.startswith("test")]  # test is scored once, at the end
+    assert not [c for c in rows[0] if c.startswith("test")]  # training never scores test
     metrics = json.loads((trained_run / "metrics.json").read_text())
     data = open_dataset(tiny_h5)
     assert metrics["splits"] == {s: int(np.sum(data.splits == s)) for s in ("train", "val", "test")}
-    test_originals = sum(
-        t == "original" for t, s in zip(data.transforms, data.splits, strict=True) if s == "test"
+    val_originals = sum(
+        t == "original" for t, s in zip(data.transforms, data.splits, strict=True) if s == "val"
     )
-    assert metrics["test"]["n"] == metrics["splits"]["test"]
-    assert metrics["test"]["originals"]["n"] == test_originals
+    assert "test" not in metrics
+    assert metrics["val"]["n"] == metrics["splits"]["val"]
+    assert metrics["val"]["originals"]["n"] == val_originals
     assert 1 <= metrics["best_epoch"] <= 3
     assert metrics["data_path"] == "resident"  # 42 small images: far below the memory budget
     assert not list(trained_run.parent.glob(".run.*"))  # staging folder renamed away
@@ -321,9 +322,12 @@ def test_evaluate_prints_table1_and_writes_files(trained_run, tiny_h5, tmp_path)
         assert label in result.output
     report = json.loads((out / "metrics.json").read_text())
     assert report["split"] == "test" and report["n"] == len(open_dataset(tiny_h5, "test"))
-    train_metrics = json.loads((trained_run / "metrics.json").read_text())
-    assert report["confusion"] == train_metrics["test"]["confusion"]
     assert cv2.imread(str(out / "confusion.png")) is not None
+    val = CliRunner().invoke(main, ["evaluate", model, str(tiny_h5), str(out), "--subset", "val"])
+    assert val.exit_code == 0, val.output
+    report = json.loads((out / "metrics.json").read_text())
+    train_metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert report["confusion"] == train_metrics["val"]["confusion"]  # the kept model's, again
 
 
 def test_dihedral_views_are_the_eight_distinct_symmetries():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import sys
@@ -92,19 +93,51 @@ def test_train_run_clock_starts_with_the_command_and_ends_at_the_summary(small_h
     assert sum(e.kind == "batch" for e in events) == batches * 2
 
 
-def test_train_off_a_terminal_prints_only_the_summary(small_h5, tmp_path):
+def test_train_off_a_terminal_prints_one_plain_line_per_epoch(small_h5, tmp_path):
     run = tmp_path / "run"
     args = ["train", str(small_h5), str(run), "--epochs", "2", "--batch-size", "8"]
     result = CliRunner().invoke(main, [*args, "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    progress = result.stderr.splitlines()
+    assert progress[0] == f"loading {small_h5} (leukemianet) ..."
+    assert [line.split(":")[0] for line in progress[1:]] == [
+        "leukemianet epoch 1/2",
+        "leukemianet epoch 2/2",
+    ]
+    history = list(csv.DictReader((run / "history.csv").open()))
+    for line, row in zip(progress[1:], history, strict=True):
+        assert f"loss {float(row['train_loss']):.3f}, train accuracy" in line
+        assert f"val accuracy {100 * float(row['val_accuracy']):.1f}%" in line
+        assert line.endswith(" elapsed") and "test" not in line
+    assert "\r" not in result.stderr and "batches" not in result.stderr
+    lines = result.stdout.splitlines()
     assert lines[0].startswith(f"{run}: leukemianet on cpu, 2 epochs (kept epoch ")
-    assert [line.split(":")[0] for line in lines[1:]] == ["  val", "  test"]
-    assert "\r" not in result.output and "batches" not in result.output
-    assert "loading" not in result.output
+    assert lines[1].startswith("  val: accuracy ")
+    assert lines[2].endswith(f"augtool evaluate {run} {small_h5} --subset test")
+    assert len(lines) == 3
     seconds = float(lines[0].rsplit(", ", 1)[1].removesuffix(" s"))
     metrics = json.loads((run / "metrics.json").read_text())
     assert seconds >= metrics["train_seconds"]
+    quiet = CliRunner().invoke(main, [*args, "--device", "cpu", "-q", "--overwrite"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_the_history_is_on_disk_after_every_epoch(small_h5, tmp_path):
+    """While a run trains, its hidden staging folder holds the history of the epochs done."""
+    run = tmp_path / "run"
+    seen: list[tuple[int, list[str], bool]] = []
+
+    def look(event: TrainEvent) -> None:
+        if event.kind == "epoch":
+            stage = tmp_path / ".run.partial"
+            rows = list(csv.DictReader((stage / "history.csv").open()))
+            curves = (stage / CURVES_NAME).read_bytes().startswith(b"\x89PNG")
+            seen.append((event.epoch, [r["epoch"] for r in rows], curves))
+
+    config = TrainConfig.for_arch("leukemianet", epochs=3, batch_size=8, lr=0.01)
+    train_run(small_h5, run, config, "cpu", progress=look)
+    assert seen == [(1, ["1"], True), (2, ["1", "2"], True), (3, ["1", "2", "3"], True)]
+    assert not (tmp_path / ".run.partial").exists() and (run / "history.csv").is_file()
 
 
 def test_train_writes_curves_png_of_its_history(small_h5, tmp_path):

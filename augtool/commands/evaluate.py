@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -84,9 +85,13 @@ def evaluate_command(
       augtool evaluate runs/cv cells5.h5 --fold all --subset val --tta
       augtool evaluate runs/cv cells5.h5 --fold all --subset val --ensemble runs/cv-seed1
     """
+    from augtool.ledger import check_writable, is_dataset
+
     base = Path(model_file) if Path(model_file).is_dir() else Path(model_file).parent
     target = out if out is not None else str(base / "eval")
     split_arg = None if subset == "all" else subset
+    if subset in ("test", "all") and is_dataset(data):
+        check_writable(data)  # a test read that cannot be recorded is refused before it happens
     if fold == "all":
         _evaluate_folds(model_file, data, target, subset, device, batch_size, tta, ensemble)
         return
@@ -111,12 +116,79 @@ def evaluate_command(
         )
     finally:
         reporter.close()
-    where = "all images" if result.report["split"] is None else f"split {subset}"
-    if fold is not None:
-        where = f"fold {fold}, {subset}"
+    report = result.report
+    if report["fold_from_model"]:
+        click.echo(
+            f"{report['model']} was trained for test fold {report['fold']}: scoring that "
+            f"fold's {subset} images (as with --fold {report['fold']})"
+        )
+    where = "all images" if report["split"] is None else f"split {subset}"
+    if report["fold"] is not None:
+        where = f"fold {report['fold']}, {subset}"
     where += _extras(tta, ensemble)
-    click.echo(format_table(result.report, title=f"{data} ({where}, n={result.report['n']})"))
+    _warn_training_images(report, data)
+    if report["test_images"]:
+        _record_test_read(data, subset, report, tta)
+    click.echo(format_table(report, title=f"{data} ({where}, n={report['n']})"))
     click.echo(f"wrote {result.out_dir}/metrics.json and {result.out_dir}/confusion.png")
+
+
+def _warn_training_images(report: dict, data: str) -> None:
+    """Above the figures: they are not an estimate when the model trained on the images."""
+    seen = report["training_images"]
+    if seen:
+        click.echo(
+            f"warning: {seen} of the {report['n']} images scored trained the model (it was "
+            f"trained on {data}): these figures are not an estimate of accuracy on new images"
+        )
+
+
+def _record_test_read(
+    data: str, subset: str, report: dict, tta: bool, per_fold: Sequence[dict] = ()
+) -> None:
+    """Append this read of test images to the dataset's ledger and say which read it is."""
+    from augtool import __version__
+    from augtool.commands.terminal import command_line
+    from augtool.ledger import (
+        TestRead,
+        append_test_read,
+        describe,
+        figures_of,
+        file_sha256,
+        now_utc,
+        read_ledger,
+    )
+
+    before = read_ledger(data)
+    content = report["dataset_sha256"]
+    read = append_test_read(
+        data,
+        TestRead(
+            time=now_utc(),
+            dataset=data,
+            dataset_sha256=content,
+            subset=subset,
+            folds=report["scored_folds"],
+            models=[{"path": m, "sha256": file_sha256(m)} for m in report["models"]],
+            figures=figures_of(report, per_fold),
+            tta=tta,
+            command_line=command_line(),
+            augtool_version=__version__,
+        ),
+    )
+    n = len(before.reads_of(content)) + 1
+    given = Path(data)
+    shown = given.parent / before.path.name if given.name not in ("", ".", "..") else before.path
+    click.echo(f"test read {n} of this dataset (recorded in {shown}, line {read.line})")
+    for problem in before.problems:
+        click.echo(f"  warning: {shown} {problem}; skipped")
+    if not before.reads:
+        click.echo("  its test images were not read before")
+        return
+    click.echo("  read before:")
+    for earlier in before.reads:
+        other = "" if earlier.dataset_sha256 == content else "  (other content at this path)"
+        click.echo(f"  {earlier.line:>3}. {describe(earlier)}{other}")
 
 
 def _extras(tta: bool, ensemble: tuple[str, ...]) -> str:
@@ -152,6 +224,9 @@ def _evaluate_folds(
         reporter.close()
     pooled = summary["pooled"]
     out_dir = write_report(pooled, target)
+    _warn_training_images(pooled, data)
+    if pooled["test_images"]:
+        _record_test_read(data, subset, pooled, tta, summary["per_fold"])
     write_json(out_dir / "folds.json", {k: v for k, v in summary.items() if k != "pooled"})
     click.echo(f"{data}: {summary['folds']} folds, {subset} images{_extras(tta, ensemble)}")
     click.echo()

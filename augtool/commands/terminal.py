@@ -69,15 +69,19 @@ class TqdmReporter:
 
 
 class TrainBar:
-    """``augtool train`` on a terminal: a loading line, then a per-batch bar in each epoch.
+    """``augtool train``'s progress on stderr: a loading line, then the epochs.
 
-    Train figures so far and the last val scores, never test; the elapsed time
-    counts from the command's start. Off a terminal, or with --quiet, it draws nothing.
+    On a terminal, a per-batch bar in each epoch; off a terminal (a log file, a
+    pipe), one plain line per epoch, flushed at once, so that ``augtool train
+    ... > log 2>&1 &`` shows where the run is. Train figures and val scores,
+    never test; the elapsed time counts from the command's start. With
+    --quiet it shows nothing.
     """
 
     def __init__(self, data: str, quiet: bool) -> None:
         self.data = data
         self.enabled = not quiet and sys.stderr.isatty()
+        self.plain = not quiet and not self.enabled
         self._bar: Any = None
         self._train: tuple[float, float] | None = None
         self._val: tuple[int, float, float] | None = None
@@ -91,6 +95,8 @@ class TrainBar:
         within one batch of the signal.
         """
         raise_if_interrupted()
+        if self.plain:
+            self._line(event, label)
         if not self.enabled:
             return
         from tqdm import tqdm
@@ -126,6 +132,23 @@ class TrainBar:
         self._bar.update(event.batch - self._bar.n)
         if event.kind == "epoch":
             self._bar.refresh()  # the epoch's val scores, shown at once
+
+    def _line(self, event: Any, label: str) -> None:
+        """Off a terminal: the loading line and one line per epoch (click flushes each)."""
+        if event.kind == "load":
+            click.echo(f"loading {self.data} ({label}) ...", err=True)
+        if event.kind != "epoch":
+            return
+        from model.report import clock_text, pct
+
+        row = event.row
+        text = (
+            f"{label} epoch {event.epoch}/{event.epochs}: loss {row['train_loss']:.3f}, "
+            f"train accuracy {pct(row['train_accuracy'])}"
+        )
+        if "val_accuracy" in row:
+            text += f", val loss {row['val_loss']:.3f}, val accuracy {pct(row['val_accuracy'])}"
+        click.echo(f"{text}, {clock_text(event.elapsed)} elapsed", err=True)
 
     def close(self) -> None:
         """Remove the bar."""

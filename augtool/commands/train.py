@@ -132,6 +132,13 @@ def _parse_arch_options(pairs: tuple[str, ...]) -> dict[str, str]:
     "only, never validated or tested on; refused if it shares a group (smear, patient) "
     "with the validation or test images.",
 )
+@click.option(
+    "--all-images",
+    is_flag=True,
+    help="Train on every image of DATA (all splits or folds), with no val and no test: "
+    "a final model, once the configuration is chosen; nothing in DATA is left to "
+    "estimate its accuracy. Data with folds needs this or --fold.",
+)
 @resume_option(help="With --fold all: keep the folds already finished in OUT.")
 @overwrite_option
 @quiet_option(help="No progress bar; the summary still prints, errors too.")
@@ -159,6 +166,7 @@ def train_command(
     seed: int,
     fold: int | str | None,
     extra_train: str | None,
+    all_images: bool,
     resume: bool,
     overwrite: bool,
     quiet: bool,
@@ -166,10 +174,13 @@ def train_command(
     """Train a network on an `augtool expand` output (HDF5 or folder).
 
     Trains on the train split, scores val after every epoch, keeps the best
-    epoch on val when there is a val split, scores test once at the end, and
-    writes OUT/model.pt, OUT/history.csv and OUT/metrics.json. Unset training
-    options take the architecture's defaults (the paper's settings for
-    leukemianet). With --fold, the folds of `expand --folds K` replace the splits.
+    epoch on val when there is a val split, and writes OUT/model.pt,
+    OUT/history.csv, OUT/curves.png and OUT/metrics.json. Training never scores
+    the test images: the last line says how to score them, once, with
+    `augtool evaluate`, which records every test read beside the data. Unset
+    training options take the architecture's defaults (the paper's settings
+    for leukemianet). On data made with `expand --folds K` the folds replace
+    the splits: give --fold K, --fold all, or --all-images.
 
     \b
     Example:
@@ -202,6 +213,8 @@ def train_command(
     )
     if resume and fold != "all":
         raise click.UsageError("--resume needs --fold all")
+    if all_images and fold is not None:
+        raise click.UsageError("--all-images trains on every image; it cannot take --fold")
     if max_memory is not None:
         parse_memory(max_memory)
     from model.report import pct
@@ -227,6 +240,10 @@ def train_command(
         finally:
             bar.close()
         click.echo((cv.out / CV_MARKDOWN).read_text(encoding="utf-8"), nl=False)
+        click.echo(
+            "test folds not scored; once the configuration is chosen on val, score them "
+            f"once: augtool evaluate {_quote(out)} {_quote(data)} --fold all --subset test"
+        )
         return
     try:
         result = train_run(
@@ -241,6 +258,7 @@ def train_command(
             max_memory=max_memory,
             started=started,
             extra_train=extra_train,
+            all_images=all_images,
         )
     finally:
         bar.close()
@@ -250,9 +268,31 @@ def train_command(
         f"epoch{'s' if m['epochs_run'] != 1 else ''} "
         f"(kept epoch {m['best_epoch']}), {result.seconds:.1f} s"
     )
-    for split in ("val", "test"):
-        if split in m:
-            click.echo(
-                f"  {split}: accuracy {pct(m[split]['accuracy'])}, "
-                f"macro F1 {pct(m[split]['macro_f1'])}"
-            )
+    if "val" in m:
+        click.echo(
+            f"  val: accuracy {pct(m['val']['accuracy'])}, macro F1 {pct(m['val']['macro_f1'])}"
+        )
+    click.echo(_test_hint(out, data, fold, "test" in m["splits"]))
+
+
+def _quote(path: str) -> str:
+    """A path as the shell would need it typed."""
+    import shlex
+
+    return shlex.quote(path)
+
+
+def _test_hint(out: str, data: str, fold: int | None, has_test: bool) -> str:
+    """The last line of a run: how to score its test images, which training never does."""
+    if not has_test:
+        return (
+            "no test images: every image of the data trained or validated this model; "
+            f"score it on other data: augtool evaluate {_quote(out)} OTHER_DATA"
+        )
+    what, option = ("test split", "")
+    if fold is not None:
+        what, option = (f"test fold {fold}", f" --fold {fold}")
+    return (
+        f"{what} not scored; once the configuration is final, score it once: "
+        f"augtool evaluate {_quote(out)} {_quote(data)}{option} --subset test"
+    )
