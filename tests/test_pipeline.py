@@ -98,7 +98,8 @@ def test_a_plugin_step_runs_through_the_pipeline(
         " moves_pixels=False)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    pipe = Pipeline.from_dict({"transform": [{"name": "neg", "plugin": "my_steps:NEG"}]})
+    recipe = {"transform": [{"name": "neg", "plugin": "neg"}]}
+    pipe = Pipeline.from_dict(recipe, plugins=("my_steps",))
     assert isinstance(pipe.step("neg").step_type, StepType)
     image = smear_like(np.random.default_rng(0), 40, 30)
     sample = pipe.apply(image, "neg", size=40)

@@ -248,9 +248,8 @@ SILENT = TransformEntry("silent", "moves pixels, says nothing", apply=lambda ima
 def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
     (tmp_path / "my_plugin_steps.py").write_text(PLUGINS)
     monkeypatch.syspath_prepend(str(tmp_path))
-    names = {"dim": "DIM", "transpose": "TRANSPOSE", "silent": "SILENT"}
-    steps = [{"name": n, "plugin": f"my_plugin_steps:{a}"} for n, a in names.items()]
-    return Pipeline.from_dict({"transform": steps})
+    steps = [{"name": n, "plugin": n} for n in ("dim", "transpose", "silent")]
+    return Pipeline.from_dict({"transform": steps}, plugins=("my_plugin_steps",))
 
 
 def test_plugins_that_declare_their_pixels_carry_boxes(plugins: Pipeline) -> None:

@@ -46,7 +46,7 @@ from augtool.pipeline.steps import Params, StepType, as_step_type
 from augtool.plan import ORIGINAL_NAME, PCA, output_rng
 from augtool.recipe import Recipe, paper_recipe, parse_recipe
 from augtool.recipe import load_recipe as read_recipe_file
-from augtool.registry import build_settings, load_plugin
+from augtool.registry import build_settings, find_plugin
 from augtool.render import PcaSettings, preprocess_work
 from augtool.resize import resize_to
 from augtool.transforms import Ranges
@@ -122,7 +122,7 @@ class Pipeline:
                     step.name, json.loads(step.albumentations), step.at or "output"
                 )
             elif step.kind == "plugin":
-                entry = as_step_type(load_plugin(step.ref, root=step.root))
+                entry = as_step_type(find_plugin(step.ref, recipe.plugins).entry)
             else:
                 entry = STEPS[step.ref]
             settings = build_settings(entry, dict(step.settings), step.name)
@@ -140,13 +140,24 @@ class Pipeline:
         return cls.from_recipe(paper_recipe(ranges, names), pca)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], pca: PcaSettings | None = None) -> Pipeline:
+    def from_dict(
+        cls,
+        data: dict[str, Any],
+        pca: PcaSettings | None = None,
+        plugins: tuple[str, ...] = (),
+    ) -> Pipeline:
         """A pipeline from recipe data, the structure of a recipe file (``docs/recipes.md``).
+
+        Args:
+            data: The recipe's structure.
+            pca: Settings of the ``pca`` copies.
+            plugins: Modules (names or ``.py`` paths) the caller names, whose
+                transforms the recipe's ``plugin`` steps may name.
 
         Raises:
             OptionError: Naming the key, for anything a recipe file may not hold.
         """
-        return cls.from_recipe(parse_recipe(data, "the pipeline"), pca)
+        return cls.from_recipe(parse_recipe(data, "the pipeline", plugins=plugins), pca)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -371,10 +382,17 @@ def _letterboxed(
     return result
 
 
-def load_recipe(value: str | Path, pca: PcaSettings | None = None) -> Pipeline:
+def load_recipe(
+    value: str | Path, pca: PcaSettings | None = None, plugins: tuple[str, ...] = ()
+) -> Pipeline:
     """Read a recipe file, or a shipped recipe by name (``paper``, ``curator``...), as a pipeline.
+
+    Args:
+        value: A recipe file's path or a shipped recipe's name.
+        pca: Settings of the ``pca`` copies.
+        plugins: Modules the caller names whose transforms the recipe may name.
 
     Raises:
         OptionError: As :func:`augtool.recipe.load_recipe`: the file, line and key.
     """
-    return Pipeline.from_recipe(read_recipe_file(value), pca)
+    return Pipeline.from_recipe(read_recipe_file(value, plugins), pca)
