@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 
 from tests.warm_cli import SOCKET_VARIABLE
@@ -288,3 +289,27 @@ def test_progress_lines_of_a_log_are_left_out_of_quotes(tmp_path: Path) -> None:
     (block,) = regen.parse_page(page)
     printed = regen.run_block(block, tmp_path)
     assert printed[1:] == ["wrote 20 images"]
+
+
+def _load_cli_reference():
+    spec = importlib.util.spec_from_file_location("docs_cli_reference", DOCS / "cli_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_cli_reference_is_what_the_commands_define() -> None:
+    reference = _load_cli_reference()
+    page = (DOCS / "cli-reference.md").read_text(encoding="utf-8")
+    assert page == reference.render(), (
+        "docs/cli-reference.md differs from the commands' definitions; if a change to an "
+        "option meant this, the page is remade by `python docs/cli_reference.py`"
+    )
+    from cli import main
+
+    sections = {part.split("\n", 1)[0]: part for part in page.split("\n## augtool ")[1:]}
+    for name, command in main.commands.items():
+        rows = [line for line in sections[name].splitlines() if line.startswith("| `")]
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                assert any(param.opts[-1] in row.split("|")[1] for row in rows), param.opts
