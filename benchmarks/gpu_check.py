@@ -351,7 +351,8 @@ def _agreement(model_path, data_path):
     import numpy as np
     import torch
     from model.data import DeviceImages, align_labels, load_for_evaluation
-    from model.train import evaluate, load_checkpoint
+    from model.checkpoint import load_checkpoint
+    from model.train import evaluate
     predicted = []
     for device in ("cuda", "cpu"):
         ckpt = load_checkpoint(model_path, device)

@@ -27,6 +27,7 @@ from augtool.ledger import dataset_sha256
 from augtool.progress import Progress
 from augtool.publish import staged_folder, write_bytes
 from augtool.schema import images_of
+from model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from model.data import (
     RAW_SOURCE,
     DeviceImages,
@@ -39,17 +40,14 @@ from model.networks import create_model
 from model.report import curves_image, png_bytes
 from model.stream import H5Images, StreamImages, memory_budget, open_h5, open_lazy
 from model.train import (
-    Checkpoint,
     FitResult,
     ProgressCallback,
     TrainConfig,
     TrainEvent,
     evaluate,
     fit,
-    load_checkpoint,
     prepare_model,
     resolve_device,
-    save_checkpoint,
     use_amp,
 )
 

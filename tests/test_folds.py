@@ -440,8 +440,8 @@ def test_evaluate_ensemble_of_a_run_with_itself_changes_nothing(
 def test_recorded_fold_falls_back_to_the_run_metrics(cv_runs) -> None:
     import dataclasses
 
+    from model.checkpoint import load_checkpoint
     from model.scoring import model_file, recorded_fold
-    from model.train import load_checkpoint
 
     path = model_file(cv_runs[0], 3)
     ckpt = load_checkpoint(path)

@@ -99,7 +99,8 @@ import cv2, numpy as np, torch
 from model.data import compute_normalization
 from model.networks import create_model
 from model.run import evaluate_run, predict_files
-from model.train import TrainConfig, save_checkpoint
+from model.checkpoint import save_checkpoint
+from model.train import TrainConfig
 
 root = Path(sys.argv[1])
 rng = np.random.default_rng(0)
