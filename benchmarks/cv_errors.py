@@ -26,9 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from augtool.io import open_dataset
 from model.checkpoint import load_checkpoint
-from model.cv import fold_dir
 from model.data import DeviceImages, align_labels
-from model.run import fold_parts, val_fold
+from model.folds import fold_parts, val_fold
+from model.rundir import fold_dir
 from model.train import evaluate
 
 HERE = Path(__file__).resolve().parent

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augtool.io import open_dataset
 from model.data import align_labels
+from model.folds import fold_parts
 from model.metrics import confusion_matrix, report_from_confusion
-from model.run import fold_parts
 from model.scoring import load_fold_model, mean_probabilities
 
 

@@ -272,7 +272,8 @@ def end_to_end_code(cuda: bool) -> str:
     epochs, device = e2e_epochs(cuda), device_of(cuda)
     return f"""
 import json, sys, torch
-from model.run import train_run, evaluate_run
+from model.evaluation import evaluate_run
+from model.run import train_run
 from model.train import TrainConfig
 
 def _end_to_end():
@@ -310,7 +311,7 @@ def end_to_end(cuda: bool, how: str, status: int, out: str) -> Step:
         how,
         "",
         f"LeukemiaNet, the paper's settings but {epochs} epoch(s), seed 0, trained and "
-        "evaluated on each device (`model.run.train_run`, `evaluate_run`).",
+        "evaluated on each device (`model.run.train_run`, `model.evaluation.evaluate_run`).",
         "",
         "| run | test accuracy | train seconds | kept epoch |",
         "|---|---|---|---|",

@@ -8,12 +8,18 @@ Modules:
     config: ``TrainConfig``, every training setting, checked without torch.
     networks: the architecture registry (``create_model``, ``list_models``).
     data: device-resident uint8 datasets, normalisation, raw-folder loading.
-    train: ``train_one_epoch``, ``evaluate``, ``fit``, checkpoints.
+    train: ``train_one_epoch``, ``evaluate``, ``fit``.
+    checkpoint: ``model.pt`` files, saved and loaded without unpickling code.
     stream: HDF5 sets larger than the memory budget, streamed from disk.
     torch_dataset: a ``torch.utils.data.Dataset`` over an expand output.
     metrics: the paper's Table 1 metrics, Wilson interval, macro F1.
-    report: Table 1 text and the confusion-matrix picture.
-    run: whole runs behind ``augtool train``, ``evaluate`` and ``predict``.
+    report: Table 1 text, the pictures, the cells of tables over folds.
+    rundir: a run folder's file names and how they are written.
+    folds: the train, val and test parts of a run: splits, folds, groups.
+    run: one training run behind ``augtool train``.
+    cv: every fold of a ``--folds`` dataset, and the summary over them.
+    scoring: a fold's model, ensembles, and every fold of a run scored.
+    evaluation: ``augtool evaluate`` and ``predict`` on one model or an ensemble.
 """
 
 from typing import Any

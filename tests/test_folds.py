@@ -404,7 +404,7 @@ def test_an_ensemble_averages_the_probabilities(cv_runs, fold_h5) -> None:
 
     import torch
 
-    from model.run import fold_parts
+    from model.folds import fold_parts
     from model.scoring import check_compatible, load_fold_model, mean_probabilities
 
     cpu = torch.device("cpu")
