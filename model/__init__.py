@@ -20,6 +20,7 @@ Modules:
     cv: every fold of a ``--folds`` dataset, and the summary over them.
     scoring: a fold's model, ensembles, and every fold of a run scored.
     evaluation: ``augtool evaluate`` and ``predict`` on one model or an ensemble.
+    selection: choosing among cross-validated configurations on val folds.
 """
 
 from typing import Any
