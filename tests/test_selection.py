@@ -30,7 +30,7 @@ from model.selection import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ROOT / "benchmarks"
+SCRIPTS = ROOT / "experiments"
 
 
 def _script(name: str, *args: object, check: bool = True) -> subprocess.CompletedProcess:

@@ -4,11 +4,11 @@ For each fold k of a ``augtool train --fold all`` run, the fold's kept model
 predicts its validation fold (k+1 mod K); the copies of each source are pooled
 and a source counts as wrong when fewer than half of its copies are predicted
 right. No test fold is read. With the real cells, each wrong source is joined
-with what ``benchmarks/cell_windows.py`` finds about its window: how far the
+with what ``experiments/cell_windows.py`` finds about its window: how far the
 object of its class lies from the centre, and whether it also holds a
 platelet.
 
-Usage: python benchmarks/cv_errors.py RUN DATA [--data ../shared/data]
+Usage: python experiments/cv_errors.py RUN DATA [--data ../shared/data]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def _cell_windows() -> types.ModuleType:
-    """benchmarks/cell_windows.py, loaded as a module."""
+    """experiments/cell_windows.py, loaded as a module."""
     spec = importlib.util.spec_from_file_location("cell_windows", HERE / "cell_windows.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["cell_windows"] = module

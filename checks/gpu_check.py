@@ -530,7 +530,7 @@ def write_report(path: Path, steps: dict[str, Step], cuda: bool) -> None:
     parts = [
         "# GPU check report",
         "",
-        f"Written by `bash benchmarks/gpu_check.sh` ({mode}). Every figure below was printed by "
+        f"Written by `bash checks/gpu_check.sh` ({mode}). Every figure below was printed by "
         "the command named next to it, in this run.",
     ]
     for name in SECTIONS:

@@ -12,8 +12,8 @@ without looking at val or test); and corrected to equal priors. It prints
 validation accuracy only, never a test figure.
 
 Usage:
-    python benchmarks/cv_prior.py RUN DATA EXTRA
-    python benchmarks/cv_prior.py cv-work/cv-cell-extra-128 cv-work/cells5-128.h5 \
+    python experiments/cv_prior.py RUN DATA EXTRA
+    python experiments/cv_prior.py cv-work/cv-cell-extra-128 cv-work/cells5-128.h5 \
         cv-work/extra-128.h5
 """
 

@@ -1,15 +1,15 @@
-"""Rank scored candidates by mean validation accuracy (benchmarks/cv_round3.sh's last step).
+"""Rank scored candidates by mean validation accuracy (experiments/cv_round3.sh's last step).
 
 Each candidate is a folder holding ``what.txt`` (one line: what it is) and either
 ``folds.json`` (written by ``augtool evaluate RUN DATA --fold all --subset val``) or
-``prior.json`` (written by ``benchmarks/cv_prior.py --json``; its ``to the set's
+``prior.json`` (written by ``experiments/cv_prior.py --json``; its ``to the set's
 mix`` reading). The table is best first: higher mean validation accuracy, then
 higher mean validation macro F1, then the folder name (:func:`model.selection.ranked`).
 A ``folds.json`` of another subset than ``val`` is refused: candidates are
 compared on validation only.
 
 Usage:
-    python benchmarks/cv_rank.py cv-work/round3
+    python experiments/cv_rank.py cv-work/round3
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ test`` records the read in the dataset's ledger. No test figure is printed, even
 from a ``cv.json`` that an older version of ``train`` wrote with test columns.
 
 Usage:
-    python benchmarks/cv_compare.py cv-work/cv-cell-64 cv-work/cv-cell-nocoords-64 ...
-    python benchmarks/cv_compare.py --val-only RUN...   # the ranking alone
+    python experiments/cv_compare.py cv-work/cv-cell-64 cv-work/cv-cell-nocoords-64 ...
+    python experiments/cv_compare.py --val-only RUN...   # the ranking alone
 """
 
 from __future__ import annotations
