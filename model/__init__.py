@@ -23,18 +23,36 @@ Modules:
     selection: choosing among cross-validated configurations on val folds.
 """
 
+import importlib
 from typing import Any
 
-__all__ = ["create_model", "list_models"]
+#: The public names, and the module each lives in (imported on first use).
+_HOME = {
+    "create_model": "model.networks",
+    "list_models": "model.networks",
+    "TrainConfig": "model.config",
+    "train_run": "model.run",
+    "cv_run": "model.cv",
+    "evaluate_run": "model.evaluation",
+    "predict_files": "model.evaluation",
+    "evaluate_folds": "model.scoring",
+}
+__all__ = list(_HOME)
 
 
 def __getattr__(name: str) -> Any:
-    """``model.create_model`` and ``model.list_models``, importing torch only when used.
+    """A public name of :data:`_HOME`, importing its module (and torch) only when used.
 
-    ``model.archs`` and ``model.config`` stay torch-free (``augtool train --help``).
+    ``import model`` loads nothing; ``model.archs`` and ``model.config`` stay
+    torch-free (``augtool train --help``).
     """
-    if name in __all__:
-        from model import networks
+    if name not in _HOME:
+        raise AttributeError(f"module 'model' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name]), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
 
-        return getattr(networks, name)
-    raise AttributeError(f"module 'model' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    """The public names (:data:`__all__`)."""
+    return sorted(__all__)

@@ -1,4 +1,4 @@
-"""The layout of ``model/``: no import cycle, cross-validation on top, modules of a readable size.
+"""model/: no import cycle, cross-validation on top, readable modules, a lazy public face.
 
 Every module of ``model/`` is read with :mod:`ast`; nothing is imported. An
 import counts wherever it is written, inside functions too (it runs when its
@@ -12,6 +12,8 @@ show it can fail.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,6 +169,24 @@ def test_model_modules_stay_readable() -> None:
         if len(source.splitlines()) > MAX_LINES
     }
     assert not long, f"modules of more than {MAX_LINES} lines: {long}"
+
+
+def test_the_package_names_its_public_functions_and_imports_them_lazily() -> None:
+    import importlib
+
+    import model
+
+    for name in model.__all__:
+        home = importlib.import_module(model._HOME[name])
+        assert getattr(model, name) is getattr(home, name)
+    assert dir(model) == sorted(model.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'fit'"):
+        model.fit  # noqa: B018  (a name of a submodule, not of the package)
+    code = "import sys, model; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
+    fresh = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert fresh.stdout.strip() == "[]"  # `import model` loads neither torch nor numpy
 
 
 # --- the checks can fail ---------------------------------------------------------------------
