@@ -1,7 +1,7 @@
 """How long-running library functions report progress, with no terminal in sight.
 
 A function that takes seconds (``synthesize``, ``verify`` with a replay,
-``model.run.evaluate_run``) accepts a :class:`Progress` and calls
+``model.evaluation.evaluate_run``) accepts a :class:`Progress` and calls
 ``start(phase, total)`` then ``advance(n)``; the command line draws bars from
 those calls on a terminal and :class:`LogLines` from them in a log file, tests count
 them, and :class:`NoProgress` ignores them.

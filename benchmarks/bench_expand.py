@@ -45,9 +45,8 @@ from pathlib import Path
 
 import cv2
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import PeakMemory, build_allidb_like, build_allidb_native, machine
+from tests.workloads import PeakMemory, build_allidb_like, build_allidb_native, machine
 
 TARGET = 1492
 SIZE = 227

@@ -23,8 +23,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, PeakMemory, machine
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.workloads import SHARED_DATA, PeakMemory, machine
 
 REPO = Path(__file__).resolve().parents[1]
 

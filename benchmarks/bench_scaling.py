@@ -24,12 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import build_allidb_like, machine
-
 from augtool.backends import DaskBackend, LocalBackend
 from augtool.expand import ExpandOptions, expand
+from tests.workloads import build_allidb_like, machine
 
 TARGET = 1492
 

@@ -18,7 +18,7 @@ normalisation: everything the loop gets) and the time is the data path's
 alone. The normalisation pass over the train split (a full read of the file)
 is timed separately.
 
-Peak RSS is the process's own, sampled every 20 ms (``benchmarks._common.PeakMemory``).
+Peak RSS is the process's own, sampled every 20 ms (``tests.workloads.PeakMemory``).
 Prints images/s of both and the peak RSS of each phase, table last.
 
 Usage:
@@ -151,9 +151,9 @@ def run_data_only(args: argparse.Namespace, big: Path, folder: Path) -> None:
     import torch
 
     from augtool.io import open_dataset
-    from benchmarks._common import PeakMemory, machine
     from model.data import DeviceImages, compute_normalization, parse_augment
     from model.stream import StreamImages, open_lazy, parse_memory
+    from tests.workloads import PeakMemory, machine
 
     print(f"machine: {machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     small = generate(folder / f"stream-{args.resident_count}.h5", args.resident_count)
@@ -212,9 +212,9 @@ def run_benchmark(args: argparse.Namespace, big: Path, folder: Path) -> None:
     """Time the streamed epoch and the resident epoch, print the table."""
     import torch
 
-    from benchmarks._common import PeakMemory, machine
     from model.run import train_run
     from model.train import TrainConfig
+    from tests.workloads import PeakMemory, machine
 
     print(f"machine: {machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     small = generate(folder / f"stream-{args.resident_count}.h5", args.resident_count)

@@ -34,14 +34,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import machine
-
 import augtool.transforms
 from augtool.decode import choose_reduction, decode_rgb
 from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges, to_gray3
 from tests.mosaic import FACTOR_SIZES, jpeg_bytes, mosaic, tile_origin
+from tests.workloads import machine
 
 SIZE = 227
 #: Tiles between the first tiles of consecutive mosaics (a 5472x3648 mosaic uses 72).

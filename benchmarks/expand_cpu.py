@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PeakMemory
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.workloads import PeakMemory
 
 FOLDERS = {"upscaled": "allidb-like-2592x1944", "native": "allidb-native-v2-2592x1944"}
 

@@ -8,26 +8,51 @@ Modules:
     config: ``TrainConfig``, every training setting, checked without torch.
     networks: the architecture registry (``create_model``, ``list_models``).
     data: device-resident uint8 datasets, normalisation, raw-folder loading.
-    train: ``train_one_epoch``, ``evaluate``, ``fit``, checkpoints.
+    train: ``train_one_epoch``, ``evaluate``, ``fit``.
+    checkpoint: ``model.pt`` files, saved and loaded without unpickling code.
     stream: HDF5 sets larger than the memory budget, streamed from disk.
     torch_dataset: a ``torch.utils.data.Dataset`` over an expand output.
     metrics: the paper's Table 1 metrics, Wilson interval, macro F1.
-    report: Table 1 text and the confusion-matrix picture.
-    run: whole runs behind ``augtool train``, ``evaluate`` and ``predict``.
+    report: Table 1 text, the pictures, the cells of tables over folds.
+    rundir: a run folder's file names and how they are written.
+    folds: the train, val and test parts of a run: splits, folds, groups.
+    run: one training run behind ``augtool train``.
+    cv: every fold of a ``--folds`` dataset, and the summary over them.
+    scoring: a fold's model, ensembles, and every fold of a run scored.
+    evaluation: ``augtool evaluate`` and ``predict`` on one model or an ensemble.
+    selection: choosing among cross-validated configurations on val folds.
 """
 
+import importlib
 from typing import Any
 
-__all__ = ["create_model", "list_models"]
+#: The public names, and the module each lives in (imported on first use).
+_HOME = {
+    "create_model": "model.networks",
+    "list_models": "model.networks",
+    "TrainConfig": "model.config",
+    "train_run": "model.run",
+    "cv_run": "model.cv",
+    "evaluate_run": "model.evaluation",
+    "predict_files": "model.evaluation",
+    "evaluate_folds": "model.scoring",
+}
+__all__ = list(_HOME)
 
 
 def __getattr__(name: str) -> Any:
-    """``model.create_model`` and ``model.list_models``, importing torch only when used.
+    """A public name of :data:`_HOME`, importing its module (and torch) only when used.
 
-    ``model.archs`` and ``model.config`` stay torch-free (``augtool train --help``).
+    ``import model`` loads nothing; ``model.archs`` and ``model.config`` stay
+    torch-free (``augtool train --help``).
     """
-    if name in __all__:
-        from model import networks
+    if name not in _HOME:
+        raise AttributeError(f"module 'model' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name]), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
 
-        return getattr(networks, name)
-    raise AttributeError(f"module 'model' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    """The public names (:data:`__all__`)."""
+    return sorted(__all__)

@@ -26,11 +26,11 @@ import numpy as np
 from augtool.errors import InputError, OutputError, literal
 from augtool.io import open_dataset
 from model.metrics import report_from_confusion
-from model.run import METRICS_NAME, check_run_dir, train_run, write_json
+from model.report import mean_std, pct_cell
+from model.run import train_run
+from model.rundir import CV_JSON, CV_MARKDOWN, METRICS_NAME, check_run_dir, fold_dir, write_json
 from model.train import TrainConfig, TrainEvent
 
-CV_JSON = "cv.json"
-CV_MARKDOWN = "cv.md"
 #: Figures summarised over the folds: (part, metric). Validation only: training
 #: never scores a test fold.
 SUMMARY_KEYS = (
@@ -52,11 +52,6 @@ class CvResult:
     out: Path
     summary: dict[str, Any]
     reused: list[int]
-
-
-def fold_dir(out: Path, fold: int) -> Path:
-    """Run folder of one fold: ``RUNS/fold-<k>``."""
-    return out / f"fold-{fold}"
 
 
 def cv_run(
@@ -173,13 +168,6 @@ def _finished(
     return metrics
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (n - 1; 0 for one value)."""
-    arr = np.asarray(values, dtype=np.float64)
-    std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-    return float(arr.mean()), std
-
-
 def summarize(
     runs: list[dict[str, Any]], config: TrainConfig, data: str, command_line: str = ""
 ) -> dict[str, Any]:
@@ -243,11 +231,6 @@ def summarize(
             "class_names": pooled["class_names"],
         },
     }
-
-
-def pct_cell(value: float | None) -> str:
-    """A fraction as a table cell: ``0.952 -> '95.2 %'``; undefined -> ``'n/a'``."""
-    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f} %"
 
 
 def format_markdown(summary: dict[str, Any]) -> str:

@@ -1,11 +1,13 @@
 """Present a metrics report: the paper's Table 1 as text, and a confusion-matrix picture.
 
-The picture is drawn with numpy and OpenCV (imported only when drawing), so no
-plotting library is needed.
+Also the figures of the tables over cross-validation folds (:func:`mean_std`,
+:func:`pct_cell`) and of a training bar. The pictures are drawn with numpy and
+OpenCV (imported only when drawing), so no plotting library is needed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +32,18 @@ _ROWS = (
 def pct(value: float | None, digits: int = 1) -> str:
     """``0.952 -> '95.2%'``; ``None`` (undefined) -> ``'n/a'``."""
     return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0 for one value)."""
+    arr = np.asarray(values, dtype=np.float64)
+    std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+    return float(arr.mean()), std
+
+
+def pct_cell(value: float | None) -> str:
+    """A fraction as a table cell: ``0.952 -> '95.2 %'``; undefined -> ``'n/a'``."""
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f} %"
 
 
 def clock_text(seconds: float) -> str:

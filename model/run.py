@@ -1,19 +1,16 @@
-"""Whole runs behind the commands: train into a run folder, evaluate, predict.
+"""A whole training run behind ``augtool train``: data in, run folder out.
 
-A run folder holds ``model.pt`` (weights-only checkpoint), ``history.csv`` (one
-row per epoch), ``curves.png`` (loss and accuracy per epoch, train and val) and
-``metrics.json`` (the final scores of the kept model). It is
-assembled in a temporary sibling folder and renamed into place at the end, so
-an interrupted run never leaves a half-written RUN.
+:func:`train_run` reads an expand output (whole, or streamed from disk when it
+is larger than the memory budget), trains on its train part (a split, or the
+train folds of one cross-validation fold: :mod:`model.folds`), keeps the best
+epoch on val, and writes the run folder (:mod:`model.rundir`). The folder is
+assembled in a temporary sibling and renamed into place at the end, so an
+interrupted run never leaves a half-written RUN.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,43 +18,38 @@ from typing import Any
 import numpy as np
 import torch
 
-from augtool.errors import InputError, OptionError, OutputError, literal
+from augtool.errors import InputError, OptionError, literal
 from augtool.io import Dataset, is_hdf5_path, open_dataset
 from augtool.ledger import dataset_sha256
-from augtool.progress import Progress
 from augtool.publish import staged_folder, write_bytes
 from augtool.schema import images_of
-from model.data import (
-    RAW_SOURCE,
-    DeviceImages,
-    Normalization,
-    compute_normalization,
-    load_for_evaluation,
-)
+from model.checkpoint import save_checkpoint
+from model.data import DeviceImages, Normalization, compute_normalization
+from model.folds import fold_parts, group_key, train_splits, val_fold
 from model.metrics import classification_report
 from model.networks import create_model
 from model.report import curves_image, png_bytes
+from model.rundir import (
+    CURVES_NAME,
+    HISTORY_NAME,
+    METRICS_NAME,
+    MODEL_NAME,
+    check_run_dir,
+    write_history,
+    write_json,
+)
 from model.stream import H5Images, StreamImages, memory_budget, open_h5, open_lazy
 from model.train import (
-    Checkpoint,
     FitResult,
     ProgressCallback,
     TrainConfig,
     TrainEvent,
     evaluate,
     fit,
-    load_checkpoint,
     prepare_model,
     resolve_device,
-    save_checkpoint,
     use_amp,
 )
-
-MODEL_NAME = "model.pt"
-HISTORY_NAME = "history.csv"
-METRICS_NAME = "metrics.json"
-CONFUSION_NAME = "confusion.png"
-CURVES_NAME = "curves.png"
 
 
 @dataclass
@@ -78,108 +70,6 @@ class TrainResult:
     metrics: dict[str, Any]
     device: str
     seconds: float
-
-
-def check_run_dir(out: str | Path, overwrite: bool) -> Path:
-    """Refuse an existing non-empty run folder unless ``overwrite``; create its parent.
-
-    Raises:
-        OutputError: If ``out`` is a file, or a non-empty folder without ``overwrite``,
-            or its parent cannot be created.
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputError(
-            f"{literal(out)}: folder is not empty; choose another {{out}} or pass {{overwrite}}",
-            refs=True,
-        )
-    parent = out.absolute().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"{parent}: cannot create the folder to hold {out.name}") from err
-    return out
-
-
-def train_splits(data: Dataset) -> tuple[str, str | None, str | None]:
-    """Names of the (train, val, test) splits of an expand output.
-
-    A run without a split (``--split none``) trains on ``all`` and scores nothing.
-
-    Raises:
-        InputError: If there is neither a ``train`` nor an ``all`` split.
-    """
-    present = data.split_names
-    if "train" in present:
-        return (
-            "train",
-            ("val" if "val" in present else None),
-            ("test" if "test" in present else None),
-        )
-    if "all" in present:
-        return "all", None, None
-    raise InputError(f"no train split in the data (it has {', '.join(present)})")
-
-
-def val_fold(fold: int, folds: int) -> int:
-    """The validation fold of cross-validation fold ``fold``: the next one, cyclically."""
-    return (fold + 1) % folds
-
-
-def fold_parts(data: Dataset, fold: int) -> dict[str, Dataset]:
-    """Train, val and test parts of a dataset made with ``expand --folds K``.
-
-    Test is fold ``fold``; val is the next fold (:func:`val_fold`), which picks the
-    kept epoch and early stopping; train is the other K-2 folds. Folds hold whole
-    groups, so the three parts share no group.
-
-    Args:
-        data: A dataset with folds.
-        fold: The test fold, 0..K-1.
-
-    Returns:
-        ``{"train": ..., "val": ..., "test": ...}``.
-
-    Raises:
-        InputError: If the dataset has no folds.
-        OptionError: If ``fold`` is out of range or K < 3.
-    """
-    folds = data.fold_count
-    if folds == 0:
-        raise InputError(
-            "the data has no cross-validation folds; make it with {expand.folds} K", refs=True
-        )
-    if folds < 3:
-        raise OptionError(
-            "fold", f"needs at least 3 folds (train, val, test); the data has {folds}"
-        )
-    if not 0 <= fold < folds:
-        raise OptionError("fold", f"must be in 0..{folds - 1} (the data has {folds} folds)")
-    val = val_fold(fold, folds)
-    rest = set(range(folds)) - {fold, val}
-    return {
-        "train": data.in_folds(rest),
-        "val": data.in_folds({val}),
-        "test": data.in_folds({fold}),
-    }
-
-
-def group_key(group: str) -> str:
-    """A group name compared across datasets: without an image suffix, case-folded.
-
-    ``augtool cells`` records a cell's smear by its file name
-    (``BloodImage_00009.jpg``) and ``--group-regex 'BloodImage_\\d+'`` by the
-    match (``BloodImage_00009``): both name the same smear.
-    """
-    from augtool.decode import IMAGE_SUFFIXES
-
-    name = group.strip()
-    stem, dot, suffix = name.rpartition(".")
-    if dot and f".{suffix.lower()}" in IMAGE_SUFFIXES:
-        name = stem
-    return name.casefold()
 
 
 def with_extra_train(
@@ -506,242 +396,3 @@ def to_device(
     if isinstance(images, H5Images):
         return StreamImages(images, labels, normalization, device, budget)
     return DeviceImages(images, labels, normalization, device)
-
-
-def write_history(path: Path, history: Sequence[dict[str, float]]) -> None:
-    """One CSV row per epoch; columns are the union of the rows' keys, in first-seen order.
-
-    Written atomically (:func:`augtool.publish.write_bytes`): a reader following a
-    run sees the previous history or the new one, never half a row.
-    """
-    columns: list[str] = []
-    for row in history:
-        columns += [k for k in row if k not in columns]
-    text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=columns)
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: _csv_value(v) for k, v in row.items()})
-    write_bytes(path, text.getvalue().encode("utf-8"))
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Pretty JSON, UTF-8, strict (no NaN)."""
-    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-
-
-def _csv_value(value: float) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-@dataclass
-class EvaluationResult:
-    """Outcome of :func:`evaluate_run`.
-
-    Attributes:
-        report: The metrics (see :func:`model.metrics.classification_report`).
-        out_dir: Where ``metrics.json`` and ``confusion.png`` were written, or ``None``.
-    """
-
-    report: dict[str, Any]
-    out_dir: Path | None
-
-
-def evaluate_run(
-    model_path: str | Path,
-    data_path: str | Path,
-    split: str | None = "test",
-    out: str | Path | None = None,
-    device: str = "auto",
-    batch_size: int = 256,
-    tta: bool = False,
-    progress: Progress | None = None,
-    fold: int | None = None,
-    ensemble: Sequence[str | Path] = (),
-) -> EvaluationResult:
-    """Score a trained model on an expand output's split or fold, or a raw image folder.
-
-    Args:
-        model_path: ``RUN/model.pt``; with ``fold``, also a cross-validated run
-            folder (its ``fold-<k>/model.pt`` is used).
-        data_path: HDF5 file, expand output folder, or ``RAW/<class>/`` folder
-            (images of any size, preprocessed like ``expand``'s originals).
-        split: The split of an expand output (ignored for a raw folder);
-            ``None`` uses all images. With ``fold``: ``val`` or ``test`` of that fold.
-        out: Folder for ``metrics.json`` and ``confusion.png`` (created; those two
-            files are replaced); ``None`` writes nothing.
-        device: ``auto``, ``cuda`` or ``cpu``.
-        batch_size: Images per forward pass.
-        tta: Average over the 8 flips and transposes of each image.
-        progress: Told of the phases: ``load`` (a raw folder, one step per image)
-            and ``evaluate`` (one step per image, once per model); ``None``: silent.
-        fold: Score the val or test images of this cross-validation fold of a
-            dataset made with ``expand --folds K``; the model must have been
-            trained for this fold (``train --fold K``). ``None`` with a fold's
-            model and data with folds: the fold the model records
-            (``report["fold_from_model"]`` is then true).
-        ensemble: More models (files, or run folders with ``fold``) whose class
-            probabilities are averaged with ``model_path``'s.
-
-    Returns:
-        The report and where it was written. Besides the figures, the report
-        says what was scored: ``tta``, ``models``, ``fold`` and
-        ``fold_from_model``, ``scored_folds``, ``dataset_sha256``
-        (:func:`augtool.ledger.dataset_sha256`, ``None`` for a raw folder),
-        ``test_images`` (how many scored images are test images of the data:
-        the caller records such a read, :mod:`augtool.ledger`) and
-        ``training_images`` (how many trained one of the models, which makes
-        the figures no estimate of accuracy: :func:`model.scoring.trained_mask`).
-
-    Raises:
-        InputError: Unreadable model or data, or classes the model does not know.
-        OptionError: A model trained for another fold, or ensemble models that
-            disagree on classes or input size.
-        OutputError: The output folder cannot be written.
-    """
-    from model.data import is_raw_folder
-    from model.scoring import (
-        FOLD_PARTS,
-        check_compatible,
-        check_fold,
-        fold_part,
-        load_fold_model,
-        mean_probabilities,
-        test_images_mask,
-        trained_mask,
-    )
-
-    dev = resolve_device(device)
-    models = [load_fold_model(m, fold, dev) for m in (model_path, *ensemble)]
-    check_compatible(models)
-    first = models[0].checkpoint
-    raw = is_raw_folder(Path(data_path))
-    fold_from_model = False
-    if fold is None and not raw and models[0].test_fold is not None and split in FOLD_PARTS:
-        whole = load_for_evaluation(data_path, None, first.input_size)
-        if whole.fold_count:  # a fold's model on its own data: score its own fold
-            fold, fold_from_model = models[0].test_fold, True
-            for model in models:
-                check_fold(model, fold)
-            data = fold_part(whole, fold, split)
-        else:
-            data = whole.subset(split)
-    elif fold is None:
-        data = load_for_evaluation(data_path, split, first.input_size, progress)
-    else:
-        data = fold_part(
-            load_for_evaluation(data_path, None, first.input_size), fold, split or "all"
-        )
-    if len(data) == 0:
-        raise InputError(f"{literal(data_path)}: no images to evaluate")
-    content = None if raw else dataset_sha256(data_path)
-    trained = np.zeros(len(data), dtype=bool)
-    for model in models:
-        trained |= trained_mask(model, data, content, data_path)
-    probabilities, labels = mean_probabilities(models, data, dev, batch_size, tta, progress)
-    transforms = None if raw else data.transforms  # a raw folder records no transforms
-    report = classification_report(
-        labels,
-        probabilities.argmax(axis=1),
-        first.class_names,
-        transforms,
-        groups=data.groups,
-        group_unit=group_unit(data),
-    )
-    report["data"] = str(data_path)
-    report["dataset_sha256"] = content
-    report["split"] = None if raw else split
-    report["fold"] = fold
-    report["fold_from_model"] = fold_from_model
-    report["scored_folds"] = None if data.folds is None else sorted(set(data.folds.tolist()))
-    report["test_images"] = 0 if raw else int(test_images_mask(data, fold, split).sum())
-    report["training_images"] = int(trained.sum())
-    report["model"] = str(models[0].path)
-    report["models"] = [str(m.path) for m in models]
-    report["tta"] = tta
-    out_dir = None
-    if out is not None:
-        out_dir = write_report(report, out)
-    return EvaluationResult(report=report, out_dir=out_dir)
-
-
-def write_report(report: dict[str, Any], out: str | Path) -> Path:
-    """Write ``metrics.json`` and ``confusion.png`` of ``report`` into ``out`` (created).
-
-    Raises:
-        OutputError: The folder cannot be created.
-    """
-    from model.report import write_confusion_png
-
-    out_dir = Path(out)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"{literal(out_dir)}: cannot create ({err.strerror})") from err
-    write_json(out_dir / METRICS_NAME, report)
-    write_confusion_png(report, out_dir / CONFUSION_NAME)
-    return out_dir
-
-
-def group_unit(data: Dataset) -> str:
-    """What one group of ``data.groups`` is: ``images`` (a raw folder), ``groups`` or ``sources``.
-
-    An expand output made with ``--group-regex`` records the regex's match as the
-    group of each source (``groups``); without it each source is its own group.
-    """
-    if data.attrs.get("source") == RAW_SOURCE:
-        return "images"
-    recipe = data.attrs.get("recipe")
-    return "groups" if isinstance(recipe, dict) and recipe.get("group_regex") else "sources"
-
-
-@dataclass
-class ImagePrediction:
-    """The prediction for one image file."""
-
-    path: str
-    predicted: str
-    probabilities: dict[str, float]
-
-
-def predict_files(
-    model_path: str | Path,
-    images: Sequence[str | Path],
-    device: str = "auto",
-    tta: bool = False,
-) -> list[ImagePrediction]:
-    """Classify image files, each preprocessed like ``expand``'s originals.
-
-    Args:
-        model_path: ``RUN/model.pt``.
-        images: Image files of any size and format ``augtool`` decodes.
-        device: ``auto``, ``cuda`` or ``cpu``.
-        tta: Average over the 8 flips and transposes of each image.
-
-    Returns:
-        One prediction per file, in order.
-
-    Raises:
-        InputError: Unreadable model or image.
-    """
-    from augtool.decode import load_resized
-
-    dev = resolve_device(device)
-    ckpt: Checkpoint = load_checkpoint(model_path, dev)
-    if not images:
-        raise InputError("no image files given")
-    stack = np.stack([load_resized(p, ckpt.input_size) for p in images])
-    on_device = DeviceImages(stack, np.zeros(len(stack), dtype=np.int64), ckpt.normalization, dev)
-    pred = evaluate(ckpt.net, on_device, amp=use_amp(ckpt.config.get("amp"), dev), tta=tta)
-    return [
-        ImagePrediction(
-            path=str(p),
-            predicted=ckpt.class_names[int(pred.predicted[i])],
-            probabilities={
-                c: float(pred.probabilities[i, j]) for j, c in enumerate(ckpt.class_names)
-            },
-        )
-        for i, p in enumerate(images)
-    ]

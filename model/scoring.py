@@ -26,11 +26,13 @@ from augtool.errors import InputError, OptionError, literal
 from augtool.io import Dataset
 from augtool.ledger import dataset_sha256
 from augtool.progress import Progress
-from model.cv import fold_dir, mean_std, pct_cell
+from model.checkpoint import Checkpoint, load_checkpoint
 from model.data import DeviceImages, align_labels, load_for_evaluation
+from model.folds import fold_parts, group_unit, val_fold
 from model.metrics import classification_report
-from model.run import METRICS_NAME, MODEL_NAME, fold_parts, group_unit, val_fold
-from model.train import Checkpoint, evaluate, load_checkpoint, resolve_device, use_amp
+from model.report import mean_std, pct_cell
+from model.rundir import METRICS_NAME, MODEL_NAME, fold_dir
+from model.train import evaluate, resolve_device, use_amp
 
 #: Parts of a fold that a fold's model may be scored on (the rest trained it).
 FOLD_PARTS = ("val", "test")

@@ -1,4 +1,4 @@
-"""Bad and unusual input files for tests and ``benchmarks/robustness.py``: one set of builders.
+"""Bad and unusual input files for tests and ``checks/robustness.py``: one set of builders.
 
 A builder adds one kind of file (or folder) to a RAW folder made by
 :func:`small_raw` (classes ``a`` and ``b``, two distinct JPEGs each) and

@@ -119,6 +119,25 @@ def write_upscaled_smears(
     return root
 
 
+def write_fold_h5(root: Path) -> Path:
+    """``root/cells.h5``: 20 smear-like sources of 2 classes, 10 patients, 4 folds by patient.
+
+    ``expand --target 60 --size 32 --group-regex 'patient\\d+' --folds 4``: small enough
+    to train every fold in seconds.
+    """
+    from augtool.expand import ExpandOptions, expand
+
+    raw = root / "raw"
+    for c, cls in enumerate(("a", "b")):
+        for i in range(10):
+            rng = np.random.default_rng([c, i])
+            write_image(raw / cls / f"patient{i // 2:02d}_{cls}{i}.jpg", smear_like(rng, 40, 30))
+    out = root / "cells.h5"
+    options = ExpandOptions(target=60, size=32, workers=1, group_regex=r"patient\d+", folds=4)
+    expand(raw, out, options)
+    return out
+
+
 @pytest.fixture
 def make_raw(tmp_path: Path) -> Callable[..., Path]:
     """Build ``RAW/<class>/<class>_<i>.jpg`` with generated images."""

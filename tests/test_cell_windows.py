@@ -1,4 +1,4 @@
-"""benchmarks/cell_windows.py: finds a window in its smear and says what it holds."""
+"""experiments/cell_windows.py: finds a window in its smear and says what it holds."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from augtool.annotations.base import Box
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location(
-    "cell_windows", ROOT / "benchmarks" / "cell_windows.py"
+    "cell_windows", ROOT / "experiments" / "cell_windows.py"
 )
 cell_windows = importlib.util.module_from_spec(_spec)
 sys.modules["cell_windows"] = cell_windows  # dataclasses look their module up

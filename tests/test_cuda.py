@@ -1,6 +1,6 @@
 """Checks that need a CUDA GPU (marked ``cuda``; skipped without one).
 
-``benchmarks/gpu_check.sh`` runs them with ``pytest -m cuda``. Each compares the
+``checks/gpu_check.sh`` runs them with ``pytest -m cuda``. Each compares the
 CUDA path with the CPU or checks what only CUDA does (pinned buffers, streams,
 memory format of the real convolution inputs).
 """

@@ -87,9 +87,9 @@ def test_every_label_of_the_training_figures_is_ascii(drawn: list[str]) -> None:
 
 
 def test_no_literal_outside_ascii_reaches_put_text() -> None:
-    """The figure scripts (examples/, benchmarks/) pass literal text or names: ASCII only."""
+    """The figure scripts (examples/, experiments/, ...) pass literal text or names: ASCII only."""
     offenders = []
-    for folder in ("augtool", "model", "examples", "benchmarks"):
+    for folder in ("augtool", "model", "examples", "benchmarks", "experiments", "checks"):
         for path in sorted((REPO / folder).rglob("*.py")):
             tree = ast.parse(path.read_text(encoding="utf-8"))
             for call in ast.walk(tree):

@@ -15,7 +15,8 @@ from tests.h5data import blob_images, make_blob_h5, write_h5
 
 torch = pytest.importorskip("torch")
 from model.config import TrainConfig  # noqa: E402
-from model.run import group_key, train_run, with_extra_train  # noqa: E402
+from model.folds import group_key  # noqa: E402
+from model.run import train_run, with_extra_train  # noqa: E402
 
 CLASSES = ("ALL", "AML", "normal")
 

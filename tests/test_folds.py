@@ -197,19 +197,9 @@ def test_cli_expand_folds_prints_fold_rows(fold_raw, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def fold_h5(tmp_path_factory) -> Path:
-    from tests.conftest import smear_like, write_image
+    from tests.conftest import write_fold_h5
 
-    root = tmp_path_factory.mktemp("foldraw")
-    raw = root / "raw"
-    for c, cls in enumerate(("a", "b")):
-        for i in range(10):
-            rng = np.random.default_rng([c, i])
-            write_image(raw / cls / f"patient{i // 2:02d}_{cls}{i}.jpg", smear_like(rng, 40, 30))
-    out = root / "cells.h5"
-    expand(
-        raw, out, ExpandOptions(target=60, size=32, workers=1, group_regex=r"patient\d+", folds=4)
-    )
-    return out
+    return write_fold_h5(tmp_path_factory.mktemp("foldraw"))
 
 
 TRAIN = ("--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--device", "cpu", "-q")
@@ -404,7 +394,7 @@ def test_an_ensemble_averages_the_probabilities(cv_runs, fold_h5) -> None:
 
     import torch
 
-    from model.run import fold_parts
+    from model.folds import fold_parts
     from model.scoring import check_compatible, load_fold_model, mean_probabilities
 
     cpu = torch.device("cpu")
@@ -440,58 +430,14 @@ def test_evaluate_ensemble_of_a_run_with_itself_changes_nothing(
 def test_recorded_fold_falls_back_to_the_run_metrics(cv_runs) -> None:
     import dataclasses
 
+    from model.checkpoint import load_checkpoint
     from model.scoring import model_file, recorded_fold
-    from model.train import load_checkpoint
 
     path = model_file(cv_runs[0], 3)
     ckpt = load_checkpoint(path)
     assert recorded_fold(ckpt, path) == (3, 4)  # written into the checkpoint
     older = dataclasses.replace(ckpt, info={"best_epoch": 1})  # models of earlier versions
     assert recorded_fold(older, path) == (3, 4)  # read from fold-3/metrics.json
-
-
-@pytest.fixture(scope="module")
-def extra_run(fold_h5, tmp_path_factory) -> tuple[Path, Path]:
-    """A cross-validated run with --extra-train (another class mix), and the extra data."""
-    from tests.conftest import smear_like, write_image
-
-    root = tmp_path_factory.mktemp("extrarun")
-    raw = root / "extra-raw"
-    for c, cls in enumerate(("a", "b")):
-        for i in range(2 + 4 * c):  # another class mix than the folds'
-            image = smear_like(np.random.default_rng([7, c, i]), 40, 30)
-            write_image(raw / cls / f"patient9{i}_{cls}{i}.jpg", image)
-    extra = root / "extra.h5"
-    expand(raw, extra, ExpandOptions(target=16, size=32, workers=1, split="none"))
-    run = root / "cv"
-    trained = CliRunner().invoke(
-        main,
-        ["train", str(fold_h5), str(run), "--fold", "all", "--extra-train", str(extra), *TRAIN],
-    )
-    assert trained.exit_code == 0, trained.output
-    return run, extra
-
-
-def test_cv_prior_prints_validation_only_and_matches_the_run(fold_h5, extra_run) -> None:
-    import subprocess
-    import sys
-
-    run, extra = extra_run
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "cv_prior.py"
-    out = subprocess.run(
-        [sys.executable, str(script), str(run), str(fold_h5), str(extra)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "test" not in out.replace(str(run), "")
-    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
-    val = [r["val_accuracy"] for r in json.loads((run / "cv.json").read_text())["per_fold"]]
-    assert [(int(r[0]), int(r[1])) for r in rows] == [(0, 1), (1, 2), (2, 3), (3, 0)]
-    assert [float(r[2].rstrip("%")) for r in rows] == pytest.approx(
-        [round(100 * v, 1) for v in val], abs=0.051
-    )
-    assert out.splitlines()[-1].split()[:3] == ["mean", "±", "std"]
 
 
 def test_a_cv_run_folder_without_fold_says_to_give_one(cv_runs, fold_h5) -> None:

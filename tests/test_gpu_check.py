@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.sh in its --cpu dry mode: it runs, and its report has every section."""
+"""checks/gpu_check.sh in its --cpu dry mode: it runs, and its report has every section."""
 
 import os
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.gpu_check import SECTIONS
+from checks.gpu_check import SECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,7 +18,7 @@ def test_gpu_check_dry_mode_writes_every_section(tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, PYTHON=sys.executable, OUT=str(out))
     done = subprocess.run(
-        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--cpu", str(report)],
+        ["bash", str(ROOT / "checks" / "gpu_check.sh"), "--cpu", str(report)],
         env=env,
         capture_output=True,
         text=True,
@@ -44,7 +44,7 @@ def test_gpu_check_refuses_without_cuda_unless_dry(tmp_path, monkeypatch, capsys
     """
     import torch
 
-    from benchmarks import gpu_check
+    from checks import gpu_check
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
@@ -57,7 +57,7 @@ def test_gpu_check_refuses_without_cuda_unless_dry(tmp_path, monkeypatch, capsys
 def test_gpu_check_sh_refuses_an_unknown_option(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable)
     done = subprocess.run(
-        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--gpu", str(tmp_path / "r.md")],
+        ["bash", str(ROOT / "checks" / "gpu_check.sh"), "--gpu", str(tmp_path / "r.md")],
         env=env,
         capture_output=True,
         text=True,

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from augtool.errors import OptionError
 from augtool.io import Dataset, open_dataset
 from cli import main
+from model.folds import group_unit
 from model.metrics import (
     classification_report,
     cluster_bootstrap,
@@ -20,7 +21,6 @@ from model.metrics import (
     wilson_interval,
 )
 from model.report import format_table
-from model.run import group_unit
 
 CLASSES = ["ALL", "AML", "normal"]
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from augtool.errors import InputError, OptionError
 from augtool.io import open_dataset
 from cli import main
+from model.checkpoint import load_checkpoint
 from model.data import (
     DeviceImages,
     Normalization,
@@ -27,7 +28,6 @@ from model.train import (
     dihedral_views,
     evaluate,
     fit,
-    load_checkpoint,
     train_one_epoch,
 )
 from tests.conftest import train_cli

@@ -101,7 +101,7 @@ def test_split_still_works_in_evaluate_with_one_deprecation_line() -> None:
 
 def test_evaluate_passes_the_subset_on(monkeypatch, tmp_path: Path) -> None:
     """``--split test`` and ``--subset test`` reach the library as the same split."""
-    import model.run
+    import model.evaluation
 
     seen = []
 
@@ -109,7 +109,7 @@ def test_evaluate_passes_the_subset_on(monkeypatch, tmp_path: Path) -> None:
         seen.append(split)
         raise click.UsageError("stop here")
 
-    monkeypatch.setattr(model.run, "evaluate_run", fake_evaluate_run)
+    monkeypatch.setattr(model.evaluation, "evaluate_run", fake_evaluate_run)
     model_file, data = tmp_path / "model.pt", tmp_path / "data.h5"
     model_file.write_bytes(b"x")
     data.write_bytes(b"x")

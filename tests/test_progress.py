@@ -11,7 +11,7 @@ from augtool.expand import ExpandOptions, expand
 from augtool.synth import synthesize
 from augtool.verify import verify
 from cli import main
-from model.run import evaluate_run
+from model.evaluation import evaluate_run
 from tests.h5data import make_blob_h5
 from tests.reporters import Recorder
 

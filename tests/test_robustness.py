@@ -223,7 +223,7 @@ def test_single_class(tmp_path: Path) -> None:
 
 
 def test_hundreds_of_classes(tmp_path: Path) -> None:
-    """300 classes of one image (benchmarks/robustness.py times 2000)."""
+    """300 classes of one image (checks/robustness.py times 2000)."""
     raw = tmp_path / "raw"
     badinputs.many_classes(raw, 300)
     out = tmp_path / "out.h5"

@@ -11,9 +11,9 @@ import model.run
 import model.stream
 from augtool.errors import InputError, OptionError
 from augtool.io import open_dataset
+from model.checkpoint import load_checkpoint
 from model.data import DeviceImages, Normalization, compute_normalization, parse_augment
 from model.stream import HOST_BUFFERS, H5Images, StreamImages, open_lazy, parse_memory
-from model.train import load_checkpoint
 from tests.h5data import make_blob_h5, write_h5
 
 SIZE = 32

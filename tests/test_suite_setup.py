@@ -34,7 +34,7 @@ def test_readme_ci_and_quickstart_run_the_same_test_command() -> None:
     assert "pip install -c constraints.txt -e . && augtool synth" in readme  # its first
     locked = "-c constraints.txt -e '.[train,test]'"
     assert any(line.startswith("python -m pip install") and locked in line for line in ci)
-    quickstart = (REPO / "benchmarks" / "quickstart.sh").read_text(encoding="utf-8")
+    quickstart = (REPO / "checks" / "quickstart.sh").read_text(encoding="utf-8")
     assert f'step "2-pytest" {command}\n' in quickstart
     assert f'step "2-pip-install" {install}\n' in quickstart
 
@@ -64,13 +64,13 @@ def test_the_lock_pins_every_requirement_within_setup_cfg_bounds() -> None:
     for line in _requirements():
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
-        assert name in pins, f"constraints.txt does not pin {name} (python tools/lock.py)"
+        assert name in pins, f"constraints.txt does not pin {name} (python checks/lock.py)"
         assert requirement.specifier.contains(pins[name], prereleases=True), (
             f"constraints.txt pins {name}=={pins[name]}, outside setup.cfg's {line!r}"
         )
     assert pins["torch"] == "2.13.0"  # the CPU build on this project's machines
     header = (REPO / "constraints.txt").read_text(encoding="utf-8").splitlines()[:5]
-    assert any("python tools/lock.py" in line for line in header)
+    assert any("python checks/lock.py" in line for line in header)
 
 
 def test_the_test_extra_installs_what_the_command_needs() -> None:

@@ -20,7 +20,8 @@ from cli import main
 from model.data import DeviceImages, compute_normalization
 from model.networks import create_model
 from model.report import curves_image
-from model.run import CURVES_NAME, train_run
+from model.run import train_run
+from model.rundir import CURVES_NAME
 from model.train import TrainConfig, TrainEvent, fit, steps_per_epoch
 from tests.h5data import make_blob_h5
 

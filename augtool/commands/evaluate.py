@@ -97,8 +97,8 @@ def evaluate_command(
         return
 
     from augtool.commands.terminal import TqdmReporter
+    from model.evaluation import evaluate_run
     from model.report import format_table
-    from model.run import evaluate_run
 
     reporter = TqdmReporter(quiet=False)  # bars on a terminal only
     try:
@@ -211,8 +211,9 @@ def _evaluate_folds(
 ) -> None:
     """``--fold all``: score every fold of the run folder(s), print and write the figures."""
     from augtool.commands.terminal import TqdmReporter
+    from model.evaluation import write_report
     from model.report import format_table
-    from model.run import write_json, write_report
+    from model.rundir import write_json
     from model.scoring import evaluate_folds, format_folds
 
     reporter = TqdmReporter(quiet=False)  # bars on a terminal only

@@ -24,7 +24,7 @@ def predict_command(model_file: str, images: tuple[str, ...], device: str, tta: 
     Example:
       augtool predict runs/leukemianet/model.pt smear1.jpg smear2.png
     """
-    from model.run import predict_files
+    from model.evaluation import predict_files
 
     for pred in predict_files(model_file, list(images), device, tta):
         probs = "  ".join(f"{name}={p:.3f}" for name, p in pred.probabilities.items())

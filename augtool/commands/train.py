@@ -222,7 +222,8 @@ def train_command(
 
     bar = TrainBar(data, quiet)
     if fold == "all":
-        from model.cv import CV_MARKDOWN, cv_run
+        from model.cv import cv_run
+        from model.rundir import CV_MARKDOWN
 
         try:
             cv = cv_run(

@@ -20,7 +20,7 @@ exists, else a generated set of the same class sizes (``augtool.synth``).
 Copies of one source are not independent samples: the figures describe this
 set, not a population.
 
-Run: ``python benchmarks/pca_measure.py [--stds 0.1,0.5] [--modes pixel] [--raw DIR | --synth]``.
+Run: ``python experiments/pca_measure.py [--stds 0.1,0.5] [--modes pixel] [--raw DIR | --synth]``.
 """
 
 from __future__ import annotations
@@ -35,14 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import PAPER_CLASSES, SHARED_DATA, machine
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augtool.expand import ExpandOptions, SilentReporter, plan_run
 from augtool.plan import PCA
 from augtool.render import PcaSettings, RenderSettings, SourceTask, render_source
 from augtool.sources import scan
+from tests.workloads import PAPER_CLASSES, SHARED_DATA, machine
 
 CELLS = SHARED_DATA / "bccd-cells"
 #: The legacy settings of the issue's measurement, shown for comparison.

@@ -18,7 +18,7 @@ about which object the window was cut for, so the rule's accuracy is a guide
 to what the set allows (it is not a bound: a network could find cues the
 boxes do not record, or miss what they do).
 
-Usage: python benchmarks/cell_windows.py [--data ../shared/data] [--csv FILE]
+Usage: python experiments/cell_windows.py [--data ../shared/data] [--csv FILE]
 """
 
 from __future__ import annotations

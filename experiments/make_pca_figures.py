@@ -8,7 +8,7 @@ each mode. Under every tile: the weights w of the pixel mode, or the shift
 (R, G, B) in grey levels of the shift mode. Prints each copy's weights, shift
 and mean and largest absolute change from the original (grey levels).
 
-Run: ``python benchmarks/make_pca_figures.py [--out-dir DIR]`` (docs/pca.md's
+Run: ``python experiments/make_pca_figures.py [--out-dir DIR]`` (docs/pca.md's
 marked block runs it; ``python docs/regenerate.py pca.md`` remakes the pictures).
 """
 

@@ -5,7 +5,7 @@
 # (uptime) before and after each command, the wall time of every part, and
 # `git status` of the clone afterwards (nothing but ignored paths may be left).
 #
-#   bash benchmarks/quickstart.sh [WORKDIR]     # default /tmp/augtool-quickstart
+#   bash checks/quickstart.sh [WORKDIR]     # default /tmp/augtool-quickstart
 #
 # The figures in README.md's Quickstart come from this script.
 set -euo pipefail

@@ -10,8 +10,8 @@ The lock is pip's own resolution of ``setup.cfg`` with every extra, made without
 installing anything (``pip install --dry-run --ignore-installed --report``), plus
 pip itself, with torch held at the CPU build this project tests with::
 
-    python tools/lock.py              # resolve the newest allowed versions, write constraints.txt
-    python tools/lock.py --print      # print the lock instead of writing it
+    python checks/lock.py              # resolve the newest allowed versions, write constraints.txt
+    python checks/lock.py --print      # print the lock instead of writing it
 
 Then regenerate the docs (``python docs/regenerate.py``) and run the suite under
 the new lock before committing it. It resolves for the running Python and
@@ -71,7 +71,7 @@ def render(pins: dict[str, str]) -> str:
     made = datetime.now(UTC).strftime("%Y-%m-%d")
     header = [
         "# The exact versions augtool's tests, docs pictures and benchmarks are made with.",
-        f"# Made by `python tools/lock.py` on {made} with Python {platform.python_version()}",
+        f"# Made by `python checks/lock.py` on {made} with Python {platform.python_version()}",
         f"# on {platform.system()} {platform.machine()}, for every extra of setup.cfg.",
         "# Use it as pip constraints: pip install -c constraints.txt -e '.[train,test]'",
         "# (docs/reproducibility.md: when to use the lock, and how to refresh it).",

@@ -3,7 +3,7 @@
 # smears, expand it (split 70/15/15 by smear, from cells.csv), train CellNet with its
 # defaults, and evaluate on the test split once.
 #
-# Usage: benchmarks/cells_results.sh [WORKDIR] [DATA]
+# Usage: experiments/cells_results.sh [WORKDIR] [DATA]
 #   WORKDIR  where the cell set, dataset and run go (default: cells-work/, created)
 #   DATA     the shared data folder (default: ../shared/data)
 #

@@ -4,11 +4,11 @@ For each fold k of a ``augtool train --fold all`` run, the fold's kept model
 predicts its validation fold (k+1 mod K); the copies of each source are pooled
 and a source counts as wrong when fewer than half of its copies are predicted
 right. No test fold is read. With the real cells, each wrong source is joined
-with what ``benchmarks/cell_windows.py`` finds about its window: how far the
+with what ``experiments/cell_windows.py`` finds about its window: how far the
 object of its class lies from the centre, and whether it also holds a
 platelet.
 
-Usage: python benchmarks/cv_errors.py RUN DATA [--data ../shared/data]
+Usage: python experiments/cv_errors.py RUN DATA [--data ../shared/data]
 """
 
 from __future__ import annotations
@@ -25,16 +25,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from augtool.io import open_dataset
-from model.cv import fold_dir
+from model.checkpoint import load_checkpoint
 from model.data import DeviceImages, align_labels
-from model.run import fold_parts, val_fold
-from model.train import evaluate, load_checkpoint
+from model.folds import fold_parts, val_fold
+from model.rundir import fold_dir
+from model.train import evaluate
 
 HERE = Path(__file__).resolve().parent
 
 
 def _cell_windows() -> types.ModuleType:
-    """benchmarks/cell_windows.py, loaded as a module."""
+    """experiments/cell_windows.py, loaded as a module."""
     spec = importlib.util.spec_from_file_location("cell_windows", HERE / "cell_windows.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["cell_windows"] = module

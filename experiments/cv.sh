@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-run the cross-validation figures of docs/results.md (issue #11: no choice on test).
 #
-# Usage: benchmarks/cv.sh [WORKDIR] [CELLS] [STEP...]
+# Usage: experiments/cv.sh [WORKDIR] [CELLS] [STEP...]
 #   WORKDIR  where the dataset and the runs go (default: cv-work/, created)
 #   CELLS    the real cell set (default: ../shared/data/bccd-cells)
 #   STEP     any of: data extra cell cell-nocoords cell-noaug cell-crop50 cell-crop30
@@ -31,7 +31,7 @@
 # where it stopped (--resume keeps finished folds). Progress goes to stderr, one
 # line per epoch when it is a log file.
 # The CellNet configurations are compared on mean VAL accuracy only
-# (benchmarks/cv_compare.py RUN... prints that ranking and names the choice); the
+# (experiments/cv_compare.py RUN... prints that ranking and names the choice); the
 # chosen run's test folds are then read once, by hand:
 #   augtool evaluate RUN cells5-SIZE.h5 --fold all --subset test
 # which records the read in cells5-SIZE.h5.test-reads.jsonl. Measured 2026-12-01 on

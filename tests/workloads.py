@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: workloads and a process-tree memory sampler."""
+"""Workloads and a process-tree memory sampler for benchmarks/, experiments/ and checks/."""
 
 from __future__ import annotations
 

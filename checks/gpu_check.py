@@ -272,7 +272,8 @@ def end_to_end_code(cuda: bool) -> str:
     epochs, device = e2e_epochs(cuda), device_of(cuda)
     return f"""
 import json, sys, torch
-from model.run import train_run, evaluate_run
+from model.evaluation import evaluate_run
+from model.run import train_run
 from model.train import TrainConfig
 
 def _end_to_end():
@@ -310,7 +311,7 @@ def end_to_end(cuda: bool, how: str, status: int, out: str) -> Step:
         how,
         "",
         f"LeukemiaNet, the paper's settings but {epochs} epoch(s), seed 0, trained and "
-        "evaluated on each device (`model.run.train_run`, `evaluate_run`).",
+        "evaluated on each device (`model.run.train_run`, `model.evaluation.evaluate_run`).",
         "",
         "| run | test accuracy | train seconds | kept epoch |",
         "|---|---|---|---|",
@@ -351,7 +352,8 @@ def _agreement(model_path, data_path):
     import numpy as np
     import torch
     from model.data import DeviceImages, align_labels, load_for_evaluation
-    from model.train import evaluate, load_checkpoint
+    from model.checkpoint import load_checkpoint
+    from model.train import evaluate
     predicted = []
     for device in ("cuda", "cpu"):
         ckpt = load_checkpoint(model_path, device)
@@ -528,7 +530,7 @@ def write_report(path: Path, steps: dict[str, Step], cuda: bool) -> None:
     parts = [
         "# GPU check report",
         "",
-        f"Written by `bash benchmarks/gpu_check.sh` ({mode}). Every figure below was printed by "
+        f"Written by `bash checks/gpu_check.sh` ({mode}). Every figure below was printed by "
         "the command named next to it, in this run.",
     ]
     for name in SECTIONS:

@@ -6,7 +6,7 @@ object boxed twice with slightly different corners, ``<truncated>`` flags that
 disagree with the box touching the border, and smears without or with several
 white cells. Figures of docs/cells.md come from this script.
 
-Usage: python benchmarks/annotation_faults.py [SMEARS] [ANNOTATIONS] [--format voc]
+Usage: python experiments/annotation_faults.py [SMEARS] [ANNOTATIONS] [--format voc]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The refusal messages quoted in docs/recipes.md: bad recipes given to `augtool expand`.
-# Usage: PYTHONPATH=$PWD bash benchmarks/recipe_errors.sh   (from the repository root)
-#        bash benchmarks/recipe_errors.sh --make DIR   only write raw/ and the recipes into DIR
+# Usage: PYTHONPATH=$PWD bash checks/recipe_errors.sh   (from the repository root)
+#        bash checks/recipe_errors.sh --make DIR   only write raw/ and the recipes into DIR
 #        (docs/regenerate.py does this before it runs the quoted commands of docs/recipes.md)
 set -u
 if [ "${1:-}" = "--make" ]; then

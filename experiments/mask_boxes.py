@@ -17,7 +17,7 @@ outlines are known:
 
 It prints the mean IoU of each with the true box, per cell kind and angle.
 
-Usage: python benchmarks/mask_boxes.py [--images 10] [--size 640x480] [--seed 0]
+Usage: python experiments/mask_boxes.py [--images 10] [--size 640x480] [--seed 0]
 """
 
 from __future__ import annotations

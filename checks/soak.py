@@ -10,7 +10,7 @@ uninterrupted reference run: every image file, manifest.csv and the recipe
 run aside. Every interrupted attempt must exit with 130, print the interrupt
 message and leave no final output; RAW must be unchanged at the end.
 
-Usage: python benchmarks/soak.py [--runs 20] [--seed 0] [--max-workers N] [--workdir DIR]
+Usage: python checks/soak.py [--runs 20] [--seed 0] [--max-workers N] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, machine
 from robustness import content_digest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from augtool.backends import default_workers  # noqa: E402
 from augtool.writers import partial_path  # noqa: E402
+from tests.workloads import SHARED_DATA, machine  # noqa: E402
 
 #: Delays shorter than this land before Python has started augtool: default signal action.
 MIN_DELAY = 0.3

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Re-run the single-split figures of docs/results.md ("Single-split figures") and print
 # each evaluation table. Those figures predate the cross-validation protocol; the
-# figures every choice of which was made on validation folds come from benchmarks/cv.sh.
+# figures every choice of which was made on validation folds come from experiments/cv.sh.
 #
-# Usage: benchmarks/results.sh [WORKDIR] [CELLS]
+# Usage: experiments/results.sh [WORKDIR] [CELLS]
 #   WORKDIR  where datasets and runs go (default: results-work/, created)
 #   CELLS    the real cell set (default: ../shared/data/bccd-cells)
 #
 # Needs `pip install -e '.[train]'`. About 2 hours on a 2-core CPU (each LeukemiaNet
 # run ~13-20 min, each CellNet run ~7 min); minutes on a GPU. Stops at the first
-# failing command. Paste the printed tables into docs/results.md with the date and
-# the machine.
+# failing command. Paste the printed tables into docs/results.md, and the date and
+# the machine into experiments/NOTEBOOK.md.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)

@@ -9,7 +9,7 @@ nothing behind and a handled output passes ``augtool verify``.
 
 Prints a Markdown table (pasted into docs/reliability.md) and the counts.
 
-Usage: python benchmarks/robustness.py [--workdir DIR] [--keep]
+Usage: python checks/robustness.py [--workdir DIR] [--keep]
 """
 
 from __future__ import annotations
@@ -33,9 +33,6 @@ import cv2
 import h5py
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from augtool.verify import verify  # noqa: E402
@@ -50,6 +47,7 @@ from tests.child_process import (  # noqa: E402
     run_cli_measured,
     run_sub,
 )
+from tests.workloads import machine  # noqa: E402
 
 FAST = ["--factor", "2", "--size", "32", "--workers", "1", "--split", "none", "-q"]
 SIGNAL_RUN = ["--target", "400", "-q"]

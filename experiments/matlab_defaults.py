@@ -19,7 +19,7 @@ the mean absolute difference in grey levels (median over sources and draws).
 For blur the mean sigma-weighted blur strength is also printed as the
 effective standard deviation of each (normalised, truncated) kernel.
 
-Usage: PYTHONPATH=. python benchmarks/matlab_defaults.py [--mosaics N]
+Usage: PYTHONPATH=. python experiments/matlab_defaults.py [--mosaics N]
 """
 
 from __future__ import annotations
@@ -33,14 +33,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import machine
-from bench_workres import psnr
-
 from augtool.decode import resize_to
 from augtool.transforms import TRANSFORMS, Ranges, rotation
+from benchmarks.bench_workres import psnr
 from tests.mosaic import mosaic, tile_origin
+from tests.workloads import machine
 
 SIZE = 227
 WIDTH, HEIGHT = 2592, 1944
