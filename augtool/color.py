@@ -117,9 +117,9 @@ MODES = defaults.PCA_MODES
 SCALES = defaults.PCA_SCALES
 #: Accepted values of ``device``.
 DEVICES = ("cpu", "cuda")
-#: Default mode: the paper's per-pixel reading (chosen by benchmarks/pca_measure.py).
+#: Default mode: the paper's per-pixel reading (chosen by experiments/pca_measure.py).
 DEFAULT_MODE = defaults.DEFAULT_PCA_MODE
-#: Default standard deviation of the alphas (chosen by benchmarks/pca_measure.py).
+#: Default standard deviation of the alphas (chosen by experiments/pca_measure.py).
 DEFAULT_STD = defaults.DEFAULT_PCA_STD
 #: Bound on the relative weights ``|w_i|``: ``exp(1.25) - 1 < 2.51`` keeps the pixel
 #: mode's float32 sums below ``2**12`` (``255 + 1530 * 2.49 + 0.5 < 4096``), hence exact.
