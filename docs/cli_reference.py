@@ -23,6 +23,8 @@ import click
 
 DOCS = Path(__file__).resolve().parent
 PAGE = DOCS / "cli-reference.md"
+#: Wrap as ``--help`` does in an 80-column terminal, whatever terminal renders the page.
+_WIDTH = {"terminal_width": 80, "max_content_width": 80}
 
 HEADER = """\
 # Command-line reference
@@ -66,7 +68,7 @@ def _cell(text: str) -> str:
 
 def render_command(name: str, command: click.Command, parent: click.Context) -> list[str]:
     """One command's section: heading, usage, description, options table."""
-    ctx = click.Context(command, info_name=name or None, parent=parent if name else None)
+    ctx = click.Context(command, info_name=name or None, parent=parent if name else None, **_WIDTH)
     if not name:
         ctx.info_name = "augtool"
     title = f"augtool {name}" if name else "augtool"
@@ -89,7 +91,7 @@ def render() -> str:
     """The whole page, as ``docs/cli-reference.md`` should hold it."""
     from cli import main
 
-    root = click.Context(main, info_name="augtool")
+    root = click.Context(main, info_name="augtool", **_WIDTH)
     lines = [HEADER]
     lines += ["| command | what it does |", "|---|---|"]
     for name, command in sorted(main.commands.items()):

@@ -13,6 +13,7 @@ marked block fails the suite, so no hand-typed message can drift from the tool.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import re
 import subprocess
@@ -301,9 +302,13 @@ def _load_cli_reference():
 def test_the_cli_reference_is_what_the_commands_define() -> None:
     reference = _load_cli_reference()
     page = (DOCS / "cli-reference.md").read_text(encoding="utf-8")
-    assert page == reference.render(), (
+    rendered = reference.render()
+    diff = "".join(
+        list(difflib.unified_diff(page.splitlines(True), rendered.splitlines(True), n=1))[:20]
+    )
+    assert page == rendered, (
         "docs/cli-reference.md differs from the commands' definitions; if a change to an "
-        "option meant this, the page is remade by `python docs/cli_reference.py`"
+        f"option meant this, the page is remade by `python docs/cli_reference.py`:\n{diff}"
     )
     from cli import main
 
