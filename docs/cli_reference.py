@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -48,6 +49,35 @@ def _description(text: str) -> list[str]:
     return lines
 
 
+#: A bracketed note that click or the help text ends a help record with (``[default: 30]``).
+_NOTE = re.compile(r"\s*\[(?P<note>[^\[\]]*)\]\.?\s*$")
+#: What click itself adds after a default: ``required`` or a range (``1<=x<=100``, ``x>0``).
+_CLICK_NOTE = re.compile(r"^(required|[-\d.e]+<=?x|x[<>]=?)")
+
+
+def _split_notes(help_text: str) -> tuple[str, str | None, list[str]]:
+    """A help record's text, its ``[default: ...]`` if it states one, and its other notes.
+
+    click ends a help record with ``[default: 95; 1<=x<=100]`` or ``[required]``;
+    options whose default depends on something else write their own
+    ``[default: ...]`` into the help (``[default: 30].``, then click's range).
+    """
+    default, notes = None, []
+    while match := _NOTE.search(help_text):
+        stated, clicks = None, []
+        for item in match["note"].split("; "):
+            if item.startswith("default: "):
+                stated = item.removeprefix("default: ")
+            elif _CLICK_NOTE.match(item) or stated is None:
+                clicks.append(item)
+            else:  # a default written in words that holds a "; " itself
+                stated += "; " + item
+        default = stated if stated is not None else default
+        notes = clicks + notes
+        help_text = help_text[: match.start()]
+    return help_text, default, notes
+
+
 def _default(param: click.Parameter, ctx: click.Context) -> str:
     if not isinstance(param, click.Option):
         return ""
@@ -78,8 +108,10 @@ def render_command(name: str, command: click.Command, parent: click.Context) -> 
         if record is None or not isinstance(param, click.Option):
             continue
         flags, help_text = record
-        help_text = help_text.split("  [default:", 1)[0].split(" [default:", 1)[0]
-        rows.append(f"| `{_cell(flags)}` | {_default(param, ctx)} | {_cell(help_text)} |")
+        help_text, stated, notes = _split_notes(help_text)
+        default = f"`{stated}`" if stated is not None else _default(param, ctx)
+        help_text += "".join(f" [{note}]" for note in notes)
+        rows.append(f"| `{_cell(flags)}` | {_cell(default)} | {_cell(help_text)} |")
     if rows:
         lines += ["| option | default | what it does |", "|---|---|---|", *rows, ""]
     return lines
@@ -89,7 +121,7 @@ def render() -> str:
     """The whole page, as ``docs/cli-reference.md`` should hold it."""
     from cli import main
 
-    root = click.Context(main, info_name="augtool")
+    root = click.Context(main, info_name="augtool", **main.context_settings)  # -h, --help
     lines = [HEADER]
     lines += ["| command | what it does |", "|---|---|"]
     for name, command in sorted(main.commands.items()):
