@@ -35,6 +35,10 @@ codes) are in [cli.md](cli.md).
 """
 
 
+#: What click's help option says (its ``--help`` text).
+HELP_TEXT = "Show this message and exit."
+
+
 def _description(text: str) -> list[str]:
     """A click help text as Markdown: ``\\b`` paragraphs (kept as written) become code blocks."""
     lines: list[str] = []
@@ -96,14 +100,12 @@ def _cell(text: str) -> str:
 
 def render_command(name: str, command: click.Command, parent: click.Context) -> list[str]:
     """One command's section: heading, usage, description, options table."""
-    ctx = click.Context(command, info_name=name or None, parent=parent if name else None)
-    if not name:
-        ctx.info_name = "augtool"
+    ctx = click.Context(command, info_name=name, parent=parent) if name else parent
     title = f"augtool {name}" if name else "augtool"
     lines = [f"## {title}", "", "```text", command.get_usage(ctx), "```", ""]
     lines += _description(command.help or "")
     rows = []
-    for param in command.get_params(ctx):
+    for param in command.params:
         record = param.get_help_record(ctx)
         if record is None or not isinstance(param, click.Option):
             continue
@@ -112,6 +114,8 @@ def render_command(name: str, command: click.Command, parent: click.Context) -> 
         default = f"`{stated}`" if stated is not None else _default(param, ctx)
         help_text += "".join(f" [{note}]" for note in notes)
         rows.append(f"| `{_cell(flags)}` | {_cell(default)} | {_cell(help_text)} |")
+    if command.add_help_option:  # from the context: click caches a command's help option
+        rows.append(f"| `{', '.join(ctx.help_option_names)}` |  | {HELP_TEXT} |")
     if rows:
         lines += ["| option | default | what it does |", "|---|---|---|", *rows, ""]
     return lines

@@ -441,7 +441,7 @@ def test_the_reference_shows_the_default_that_help_shows() -> None:
     for name, command in main.commands.items():
         section = page.split(f"\n## augtool {name}\n", 1)[1].split("\n## ", 1)[0]
         ctx = click.Context(command, info_name=name, parent=root)
-        for param in command.get_params(ctx):
+        for param in command.params:
             record = param.get_help_record(ctx)
             if record is None or not isinstance(param, click.Option):
                 continue
