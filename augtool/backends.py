@@ -11,7 +11,7 @@ which results arrive.
   (:mod:`augtool.pool`) on Linux, joblib elsewhere.
 * :class:`DaskBackend`: a Dask ``distributed`` cluster, at an address or a
   ``LocalCluster`` started on loopback. Dask is an optional extra
-  (``pip install 'augtool[dask]'``), imported only when this backend connects.
+  (``pip install -e '.[dask]'``), imported only when this backend connects.
 
 docs/scaling.md describes the design and what it costs.
 """
@@ -113,7 +113,7 @@ def _import_distributed() -> ModuleType:
     except ImportError as err:
         raise OptionError(
             "backend",
-            "dask needs the optional Dask extra: pip install 'augtool[dask]' "
+            "dask needs the optional Dask extra: pip install -e '.[dask]' "
             "(or pip install 'dask[distributed]')",
         ) from err
     return distributed

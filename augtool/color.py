@@ -655,7 +655,7 @@ def _torch_backend(device: str) -> _Backend:
         import torch
     except ImportError as error:
         raise OptionError(
-            "device", f"{device!r} needs torch (pip install 'augtool[train]')"
+            "device", f"{device!r} needs torch (pip install -e '.[train]')"
         ) from error
     if device == "cuda" and not torch.cuda.is_available():
         raise OptionError("device", "'cuda' requested but torch finds no CUDA GPU; use 'cpu'")

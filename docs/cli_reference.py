@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -36,6 +37,10 @@ codes) are in [cli.md](cli.md).
 """
 
 
+#: What click's help option says (its ``--help`` text).
+HELP_TEXT = "Show this message and exit."
+
+
 def _description(text: str) -> list[str]:
     """A click help text as Markdown: ``\\b`` paragraphs (kept as written) become code blocks."""
     lines: list[str] = []
@@ -48,6 +53,35 @@ def _description(text: str) -> list[str]:
         else:
             lines += [" ".join(x.strip() for x in body.splitlines()), ""]
     return lines
+
+
+#: A bracketed note that click or the help text ends a help record with (``[default: 30]``).
+_NOTE = re.compile(r"\s*\[(?P<note>[^\[\]]*)\]\.?\s*$")
+#: What click itself adds after a default: ``required`` or a range (``1<=x<=100``, ``x>0``).
+_CLICK_NOTE = re.compile(r"^(required|[-\d.e]+<=?x|x[<>]=?)")
+
+
+def _split_notes(help_text: str) -> tuple[str, str | None, list[str]]:
+    """A help record's text, its ``[default: ...]`` if it states one, and its other notes.
+
+    click ends a help record with ``[default: 95; 1<=x<=100]`` or ``[required]``;
+    options whose default depends on something else write their own
+    ``[default: ...]`` into the help (``[default: 30].``, then click's range).
+    """
+    default, notes = None, []
+    while match := _NOTE.search(help_text):
+        stated, clicks = None, []
+        for item in match["note"].split("; "):
+            if item.startswith("default: "):
+                stated = item.removeprefix("default: ")
+            elif _CLICK_NOTE.match(item) or stated is None:
+                clicks.append(item)
+            else:  # a default written in words that holds a "; " itself
+                stated += "; " + item
+        default = stated if stated is not None else default
+        notes = clicks + notes
+        help_text = help_text[: match.start()]
+    return help_text, default, notes
 
 
 def _default(param: click.Parameter, ctx: click.Context) -> str:
@@ -68,20 +102,22 @@ def _cell(text: str) -> str:
 
 def render_command(name: str, command: click.Command, parent: click.Context) -> list[str]:
     """One command's section: heading, usage, description, options table."""
-    ctx = click.Context(command, info_name=name or None, parent=parent if name else None, **_WIDTH)
-    if not name:
-        ctx.info_name = "augtool"
+    ctx = click.Context(command, info_name=name, parent=parent, **_WIDTH) if name else parent
     title = f"augtool {name}" if name else "augtool"
     lines = [f"## {title}", "", "```text", command.get_usage(ctx), "```", ""]
     lines += _description(command.help or "")
     rows = []
-    for param in command.get_params(ctx):
+    for param in command.params:
         record = param.get_help_record(ctx)
         if record is None or not isinstance(param, click.Option):
             continue
         flags, help_text = record
-        help_text = help_text.split("  [default:", 1)[0].split(" [default:", 1)[0]
-        rows.append(f"| `{_cell(flags)}` | {_default(param, ctx)} | {_cell(help_text)} |")
+        help_text, stated, notes = _split_notes(help_text)
+        default = f"`{stated}`" if stated is not None else _default(param, ctx)
+        help_text += "".join(f" [{note}]" for note in notes)
+        rows.append(f"| `{_cell(flags)}` | {_cell(default)} | {_cell(help_text)} |")
+    if command.add_help_option:  # from the context: click caches a command's help option
+        rows.append(f"| `{', '.join(ctx.help_option_names)}` |  | {HELP_TEXT} |")
     if rows:
         lines += ["| option | default | what it does |", "|---|---|---|", *rows, ""]
     return lines
@@ -91,7 +127,7 @@ def render() -> str:
     """The whole page, as ``docs/cli-reference.md`` should hold it."""
     from cli import main
 
-    root = click.Context(main, info_name="augtool", **_WIDTH)
+    root = click.Context(main, info_name="augtool", **main.context_settings, **_WIDTH)  # -h, --help
     lines = [HEADER]
     lines += ["| command | what it does |", "|---|---|"]
     for name, command in sorted(main.commands.items()):

@@ -101,7 +101,7 @@ def local(raw: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 def test_missing_extra_says_what_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)  # makes the import fail
-    with pytest.raises(OptionError, match=r"backend.*pip install 'augtool\[dask\]'"):
+    with pytest.raises(OptionError, match=r"backend.*pip install -e '\.\[dask\]'"):
         DaskBackend("local").connect()
 
 

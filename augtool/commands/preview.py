@@ -43,7 +43,8 @@ from augtool.commands.options import (
     "--per-cell",
     type=int,
     default=None,
-    help=f"Dataset: random images per class and split. [default: {defaults.DEFAULT_PER_CELL}]",
+    help="Dataset: random images per class and split or fold. "
+    f"[default: {defaults.DEFAULT_PER_CELL}]",
 )
 @recipe_option(help="Image: draw this recipe's transforms (a file, or paper, colour, curator).")
 @plugin_option
@@ -77,10 +78,11 @@ def preview(
     """Draw a labelled PNG of what augmentation does, to look at before training.
 
     Given an IMAGE file: a contact sheet like the paper's Fig. 2, the original
-    and one output of each of the ten transforms plus PCA colour jitter at the
-    unit and byte scales, made exactly as `expand --seed SEED` makes copy k of
-    that file; each tile is labelled with its parameters. With --recipe: the
-    original and one output of each of the recipe's transforms instead.
+    and one output of each of the ten transforms plus PCA colour jitter in its
+    two modes, pixel (the default of expand --pca) and shift, made exactly as
+    `expand --seed SEED` makes copy k of that file; each tile is labelled with
+    its parameters. With --recipe: the original and one output of each of the
+    recipe's transforms instead.
 
     Given an expand OUT_DATASET (folder or .h5): random outputs per class (rows)
     and split or fold (column groups), each labelled with its transform; the
