@@ -170,3 +170,21 @@ def test_a_run_without_resume_says_what_it_does_with_a_partial(make_raw, tmp_pat
     assert code == 0, text
     assert f"holding {held} finished image(s); this run starts over and deletes it" in text
     assert "run the same command with --resume" in text
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    """``augtool ... | head -1``: the closed pipe is no internal error and no traceback."""
+    import subprocess
+    import sys
+
+    from augtool.commands.errors import BROKEN_PIPE
+
+    command = [sys.executable, "-m", "cli", "synth", str(tmp_path / "demo"), "--size", "64"]
+    command += ["--per-class", "ALL=1,AML=1,normal=1"]
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parents[1]
+    )
+    child.stdout.close()  # the reader is gone before the first line is written
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == BROKEN_PIPE == 141
+    assert b"internal error" not in err and b"Traceback" not in err, err

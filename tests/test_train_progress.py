@@ -118,7 +118,7 @@ def test_train_off_a_terminal_prints_one_plain_line_per_epoch(small_h5, tmp_path
     assert len(lines) == 3
     seconds = float(lines[0].rsplit(", ", 1)[1].removesuffix(" s"))
     metrics = json.loads((run / "metrics.json").read_text())
-    assert seconds >= metrics["train_seconds"]
+    assert seconds + 0.05 >= metrics["train_seconds"]  # printed to a tenth of a second
     quiet = CliRunner().invoke(main, [*args, "--device", "cpu", "-q", "--overwrite"])
     assert quiet.exit_code == 0 and quiet.stderr == ""
 

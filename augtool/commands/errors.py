@@ -120,6 +120,9 @@ def library_errors(func: F) -> F:
 #: Exit status of an unexpected exception (EX_SOFTWARE of sysexits.h), distinct from
 #: 1 (output or run failed), 2 (bad input or usage) and 130 (interrupted).
 INTERNAL_ERROR = 70
+#: Exit status when the reader of stdout went away (``augtool ... | head -1``): 128 + SIGPIPE,
+#: what a shell reports for a program that SIGPIPE ended.
+BROKEN_PIPE = 141
 
 
 def internal_error_line(err: BaseException, debug: bool = False) -> str:
@@ -169,6 +172,14 @@ class CatchAllGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            # Nothing is wrong with augtool: whoever read its output stopped reading.
+            # Later writes (and Python's flush at exit) go nowhere, and the command
+            # ends quietly, as one that SIGPIPE ended would.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            ctx.exit(BROKEN_PIPE)
         except Exception as err:  # the one catch-all of the command line
             debug = bool(ctx.meta.get("augtool.debug", False))
             raise AugtoolClickError(internal_error_line(err, debug), INTERNAL_ERROR) from err
