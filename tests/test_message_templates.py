@@ -71,17 +71,18 @@ def leaked_templates() -> list[str]:
     """``module:line: text`` of every parameter reference that no template call renders."""
     known = _known_parameters()
     trees = {p: ast.parse(p.read_text(encoding="utf-8")) for p in library_modules()}
+    regions = {path: _template_regions(tree) for path, tree in trees.items()}
     calls_inside: dict[str, int] = defaultdict(int)
     calls_outside: dict[str, int] = defaultdict(int)
-    for tree in trees.values():
-        inside = _template_regions(tree)
+    for path, tree in trees.items():
+        inside = regions[path]
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 target = calls_inside if id(node) in inside else calls_outside
                 target[node.func.id] += 1
     leaks = []
     for path, tree in trees.items():
-        docs, inside = _docstrings(tree), _template_regions(tree)
+        docs, inside = _docstrings(tree), regions[path]
         owner: dict[int, str] = {}
         for func in ast.walk(tree):
             if isinstance(func, ast.FunctionDef):

@@ -97,7 +97,8 @@ def test_default_counts_are_the_papers() -> None:
 
 def test_names_widen_past_999_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blank = np.zeros((64, 64, 3), np.uint8)
-    monkeypatch.setattr(synth, "render_smear", lambda cls, rng, size: blank)
+    monkeypatch.setattr(synth, "draw_scene", lambda scene: blank)
+    monkeypatch.setattr(synth, "sample_scene", lambda cls, rng, size: None)
     synthesize(tmp_path / "o", {"AML": 1001}, size=(64, 64))
     names = sorted(p.name for p in (tmp_path / "o" / "AML").iterdir())
     assert names[0] == "AML_0000.jpg" and names[-1] == "AML_1000.jpg"
