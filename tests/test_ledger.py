@@ -153,8 +153,10 @@ def _test_figures(run: Path) -> list[str]:
     found = []
     for path in sorted(run.rglob("*")):
         if path.suffix == ".json":
-            keys = sorted(set(_keys(json.loads(path.read_text()))))
-            found += [f"{path.name}: {k}" for k in keys if "test" in k and k not in NOT_FIGURES]
+            keys = set(_keys(json.loads(path.read_text())))
+            found += [
+                f"{path.name}: {k}" for k in sorted(keys) if "test" in k and k not in NOT_FIGURES
+            ]
         elif path.suffix in (".csv", ".md"):
             text = path.read_text().lower()
             for word in ("test accuracy", "test macro", "test_accuracy", "test_loss", "test:"):
