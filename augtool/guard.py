@@ -37,6 +37,8 @@ import numpy as np
 from augtool import defaults
 from augtool.errors import InputError
 
+#: Version of the dataset format (``docs/dataset-format.md``) this augtool reads and writes.
+SCHEMA_VERSION = 1
 #: Largest image file of a dataset read (a 4096x4096 RGB PNG is at most about 50 MB).
 MAX_IMAGE_BYTES = 256 * 2**20
 #: Largest ``augtool.json`` or annotation file read.
@@ -254,8 +256,6 @@ def check_schema_version(value: object, where: str) -> None:
     Raises:
         InputError: For another version, or a value that is not a whole number.
     """
-    from augtool.schema import SCHEMA_VERSION
-
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise InputError(f"{where}: schema_version is {shown(repr(value))}, not a whole number")
     if int(value) != SCHEMA_VERSION:

@@ -33,9 +33,7 @@ from augtool.guard import (
     shown,
     whole,
 )
-
-#: Version written in the root attribute ``schema_version``.
-SCHEMA_VERSION = 1
+from augtool.guard import SCHEMA_VERSION as SCHEMA_VERSION
 
 # --- folder form ------------------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
+from augtool.annotations import read_segmentation
 from augtool.annotations.masks import to_bitmap
-from augtool.annotations.segmentation import read_segmentation
 from augtool.decode import decode_rgb
 from augtool.smear.cells import cell_masks
 from augtool.smear.draw import edge_width
