@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from augtool.errors import InputError
-from augtool.resize import resize_to
+from augtool.ops.resize import resize_to
 
 #: File suffixes accepted as images (compared in lower case).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})

@@ -21,8 +21,6 @@ from augtool import __version__, defaults
 from augtool.annotations.base import FORMATS
 from augtool.backends import Backend, LocalBackend, default_workers
 from augtool.boxes import DEFAULT_MIN_VISIBILITY, check_min_visibility
-from augtool.color import MODES as PCA_MODES
-from augtool.color import SCALES as PCA_SCALES
 from augtool.errors import (
     ClusterError,
     InputError,
@@ -34,6 +32,8 @@ from augtool.errors import (
     template_of,
 )
 from augtool.io import is_hdf5_path
+from augtool.ops.pca import MODES as PCA_MODES
+from augtool.ops.pca import SCALES as PCA_SCALES
 from augtool.plan import Job, make_plan, resolve_target
 from augtool.pool import fork_available
 from augtool.recipe import Recipe, load_recipe, recipe_from_dict

@@ -32,10 +32,10 @@ import numpy as np
 
 from augtool import defaults
 from augtool.annotations import Box, ImageBoxes
-from augtool.color import DEFAULT_STD
 from augtool.decode import choose_reduction, image_size, read_image_file
 from augtool.drawing import ascii_label, class_rgb, colour_of
 from augtool.errors import InputError, OptionError, OutputError, literal
+from augtool.ops.pca import DEFAULT_STD
 from augtool.publish import write_bytes
 from augtool.recipe import Recipe
 from augtool.transforms import TRANSFORMS, Ranges
@@ -182,7 +182,7 @@ def sheet_tiles(
         InputError: If the file cannot be read or is not a decodable image.
         OptionError: If ``size`` or ``pca_std`` is out of range.
     """
-    from augtool.color import apply_pca, sample_alphas
+    from augtool.ops.pca import apply_pca, sample_alphas
     from augtool.plan import ORIGINAL_NAME, output_rng
     from augtool.render import RenderSettings, SourceTask, render_source
 

@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 
 from augtool.errors import OptionError, literal
-from augtool.preprocess import RESIZE_POLICIES, STAIN_METHODS, lab_stats
+from augtool.ops.geometry import RESIZE_POLICIES
+from augtool.ops.stain import STAIN_METHODS, lab_stats
 from augtool.registry import (
     STAGES,
     TransformEntry,
@@ -118,7 +119,7 @@ class Step:
 
 @dataclass(frozen=True)
 class Preprocess:
-    """Preprocessing of every output (see ``augtool.preprocess``).
+    """Preprocessing of every output (see ``augtool.ops.stain``).
 
     Attributes:
         resize: ``squash`` (the paper), ``pad`` or ``crop``.

@@ -47,9 +47,10 @@ from typing import Any
 
 import numpy as np
 
-from augtool import curator
 from augtool.errors import OptionError, literal
-from augtool.resize import resize_to
+from augtool.ops import geometry, pixels
+from augtool.ops.resize import resize_to
+from augtool.pipeline import curator_steps as steps
 from augtool.transforms import (
     ORIGINAL,
     TRANSFORMS,
@@ -290,64 +291,64 @@ ORIGINAL_ENTRY = TransformEntry(
     ORIGINAL.name, ORIGINAL.summary, render=lambda work, p, work_scale, size: resize_to(work, size)
 )
 
-#: The curator set (``augtool.curator``): colour, noise, cutout, quarter turns, zoom.
+#: The curator set (``augtool.ops.pixels``): colour, noise, cutout, quarter turns, zoom.
 CURATOR: tuple[TransformEntry, ...] = (
     TransformEntry(
         "brightness",
         "add delta x 255 to every channel",
-        curator.BrightnessSettings,
-        curator.sample_brightness,
-        curator.apply_brightness,
+        steps.BrightnessSettings,
+        steps.sample_brightness,
+        pixels.apply_brightness,
     ),
     TransformEntry(
         "exposure",
         "multiply by 2**stops",
-        curator.ExposureSettings,
-        curator.sample_exposure,
-        curator.apply_exposure,
+        steps.ExposureSettings,
+        steps.sample_exposure,
+        pixels.apply_exposure,
     ),
     TransformEntry(
         "hue",
         "rotate the hue by shift degrees",
-        curator.HueSettings,
-        curator.sample_hue,
-        curator.apply_hue,
+        steps.HueSettings,
+        steps.sample_hue,
+        pixels.apply_hue,
     ),
     TransformEntry(
         "saturation",
         "scale the saturation (blend with grey)",
-        curator.SaturationSettings,
-        curator.sample_saturation,
-        curator.apply_saturation,
+        steps.SaturationSettings,
+        steps.sample_saturation,
+        pixels.apply_saturation,
     ),
     TransformEntry(
         "noise",
         "Gaussian pixel noise, std in grey levels",
-        curator.NoiseSettings,
-        curator.sample_noise,
-        curator.apply_noise,
+        steps.NoiseSettings,
+        steps.sample_noise,
+        pixels.apply_noise,
     ),
     TransformEntry(
         "cutout",
         "black square holes",
-        curator.CutoutSettings,
-        curator.sample_cutout,
-        curator.apply_cutout,
+        steps.CutoutSettings,
+        steps.sample_cutout,
+        pixels.apply_cutout,
     ),
     TransformEntry(
         "rot90",
         "quarter turns, counterclockwise",
-        curator.Rot90Settings,
-        curator.sample_rot90,
-        curator.apply_rot90,
+        steps.Rot90Settings,
+        steps.sample_rot90,
+        geometry.apply_rot90,
         at="work",
     ),
     TransformEntry(
         "zoom",
         "crop a window (keep a fraction of each side), zoomed to the output",
-        curator.ZoomSettings,
-        curator.sample_zoom,
-        curator.apply_zoom,
+        steps.ZoomSettings,
+        steps.sample_zoom,
+        geometry.apply_zoom,
         at="work",
     ),
 )

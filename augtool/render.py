@@ -19,13 +19,14 @@ import cv2
 import numpy as np
 
 from augtool import defaults
-from augtool.color import DEFAULT_MODE, DEFAULT_STD
 from augtool.decode import choose_reduction, decode_rgb
 from augtool.errors import InputError
+from augtool.ops.geometry import reshape_policy
+from augtool.ops.pca import DEFAULT_MODE, DEFAULT_STD
+from augtool.ops.resize import resize_to
+from augtool.ops.stain import reinhard
 from augtool.plan import ORIGINAL_NAME, PCA, output_rng
-from augtool.preprocess import reinhard, reshape_policy
 from augtool.recipe import Preprocess, Recipe, paper_recipe, resolve
-from augtool.resize import resize_to
 from augtool.transforms import Ranges, WorkScale
 from augtool.worker_lifetime import die_with_parent
 
@@ -54,7 +55,7 @@ def preloaded(pixels: Mapping[tuple[str, int], np.ndarray]) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class PcaSettings:
-    """Options of the PCA colour augmentation (see ``augtool.color``).
+    """Options of the PCA colour augmentation (see ``augtool.ops.pca``).
 
     Attributes:
         std: Standard deviation of the alphas.
@@ -258,7 +259,7 @@ def _apply_pca(
     positions: list[int],
 ) -> None:
     """Change the original's colours once per PCA copy, in one batched call."""
-    from augtool.color import apply_pca, sample_alphas
+    from augtool.ops.pca import apply_pca, sample_alphas
 
     pca = settings.pca
     alphas = np.stack(

@@ -48,12 +48,10 @@ from augtool.ops.geometry import (
     translation,
     warp_to_canvas,
 )
-from augtool.resize import resize_to
+from augtool.ops.intensity import equalize_gray3, gaussian_blur, to_gray3
+from augtool.ops.resize import resize_to
 
 Params = dict[str, float]
-
-#: Luminance weights of the paper (MATLAB ``rgb2gray``); OpenCV uses 0.299/0.587/0.114.
-GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
 
 def bounded(default: Any, low: float, high: float) -> Any:
@@ -152,29 +150,6 @@ class Transform:
     summary: str
     sample: Callable[[np.random.Generator, Ranges], Params]
     apply: Callable[[np.ndarray, Params, WorkScale, Size], np.ndarray]
-
-
-# --- pure image functions -------------------------------------------------------------
-
-
-def to_gray3(image: np.ndarray) -> np.ndarray:
-    """Luminance 0.2989 R + 0.5870 G + 0.1140 B, rounded, kept as 3 equal channels."""
-    weights = np.array([GRAY_WEIGHTS] * 3, dtype=np.float32)
-    return cv2.transform(image, weights)
-
-
-def gaussian_blur(image: np.ndarray, sigma: float, work_scale: WorkScale) -> np.ndarray:
-    """Gaussian filter with ``sigma`` in source pixels (replicated border, as MATLAB)."""
-    sx, sy = work_scale
-    return cv2.GaussianBlur(
-        image, (0, 0), sigmaX=sigma * sx, sigmaY=sigma * sy, borderType=cv2.BORDER_REPLICATE
-    )
-
-
-def equalize_gray3(image: np.ndarray) -> np.ndarray:
-    """Histogram equalization of the grey image, kept as 3 equal channels."""
-    gray = cv2.equalizeHist(np.ascontiguousarray(to_gray3(image)[:, :, 0]))
-    return cv2.merge([gray, gray, gray])
 
 
 # --- the table ------------------------------------------------------------------------

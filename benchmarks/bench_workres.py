@@ -40,7 +40,8 @@ from _common import machine
 
 import augtool.transforms
 from augtool.decode import choose_reduction, decode_rgb
-from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges, to_gray3
+from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges
+from augtool.ops.intensity import to_gray3
 from tests.mosaic import FACTOR_SIZES, jpeg_bytes, mosaic, tile_origin
 
 SIZE = 227

@@ -11,9 +11,9 @@ outlines are known:
   ``bbox`` says) mapped by :func:`augtool.boxes.map_boxes`, as detection
   outputs are made now;
 * mask box (raster): the box of the mask resampled at nearest neighbour
-  (:func:`augtool.mask_geometry.map_bitmap`: RLE and PNG masks);
+  (:func:`augtool.ops.mask_geometry.map_bitmap`: RLE and PNG masks);
 * mask box (polygon): the box of the mask's pixel-edge outline mapped exactly
-  (:func:`augtool.mask_geometry.map_polygons`: COCO and YOLO polygons).
+  (:func:`augtool.ops.mask_geometry.map_polygons`: COCO and YOLO polygons).
 
 It prints the mean IoU of each with the true box, per cell kind and angle.
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from augtool.annotations.masks import mask_to_polygons, to_bitmap
 from augtool.boxes import map_boxes, output_matrix
-from augtool.mask_geometry import map_bitmap, map_points, map_polygons, mask_box, polygons_box
+from augtool.ops.mask_geometry import map_bitmap, map_points, map_polygons, mask_box, polygons_box
 from augtool.smear.shapes import Blob
 from augtool.smear.truth import cell_instances
 from augtool.synth import CLASSES, image_rng, sample_scene

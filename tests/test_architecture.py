@@ -66,8 +66,6 @@ LEGACY = {
     "augtool.backends": "engine",
     "augtool.boxes": "engine",
     "augtool.cells": "tools",
-    "augtool.color": "ops",
-    "augtool.curator": "pipeline",
     "augtool.dataset_report": "tools",
     "augtool.decode": "store",
     "augtool.detect": "engine",
@@ -75,16 +73,13 @@ LEGACY = {
     "augtool.guard": "store",
     "augtool.io": "store",
     "augtool.ledger": "store",
-    "augtool.mask_geometry": "ops",
     "augtool.plan": "engine",
     "augtool.pool": "engine",
-    "augtool.preprocess": "ops",
     "augtool.preview": "tools",
     "augtool.publish": "store",
     "augtool.recipe": "pipeline",
     "augtool.registry": "pipeline",
     "augtool.render": "engine",
-    "augtool.resize": "ops",
     "augtool.schema": "store",
     "augtool.smear": "tools",
     "augtool.sources": "engine",
@@ -144,7 +139,7 @@ LAZY_ARROWS = [
     ("augtool", "dask", "the optional dask extra, imported when that backend connects"),
     ("augtool", "distributed", "the optional dask extra, imported when that backend connects"),
     ("cli", "dask", "the optional dask extra, imported when that backend connects"),
-    ("augtool.color", "torch", "the optional torch path of the PCA, imported when used"),
+    ("augtool.ops", "torch", "the optional torch path of the PCA, imported when used"),
 ]
 #: The library knows no terminal: only the command modules may import these.
 FACE = ("click", "cli", "augtool.commands")
@@ -154,10 +149,7 @@ FACE_MODULES = ("cli", "augtool.commands")
 PURE = (
     "augtool.ops",
     "augtool.transforms",
-    "augtool.color",
     "augtool.plan",
-    "augtool.resize",
-    "augtool.mask_geometry",
 )
 #: Standard modules that reach files or the clock.
 FILE_OR_CLOCK = (
@@ -673,12 +665,16 @@ PLANTED = [
         "cli -> augtool.render -> albumentations at import time",
     ),
     ("lazy", {"augtool.backends": "import distributed\n"}, "-> distributed at import time"),
-    ("lazy", {"augtool.color": "try:\n    import torch\nexcept ImportError:\n    pass\n"}, "torch"),
+    (
+        "lazy",
+        {"augtool.ops.pca": "try:\n    import torch\nexcept ImportError:\n    pass\n"},
+        "torch",
+    ),
     ("face", {"augtool.expand": "def f():\n    import click\n"}, "imports click"),
     ("face", {"model.train": "from cli import main\n"}, "imports cli"),
     ("face", {"augtool.verify": "from . import commands\n"}, "imports augtool.commands"),
     ("purity", {"augtool.plan": "import time\n"}, "augtool.plan -> time"),
-    ("purity", {"augtool.color": "def f():\n    from pathlib import Path\n"}, "-> pathlib"),
+    ("purity", {"augtool.ops.pca": "def f():\n    from pathlib import Path\n"}, "-> pathlib"),
     (
         "purity",
         {"augtool.transforms": "from augtool.decode import x\n", "augtool.decode": "import os\n"},
@@ -733,14 +729,14 @@ def test_a_planted_violation_is_caught(check: str, sources: dict[str, str], expe
 
 CLEAN = [
     ("lazy", {"augtool.albu": "def load():\n    import albumentations\n"}),
-    ("lazy", {"augtool.color": "class A:\n    def f(self):\n        import torch\n"}),
+    ("lazy", {"augtool.ops.pca": "class A:\n    def f(self):\n        import torch\n"}),
     ("install", {"model.data": "import numpy\nfrom augtool import io\n", "augtool.io": ""}),
     ("face", {"augtool.commands.train": "import click\nfrom cli import main\n"}),
     ("face", {"cli": "import click\n"}),
     ("purity", {"augtool.plan": "import numpy as np\nfrom augtool.errors import OptionError\n"}),
     (
         "purity",
-        {"augtool.color": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import os\n"},
+        {"augtool.ops.pca": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import os\n"},
     ),
     ("random", {"augtool.plan": "import numpy as np\nrng = np.random.default_rng(0)\n"}),
     ("random", {"model.train": "import torch\ng = torch.Generator().manual_seed(0)\n"}),

@@ -23,7 +23,7 @@ from augtool.annotations.masks import (
     transform_instances,
 )
 from augtool.boxes import letterbox, map_boxes, output_matrix
-from augtool.mask_geometry import (
+from augtool.ops.mask_geometry import (
     area_scale,
     clip_polygon,
     map_bitmap,

@@ -396,7 +396,7 @@ def test_preprocess_pad_crop_and_reinhard(make_raw, tmp_path: Path) -> None:
     pad = original(outs[("pad", "none")])
     assert pad[:10].max() == 0 and pad[-10:].max() == 0  # black bars above and below
     assert original(outs[("crop", "none")]).min(axis=(0, 1)).min() > 0
-    from augtool.preprocess import lab_stats
+    from augtool.ops.stain import lab_stats
 
     ref_mean, _ = lab_stats(reference)
     before, _ = lab_stats(original(outs[("squash", "none")]))

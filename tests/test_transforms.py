@@ -10,13 +10,7 @@ import pytest
 
 from augtool.decode import choose_reduction, decode_rgb, resize_to
 from augtool.errors import OptionError
-from augtool.transforms import (
-    ORIGINAL,
-    TRANSFORMS,
-    Ranges,
-    get_transform,
-    parse_transform_list,
-)
+from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges, get_transform, parse_transform_list
 from tests.conftest import smear_like
 from tests.mosaic import FACTOR_SIZES, jpeg_bytes, mosaic, smear_tile
 

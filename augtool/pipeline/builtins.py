@@ -32,6 +32,8 @@ from augtool.ops.geometry import (
     translation,
     warp_to_canvas,
 )
+from augtool.ops.intensity import equalize_gray3, gaussian_blur, to_gray3
+from augtool.ops.resize import resize_to
 from augtool.pipeline.steps import Geometry, Params, StepType, as_step_type
 from augtool.registry import (
     CURATOR,
@@ -41,8 +43,6 @@ from augtool.registry import (
     SigmaSettings,
     TranslateSettings,
 )
-from augtool.resize import resize_to
-from augtool.transforms import equalize_gray3, gaussian_blur, to_gray3
 
 #: ``render(work, params, work_scale, size) -> output``.
 Render = Callable[[np.ndarray, Params, tuple[float, float], Any], np.ndarray]

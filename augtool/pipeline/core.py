@@ -40,6 +40,7 @@ from augtool.ops.geometry import (
     output_map,
     policy_window,
 )
+from augtool.ops.resize import resize_to
 from augtool.ops.targets import Targets
 from augtool.pipeline.builtins import ORIGINAL, STEPS
 from augtool.pipeline.steps import Params, StepType, as_step_type
@@ -48,7 +49,6 @@ from augtool.recipe import Recipe, paper_recipe, parse_recipe
 from augtool.recipe import load_recipe as read_recipe_file
 from augtool.registry import build_settings, find_plugin
 from augtool.render import PcaSettings, preprocess_work
-from augtool.resize import resize_to
 from augtool.transforms import Ranges
 
 #: Output size: a side length, or ``(width, height)``.
@@ -347,7 +347,7 @@ class Pipeline:
 
     def _pca(self, original: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Params]:
         """A PCA copy of the original output, and its recorded parameters."""
-        from augtool.color import apply_pca, sample_alphas
+        from augtool.ops.pca import apply_pca, sample_alphas
 
         pca = self.pca
         alphas = sample_alphas(rng, 1, pca.k, pca.std)

@@ -1,9 +1,7 @@
-"""Preprocessing applied to every output before augmentation: shape policy and stain.
+"""Stain normalisation, a preprocessing of every output before augmentation.
 
-* Shape (``resize``): ``squash`` keeps the whole source and lets the final
-  resize squash it to ``size x size`` (the paper's way, and the default);
-  ``pad`` puts the source centred on a black square first (aspect kept, black
-  bars); ``crop`` keeps the centred square (aspect kept, edges lost).
+(The other preprocessing, the shape policy, is :func:`augtool.ops.geometry.reshape_policy`.)
+
 * Stain (``stain = "reinhard"``): Reinhard et al. (2001) colour transfer in
   LAB: each channel of the source is shifted and scaled to the mean and
   standard deviation of a reference image's, so smears from different labs
@@ -11,7 +9,7 @@
   computed once when the recipe is read and recorded in it (the manifest), so
   workers and ``verify --regenerate`` never need the reference file.
 
-Both are pure functions of the working image and the recorded numbers.
+A pure function of the working image and the recorded numbers.
 """
 
 from __future__ import annotations
@@ -19,10 +17,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from augtool.ops.geometry import policy_window
-
-#: Values of the recipe's ``preprocess.resize``.
-RESIZE_POLICIES = ("squash", "pad", "crop")
 #: Values of the recipe's ``preprocess.stain``.
 STAIN_METHODS = ("none", "reinhard")
 
@@ -59,30 +53,3 @@ def reinhard(image: np.ndarray, target_mean: list[float], target_std: list[float
     )
     rgb = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2RGB)
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-
-
-def reshape_policy(work: np.ndarray, policy: str) -> np.ndarray:
-    """Apply the shape policy to the working image (``squash``: unchanged).
-
-    The kept square is :func:`augtool.ops.geometry.policy_window`, which targets follow too.
-
-    Raises:
-        ValueError: For an unknown policy.
-    """
-    if policy not in RESIZE_POLICIES:
-        raise ValueError(f"unknown resize policy {policy!r}; choose from {RESIZE_POLICIES}")
-    if policy == "squash":
-        return work
-    h, w = work.shape[:2]
-    x0, y0, side = policy_window(w, h, policy)
-    if policy == "crop":
-        return np.ascontiguousarray(work[y0 : y0 + side, x0 : x0 + side])
-    return cv2.copyMakeBorder(
-        work,
-        -y0,
-        side - h + y0,
-        -x0,
-        side - w + x0,
-        cv2.BORDER_CONSTANT,
-        value=(0, 0, 0),
-    )

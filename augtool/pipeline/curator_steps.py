@@ -1,13 +1,12 @@
-"""The transforms curators expect beyond the paper's ten: colour, noise, cutout, 90° turns, zoom.
+"""The curator set beyond the paper's ten: colour, noise, cutout, quarter turns, zoom.
 
-Each is a registry entry (:class:`augtool.registry.TransformEntry`): a typed
-settings dataclass, ``sample(rng, settings) -> params`` and a pure
-``apply(image, params) -> image``. Colour, noise and cutout run on the
-``size x size`` output (``at = "output"``); 90° turns and zoom run on the
-working image and are then squashed to the output size (``at = "work"``).
-Grayscale, blur, flips, rotation, shear and translation are the paper's
-transforms (``gray``, ``blur_rgb``, ``flip_x``/``flip_y``, ``rotate``,
-``shear_x``/``shear_y``, ``translate``).
+Each step's recipe settings (a frozen dataclass, checked where it is read) and
+its sampler: ``sample(rng, settings) -> params`` from an explicit generator.
+The pixels are pure functions of ``augtool.ops``: colour, noise and cutout
+(:mod:`augtool.ops.pixels`) run on the ``size x size`` output; quarter turns
+and zoom (:mod:`augtool.ops.geometry`) run on the working image and are then
+squashed to the output size. Grayscale, blur, flips, rotation, shear and
+translation are the paper's steps.
 """
 
 from __future__ import annotations
@@ -15,19 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
-from augtool.ops.geometry import crop_window
 from augtool.transforms import bounded
 
 Params = dict[str, Any]
-
-
-def _lut_apply(image: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Apply a 256-entry mapping (float) to every channel, rounded and clipped."""
-    table = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-    return cv2.LUT(image, table)
 
 
 @dataclass(frozen=True)
@@ -42,11 +33,6 @@ def sample_brightness(rng: np.random.Generator, s: BrightnessSettings) -> Params
     return {"delta": float(rng.uniform(*s.delta_range))}
 
 
-def apply_brightness(image: np.ndarray, params: Params) -> np.ndarray:
-    """Add ``delta * 255`` to every channel, clipped."""
-    return _lut_apply(image, np.arange(256, dtype=np.float64) + params["delta"] * 255.0)
-
-
 @dataclass(frozen=True)
 class ExposureSettings:
     """Exposure change in photographic stops (gain 2**stops), e.g. [-0.5, 0.5]."""
@@ -57,11 +43,6 @@ class ExposureSettings:
 def sample_exposure(rng: np.random.Generator, s: ExposureSettings) -> Params:
     """Draw the exposure change in stops."""
     return {"stops": float(rng.uniform(*s.stops_range))}
-
-
-def apply_exposure(image: np.ndarray, params: Params) -> np.ndarray:
-    """Multiply every channel by ``2 ** stops``, clipped."""
-    return _lut_apply(image, np.arange(256, dtype=np.float64) * 2.0 ** params["stops"])
 
 
 @dataclass(frozen=True)
@@ -76,14 +57,6 @@ def sample_hue(rng: np.random.Generator, s: HueSettings) -> Params:
     return {"shift": float(rng.uniform(*s.shift_range))}
 
 
-def apply_hue(image: np.ndarray, params: Params) -> np.ndarray:
-    """Rotate the hue by ``shift`` degrees (HSV on [0, 1] floats, 360° hue)."""
-    hsv = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2HSV)
-    hsv[:, :, 0] = np.mod(hsv[:, :, 0] + np.float32(params["shift"]), 360.0)
-    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-
-
 @dataclass(frozen=True)
 class SaturationSettings:
     """Saturation factor (1 keeps it, 0 is grey), e.g. [0.6, 1.4]."""
@@ -96,15 +69,6 @@ def sample_saturation(rng: np.random.Generator, s: SaturationSettings) -> Params
     return {"factor": float(rng.uniform(*s.factor_range))}
 
 
-def apply_saturation(image: np.ndarray, params: Params) -> np.ndarray:
-    """Blend with the luminance image: ``gray + factor * (rgb - gray)``, clipped."""
-    from augtool.transforms import to_gray3
-
-    gray = to_gray3(image).astype(np.float32)
-    out = gray + np.float32(params["factor"]) * (image.astype(np.float32) - gray)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
 @dataclass(frozen=True)
 class NoiseSettings:
     """Standard deviation of Gaussian pixel noise in grey levels, e.g. [3, 10]."""
@@ -115,12 +79,6 @@ class NoiseSettings:
 def sample_noise(rng: np.random.Generator, s: NoiseSettings) -> Params:
     """Draw the noise level and the seed of the noise field."""
     return {"std": float(rng.uniform(*s.std_range)), "noise_seed": int(rng.integers(0, 2**63))}
-
-
-def apply_noise(image: np.ndarray, params: Params) -> np.ndarray:
-    """Add a Gaussian noise field drawn from ``noise_seed`` (pure: same params, same bytes)."""
-    noise = np.random.default_rng(params["noise_seed"]).normal(0.0, params["std"], image.shape)
-    return np.clip(np.rint(image + noise), 0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -141,16 +99,6 @@ def sample_cutout(rng: np.random.Generator, s: CutoutSettings) -> Params:
     return {"holes": holes}
 
 
-def apply_cutout(image: np.ndarray, params: Params) -> np.ndarray:
-    """Fill each hole with black."""
-    out = image.copy()
-    h, w = image.shape[:2]
-    for x, y, side in params["holes"]:
-        x0, y0 = round(x * w), round(y * h)
-        out[y0 : y0 + max(1, round(side * h)), x0 : x0 + max(1, round(side * w))] = 0
-    return out
-
-
 @dataclass(frozen=True)
 class Rot90Settings:
     """Which quarter turns (counterclockwise) may be drawn, e.g. (1, 2, 3)."""
@@ -163,11 +111,6 @@ def sample_rot90(rng: np.random.Generator, s: Rot90Settings) -> Params:
     if not s.turns or any(t not in (0, 1, 2, 3) for t in s.turns):
         raise ValueError(f"turns must be a non-empty list of 0..3, got {list(s.turns)}")
     return {"turns": int(s.turns[int(rng.integers(0, len(s.turns)))])}
-
-
-def apply_rot90(image: np.ndarray, params: Params) -> np.ndarray:
-    """Turn by ``turns`` quarter turns counterclockwise."""
-    return np.ascontiguousarray(np.rot90(image, params["turns"]))
 
 
 @dataclass(frozen=True)
@@ -184,10 +127,3 @@ def sample_zoom(rng: np.random.Generator, s: ZoomSettings) -> Params:
         "x": float(rng.uniform(0, 1)),
         "y": float(rng.uniform(0, 1)),
     }
-
-
-def apply_zoom(image: np.ndarray, params: Params) -> np.ndarray:
-    """Crop the window (same aspect as the image); the caller resizes it to the output."""
-    h, w = image.shape[:2]
-    x0, y0, cw, ch = crop_window(params["keep"], params["x"], params["y"], w, h)
-    return image[y0 : y0 + ch, x0 : x0 + cw]
