@@ -31,11 +31,12 @@ import numpy as np
 
 from augtool import defaults
 from augtool.annotations import FORMATS, AnnotationSet, Box, ImageBoxes, Problem, read_annotations
-from augtool.decode import decode_rgb, read_image_file
 from augtool.errors import InputError, Message, OptionError, OutputError, literal, template_of
-from augtool.publish import staged_folder
 from augtool.sources import CELLS_CSV, inspect_file
-from augtool.writers import check_output
+from augtool.store.decode import decode_rgb, read_image_file
+from augtool.store.encode import encode_image
+from augtool.store.publish import staged_folder
+from augtool.store.writers import check_output
 
 CELLS_COLUMNS = (
     "file",
@@ -601,7 +602,14 @@ def _write(
                 for c in by_smear[smear]:
                     target = tmp / c.name
                     target.parent.mkdir(exist_ok=True)
-                    target.write_bytes(_encode(_crop(rgb, c.window, size), options))
+                    target.write_bytes(
+                        encode_image(
+                            _crop(rgb, c.window, size),
+                            options.image_format,
+                            options.jpeg_quality,
+                            "a cell image",
+                        )
+                    )
                 reporter.advance(len(by_smear[smear]))
             _write_csv(tmp / CELLS_CSV, cells)
     except OSError as err:
@@ -617,17 +625,6 @@ def _crop(rgb: np.ndarray, window: tuple[int, int, int, int], size: int | None) 
         return np.ascontiguousarray(patch)
     interp = cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
     return cv2.resize(patch, (size, size), interpolation=interp)
-
-
-def _encode(rgb: np.ndarray, options: CellOptions) -> bytes:
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    if options.image_format == "jpg":
-        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality])
-    else:
-        ok, buf = cv2.imencode(".png", bgr)
-    if not ok:
-        raise OutputError("OpenCV could not encode a cell image")
-    return buf.tobytes()
 
 
 def _write_csv(path: Path, cells: list[Cell]) -> None:

@@ -5,7 +5,7 @@ picture (plots, thumbnails) is embedded as a ``data:`` URI, so it opens offline
 and can be mailed or archived as one file. It reads four kinds of input:
 
 * an ``augtool expand`` output, folder or HDF5 (read with
-  :func:`augtool.io.open_dataset`, checked with :func:`augtool.verify.verify`);
+  :func:`augtool.store.dataset.open_dataset`, checked with :func:`augtool.verify.verify`);
 * a detection output of ``expand --annotations`` (the same, plus the boxes read
   back from the annotation files written beside the images);
 * a folder of class folders (``RAW/<class>/<image>``), such as the output of
@@ -311,7 +311,7 @@ def gather(
 
 
 def _gather_expand(path: Path, raw: str | Path | None, run_verify: bool) -> Gathered:
-    from augtool.io import open_dataset
+    from augtool.store.dataset import open_dataset
 
     data = open_dataset(path, check_hashes=False)
     folds = data.folds
@@ -364,7 +364,7 @@ def _source_paths(path: Path, attrs: dict) -> list[str]:
         return [str(s["path"]) for s in sources if isinstance(s, dict) and "path" in s]
     if path.is_dir():
         return []
-    from augtool.schema import open_hdf5, read_hdf5_records
+    from augtool.store.schema import open_hdf5, read_hdf5_records
 
     with open_hdf5(path) as fh:
         return list(read_hdf5_records(fh, path).source_paths)
@@ -376,7 +376,7 @@ def _header_sizes(raw: Path, sources: Sequence[str]) -> list[tuple[int, int]]:
     Raises:
         InputError: If ``raw`` is not a folder or a source is missing from it.
     """
-    from augtool.decode import image_size, read_image_file
+    from augtool.store.decode import image_size, read_image_file
 
     if not raw.is_dir():
         raise InputError(f"{raw}: no such folder; give the folder the dataset was expanded from")
@@ -405,8 +405,8 @@ def _add_verify(gathered: Gathered) -> None:
 
 
 def _gather_folder(path: Path, group_regex: str | None) -> Gathered:
-    from augtool.decode import decode_rgb, read_image_file
     from augtool.sources import scan
+    from augtool.store.decode import decode_rgb, read_image_file
 
     found = scan(path, group_regex=group_regex, skip_invalid=True)
     items = [
@@ -436,8 +436,8 @@ def _gather_annotated(
     group_regex: str | None,
 ) -> Gathered:
     from augtool.annotations import read_annotations
-    from augtool.decode import decode_rgb, read_image_file
     from augtool.sources import compile_group_regex, group_of
+    from augtool.store.decode import decode_rgb, read_image_file
 
     regex = compile_group_regex(group_regex)
     found = read_annotations(fmt, annotations, path, names)
@@ -1139,7 +1139,7 @@ SECTIONS: tuple[Callable[[Gathered], Section | None], ...] = (
     sizes_section,
     boxes_section,
     health_section,
-    # Test-set reads (the ledger, ``augtool.ledger.read_test_reads``) come here:
+    # Test-set reads (the ledger, ``augtool.store.ledger.read_test_reads``) come here:
     # one more section function, placed before the provenance.
     provenance_section,
     verify_section,
@@ -1241,7 +1241,7 @@ def write_report(
         OutputError: If ``out`` exists (without ``overwrite``) or cannot be written.
         AugtoolError: If matplotlib or jinja2 is not installed.
     """
-    from augtool.publish import write_bytes
+    from augtool.store.publish import write_bytes
 
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):

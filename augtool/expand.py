@@ -31,7 +31,6 @@ from augtool.errors import (
     literal,
     template_of,
 )
-from augtool.io import is_hdf5_path
 from augtool.ops.pca import MODES as PCA_MODES
 from augtool.ops.pca import SCALES as PCA_SCALES
 from augtool.plan import Job, make_plan, resolve_target
@@ -39,7 +38,6 @@ from augtool.pool import fork_available
 from augtool.recipe import Recipe, load_recipe, recipe_from_dict
 from augtool.registry import user_plugins
 from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask, preloaded
-from augtool.schema import SCHEMA_VERSION
 from augtool.sources import ScanResult, Source, scan
 from augtool.split import (
     LEAK_WARNING,
@@ -51,8 +49,10 @@ from augtool.split import (
     split_by_group,
     split_by_image,
 )
+from augtool.store.dataset import is_hdf5_path
+from augtool.store.schema import SCHEMA_VERSION
+from augtool.store.writers import FolderWriter, Hdf5Writer, check_output
 from augtool.transforms import TRANSFORMS, Ranges, parse_transform_list
-from augtool.writers import FolderWriter, Hdf5Writer, check_output
 
 if TYPE_CHECKING:
     from augtool.detect import DetectionInput

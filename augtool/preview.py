@@ -32,12 +32,12 @@ import numpy as np
 
 from augtool import defaults
 from augtool.annotations import Box, ImageBoxes
-from augtool.decode import choose_reduction, image_size, read_image_file
 from augtool.drawing import ascii_label, class_rgb, colour_of
 from augtool.errors import InputError, OptionError, OutputError, literal
 from augtool.ops.pca import DEFAULT_STD
-from augtool.publish import write_bytes
 from augtool.recipe import Recipe
+from augtool.store.decode import choose_reduction, image_size, read_image_file
+from augtool.store.publish import write_bytes
 from augtool.transforms import TRANSFORMS, Ranges
 
 #: Space between tiles and around the sheet, pixels.
@@ -122,7 +122,7 @@ def detect_kind(path: str | Path) -> str:
         InputError: If the path does not exist or is a folder that is not an
             ``expand`` output.
     """
-    from augtool.schema import MANIFEST_NAME
+    from augtool.store.schema import MANIFEST_NAME
 
     path = Path(path)
     if path.is_dir():
@@ -446,7 +446,7 @@ def dataset_grid(
         InputError: If ``path`` is not a readable ``expand`` output, or it is empty.
         OptionError: If ``per_cell`` is out of range.
     """
-    from augtool.io import open_dataset
+    from augtool.store.dataset import open_dataset
 
     if not 1 <= per_cell <= 64:
         raise OptionError("per_cell", f"must be between 1 and 64, got {per_cell}")

@@ -571,8 +571,8 @@ def _parse_preprocess(data: Any, locate: _Locator, base: Path | None) -> Preproc
 
 
 def _reference_stats(path: Path, locate: _Locator) -> tuple[list[float], list[float], str]:
-    from augtool.decode import decode_rgb
     from augtool.errors import InputError
+    from augtool.store.decode import decode_rgb
 
     try:
         data = path.read_bytes()

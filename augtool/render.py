@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from augtool import defaults
-from augtool.decode import choose_reduction, decode_rgb
 from augtool.errors import InputError
 from augtool.ops.geometry import reshape_policy
 from augtool.ops.pca import DEFAULT_MODE, DEFAULT_STD
@@ -27,6 +25,8 @@ from augtool.ops.resize import resize_to
 from augtool.ops.stain import reinhard
 from augtool.plan import ORIGINAL_NAME, PCA, output_rng
 from augtool.recipe import Preprocess, Recipe, paper_recipe, resolve
+from augtool.store.decode import choose_reduction, decode_rgb
+from augtool.store.encode import encode_image, payload_sha256
 from augtool.transforms import Ranges, WorkScale
 from augtool.worker_lifetime import die_with_parent
 
@@ -41,7 +41,7 @@ _PRELOADED: dict[tuple[str, int], np.ndarray] = {}
 def preloaded(pixels: Mapping[tuple[str, int], np.ndarray]) -> Iterator[None]:
     """Let :func:`render_source` use sources the scan decoded, instead of decoding them again.
 
-    ``pixels`` maps ``(sha256, reduction)`` to what :func:`augtool.decode.decode_rgb`
+    ``pixels`` maps ``(sha256, reduction)`` to what :func:`augtool.store.decode.decode_rgb`
     returns for the file with that hash at that reduction, so using it changes
     no byte. Worker processes forked inside the block inherit it
     (:mod:`augtool.pool`); other workers (joblib, Dask) decode as before.
@@ -299,14 +299,7 @@ def _apply_pca(
 def _encode(index: int, image: np.ndarray, params: dict, settings: RenderSettings) -> Rendered:
     params_json = json.dumps(params, sort_keys=True)
     if settings.encoding == "array":
-        array = np.ascontiguousarray(image)
-        return Rendered(index, array, params_json, hashlib.sha256(array.tobytes()).hexdigest())
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    if settings.encoding == "jpg":
-        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, settings.jpeg_quality])
+        payload: bytes | np.ndarray = np.ascontiguousarray(image)
     else:
-        ok, buf = cv2.imencode(".png", bgr)
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode output {index} as {settings.encoding}")
-    data = buf.tobytes()
-    return Rendered(index, data, params_json, hashlib.sha256(data).hexdigest())
+        payload = encode_image(image, settings.encoding, settings.jpeg_quality, f"output {index}")
+    return Rendered(index, payload, params_json, payload_sha256(payload))

@@ -18,15 +18,15 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from augtool import defaults
-from augtool.decode import (
+from augtool.errors import InputError, Message, OptionError, literal, template_of
+from augtool.pool import fork_available, run_ordered
+from augtool.store.decode import (
     IMAGE_SUFFIXES,
     choose_reduction,
     decode_rgb,
     image_size,
     reduced_shape,
 )
-from augtool.errors import InputError, Message, OptionError, literal, template_of
-from augtool.pool import fork_available, run_ordered
 from augtool.worker_lifetime import die_with_parent
 
 if TYPE_CHECKING:
@@ -224,12 +224,12 @@ def inspect_file(path: Path, max_pixels: int, keep_size: int | None = None) -> F
 
     The check refuses links that lead nowhere, anything but a regular file,
     files larger than any image of ``max_pixels`` could be, reads the header,
-    and decodes the pixels with :func:`augtool.decode.decode_rgb`, which first
+    and decodes the pixels with :func:`augtool.store.decode.decode_rgb`, which first
     looks for the end marker of JPEG and PNG files
-    (:func:`augtool.decode.truncation`: the same wording as ``preview`` and
+    (:func:`augtool.store.decode.truncation`: the same wording as ``preview`` and
     every other decoding path). It decodes at the smallest size (1/8), or, with
     ``keep_size``, at the working resolution ``expand`` renders outputs of that
-    side from (:func:`augtool.decode.choose_reduction`), and keeps the pixels.
+    side from (:func:`augtool.store.decode.choose_reduction`), and keeps the pixels.
 
     Args:
         path: The file.

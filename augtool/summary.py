@@ -138,7 +138,7 @@ def verify_problem_lines(report: VerifyReport, limit: int | None = None) -> list
         from augtool.verify import MAX_LISTED
 
         limit = MAX_LISTED
-    from augtool.guard import shown
+    from augtool.store.guard import shown
 
     # Problems quote names from the dataset's files: one problem, one line, always.
     lines = [shown(problem) for problem in report.problems[:limit]]
@@ -149,7 +149,7 @@ def verify_problem_lines(report: VerifyReport, limit: int | None = None) -> list
 
 def verify_failure(report: VerifyReport) -> str:
     """The closing message of a failing ``verify``, naming other library versions if any."""
-    from augtool.guard import shown
+    from augtool.store.guard import shown
 
     message = f"{shown(report.path)}: {len(report.problems)} problem(s) found"
     if report.version_differences and report.regenerated:

@@ -53,11 +53,11 @@ from augtool.annotations.png_masks import CLASSES_FILE, png_mask_files, write_fi
 from augtool.annotations.segmentation import ImageMasks
 from augtool.errors import OptionError, OutputError, literal
 from augtool.progress import NoProgress, Progress
-from augtool.publish import staged_folder
 from augtool.smear.cells import nucleus_fraction
 from augtool.smear.draw import draw_scene
 from augtool.smear.scene import CLASSES, DEFAULT_SIZE, Scene, check_class, check_size, sample_scene
 from augtool.smear.truth import CELL_CLASSES, SEMANTIC_CLASSES, cell_instances, class_map
+from augtool.store.publish import staged_folder
 
 __all__ = [
     "CELL_CLASSES",

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from augtool.errors import InputError
-from augtool.guard import decode_checked, read_member, recorded_size, safe_name, shown
 from augtool.progress import NoProgress
-from augtool.schema import (
+from augtool.store.guard import decode_checked, read_member, recorded_size, safe_name, shown
+from augtool.store.schema import (
     DAMAGE,
     IMAGES,
     MANIFEST_NAME,

@@ -39,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import machine
 
 import augtool.transforms
-from augtool.decode import choose_reduction, decode_rgb
-from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges
 from augtool.ops.intensity import to_gray3
+from augtool.store.decode import choose_reduction, decode_rgb
+from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges
 from tests.mosaic import FACTOR_SIZES, jpeg_bytes, mosaic, tile_origin
 
 SIZE = 227
@@ -143,7 +143,7 @@ def main() -> None:
         augtool.transforms.resize_to = pyrdown_resize
         print("resize: cv2.pyrDown halvings (the code before commit 37496a5)")
     else:
-        print("resize: augtool.decode.resize_to (area halvings)")
+        print("resize: augtool.store.decode.resize_to (area halvings)")
     start = time.perf_counter()
     worst = measure(args.mosaics, args.draws, args.generated, args.histeq_cdf)
     if not args.histeq_cdf:

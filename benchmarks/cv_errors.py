@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from augtool.io import open_dataset
+from augtool.store.dataset import open_dataset
 from model.cv import fold_dir
 from model.data import DeviceImages, align_labels
 from model.run import fold_parts, val_fold

@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augtool.io import open_dataset
+from augtool.store.dataset import open_dataset
 from model.data import align_labels
 from model.metrics import confusion_matrix, report_from_confusion
 from model.run import fold_parts

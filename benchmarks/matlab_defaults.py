@@ -7,7 +7,7 @@ The paper used MATLAB; augtool differs from MATLAB's defaults in three places
 * the Gaussian kernel spans 6 sigma + 1 pixels (OpenCV's choice for 8-bit
   images, cut at +-3 sigma); ``imgaussfilt`` defaults to 2 * ceil(2 sigma) + 1
   (cut at +-2 sigma);
-* shrinking averages areas (``augtool.decode.resize_to``); ``imresize``
+* shrinking averages areas (``augtool.store.decode.resize_to``); ``imresize``
   defaults to bicubic with antialiasing (the kernel widened by the ratio),
   which Pillow's ``Image.resize(..., BICUBIC)`` also computes (Keys a = -0.5).
 
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import machine
 from bench_workres import psnr
 
-from augtool.decode import resize_to
+from augtool.store.decode import resize_to
 from augtool.transforms import TRANSFORMS, Ranges, rotation
 from tests.mosaic import mosaic, tile_origin
 

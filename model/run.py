@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from augtool.errors import InputError, OptionError, OutputError, literal
-from augtool.io import Dataset, is_hdf5_path, open_dataset
-from augtool.ledger import dataset_sha256
 from augtool.progress import Progress
-from augtool.publish import staged_folder, write_bytes
-from augtool.schema import images_of
+from augtool.store.dataset import Dataset, is_hdf5_path, open_dataset
+from augtool.store.ledger import dataset_sha256
+from augtool.store.publish import staged_folder, write_bytes
+from augtool.store.schema import images_of
 from model.data import (
     RAW_SOURCE,
     DeviceImages,
@@ -173,7 +173,7 @@ def group_key(group: str) -> str:
     (``BloodImage_00009.jpg``) and ``--group-regex 'BloodImage_\\d+'`` by the
     match (``BloodImage_00009``): both name the same smear.
     """
-    from augtool.decode import IMAGE_SUFFIXES
+    from augtool.store.decode import IMAGE_SUFFIXES
 
     name = group.strip()
     stem, dot, suffix = name.rpartition(".")
@@ -259,11 +259,11 @@ def train_run(
     kept model is the best epoch on val, and the final metrics are the kept
     model's on val. Test images are neither scored nor loaded: scoring them is
     its own step (``augtool evaluate``), which records every read in the
-    dataset's ledger (:mod:`augtool.ledger`). An HDF5 file whose images take more
+    dataset's ledger (:mod:`augtool.store.ledger`). An HDF5 file whose images take more
     than the memory budget is streamed from disk (:mod:`model.stream`) instead of
     being loaded whole.
 
-    The run folder is filled in a hidden sibling (:func:`augtool.publish.staged_folder`)
+    The run folder is filled in a hidden sibling (:func:`augtool.store.publish.staged_folder`)
     and renamed into place at the end; ``history.csv`` and ``curves.png`` are
     rewritten there after every epoch, so a long run can be followed.
 
@@ -511,7 +511,7 @@ def to_device(
 def write_history(path: Path, history: Sequence[dict[str, float]]) -> None:
     """One CSV row per epoch; columns are the union of the rows' keys, in first-seen order.
 
-    Written atomically (:func:`augtool.publish.write_bytes`): a reader following a
+    Written atomically (:func:`augtool.store.publish.write_bytes`): a reader following a
     run sees the previous history or the new one, never half a row.
     """
     columns: list[str] = []
@@ -589,9 +589,9 @@ def evaluate_run(
         The report and where it was written. Besides the figures, the report
         says what was scored: ``tta``, ``models``, ``fold`` and
         ``fold_from_model``, ``scored_folds``, ``dataset_sha256``
-        (:func:`augtool.ledger.dataset_sha256`, ``None`` for a raw folder),
+        (:func:`augtool.store.ledger.dataset_sha256`, ``None`` for a raw folder),
         ``test_images`` (how many scored images are test images of the data:
-        the caller records such a read, :mod:`augtool.ledger`) and
+        the caller records such a read, :mod:`augtool.store.ledger`) and
         ``training_images`` (how many trained one of the models, which makes
         the figures no estimate of accuracy: :func:`model.scoring.trained_mask`).
 
@@ -726,7 +726,7 @@ def predict_files(
     Raises:
         InputError: Unreadable model or image.
     """
-    from augtool.decode import load_resized
+    from augtool.store.decode import load_resized
 
     dev = resolve_device(device)
     ckpt: Checkpoint = load_checkpoint(model_path, dev)

@@ -29,7 +29,7 @@ from torch import nn
 
 from augtool.errors import InputError, OptionError, OutputError
 from augtool.progress import Progress
-from augtool.publish import staged_file
+from augtool.store.publish import staged_file
 from model.config import AMP_MODES as AMP_MODES
 from model.config import OPTIMIZERS as OPTIMIZERS
 from model.config import SCHEDULES as SCHEDULES
@@ -507,7 +507,7 @@ def save_checkpoint(
     The file holds only tensors and plain types (str, int, float, bool, None,
     lists, dicts): the state dict on the CPU, the architecture and its options,
     class names, input size, normalisation, training settings and ``info``. It is
-    written to a temporary sibling and renamed (:func:`augtool.publish.staged_file`),
+    written to a temporary sibling and renamed (:func:`augtool.store.publish.staged_file`),
     so a crash never leaves half a file.
 
     Raises:

@@ -5,7 +5,7 @@ Each module of ``augtool/``, ``model/`` and the command line (``cli.py``, and
 imported or run. Imports inside functions count (they run on the GPU machine
 too when their function does); imports under ``if TYPE_CHECKING:`` do not.
 Where an arrow is about what a machine must have installed (``model/`` on the
-GPU machine, ``augtool/io.py``), the imports are followed through the
+GPU machine, ``augtool/store``), the imports are followed through the
 repository's own modules, so ``model -> augtool.x -> albumentations`` is
 caught as well as a direct import. Every check is also run on small planted
 sources, to show it can fail.
@@ -67,20 +67,14 @@ LEGACY = {
     "augtool.boxes": "engine",
     "augtool.cells": "tools",
     "augtool.dataset_report": "tools",
-    "augtool.decode": "store",
     "augtool.detect": "engine",
     "augtool.expand": "engine",
-    "augtool.guard": "store",
-    "augtool.io": "store",
-    "augtool.ledger": "store",
     "augtool.plan": "engine",
     "augtool.pool": "engine",
     "augtool.preview": "tools",
-    "augtool.publish": "store",
     "augtool.recipe": "pipeline",
     "augtool.registry": "pipeline",
     "augtool.render": "engine",
-    "augtool.schema": "store",
     "augtool.smear": "tools",
     "augtool.sources": "engine",
     "augtool.split": "engine",
@@ -89,7 +83,6 @@ LEGACY = {
     "augtool.transforms": "pipeline",
     "augtool.verify": "engine",
     "augtool.worker_lifetime": "engine",
-    "augtool.writers": "store",
 }
 #: The commands import anything while the move runs; at its end they are clients of the
 #: public API only (``import augtool``), and this switches on.
@@ -125,10 +118,8 @@ INSTALL_ARROWS = [
     ("model", "augtool.transforms", "training must not depend on the transform table"),
     ("model", "augtool.expand", "training must not depend on expand"),
     ("model", "PIL", "the GPU machine has no Pillow"),
-    ("augtool.io", "albumentations", "io.py is read on the GPU machine"),
+    ("augtool.store", "albumentations", "the store is read on the GPU machine"),
     ("augtool.synth", "albumentations", "synth.py runs without albumentations"),
-    ("augtool.schema", "albumentations", "the schema is read on the GPU machine"),
-    ("augtool.publish", "albumentations", "model/ publishes its files through it"),
     ("model", "tqdm", "the GPU machine has no guaranteed tqdm"),
 ]
 #: Heavy or optional packages imported only when used: (importer prefix, target, why).
@@ -560,7 +551,7 @@ CHECKS = {
 @pytest.fixture(scope="module")
 def modules() -> dict[str, Module]:
     found = repository_modules()
-    assert {"cli", "augtool.io", "augtool.transforms", "model.data"} <= set(found)
+    assert {"cli", "augtool.store.dataset", "augtool.transforms", "model.data"} <= set(found)
     return found
 
 
@@ -654,8 +645,8 @@ PLANTED = [
     ("install", {"model.report": "from PIL import Image\n"}, "model.report -> PIL"),
     (
         "install",
-        {"augtool.io": "import albumentations.core\n"},
-        "augtool.io -> albumentations",
+        {"augtool.store.dataset": "import albumentations.core\n"},
+        "augtool.store.dataset -> albumentations",
     ),
     ("install", {"augtool.synth": "import albumentations as A\n"}, "augtool.synth -> album"),
     ("install", {"model.run": "def f():\n    import tqdm\n"}, "model.run -> tqdm"),
@@ -677,8 +668,11 @@ PLANTED = [
     ("purity", {"augtool.ops.pca": "def f():\n    from pathlib import Path\n"}, "-> pathlib"),
     (
         "purity",
-        {"augtool.transforms": "from augtool.decode import x\n", "augtool.decode": "import os\n"},
-        "augtool.transforms -> augtool.decode -> os",
+        {
+            "augtool.ops.a": "from augtool.store.decode import x\n",
+            "augtool.store.decode": "import os\n",
+        },
+        "augtool.ops.a -> augtool.store.decode -> os",
     ),
     ("purity", {"augtool.transforms": "def f(p):\n    return open(p)\n"}, "calls open()"),
     ("purity", {"augtool.plan": "def f(p):\n    return p.read_bytes()\n"}, "read_bytes()"),
@@ -730,7 +724,13 @@ def test_a_planted_violation_is_caught(check: str, sources: dict[str, str], expe
 CLEAN = [
     ("lazy", {"augtool.albu": "def load():\n    import albumentations\n"}),
     ("lazy", {"augtool.ops.pca": "class A:\n    def f(self):\n        import torch\n"}),
-    ("install", {"model.data": "import numpy\nfrom augtool import io\n", "augtool.io": ""}),
+    (
+        "install",
+        {
+            "model.data": "import numpy\nfrom augtool.store import dataset\n",
+            "augtool.store.dataset": "",
+        },
+    ),
     ("face", {"augtool.commands.train": "import click\nfrom cli import main\n"}),
     ("face", {"cli": "import click\n"}),
     ("purity", {"augtool.plan": "import numpy as np\nfrom augtool.errors import OptionError\n"}),
@@ -761,8 +761,8 @@ def test_allowed_code_passes(check: str, sources: dict[str, str]) -> None:
 
 def test_imports_inside_functions_and_relative_imports_are_seen() -> None:
     tree = ast.parse("def f():\n    from .decode import image_size\n    import h5py.h5f\n")
-    assert imports_of(tree, "augtool.sources") == {
-        "augtool.decode",
-        "augtool.decode.image_size",
+    assert imports_of(tree, "augtool.store.dataset") == {
+        "augtool.store.decode",
+        "augtool.store.decode.image_size",
         "h5py.h5f",
     }

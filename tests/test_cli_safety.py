@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from augtool.writers import Hdf5Writer
+from augtool.store.writers import Hdf5Writer
 from cli import main
 from tests.child_process import run_cli
 
@@ -155,9 +155,9 @@ def test_bad_raw_is_reported_in_one_round(make_raw, tmp_path: Path) -> None:
 
 
 def test_a_run_without_resume_says_what_it_does_with_a_partial(make_raw, tmp_path: Path) -> None:
-    from augtool import writers
     from augtool.errors import Interrupted
     from augtool.expand import ExpandOptions, expand
+    from augtool.store import writers
     from tests.test_expand_signals import InterruptAt
 
     raw = make_raw({"A": 3, "B": 3})

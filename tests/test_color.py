@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from augtool.decode import IMAGE_SUFFIXES, load_resized
 from augtool.errors import OptionError
 from augtool.ops import pca_kernels
 from augtool.ops.pca import (
@@ -24,6 +23,7 @@ from augtool.ops.pca import (
 )
 from augtool.ops.pca_kernels import FIXED_BITS, WEIGHT_LIMIT, numpy_backend, torch_backend
 from augtool.ops.pca_kernels import run as run_chunks
+from augtool.store.decode import IMAGE_SUFFIXES, load_resized
 
 CELLS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "bccd-cells"
 HAVE_TORCH = importlib.util.find_spec("torch") is not None

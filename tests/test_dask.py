@@ -24,8 +24,8 @@ from augtool.backends import DaskBackend
 from augtool.errors import ClusterError, OptionError
 from augtool.expand import ExpandOptions, expand
 from augtool.render import RenderSettings, SourceTask, render_source
+from augtool.store.writers import partial_path
 from augtool.transforms import Ranges
-from augtool.writers import partial_path
 from cli import main
 from tests.conftest import tree_hashes, write_upscaled_smears
 from tests.mixed_recipe import images_and_manifest, mixed_recipe

@@ -26,7 +26,7 @@ import pytest
 
 from augtool.errors import InputError
 from augtool.expand import ExpandOptions, expand
-from augtool.io import open_dataset
+from augtool.store.dataset import open_dataset
 from augtool.verify import verify
 from tests.child_process import REPO, run_cli, run_cli_measured
 

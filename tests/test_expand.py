@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from augtool import writers
 from augtool.errors import OutputError
 from augtool.expand import ExpandOptions, dry_run, expand
-from augtool.io import open_dataset
+from augtool.store import writers
+from augtool.store.dataset import open_dataset
 from tests.child_process import run_cli
 from tests.conftest import REAL_CELLS, tree_hashes, write_image
 
@@ -297,6 +297,6 @@ def test_pca_options_reach_every_copy(make_raw, tmp_path: Path) -> None:
 
 
 def _rows(out: Path) -> list[dict[str, str]]:
-    from augtool.io import read_manifest
+    from augtool.store.dataset import read_manifest
 
     return read_manifest(out)

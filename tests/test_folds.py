@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from augtool.errors import InputError, OptionError
 from augtool.expand import ExpandOptions, expand
-from augtool.io import MANIFEST_NAME, open_dataset
 from augtool.split import fold_by_group
+from augtool.store.dataset import MANIFEST_NAME, open_dataset
 from augtool.verify import verify
 from cli import main
 

@@ -25,7 +25,7 @@ from augtool.annotations import read_annotations
 from augtool.errors import AugtoolError
 from augtool.expand import ExpandOptions, expand
 from augtool.recipe import load_recipe
-from augtool.schema import read_manifest, read_recipe
+from augtool.store.schema import read_manifest, read_recipe
 from tests.child_process import run_cli
 
 FUZZ = settings(

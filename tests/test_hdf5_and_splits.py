@@ -12,7 +12,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from augtool.expand import ExpandOptions, expand
-from augtool.io import open_dataset
+from augtool.store.dataset import open_dataset
 from cli import main
 
 

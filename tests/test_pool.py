@@ -15,10 +15,10 @@ import pytest
 
 from augtool import pool, sources
 from augtool.backends import LocalBackend
-from augtool.decode import choose_reduction, decode_rgb
 from augtool.errors import ClusterError, InputError, OptionError
 from augtool.expand import ExpandOptions, expand
 from augtool.render import Rendered, RenderSettings, SourceTask, render_source
+from augtool.store.decode import choose_reduction, decode_rgb
 from tests.conftest import write_upscaled_smears
 
 pytestmark = pytest.mark.skipif(not pool.fork_available(), reason="workers are forked on Linux")

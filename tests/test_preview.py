@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from augtool import preview as pv
 from augtool.errors import InputError, OptionError, OutputError
 from augtool.expand import ExpandOptions, expand
-from augtool.io import open_dataset
+from augtool.store.dataset import open_dataset
 from augtool.transforms import TRANSFORMS
 from cli import main
 from tests.conftest import smear_like, write_image
@@ -98,7 +98,7 @@ def test_labels_carry_the_sampled_parameters(cell: Path, tmp_path: Path) -> None
 
 
 def _manifest(out: Path) -> list[dict[str, str]]:
-    from augtool.io import read_manifest
+    from augtool.store.dataset import read_manifest
 
     return read_manifest(out)
 
@@ -299,7 +299,7 @@ def test_failed_write_leaves_no_file(cell: Path, tmp_path: Path, monkeypatch) ->
     def refuse(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    from augtool import publish
+    from augtool.store import publish
 
     monkeypatch.setattr(publish.os, "replace", refuse)
     out = tmp_path / "p.png"

@@ -170,7 +170,7 @@ def test_verify_says_nothing_of_versions_when_they_match(make_raw, tmp_path: Pat
 def test_mixed_recipe_to_hdf5_matches_the_folder_and_regenerates(make_raw, tmp_path: Path) -> None:
     import cv2
 
-    from augtool.io import open_dataset
+    from augtool.store.dataset import open_dataset
 
     recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw({"ALL": 2, "AML": 2})
@@ -471,7 +471,7 @@ def test_curator_transforms_are_pure_and_change_the_image(name: str) -> None:
         assert out.shape == (32, 32, 3) and out.dtype == np.uint8
         outputs.append(out)
     assert np.array_equal(outputs[0], outputs[1])
-    from augtool.decode import resize_to
+    from augtool.store.decode import resize_to
 
     assert not np.array_equal(outputs[0], resize_to(image, 32))
 

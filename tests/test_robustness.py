@@ -29,13 +29,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from augtool import writers
-from augtool.decode import decode_rgb, reduced_shape
 from augtool.errors import InputError, OutputError
 from augtool.expand import ExpandOptions, SilentReporter, expand, plan_run
-from augtool.io import open_dataset
 from augtool.plan import ORIGINAL_NAME, PCA
 from augtool.sources import ScanResult, Source, scan
+from augtool.store import writers
+from augtool.store.dataset import open_dataset
+from augtool.store.decode import decode_rgb, reduced_shape
 from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges
 from augtool.verify import verify
 from tests import badinputs

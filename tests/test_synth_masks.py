@@ -10,9 +10,9 @@ import pytest
 
 from augtool.annotations import read_segmentation
 from augtool.annotations.masks import to_bitmap
-from augtool.decode import decode_rgb
 from augtool.smear.cells import cell_masks
 from augtool.smear.draw import edge_width
+from augtool.store.decode import decode_rgb
 from augtool.synth import (
     CELL_CLASSES,
     CLASSES,

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from augtool.decode import choose_reduction, decode_rgb, resize_to
 from augtool.errors import OptionError
+from augtool.store.decode import choose_reduction, decode_rgb, resize_to
 from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges, get_transform, parse_transform_list
 from tests.conftest import smear_like
 from tests.mosaic import FACTOR_SIZES, jpeg_bytes, mosaic, smear_tile

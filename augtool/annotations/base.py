@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from augtool import defaults
-from augtool.decode import IMAGE_SUFFIXES, image_size
 from augtool.errors import InputError, Message, literal, template_of
+from augtool.store.decode import IMAGE_SUFFIXES, image_size
 
 #: Annotation formats, as ``--format`` names them.
 FORMATS = defaults.ANNOTATION_FORMATS

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from augtool.errors import AugtoolError, render_text
-from augtool.publish import commit_partial
+from augtool.store.publish import commit_partial
 
 F = TypeVar("F", bound=Callable[..., Any])
 

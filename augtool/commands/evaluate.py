@@ -85,7 +85,7 @@ def evaluate_command(
       augtool evaluate runs/cv cells5.h5 --fold all --subset val --tta
       augtool evaluate runs/cv cells5.h5 --fold all --subset val --ensemble runs/cv-seed1
     """
-    from augtool.ledger import check_writable, is_dataset
+    from augtool.store.ledger import check_writable, is_dataset
 
     base = Path(model_file) if Path(model_file).is_dir() else Path(model_file).parent
     target = out if out is not None else str(base / "eval")
@@ -149,7 +149,7 @@ def _record_test_read(
     """Append this read of test images to the dataset's ledger and say which read it is."""
     from augtool import __version__
     from augtool.commands.terminal import command_line
-    from augtool.ledger import (
+    from augtool.store.ledger import (
         TestRead,
         append_test_read,
         describe,

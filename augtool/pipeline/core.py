@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from augtool.decode import choose_reduction, decode_rgb, image_size, read_image_file
 from augtool.defaults import DEFAULT_MIN_VISIBILITY, DEFAULT_SIZE
 from augtool.errors import OptionError
 from augtool.ops.geometry import (
@@ -49,6 +48,7 @@ from augtool.recipe import Recipe, paper_recipe, parse_recipe
 from augtool.recipe import load_recipe as read_recipe_file
 from augtool.registry import build_settings, find_plugin
 from augtool.render import PcaSettings, preprocess_work
+from augtool.store.decode import choose_reduction, decode_rgb, image_size, read_image_file
 from augtool.transforms import Ranges
 
 #: Output size: a side length, or ``(width, height)``.

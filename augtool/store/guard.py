@@ -18,8 +18,8 @@ that is not trusted), so what its files say is checked before it is used:
 * :func:`shown` escapes a name from a file for printing, so a newline in a
   path cannot forge a line of augtool's own output.
 
-:func:`augtool.schema.read_manifest` and :func:`augtool.schema.read_recipe`
-(the only readers of those files) call these checks; :mod:`augtool.io`,
+:func:`augtool.store.schema.read_manifest` and :func:`augtool.store.schema.read_recipe`
+(the only readers of those files) call these checks; :mod:`augtool.store.dataset`,
 :mod:`augtool.verify`, :mod:`augtool.preview` and ``model/`` read images
 through :func:`decode_member` or check HDF5 shapes with :func:`check_image_shape`.
 """
@@ -130,7 +130,7 @@ def check_header(
     Raises:
         InputError: Not an image, above ``max_pixels``, or not ``expected``.
     """
-    from augtool.decode import image_size
+    from augtool.store.decode import image_size
 
     width, height = image_size(data, shown(name))
     if width * height > max_pixels:

@@ -2,8 +2,8 @@
 
 Column names, dtypes, required attributes and one record reader for the HDF5
 form, the manifest columns and file names of the folder form. The writer
-(:mod:`augtool.writers`) writes what this module lists; every reader
-(:mod:`augtool.io`, :mod:`augtool.verify`, :mod:`model.stream` and through
+(:mod:`augtool.store.writers`) writes what this module lists; every reader
+(:mod:`augtool.store.dataset`, :mod:`augtool.verify`, :mod:`model.stream` and through
 them the rest of ``model/``) reads through :func:`read_hdf5_records` and
 :func:`read_manifest`, so a file missing a required key is refused by all of
 them with the same message, naming the key.
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from augtool.errors import InputError
-from augtool.guard import (
+from augtool.store.guard import (
     MAX_RECORD_BYTES,
     check_image_shape,
     check_recorded,
@@ -33,7 +33,7 @@ from augtool.guard import (
     shown,
     whole,
 )
-from augtool.guard import SCHEMA_VERSION as SCHEMA_VERSION
+from augtool.store.guard import SCHEMA_VERSION as SCHEMA_VERSION
 
 # --- folder form ------------------------------------------------------------------------------
 

@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from augtool.errors import InputError
-from augtool.guard import check_allocation, decode_member, recorded_size, shown
-from augtool.schema import DAMAGE, IMAGES, folds_of, incomplete, open_hdf5, read_hdf5_records
-from augtool.schema import MANIFEST_COLUMNS as MANIFEST_COLUMNS
-from augtool.schema import MANIFEST_NAME as MANIFEST_NAME
-from augtool.schema import NO_FOLD as NO_FOLD
-from augtool.schema import RECIPE_NAME as RECIPE_NAME
-from augtool.schema import attr_value as attr_value
-from augtool.schema import read_manifest as read_manifest
-from augtool.schema import read_recipe as read_recipe
-from augtool.schema import to_str as to_str
+from augtool.store.guard import check_allocation, decode_member, recorded_size, shown
+from augtool.store.schema import DAMAGE, IMAGES, folds_of, incomplete, open_hdf5, read_hdf5_records
+from augtool.store.schema import MANIFEST_COLUMNS as MANIFEST_COLUMNS
+from augtool.store.schema import MANIFEST_NAME as MANIFEST_NAME
+from augtool.store.schema import NO_FOLD as NO_FOLD
+from augtool.store.schema import RECIPE_NAME as RECIPE_NAME
+from augtool.store.schema import attr_value as attr_value
+from augtool.store.schema import read_manifest as read_manifest
+from augtool.store.schema import read_recipe as read_recipe
+from augtool.store.schema import to_str as to_str
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 
@@ -157,7 +157,7 @@ def decode_file(
 ) -> np.ndarray:
     """Decode the image ``name`` of the folder output ``folder`` into an RGB array.
 
-    Goes through :func:`augtool.guard.decode_member`: the path must stay inside
+    Goes through :func:`augtool.store.guard.decode_member`: the path must stay inside
     the folder, the header must show the recorded size (``meta``: the
     output's ``augtool.json``) within the pixel limit before anything is
     decoded, and with ``sha256`` the bytes must have that hash.

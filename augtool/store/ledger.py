@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from augtool.errors import InputError, OutputError
-from augtool.schema import (
+from augtool.store.schema import (
     MANIFEST_NAME,
     NO_FOLD,
     open_hdf5,
