@@ -22,12 +22,9 @@ from augtool.annotations.base import FORMATS
 from augtool.backends import Backend, LocalBackend, default_workers
 from augtool.boxes import DEFAULT_MIN_VISIBILITY, check_min_visibility
 from augtool.errors import (
-    ClusterError,
     InputError,
-    Interrupted,
     Message,
     OptionError,
-    OutputError,
     literal,
     template_of,
 )
@@ -51,7 +48,8 @@ from augtool.split import (
 )
 from augtool.store.dataset import is_hdf5_path
 from augtool.store.schema import SCHEMA_VERSION
-from augtool.store.writers import FolderWriter, Hdf5Writer, check_output
+from augtool.store.writers import StagedWriter, check_output, open_writer
+from augtool.store.writers import complete_after_interrupt as complete_after_interrupt
 from augtool.transforms import TRANSFORMS, Ranges, parse_transform_list
 
 if TYPE_CHECKING:
@@ -656,35 +654,28 @@ def expand(
         height=options.height,
         letterbox=options.letterbox,
     )
-    if output_format == "hdf5":
-        compression = None if options.compression == "none" else options.compression
-        writer: FolderWriter | Hdf5Writer = Hdf5Writer(
-            out, len(run.jobs), options.size, compression
-        )
-    else:
-        writer = FolderWriter(out)
-    records: list[dict | None] = [None] * len(run.jobs)
+    compression = None if options.compression == "none" else options.compression
+    writer = open_writer(
+        out,
+        output_format,
+        fingerprint=fingerprint(run, options, output_format),
+        resume=options.resume,
+        n=len(run.jobs),
+        size=options.size,
+        compression=compression,
+    )
     notice = _partial_notice(writer, options.resume)
     if notice is not None:
         reporter.warn(notice)
-    try:
-        done = writer.open(fingerprint(run, options, output_format), resume=options.resume)
-    except OSError as err:
-        writer.abort(keep=options.resume)
-        raise OutputError(
-            f"cannot create {writer.tmp}: {err.strerror or err} (errno {err.errno}); "
-            "nothing was written and RAW is untouched"
-        ) from err
-    except (KeyboardInterrupt, Interrupted):
-        raise _interruption(writer, out, keep=options.resume, opened=False) from None
-    try:
-        for index, record in done.items():
+    records: list[dict | None] = [None] * len(run.jobs)
+    with writer:
+        for index, record in writer.resumed.items():
             records[index] = {k: v for k, v in record.items() if k != "index"}
         reporter.start("expand", len(run.jobs))
-        reporter.advance(len(done))
+        reporter.advance(len(writer.resumed))
         with preloaded(scan_result.pixels), contextlib.ExitStack() as stack:
             scan_result.pixels.clear()  # held by the render until it ends, not by the result
-            batches = _render_all(run, raw, settings, backend, skip=set(done))
+            batches = _render_all(run, raw, settings, backend, skip=set(writer.resumed))
             if hasattr(batches, "close"):  # a generator: stop its workers on the way out
                 stack.callback(batches.close)
             for batch in batches:
@@ -699,71 +690,17 @@ def expand(
         if detection is not None:
             attrs["annotations"] = _write_boxes(run, records, detection, options, writer)
         writer.finish([r for r in records if r is not None], _source_rows(run), attrs)
-        return ExpandSummary(
+        summary = ExpandSummary(
             out=out,
             total=len(run.jobs),
-            resumed=len(done),
+            resumed=len(writer.resumed),
             counts=_counts(run),
             seconds=time.perf_counter() - started,
             scan=scan_result,
             output_format=output_format,
             boxes=attrs.get("annotations"),
         )
-    except (KeyboardInterrupt, Interrupted):
-        raise _interruption(writer, out, keep=True, opened=True) from None
-    except ClusterError as err:
-        if all(r is None for r in records):  # failed before any output: nothing to resume
-            writer.abort()
-            raise
-        writer.abort(keep=True)
-        raise ClusterError(
-            f"{literal(err)}. The partial output is kept in {literal(writer.tmp)}: run the "
-            "same command with {resume} to continue (on any backend), or delete it",
-            refs=True,
-        ) from err
-    except OSError as err:
-        writer.abort()
-        raise OutputError(
-            f"writing {out} failed: {err.strerror or err} (errno {err.errno}); the partial "
-            "output was removed and RAW is untouched"
-        ) from err
-    except BaseException:
-        writer.abort()
-        raise
-
-
-def complete_after_interrupt(out: Path) -> str:
-    """What a run says when a stop signal came after its output was published."""
-    return f"interrupted after the last image was written; {out} is complete"
-
-
-def _interruption(
-    writer: FolderWriter | Hdf5Writer, out: Path, keep: bool, opened: bool
-) -> Interrupted:
-    """The error that ends an interrupted run, true to what the interruption left.
-
-    A signal can land anywhere: while the partial output is created, while it
-    is filled, after it became the output (the writer publishes it in one step
-    that signals do not split). The message says which: nothing, a partial
-    output to resume, or a complete output.
-
-    Args:
-        writer: The run's writer.
-        out: The output path.
-        keep: Keep a partial output for ``resume`` (False: one just created is deleted).
-        opened: The partial output was created; if it is gone, publishing moved it.
-    """
-    moved = opened and not writer.tmp.exists() and out.exists()
-    if writer.published or moved:
-        return Interrupted(complete_after_interrupt(out))
-    writer.abort(keep=keep)
-    if not (keep and writer.tmp.exists()):
-        return Interrupted("interrupted; nothing final was written")
-    return Interrupted(
-        f"interrupted; nothing final was written. The partial output is kept in "
-        f"{literal(writer.tmp)}: run the same command with {{resume}} to continue, or delete it",
-        refs=True,
-    )
+    return summary
 
 
 @dataclass(frozen=True)
@@ -879,7 +816,7 @@ def _write_boxes(
     records: Sequence[dict | None],
     detection: DetectionInput,
     options: ExpandOptions,
-    writer: FolderWriter | Hdf5Writer,
+    writer: StagedWriter,
 ) -> dict:
     """Write the annotation files of every output; return their record for ``augtool.json``."""
     from augtool.detect import detection_files
@@ -948,11 +885,11 @@ def _render_all(
     return backend.render(tasks, settings)
 
 
-def _partial_notice(writer: FolderWriter | Hdf5Writer, resume: bool) -> Message | None:
+def _partial_notice(writer: StagedWriter, resume: bool) -> Message | None:
     """What a run without ``resume`` does with the partial output an interrupted run left."""
-    if resume or not (writer.tmp.exists() or writer.journal.path.exists()):
+    held = writer.leftover()
+    if resume or held is None:
         return None
-    held = writer.journal.count()
     return Message(
         f"an interrupted run left a partial output in {literal(writer.tmp)} holding "
         f"{held:d} finished image(s); this run starts over and deletes it (to continue it "

@@ -112,14 +112,11 @@ def test_the_resolved_output_format_is_validated_first(make_raw, tmp_path: Path)
 
 
 def test_the_hdf5_writer_refuses_an_index_it_does_not_own(tmp_path: Path) -> None:
-    writer = Hdf5Writer(tmp_path / "o.h5", 2, 8)
-    writer.open("f")
-    try:
+    with Hdf5Writer(tmp_path / "o.h5", "f", n=2, size=8) as writer:
         for index in (-1, 2):
             with pytest.raises(IndexError, match="no image row"):
                 writer.write(index, "x", np.zeros((8, 8, 3), np.uint8))
-    finally:
-        writer.abort(keep=False)
+    assert list(tmp_path.iterdir()) == []  # left unfinished: nothing stays
 
 
 def test_letterbox_pca_jitters_the_picture_not_the_bars(make_raw, tmp_path: Path) -> None:

@@ -2,8 +2,20 @@
 
 Workers hand back encoded bytes or arrays; only this process writes. Output
 goes to a temporary sibling (``.<name>.partial``) that is renamed onto the
-final path after the last byte (:mod:`augtool.store.publish`), so an interrupted or
-failed run never leaves an output that looks complete.
+final path after the last byte (:mod:`augtool.store.publish`), so an
+interrupted or failed run never leaves an output that looks complete.
+
+Both writers are :class:`StagedWriter` context managers, used the one way::
+
+    with open_writer(out, fmt, fingerprint=key, resume=resume, n=n, size=s) as writer:
+        for index, name, payload in outputs:  # plus writer.resumed, done before
+            writer.write(index, name, payload)
+        writer.commit(records)                # journal what is written
+        writer.finish(records, sources, attrs)  # publish in one step
+
+and :meth:`StagedWriter.__exit__` decides, in one table, what an exception
+leaves behind and what the caller hears (an interrupt, a lost cluster, a full
+disk), so no caller repeats those decisions.
 """
 
 from __future__ import annotations
@@ -14,13 +26,15 @@ import errno
 import json
 import os
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import numpy as np
 
-from augtool.errors import OutputError, literal
+from augtool.errors import ClusterError, Interrupted, OutputError, literal
 from augtool.store.journal import JOURNAL_NAME, Journal
 from augtool.store.publish import (
     PARTIAL_MARKER,
@@ -60,38 +74,179 @@ def check_output(out: Path, overwrite: bool) -> None:
         raise OutputError(f"{out.parent}: no such folder; create it first")
 
 
-class FolderWriter:
-    """Writes ``OUT/<split>/<class>/<name>`` files, ``manifest.csv`` and ``augtool.json``.
+def complete_after_interrupt(out: Path) -> str:
+    """What a run says when a stop signal came after its output was published."""
+    return f"interrupted after the last image was written; {out} is complete"
+
+
+class StagedWriter(ABC):
+    """A writer into a partial output that becomes the output in one step, as a context manager.
+
+    Entering creates the partial output (or reopens it to resume); leaving
+    without :meth:`finish` removes it, or keeps it for ``resume`` where an
+    interrupted or lost run can be continued (see :meth:`__exit__`).
 
     Attributes:
+        out: The output path.
+        tmp: The partial output beside it.
+        journal: Its journal of written outputs.
+        fingerprint: Hash of everything that determines the bytes (``resume``
+            continues only a partial output of the same fingerprint).
+        resume: Continue a partial output of the same run, if there is one.
+        resumed: Records of outputs a resumed partial output holds, by plan
+            index (set on entering).
         published: The output is in place (set by :meth:`finish`, after which an
             interruption leaves a complete output, not a partial one).
     """
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, tmp: Path, journal: Journal, fingerprint: str, resume: bool):
         self.out = out
-        self.tmp = partial_path(out)
-        self.journal = Journal(self.tmp / JOURNAL_NAME)
+        self.tmp = tmp
+        self.journal = journal
+        self.fingerprint = fingerprint
+        self.resume = resume
+        self.resumed: dict[int, dict] = {}
         self.published = False
-        self._dirs: set[Path] = set()
+        self._committed = False
 
-    def open(self, fingerprint: str, resume: bool = False) -> dict[int, dict]:
-        """Create the temporary folder, or reopen it to resume.
+    @abstractmethod
+    def _open(self) -> dict[int, dict]:
+        """Create the partial output, or reopen it; return the records it holds."""
+
+    @abstractmethod
+    def write(self, index: int, name: str, payload: bytes | np.ndarray) -> None:
+        """Write one output (its plan index, its path in the output, its bytes or array)."""
+
+    @abstractmethod
+    def _journal(self, records: Sequence[dict]) -> None:
+        """Make the written outputs durable and journal them."""
+
+    @abstractmethod
+    def finish(self, records: Sequence[dict], sources: Sequence[dict], attrs: dict) -> None:
+        """Write the tables and attributes, then publish the output in one step."""
+
+    @abstractmethod
+    def abort(self, keep: bool = False) -> None:
+        """Stop writing: delete the partial output, or keep it for ``resume``."""
+
+    def commit(self, records: Sequence[dict]) -> None:
+        """Journal outputs whose bytes are written (a resumed run skips them)."""
+        self._journal(records)
+        self._committed = self._committed or bool(records)
+
+    def leftover(self) -> int | None:
+        """Outputs a partial output of an interrupted run holds, or None when there is none."""
+        if not (self.tmp.exists() or self.journal.path.exists()):
+            return None
+        return self.journal.count()
+
+    def __enter__(self) -> Self:
+        """Create the partial output, or reopen it to resume.
+
+        Raises:
+            OutputError: If it cannot be created (nothing is left behind).
+            Interrupted: If a stop signal came meanwhile (nothing is left behind
+                but a partial output that was there to resume).
+        """
+        try:
+            self.resumed = self._open()
+        except OSError as err:
+            self.abort(keep=self.resume)
+            raise OutputError(
+                f"cannot create {self.tmp}: {err.strerror or err} (errno {err.errno}); "
+                "nothing was written and RAW is untouched"
+            ) from err
+        except (KeyboardInterrupt, Interrupted):
+            raise self._interruption(keep=self.resume, opened=False) from None
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        """What an ending leaves, and what the caller hears; the one table of it.
+
+        * no exception: nothing to do once published (a writer left unfinished
+          removes its partial output);
+        * an interrupt (``KeyboardInterrupt``, :class:`Interrupted`): if the
+          output was published, :class:`Interrupted` saying it is complete;
+          else the partial output is kept and the message says how to resume;
+        * :class:`ClusterError`: the partial output is kept (with the resume
+          hint) when anything was written, else removed, and the error goes on;
+        * ``OSError`` (a full disk): removed; :class:`OutputError` with the errno;
+        * anything else: removed, and the exception goes on.
+        """
+        if error is None:
+            if not self.published:
+                self.abort()
+            return False
+        if isinstance(error, KeyboardInterrupt | Interrupted):
+            raise self._interruption(keep=True, opened=True) from None
+        if isinstance(error, ClusterError):
+            if not (self.resumed or self._committed):  # nothing to resume
+                self.abort()
+                return False
+            self.abort(keep=True)
+            raise ClusterError(
+                f"{literal(error)}. The partial output is kept in {literal(self.tmp)}: run the "
+                "same command with {resume} to continue (on any backend), or delete it",
+                refs=True,
+            ) from error
+        if isinstance(error, OSError):
+            self.abort()
+            raise OutputError(
+                f"writing {self.out} failed: {error.strerror or error} (errno {error.errno}); "
+                "the partial output was removed and RAW is untouched"
+            ) from error
+        self.abort()
+        return False
+
+    def _interruption(self, keep: bool, opened: bool) -> Interrupted:
+        """The error that ends an interrupted run, true to what the interruption left.
+
+        A signal can land anywhere: while the partial output is created, while it
+        is filled, after it became the output (publishing is one step that
+        signals do not split). The message says which: nothing, a partial
+        output to resume, or a complete output.
 
         Args:
-            fingerprint: Hash of everything that determines the bytes.
-            resume: Continue a partial output of the same run if there is one.
-
-        Returns:
-            Records of outputs already written (by plan index) when resuming.
+            keep: Keep a partial output for ``resume`` (False: one just created is deleted).
+            opened: The partial output was created; if it is gone, publishing moved it.
         """
-        if resume and (self.tmp / JOURNAL_NAME).is_file() and (self.tmp / PARTIAL_MARKER).exists():
-            done = self.journal.load(fingerprint)
-            return {i: r for i, r in done.items() if (self.tmp / r["name"]).is_file()}
-        remove_stale_partial(self.tmp)
-        self.tmp.mkdir()
-        (self.tmp / PARTIAL_MARKER).write_text("written by augtool expand; safe to delete\n")
-        self.journal.start(fingerprint)
+        moved = opened and not self.tmp.exists() and self.out.exists()
+        if self.published or moved:
+            return Interrupted(complete_after_interrupt(self.out))
+        self.abort(keep=keep)
+        if not (keep and self.tmp.exists()):
+            return Interrupted("interrupted; nothing final was written")
+        return Interrupted(
+            f"interrupted; nothing final was written. The partial output is kept in "
+            f"{literal(self.tmp)}: run the same command with {{resume}} to continue, or "
+            "delete it",
+            refs=True,
+        )
+
+
+class FolderWriter(StagedWriter):
+    """Writes ``OUT/<split>/<class>/<name>`` files, ``manifest.csv`` and ``augtool.json``."""
+
+    def __init__(self, out: Path, fingerprint: str, resume: bool = False) -> None:
+        tmp = partial_path(out)
+        super().__init__(out, tmp, Journal(tmp / JOURNAL_NAME), fingerprint, resume)
+        self._dirs: set[Path] = set()
+
+    def _open(self) -> dict[int, dict]:
+        """Create the temporary folder, or reopen it to resume."""
+        tmp = self.tmp
+        if self.resume and (tmp / JOURNAL_NAME).is_file() and (tmp / PARTIAL_MARKER).exists():
+            done = self.journal.load(self.fingerprint)
+            return {i: r for i, r in done.items() if (tmp / r["name"]).is_file()}
+        remove_stale_partial(tmp)
+        tmp.mkdir()
+        (tmp / PARTIAL_MARKER).write_text("written by augtool expand; safe to delete\n")
+        self.journal.start(self.fingerprint)
         return {}
 
     def write(self, index: int, name: str, payload: bytes | np.ndarray) -> None:
@@ -109,8 +264,7 @@ class FolderWriter:
         with open(target, "wb") as fh:
             fh.write(payload)  # type: ignore[arg-type]
 
-    def commit(self, records: Sequence[dict]) -> None:
-        """Journal outputs whose files are written."""
+    def _journal(self, records: Sequence[dict]) -> None:
         self.journal.append(records)
 
     def finish(self, records: Sequence[dict], sources: Sequence[dict], attrs: dict) -> None:
@@ -158,37 +312,39 @@ def _fold_code(fold: int | str | None) -> int:
     return NO_FOLD if fold is None or fold == "" else int(fold)
 
 
-class Hdf5Writer:
+class Hdf5Writer(StagedWriter):
     """Writes one HDF5 file per ``docs/dataset-format.md``; images go straight to disk.
 
     Attributes:
-        published: The output is in place (as for :class:`FolderWriter`).
+        n: Images the file holds.
+        size: Their side.
+        compression: HDF5 compression of the images (``lzf``, ``gzip``) or None.
     """
 
-    def __init__(self, out: Path, n: int, size: int, compression: str | None = None) -> None:
-        self.out = out
-        self.tmp = partial_path(out)
+    def __init__(
+        self,
+        out: Path,
+        fingerprint: str,
+        resume: bool = False,
+        *,
+        n: int,
+        size: int,
+        compression: str | None = None,
+    ) -> None:
+        journal = Journal(out.parent / f".{out.name}.partial.journal")
+        super().__init__(out, partial_path(out), journal, fingerprint, resume)
         self.n = n
         self.size = size
         self.compression = compression
-        self.journal = Journal(out.parent / f".{out.name}.partial.journal")
-        self.published = False
         self._fh: Any = None
         self._images: Any = None
 
-    def open(self, fingerprint: str, resume: bool = False) -> dict[int, dict]:
-        """Create the temporary file with the image dataset allocated, or reopen it.
-
-        Args:
-            fingerprint: Hash of everything that determines the bytes.
-            resume: Continue a partial file of the same run if there is one.
-
-        Returns:
-            Records of images already written (by plan index) when resuming.
-        """
+    def _open(self) -> dict[int, dict]:
+        """Create the temporary file with the image dataset allocated, or reopen it."""
         import h5py
 
-        if resume and self.tmp.is_file() and self.journal.path.is_file():
+        fingerprint = self.fingerprint
+        if self.resume and self.tmp.is_file() and self.journal.path.is_file():
             recorded = None
             try:
                 self._fh = h5py.File(self.tmp, "r+")
@@ -236,8 +392,7 @@ class Hdf5Writer:
         with hdf5_errors(self.tmp):
             self._images[index] = payload
 
-    def commit(self, records: Sequence[dict]) -> None:
-        """Journal images that are written (flushed to the file first)."""
+    def _journal(self, records: Sequence[dict]) -> None:
         with hdf5_errors(self.tmp):
             self._fh.flush()
         self.journal.append(records)
@@ -320,3 +475,32 @@ class Hdf5Writer:
         if not keep:
             remove(self.tmp)
             remove(self.journal.path)
+
+
+def open_writer(
+    out: Path,
+    output_format: str,
+    *,
+    fingerprint: str,
+    resume: bool = False,
+    n: int = 0,
+    size: int = 0,
+    compression: str | None = None,
+) -> StagedWriter:
+    """The writer of an output: a folder, or one HDF5 file of ``n`` images of ``size``.
+
+    Args:
+        out: The output path.
+        output_format: ``folder`` or ``hdf5``.
+        fingerprint: Hash of everything that determines the bytes.
+        resume: Continue a partial output of the same fingerprint.
+        n: HDF5: the number of images.
+        size: HDF5: their side.
+        compression: HDF5: ``lzf``, ``gzip`` or None.
+
+    Returns:
+        The writer; enter it (``with``) to create the partial output.
+    """
+    if output_format == "hdf5":
+        return Hdf5Writer(out, fingerprint, resume, n=n, size=size, compression=compression)
+    return FolderWriter(out, fingerprint, resume)
