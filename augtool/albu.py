@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from augtool.errors import OptionError
-from augtool.registry import TransformEntry
+from augtool.pipeline.steps import StepType
 
 #: How to install the extra, quoted in errors.
 EXTRA = "pip install -e '.[albumentations]'  (or pip install 'albumentations>=2.0,<2.1')"
@@ -168,8 +168,8 @@ def _pipeline(serialized: str) -> Any:
     return built[serialized]
 
 
-def make_entry(name: str, serialized: dict, at: str) -> TransformEntry:
-    """A registry entry that runs a serialized albumentations transform, seeded per output.
+def make_entry(name: str, serialized: dict, at: str) -> StepType:
+    """A step that runs a serialized albumentations transform, seeded per output.
 
     Args:
         name: The step's name.
@@ -188,8 +188,13 @@ def make_entry(name: str, serialized: dict, at: str) -> TransformEntry:
         transform.set_random_seed(params["seed"])
         return transform(image=np.ascontiguousarray(image))["image"]
 
-    return TransformEntry(
-        name, "albumentations: " + describe(serialized), sample=sample, apply=apply, at=at
+    return StepType(
+        name,
+        "albumentations: " + describe(serialized),
+        sample=sample,
+        apply=apply,
+        at=at,
+        moves_pixels=True,
     )
 
 

@@ -30,10 +30,11 @@ from augtool.errors import (
 )
 from augtool.ops.pca import MODES as PCA_MODES
 from augtool.ops.pca import SCALES as PCA_SCALES
+from augtool.pipeline.builtins import Ranges
+from augtool.pipeline.plugins import user_plugins
 from augtool.plan import Job, make_plan, resolve_target
 from augtool.pool import fork_available
 from augtool.recipe import Recipe, load_recipe, recipe_from_dict
-from augtool.registry import user_plugins
 from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask, preloaded
 from augtool.sources import ScanResult, Source, scan
 from augtool.split import (
@@ -50,7 +51,7 @@ from augtool.store.dataset import is_hdf5_path
 from augtool.store.schema import SCHEMA_VERSION
 from augtool.store.writers import StagedWriter, check_output, open_writer
 from augtool.store.writers import complete_after_interrupt as complete_after_interrupt
-from augtool.transforms import TRANSFORMS, Ranges, parse_transform_list
+from augtool.transforms import TRANSFORMS, parse_transform_list
 
 if TYPE_CHECKING:
     from augtool.detect import DetectionInput

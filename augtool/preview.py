@@ -35,10 +35,11 @@ from augtool.annotations import Box, ImageBoxes
 from augtool.drawing import ascii_label, class_rgb, colour_of
 from augtool.errors import InputError, OptionError, OutputError, literal
 from augtool.ops.pca import DEFAULT_STD
+from augtool.pipeline.builtins import Ranges
 from augtool.recipe import Recipe
 from augtool.store.decode import choose_reduction, image_size, read_image_file
 from augtool.store.publish import write_bytes
-from augtool.transforms import TRANSFORMS, Ranges
+from augtool.transforms import TRANSFORMS
 
 #: Space between tiles and around the sheet, pixels.
 GAP = 8

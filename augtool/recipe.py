@@ -13,7 +13,7 @@ describes the format; in short::
     reference = "ref.jpg"    # reference image of the stain, relative to this file
 
     [[transform]]
-    name = "blur_rgb"        # a built-in (augtool.registry.BUILTINS)
+    name = "blur_rgb"        # a built-in (augtool.pipeline.builtins.STEPS)
     sigma_range = [4, 8]     # its typed parameters
 
     [[transform]]
@@ -47,17 +47,11 @@ import numpy as np
 from augtool.errors import OptionError, literal
 from augtool.ops.geometry import RESIZE_POLICIES
 from augtool.ops.stain import STAIN_METHODS, lab_stats
-from augtool.registry import (
-    STAGES,
-    TransformEntry,
-    build_settings,
-    builtin,
-    find_plugin,
-    paper_settings,
-    settings_dict,
-    user_plugins,
-)
-from augtool.transforms import TRANSFORMS, Ranges
+from augtool.pipeline.builtins import Ranges, builtin, paper_settings
+from augtool.pipeline.plugins import find_plugin, user_plugins
+from augtool.pipeline.settings import build_settings, settings_dict
+from augtool.pipeline.steps import STAGES, StepType
+from augtool.transforms import TRANSFORMS
 
 #: Version of the recipe format.
 FORMAT = 1
@@ -515,7 +509,7 @@ def _parse_step(item: Any, i: int, locate: _Locator, plugins: tuple[str, ...]) -
     return Step(name, kind, ref, values, at, source=source)
 
 
-def _check_sample(entry: TransformEntry, settings: Any) -> None:
+def _check_sample(entry: StepType, settings: Any) -> None:
     """Draw once, so a setting ``sample`` rejects fails now, not in a worker."""
     try:
         params = entry.sample(np.random.default_rng(0), settings)
@@ -594,7 +588,7 @@ def _reference_stats(path: Path, locate: _Locator) -> tuple[list[float], list[fl
 class ResolvedStep:
     """A step ready to run: its entry, typed settings and stage."""
 
-    entry: TransformEntry
+    entry: StepType
     settings: Any
     at: str
 

@@ -23,11 +23,12 @@ from augtool.ops.geometry import reshape_policy
 from augtool.ops.pca import DEFAULT_MODE, DEFAULT_STD
 from augtool.ops.resize import resize_to
 from augtool.ops.stain import reinhard
+from augtool.pipeline.builtins import Ranges
 from augtool.plan import ORIGINAL_NAME, PCA, output_rng
 from augtool.recipe import Preprocess, Recipe, paper_recipe, resolve
 from augtool.store.decode import choose_reduction, decode_rgb
 from augtool.store.encode import encode_image, payload_sha256
-from augtool.transforms import Ranges, WorkScale
+from augtool.transforms import WorkScale
 from augtool.worker_lifetime import die_with_parent
 
 #: Encodings a worker can produce: PNG or JPEG bytes for folder output, raw arrays for HDF5.

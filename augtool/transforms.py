@@ -28,15 +28,12 @@ functions against albumentations wherever the two compute the same thing.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from augtool import defaults
 from augtool.errors import OptionError
 from augtool.ops.geometry import (
     Size,
@@ -50,89 +47,9 @@ from augtool.ops.geometry import (
 )
 from augtool.ops.intensity import equalize_gray3, gaussian_blur, to_gray3
 from augtool.ops.resize import resize_to
+from augtool.pipeline.builtins import Ranges
 
 Params = dict[str, float]
-
-
-def bounded(default: Any, low: float, high: float) -> Any:
-    """A settings field whose numbers (each, for a tuple) must lie in ``[low, high]``.
-
-    :func:`check_domains` checks it, and with it ``augtool.registry.build_settings``
-    when a recipe is read: a value no transform can use (a negative standard
-    deviation, a fraction above 1, a blur wider than any image) is refused with
-    the file, line and key before any work, never in a worker.
-    """
-    return field(default=default, metadata={"domain": (low, high)})
-
-
-def check_domains(settings: Any, where: str = "") -> None:
-    """Check every :func:`bounded` field of a settings dataclass instance.
-
-    Raises:
-        OptionError: Naming ``<where>.<field>`` (or the field) and its domain.
-    """
-    for f in fields(settings):
-        if "domain" not in f.metadata:
-            continue
-        low, high = f.metadata["domain"]
-        value = getattr(settings, f.name)
-        for v in value if isinstance(value, tuple) else (value,):
-            if isinstance(v, int | float) and not isinstance(v, bool) and not low <= v <= high:
-                raise OptionError(
-                    f"{where}.{f.name}" if where else f.name,
-                    f"{v!r} is outside {low:g}..{high:g}, the values it can take",
-                )
-
-
-@dataclass(frozen=True)
-class Ranges:
-    """Parameter ranges of the conventional transforms (paper §3.1 defaults).
-
-    Attributes:
-        sigma_range: Gaussian blur sigma in source pixels (paper: [4, 8]).
-        rotate_range: Rotation angle in degrees, positive counterclockwise
-            (the paper gives no range; decision: [-45, 45]).
-        translate_range: Magnitude of each of dx, dy in source pixels, with a
-            random sign (paper: [25, 50]).
-        shear_range: Magnitude of the shear factor, with a random sign
-            (paper: [0.3, 1.0]).
-    """
-
-    sigma_range: tuple[float, float] = bounded(defaults.DEFAULT_SIGMA_RANGE, 0.0, 500.0)
-    rotate_range: tuple[float, float] = bounded(defaults.DEFAULT_ROTATE_RANGE, -360.0, 360.0)
-    translate_range: tuple[float, float] = bounded(defaults.DEFAULT_TRANSLATE_RANGE, 0.0, 100_000.0)
-    shear_range: tuple[float, float] = bounded(defaults.DEFAULT_SHEAR_RANGE, 0.0, 10.0)
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            lo, hi = getattr(self, f.name)
-            option = f.name
-            if not (math.isfinite(lo) and math.isfinite(hi)):
-                raise OptionError(option, f"bounds must be finite numbers, got {lo},{hi}")
-            if lo > hi:
-                raise OptionError(option, f"low bound {lo} is above high bound {hi}")
-        for name in ("sigma_range", "translate_range", "shear_range"):
-            if getattr(self, name)[0] < 0:
-                raise OptionError(name, "magnitudes must be >= 0 (the sign is random)")
-        if self.sigma_range[0] <= 0:
-            raise OptionError("sigma_range", "sigma must be > 0")
-        check_domains(self)
-
-    def with_overrides(self, overrides: Mapping[str, tuple[float, float]]) -> Ranges:
-        """Return a copy with some ranges replaced (keys are field names).
-
-        Raises:
-            OptionError: For an unknown key or an invalid range.
-        """
-        known = {f.name for f in fields(self)}
-        for key in overrides:
-            if key not in known:
-                raise OptionError(key, f"unknown range; known: {', '.join(sorted(known))}")
-        return replace(self, **{k: tuple(map(float, v)) for k, v in overrides.items()})
-
-    def as_dict(self) -> dict[str, list[float]]:
-        """JSON-friendly form, as recorded in the recipe."""
-        return {f.name: list(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True)

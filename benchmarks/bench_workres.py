@@ -40,8 +40,9 @@ from _common import machine
 
 import augtool.transforms
 from augtool.ops.intensity import to_gray3
+from augtool.pipeline.builtins import Ranges
 from augtool.store.decode import choose_reduction, decode_rgb
-from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges
+from augtool.transforms import ORIGINAL, TRANSFORMS
 from tests.mosaic import FACTOR_SIZES, jpeg_bytes, mosaic, tile_origin
 
 SIZE = 227

@@ -38,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import machine
 from bench_workres import psnr
 
+from augtool.pipeline.builtins import Ranges
 from augtool.store.decode import resize_to
-from augtool.transforms import TRANSFORMS, Ranges, rotation
+from augtool.transforms import TRANSFORMS, rotation
 from tests.mosaic import mosaic, tile_origin
 
 SIZE = 227

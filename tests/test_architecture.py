@@ -73,7 +73,6 @@ LEGACY = {
     "augtool.pool": "engine",
     "augtool.preview": "tools",
     "augtool.recipe": "pipeline",
-    "augtool.registry": "pipeline",
     "augtool.render": "engine",
     "augtool.smear": "tools",
     "augtool.sources": "engine",

@@ -13,8 +13,9 @@ from augtool.boxes import (
     transform_boxes,
 )
 from augtool.errors import OptionError
+from augtool.pipeline.builtins import Ranges
 from augtool.render import letterboxed
-from augtool.transforms import GEOMETRY, ORIGINAL, TRANSFORMS, Ranges, geometry
+from augtool.transforms import GEOMETRY, ORIGINAL, TRANSFORMS, geometry
 
 ALL = [ORIGINAL, *TRANSFORMS.values()]
 IDS = [t.name for t in ALL]

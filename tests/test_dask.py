@@ -23,9 +23,9 @@ from click.testing import CliRunner
 from augtool.backends import DaskBackend
 from augtool.errors import ClusterError, OptionError
 from augtool.expand import ExpandOptions, expand
+from augtool.pipeline.builtins import Ranges
 from augtool.render import RenderSettings, SourceTask, render_source
 from augtool.store.writers import partial_path
-from augtool.transforms import Ranges
 from cli import main
 from tests.conftest import tree_hashes, write_upscaled_smears
 from tests.mixed_recipe import images_and_manifest, mixed_recipe

@@ -15,7 +15,7 @@ from augtool.annotations import Box, ImageBoxes, read_annotations
 from augtool.annotations.write import write_annotations
 from augtool.errors import InputError, OptionError
 from augtool.expand import ExpandOptions, expand
-from augtool.transforms import Ranges
+from augtool.pipeline.builtins import Ranges
 from augtool.verify import verify
 from cli import main
 from tests.conftest import write_image

@@ -34,8 +34,9 @@ from augtool.ops.mask_geometry import (
     polygons_box,
     warp_labels,
 )
+from augtool.pipeline.builtins import Ranges
 from augtool.render import letterboxed
-from augtool.transforms import GEOMETRY, ORIGINAL, TRANSFORMS, Ranges, geometry, get_transform
+from augtool.transforms import GEOMETRY, ORIGINAL, TRANSFORMS, geometry, get_transform
 
 MOVING = [ORIGINAL, *(TRANSFORMS[name] for name in GEOMETRY)]
 IDS = [t.name for t in MOVING]

@@ -228,7 +228,6 @@ PLUGINS = '''
 import numpy as np
 
 from augtool.pipeline import StepType
-from augtool.registry import TransformEntry
 
 
 def transpose(params, width, height):
@@ -240,7 +239,7 @@ TRANSPOSE = StepType(
     "transpose", "swap the axes", apply=lambda image, p: np.ascontiguousarray(image.swapaxes(0, 1)),
     at="work", moves_pixels=True, geometry=transpose,
 )
-SILENT = TransformEntry("silent", "moves pixels, says nothing", apply=lambda image, p: image[::-1])
+SILENT = StepType("silent", "moves pixels, says nothing", apply=lambda image, p: image[::-1])
 '''
 
 

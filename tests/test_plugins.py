@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from augtool.errors import OptionError
+from augtool.pipeline.plugins import find_plugin, user_plugins
 from augtool.recipe import load_recipe, recipe_from_dict
-from augtool.registry import find_plugin, user_plugins
 from tests.child_process import run_cli
 from tests.test_recipes import PLUGIN
 
@@ -93,7 +93,7 @@ def test_nothing_is_called_to_find_out_what_it_is(
     with pytest.raises(OptionError, match="no plug-in provides transform 'make'"):
         find_plugin("make", ("calls_q",))
     assert not calls and not marker.exists()
-    with pytest.raises(OptionError, match=r"defines no augtool\.registry\.TransformEntry"):
+    with pytest.raises(OptionError, match=r"defines no augtool\.StepType"):
         user_plugins(("json",))
 
 

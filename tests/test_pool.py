@@ -151,8 +151,8 @@ def test_outputs_from_kept_sources_are_the_bytes_of_decoded_ones(
 
 
 def test_render_source_uses_kept_pixels_and_leaves_them_unchanged(raw: Path) -> None:
+    from augtool.pipeline.builtins import Ranges
     from augtool.render import preloaded
-    from augtool.transforms import Ranges
 
     scanned = sources.scan(raw, workers=1, keep_size=32)
     src = scanned.sources[0]

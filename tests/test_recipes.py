@@ -218,7 +218,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augtool.registry import TransformEntry
+from augtool.pipeline import StepType
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,9 @@ def apply(image: np.ndarray, params: dict) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-INVERT = TransformEntry("invert", "partial negative", InvertSettings, sample, apply)
+INVERT = StepType(
+    "invert", "partial negative", InvertSettings, sample, apply, moves_pixels=False
+)
 '''
 
 
@@ -458,9 +460,9 @@ def test_dry_run_shows_per_transform_counts(make_raw, tmp_path: Path) -> None:
     "name", ["brightness", "exposure", "hue", "saturation", "noise", "cutout", "rot90", "zoom"]
 )
 def test_curator_transforms_are_pure_and_change_the_image(name: str) -> None:
-    from augtool.registry import BUILTINS
+    from augtool.pipeline.builtins import STEPS
 
-    entry = BUILTINS[name]
+    entry = STEPS[name]
     settings = entry.settings()
     image = smear_like(np.random.default_rng(1), 80, 60)
     outputs = []

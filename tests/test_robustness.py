@@ -31,12 +31,13 @@ from hypothesis import strategies as st
 
 from augtool.errors import InputError, OutputError
 from augtool.expand import ExpandOptions, SilentReporter, expand, plan_run
+from augtool.pipeline.builtins import Ranges
 from augtool.plan import ORIGINAL_NAME, PCA
 from augtool.sources import ScanResult, Source, scan
 from augtool.store import writers
 from augtool.store.dataset import open_dataset
 from augtool.store.decode import decode_rgb, reduced_shape
-from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges
+from augtool.transforms import ORIGINAL, TRANSFORMS
 from augtool.verify import verify
 from tests import badinputs
 from tests.badinputs import HANDLED, REFUSED, Handled, Refused, small_raw

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from augtool.errors import OptionError
+from augtool.pipeline.builtins import Ranges
 from augtool.store.decode import choose_reduction, decode_rgb, resize_to
-from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges, get_transform, parse_transform_list
+from augtool.transforms import ORIGINAL, TRANSFORMS, get_transform, parse_transform_list
 from tests.conftest import smear_like
 from tests.mosaic import FACTOR_SIZES, jpeg_bytes, mosaic, smear_tile
 

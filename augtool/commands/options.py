@@ -63,7 +63,7 @@ def plugin_option(func: F) -> F:
         "plugins",
         multiple=True,
         metavar="MODULE",
-        help="Import this module (a name on PYTHONPATH, or a .py file): its TransformEntry "
+        help="Import this module (a name on PYTHONPATH, or a .py file): its StepType "
         "objects become transforms a recipe can name (plugin = 'NAME'). Repeatable.",
     )(func)
 

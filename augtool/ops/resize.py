@@ -1,7 +1,7 @@
 """Resize images to the output size: a pure function of the pixels (no files, no clock).
 
 Its own module so that the pure layer (:mod:`augtool.transforms`,
-:mod:`augtool.registry`) and the decoding layer (:mod:`augtool.store.decode`, used by
+:mod:`augtool.pipeline.builtins`) and the decoding layer (:mod:`augtool.store.decode`, used by
 ``model/`` on the GPU machine) share one resize without either importing the
 other: transforms must not depend on a module that reads files, and ``model/``
 must not depend on transforms.

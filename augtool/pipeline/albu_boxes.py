@@ -24,7 +24,7 @@ import numpy as np
 
 from augtool.albu import import_albumentations, make_entry
 from augtool.ops.targets import Targets
-from augtool.pipeline.steps import Params, StepType, as_step_type
+from augtool.pipeline.steps import Params, StepType
 
 #: The label field that carries each box's id through albumentations.
 IDS = "augtool_ids"
@@ -79,5 +79,4 @@ def albumentations_step(name: str, serialized: dict, at: str) -> StepType:
         ids = np.asarray(result[IDS], dtype=np.float64).astype(np.int64).reshape(-1)
         return out, Targets((float(out.shape[1]), float(out.shape[0])), boxes, ids)
 
-    step = as_step_type(make_entry(name, serialized, at), moves_pixels=True)
-    return dataclasses.replace(step, apply_targets=apply_targets)
+    return dataclasses.replace(make_entry(name, serialized, at), apply_targets=apply_targets)

@@ -7,25 +7,25 @@ go. The paper's geometric steps warp their pixels by their own ``geometry``
 are; the flips move pixels by ``cv2.flip``, which is their map exactly. Colour
 and intensity steps declare that they move no pixel.
 
-This table is what ``augtool.transforms.TRANSFORMS`` (pixels),
-``augtool.registry.BUILTINS`` (recipe settings) and
-``augtool.transforms.GEOMETRY`` (boxes) said in three places; the draws and
-the bytes are theirs (``tests/test_pipeline.py`` checks every step).
+The curator set is :mod:`augtool.pipeline.curator_steps`; plug-ins and
+albumentations steps are the same kind of entry, found elsewhere
+(``augtool.pipeline.plugins``, ``augtool.pipeline.albu``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import cv2
 import numpy as np
 
+from augtool import defaults
+from augtool.errors import OptionError, literal
 from augtool.ops.geometry import (
-    crop,
-    crop_window,
     flip,
-    quarter_turns,
     rotation,
     shear,
     source_size,
@@ -34,18 +34,109 @@ from augtool.ops.geometry import (
 )
 from augtool.ops.intensity import equalize_gray3, gaussian_blur, to_gray3
 from augtool.ops.resize import resize_to
-from augtool.pipeline.steps import Geometry, Params, StepType, as_step_type
-from augtool.registry import (
-    CURATOR,
-    NoSettings,
-    RotateSettings,
-    ShearSettings,
-    SigmaSettings,
-    TranslateSettings,
-)
+from augtool.pipeline.curator_steps import CURATOR
+from augtool.pipeline.settings import bounded, check_domains
+from augtool.pipeline.steps import Geometry, NoSettings, Params, StepType
 
 #: ``render(work, params, work_scale, size) -> output``.
 Render = Callable[[np.ndarray, Params, tuple[float, float], Any], np.ndarray]
+
+
+# --- settings: the paper's ranges ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SigmaSettings:
+    """Gaussian blur sigma in source pixels (paper: [4, 8])."""
+
+    sigma_range: tuple[float, float] = bounded((4.0, 8.0), 0.0, 500.0)
+
+
+@dataclass(frozen=True)
+class RotateSettings:
+    """Rotation angle in degrees, positive counterclockwise (decision: [-45, 45])."""
+
+    rotate_range: tuple[float, float] = bounded((-45.0, 45.0), -360.0, 360.0)
+
+
+@dataclass(frozen=True)
+class TranslateSettings:
+    """Magnitude of each of dx, dy in source pixels, random sign (paper: [25, 50])."""
+
+    translate_range: tuple[float, float] = bounded((25.0, 50.0), 0.0, 100_000.0)
+
+
+@dataclass(frozen=True)
+class ShearSettings:
+    """Magnitude of the shear factor, random sign (paper: [0.3, 1.0])."""
+
+    shear_range: tuple[float, float] = bounded((0.3, 1.0), 0.0, 10.0)
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """Parameter ranges of the conventional transforms (paper §3.1 defaults).
+
+    Attributes:
+        sigma_range: Gaussian blur sigma in source pixels (paper: [4, 8]).
+        rotate_range: Rotation angle in degrees, positive counterclockwise
+            (the paper gives no range; decision: [-45, 45]).
+        translate_range: Magnitude of each of dx, dy in source pixels, with a
+            random sign (paper: [25, 50]).
+        shear_range: Magnitude of the shear factor, with a random sign
+            (paper: [0.3, 1.0]).
+    """
+
+    sigma_range: tuple[float, float] = bounded(defaults.DEFAULT_SIGMA_RANGE, 0.0, 500.0)
+    rotate_range: tuple[float, float] = bounded(defaults.DEFAULT_ROTATE_RANGE, -360.0, 360.0)
+    translate_range: tuple[float, float] = bounded(defaults.DEFAULT_TRANSLATE_RANGE, 0.0, 100_000.0)
+    shear_range: tuple[float, float] = bounded(defaults.DEFAULT_SHEAR_RANGE, 0.0, 10.0)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            lo, hi = getattr(self, f.name)
+            option = f.name
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise OptionError(option, f"bounds must be finite numbers, got {lo},{hi}")
+            if lo > hi:
+                raise OptionError(option, f"low bound {lo} is above high bound {hi}")
+        for name in ("sigma_range", "translate_range", "shear_range"):
+            if getattr(self, name)[0] < 0:
+                raise OptionError(name, "magnitudes must be >= 0 (the sign is random)")
+        if self.sigma_range[0] <= 0:
+            raise OptionError("sigma_range", "sigma must be > 0")
+        check_domains(self)
+
+    def with_overrides(self, overrides: Mapping[str, tuple[float, float]]) -> Ranges:
+        """Return a copy with some ranges replaced (keys are field names).
+
+        Raises:
+            OptionError: For an unknown key or an invalid range.
+        """
+        known = {f.name for f in fields(self)}
+        for key in overrides:
+            if key not in known:
+                raise OptionError(key, f"unknown range; known: {', '.join(sorted(known))}")
+        return replace(self, **{k: tuple(map(float, v)) for k, v in overrides.items()})
+
+    def as_dict(self) -> dict[str, list[float]]:
+        """JSON-friendly form, as recorded in the recipe."""
+        return {f.name: list(getattr(self, f.name)) for f in fields(self)}
+
+
+#: Settings dataclass of each of the paper's transforms.
+PAPER_SETTINGS: dict[str, type] = {
+    "gray": NoSettings,
+    "blur_rgb": SigmaSettings,
+    "blur_gray": SigmaSettings,
+    "histeq": NoSettings,
+    "flip_x": NoSettings,
+    "flip_y": NoSettings,
+    "rotate": RotateSettings,
+    "translate": TranslateSettings,
+    "shear_x": ShearSettings,
+    "shear_y": ShearSettings,
+}
 
 
 # --- sampling: the paper's parameters, from an explicit generator ---------------------------
@@ -239,26 +330,31 @@ PAPER: dict[str, StepType] = {
 }
 
 
-def _rot90(p: Params, w: float, h: float) -> tuple[np.ndarray, tuple[float, float]]:
-    return quarter_turns(p["turns"], w, h)
-
-
-def _zoom(p: Params, w: float, h: float) -> tuple[np.ndarray, tuple[float, float]]:
-    x0, y0, cw, ch = crop_window(p["keep"], p["x"], p["y"], round(w), round(h))
-    return crop(x0, y0, cw, ch)
-
-
-#: Where the curator steps that move pixels send them; the others change colours only.
-CURATOR_GEOMETRY: dict[str, Geometry] = {"rot90": _rot90, "zoom": _zoom}
-
-
 #: Every built-in step: the paper's ten (in their cycle order), then the curator set.
-STEPS: dict[str, StepType] = {
-    **PAPER,
-    **{
-        entry.name: as_step_type(
-            entry, entry.name in CURATOR_GEOMETRY, CURATOR_GEOMETRY.get(entry.name)
-        )
-        for entry in CURATOR
-    },
-}
+STEPS: dict[str, StepType] = {**PAPER, **{step.name: step for step in CURATOR}}
+
+
+def paper_settings(name: str, ranges: Ranges) -> Any:
+    """The settings of one of the paper's transforms at ``ranges``."""
+    settings_type = PAPER_SETTINGS[name]
+    return settings_type(**{f.name: getattr(ranges, f.name) for f in fields(settings_type)})
+
+
+def builtin(name: str, where: str = "transform") -> StepType:
+    """Look up a built-in transform.
+
+    Raises:
+        OptionError: Naming ``where`` for an unknown name.
+    """
+    if name == ORIGINAL.name:
+        return ORIGINAL
+    try:
+        return STEPS[name]
+    except KeyError:
+        raise OptionError(
+            where,
+            f"unknown transform {literal(repr(name))}; built-ins: {literal(', '.join(STEPS))} "
+            "(or plugin = 'NAME' for a transform of a module given with {plugins}, "
+            "or albumentations = ...)",
+            refs=True,
+        ) from None

@@ -41,15 +41,15 @@ from augtool.ops.geometry import (
 )
 from augtool.ops.resize import resize_to
 from augtool.ops.targets import Targets
-from augtool.pipeline.builtins import ORIGINAL, STEPS
-from augtool.pipeline.steps import Params, StepType, as_step_type
+from augtool.pipeline.builtins import ORIGINAL, STEPS, Ranges
+from augtool.pipeline.plugins import find_plugin
+from augtool.pipeline.settings import build_settings
+from augtool.pipeline.steps import Params, StepType
 from augtool.plan import ORIGINAL_NAME, PCA, output_rng
 from augtool.recipe import Recipe, paper_recipe, parse_recipe
 from augtool.recipe import load_recipe as read_recipe_file
-from augtool.registry import build_settings, find_plugin
 from augtool.render import PcaSettings, preprocess_work
 from augtool.store.decode import choose_reduction, decode_rgb, image_size, read_image_file
-from augtool.transforms import Ranges
 
 #: Output size: a side length, or ``(width, height)``.
 Size = int | tuple[int, int]
@@ -122,7 +122,7 @@ class Pipeline:
                     step.name, json.loads(step.albumentations), step.at or "output"
                 )
             elif step.kind == "plugin":
-                entry = as_step_type(find_plugin(step.ref, recipe.plugins).entry)
+                entry = find_plugin(step.ref, recipe.plugins).entry
             else:
                 entry = STEPS[step.ref]
             settings = build_settings(entry, dict(step.settings), step.name)

@@ -16,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from augtool.transforms import bounded
+from augtool.ops import geometry, pixels
+from augtool.ops.geometry import Affine, crop, crop_window, quarter_turns
+from augtool.pipeline.settings import bounded
+from augtool.pipeline.steps import StepType
 
 Params = dict[str, Any]
 
@@ -127,3 +130,86 @@ def sample_zoom(rng: np.random.Generator, s: ZoomSettings) -> Params:
         "x": float(rng.uniform(0, 1)),
         "y": float(rng.uniform(0, 1)),
     }
+
+
+def _rot90(p: Params, w: float, h: float) -> Affine:
+    return quarter_turns(p["turns"], w, h)
+
+
+def _zoom(p: Params, w: float, h: float) -> Affine:
+    x0, y0, cw, ch = crop_window(p["keep"], p["x"], p["y"], round(w), round(h))
+    return crop(x0, y0, cw, ch)
+
+
+#: The curator set: colour, noise and cutout move no pixel; quarter turns and zoom move them by
+#: their own maps (``augtool.ops.geometry``), which their targets follow.
+CURATOR: tuple[StepType, ...] = (
+    StepType(
+        "brightness",
+        "add delta x 255 to every channel",
+        BrightnessSettings,
+        sample_brightness,
+        pixels.apply_brightness,
+        moves_pixels=False,
+    ),
+    StepType(
+        "exposure",
+        "multiply by 2**stops",
+        ExposureSettings,
+        sample_exposure,
+        pixels.apply_exposure,
+        moves_pixels=False,
+    ),
+    StepType(
+        "hue",
+        "rotate the hue by shift degrees",
+        HueSettings,
+        sample_hue,
+        pixels.apply_hue,
+        moves_pixels=False,
+    ),
+    StepType(
+        "saturation",
+        "scale the saturation (blend with grey)",
+        SaturationSettings,
+        sample_saturation,
+        pixels.apply_saturation,
+        moves_pixels=False,
+    ),
+    StepType(
+        "noise",
+        "Gaussian pixel noise, std in grey levels",
+        NoiseSettings,
+        sample_noise,
+        pixels.apply_noise,
+        moves_pixels=False,
+    ),
+    StepType(
+        "cutout",
+        "black square holes",
+        CutoutSettings,
+        sample_cutout,
+        pixels.apply_cutout,
+        moves_pixels=False,
+    ),
+    StepType(
+        "rot90",
+        "quarter turns, counterclockwise",
+        Rot90Settings,
+        sample_rot90,
+        geometry.apply_rot90,
+        at="work",
+        moves_pixels=True,
+        geometry=_rot90,
+    ),
+    StepType(
+        "zoom",
+        "crop a window (keep a fraction of each side), zoomed to the output",
+        ZoomSettings,
+        sample_zoom,
+        geometry.apply_zoom,
+        at="work",
+        moves_pixels=True,
+        geometry=_zoom,
+    ),
+)
