@@ -304,7 +304,7 @@ class DaskBackend:
 
     def _check_albumentations(self) -> None:
         """A recipe with albumentations steps needs the same albumentations on every worker."""
-        from augtool.albu import EXTRA, installed_version
+        from augtool.pipeline.albu import EXTRA, installed_version
 
         here = installed_version()
         seen = self._client.run(installed_version)

@@ -21,7 +21,7 @@ from augtool.errors import OptionError
 from augtool.ops.geometry import as3x3, output_map
 from augtool.ops.geometry import letterbox as letterbox
 from augtool.ops.targets import map_boxes as map_boxes
-from augtool.plan import PCA
+from augtool.pipeline.steps import PCA
 from augtool.transforms import ORIGINAL, Params, geometry
 
 #: Default of ``--min-visibility``: a box is dropped when less than this fraction of it

@@ -735,7 +735,7 @@ def transforms_section(g: Gathered) -> Section | None:
 
 
 def _transform_order(present: set[str]) -> list[str]:
-    from augtool.plan import ORIGINAL_NAME, PCA
+    from augtool.pipeline.steps import ORIGINAL_NAME, PCA
     from augtool.transforms import TRANSFORMS
 
     order = [ORIGINAL_NAME, *TRANSFORMS, PCA]

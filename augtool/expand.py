@@ -30,12 +30,13 @@ from augtool.errors import (
 )
 from augtool.ops.pca import MODES as PCA_MODES
 from augtool.ops.pca import SCALES as PCA_SCALES
-from augtool.pipeline.builtins import Ranges
+from augtool.pipeline.builtins import PcaSettings, Ranges
 from augtool.pipeline.plugins import user_plugins
+from augtool.pipeline.recipe_spec import Recipe
+from augtool.pipeline.recipe_toml import read_recipe_file, recipe_from_dict
 from augtool.plan import Job, make_plan, resolve_target
 from augtool.pool import fork_available
-from augtool.recipe import Recipe, load_recipe, recipe_from_dict
-from augtool.render import PcaSettings, Rendered, RenderSettings, SourceTask, preloaded
+from augtool.render import Rendered, RenderSettings, SourceTask, preloaded
 from augtool.sources import ScanResult, Source, scan
 from augtool.split import (
     LEAK_WARNING,
@@ -120,7 +121,7 @@ class ExpandOptions:
         workers: Worker processes (not part of the recipe: it never changes bytes).
         overwrite: Replace an existing output.
         resume: Continue the partial output of an interrupted run of the same recipe.
-        pipeline: The transform recipe (``--recipe``, :mod:`augtool.recipe`); None
+        pipeline: The transform recipe (``--recipe``, :mod:`augtool.pipeline.recipe_toml`); None
             means the paper's (``transforms`` at ``ranges``). With a recipe,
             ``transforms`` must be its step names and ``ranges`` the defaults.
         annotations: Detection runs: the annotation folder (VOC, YOLO) or file
@@ -400,7 +401,7 @@ def options_from_values(values: Mapping[str, Any]) -> ExpandOptions:
     * ``pca_std``, ``pca_k``, ``pca_mode``, ``pca_scale``: the :class:`PcaSettings`;
     * ``pca``: True adds the paper's 184 PCA copies unless ``pca_count`` says how
       many (``pca_count`` alone implies ``pca``);
-    * ``recipe``: a recipe file or shipped name (:func:`augtool.recipe.load_recipe`),
+    * ``recipe``: a recipe file or shipped name (``recipe_toml.read_recipe_file``),
       or a loaded :class:`Recipe`; it names its own transforms;
     * ``plugins``: modules whose transforms the recipe may name (``--plugin``);
     * ``transforms``: ``all``, ``"a,b,c"`` or a sequence of names;
@@ -430,7 +431,7 @@ def options_from_values(values: Mapping[str, Any]) -> ExpandOptions:
         user_plugins(plugins)  # the user's word: imported, and checked to hold transforms
     pipeline = None
     if recipe is not None:
-        pipeline = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, plugins)
+        pipeline = recipe if isinstance(recipe, Recipe) else read_recipe_file(recipe, plugins)
     transforms = flat.pop("transforms", defaults.DEFAULT_TRANSFORMS)
     if isinstance(transforms, str):
         if pipeline is not None and transforms.strip().lower() != defaults.DEFAULT_TRANSFORMS:
@@ -961,7 +962,7 @@ def _attributes(
         "opencv": cv2.__version__,
     }
     if options.pipeline is not None and options.pipeline.uses_albumentations:
-        from augtool.albu import import_albumentations
+        from augtool.pipeline.albu import import_albumentations
 
         versions["albumentations"] = import_albumentations().__version__
     fold_counts: dict[str, int] = {}

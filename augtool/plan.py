@@ -25,16 +25,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from augtool.defaults import DEFAULT_TARGET, MAX_OUTPUTS
 from augtool.errors import OptionError
-
-#: Transform name of the PCA colour-jittered copies.
-PCA = "pca"
-#: Transform name of copy 0 of each source, the resized original
-#: (``augtool.transforms.ORIGINAL`` is the transform that makes it).
-ORIGINAL_NAME = "original"
+from augtool.pipeline.steps import ORIGINAL_NAME, PCA
 
 
 @dataclass(frozen=True)
@@ -162,15 +155,6 @@ def make_plan(
         for c in range(pca.get(i, 0)):
             jobs.append(Job(i, start + c, PCA))
     return jobs
-
-
-def output_rng(seed: int, source_sha256: str, copy: int) -> np.random.Generator:
-    """The generator of one output, keyed by (seed, source content, copy index).
-
-    Independent of file order, worker count and which other outputs exist, so
-    the same source and copy always get the same parameters.
-    """
-    return np.random.default_rng(np.random.SeedSequence([seed, int(source_sha256, 16), copy]))
 
 
 def count_by(jobs: Sequence[Job], key_of: Sequence[str]) -> dict[str, int]:

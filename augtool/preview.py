@@ -36,7 +36,7 @@ from augtool.drawing import ascii_label, class_rgb, colour_of
 from augtool.errors import InputError, OptionError, OutputError, literal
 from augtool.ops.pca import DEFAULT_STD
 from augtool.pipeline.builtins import Ranges
-from augtool.recipe import Recipe
+from augtool.pipeline.recipe_spec import Recipe
 from augtool.store.decode import choose_reduction, image_size, read_image_file
 from augtool.store.publish import write_bytes
 from augtool.transforms import TRANSFORMS
@@ -184,7 +184,7 @@ def sheet_tiles(
         OptionError: If ``size`` or ``pca_std`` is out of range.
     """
     from augtool.ops.pca import apply_pca, sample_alphas
-    from augtool.plan import ORIGINAL_NAME, output_rng
+    from augtool.pipeline.steps import ORIGINAL_NAME, output_rng
     from augtool.render import RenderSettings, SourceTask, render_source
 
     if not 8 <= size <= 4096:

@@ -11,21 +11,18 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from augtool import defaults
 from augtool.errors import InputError
-from augtool.ops.geometry import reshape_policy
-from augtool.ops.pca import DEFAULT_MODE, DEFAULT_STD
 from augtool.ops.resize import resize_to
-from augtool.ops.stain import reinhard
-from augtool.pipeline.builtins import Ranges
-from augtool.plan import ORIGINAL_NAME, PCA, output_rng
-from augtool.recipe import Preprocess, Recipe, paper_recipe, resolve
+from augtool.pipeline.builtins import PcaSettings, Ranges
+from augtool.pipeline.core import cached_pipeline, preprocess_work
+from augtool.pipeline.recipe_spec import Recipe, paper_recipe
+from augtool.pipeline.steps import ORIGINAL_NAME, PCA, output_rng
 from augtool.store.decode import choose_reduction, decode_rgb
 from augtool.store.encode import encode_image, payload_sha256
 from augtool.transforms import WorkScale
@@ -55,23 +52,6 @@ def preloaded(pixels: Mapping[tuple[str, int], np.ndarray]) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class PcaSettings:
-    """Options of the PCA colour augmentation (see ``augtool.ops.pca``).
-
-    Attributes:
-        std: Standard deviation of the alphas.
-        k: Principal components used.
-        mode: ``pixel`` (the paper's per-pixel reading) or ``shift`` (Krizhevsky's).
-        scale: ``relative`` (unit-free), or the legacy ``unit`` / ``byte`` of ``shift``.
-    """
-
-    std: float = DEFAULT_STD
-    k: int = defaults.DEFAULT_PCA_K
-    mode: str = DEFAULT_MODE
-    scale: str = defaults.DEFAULT_PCA_SCALE
-
-
-@dataclass(frozen=True)
 class RenderSettings:
     """What every task of a run shares.
 
@@ -95,7 +75,7 @@ class RenderSettings:
     seed: int
     encoding: str = "png"
     jpeg_quality: int = 95
-    pca: PcaSettings = PcaSettings()
+    pca: PcaSettings = field(default_factory=PcaSettings)
     recipe: Recipe | None = None
     height: int | None = None
     letterbox: bool = False
@@ -113,16 +93,6 @@ class RenderSettings:
 @lru_cache(maxsize=8)
 def _paper(ranges: Ranges) -> Recipe:
     return paper_recipe(ranges)
-
-
-def preprocess_work(work: np.ndarray, preprocess: Preprocess) -> np.ndarray:
-    """Apply the recipe's preprocessing (shape policy, stain) to the working image."""
-    if preprocess.identity:
-        return work
-    work = reshape_policy(work, preprocess.resize)
-    if preprocess.stain == "reinhard":
-        work = reinhard(work, list(preprocess.reference_mean), list(preprocess.reference_std))
-    return work
 
 
 @dataclass(frozen=True)
@@ -191,7 +161,7 @@ def render_source(
     work = decode_rgb(data, reduction, task.path) if kept is None else kept.copy()
     work_scale = (work.shape[1] / task.width, work.shape[0] / task.height)
     recipe = settings.effective_recipe()
-    steps = resolve(recipe)
+    steps = cached_pipeline(recipe)
     work = preprocess_work(work, recipe.preprocess)
     images: list[np.ndarray] = []
     params: list[dict] = []
@@ -203,15 +173,15 @@ def render_source(
             images.append(images[0])
             params.append({})
             continue
-        step = None if name == ORIGINAL_NAME else steps[name]
-        p = {} if step is None else step.entry.sample(rng, step.settings)
+        step = None if name == ORIGINAL_NAME else steps.step(name)
+        p = {} if step is None else step.step_type.sample(rng, step.settings)
         if settings.letterbox:
             source = (float(task.width), float(task.height))
             images.append(letterboxed(name, work, p, work_scale, source, settings.out_size))
         elif step is None:
             images.append(resize_to(work, settings.out_size))
         else:
-            images.append(step.entry.run(work, p, work_scale, settings.out_size, step.at))
+            images.append(step.step_type.run(work, p, work_scale, settings.out_size, step.at))
         params.append(p)
     if pca_jobs:
         _apply_pca(task, settings, images, params, pca_jobs)

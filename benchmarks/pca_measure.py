@@ -40,8 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PAPER_CLASSES, SHARED_DATA, machine
 
 from augtool.expand import ExpandOptions, SilentReporter, plan_run
-from augtool.plan import PCA
-from augtool.render import PcaSettings, RenderSettings, SourceTask, render_source
+from augtool.pipeline.builtins import PcaSettings
+from augtool.pipeline.steps import PCA
+from augtool.render import RenderSettings, SourceTask, render_source
 from augtool.sources import scan
 
 CELLS = SHARED_DATA / "bccd-cells"

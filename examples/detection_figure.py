@@ -22,7 +22,7 @@ from PIL import Image
 
 from augtool.annotations import read_annotations
 from augtool.detect import ANNOTATION_FOLDER, IMAGES
-from augtool.plan import PCA
+from augtool.pipeline.steps import PCA
 from augtool.preview import LEGEND_HEIGHT, draw_boxes, draw_legend
 from augtool.transforms import ORIGINAL, TRANSFORMS
 

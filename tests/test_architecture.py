@@ -62,7 +62,6 @@ ALLOWED = {
 #: While the move runs: each flat module not yet moved, in the layer it moves to. Every
 #: move deletes its entries; the last one deletes the map.
 LEGACY = {
-    "augtool.albu": "pipeline",
     "augtool.backends": "engine",
     "augtool.boxes": "engine",
     "augtool.cells": "tools",
@@ -72,7 +71,6 @@ LEGACY = {
     "augtool.plan": "engine",
     "augtool.pool": "engine",
     "augtool.preview": "tools",
-    "augtool.recipe": "pipeline",
     "augtool.render": "engine",
     "augtool.smear": "tools",
     "augtool.sources": "engine",
@@ -89,8 +87,6 @@ COMMANDS_THROUGH_THE_API = False
 #: Arrows against the layers that the move has not removed yet: (importer, imported).
 PENDING_ARROWS = {
     ("augtool.detect", "augtool.cells"),
-    ("augtool.pipeline.core", "augtool.plan"),
-    ("augtool.pipeline.core", "augtool.render"),
     # model/ reads a raw class folder through the engine's scan; model/ is moved on its own.
     ("model.data", "augtool.sources"),
 }
@@ -721,7 +717,7 @@ def test_a_planted_violation_is_caught(check: str, sources: dict[str, str], expe
 
 
 CLEAN = [
-    ("lazy", {"augtool.albu": "def load():\n    import albumentations\n"}),
+    ("lazy", {"augtool.pipeline.albu": "def load():\n    import albumentations\n"}),
     ("lazy", {"augtool.ops.pca": "class A:\n    def f(self):\n        import torch\n"}),
     (
         "install",

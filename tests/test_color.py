@@ -532,7 +532,7 @@ def test_default_copies_of_a_generated_set_all_differ_from_their_originals(
     # The criterion of the default on generated data, through expand's own plan and
     # renderer: 48 PCA copies of 24 generated sources, none byte-identical to its original.
     from augtool.expand import ExpandOptions, SilentReporter, plan_run
-    from augtool.plan import PCA
+    from augtool.pipeline.steps import PCA
     from augtool.render import RenderSettings, SourceTask, render_source
     from augtool.sources import scan
 

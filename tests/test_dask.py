@@ -150,9 +150,9 @@ def test_cli_local_cluster_gives_the_same_hdf5(
 def test_mixed_recipe_same_bytes_on_dask_workers(cluster, make_raw, tmp_path: Path) -> None:
     """A recipe of built-ins and albumentations steps (tests/mixed_recipe.py) rendered by
     the cluster's worker processes gives the bytes of the local run."""
-    from augtool.recipe import load_recipe
+    from augtool.pipeline.recipe_toml import read_recipe_file
 
-    recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
+    recipe = read_recipe_file(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw()
     opts = ExpandOptions(target=40, pipeline=recipe, transforms=recipe.names, size=48, workers=2)
     expand(raw, tmp_path / "local", opts)

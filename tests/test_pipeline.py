@@ -14,9 +14,9 @@ from augtool.errors import OptionError
 from augtool.expand import expand, options_from_values
 from augtool.pipeline import Pipeline, StepType, load_recipe
 from augtool.pipeline.builtins import PAPER, STEPS, Ranges, builtin
+from augtool.pipeline.recipe_toml import read_recipe_file
 from augtool.pipeline.settings import build_settings
-from augtool.plan import output_rng
-from augtool.recipe import load_recipe as read_recipe
+from augtool.pipeline.steps import output_rng
 from augtool.render import letterboxed
 from augtool.transforms import GEOMETRY, TRANSFORMS
 from tests.conftest import smear_like, write_image
@@ -164,6 +164,6 @@ def test_recipe_outputs_are_expands_bytes(raw: Path, tmp_path: Path, recipe: str
     values = {"target": 80, "size": 48, "seed": 5, "workers": 1, "recipe": path}
     expand(raw, out, options_from_values(values))
     pipe = load_recipe(path)
-    assert pipe.recipe == read_recipe(path)
+    assert pipe.recipe == read_recipe_file(path)
     seen = _check_against_expand(raw, out, pipe, size=48)
     assert seen == {"original", *pipe.names}

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from augtool.errors import OptionError
-from augtool.plan import allocate, count_by, make_plan, output_rng, resolve_target
+from augtool.pipeline.steps import output_rng
+from augtool.plan import allocate, count_by, make_plan, resolve_target
 from augtool.transforms import TRANSFORMS
 
 PAPER = ["ALL"] * 49 + ["AML"] * 33 + ["normal"] * 59

@@ -105,7 +105,7 @@ def _manifest(out: Path) -> list[dict[str, str]]:
 
 def test_pca_tiles_share_the_alphas_and_differ_in_the_mode(cell: Path) -> None:
     from augtool.ops.pca import apply_pca, sample_alphas
-    from augtool.plan import output_rng
+    from augtool.pipeline.steps import output_rng
 
     tiles = {t.title: t for t in pv.sheet_tiles(cell, size=SIZE, seed=3, pca_std=0.5)[0]}
     sha256 = hashlib.sha256(cell.read_bytes()).hexdigest()

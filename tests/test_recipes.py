@@ -14,7 +14,8 @@ import pytest
 
 from augtool.errors import OptionError
 from augtool.expand import ExpandOptions, expand
-from augtool.recipe import load_recipe, paper_recipe, recipe_from_dict
+from augtool.pipeline.recipe_spec import paper_recipe
+from augtool.pipeline.recipe_toml import read_recipe_file, recipe_from_dict
 from augtool.summary import verify_failure
 from augtool.verify import verify
 from tests.child_process import run_cli
@@ -29,7 +30,7 @@ SMALL = {"size": 48}
 
 def test_paper_recipe_file_is_exactly_the_default(make_raw, tmp_path: Path) -> None:
     raw = make_raw()
-    assert load_recipe("paper") == paper_recipe()
+    assert read_recipe_file("paper") == paper_recipe()
     code, out = run_cli("expand", raw, tmp_path / "default", "--target", 40, "--size", 48, "-q")
     assert code == 0, out
     code, out = run_cli(
@@ -49,7 +50,7 @@ def test_paper_recipe_file_is_exactly_the_default(make_raw, tmp_path: Path) -> N
 
 def test_recorded_recipe_rebuilds_the_same_recipe() -> None:
     for name in ("paper", "colour", "curator"):
-        recipe = load_recipe(name)
+        recipe = read_recipe_file(name)
         assert recipe_from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
 
 
@@ -61,7 +62,7 @@ def test_mixed_recipe_same_bytes_any_workers_and_order(
 ) -> None:
     """One or two worker processes, files listed in reverse: the same bytes (and on Dask
     workers: tests/test_dask.py, on the cluster that module starts anyway)."""
-    recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
+    recipe = read_recipe_file(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw()
     opts = {"target": 40, "pipeline": recipe, "transforms": recipe.names, **SMALL}
     expand(raw, tmp_path / "w1", ExpandOptions(workers=1, **opts))
@@ -124,7 +125,7 @@ class _Events:
 def test_verify_names_the_library_versions_that_differ_before_comparing(
     make_raw, tmp_path: Path
 ) -> None:
-    recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
+    recipe = read_recipe_file(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw({"ALL": 2, "AML": 2})
     out = tmp_path / "out"
     opts = ExpandOptions(target=12, pipeline=recipe, transforms=recipe.names, workers=1, **SMALL)
@@ -172,7 +173,7 @@ def test_mixed_recipe_to_hdf5_matches_the_folder_and_regenerates(make_raw, tmp_p
 
     from augtool.store.dataset import open_dataset
 
-    recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
+    recipe = read_recipe_file(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw({"ALL": 2, "AML": 2})
     opts = ExpandOptions(target=14, pipeline=recipe, transforms=recipe.names, workers=1, **SMALL)
     expand(raw, tmp_path / "f", opts)
@@ -194,7 +195,7 @@ def test_albumentations_at_work_or_output(make_raw, tmp_path: Path) -> None:
         for n, at in (("out", "output"), ("wrk", "work"))
     )
     (tmp_path / "r.toml").write_text(text)
-    recipe = load_recipe(tmp_path / "r.toml")
+    recipe = read_recipe_file(tmp_path / "r.toml")
     raw = make_raw({"ALL": 1}, size=(320, 240))
     expand(
         raw,
@@ -340,7 +341,7 @@ def test_unknown_albumentations_class_refused(tmp_path: Path) -> None:
         f"[[transform]]\nname = 'hsv'\nalbumentations = '''{json.dumps(a)}'''\n"
     )
     with pytest.raises(OptionError, match=r"line 3, transform\[0\]\.albumentations\.transform"):
-        load_recipe(tmp_path / "bad.toml")
+        read_recipe_file(tmp_path / "bad.toml")
 
 
 def test_missing_albumentations_names_the_extra(
@@ -352,7 +353,7 @@ def test_missing_albumentations_names_the_extra(
     with pytest.raises(
         OptionError, match=r"not installed here: pip install -e '\.\[albumentations\]'"
     ):
-        load_recipe(tmp_path / "m.toml")
+        read_recipe_file(tmp_path / "m.toml")
 
 
 def test_cli_recipe_and_transforms_conflict(make_raw, tmp_path: Path) -> None:
@@ -382,7 +383,7 @@ def test_preprocess_pad_crop_and_reinhard(make_raw, tmp_path: Path) -> None:
         if stain != "none":
             body += "reference = 'ref.png'\n"
         (tmp_path / "r.toml").write_text(body + "[[transform]]\nname = 'flip_y'\n")
-        recipe = load_recipe(tmp_path / "r.toml")
+        recipe = read_recipe_file(tmp_path / "r.toml")
         out = tmp_path / f"{policy}-{stain}"
         expand(raw, out, ExpandOptions(target=8, pipeline=recipe, transforms=recipe.names, **SMALL))
         outs[(policy, stain)] = out
@@ -493,7 +494,7 @@ def test_preview_draws_a_recipe(tmp_path: Path) -> None:
     assert "16 tiles" in out  # the original and the curator recipe's 15 transforms
     from augtool.preview import sheet_tiles
 
-    tiles, about = sheet_tiles(tmp_path / "cell.png", 32, recipe=load_recipe("colour"))
+    tiles, about = sheet_tiles(tmp_path / "cell.png", 32, recipe=read_recipe_file("colour"))
     assert [t.title for t in tiles] == [
         "original",
         "brightness",

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from augtool.errors import InputError, OutputError
 from augtool.expand import ExpandOptions, SilentReporter, expand, plan_run
 from augtool.pipeline.builtins import Ranges
-from augtool.plan import ORIGINAL_NAME, PCA
+from augtool.pipeline.steps import ORIGINAL_NAME, PCA
 from augtool.sources import ScanResult, Source, scan
 from augtool.store import writers
 from augtool.store.dataset import open_dataset

@@ -142,7 +142,7 @@ def test_cli_exit_codes(folder) -> None:
 
 @pytest.mark.parametrize("mode", ["pixel", "shift"])
 def test_pca_copies_regenerate_byte_for_byte(make_raw, tmp_path: Path, mode: str) -> None:
-    from augtool.render import PcaSettings
+    from augtool.pipeline.builtins import PcaSettings
     from augtool.store.dataset import read_manifest, read_recipe
 
     raw = make_raw()

@@ -33,7 +33,7 @@ WARM = (
     "augtool.cells",
     "augtool.expand",
     "augtool.preview",
-    "augtool.recipe",
+    "augtool.pipeline.recipe_toml",
     "augtool.summary",
     "augtool.synth",
     "augtool.verify",

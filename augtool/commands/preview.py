@@ -94,8 +94,8 @@ def preview(
       augtool preview out/ grid.png --per-cell 6
       augtool preview smears/a.jpg boxes.png --annotations ann/ --annotation-format voc
     """
+    from augtool.pipeline.recipe_toml import read_recipe_file
     from augtool.preview import preview as run_preview
-    from augtool.recipe import load_recipe
 
     result = run_preview(
         source,
@@ -106,7 +106,7 @@ def preview(
         columns=columns,
         per_cell=per_cell,
         overwrite=overwrite,
-        recipe=None if recipe is None else load_recipe(recipe, plugins),
+        recipe=None if recipe is None else read_recipe_file(recipe, plugins),
         annotations=annotations,
         annotation_format=annotation_format,
         names=names,

@@ -36,7 +36,7 @@ from augtool.ops.intensity import equalize_gray3, gaussian_blur, to_gray3
 from augtool.ops.resize import resize_to
 from augtool.pipeline.curator_steps import CURATOR
 from augtool.pipeline.settings import bounded, check_domains
-from augtool.pipeline.steps import Geometry, NoSettings, Params, StepType
+from augtool.pipeline.steps import ORIGINAL_NAME, Geometry, NoSettings, Params, StepType
 
 #: ``render(work, params, work_scale, size) -> output``.
 Render = Callable[[np.ndarray, Params, tuple[float, float], Any], np.ndarray]
@@ -243,7 +243,11 @@ def _flip_y(p: Params, w: float, h: float) -> tuple[np.ndarray, tuple[float, flo
 
 #: Copy 0 of every source: the source, resized (with its preprocessing).
 ORIGINAL = _step(
-    "original", "the source, resized", NoSettings, _no_params, pixels_then_resize(lambda w, p, s: w)
+    ORIGINAL_NAME,
+    "the source, resized",
+    NoSettings,
+    _no_params,
+    pixels_then_resize(lambda w, p, s: w),
 )
 
 #: The paper's ten (SPEC §2), in the order copies cycle through them.
@@ -358,3 +362,20 @@ def builtin(name: str, where: str = "transform") -> StepType:
             "or albumentations = ...)",
             refs=True,
         ) from None
+
+
+@dataclass(frozen=True)
+class PcaSettings:
+    """Options of the PCA colour augmentation (see ``augtool.ops.pca``).
+
+    Attributes:
+        std: Standard deviation of the alphas.
+        k: Principal components used.
+        mode: ``pixel`` (the paper's per-pixel reading) or ``shift`` (Krizhevsky's).
+        scale: ``relative`` (unit-free), or the legacy ``unit`` / ``byte`` of ``shift``.
+    """
+
+    std: float = defaults.DEFAULT_PCA_STD
+    k: int = defaults.DEFAULT_PCA_K
+    mode: str = defaults.DEFAULT_PCA_MODE
+    scale: str = defaults.DEFAULT_PCA_SCALE

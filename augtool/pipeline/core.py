@@ -4,7 +4,7 @@ A :class:`Pipeline` holds the steps copies cycle through (a recipe, resolved:
 built-ins, plug-ins, albumentations), the preprocessing and the PCA settings.
 :meth:`Pipeline.apply` runs one step on one image, drawing the step's
 parameters from the generator of ``(seed, source, copy)``
-(:func:`augtool.plan.output_rng`), exactly as an ``expand`` worker does: the
+(:func:`augtool.pipeline.steps.output_rng`), exactly as an ``expand`` worker does: the
 same seed, source and copy give the image ``expand`` writes, and the targets
 (boxes) on it::
 
@@ -38,17 +38,17 @@ from augtool.ops.geometry import (
     letterbox,
     output_map,
     policy_window,
+    reshape_policy,
 )
 from augtool.ops.resize import resize_to
+from augtool.ops.stain import reinhard
 from augtool.ops.targets import Targets
-from augtool.pipeline.builtins import ORIGINAL, STEPS, Ranges
+from augtool.pipeline.builtins import ORIGINAL, STEPS, PcaSettings, Ranges
 from augtool.pipeline.plugins import find_plugin
+from augtool.pipeline.recipe_spec import Preprocess, Recipe, paper_recipe
+from augtool.pipeline.recipe_toml import parse_recipe, read_recipe_file
 from augtool.pipeline.settings import build_settings
-from augtool.pipeline.steps import Params, StepType
-from augtool.plan import ORIGINAL_NAME, PCA, output_rng
-from augtool.recipe import Recipe, paper_recipe, parse_recipe
-from augtool.recipe import load_recipe as read_recipe_file
-from augtool.render import PcaSettings, preprocess_work
+from augtool.pipeline.steps import ORIGINAL_NAME, PCA, Params, StepType, output_rng
 from augtool.store.decode import choose_reduction, decode_rgb, image_size, read_image_file
 
 #: Output size: a side length, or ``(width, height)``.
@@ -108,7 +108,7 @@ class Pipeline:
 
     @classmethod
     def from_recipe(cls, recipe: Recipe, pca: PcaSettings | None = None) -> Pipeline:
-        """Resolve a checked recipe (``augtool.recipe``): built-ins, plug-ins, albumentations.
+        """Resolve a checked recipe: built-ins, plug-ins, albumentations.
 
         Raises:
             OptionError: If a plug-in cannot be imported or albumentations is missing.
@@ -116,7 +116,7 @@ class Pipeline:
         steps = []
         for step in recipe.steps:
             if step.kind == "albumentations":
-                from augtool.pipeline.albu_boxes import albumentations_step
+                from augtool.pipeline.albu import albumentations_step
 
                 entry = albumentations_step(
                     step.name, json.loads(step.albumentations), step.at or "output"
@@ -362,6 +362,35 @@ class Pipeline:
         }
 
 
+def preprocess_work(work: np.ndarray, preprocess: Preprocess) -> np.ndarray:
+    """Apply the recipe's preprocessing (shape policy, stain) to the working image."""
+    if preprocess.identity:
+        return work
+    work = reshape_policy(work, preprocess.resize)
+    if preprocess.stain == "reinhard":
+        work = reinhard(work, list(preprocess.reference_mean), list(preprocess.reference_std))
+    return work
+
+
+#: Pipelines built in this process, by recipe, plug-in modules and PCA settings.
+_BUILT: dict[tuple[str, tuple[str, ...], PcaSettings], Pipeline] = {}
+
+
+def cached_pipeline(recipe: Recipe, pca: PcaSettings | None = None) -> Pipeline:
+    """The pipeline of a recipe, built once per process (workers render many sources).
+
+    Plug-in steps are found in the modules the user named (``recipe.plugins``,
+    imported here in a worker process that has not imported them yet) or in
+    installed packages, never through what a recorded recipe says.
+    """
+    key = (recipe.key(), recipe.plugins, pca or PcaSettings())
+    if key not in _BUILT:
+        if len(_BUILT) >= 16:
+            _BUILT.clear()
+        _BUILT[key] = Pipeline.from_recipe(recipe, pca)
+    return _BUILT[key]
+
+
 def _identity(params: Params, width: float, height: float) -> Affine:
     return identity(width, height)
 
@@ -393,6 +422,7 @@ def load_recipe(
         plugins: Modules the caller names whose transforms the recipe may name.
 
     Raises:
-        OptionError: As :func:`augtool.recipe.load_recipe`: the file, line and key.
+        OptionError: As :func:`~augtool.pipeline.recipe_toml.read_recipe_file`: the file,
+            line and key.
     """
     return Pipeline.from_recipe(read_recipe_file(value, plugins), pca)

@@ -43,6 +43,10 @@ from augtool.ops.geometry import Affine, Size, WorkScale
 from augtool.ops.resize import resize_to
 from augtool.ops.targets import Targets
 
+#: Step name of copy 0 of every source: the source, resized (with its preprocessing).
+ORIGINAL_NAME = "original"
+#: Step name of the PCA colour-jittered copies of the original.
+PCA = "pca"
 #: Where a simple ``apply`` runs: on the ``size x size`` output or the working image.
 STAGES = ("output", "work")
 
@@ -132,6 +136,15 @@ class StepType:
         if (at or self.at) == "work":
             return resize_to(_checked(self.apply(work, params), self.name), size)
         return resize_to(_checked(self.apply(resize_to(work, size), params), self.name), size)
+
+
+def output_rng(seed: int, source_sha256: str, copy: int) -> np.random.Generator:
+    """The generator of one output, keyed by (seed, source content, copy index).
+
+    Independent of file order, worker count and which other outputs exist, so
+    the same source and copy always get the same parameters.
+    """
+    return np.random.default_rng(np.random.SeedSequence([seed, int(source_sha256, 16), copy]))
 
 
 def _checked(image: Any, name: str) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Recipes: which transforms copies cycle through, with what parameters, after what preprocessing.
+"""Recipe files: TOML read and checked into a :class:`~augtool.pipeline.recipe_spec.Recipe`.
 
 A recipe is data: a TOML file (the format of ``--config``), parsed and
 checked here before any work, or the same structure recorded in an output's
@@ -26,7 +26,7 @@ describes the format; in short::
     plugin = "stripes"       # a plug-in's transform, by its name (--plugin MODULE)
 
 Copies of a source cycle through the steps in file order, as the paper's ten
-do. The paper's recipe ships as ``augtool/recipes/paper.toml`` and is exactly
+do. The paper's recipe ships as ``augtool/pipeline/recipes/paper.toml`` and is exactly
 the default (the same bytes). Errors name the file, line and key, and are
 raised before anything is scanned or written.
 """
@@ -37,8 +37,6 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -47,193 +45,20 @@ import numpy as np
 from augtool.errors import OptionError, literal
 from augtool.ops.geometry import RESIZE_POLICIES
 from augtool.ops.stain import STAIN_METHODS, lab_stats
-from augtool.pipeline.builtins import Ranges, builtin, paper_settings
-from augtool.pipeline.plugins import find_plugin, user_plugins
+from augtool.pipeline.builtins import builtin
+from augtool.pipeline.plugins import find_plugin
+from augtool.pipeline.recipe_spec import FORMAT, RESERVED, Preprocess, Recipe, Step, frozen
 from augtool.pipeline.settings import build_settings, settings_dict
 from augtool.pipeline.steps import STAGES, StepType
-from augtool.transforms import TRANSFORMS
 
-#: Version of the recipe format.
-FORMAT = 1
 #: Folder of the recipes shipped with augtool (``--recipe paper`` etc.).
 SHIPPED = Path(__file__).resolve().parent / "recipes"
-#: Kinds of step.
-KINDS = ("builtin", "plugin", "albumentations")
 #: Most transforms a recipe may cycle through.
 MAX_STEPS = 256
-#: Names a step may not take (the plan uses them).
-RESERVED = ("original", "pca")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TOP_KEYS = ("format", "name", "description", "preprocess", "transform")
 _STEP_KEYS = ("name", "builtin", "plugin", "plugin_module", "albumentations", "at")
-
-
-@dataclass(frozen=True)
-class Step:
-    """One transform of a recipe.
-
-    Attributes:
-        name: Its name in file names and the manifest.
-        kind: ``builtin``, ``plugin`` or ``albumentations``.
-        ref: The built-in's or the plug-in's transform name (empty for
-            albumentations).
-        settings: The checked parameters (JSON-friendly; typed again by the
-            entry's settings dataclass where the step runs).
-        at: ``output`` or ``work``, or empty for the entry's own default.
-        albumentations: The serialized albumentations transform, JSON text.
-        source: For a plug-in, the module (or entry point) that provided it;
-            recorded for people to read, never imported from a record.
-    """
-
-    name: str
-    kind: str
-    ref: str = ""
-    settings: tuple[tuple[str, Any], ...] = ()
-    at: str = ""
-    albumentations: str = ""
-    source: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The step as it is written in a recipe file (and recorded)."""
-        d: dict[str, Any] = {"name": self.name}
-        if self.kind == "builtin" and self.ref != self.name:
-            d["builtin"] = self.ref
-        if self.kind == "plugin":
-            d["plugin"] = self.ref
-            if self.source:
-                d["plugin_module"] = self.source
-        if self.kind == "albumentations":
-            d["albumentations"] = json.loads(self.albumentations)
-        if self.at:
-            d["at"] = self.at
-        d.update({k: _jsonable(v) for k, v in self.settings})
-        return d
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """Preprocessing of every output (see ``augtool.ops.stain``).
-
-    Attributes:
-        resize: ``squash`` (the paper), ``pad`` or ``crop``.
-        stain: ``none`` or ``reinhard``.
-        reference: The stain reference image as named in the recipe.
-        reference_sha256: Its hash.
-        reference_mean: LAB means of the reference.
-        reference_std: LAB standard deviations of the reference.
-    """
-
-    resize: str = "squash"
-    stain: str = "none"
-    reference: str = ""
-    reference_sha256: str = ""
-    reference_mean: tuple[float, ...] = ()
-    reference_std: tuple[float, ...] = ()
-
-    @property
-    def identity(self) -> bool:
-        """True when preprocessing changes nothing."""
-        return self.resize == "squash" and self.stain == "none"
-
-    def to_dict(self) -> dict[str, Any]:
-        """As written in a recipe, with the reference's statistics."""
-        d: dict[str, Any] = {"resize": self.resize, "stain": self.stain}
-        if self.stain != "none":
-            d.update(
-                reference=self.reference,
-                reference_sha256=self.reference_sha256,
-                reference_mean=list(self.reference_mean),
-                reference_std=list(self.reference_std),
-            )
-        return d
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """The transforms copies cycle through, and the preprocessing.
-
-    Attributes:
-        steps: The transforms, in cycle order.
-        preprocess: What is done to every output first.
-        name: The recipe's name.
-        description: One line about it.
-        plugins: The modules the user named (``--plugin``) that its plug-in
-            steps come from; worker processes import these, and only these.
-            Not part of the recorded recipe.
-    """
-
-    steps: tuple[Step, ...]
-    preprocess: Preprocess = field(default_factory=Preprocess)
-    name: str = ""
-    description: str = ""
-    plugins: tuple[str, ...] = ()
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Step names in cycle order."""
-        return tuple(s.name for s in self.steps)
-
-    @property
-    def uses_albumentations(self) -> bool:
-        """True when a step is an albumentations transform."""
-        return any(s.kind == "albumentations" for s in self.steps)
-
-    def step(self, name: str) -> Step:
-        """The step called ``name``."""
-        for s in self.steps:
-            if s.name == name:
-                return s
-        raise KeyError(name)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The recipe as data (TOML-shaped), as recorded in the manifest."""
-        return {
-            "format": FORMAT,
-            "name": self.name,
-            "description": self.description,
-            "preprocess": self.preprocess.to_dict(),
-            "transform": [s.to_dict() for s in self.steps],
-        }
-
-    def key(self) -> str:
-        """Canonical JSON of the recipe (cache key in workers)."""
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _frozen(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return tuple(_frozen(v) for v in value)
-    return value
-
-
-# --- the paper's recipe -------------------------------------------------------------------
-
-
-def paper_recipe(ranges: Ranges | None = None, names: tuple[str, ...] | None = None) -> Recipe:
-    """The paper's ten transforms at ``ranges`` (the default of ``expand``).
-
-    Args:
-        ranges: Parameter ranges (``--sigma-range`` etc.); the paper's by default.
-        names: A subset (``--transforms``), in cycle order; all ten by default.
-    """
-    ranges = ranges or Ranges()
-    steps = []
-    for name in names or tuple(TRANSFORMS):
-        settings = settings_dict(paper_settings(name, ranges))
-        steps.append(
-            Step(name, "builtin", name, tuple((k, _frozen(v)) for k, v in settings.items()))
-        )
-    return Recipe(tuple(steps), name="paper", description="the paper's ten transforms (§3.1)")
-
-
-# --- reading ------------------------------------------------------------------------------
 
 
 def shipped_recipes() -> list[str]:
@@ -251,7 +76,7 @@ def resolve_path(value: str | Path) -> Path:
     return path
 
 
-def load_recipe(value: str | Path, plugins: tuple[str, ...] = ()) -> Recipe:
+def read_recipe_file(value: str | Path, plugins: tuple[str, ...] = ()) -> Recipe:
     """Read and check a recipe file (or a shipped recipe by name).
 
     Args:
@@ -289,7 +114,7 @@ def recipe_from_dict(data: dict[str, Any], plugins: tuple[str, ...] = ()) -> Rec
     is shown in the message, never imported.
 
     Raises:
-        OptionError: As :func:`load_recipe` (plug-in or albumentations missing...).
+        OptionError: As :func:`read_recipe_file` (plug-in or albumentations missing...).
     """
     return parse_recipe(data, "the recorded recipe", "", None, plugins)
 
@@ -463,7 +288,7 @@ def _parse_step(item: Any, i: int, locate: _Locator, plugins: tuple[str, ...]) -
                 "unknown key for an albumentations step; parameters go inside the "
                 "serialized transform",
             )
-        from augtool.albu import check_serialized
+        from augtool.pipeline.albu import check_serialized
 
         try:
             serialized = check_serialized(item["albumentations"], "albumentations")
@@ -505,7 +330,7 @@ def _parse_step(item: Any, i: int, locate: _Locator, plugins: tuple[str, ...]) -
         _check_sample(entry, settings)
     except OptionError as err:
         raise locate.reraise(i, err) from err
-    values = tuple((k, _frozen(v)) for k, v in settings_dict(settings).items())
+    values = tuple((k, frozen(v)) for k, v in settings_dict(settings).items())
     return Step(name, kind, ref, values, at, source=source)
 
 
@@ -579,48 +404,3 @@ def _reference_stats(path: Path, locate: _Locator) -> tuple[list[float], list[fl
         raise locate.error(None, "reference", str(err), "preprocess") from err
     mean, std = lab_stats(image)
     return mean, std, hashlib.sha256(data).hexdigest()
-
-
-# --- running (in workers) -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ResolvedStep:
-    """A step ready to run: its entry, typed settings and stage."""
-
-    entry: StepType
-    settings: Any
-    at: str
-
-
-@lru_cache(maxsize=16)
-def _resolve_key(key: str, plugins: tuple[str, ...]) -> dict[str, ResolvedStep]:
-    recipe = json.loads(key)
-    resolved: dict[str, ResolvedStep] = {}
-    for item in recipe["transform"]:
-        name = item["name"]
-        at = item.get("at", "")
-        params = {k: v for k, v in item.items() if k not in _STEP_KEYS}
-        if "albumentations" in item:
-            from augtool.albu import make_entry
-
-            entry = make_entry(name, item["albumentations"], at or "output")
-        elif "plugin" in item:
-            entry = find_plugin(item["plugin"], plugins).entry
-        else:
-            entry = builtin(item.get("builtin", name))
-        settings = build_settings(entry, params, name)
-        resolved[name] = ResolvedStep(entry, settings, at or entry.at)
-    return resolved
-
-
-def resolve(recipe: Recipe) -> dict[str, ResolvedStep]:
-    """Entries and typed settings of every step, built once per process.
-
-    Plug-in steps are found in the modules the user named (``recipe.plugins``,
-    imported here in a worker process that has not imported them yet) or in
-    installed packages, never through what the recorded recipe says.
-    """
-    if recipe.plugins:
-        user_plugins(recipe.plugins)
-    return _resolve_key(recipe.key(), recipe.plugins)
