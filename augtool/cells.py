@@ -31,6 +31,7 @@ import numpy as np
 
 from augtool import defaults
 from augtool.annotations import FORMATS, AnnotationSet, Box, ImageBoxes, Problem, read_annotations
+from augtool.annotations.base import problem_listing
 from augtool.errors import InputError, Message, OptionError, OutputError, literal, template_of
 from augtool.sources import CELLS_CSV, inspect_file
 from augtool.store.decode import decode_rgb, read_image_file
@@ -500,7 +501,7 @@ def cut_cells(
     check_classes(found, options)
     found.problems.extend(_check_images(found, smears, options, reporter))
     if found.problems and not options.skip_invalid:
-        raise InputError(_problem_listing(found.problems, annotations), refs=True)
+        raise InputError(problem_listing(found.problems, annotations), refs=True)
     usable = _without_bad_images(found)
     for warning in found.warnings:
         reporter.warn(warning)
@@ -570,20 +571,6 @@ def _without_bad_images(found: AnnotationSet) -> AnnotationSet:
     return AnnotationSet(
         images=[i for i in found.images if i.image not in bad],
         classes=found.classes,
-    )
-
-
-def _problem_listing(problems: list[Problem], annotations: str | Path) -> str:
-    """The message of the error that stops a run with faulty annotations (a template)."""
-    lines = [f"  {p.as_message().template}" for p in problems[:MAX_LISTED]]
-    if len(problems) > MAX_LISTED:
-        lines.append(f"  ... and {len(problems) - MAX_LISTED} more")
-    return (
-        f"{len(problems)} problem(s) in the annotations {literal(annotations)} and their "
-        "images:\n"
-        + "\n".join(lines)
-        + "\nFix them, or pass {skip_invalid} to leave out the faulty boxes and images "
-        "(nothing was written)."
     )
 
 

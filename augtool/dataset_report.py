@@ -735,10 +735,10 @@ def transforms_section(g: Gathered) -> Section | None:
 
 
 def _transform_order(present: set[str]) -> list[str]:
+    from augtool.pipeline.builtins import PAPER
     from augtool.pipeline.steps import ORIGINAL_NAME, PCA
-    from augtool.transforms import TRANSFORMS
 
-    order = [ORIGINAL_NAME, *TRANSFORMS, PCA]
+    order = [ORIGINAL_NAME, *PAPER, PCA]
     return [t for t in order if t in present] + sorted(present - set(order))
 
 

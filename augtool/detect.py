@@ -4,9 +4,10 @@ RAW is a folder of whole images (smears), not of class folders. Every image
 that the annotations describe becomes a source of the one pseudo-class
 ``images``, so the plan, the seeds, the split (by image, or by
 ``--group-regex`` group such as a smear or patient), the manifest and
-``verify`` are those of a classification run. The boxes of each output are
-computed in the main process from the parameters its pixels were rendered
-with (``augtool.boxes``), and written beside the images in the input's format:
+``verify`` are those of a classification run. Every step of the pipeline
+carries the boxes with its pixels (:class:`augtool.ops.targets.Targets`), so
+the worker that renders an output sends its boxes back with it, on the output's
+pixels; they are written beside the images in the input's format:
 
     OUT/<split>/images/<stem>__<kk>_<transform>.png
     OUT/<split>/annotations/<stem>__<kk>_<transform>.xml      VOC
@@ -20,17 +21,16 @@ read as it is. ``augtool.json`` records every annotation file with its hash.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from augtool.annotations import AnnotationSet, Box, ImageBoxes, Problem, read_annotations
+from augtool.annotations.base import problem_listing
 from augtool.annotations.write import MIN_SIDE, annotation_files
-from augtool.boxes import transform_boxes
 from augtool.errors import InputError
 from augtool.sources import (
     ScanResult,
@@ -128,8 +128,6 @@ def scan_annotated(
         InputError: For faulty annotations or images (all listed) unless
             ``skip_invalid``, or when no annotated image is left.
     """
-    from augtool.cells import _problem_listing
-
     regex = compile_group_regex(group_regex)
     found = read_annotations(fmt, annotations, raw, names)
     infos = {item.image: inspect_file(raw / item.image, max_pixels) for item in found.images}
@@ -139,7 +137,7 @@ def scan_annotated(
         if infos[item.image].error
     )
     if found.problems and not skip_invalid:
-        raise InputError(_problem_listing(found.problems, annotations), refs=True)
+        raise InputError(problem_listing(found.problems, annotations), refs=True)
     warnings = list(found.warnings)
     warnings += [f"left out: {p}" for p in found.problems]
     if found.unannotated:
@@ -198,36 +196,37 @@ def _usable(found: AnnotationSet) -> list[ImageBoxes]:
     return [i for i in found.images if i.image not in bad]
 
 
-def output_boxes(
-    item: ImageBoxes,
-    transform: str,
-    params: dict,
-    out: tuple[int, int],
-    min_visibility: float,
-    letterboxed: bool = False,
-) -> tuple[Box, ...]:
-    """The boxes of one output image, mapped with the parameters of its pixels.
+@dataclass(frozen=True)
+class OutputBoxes:
+    """The boxes of one output, as its worker sent them back.
 
-    Args:
-        item: The source image and its boxes.
-        transform: The output's transform (``original``, a table name or ``pca``).
-        params: The parameters its pixels were rendered with.
-        out: Output ``(width, height)``.
-        min_visibility: Smallest fraction of a box that must stay inside.
-        letterboxed: The output keeps the canvas' aspect ratio (``--letterbox``).
-
-    Returns:
-        The kept boxes, in output pixels, in source order; a box is also left
-        out when it is under ``MIN_SIDE`` pixels on a side (VOC cannot state it).
+    Attributes:
+        boxes: ``(M, 4)`` float64 ``x0, y0, x1, y1`` on the output's pixels
+            (clipped; boxes mostly lost already dropped).
+        ids: ``(M,)`` each box's position among its source's boxes.
     """
-    if not item.boxes:
-        return ()
-    corners = np.array([[b.x0, b.y0, b.x1, b.y1] for b in item.boxes], dtype=np.float64)
-    mapped, index = transform_boxes(
-        transform, params, (item.width, item.height), corners, out, min_visibility, letterboxed
-    )
+
+    boxes: np.ndarray
+    ids: np.ndarray
+
+    def to_journal(self) -> dict:
+        """As a journal entry keeps them (JSON floats give back the same float64)."""
+        return {"boxes": self.boxes.tolist(), "box_ids": [int(i) for i in self.ids]}
+
+    @classmethod
+    def from_journal(cls, entry: dict) -> OutputBoxes:
+        """The boxes of a journal entry written by :meth:`to_journal`."""
+        boxes = np.asarray(entry["boxes"], dtype=np.float64).reshape(-1, 4)
+        return cls(boxes, np.asarray(entry["box_ids"], dtype=np.int64))
+
+
+def kept_boxes(item: ImageBoxes, found: OutputBoxes) -> tuple[Box, ...]:
+    """An output's boxes as annotation records: each its source box's class, on the output.
+
+    A box under ``MIN_SIDE`` pixels on a side is left out (VOC cannot state it).
+    """
     kept = []
-    for (x0, y0, x1, y1), i in zip(mapped, index, strict=True):
+    for (x0, y0, x1, y1), i in zip(found.boxes, found.ids, strict=True):
         if x1 - x0 < MIN_SIDE or y1 - y0 < MIN_SIDE:
             continue
         kept.append(
@@ -237,39 +236,25 @@ def output_boxes(
 
 
 def detection_files(
-    records: Sequence[dict],
-    source_of: Callable[[dict], Source],
+    outputs: Sequence[tuple[dict, OutputBoxes]],
     detection: DetectionInput,
     size: tuple[int, int],
-    min_visibility: float,
-    letterboxed: bool = False,
 ) -> DetectionOutput:
     """Every annotation file of a run, grouped by split folder.
 
     Args:
-        records: The manifest rows (``name``, ``split``, ``transform``, ``params``).
-        source_of: The source of a row.
+        outputs: Each output's manifest row (``name``, ``source``) and its boxes.
         detection: The input boxes.
         size: Output ``(width, height)``.
-        min_visibility: See :func:`output_boxes`.
-        letterboxed: See :func:`output_boxes`.
 
     Returns:
         The files (paths relative to OUT) and the box counts.
     """
     by_folder: dict[str, list[ImageBoxes]] = {}
     boxes_in = boxes_out = 0
-    for row in records:
-        item = detection.boxes[source_of(row).path]
-        params = row["params"]
-        kept = output_boxes(
-            item,
-            row["transform"],
-            json.loads(params) if isinstance(params, str) else params,
-            size,
-            min_visibility,
-            letterboxed,
-        )
+    for row, found in outputs:
+        item = detection.boxes[row["source"]]
+        kept = kept_boxes(item, found)
         boxes_in += len(item.boxes)
         boxes_out += len(kept)
         name = PurePosixPath(row["name"])

@@ -11,8 +11,8 @@ import math
 import platform
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from augtool import __version__, defaults
 from augtool.annotations.base import FORMATS
 from augtool.backends import Backend, LocalBackend, default_workers
-from augtool.boxes import DEFAULT_MIN_VISIBILITY, check_min_visibility
 from augtool.errors import (
     InputError,
     Message,
@@ -30,9 +29,9 @@ from augtool.errors import (
 )
 from augtool.ops.pca import MODES as PCA_MODES
 from augtool.ops.pca import SCALES as PCA_SCALES
-from augtool.pipeline.builtins import PcaSettings, Ranges
+from augtool.pipeline.builtins import PAPER, PcaSettings, Ranges, parse_step_list
 from augtool.pipeline.plugins import user_plugins
-from augtool.pipeline.recipe_spec import Recipe
+from augtool.pipeline.recipe_spec import Recipe, paper_recipe
 from augtool.pipeline.recipe_toml import read_recipe_file, recipe_from_dict
 from augtool.plan import Job, make_plan, resolve_target
 from augtool.pool import fork_available
@@ -52,10 +51,12 @@ from augtool.store.dataset import is_hdf5_path
 from augtool.store.schema import SCHEMA_VERSION
 from augtool.store.writers import StagedWriter, check_output, open_writer
 from augtool.store.writers import complete_after_interrupt as complete_after_interrupt
-from augtool.transforms import TRANSFORMS, parse_transform_list
 
 if TYPE_CHECKING:
-    from augtool.detect import DetectionInput
+    from augtool.detect import DetectionInput, OutputBoxes
+
+#: Keys of a journal entry that are not manifest columns: a detection output's boxes.
+JOURNAL_ONLY = ("index", "boxes", "box_ids")
 
 SPLIT_BY = defaults.SPLIT_BY
 #: ``ExpandOptions.split``'s default; the only split value ``folds`` accepts besides ``none``.
@@ -100,8 +101,6 @@ class ExpandOptions:
             (:data:`augtool.defaults.DEFAULT_TARGET`).
         factor: Alternative to ``target``: outputs per source on average
             (``round(factor x sources)``); give one of the two.
-        transforms: Transform names to cycle through.
-        ranges: Parameter ranges.
         seed: Run seed.
         pca_count: PCA copies (paper: 184 with ``--pca``).
         pca: PCA jitter settings.
@@ -121,9 +120,13 @@ class ExpandOptions:
         workers: Worker processes (not part of the recipe: it never changes bytes).
         overwrite: Replace an existing output.
         resume: Continue the partial output of an interrupted run of the same recipe.
-        pipeline: The transform recipe (``--recipe``, :mod:`augtool.pipeline.recipe_toml`); None
-            means the paper's (``transforms`` at ``ranges``). With a recipe,
-            ``transforms`` must be its step names and ``ranges`` the defaults.
+        pipeline: The one pipeline every output is made by: the steps copies
+            cycle through, their settings and the preprocessing. By default
+            the paper's ten at the paper's ranges; :func:`options_from_values`
+            builds it from the range flags and ``transforms``, or reads a recipe.
+        recipe_named: The pipeline is a recipe the user named (``--recipe``),
+            recorded whole in the output; else it is the paper's steps,
+            recorded as their names and ranges.
         annotations: Detection runs: the annotation folder (VOC, YOLO) or file
             (COCO) of RAW's images; RAW is then a folder of images, not of classes.
         annotation_format: ``voc``, ``coco`` or ``yolo`` (with ``annotations``).
@@ -139,8 +142,6 @@ class ExpandOptions:
     size: int = defaults.DEFAULT_SIZE
     target: int | None = None
     factor: float | None = None
-    transforms: tuple[str, ...] = tuple(TRANSFORMS)
-    ranges: Ranges = field(default_factory=Ranges)
     seed: int = 0
     pca_count: int = 0
     pca: PcaSettings = field(default_factory=PcaSettings)
@@ -158,11 +159,12 @@ class ExpandOptions:
     workers: int = 0
     overwrite: bool = False
     resume: bool = False
-    pipeline: Recipe | None = None
+    pipeline: Recipe = field(default_factory=paper_recipe)
+    recipe_named: bool = False
     annotations: str | None = None
     annotation_format: str | None = None
     names: str | None = None
-    min_visibility: float = DEFAULT_MIN_VISIBILITY
+    min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY
     height: int | None = None
     letterbox: bool = False
 
@@ -257,28 +259,39 @@ class ExpandOptions:
             raise OptionError(
                 "no_augment_test", "needs a split ({split} 0.7 or similar)", refs=True
             )
-        if self.pipeline is not None:
-            if self.transforms != self.pipeline.names:
-                raise OptionError(
-                    "transforms",
-                    "a recipe names its own transforms; drop {transforms}",
-                    refs=True,
-                )
-            if self.ranges != Ranges():
-                raise OptionError(
-                    "recipe",
-                    "a recipe sets its own ranges; drop {sigma_range} and the like",
-                    refs=True,
-                )
-            others = [name for name in self.pipeline.names if name not in TRANSFORMS]
-            if others and (self.annotations is not None or self.letterbox):
-                raise OptionError(
-                    "recipe",
-                    f"boxes ({{annotations}}) and {{letterbox}} follow the paper's transforms "
-                    f"only; this recipe also has {literal(', '.join(others))}",
-                    refs=True,
-                )
+        self._validate_steps()
         return spec
+
+    def _validate_steps(self) -> None:
+        """Letterboxing keeps the paper's steps only; boxes need steps that can carry them.
+
+        Raises:
+            OptionError: Naming ``recipe`` and the steps that cannot.
+        """
+        if self.letterbox:
+            others = [
+                s.name for s in self.pipeline.steps if s.kind != "builtin" or s.ref not in PAPER
+            ]
+            if others:
+                raise OptionError(
+                    "recipe",
+                    "{letterbox} keeps the aspect ratio of the paper's transforms only; this "
+                    f"recipe also has {literal(', '.join(others))}",
+                    refs=True,
+                )
+        if self.annotations is not None:
+            from augtool.pipeline.core import cached_pipeline
+
+            steps = cached_pipeline(self.pipeline, self.pca).steps
+            blind = [s.name for s in steps if not s.step_type.carries_targets]
+            if blind:
+                raise OptionError(
+                    "recipe",
+                    f"boxes ({{annotations}}) cannot follow {literal(', '.join(blind))}: a "
+                    "plug-in step that moves pixels without saying where (a step declares "
+                    "moves_pixels=False, or gives its geometry)",
+                    refs=True,
+                )
 
     def _validate_detection(self, fmt: str | None) -> None:
         if self.annotations is None:
@@ -307,37 +320,38 @@ class ExpandOptions:
         check_min_visibility(self.min_visibility)
 
     @classmethod
-    def from_recipe(
-        cls, recipe: dict, workers: int = 0, plugins: tuple[str, ...] = ()
+    def from_provenance(
+        cls, recorded: dict, workers: int = 0, plugins: tuple[str, ...] = ()
     ) -> ExpandOptions:
-        """Rebuild the options recorded by :meth:`recipe` (``verify --regenerate``).
+        """Rebuild the options an output records (:meth:`provenance`; ``verify --regenerate``).
 
         Args:
-            recipe: The recorded options (``augtool.json``'s ``recipe``).
+            recorded: The recorded options (``augtool.json``'s ``recipe``).
             workers: Worker processes.
             plugins: Modules the user named (``--plugin``) that a recorded
                 plug-in step may come from; nothing the record names is imported.
 
         Raises:
-            InputError: If the recipe has keys this version does not know.
+            InputError: If the record has keys this version does not know.
             OptionError: If a plug-in it needs is not given or installed.
         """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(recipe) - known)
+        known = {f.name for f in fields(cls)} - {"recipe_named"} | {"transforms", "ranges"}
+        unknown = sorted(set(recorded) - known)
         if unknown:
             raise InputError(f"the recorded recipe has unknown options: {', '.join(unknown)}")
-        values = dict(recipe)
+        values = dict(recorded)
         values.pop("workers", None)
         try:
-            if "ranges" in values:
-                values["ranges"] = Ranges(**{k: tuple(v) for k, v in values["ranges"].items()})
+            ranges = Ranges(**{k: tuple(v) for k, v in values.pop("ranges", {}).items()})
+            names = values.pop("transforms", None)
             if "pca" in values:
                 # Recipes written before --pca-mode existed meant Krizhevsky's shift.
                 values["pca"] = PcaSettings(**{"mode": "shift", **values["pca"]})
-            if "transforms" in values:
-                values["transforms"] = tuple(values["transforms"])
-            if values.get("pipeline") is not None:
-                values["pipeline"] = recipe_from_dict(values["pipeline"], plugins)
+            named = values.pop("pipeline", None)
+            if named is not None:
+                values.update(pipeline=recipe_from_dict(named, plugins), recipe_named=True)
+            else:
+                values["pipeline"] = paper_recipe(ranges, None if names is None else tuple(names))
             options = cls(**values, workers=workers)
             _check_types(options)
             options.validate()
@@ -347,22 +361,71 @@ class ExpandOptions:
             ) from err
         return options
 
-    def recipe(self) -> dict:
-        """The options that determine the output bytes (``workers`` excluded)."""
-        d = asdict(replace(self, pipeline=None))
-        for key in ("workers", "overwrite", "resume", "pipeline"):
-            d.pop(key)
-        if self.height is None:  # square outputs' recipes stay as they were
-            d.pop("height")
-        if not self.letterbox:
-            d.pop("letterbox")
-        if self.annotations is None:  # classification recipes stay as they were
+    def paper_ranges(self) -> Ranges:
+        """The range settings of the paper's steps (their defaults where no step has one)."""
+        if self.recipe_named:
+            return Ranges()
+        found: dict[str, tuple[float, float]] = {}
+        for step in self.pipeline.steps:
+            for key, value in step.settings:
+                if key in RANGE_KEYS:
+                    found.setdefault(key, tuple(value))
+        return Ranges(**found)
+
+    def provenance(self) -> dict:
+        """The options that decide the output bytes, as ``augtool.json`` records them.
+
+        Recorded under the key ``recipe``, in the order and form outputs have
+        always had: the paper's steps as ``transforms`` and ``ranges``, a named
+        recipe besides whole under ``pipeline``; detection, size and letterbox
+        keys only when they apply. ``workers``, ``overwrite`` and ``resume``
+        never change a byte and are left out.
+        """
+        d: dict[str, Any] = {
+            "size": self.size,
+            "target": self.target,
+            "factor": self.factor,
+            "transforms": list(self.pipeline.names),
+            "ranges": self.paper_ranges().as_dict(),
+            "seed": self.seed,
+            "pca_count": self.pca_count,
+            "pca": asdict(self.pca),
+        }
+        for key in (
+            "image_format",
+            "jpeg_quality",
+            "output_format",
+            "compression",
+            "split",
+            "split_by",
+            "folds",
+            "group_regex",
+            "no_augment_test",
+            "skip_invalid",
+            "max_pixels",
+        ):
+            d[key] = getattr(self, key)
+        if self.annotations is not None:  # classification records stay as they were
             for key in ("annotations", "annotation_format", "names", "min_visibility"):
-                d.pop(key)
-        d["transforms"] = list(self.transforms)
-        if self.pipeline is not None:
+                d[key] = getattr(self, key)
+        if self.height is not None:  # square outputs' records stay as they were
+            d["height"] = self.height
+        if self.letterbox:
+            d["letterbox"] = True
+        if self.recipe_named:
             d["pipeline"] = self.pipeline.to_dict()
         return d
+
+
+def check_min_visibility(value: float) -> float:
+    """Validate ``min_visibility`` (a fraction in ``[0, 1]``).
+
+    Raises:
+        OptionError: When it is not a finite number in ``[0, 1]``.
+    """
+    if not (0.0 <= value <= 1.0):
+        raise OptionError("min_visibility", f"a fraction between 0 and 1, got {value}")
+    return float(value)
 
 
 def _check_types(options: ExpandOptions) -> None:
@@ -415,8 +478,8 @@ def options_from_values(values: Mapping[str, Any]) -> ExpandOptions:
             value (the options are validated).
     """
     flat = {k: v for k, v in values.items() if v is not None}
-    known = {f.name for f in fields(ExpandOptions)} - {"ranges", "pca", "pipeline"}
-    allowed = known | set(RANGE_KEYS) | set(PCA_KEYS) | {"pca", "recipe", "plugins"}
+    known = {f.name for f in fields(ExpandOptions)} - {"pca", "pipeline", "recipe_named"}
+    allowed = known | set(RANGE_KEYS) | set(PCA_KEYS) | {"pca", "recipe", "plugins", "transforms"}
     for key in flat:
         if key not in allowed:
             raise OptionError(key, "not an option of expand")
@@ -429,23 +492,40 @@ def options_from_values(values: Mapping[str, Any]) -> ExpandOptions:
     plugins = tuple(flat.pop("plugins", ()))
     if plugins:
         user_plugins(plugins)  # the user's word: imported, and checked to hold transforms
-    pipeline = None
-    if recipe is not None:
-        pipeline = recipe if isinstance(recipe, Recipe) else read_recipe_file(recipe, plugins)
     transforms = flat.pop("transforms", defaults.DEFAULT_TRANSFORMS)
-    if isinstance(transforms, str):
-        if pipeline is not None and transforms.strip().lower() != defaults.DEFAULT_TRANSFORMS:
+    if flat.get("output_format") in defaults.ANNOTATION_FORMATS:
+        flat["annotation_format"], flat["output_format"] = flat["output_format"], "folder"
+    if recipe is None:
+        names = parse_step_list(transforms) if isinstance(transforms, str) else transforms
+        pipeline = paper_recipe(ranges, tuple(names))
+    else:
+        pipeline = _named_recipe(recipe, plugins)
+        same = tuple(transforms) == pipeline.names
+        default = isinstance(transforms, str) and transforms.strip().lower() == "all"
+        if not (default or same):
             raise OptionError(
                 "transforms", "a recipe names its own transforms; drop {transforms}", refs=True
             )
-        names = pipeline.names if pipeline is not None else tuple(parse_transform_list(transforms))
-    else:
-        names = tuple(transforms)
-    if flat.get("output_format") in defaults.ANNOTATION_FORMATS:
-        flat["annotation_format"], flat["output_format"] = flat["output_format"], "folder"
-    options = ExpandOptions(ranges=ranges, pca=pca, pipeline=pipeline, transforms=names, **flat)
+        if ranges != Ranges():
+            raise OptionError(
+                "recipe",
+                "a recipe sets its own ranges; drop {sigma_range} and the like",
+                refs=True,
+            )
+    options = ExpandOptions(pca=pca, pipeline=pipeline, recipe_named=recipe is not None, **flat)
     options.validate()
     return options
+
+
+def _named_recipe(recipe: Any, plugins: tuple[str, ...]) -> Recipe:
+    """A recipe given as a file or shipped name, a :class:`Recipe`, or a :class:`Pipeline`."""
+    from augtool.pipeline.core import Pipeline
+
+    if isinstance(recipe, Pipeline):
+        return recipe.recipe
+    if isinstance(recipe, Recipe):
+        return recipe
+    return read_recipe_file(recipe, plugins)
 
 
 @dataclass
@@ -529,7 +609,7 @@ def plan_run(scan_result: ScanResult, options: ExpandOptions, reporter: Reporter
     augment = None
     if options.no_augment_test:
         augment = [sp == "train" for sp in split_of_source]
-    jobs = make_plan(class_of, total, options.transforms, options.pca_count, augment)
+    jobs = make_plan(class_of, total, options.pipeline.names, options.pca_count, augment)
     if options.split_by == "image" and spec.enabled:
         split_of_job = split_by_image([sources[j.source].label for j in jobs], spec, options.seed)
     else:
@@ -647,14 +727,14 @@ def expand(
     encoding = "array" if output_format == "hdf5" else options.image_format
     settings = RenderSettings(
         size=options.size,
-        ranges=options.ranges,
         seed=options.seed,
+        recipe=options.pipeline,
         encoding=encoding,
         jpeg_quality=options.jpeg_quality,
         pca=options.pca,
-        recipe=options.pipeline,
         height=options.height,
         letterbox=options.letterbox,
+        min_visibility=options.min_visibility,
     )
     compression = None if options.compression == "none" else options.compression
     writer = open_writer(
@@ -669,15 +749,21 @@ def expand(
     notice = _partial_notice(writer, options.resume)
     if notice is not None:
         reporter.warn(notice)
+    from augtool.detect import OutputBoxes
+
     records: list[dict | None] = [None] * len(run.jobs)
+    boxes: dict[int, OutputBoxes] = {}  # detection: the boxes workers sent back, by plan index
     with writer:
         for index, record in writer.resumed.items():
-            records[index] = {k: v for k, v in record.items() if k != "index"}
+            records[index] = {k: v for k, v in record.items() if k not in JOURNAL_ONLY}
+            if "boxes" in record:
+                boxes[index] = OutputBoxes.from_journal(record)
         reporter.start("expand", len(run.jobs))
         reporter.advance(len(writer.resumed))
         with preloaded(scan_result.pixels), contextlib.ExitStack() as stack:
             scan_result.pixels.clear()  # held by the render until it ends, not by the result
-            batches = _render_all(run, raw, settings, backend, skip=set(writer.resumed))
+            tasks = _tasks(run, raw, detection, skip=set(writer.resumed))
+            batches = backend.render(tasks, settings)
             if hasattr(batches, "close"):  # a generator: stop its workers on the way out
                 stack.callback(batches.close)
             for batch in batches:
@@ -685,12 +771,16 @@ def expand(
                 for item in batch:
                     writer.write(item.index, run.names[item.index], item.payload)
                     records[item.index] = _record(run, item, options.seed)
-                    new.append({"index": item.index, **records[item.index]})
+                    journal = {"index": item.index, **records[item.index]}
+                    if item.boxes is not None and item.ids is not None:
+                        boxes[item.index] = OutputBoxes(item.boxes, item.ids)
+                        journal.update(boxes[item.index].to_journal())
+                    new.append(journal)
                 writer.commit(new)
                 reporter.advance(len(batch))
         attrs = _attributes(run, options, output_format, command_line)
         if detection is not None:
-            attrs["annotations"] = _write_boxes(run, records, detection, options, writer)
+            attrs["annotations"] = _write_boxes(run, records, boxes, detection, options, writer)
         writer.finish([r for r in records if r is not None], _source_rows(run), attrs)
         summary = ExpandSummary(
             out=out,
@@ -753,7 +843,7 @@ def dry_run(raw: str | Path, options: ExpandOptions, reporter: Reporter | None =
         run=run,
         counts=_counts(run),
         per_transform=dict(Counter(j.transform for j in run.jobs)),
-        recipe=options.pipeline,
+        recipe=options.pipeline if options.recipe_named else None,
     )
 
 
@@ -816,6 +906,7 @@ def scan_detection(raw: Path, options: ExpandOptions) -> tuple[ScanResult, Detec
 def _write_boxes(
     run: PlannedRun,
     records: Sequence[dict | None],
+    boxes: Mapping[int, OutputBoxes],
     detection: DetectionInput,
     options: ExpandOptions,
     writer: StagedWriter,
@@ -823,14 +914,10 @@ def _write_boxes(
     """Write the annotation files of every output; return their record for ``augtool.json``."""
     from augtool.detect import detection_files
 
-    by_path = {s.path: s for s in run.scan.sources}
     result = detection_files(
-        [r for r in records if r is not None],
-        lambda row: by_path[row["source"]],
+        [(r, boxes[i]) for i, r in enumerate(records) if r is not None],
         detection,
         (options.size, options.height or options.size),
-        options.min_visibility,
-        options.letterbox,
     )
     for name, text in result.files.items():
         writer.write(-1, name, text.encode("utf-8"))
@@ -870,21 +957,24 @@ def _report_scan(scan_result: ScanResult, reporter: Reporter) -> None:
         reporter.warn(f"identical files{note} (kept in one split): {', '.join(paths)}")
 
 
-def _tasks(run: PlannedRun, raw: Path) -> Iterator[SourceTask]:
+def _tasks(
+    run: PlannedRun, raw: Path, detection: DetectionInput | None, skip: set[int]
+) -> list[SourceTask]:
+    """One task per source with outputs still to render, with its boxes in a detection run."""
     by_source: dict[int, list[tuple[int, int, str]]] = {}
     for i, job in enumerate(run.jobs):
         by_source.setdefault(job.source, []).append((i, job.copy, job.transform))
+    tasks = []
     for s, jobs in by_source.items():
+        if all(i in skip for i, _, _ in jobs):
+            continue
         src = run.scan.sources[s]
-        yield SourceTask(str(raw / src.path), src.sha256, src.width, src.height, tuple(jobs))
-
-
-def _render_all(
-    run: PlannedRun, raw: Path, settings: RenderSettings, backend: Backend, skip: set[int]
-) -> Iterator[list[Rendered]]:
-    """Render every source not already done on ``backend`` (results in any order)."""
-    tasks = [t for t in _tasks(run, raw) if not all(i in skip for i, _, _ in t.jobs)]
-    return backend.render(tasks, settings)
+        corners = None
+        if detection is not None:
+            corners = tuple((b.x0, b.y0, b.x1, b.y1) for b in detection.boxes[src.path].boxes)
+        path = str(raw / src.path)
+        tasks.append(SourceTask(path, src.sha256, src.width, src.height, tuple(jobs), corners))
+    return tasks
 
 
 def _partial_notice(writer: StagedWriter, resume: bool) -> Message | None:
@@ -905,7 +995,7 @@ def fingerprint(run: PlannedRun, options: ExpandOptions, output_format: str) -> 
     import json
 
     key = {
-        "recipe": options.recipe(),
+        "recipe": options.provenance(),
         "format": output_format,
         "sources": [(s.path, s.sha256) for s in run.scan.sources],
         "names": run.names,
@@ -961,7 +1051,7 @@ def _attributes(
         "numpy": np.__version__,
         "opencv": cv2.__version__,
     }
-    if options.pipeline is not None and options.pipeline.uses_albumentations:
+    if options.pipeline.uses_albumentations:
         from augtool.pipeline.albu import import_albumentations
 
         versions["albumentations"] = import_albumentations().__version__
@@ -979,7 +1069,7 @@ def _attributes(
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "format": output_format,
         "split_by": options.split_by,
-        "recipe": options.recipe(),
+        "recipe": options.provenance(),
         "counts": dict(sorted(counts.items())),
         "folds": options.folds,
         "fold_counts": fold_counts,

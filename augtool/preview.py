@@ -35,11 +35,10 @@ from augtool.annotations import Box, ImageBoxes
 from augtool.drawing import ascii_label, class_rgb, colour_of
 from augtool.errors import InputError, OptionError, OutputError, literal
 from augtool.ops.pca import DEFAULT_STD
-from augtool.pipeline.builtins import Ranges
-from augtool.pipeline.recipe_spec import Recipe
+from augtool.pipeline.builtins import PAPER, Ranges
+from augtool.pipeline.recipe_spec import Recipe, paper_recipe
 from augtool.store.decode import choose_reduction, image_size, read_image_file
 from augtool.store.publish import write_bytes
-from augtool.transforms import TRANSFORMS
 
 #: Space between tiles and around the sheet, pixels.
 GAP = 8
@@ -60,7 +59,7 @@ DEFAULT_COLUMNS = defaults.DEFAULT_COLUMNS
 #: PCA modes shown on a contact sheet, in order (the default first).
 PCA_MODES = defaults.PCA_MODES
 #: Tiles on a contact sheet: the original, the ten transforms, PCA in both modes.
-SHEET_TILES = 1 + len(TRANSFORMS) + len(PCA_MODES)
+SHEET_TILES = 1 + len(PAPER) + len(PCA_MODES)
 #: Height of the legend strip (class colours) under the title of a picture with boxes.
 LEGEND_HEIGHT = 24
 #: Largest source accepted, pixels (as ``expand --max-pixels``'s default).
@@ -169,8 +168,8 @@ def sheet_tiles(
             (preprocessed) and one output of each of its transforms, copy ``k``
             being the ``k``-th transform, and no PCA tiles.
         boxes: The image's annotated boxes: drawn on every tile where
-            ``expand --annotations`` would put them (mapped with the tile's
-            parameters); not with a recipe.
+            ``expand --annotations`` puts them (carried by each step with its
+            pixels, as in an ``expand`` worker).
         min_visibility: As ``expand --min-visibility``.
         classes: The class list that gives each box its colour (default: the
             classes of ``boxes``, sorted).
@@ -197,22 +196,36 @@ def sheet_tiles(
     if width * height > MAX_PIXELS:
         raise InputError(f"{path}: {width}x{height} is above {MAX_PIXELS:,} pixels")
     sha256 = hashlib.sha256(data).hexdigest()
-    names = [ORIGINAL_NAME, *(TRANSFORMS if recipe is None else recipe.names)]
+    steps = recipe if recipe is not None else paper_recipe(ranges)
+    names = [ORIGINAL_NAME, *steps.names]
+    corners = None if boxes is None else tuple((b.x0, b.y0, b.x1, b.y1) for b in boxes.boxes)
     task = SourceTask(
         path=str(path),
         sha256=sha256,
         width=width,
         height=height,
         jobs=tuple((copy, copy, name) for copy, name in enumerate(names)),
+        boxes=corners,
     )
     settings = RenderSettings(
-        size=size, ranges=ranges or Ranges(), seed=seed, encoding="array", recipe=recipe
+        size=size, seed=seed, recipe=steps, encoding="array", min_visibility=min_visibility
     )
     rendered = render_source(task, settings)
     tiles = [
         Tile(np.asarray(item.payload), name, describe(name, json.loads(item.params), width, height))
         for name, item in zip(names, rendered, strict=True)
     ]
+    original = np.asarray(rendered[0].payload).copy()  # before boxes are drawn on the tiles
+    kept: tuple[Box, ...] = ()
+    if boxes is not None:
+        from augtool.detect import OutputBoxes, kept_boxes
+
+        classes = list(classes) if classes is not None else sorted({b.label for b in boxes.boxes})
+        for tile, item in zip(tiles, rendered, strict=True):
+            assert item.boxes is not None and item.ids is not None
+            kept = kept_boxes(boxes, OutputBoxes(item.boxes, item.ids))
+            draw_boxes(tile.image, kept, classes)
+        kept = kept_boxes(boxes, OutputBoxes(rendered[0].boxes, rendered[0].ids))
     reduction = choose_reduction(width, height, size)
     decoded = f", decoded at 1/{reduction}" if reduction > 1 else ""
     if recipe is not None:
@@ -221,14 +234,6 @@ def sheet_tiles(
             f"seed {seed} | {size} px tiles"
         )
         return tiles, about
-    original = np.asarray(rendered[0].payload)
-    if boxes is not None:
-        from augtool.detect import output_boxes
-
-        classes = list(classes) if classes is not None else sorted({b.label for b in boxes.boxes})
-        for tile, name, item in zip(tiles, names, rendered, strict=True):
-            kept = output_boxes(boxes, name, json.loads(item.params), (size, size), min_visibility)
-            draw_boxes(tile.image, kept, classes)
     pca_copy = len(names)
     alphas = sample_alphas(output_rng(seed, sha256, pca_copy), 1, 3, pca_std)
     for mode in PCA_MODES:
@@ -238,9 +243,8 @@ def sheet_tiles(
         else:
             detail = "w " + " ".join(f"{round(v, 2) or 0.0:+.2f}" for v in result.weights[0])
         image = result.images[0]
-        if boxes is not None:
-            kept = output_boxes(boxes, "pca", {}, (size, size), min_visibility)
-            image = draw_boxes(image.copy(), kept, classes)
+        if boxes is not None:  # a PCA copy keeps the original's boxes
+            image = draw_boxes(image.copy(), kept, classes or [])
         tiles.append(Tile(image, f"pca {mode}", detail))
     about = (
         f"{path.name} {width}x{height}{decoded} | seed {seed} | {size} px tiles | "
@@ -636,7 +640,7 @@ def _boxes_of(
             raise OptionError("annotation_format", "needs {annotations}", refs=True)
         return None
     from augtool.annotations import read_annotations
-    from augtool.boxes import check_min_visibility
+    from augtool.expand import check_min_visibility
 
     if fmt is None:
         raise OptionError("annotation_format", "give the annotations' format: voc, coco or yolo")

@@ -1,8 +1,11 @@
 """Worker side of ``expand``: decode one source once and render all its outputs.
 
 Runs in worker processes. Everything a task needs travels in the task, and
-each output's parameters come from its own generator (``plan.output_rng``), so
-the bytes do not depend on which worker runs what, or in which order.
+each output's parameters come from its own generator
+(:func:`augtool.pipeline.steps.output_rng`), so the bytes do not depend on
+which worker runs what, or in which order. Every output is made by the one
+pipeline (:class:`augtool.pipeline.core.Pipeline`), its targets with it: a
+detection run's boxes come back from the worker where its pixels are.
 """
 
 from __future__ import annotations
@@ -12,20 +15,19 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from augtool.defaults import DEFAULT_MIN_VISIBILITY, DEFAULT_SIZE
 from augtool.errors import InputError
-from augtool.ops.resize import resize_to
-from augtool.pipeline.builtins import PcaSettings, Ranges
-from augtool.pipeline.core import cached_pipeline, preprocess_work
+from augtool.ops.targets import Targets
+from augtool.pipeline.builtins import PcaSettings
+from augtool.pipeline.core import Sample, cached_pipeline
 from augtool.pipeline.recipe_spec import Recipe, paper_recipe
 from augtool.pipeline.steps import ORIGINAL_NAME, PCA, output_rng
 from augtool.store.decode import choose_reduction, decode_rgb
 from augtool.store.encode import encode_image, payload_sha256
-from augtool.transforms import WorkScale
 from augtool.worker_lifetime import die_with_parent
 
 #: Encodings a worker can produce: PNG or JPEG bytes for folder output, raw arrays for HDF5.
@@ -57,42 +59,33 @@ class RenderSettings:
 
     Attributes:
         size: Output side length.
-        ranges: Transform parameter ranges.
         seed: Run seed.
+        recipe: The steps and preprocessing (the paper's ten by default).
         encoding: ``png``, ``jpg`` or ``array``.
         jpeg_quality: JPEG quality when ``encoding == "jpg"``.
         pca: PCA jitter options.
-        recipe: The transforms and preprocessing (``--recipe``); None: the
-            paper's ten at ``ranges``.
         height: Output height when it differs from ``size`` (``--size WxH``:
             ``size`` is then the width); None for ``size x size``.
-        letterbox: Keep each transform's canvas aspect ratio in the output,
+        letterbox: Keep each step's canvas aspect ratio in the output,
             centred between black bars, instead of squashing it.
+        min_visibility: Detection: a box is dropped when less than this
+            fraction of it stays inside the output.
     """
 
-    size: int
-    ranges: Ranges
-    seed: int
+    size: int = DEFAULT_SIZE
+    seed: int = 0
+    recipe: Recipe = field(default_factory=paper_recipe)
     encoding: str = "png"
     jpeg_quality: int = 95
     pca: PcaSettings = field(default_factory=PcaSettings)
-    recipe: Recipe | None = None
     height: int | None = None
     letterbox: bool = False
+    min_visibility: float = DEFAULT_MIN_VISIBILITY
 
     @property
     def out_size(self) -> int | tuple[int, int]:
-        """What the transforms resize to: the side, or ``(width, height)``."""
+        """What the steps resize to: the side, or ``(width, height)``."""
         return self.size if self.height is None else (self.size, self.height)
-
-    def effective_recipe(self) -> Recipe:
-        """The recipe that runs: ``recipe``, or the paper's at ``ranges``."""
-        return self.recipe if self.recipe is not None else _paper(self.ranges)
-
-
-@lru_cache(maxsize=8)
-def _paper(ranges: Ranges) -> Recipe:
-    return paper_recipe(ranges)
 
 
 @dataclass(frozen=True)
@@ -104,7 +97,9 @@ class SourceTask:
         sha256: Its hash at scan time (checked again here).
         width: Width in pixels (from the scan).
         height: Height in pixels.
-        jobs: ``(plan index, copy, transform)`` of each output, copy 0 first.
+        jobs: ``(plan index, copy, step)`` of each output, copy 0 first.
+        boxes: Detection: the source's boxes ``(x0, y0, x1, y1)`` in its
+            pixels, which every output carries; None otherwise.
     """
 
     path: str
@@ -112,6 +107,7 @@ class SourceTask:
     width: int
     height: int
     jobs: tuple[tuple[int, int, str], ...]
+    boxes: tuple[tuple[float, float, float, float], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,14 +117,19 @@ class Rendered:
     Attributes:
         index: Position in the plan.
         payload: Encoded file bytes, or the ``(S, S, 3)`` array for HDF5.
-        params: The transform parameters as JSON.
+        params: The step's parameters as JSON.
         sha256: Hash of the payload (file bytes, or C-order array bytes).
+        boxes: Detection: the boxes on the output, ``(M, 4)`` float64 in its
+            pixels (clipped; those mostly lost dropped); None otherwise.
+        ids: The position of each among the source's boxes, ``(M,)``.
     """
 
     index: int
     payload: bytes | np.ndarray
     params: str
     sha256: str
+    boxes: np.ndarray | None = None
+    ids: np.ndarray | None = None
 
 
 def render_source(
@@ -159,61 +160,41 @@ def render_source(
     kept = _PRELOADED.get((task.sha256, reduction))
     # A copy: a plug-in may change its input in place, and the kept image serves every run.
     work = decode_rgb(data, reduction, task.path) if kept is None else kept.copy()
+    pipeline = cached_pipeline(settings.recipe, settings.pca)
+    targets = None
+    if task.boxes is not None:
+        targets = Targets.from_boxes(task.boxes, (task.width, task.height))
     work_scale = (work.shape[1] / task.width, work.shape[0] / task.height)
-    recipe = settings.effective_recipe()
-    steps = cached_pipeline(recipe)
-    work = preprocess_work(work, recipe.preprocess)
-    images: list[np.ndarray] = []
-    params: list[dict] = []
-    pca_jobs: list[int] = []
+    prepared = pipeline.prepare(work, work_scale, targets)
+    samples: list[Sample] = []
+    pca_at: list[int] = []
+    pca_rngs: list[np.random.Generator] = []
     for pos, (_, copy, name) in enumerate(task.jobs):
         rng = output_rng(settings.seed, task.sha256, copy)
         if name == PCA:
-            pca_jobs.append(pos)
-            images.append(images[0])
-            params.append({})
+            pca_at.append(pos)
+            pca_rngs.append(rng)
+            samples.append(samples[0])  # replaced below, in one batched call
             continue
-        step = None if name == ORIGINAL_NAME else steps.step(name)
-        p = {} if step is None else step.step_type.sample(rng, step.settings)
-        if settings.letterbox:
-            source = (float(task.width), float(task.height))
-            images.append(letterboxed(name, work, p, work_scale, source, settings.out_size))
-        elif step is None:
-            images.append(resize_to(work, settings.out_size))
-        else:
-            images.append(step.step_type.run(work, p, work_scale, settings.out_size, step.at))
-        params.append(p)
-    if pca_jobs:
-        _apply_pca(task, settings, images, params, pca_jobs)
+        samples.append(
+            pipeline.run(
+                prepared,
+                name,
+                rng,
+                size=settings.out_size,
+                letterboxed=settings.letterbox,
+                min_visibility=settings.min_visibility,
+            )
+        )
+    if pca_at:
+        assert samples[0].step == ORIGINAL_NAME, "copy 0 comes first"
+        copies = pipeline.pca_copies(samples[0], pca_rngs, prepared, settings.letterbox)
+        for pos, sample in zip(pca_at, copies, strict=True):
+            samples[pos] = sample
     return [
-        _encode(index, img, p, settings)
-        for (index, _, _), img, p in zip(task.jobs, images, params, strict=True)
+        _encode(index, sample, settings)
+        for (index, _, _), sample in zip(task.jobs, samples, strict=True)
     ]
-
-
-def letterboxed(
-    name: str,
-    work: np.ndarray,
-    params: dict,
-    work_scale: WorkScale,
-    source: tuple[float, float],
-    size: int | tuple[int, int],
-) -> np.ndarray:
-    """One transform's output with its canvas' aspect ratio kept, black bars around it.
-
-    The canvas (``augtool.transforms.geometry``) is resized to the largest
-    size that fits (``augtool.boxes.letterbox``, which the boxes use too) and
-    centred in the output.
-    """
-    from augtool.boxes import letterbox
-    from augtool.transforms import geometry, get_transform
-
-    out = (size, size) if isinstance(size, int) else size
-    (fw, fh), (ox, oy) = letterbox(geometry(name, params, *source)[1], out)
-    image = get_transform(name).apply(work, params, work_scale, (fw, fh))
-    result = np.zeros((out[1], out[0], 3), np.uint8)
-    result[oy : oy + fh, ox : ox + fw] = image
-    return result
 
 
 def render_in_worker(task: SourceTask, settings: RenderSettings) -> list[Rendered]:
@@ -222,55 +203,14 @@ def render_in_worker(task: SourceTask, settings: RenderSettings) -> list[Rendere
     return render_source(task, settings)
 
 
-def _apply_pca(
-    task: SourceTask,
-    settings: RenderSettings,
-    images: list[np.ndarray],
-    params: list[dict],
-    positions: list[int],
-) -> None:
-    """Change the original's colours once per PCA copy, in one batched call."""
-    from augtool.ops.pca import apply_pca, sample_alphas
-
-    pca = settings.pca
-    alphas = np.stack(
-        [
-            sample_alphas(
-                output_rng(settings.seed, task.sha256, task.jobs[pos][1]), 1, pca.k, pca.std
-            )[0]
-            for pos in positions
-        ]
-    )
-    original = images[0]
-    window = np.s_[:, :]
-    if settings.letterbox:  # jitter the picture, not its black bars: then pad it again
-        from augtool.boxes import letterbox
-        from augtool.transforms import geometry
-
-        out = original.shape[1], original.shape[0]
-        source = (float(task.width), float(task.height))
-        (fw, fh), (ox, oy) = letterbox(geometry(ORIGINAL_NAME, {}, *source)[1], out)
-        window = np.s_[oy : oy + fh, ox : ox + fw]
-    batch = np.repeat(original[window][None], len(positions), axis=0)
-    result = apply_pca(batch, alphas, mode=pca.mode, scale=pca.scale)
-    for j, pos in enumerate(positions):
-        image = np.zeros_like(original)
-        image[window] = result.images[j]
-        images[pos] = image
-        params[pos] = {
-            "alphas": [float(a) for a in alphas[j]],
-            "eigenvalues": [float(v) for v in result.eigenvalues[j]],
-            "std": pca.std,
-            "k": pca.k,
-            "mode": pca.mode,
-            "scale": pca.scale,
-        }
-
-
-def _encode(index: int, image: np.ndarray, params: dict, settings: RenderSettings) -> Rendered:
-    params_json = json.dumps(params, sort_keys=True)
+def _encode(index: int, sample: Sample, settings: RenderSettings) -> Rendered:
+    params_json = json.dumps(sample.params, sort_keys=True)
     if settings.encoding == "array":
-        payload: bytes | np.ndarray = np.ascontiguousarray(image)
+        payload: bytes | np.ndarray = np.ascontiguousarray(sample.image)
     else:
+        image = sample.image
         payload = encode_image(image, settings.encoding, settings.jpeg_quality, f"output {index}")
-    return Rendered(index, payload, params_json, payload_sha256(payload))
+    boxes = ids = None
+    if sample.targets is not None:
+        boxes, ids = sample.targets.boxes, sample.targets.ids
+    return Rendered(index, payload, params_json, payload_sha256(payload), boxes, ids)

@@ -362,7 +362,7 @@ def _regenerate(
 ) -> None:
     from augtool.expand import ExpandOptions, expand
 
-    options = ExpandOptions.from_recipe(recipe.get("recipe") or {}, workers, plugins)
+    options = ExpandOptions.from_provenance(recipe.get("recipe") or {}, workers, plugins)
     report.version_differences = _version_differences(recipe)
     if report.version_differences:
         reporter.warn(

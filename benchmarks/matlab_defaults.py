@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import machine
 from bench_workres import psnr
 
-from augtool.pipeline.builtins import Ranges
+from augtool.ops.geometry import rotation
+from augtool.pipeline.builtins import PAPER, Ranges, paper_settings
 from augtool.store.decode import resize_to
-from augtool.transforms import TRANSFORMS, rotation
 from tests.mosaic import mosaic, tile_origin
 
 SIZE = 227
@@ -96,11 +96,11 @@ def main() -> None:
         image = mosaic(WIDTH, HEIGHT, first=25 * m)
         rng = np.random.default_rng(m)
         for _ in range(3):
-            angle = TRANSFORMS["rotate"].sample(rng, Ranges())["angle"]
-            ours = TRANSFORMS["rotate"].apply(image, {"angle": angle}, (1.0, 1.0), SIZE)
+            angle = PAPER["rotate"].sample(rng, paper_settings("rotate", Ranges()))["angle"]
+            ours = PAPER["rotate"].run(image, {"angle": angle}, (1.0, 1.0), SIZE)
             rows["rotate"].append(_compare(ours, rotate_nearest(image, angle)))
-            sigma = TRANSFORMS["blur_rgb"].sample(rng, Ranges())["sigma"]
-            ours = TRANSFORMS["blur_rgb"].apply(image, {"sigma": sigma}, (1.0, 1.0), SIZE)
+            sigma = PAPER["blur_rgb"].sample(rng, paper_settings("blur_rgb", Ranges()))["sigma"]
+            ours = PAPER["blur_rgb"].run(image, {"sigma": sigma}, (1.0, 1.0), SIZE)
             k = matlab_kernel_size(sigma)
             theirs = cv2.GaussianBlur(image, (k, k), sigma, borderType=cv2.BORDER_REPLICATE)
             rows["blur"].append(_compare(ours, resize_to(theirs, SIZE)))

@@ -63,7 +63,6 @@ ALLOWED = {
 #: move deletes its entries; the last one deletes the map.
 LEGACY = {
     "augtool.backends": "engine",
-    "augtool.boxes": "engine",
     "augtool.cells": "tools",
     "augtool.dataset_report": "tools",
     "augtool.detect": "engine",
@@ -77,7 +76,6 @@ LEGACY = {
     "augtool.split": "engine",
     "augtool.summary": "tools",
     "augtool.synth": "tools",
-    "augtool.transforms": "pipeline",
     "augtool.verify": "engine",
     "augtool.worker_lifetime": "engine",
 }
@@ -86,7 +84,6 @@ LEGACY = {
 COMMANDS_THROUGH_THE_API = False
 #: Arrows against the layers that the move has not removed yet: (importer, imported).
 PENDING_ARROWS = {
-    ("augtool.detect", "augtool.cells"),
     # model/ reads a raw class folder through the engine's scan; model/ is moved on its own.
     ("model.data", "augtool.sources"),
 }
@@ -110,7 +107,7 @@ PENDING_NAME_CLASHES = {
 INSTALL_ARROWS = [
     ("model", "albumentations", "the GPU machine has no albumentations"),
     ("model", "albucore", "the GPU machine has no albumentations"),
-    ("model", "augtool.transforms", "training must not depend on the transform table"),
+    ("model", "augtool.pipeline", "training must not depend on the pipeline"),
     ("model", "augtool.expand", "training must not depend on expand"),
     ("model", "PIL", "the GPU machine has no Pillow"),
     ("augtool.store", "albumentations", "the store is read on the GPU machine"),
@@ -134,7 +131,6 @@ FACE_MODULES = ("cli", "augtool.commands")
 #: Pure modules and packages: the same inputs give the same bytes.
 PURE = (
     "augtool.ops",
-    "augtool.transforms",
     "augtool.plan",
 )
 #: Standard modules that reach files or the clock.
@@ -546,7 +542,7 @@ CHECKS = {
 @pytest.fixture(scope="module")
 def modules() -> dict[str, Module]:
     found = repository_modules()
-    assert {"cli", "augtool.store.dataset", "augtool.transforms", "model.data"} <= set(found)
+    assert {"cli", "augtool.store.dataset", "augtool.pipeline.core", "model.data"} <= set(found)
     return found
 
 
@@ -627,10 +623,10 @@ PLANTED = [
         "install",
         {
             "model.run": "from augtool.helper import thing\n",
-            "augtool.helper": "def thing():\n    from augtool import transforms\n",
-            "augtool.transforms": "",
+            "augtool.helper": "def thing():\n    from augtool.pipeline import builtins\n",
+            "augtool.pipeline.builtins": "",
         },
-        "model.run -> augtool.helper -> augtool.transforms",
+        "model.run -> augtool.helper -> augtool.pipeline",
     ),
     (
         "install",
@@ -669,7 +665,7 @@ PLANTED = [
         },
         "augtool.ops.a -> augtool.store.decode -> os",
     ),
-    ("purity", {"augtool.transforms": "def f(p):\n    return open(p)\n"}, "calls open()"),
+    ("purity", {"augtool.ops.a": "def f(p):\n    return open(p)\n"}, "calls open()"),
     ("purity", {"augtool.plan": "def f(p):\n    return p.read_bytes()\n"}, "read_bytes()"),
     ("purity", {"augtool.ops.geometry": "import datetime\n"}, "augtool.ops.geometry -> datetime"),
     ("random", {"augtool.split": "import numpy as np\nnp.random.shuffle([1])\n"}, "shuffle"),

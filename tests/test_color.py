@@ -539,7 +539,7 @@ def test_default_copies_of_a_generated_set_all_differ_from_their_originals(
     raw = make_raw({"ALL": 8, "AML": 8, "normal": 8}, size=(96, 72))
     options = ExpandOptions(size=64, target=24, pca_count=48, split="none")
     run = plan_run(scan(raw), options, SilentReporter())
-    settings = RenderSettings(size=64, ranges=options.ranges, seed=0, encoding="array")
+    settings = RenderSettings(size=64, seed=0, encoding="array")
     assert settings.pca.mode == DEFAULT_MODE and settings.pca.std == DEFAULT_STD
     copies = 0
     for s, source in enumerate(run.scan.sources):

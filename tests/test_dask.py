@@ -23,7 +23,6 @@ from click.testing import CliRunner
 from augtool.backends import DaskBackend
 from augtool.errors import ClusterError, OptionError
 from augtool.expand import ExpandOptions, expand
-from augtool.pipeline.builtins import Ranges
 from augtool.render import RenderSettings, SourceTask, render_source
 from augtool.store.writers import partial_path
 from cli import main
@@ -154,7 +153,7 @@ def test_mixed_recipe_same_bytes_on_dask_workers(cluster, make_raw, tmp_path: Pa
 
     recipe = read_recipe_file(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw()
-    opts = ExpandOptions(target=40, pipeline=recipe, transforms=recipe.names, size=48, workers=2)
+    opts = ExpandOptions(target=40, pipeline=recipe, recipe_named=True, size=48, workers=2)
     expand(raw, tmp_path / "local", opts)
     with DaskBackend(cluster.scheduler_address, timeout=30) as backend:
         expand(raw, tmp_path / "dask", opts, backend=backend)
@@ -260,7 +259,7 @@ def test_lost_cluster_keeps_the_partial_output_for_resume(make_raw, tmp_path: Pa
 
 def test_workers_that_cannot_see_raw_are_told_to_use_send_sources(cluster) -> None:
     task = SourceTask("/nonexistent/raw/ALL/a.jpg", "0" * 64, 10, 10, ((0, 0, "original"),))
-    settings = RenderSettings(size=32, ranges=Ranges(), seed=0)
+    settings = RenderSettings(size=32, seed=0)
     with (
         DaskBackend(cluster.scheduler_address, timeout=5) as backend,
         pytest.raises(ClusterError, match=r"cannot see /nonexistent.*send_sources"),

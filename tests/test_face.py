@@ -102,11 +102,12 @@ def test_options_from_values_builds_ranges_pca_and_recipe() -> None:
         {"pca": True, "pca_std": 0.25, "rotate_range": (-10, 10), "transforms": "rotate,gray"}
     )
     assert options.pca_count == defaults.DEFAULT_PCA_COUNT and options.pca.std == 0.25
-    assert options.ranges.rotate_range == (-10, 10) and options.transforms == ("rotate", "gray")
-    assert options.ranges.sigma_range == defaults.DEFAULT_SIGMA_RANGE
+    assert options.pipeline.names == ("rotate", "gray") and not options.recipe_named
+    assert options.paper_ranges().rotate_range == (-10, 10)
+    assert options.paper_ranges().sigma_range == defaults.DEFAULT_SIGMA_RANGE
     assert options_from_values({"pca_count": 5}).pca_count == 5
     assert options_from_values({}).pca_count == 0
-    assert options_from_values({"recipe": "colour"}).pipeline is not None
+    assert options_from_values({"recipe": "colour"}).pipeline.name == "colour"
     detection = options_from_values({"output_format": "voc", "annotations": "ann/"})
     assert (detection.annotation_format, detection.output_format) == ("voc", "folder")
     for values, option in (

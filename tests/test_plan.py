@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from augtool.errors import OptionError
+from augtool.pipeline.builtins import PAPER as PAPER_STEPS
 from augtool.pipeline.steps import output_rng
 from augtool.plan import allocate, count_by, make_plan, resolve_target
-from augtool.transforms import TRANSFORMS
 
 PAPER = ["ALL"] * 49 + ["AML"] * 33 + ["normal"] * 59
-TEN = list(TRANSFORMS)
+TEN = list(PAPER_STEPS)
 
 
 def test_paper_conventional_counts() -> None:

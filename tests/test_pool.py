@@ -151,13 +151,12 @@ def test_outputs_from_kept_sources_are_the_bytes_of_decoded_ones(
 
 
 def test_render_source_uses_kept_pixels_and_leaves_them_unchanged(raw: Path) -> None:
-    from augtool.pipeline.builtins import Ranges
     from augtool.render import preloaded
 
     scanned = sources.scan(raw, workers=1, keep_size=32)
     src = scanned.sources[0]
     task = SourceTask(str(raw / src.path), src.sha256, src.width, src.height, ((0, 0, "original"),))
-    settings = RenderSettings(size=32, ranges=Ranges(), seed=0)
+    settings = RenderSettings(size=32, seed=0)
     plain = render_source(task, settings)
     marked = {key: np.full_like(img, 7) for key, img in scanned.pixels.items()}
     with preloaded(marked):

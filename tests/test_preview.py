@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from augtool import preview as pv
 from augtool.errors import InputError, OptionError, OutputError
 from augtool.expand import ExpandOptions, expand
+from augtool.pipeline.builtins import PAPER
 from augtool.store.dataset import open_dataset
-from augtool.transforms import TRANSFORMS
 from cli import main
 from tests.conftest import smear_like, write_image
 
@@ -49,7 +49,7 @@ def sheet_shape(columns: int, size: int) -> tuple[int, int, int]:
 def test_sheet_has_original_every_transform_and_both_pca_modes(cell: Path) -> None:
     tiles, about = pv.sheet_tiles(cell, size=SIZE)
     assert pv.SHEET_TILES == 13
-    assert [t.title for t in tiles] == ["original", *TRANSFORMS, "pca pixel", "pca shift"]
+    assert [t.title for t in tiles] == ["original", *PAPER, "pca pixel", "pca shift"]
     assert all(t.image.shape == (SIZE, SIZE, 3) and t.image.dtype == np.uint8 for t in tiles)
     assert "cell.jpg 96x72" in about
 

@@ -64,7 +64,7 @@ def test_mixed_recipe_same_bytes_any_workers_and_order(
     workers: tests/test_dask.py, on the cluster that module starts anyway)."""
     recipe = read_recipe_file(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw()
-    opts = {"target": 40, "pipeline": recipe, "transforms": recipe.names, **SMALL}
+    opts = {"target": 40, "pipeline": recipe, "recipe_named": True, **SMALL}
     expand(raw, tmp_path / "w1", ExpandOptions(workers=1, **opts))
     expand(raw, tmp_path / "w2", ExpandOptions(workers=2, **opts))
     reference = images_and_manifest(tmp_path / "w1")
@@ -128,7 +128,7 @@ def test_verify_names_the_library_versions_that_differ_before_comparing(
     recipe = read_recipe_file(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw({"ALL": 2, "AML": 2})
     out = tmp_path / "out"
-    opts = ExpandOptions(target=12, pipeline=recipe, transforms=recipe.names, workers=1, **SMALL)
+    opts = ExpandOptions(target=12, pipeline=recipe, recipe_named=True, workers=1, **SMALL)
     expand(raw, out, opts)
     meta = json.loads((out / "augtool.json").read_text())
     installed = meta["versions"]["albumentations"]
@@ -175,7 +175,7 @@ def test_mixed_recipe_to_hdf5_matches_the_folder_and_regenerates(make_raw, tmp_p
 
     recipe = read_recipe_file(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw({"ALL": 2, "AML": 2})
-    opts = ExpandOptions(target=14, pipeline=recipe, transforms=recipe.names, workers=1, **SMALL)
+    opts = ExpandOptions(target=14, pipeline=recipe, recipe_named=True, workers=1, **SMALL)
     expand(raw, tmp_path / "f", opts)
     expand(raw, tmp_path / "o.h5", opts)
     data = open_dataset(tmp_path / "o.h5")
@@ -200,7 +200,7 @@ def test_albumentations_at_work_or_output(make_raw, tmp_path: Path) -> None:
     expand(
         raw,
         tmp_path / "o",
-        ExpandOptions(target=3, pipeline=recipe, transforms=recipe.names, split="none", **SMALL),
+        ExpandOptions(target=3, pipeline=recipe, recipe_named=True, split="none", **SMALL),
     )
     import cv2
 
@@ -385,7 +385,7 @@ def test_preprocess_pad_crop_and_reinhard(make_raw, tmp_path: Path) -> None:
         (tmp_path / "r.toml").write_text(body + "[[transform]]\nname = 'flip_y'\n")
         recipe = read_recipe_file(tmp_path / "r.toml")
         out = tmp_path / f"{policy}-{stain}"
-        expand(raw, out, ExpandOptions(target=8, pipeline=recipe, transforms=recipe.names, **SMALL))
+        expand(raw, out, ExpandOptions(target=8, pipeline=recipe, recipe_named=True, **SMALL))
         outs[(policy, stain)] = out
         meta = json.loads((out / "augtool.json").read_text())
         assert meta["recipe"]["pipeline"]["preprocess"]["resize"] == policy

@@ -31,13 +31,17 @@ from hypothesis import strategies as st
 
 from augtool.errors import InputError, OutputError
 from augtool.expand import ExpandOptions, SilentReporter, expand, plan_run
-from augtool.pipeline.builtins import Ranges
+from augtool.pipeline.builtins import (
+    ORIGINAL,
+    PAPER,
+    Ranges,
+    paper_settings,
+)
 from augtool.pipeline.steps import ORIGINAL_NAME, PCA
 from augtool.sources import ScanResult, Source, scan
 from augtool.store import writers
 from augtool.store.dataset import open_dataset
 from augtool.store.decode import decode_rgb, reduced_shape
-from augtool.transforms import ORIGINAL, TRANSFORMS
 from augtool.verify import verify
 from tests import badinputs
 from tests.badinputs import HANDLED, REFUSED, Handled, Refused, small_raw
@@ -775,7 +779,14 @@ def test_damaged_folder_output(
 
 # --- 5. property-based tests ------------------------------------------------------------------
 
-ALL_TRANSFORMS = [ORIGINAL, *TRANSFORMS.values()]
+ALL_TRANSFORMS = [ORIGINAL, *PAPER.values()]
+
+
+def settings_of(step, ranges: Ranges | None = None):
+    """A paper step's settings at ``ranges`` (the paper's), or the step's own defaults."""
+    if step.name in PAPER:
+        return paper_settings(step.name, ranges or Ranges())
+    return step.settings()
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -820,10 +831,10 @@ def test_every_transform_on_any_decoded_input(
     scale = (work.shape[1] / width, work.shape[0] / height)
     before = work.copy()
     for transform in ALL_TRANSFORMS:
-        params = transform.sample(np.random.default_rng(seed), Ranges())
-        out = transform.apply(work, params, scale, size)
+        params = transform.sample(np.random.default_rng(seed), settings_of(transform))
+        out = transform.run(work, params, scale, size)
         assert out.shape == (size, size, 3) and out.dtype == np.uint8, transform.name
-        np.testing.assert_array_equal(out, transform.apply(work, params, scale, size))
+        np.testing.assert_array_equal(out, transform.run(work, params, scale, size))
     np.testing.assert_array_equal(work, before)
 
 

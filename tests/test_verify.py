@@ -165,7 +165,7 @@ def test_pca_copies_regenerate_byte_for_byte(make_raw, tmp_path: Path, mode: str
 
 def test_recipes_from_before_pca_modes_replay_the_shift() -> None:
     old = {"pca_count": 4, "pca": {"std": 0.1, "k": 3, "scale": "unit"}}
-    options = ExpandOptions.from_recipe(old)
+    options = ExpandOptions.from_provenance(old)
     assert options.pca.mode == "shift" and options.pca.scale == "unit"
     new = {"pca_count": 4, "pca": {"std": 0.5, "k": 3, "mode": "pixel", "scale": "relative"}}
-    assert ExpandOptions.from_recipe(new).pca.mode == "pixel"
+    assert ExpandOptions.from_provenance(new).pca.mode == "pixel"

@@ -1,9 +1,9 @@
 """Masks through the transforms: pure geometry of label maps, bitmaps and polygons.
 
-The companion of :mod:`augtool.boxes` for segmentation targets, on plain arrays
+The companion of :func:`augtool.ops.targets.map_boxes` for segmentation targets, on plain arrays
 (the annotation records live in :mod:`augtool.annotations.masks`). A geometric
 transform sends source points to the output by the 3x3 (or 2x3) affine matrix
-the pixels are warped by (:func:`augtool.boxes.output_matrix`); masks follow it:
+the pixels are warped by (``pipeline.builtins.output_matrix``); masks follow it:
 
 * a label map or an instance bitmap is resampled at nearest neighbour: each
   output pixel takes the value of the source pixel under its centre, so no label
@@ -263,7 +263,7 @@ def map_instances(
     Args:
         shapes: Each instance as polygon parts (a list of ``(N, 2)`` arrays in
             source pixels) or a bool ``(H, W)`` source bitmap.
-        matrix: Source-to-output affine map (:func:`augtool.boxes.output_matrix`).
+        matrix: Source-to-output affine map (``pipeline.builtins.output_matrix``).
         out: Output ``(width, height)``.
         min_visibility: Smallest fraction of an instance's area that must stay
             inside; an instance with nothing inside is always dropped.

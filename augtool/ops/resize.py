@@ -1,10 +1,10 @@
 """Resize images to the output size: a pure function of the pixels (no files, no clock).
 
-Its own module so that the pure layer (:mod:`augtool.transforms`,
-:mod:`augtool.pipeline.builtins`) and the decoding layer (:mod:`augtool.store.decode`, used by
-``model/`` on the GPU machine) share one resize without either importing the
-other: transforms must not depend on a module that reads files, and ``model/``
-must not depend on transforms.
+Its own module so that the steps (``augtool.ops.geometry``, ``augtool.pipeline``)
+and the decoding of files (:mod:`augtool.store.decode`, used by ``model/`` on
+the GPU machine) share one resize without either importing the other: the
+pure operations must not depend on a module that reads files, and ``model/``
+must not depend on the pipeline.
 """
 
 from __future__ import annotations

@@ -25,7 +25,11 @@ import numpy as np
 from augtool import defaults
 from augtool.errors import OptionError, literal
 from augtool.ops.geometry import (
+    Affine,
+    as3x3,
     flip,
+    identity,
+    output_map,
     rotation,
     shear,
     source_size,
@@ -379,3 +383,56 @@ class PcaSettings:
     k: int = defaults.DEFAULT_PCA_K
     mode: str = defaults.DEFAULT_PCA_MODE
     scale: str = defaults.DEFAULT_PCA_SCALE
+
+
+def parse_step_list(text: str | None) -> list[str]:
+    """Parse ``transforms`` (``a,b,c``; None or ``all``: the paper's ten, in table order).
+
+    Raises:
+        OptionError: Naming ``transforms``, for unknown or repeated names, or an empty list.
+    """
+    if text is None or text.strip().lower() == "all":
+        return list(PAPER)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise OptionError("transforms", "give at least one transform name")
+    for name in names:
+        if name not in PAPER:
+            raise OptionError(
+                "transforms", f"unknown transform {name!r}; choose from {', '.join(PAPER)}"
+            )
+    if len(set(names)) != len(names):
+        raise OptionError("transforms", "a transform is named twice")
+    return names
+
+
+def output_matrix(
+    name: str,
+    params: Params,
+    source: tuple[float, float],
+    out: tuple[int, int],
+    letterboxed: bool = False,
+) -> np.ndarray:
+    """The 3x3 map from source pixels to output pixels of a paper step (or the original).
+
+    The map boxes, masks and polygons follow: the step's own ``geometry`` (the
+    identity for one that moves no pixel), then the canvas to the output
+    (:func:`augtool.ops.geometry.output_map`).
+
+    Args:
+        name: A paper step, ``original`` or ``pca``.
+        params: Its parameters.
+        source: Source ``(width, height)`` in pixels.
+        out: Output ``(width, height)``.
+        letterboxed: The canvas keeps its aspect ratio in the output.
+    """
+    matrix, canvas = step_geometry(name, params, *source)
+    return output_map(canvas, out, letterboxed)[0] @ as3x3(matrix)
+
+
+def step_geometry(name: str, params: Params, width: float, height: float) -> Affine:
+    """The source-to-canvas map of a paper step (identity: original, pca, colour steps)."""
+    step = PAPER.get(name)
+    if step is None or step.geometry is None:
+        return identity(width, height)
+    return step.geometry(params, width, height)

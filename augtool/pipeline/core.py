@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,24 @@ class Sample:
     image: np.ndarray
     params: Params
     targets: Targets | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A source ready for its steps (:meth:`Pipeline.prepare`).
+
+    Attributes:
+        work: The working image after the recipe's preprocessing.
+        work_scale: Pixels of ``work`` per source pixel, ``(sx, sy)``.
+        canvas: The preprocessed source's size, in source pixels (the source's
+            own, unless a ``crop`` or ``pad`` policy squared it).
+        targets: Its targets on that canvas, or None.
+    """
+
+    work: np.ndarray
+    work_scale: tuple[float, float]
+    canvas: tuple[float, float]
+    targets: Targets | None
 
 
 @dataclass(frozen=True)
@@ -220,6 +239,47 @@ class Pipeline:
             ValueError: If ``image`` is not an RGB uint8 image, or the targets
                 are not on the source's grid.
         """
+        if rng is None:
+            array = np.ascontiguousarray(image)
+            rng = output_rng(seed, source or hashlib.sha256(array.tobytes()).hexdigest(), copy)
+        prepared = self.prepare(image, work_scale, targets)
+        if step != PCA:
+            return self.run(
+                prepared,
+                step,
+                rng,
+                size=size,
+                letterboxed=letterboxed,
+                min_visibility=min_visibility,
+            )
+        original = self.run(
+            prepared,
+            ORIGINAL_NAME,
+            rng,
+            size=size,
+            letterboxed=letterboxed,
+            min_visibility=min_visibility,
+        )
+        return self.pca_copies(original, [rng], prepared, letterboxed)[0]
+
+    def prepare(
+        self,
+        image: np.ndarray,
+        work_scale: tuple[float, float] = (1.0, 1.0),
+        targets: Targets | None = None,
+    ) -> Prepared:
+        """A source ready for its steps: the recipe's preprocessing done once.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB: the source, or the source decoded at a
+                reduced working resolution (then give ``work_scale``).
+            work_scale: Pixels of ``image`` per source pixel, ``(sx, sy)``.
+            targets: The source's targets (on the source's pixels), or None.
+
+        Raises:
+            ValueError: If ``image`` is not an RGB uint8 image, or the targets
+                are not on the source's grid.
+        """
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(
@@ -229,34 +289,106 @@ class Pipeline:
         source_px = (round(image.shape[1] / sx), round(image.shape[0] / sy))
         if targets is not None and targets.size != (float(source_px[0]), float(source_px[1])):
             raise ValueError(f"targets are on a {targets.size} grid, the source is {source_px}")
-        if rng is None:
-            key = source or hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
-            rng = output_rng(seed, key, copy)
-        out = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
         preprocess = self.recipe.preprocess
         work = preprocess_work(image, preprocess)
-        src: tuple[float, float] = source_px
+        canvas: tuple[float, float] = source_px
         if preprocess.resize != "squash":
             x0, y0, side = policy_window(image.shape[1], image.shape[0], preprocess.resize)
-            src = (side / sx, side / sy)
+            canvas = (side / sx, side / sy)
             if targets is not None:  # clipped here: what the policy cuts off is gone
-                targets = targets.mapped(as3x3(crop(x0 / sx, y0 / sy, *src)[0]), src).settled()
+                window = as3x3(crop(x0 / sx, y0 / sy, *canvas)[0])
+                targets = targets.mapped(window, canvas).settled()
+        return Prepared(work, (sx, sy), canvas, targets)
 
-        if step in (ORIGINAL_NAME, PCA):
+    def run(
+        self,
+        prepared: Prepared,
+        step: str,
+        rng: np.random.Generator,
+        *,
+        size: Size = DEFAULT_SIZE,
+        letterboxed: bool = False,
+        min_visibility: float = DEFAULT_MIN_VISIBILITY,
+    ) -> Sample:
+        """One output of a prepared source: a step's parameters drawn from ``rng``, then applied.
+
+        Args:
+            prepared: The source (:meth:`prepare`).
+            step: A step name, or ``original`` (``pca`` copies: :meth:`pca_copies`).
+            rng: The output's generator (:func:`augtool.pipeline.steps.output_rng`).
+            size: Output side, or ``(width, height)``.
+            letterboxed: Keep the canvas' aspect ratio between black bars.
+            min_visibility: Drop a box when less than this fraction of it stays.
+
+        Raises:
+            OptionError: For an unknown step, targets through a step that cannot
+                carry them, or ``letterboxed`` with a step it does not support.
+        """
+        out = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        if step == ORIGINAL_NAME:
             chosen = PipelineStep(step, ORIGINAL, ORIGINAL.settings(), ORIGINAL.at)
             params: Params = {}
         else:
             chosen = self.step(step)
             params = chosen.step_type.sample(rng, chosen.settings)
         result, targets = self._run(
-            chosen, work, params, work_scale, src, out, targets, letterboxed, min_visibility
+            chosen,
+            prepared.work,
+            params,
+            prepared.work_scale,
+            prepared.canvas,
+            out,
+            prepared.targets,
+            letterboxed,
+            min_visibility,
         )
-        if step == PCA:
-            result, params = self._pca(result, rng)
         if targets is not None:
             targets = targets.settled(min_visibility)
         return Sample(step, result, params, targets)
+
+    def pca_copies(
+        self,
+        original: Sample,
+        rngs: Sequence[np.random.Generator],
+        prepared: Prepared,
+        letterboxed: bool = False,
+    ) -> list[Sample]:
+        """The ``pca`` copies of an original output, one per generator, in one batched call.
+
+        The copies move no pixel: each keeps the original's targets. A
+        letterboxed original is jittered in its picture, not in its black bars.
+
+        Args:
+            original: The ``original`` output (:meth:`run`).
+            rngs: Each copy's generator; the alphas are drawn from it.
+            prepared: The source it was made from.
+            letterboxed: The original was letterboxed.
+        """
+        from augtool.ops.pca import apply_pca, sample_alphas
+
+        pca = self.pca
+        alphas = np.stack([sample_alphas(rng, 1, pca.k, pca.std)[0] for rng in rngs])
+        image = original.image
+        window = np.s_[:, :]
+        if letterboxed:
+            (fw, fh), (ox, oy) = letterbox(prepared.canvas, (image.shape[1], image.shape[0]))
+            window = np.s_[oy : oy + fh, ox : ox + fw]
+        batch = np.repeat(image[window][None], len(rngs), axis=0)
+        result = apply_pca(batch, alphas, mode=pca.mode, scale=pca.scale)
+        copies = []
+        for j in range(len(rngs)):
+            jittered = np.zeros_like(image)
+            jittered[window] = result.images[j]
+            params = {
+                "alphas": [float(a) for a in alphas[j]],
+                "eigenvalues": [float(v) for v in result.eigenvalues[j]],
+                "std": pca.std,
+                "k": pca.k,
+                "mode": pca.mode,
+                "scale": pca.scale,
+            }
+            copies.append(Sample(PCA, jittered, params, original.targets))
+        return copies
 
     def apply_file(
         self,
@@ -344,22 +476,6 @@ class Pipeline:
             resize = output_map(canvas, out)[0]
             targets = targets.mapped(resize @ as3x3(matrix) @ to_stage, out)
         return image, targets
-
-    def _pca(self, original: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Params]:
-        """A PCA copy of the original output, and its recorded parameters."""
-        from augtool.ops.pca import apply_pca, sample_alphas
-
-        pca = self.pca
-        alphas = sample_alphas(rng, 1, pca.k, pca.std)
-        result = apply_pca(original[None], alphas, mode=pca.mode, scale=pca.scale)
-        return result.images[0], {
-            "alphas": [float(a) for a in alphas[0]],
-            "eigenvalues": [float(v) for v in result.eigenvalues[0]],
-            "std": pca.std,
-            "k": pca.k,
-            "mode": pca.mode,
-            "scale": pca.scale,
-        }
 
 
 def preprocess_work(work: np.ndarray, preprocess: Preprocess) -> np.ndarray:
