@@ -32,8 +32,9 @@ import numpy as np
 from augtool import defaults
 from augtool.annotations import FORMATS, AnnotationSet, Box, ImageBoxes, Problem, read_annotations
 from augtool.annotations.base import problem_listing
+from augtool.engine.groups import CELLS_CSV
+from augtool.engine.scan import inspect_file
 from augtool.errors import InputError, Message, OptionError, OutputError, literal, template_of
-from augtool.sources import CELLS_CSV, inspect_file
 from augtool.store.decode import decode_rgb, read_image_file
 from augtool.store.encode import encode_image
 from augtool.store.publish import staged_folder

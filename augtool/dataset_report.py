@@ -5,7 +5,7 @@ picture (plots, thumbnails) is embedded as a ``data:`` URI, so it opens offline
 and can be mailed or archived as one file. It reads four kinds of input:
 
 * an ``augtool expand`` output, folder or HDF5 (read with
-  :func:`augtool.store.dataset.open_dataset`, checked with :func:`augtool.verify.verify`);
+  :func:`augtool.store.dataset.open_dataset`, checked with :func:`augtool.engine.verify.verify`);
 * a detection output of ``expand --annotations`` (the same, plus the boxes read
   back from the annotation files written beside the images);
 * a folder of class folders (``RAW/<class>/<image>``), such as the output of
@@ -336,7 +336,7 @@ def _gather_expand(path: Path, raw: str | Path | None, run_verify: bool) -> Gath
     )
     record = data.attrs.get("annotations")
     if isinstance(record, dict) and path.is_dir():
-        from augtool.detect import read_output_boxes
+        from augtool.engine.detection import read_output_boxes
 
         gathered.kind = "detection"
         box_classes, by_name, problems = read_output_boxes(path, data.names, record)
@@ -393,8 +393,8 @@ def _header_sizes(raw: Path, sources: Sequence[str]) -> list[tuple[int, int]]:
 
 
 def _add_verify(gathered: Gathered) -> None:
+    from augtool.engine.verify import verify
     from augtool.summary import verify_ok_line, verify_problem_lines
-    from augtool.verify import verify
 
     report = verify(gathered.path)
     gathered.verify_ok = report.ok
@@ -405,7 +405,7 @@ def _add_verify(gathered: Gathered) -> None:
 
 
 def _gather_folder(path: Path, group_regex: str | None) -> Gathered:
-    from augtool.sources import scan
+    from augtool.engine.scan import scan
     from augtool.store.decode import decode_rgb, read_image_file
 
     found = scan(path, group_regex=group_regex, skip_invalid=True)
@@ -436,7 +436,7 @@ def _gather_annotated(
     group_regex: str | None,
 ) -> Gathered:
     from augtool.annotations import read_annotations
-    from augtool.sources import compile_group_regex, group_of
+    from augtool.engine.groups import compile_group_regex, group_of
     from augtool.store.decode import decode_rgb, read_image_file
 
     regex = compile_group_regex(group_regex)

@@ -4,7 +4,7 @@
   does: the original and one output of every conventional transform, plus the
   PCA colour augmentation in both modes, each tile labelled with its parameters.
   The tiles are made by the same code as ``expand``'s outputs
-  (:func:`augtool.render.render_source`): tile ``k`` is copy ``k`` of the file,
+  (:func:`augtool.engine.render.render_source`): tile ``k`` is copy ``k`` of the file,
   with the parameters drawn from ``output_rng(seed, sha256(file), k)``. The
   two PCA tiles share copy 11's alphas, so they differ only in the mode; the
   ``pixel`` tile (the default mode) is what ``expand --pca`` writes.
@@ -182,9 +182,9 @@ def sheet_tiles(
         InputError: If the file cannot be read or is not a decodable image.
         OptionError: If ``size`` or ``pca_std`` is out of range.
     """
+    from augtool.engine.render import RenderSettings, SourceTask, render_source
     from augtool.ops.pca import apply_pca, sample_alphas
     from augtool.pipeline.steps import ORIGINAL_NAME, output_rng
-    from augtool.render import RenderSettings, SourceTask, render_source
 
     if not 8 <= size <= 4096:
         raise OptionError("size", f"must be between 8 and 4096, got {size}")
@@ -218,7 +218,7 @@ def sheet_tiles(
     original = np.asarray(rendered[0].payload).copy()  # before boxes are drawn on the tiles
     kept: tuple[Box, ...] = ()
     if boxes is not None:
-        from augtool.detect import OutputBoxes, kept_boxes
+        from augtool.engine.detection import OutputBoxes, kept_boxes
 
         classes = list(classes) if classes is not None else sorted({b.label for b in boxes.boxes})
         for tile, item in zip(tiles, rendered, strict=True):
@@ -536,7 +536,7 @@ def _grid_boxes(path: Path, names: Sequence[str], attrs: dict) -> tuple[list[str
     record = attrs.get("annotations")
     if not isinstance(record, dict) or not path.is_dir():
         return [], {}
-    from augtool.detect import read_output_boxes
+    from augtool.engine.detection import read_output_boxes
 
     classes, boxes, _ = read_output_boxes(path, names, record)
     return classes, boxes
@@ -640,7 +640,7 @@ def _boxes_of(
             raise OptionError("annotation_format", "needs {annotations}", refs=True)
         return None
     from augtool.annotations import read_annotations
-    from augtool.expand import check_min_visibility
+    from augtool.engine.options import check_min_visibility
 
     if fmt is None:
         raise OptionError("annotation_format", "give the annotations' format: voc, coco or yolo")

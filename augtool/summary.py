@@ -13,9 +13,11 @@ from augtool.errors import fill, render_text
 
 if TYPE_CHECKING:
     from augtool.cells import CellsSummary
-    from augtool.expand import DryRun, ExpandOptions, ExpandSummary
-    from augtool.sources import ScanResult
-    from augtool.verify import VerifyReport
+    from augtool.engine.dry_run import DryRun
+    from augtool.engine.expand import ExpandSummary
+    from augtool.engine.options import ExpandOptions
+    from augtool.engine.scan import ScanResult
+    from augtool.engine.verify import VerifyReport
 
 #: Order of split rows in every table: train, val, test, then anything else by name.
 SPLIT_ORDER = ("train", "val", "test", "all")
@@ -132,10 +134,10 @@ def verify_problem_lines(report: VerifyReport, limit: int | None = None) -> list
 
     Args:
         report: The failing report.
-        limit: Problems listed one per line (default :data:`augtool.verify.MAX_LISTED`).
+        limit: Problems listed one per line (default :data:`augtool.engine.verify.MAX_LISTED`).
     """
     if limit is None:
-        from augtool.verify import MAX_LISTED
+        from augtool.engine.verify import MAX_LISTED
 
         limit = MAX_LISTED
     from augtool.store.guard import shown

@@ -39,11 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import PAPER_CLASSES, SHARED_DATA, machine
 
-from augtool.expand import ExpandOptions, SilentReporter, plan_run
+from augtool.engine.options import ExpandOptions
+from augtool.engine.plan import plan_run
+from augtool.engine.render import RenderSettings, SourceTask, render_source
+from augtool.engine.scan import scan
 from augtool.pipeline.builtins import PcaSettings
 from augtool.pipeline.steps import PCA
-from augtool.render import RenderSettings, SourceTask, render_source
-from augtool.sources import scan
+from augtool.progress import NoProgress
 
 CELLS = SHARED_DATA / "bccd-cells"
 #: The legacy settings of the issue's measurement, shown for comparison.
@@ -73,7 +75,7 @@ class Row:
 
 def tasks_with_pca(raw: Path, options: ExpandOptions) -> list[SourceTask]:
     """One task per source that gets PCA copies: its original (copy 0) and those copies."""
-    run = plan_run(scan(raw, workers=1), options, SilentReporter())
+    run = plan_run(scan(raw, workers=1), options, NoProgress())
     by_source: dict[int, list[tuple[int, int, str]]] = {}
     for i, job in enumerate(run.jobs):
         if job.copy == 0 or job.transform == PCA:

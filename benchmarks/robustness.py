@@ -38,8 +38,8 @@ from _common import machine
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from augtool.engine.verify import verify  # noqa: E402
 from augtool.store.writers import JOURNAL_NAME, partial_path  # noqa: E402
-from augtool.verify import verify  # noqa: E402
 from tests import badinputs  # noqa: E402
 from tests.child_process import (  # noqa: E402
     cli_args,

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from augtool.annotations import read_annotations
-from augtool.detect import ANNOTATION_FOLDER, IMAGES
+from augtool.engine.detection import ANNOTATION_FOLDER, IMAGES
 from augtool.pipeline.builtins import ORIGINAL, PAPER
 from augtool.pipeline.steps import PCA
 from augtool.preview import LEGEND_HEIGHT, draw_boxes, draw_legend

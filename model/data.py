@@ -361,7 +361,7 @@ def load_image_folder(path: str | Path, size: int, progress: Progress | None = N
     Raises:
         InputError: On a missing folder, no class folders or unusable images.
     """
-    from augtool.sources import scan
+    from augtool.engine.scan import scan
     from augtool.store.decode import load_resized
 
     found = scan(path)

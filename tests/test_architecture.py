@@ -62,22 +62,12 @@ ALLOWED = {
 #: While the move runs: each flat module not yet moved, in the layer it moves to. Every
 #: move deletes its entries; the last one deletes the map.
 LEGACY = {
-    "augtool.backends": "engine",
     "augtool.cells": "tools",
     "augtool.dataset_report": "tools",
-    "augtool.detect": "engine",
-    "augtool.expand": "engine",
-    "augtool.plan": "engine",
-    "augtool.pool": "engine",
     "augtool.preview": "tools",
-    "augtool.render": "engine",
     "augtool.smear": "tools",
-    "augtool.sources": "engine",
-    "augtool.split": "engine",
     "augtool.summary": "tools",
     "augtool.synth": "tools",
-    "augtool.verify": "engine",
-    "augtool.worker_lifetime": "engine",
 }
 #: The commands import anything while the move runs; at its end they are clients of the
 #: public API only (``import augtool``), and this switches on.
@@ -85,7 +75,7 @@ COMMANDS_THROUGH_THE_API = False
 #: Arrows against the layers that the move has not removed yet: (importer, imported).
 PENDING_ARROWS = {
     # model/ reads a raw class folder through the engine's scan; model/ is moved on its own.
-    ("model.data", "augtool.sources"),
+    ("model.data", "augtool.engine.scan"),
 }
 #: Cycles another branch removes: model/'s (cv -> run -> scoring -> cv) is broken by the
 #: move of model/ (folds and run-folder helpers in their own modules). Delete the entry
@@ -96,6 +86,7 @@ PENDING_NAME_CLASHES = {
     "cells",
     "errors",
     "expand",
+    "options",
     "preview",
     "report",
     "synth",
@@ -108,7 +99,7 @@ INSTALL_ARROWS = [
     ("model", "albumentations", "the GPU machine has no albumentations"),
     ("model", "albucore", "the GPU machine has no albumentations"),
     ("model", "augtool.pipeline", "training must not depend on the pipeline"),
-    ("model", "augtool.expand", "training must not depend on expand"),
+    ("model", "augtool.engine.expand", "training must not depend on expand"),
     ("model", "PIL", "the GPU machine has no Pillow"),
     ("augtool.store", "albumentations", "the store is read on the GPU machine"),
     ("augtool.synth", "albumentations", "synth.py runs without albumentations"),
@@ -131,7 +122,7 @@ FACE_MODULES = ("cli", "augtool.commands")
 #: Pure modules and packages: the same inputs give the same bytes.
 PURE = (
     "augtool.ops",
-    "augtool.plan",
+    "augtool.engine.plan",
 )
 #: Standard modules that reach files or the clock.
 FILE_OR_CLOCK = (
@@ -598,7 +589,7 @@ def test_only_the_backend_counts_cores(modules: dict[str, Module]) -> None:
         for node in runtime_nodes(m.tree)
         if isinstance(node, ast.Attribute) and node.attr in ("cpu_count", "sched_getaffinity")
     )
-    assert set(counting) == {"augtool/backends.py"}
+    assert set(counting) == {"augtool/engine/backends.py"}
 
 
 # --- planted violations: every check can fail ----------------------------------------------
@@ -630,8 +621,8 @@ PLANTED = [
     ),
     (
         "install",
-        {"model.run": "from augtool import expand\n", "augtool.expand": ""},
-        "model.run -> augtool.expand",
+        {"model.run": "from augtool.engine import expand\n", "augtool.engine.expand": ""},
+        "model.run -> augtool.engine.expand",
     ),
     ("install", {"model.report": "from PIL import Image\n"}, "model.report -> PIL"),
     (
@@ -643,19 +634,22 @@ PLANTED = [
     ("install", {"model.run": "def f():\n    import tqdm\n"}, "model.run -> tqdm"),
     (
         "lazy",
-        {"cli": "from augtool import render\n", "augtool.render": "import albumentations\n"},
-        "cli -> augtool.render -> albumentations at import time",
+        {
+            "cli": "from augtool.engine import render\n",
+            "augtool.engine.render": "import albumentations\n",
+        },
+        "cli -> augtool.engine.render -> albumentations at import time",
     ),
-    ("lazy", {"augtool.backends": "import distributed\n"}, "-> distributed at import time"),
+    ("lazy", {"augtool.engine.backends": "import distributed\n"}, "-> distributed at import time"),
     (
         "lazy",
         {"augtool.ops.pca": "try:\n    import torch\nexcept ImportError:\n    pass\n"},
         "torch",
     ),
-    ("face", {"augtool.expand": "def f():\n    import click\n"}, "imports click"),
+    ("face", {"augtool.engine.expand": "def f():\n    import click\n"}, "imports click"),
     ("face", {"model.train": "from cli import main\n"}, "imports cli"),
-    ("face", {"augtool.verify": "from . import commands\n"}, "imports augtool.commands"),
-    ("purity", {"augtool.plan": "import time\n"}, "augtool.plan -> time"),
+    ("face", {"augtool.engine.verify": "from .. import commands\n"}, "imports augtool.commands"),
+    ("purity", {"augtool.engine.plan": "import time\n"}, "augtool.engine.plan -> time"),
     ("purity", {"augtool.ops.pca": "def f():\n    from pathlib import Path\n"}, "-> pathlib"),
     (
         "purity",
@@ -666,9 +660,9 @@ PLANTED = [
         "augtool.ops.a -> augtool.store.decode -> os",
     ),
     ("purity", {"augtool.ops.a": "def f(p):\n    return open(p)\n"}, "calls open()"),
-    ("purity", {"augtool.plan": "def f(p):\n    return p.read_bytes()\n"}, "read_bytes()"),
+    ("purity", {"augtool.engine.plan": "def f(p):\n    return p.read_bytes()\n"}, "read_bytes()"),
     ("purity", {"augtool.ops.geometry": "import datetime\n"}, "augtool.ops.geometry -> datetime"),
-    ("random", {"augtool.split": "import numpy as np\nnp.random.shuffle([1])\n"}, "shuffle"),
+    ("random", {"augtool.engine.split": "import numpy as np\nnp.random.shuffle([1])\n"}, "shuffle"),
     ("random", {"model.train": "import random\nrandom.random()\n"}, "random.random"),
     ("random", {"augtool.synth": "from numpy.random import rand\n"}, "numpy.random.rand"),
     ("random", {"model.train": "import torch\ntorch.manual_seed(0)\n"}, "torch.manual_seed"),
@@ -724,12 +718,15 @@ CLEAN = [
     ),
     ("face", {"augtool.commands.train": "import click\nfrom cli import main\n"}),
     ("face", {"cli": "import click\n"}),
-    ("purity", {"augtool.plan": "import numpy as np\nfrom augtool.errors import OptionError\n"}),
+    (
+        "purity",
+        {"augtool.engine.plan": "import numpy as np\nfrom augtool.errors import OptionError\n"},
+    ),
     (
         "purity",
         {"augtool.ops.pca": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import os\n"},
     ),
-    ("random", {"augtool.plan": "import numpy as np\nrng = np.random.default_rng(0)\n"}),
+    ("random", {"augtool.engine.plan": "import numpy as np\nrng = np.random.default_rng(0)\n"}),
     ("random", {"model.train": "import torch\ng = torch.Generator().manual_seed(0)\n"}),
     ("layers", {"augtool.engine.render": "from augtool.pipeline.core import Pipeline\n"}),
     ("layers", {"model.run": "from augtool.store import publish\nfrom augtool import defaults\n"}),

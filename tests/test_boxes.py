@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from augtool.engine.options import check_min_visibility
 from augtool.errors import OptionError
-from augtool.expand import check_min_visibility
 from augtool.ops.geometry import letterbox
 from augtool.ops.targets import Targets, map_boxes
 from augtool.pipeline.builtins import PAPER, output_matrix, step_geometry

@@ -20,9 +20,10 @@ from augtool.cells import (
     square_around,
     window_around,
 )
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.scan import scan
 from augtool.errors import InputError, OptionError
-from augtool.expand import ExpandOptions, expand
-from augtool.sources import scan
 from tests.child_process import run_cli
 from tests.conftest import smear_like, write_image
 

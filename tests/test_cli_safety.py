@@ -30,9 +30,9 @@ def _boom(*args: object, **kwargs: object) -> None:
 def test_an_unexpected_exception_is_one_line_and_exit_70(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import augtool.verify
+    import augtool.engine.verify
 
-    monkeypatch.setattr(augtool.verify, "verify", _boom)
+    monkeypatch.setattr(augtool.engine.verify, "verify", _boom)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     result = CliRunner().invoke(main, ["verify", str(tmp_path)])
     assert result.exit_code == 70, result.output
@@ -49,9 +49,9 @@ def test_an_unexpected_exception_is_one_line_and_exit_70(
 
 
 def test_debug_prints_the_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import augtool.verify
+    import augtool.engine.verify
 
-    monkeypatch.setattr(augtool.verify, "verify", _boom)
+    monkeypatch.setattr(augtool.engine.verify, "verify", _boom)
     result = CliRunner().invoke(main, ["--debug", "verify", str(tmp_path)])
     assert result.exit_code == 70
     assert "Traceback (most recent call last)" in result.output and "_boom" in result.output
@@ -152,8 +152,9 @@ def test_bad_raw_is_reported_in_one_round(make_raw, tmp_path: Path) -> None:
 
 
 def test_a_run_without_resume_says_what_it_does_with_a_partial(make_raw, tmp_path: Path) -> None:
+    from augtool.engine.expand import expand
+    from augtool.engine.options import ExpandOptions
     from augtool.errors import Interrupted
-    from augtool.expand import ExpandOptions, expand
     from augtool.store import writers
     from tests.test_expand_signals import InterruptAt
 

@@ -531,14 +531,16 @@ def test_default_copies_of_a_generated_set_all_differ_from_their_originals(
 ) -> None:
     # The criterion of the default on generated data, through expand's own plan and
     # renderer: 48 PCA copies of 24 generated sources, none byte-identical to its original.
-    from augtool.expand import ExpandOptions, SilentReporter, plan_run
+    from augtool.engine.options import ExpandOptions
+    from augtool.engine.plan import plan_run
+    from augtool.engine.render import RenderSettings, SourceTask, render_source
+    from augtool.engine.scan import scan
     from augtool.pipeline.steps import PCA
-    from augtool.render import RenderSettings, SourceTask, render_source
-    from augtool.sources import scan
+    from augtool.progress import NoProgress
 
     raw = make_raw({"ALL": 8, "AML": 8, "normal": 8}, size=(96, 72))
     options = ExpandOptions(size=64, target=24, pca_count=48, split="none")
-    run = plan_run(scan(raw), options, SilentReporter())
+    run = plan_run(scan(raw), options, NoProgress())
     settings = RenderSettings(size=64, seed=0, encoding="array")
     assert settings.pca.mode == DEFAULT_MODE and settings.pca.std == DEFAULT_STD
     copies = 0

@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from augtool.backends import DaskBackend
+from augtool.engine.dask_backend import DaskBackend
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.render import RenderSettings, SourceTask, render_source
 from augtool.errors import ClusterError, OptionError
-from augtool.expand import ExpandOptions, expand
-from augtool.render import RenderSettings, SourceTask, render_source
 from augtool.store.writers import partial_path
 from cli import main
 from tests.conftest import tree_hashes, write_upscaled_smears

@@ -14,11 +14,12 @@ from click.testing import CliRunner
 
 from augtool.annotations import Box, ImageBoxes, read_annotations
 from augtool.annotations.write import write_annotations
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions, options_from_values
+from augtool.engine.verify import verify
 from augtool.errors import InputError, OptionError
-from augtool.expand import ExpandOptions, expand, options_from_values
 from augtool.pipeline.builtins import Ranges
 from augtool.pipeline.recipe_spec import paper_recipe
-from augtool.verify import verify
 from cli import main
 from tests.conftest import write_image
 
@@ -322,7 +323,7 @@ def test_images_sharing_a_stem_get_distinct_outputs(tmp_path: Path) -> None:
     cv2.imwrite(str(raw / "smearA_1.jpg"), image)
     with pytest.raises(InputError, match="keep one"):
         expand(raw, tmp_path / "out", options("yolo", location))
-    from augtool.detect import _stems
+    from augtool.engine.detection import _stems
 
     assert _stems(["a.png", "a.jpg", "s/b.png"]) == {
         "a.png": "a_png",

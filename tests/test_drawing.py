@@ -16,7 +16,8 @@ import pytest
 
 from augtool import preview as pv
 from augtool.drawing import ascii_label
-from augtool.expand import ExpandOptions, expand
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
 from model.report import confusion_image, curves_image
 from tests.conftest import write_image
 

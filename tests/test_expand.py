@@ -12,8 +12,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from augtool.engine.dry_run import dry_run
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
 from augtool.errors import OutputError
-from augtool.expand import ExpandOptions, dry_run, expand
 from augtool.store import writers
 from augtool.store.dataset import open_dataset
 from tests.child_process import run_cli
@@ -102,7 +104,7 @@ def test_same_bytes_when_files_are_listed_in_another_order(
         return list(reversed(list(real_scandir(path))))
 
     fake_os = SimpleNamespace(walk=reversed_walk, scandir=reversed_scandir)
-    monkeypatch.setattr("augtool.sources.os", fake_os)
+    monkeypatch.setattr("augtool.engine.scan.os", fake_os)
     expand(raw, tmp_path / "b", ExpandOptions(target=30, workers=1, **SMALL))
     a, b = tree_hashes(tmp_path / "a"), tree_hashes(tmp_path / "b")
     a.pop("augtool.json"), b.pop("augtool.json")

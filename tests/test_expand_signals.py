@@ -24,10 +24,11 @@ import numpy as np
 import pytest
 
 from augtool.commands import errors as cli_errors
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.verify import verify
 from augtool.errors import Interrupted
-from augtool.expand import ExpandOptions, expand
 from augtool.store import publish, writers
-from augtool.verify import verify
 from tests.child_process import cli_command, default_sigint, run_cli
 from tests.conftest import smear_like, tree_hashes, write_image
 from tests.forked import ForkedCli

@@ -21,8 +21,10 @@ from click.testing import CliRunner
 
 from augtool import defaults
 from augtool.commands.errors import flag_name, render_error
+from augtool.engine.dry_run import dry_run
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions, options_from_values
 from augtool.errors import OptionError, OutputError
-from augtool.expand import ExpandOptions, dry_run, expand, options_from_values
 from augtool.summary import counts_table, sort_splits
 from cli import main
 from tests.reporters import Recorder

@@ -22,8 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from augtool.annotations import read_annotations
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
 from augtool.errors import AugtoolError
-from augtool.expand import ExpandOptions, expand
 from augtool.pipeline.recipe_toml import read_recipe_file
 from augtool.store.schema import read_manifest, read_recipe
 from tests.child_process import run_cli

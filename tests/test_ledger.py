@@ -19,7 +19,8 @@ import h5py
 import pytest
 from click.testing import CliRunner
 
-from augtool.expand import ExpandOptions, expand
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
 from augtool.store import ledger
 from augtool.store.ledger import (
     TestRead,

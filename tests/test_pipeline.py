@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
+from augtool.engine.expand import expand
+from augtool.engine.options import options_from_values
 from augtool.errors import OptionError
-from augtool.expand import expand, options_from_values
 from augtool.ops.geometry import letterbox
 from augtool.pipeline import Pipeline, StepType, load_recipe
 from augtool.pipeline.builtins import PAPER, STEPS, Ranges, builtin, step_geometry

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from augtool.engine.plan import allocate, count_by, make_plan, resolve_target
 from augtool.errors import OptionError
 from augtool.pipeline.builtins import PAPER as PAPER_STEPS
 from augtool.pipeline.steps import output_rng
-from augtool.plan import allocate, count_by, make_plan, resolve_target
 
 PAPER = ["ALL"] * 49 + ["AML"] * 33 + ["normal"] * 59
 TEN = list(PAPER_STEPS)

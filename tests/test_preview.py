@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from augtool import preview as pv
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
 from augtool.errors import InputError, OptionError, OutputError
-from augtool.expand import ExpandOptions, expand
 from augtool.pipeline.builtins import PAPER
 from augtool.store.dataset import open_dataset
 from cli import main

@@ -8,7 +8,8 @@ import numpy as np
 
 from augtool import preview as pv
 from augtool.drawing import CLASS_COLOURS, class_rgb, colour_of
-from augtool.expand import ExpandOptions, expand
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
 
 
 def test_a_fold_dataset_gets_one_column_group_per_fold(make_raw, tmp_path: Path) -> None:

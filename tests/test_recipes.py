@@ -12,12 +12,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.verify import verify
 from augtool.errors import OptionError
-from augtool.expand import ExpandOptions, expand
 from augtool.pipeline.recipe_spec import paper_recipe
 from augtool.pipeline.recipe_toml import read_recipe_file, recipe_from_dict
 from augtool.summary import verify_failure
-from augtool.verify import verify
 from tests.child_process import run_cli
 from tests.conftest import smear_like, write_image
 from tests.mixed_recipe import albumentations_json, images_and_manifest, mixed_recipe
@@ -96,7 +97,7 @@ def test_mixed_recipe_same_bytes_any_workers_and_order(
 
     with monkeypatch.context() as patch:
         patch.setattr(
-            "augtool.sources.os", SimpleNamespace(walk=reversed_walk, scandir=reversed_scandir)
+            "augtool.engine.scan.os", SimpleNamespace(walk=reversed_walk, scandir=reversed_scandir)
         )
         expand(raw, tmp_path / "reversed", ExpandOptions(workers=1, **opts))
     assert images_and_manifest(tmp_path / "reversed") == reference

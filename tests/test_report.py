@@ -13,8 +13,9 @@ from click.testing import CliRunner
 
 from augtool import dataset_report as dr
 from augtool.annotations import Box
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
 from augtool.errors import AugtoolError, OptionError, OutputError
-from augtool.expand import ExpandOptions, expand
 from cli import main
 from tests import browser
 from tests.conftest import smear_like, write_image

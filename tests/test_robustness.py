@@ -29,8 +29,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.plan import plan_run
+from augtool.engine.scan import ScanResult, Source, scan
+from augtool.engine.verify import verify
 from augtool.errors import InputError, OutputError
-from augtool.expand import ExpandOptions, SilentReporter, expand, plan_run
 from augtool.pipeline.builtins import (
     ORIGINAL,
     PAPER,
@@ -38,11 +42,10 @@ from augtool.pipeline.builtins import (
     paper_settings,
 )
 from augtool.pipeline.steps import ORIGINAL_NAME, PCA
-from augtool.sources import ScanResult, Source, scan
+from augtool.progress import NoProgress
 from augtool.store import writers
 from augtool.store.dataset import open_dataset
 from augtool.store.decode import decode_rgb, reduced_shape
-from augtool.verify import verify
 from tests import badinputs
 from tests.badinputs import HANDLED, REFUSED, Handled, Refused, small_raw
 from tests.child_process import (
@@ -583,7 +586,7 @@ def test_interrupt_during_scan_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     raw = small_raw(tmp_path)
-    monkeypatch.setattr("augtool.sources.inspect_file", _fail_on_call(1, KeyboardInterrupt()))
+    monkeypatch.setattr("augtool.engine.scan.inspect_file", _fail_on_call(1, KeyboardInterrupt()))
     code, text = run_cli("expand", raw, tmp_path / "out", *FAST)
     assert code == 130 and "interrupted" in text
     assert nothing_written(tmp_path / "out")
@@ -839,7 +842,7 @@ def test_every_transform_on_any_decoded_input(
 
 
 def _expected_counts(sizes: dict[str, int], extra: int) -> dict[str, int]:
-    """Copies per class by the rule, computed independently of augtool.plan."""
+    """Copies per class by the rule, computed independently of augtool.engine.plan."""
     n = sum(sizes.values())
     base, rem = divmod(extra, n)
     counts = {}
@@ -869,7 +872,7 @@ def test_plan_totals_over_random_classes_and_targets(
     n = len(sources)
     scan_result = ScanResult(Path("raw"), sorted(sizes), sources)
     options = ExpandOptions(target=n + extra, pca_count=pca, split="none")
-    run = plan_run(scan_result, options, SilentReporter())
+    run = plan_run(scan_result, options, NoProgress())
     assert len(run.jobs) == n + extra + pca
     assert sorted(j.source for j in run.jobs if j.transform == ORIGINAL_NAME) == list(range(n))
     class_of = [sources[j.source].class_name for j in run.jobs]

@@ -10,11 +10,12 @@ import h5py
 import numpy as np
 import pytest
 
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.verify import verify
 from augtool.errors import InputError
-from augtool.expand import ExpandOptions, expand
 from augtool.store import schema
 from augtool.store.dataset import open_dataset
-from augtool.verify import verify
 from model.run import needs_streaming
 from model.stream import open_lazy
 from model.torch_dataset import AugtoolImages

@@ -1,6 +1,6 @@
 """A truncated image is described in one wording, by one function, wherever it is met.
 
-``expand`` (its scan, :func:`augtool.sources.inspect_file`) and ``preview``
+``expand`` (its scan, :func:`augtool.engine.scan.inspect_file`) and ``preview``
 (:func:`augtool.preview.contact_sheet`) used to describe the same cut JPEG two
 ways ("truncated JPEG (no end-of-image marker ...)" against "JPEG data is
 corrupt or truncated"); both now get the words from
@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 import pytest
 
+from augtool.engine.scan import inspect_file
 from augtool.errors import InputError
 from augtool.preview import contact_sheet
-from augtool.sources import inspect_file
 from augtool.store.decode import decode_rgb, truncation
 from tests.conftest import smear_like
 

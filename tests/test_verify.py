@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from augtool.expand import ExpandOptions, expand
-from augtool.verify import verify
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.verify import verify
 from cli import main
 
 OPTS = {"target": 30, "size": 40, "workers": 1}

@@ -282,13 +282,10 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
       augtool expand raw/ out/ --target 3000 --transforms rotate,flip_x --seed 7
       augtool expand raw/ out.h5 --backend dask --scheduler tcp://head:8786
     """
-    from augtool.expand import (
-        complete_after_interrupt,
-        options_from_values,
-        resolve_output_format,
-    )
-    from augtool.expand import dry_run as plan_only
-    from augtool.expand import expand as run_expand
+    from augtool.engine.dry_run import dry_run as plan_only
+    from augtool.engine.expand import complete_after_interrupt
+    from augtool.engine.expand import expand as run_expand
+    from augtool.engine.options import options_from_values, resolve_output_format
     from augtool.summary import dry_run_lines, expand_lines
 
     quiet, dry_run = opts.pop("quiet"), opts.pop("dry_run")

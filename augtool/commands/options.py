@@ -552,7 +552,7 @@ def backend_from_options(opts: dict[str, Any]) -> Any:
             option = "--scheduler" if scheduler is not None else "--send-sources"
             raise click.UsageError(f"{option} needs --backend dask")
         return None
-    from augtool.backends import LOCAL_SCHEDULER, DaskBackend
+    from augtool.engine.dask_backend import LOCAL_SCHEDULER, DaskBackend
 
     return DaskBackend(
         scheduler or LOCAL_SCHEDULER,

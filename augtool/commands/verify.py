@@ -48,8 +48,8 @@ def verify(
       augtool verify out/
       augtool verify out.h5 --regenerate raw/
     """
+    from augtool.engine.verify import verify as run_verify
     from augtool.summary import verify_failure, verify_ok_line, verify_problem_lines
-    from augtool.verify import verify as run_verify
 
     reporter = TqdmReporter(quiet, log_lines=True)
     try:

@@ -20,7 +20,7 @@ that is not trusted), so what its files say is checked before it is used:
 
 :func:`augtool.store.schema.read_manifest` and :func:`augtool.store.schema.read_recipe`
 (the only readers of those files) call these checks; :mod:`augtool.store.dataset`,
-:mod:`augtool.verify`, :mod:`augtool.preview` and ``model/`` read images
+:mod:`augtool.engine.verify`, :mod:`augtool.preview` and ``model/`` read images
 through :func:`decode_member` or check HDF5 shapes with :func:`check_image_shape`.
 """
 
@@ -58,6 +58,24 @@ def shown(text: object) -> str:
     return "".join(
         c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in value
     )
+
+
+def is_utf8(name: str) -> bool:
+    """True when a file name decoded by the OS is valid UTF-8 (no surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def display_path(path: str | Path) -> str:
+    """A path as text that is always valid UTF-8: undecodable bytes shown as ``\\xNN``.
+
+    Linux file names are bytes; Python keeps bytes that are not UTF-8 as
+    surrogate escapes, which cannot be written to a UTF-8 manifest or HDF5 file.
+    """
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 def safe_name(name: object) -> bool:

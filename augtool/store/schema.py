@@ -3,7 +3,7 @@
 Column names, dtypes, required attributes and one record reader for the HDF5
 form, the manifest columns and file names of the folder form. The writer
 (:mod:`augtool.store.writers`) writes what this module lists; every reader
-(:mod:`augtool.store.dataset`, :mod:`augtool.verify`, :mod:`model.stream` and through
+(:mod:`augtool.store.dataset`, :mod:`augtool.engine.verify`, :mod:`model.stream` and through
 them the rest of ``model/``) reads through :func:`read_hdf5_records` and
 :func:`read_manifest`, so a file missing a required key is refused by all of
 them with the same message, naming the key.

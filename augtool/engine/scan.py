@@ -9,17 +9,24 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import re
 import stat
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from augtool import defaults
-from augtool.errors import InputError, Message, OptionError, literal, template_of
-from augtool.pool import fork_available, run_ordered
+from augtool.engine.groups import (
+    CELLS_CSV,
+    check_group_regex,
+    compile_group_regex,
+    find_duplicates,
+    group_of,
+    read_cell_groups,
+)
+from augtool.engine.pool import die_with_parent, fork_available, run_ordered
+from augtool.errors import InputError, Message, literal, template_of
 from augtool.store.decode import (
     IMAGE_SUFFIXES,
     choose_reduction,
@@ -27,10 +34,11 @@ from augtool.store.decode import (
     image_size,
     reduced_shape,
 )
-from augtool.worker_lifetime import die_with_parent
+from augtool.store.guard import display_path, is_utf8
 
 if TYPE_CHECKING:
     import numpy as np
+
 
 #: Decoded working images a scan may keep for the render (``keep_size``), in bytes.
 KEEP_BUDGET = 256 * 2**20
@@ -120,29 +128,13 @@ class FileInfo:
 
 #: Inspection reads 8 bytes per allowed pixel at most (16-bit RGBA), plus room for metadata.
 BYTES_PER_PIXEL_LIMIT = 8
+
+
 METADATA_ALLOWANCE = 64 * 2**20
 
 
 def _hidden(name: str) -> bool:
     return name.startswith(".")
-
-
-def is_utf8(name: str) -> bool:
-    """True when a file name decoded by the OS is valid UTF-8 (no surrogate escapes)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def display_path(path: str | Path) -> str:
-    """A path as text that is always valid UTF-8: undecodable bytes shown as ``\\xNN``.
-
-    Linux file names are bytes; Python keeps bytes that are not UTF-8 as
-    surrogate escapes, which cannot be written to a UTF-8 manifest or HDF5 file.
-    """
-    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 def list_files(raw: Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
@@ -308,54 +300,6 @@ class _Inspector:
         return info
 
 
-def compile_group_regex(pattern: str | None) -> re.Pattern[str] | None:
-    """Compile ``--group-regex``.
-
-    Raises:
-        OptionError: If the pattern is not a valid regular expression.
-    """
-    if pattern is None or pattern == "":
-        return None
-    try:
-        return re.compile(pattern)
-    except re.error as err:
-        raise OptionError("group_regex", f"invalid regular expression: {err}") from err
-
-
-def check_group_regex(pattern: str, regex: re.Pattern[str], paths: Sequence[str]) -> None:
-    """Refuse a ``--group-regex`` that matches none of the source paths.
-
-    Such a regex would leave every source in its own group, silently: the
-    patient- or smear-level leak the option exists to prevent.
-
-    Args:
-        pattern: The regex as given (for the message).
-        regex: The compiled regex.
-        paths: Source paths relative to RAW, as the regex sees them.
-
-    Raises:
-        OptionError: If ``paths`` is not empty and no path has a match.
-    """
-    if paths and not any(regex.search(p) for p in paths):
-        raise OptionError(
-            "group_regex",
-            f"'{pattern}' matches none of the {len(paths)} source paths (e.g. "
-            f"{display_path(paths[0])!r}); every source would be its own group and cells "
-            "of one patient or smear could land in train and test. The regex is searched "
-            "in the path relative to RAW (class folder included); fix it or leave it out",
-        )
-
-
-def group_of(relpath: str, regex: re.Pattern[str] | None) -> str:
-    """The split group of a source: the regex's first group or match, else the path."""
-    if regex is None:
-        return relpath
-    match = regex.search(relpath)
-    if match is None:
-        return relpath
-    return match.group(1) if regex.groups else match.group(0)
-
-
 def _stems(paths: list[str], cls: str) -> dict[str, str]:
     """Output stems unique within a class: path inside the class without suffix."""
     base = {}
@@ -493,54 +437,6 @@ def scan(
         grouped_by=f"smear ({CELLS_CSV})" if cell_groups is not None else "",
         pixels=pixels,
     )
-
-
-#: The record ``augtool cells`` writes beside its class folders (see augtool/cells.py).
-CELLS_CSV = "cells.csv"
-
-
-def read_cell_groups(root: Path) -> dict[str, str] | None:
-    """The smear of every cell of an ``augtool cells`` output, from ``RAW/cells.csv``.
-
-    Args:
-        root: The RAW folder.
-
-    Returns:
-        ``{path relative to RAW: smear}``, or None when RAW has no ``cells.csv``.
-
-    Raises:
-        InputError: If ``cells.csv`` cannot be read or lacks its ``file`` and
-            ``smear`` columns.
-    """
-    path = root / CELLS_CSV
-    if not path.is_file():
-        return None
-    import csv
-
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise InputError(
-            f"{literal(path)}: cannot read the cells record ({literal(err)}); pass "
-            "{group_regex} to group without it, or remove it",
-            refs=True,
-        ) from err
-    if rows and not {"file", "smear"} <= set(rows[0]):
-        raise InputError(
-            f"{literal(path)}: no 'file' and 'smear' columns; it is not an augtool cells "
-            "record (pass {group_regex} to group without it, or remove it)",
-            refs=True,
-        )
-    return {row["file"]: row["smear"] for row in rows if row.get("file") and row.get("smear")}
-
-
-def find_duplicates(sources: Iterable[Source]) -> list[list[str]]:
-    """Groups of source paths whose bytes are identical (same SHA-256)."""
-    by_hash: dict[str, list[str]] = defaultdict(list)
-    for src in sources:
-        by_hash[src.sha256].append(src.path)
-    return [paths for paths in by_hash.values() if len(paths) > 1]
 
 
 def _inspect_in_worker(path: Path, max_pixels: int) -> FileInfo:

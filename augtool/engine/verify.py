@@ -37,8 +37,7 @@ from augtool.store.schema import (
 )
 
 if TYPE_CHECKING:
-    from augtool.expand import Reporter
-    from augtool.progress import Progress
+    from augtool.progress import Progress, Reporter
 
 #: Problems listed in full; beyond this, a count.
 MAX_LISTED = 50
@@ -360,7 +359,8 @@ def _regenerate(
     reporter: Reporter,
     plugins: tuple[str, ...],
 ) -> None:
-    from augtool.expand import ExpandOptions, expand
+    from augtool.engine.expand import expand
+    from augtool.engine.options import ExpandOptions
 
     options = ExpandOptions.from_provenance(recipe.get("recipe") or {}, workers, plugins)
     report.version_differences = _version_differences(recipe)

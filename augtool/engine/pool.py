@@ -18,7 +18,8 @@ list. Guarantees, as with joblib before:
 * a worker that dies (out of memory, killed) is reported as
   :class:`~augtool.errors.ClusterError`, never waited for forever;
 * workers die with the main process, even by ``kill -9``
-  (:func:`~augtool.worker_lifetime.die_with_parent`), and are stopped when
+  (:func:`die_with_parent`: on Linux the kernel kills a worker whose parent
+  died, as ``prctl(PR_SET_PDEATHSIG)``), and are stopped when
   the caller stops reading (an interrupt, a write error).
 
 Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and the main
@@ -30,6 +31,8 @@ and callers use joblib.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import multiprocessing
 import os
 import signal
@@ -40,7 +43,6 @@ from multiprocessing.connection import Connection, wait
 from typing import TypeVar
 
 from augtool.errors import ClusterError, literal
-from augtool.worker_lifetime import die_with_parent
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -263,3 +265,25 @@ class _Pool:
             proc.join()
         for conn in self.from_workers:
             conn.close()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def die_with_parent() -> bool:
+    """Have the kernel SIGKILL this process when its parent dies (once per process).
+
+    Call it only in worker processes: in the main process it would tie augtool's
+    life to the shell or program that started it.
+
+    Returns:
+        True when the request was accepted (Linux), else False.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from augtool.defaults import DEFAULT_MIN_VISIBILITY, DEFAULT_SIZE
+from augtool.engine.pool import die_with_parent
 from augtool.errors import InputError
 from augtool.ops.targets import Targets
 from augtool.pipeline.builtins import PcaSettings
@@ -28,7 +29,6 @@ from augtool.pipeline.recipe_spec import Recipe, paper_recipe
 from augtool.pipeline.steps import ORIGINAL_NAME, PCA, output_rng
 from augtool.store.decode import choose_reduction, decode_rgb
 from augtool.store.encode import encode_image, payload_sha256
-from augtool.worker_lifetime import die_with_parent
 
 #: Encodings a worker can produce: PNG or JPEG bytes for folder output, raw arrays for HDF5.
 ENCODINGS = ("png", "jpg", "array")
@@ -44,7 +44,7 @@ def preloaded(pixels: Mapping[tuple[str, int], np.ndarray]) -> Iterator[None]:
     ``pixels`` maps ``(sha256, reduction)`` to what :func:`augtool.store.decode.decode_rgb`
     returns for the file with that hash at that reduction, so using it changes
     no byte. Worker processes forked inside the block inherit it
-    (:mod:`augtool.pool`); other workers (joblib, Dask) decode as before.
+    (:mod:`augtool.engine.pool`); other workers (joblib, Dask) decode as before.
     """
     _PRELOADED.update(pixels)
     try:

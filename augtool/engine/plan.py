@@ -1,5 +1,9 @@
 """The expansion plan (SPEC §3): which outputs each source gets, pure and exact.
 
+:func:`make_plan` allocates the copies; :func:`plan_run` splits the scanned
+sources and lays out every output of a run (:class:`PlannedRun`: its split,
+fold and file name), with the warnings of a plan that misses classes.
+
 A plan is a function of the source list, the options and nothing else: no
 files, no clock. ``augtool expand --dry-run`` prints it before any pixel moves.
 
@@ -24,10 +28,24 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from augtool.defaults import DEFAULT_TARGET, MAX_OUTPUTS
-from augtool.errors import OptionError
+from augtool.engine.split import (
+    LEAK_WARNING,
+    SplitSpec,
+    fold_by_group,
+    merge_groups,
+    split_by_group,
+    split_by_image,
+)
+from augtool.errors import Message, OptionError, literal
 from augtool.pipeline.steps import ORIGINAL_NAME, PCA
+
+if TYPE_CHECKING:
+    from augtool.engine.options import ExpandOptions
+    from augtool.engine.scan import ScanResult, Source
+    from augtool.progress import Reporter
 
 
 @dataclass(frozen=True)
@@ -161,3 +179,131 @@ def count_by(jobs: Sequence[Job], key_of: Sequence[str]) -> dict[str, int]:
     """Number of jobs per key of their source (e.g. per class)."""
     counts: Counter[str] = Counter(key_of[j.source] for j in jobs)
     return dict(sorted(counts.items()))
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """The resolved plan: sources, their splits, and every output."""
+
+    scan: ScanResult
+    jobs: list[Job]
+    split_of_source: list[str]
+    split_of_job: list[str]
+    names: list[str]
+    spec: SplitSpec
+    fold_of_source: list[int] | None = None
+
+
+def plan_run(scan_result: ScanResult, options: ExpandOptions, reporter: Reporter) -> PlannedRun:
+    """Split the sources and lay out every output (no pixels, no files).
+
+    Args:
+        scan_result: The scanned sources.
+        options: The run's options.
+        reporter: Receives warnings.
+
+    Returns:
+        The plan with split and file name of every output.
+    """
+    spec = options.validate()
+    sources = scan_result.sources
+    class_of = [s.class_name for s in sources]
+    total = resolve_target(len(sources), options.target, options.factor)
+    fold_of_source = None
+    if options.split_by == "source" or not spec.enabled:
+        groups = merge_groups([s.group for s in sources], [s.sha256 for s in sources])
+        split_of_source = split_by_group([s.label for s in sources], groups, spec, options.seed)
+        if options.folds:
+            labels = [s.label for s in sources]
+            fold_of_source = fold_by_group(labels, groups, options.folds, options.seed)
+            _warn_missing_fold_classes(scan_result, fold_of_source, options.folds, reporter)
+    else:
+        split_of_source = ["-"] * len(sources)
+        reporter.warn(LEAK_WARNING)
+    augment = None
+    if options.no_augment_test:
+        augment = [sp == "train" for sp in split_of_source]
+    jobs = make_plan(class_of, total, options.pipeline.names, options.pca_count, augment)
+    if options.split_by == "image" and spec.enabled:
+        split_of_job = split_by_image([sources[j.source].label for j in jobs], spec, options.seed)
+    else:
+        split_of_job = [split_of_source[j.source] for j in jobs]
+    ext = "png" if options.image_format == "png" else "jpg"
+    names = [
+        output_name(sources[j.source], j, split_of_job[i] if spec.enabled else None, ext)
+        for i, j in enumerate(jobs)
+    ]
+    _warn_missing_classes(scan_result, split_of_job, jobs, spec, reporter)
+    _warn_ungrouped(scan_result, options, reporter)
+    return PlannedRun(scan_result, jobs, split_of_source, split_of_job, names, spec, fold_of_source)
+
+
+def _warn_ungrouped(scan_result: ScanResult, options: ExpandOptions, reporter: Reporter) -> None:
+    """Say how many sources ``--group-regex`` did not match (each is then its own group)."""
+    missed = scan_result.ungrouped
+    if not missed:
+        return
+    total = len(scan_result.sources)
+    reporter.warn(
+        Message(
+            f"{{group_regex}} '{literal(options.group_regex)}' matched {total - len(missed)} "
+            f"of {total:d} sources; the other {len(missed)} fell back to their own group "
+            f"(e.g. {literal(missed[0])}), so they are split as if each came from a different "
+            "patient or smear"
+        )
+    )
+
+
+def output_name(source: Source, job: Job, split: str | None, ext: str) -> str:
+    """Relative output path: ``[<split>/]<class>/<stem>__<kk>_<transform>.<ext>``."""
+    parts = [source.class_name, f"{source.stem}__{job.copy:02d}_{job.transform}.{ext}"]
+    if split is not None:
+        parts.insert(0, split)
+    return "/".join(parts)
+
+
+def _warn_missing_fold_classes(
+    scan_result: ScanResult, fold_of_source: Sequence[int], folds: int, reporter: Reporter
+) -> None:
+    present = {(f, s.class_name) for f, s in zip(fold_of_source, scan_result.sources, strict=True)}
+    for k in range(folds):
+        missing = [c for c in scan_result.classes if (k, c) not in present]
+        if missing:
+            reporter.warn(
+                f"fold {k} has no images of {len(missing)} class(es) {list_briefly(missing)}: "
+                "too few sources or groups for this many folds"
+            )
+
+
+def _warn_missing_classes(
+    scan_result: ScanResult,
+    split_of_job: Sequence[str],
+    jobs: Sequence[Job],
+    spec: SplitSpec,
+    reporter: Reporter,
+) -> None:
+    if not spec.enabled:
+        return
+    present = {
+        (split_of_job[i], scan_result.sources[j.source].class_name) for i, j in enumerate(jobs)
+    }
+    for name in spec.names:
+        missing = [c for c in scan_result.classes if (name, c) not in present]
+        if missing:
+            reporter.warn(
+                f"split {name!r} has no images of {len(missing)} class(es) "
+                f"{list_briefly(missing)}: too few sources or groups for this split"
+            )
+
+
+def row_label(run: PlannedRun, index: int) -> str:
+    """Row of output ``index`` in the summary table: its split, or ``fold k`` with ``--folds``."""
+    if run.fold_of_source is None:
+        return run.split_of_job[index]
+    return f"fold {run.fold_of_source[run.jobs[index].source]}"
+
+
+def list_briefly(items: Sequence[str], limit: int = 10) -> str:
+    """``a, b, c`` or ``a, b, ... and 990 more``: warnings stay readable with 2,000 classes."""
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown} ... and {len(items) - limit} more"

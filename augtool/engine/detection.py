@@ -31,15 +31,9 @@ import numpy as np
 from augtool.annotations import AnnotationSet, Box, ImageBoxes, Problem, read_annotations
 from augtool.annotations.base import problem_listing
 from augtool.annotations.write import MIN_SIDE, annotation_files
+from augtool.engine.groups import compile_group_regex, find_duplicates, group_of
+from augtool.engine.scan import ScanResult, Source, inspect_file
 from augtool.errors import InputError
-from augtool.sources import (
-    ScanResult,
-    Source,
-    compile_group_regex,
-    find_duplicates,
-    group_of,
-    inspect_file,
-)
 
 #: The class every detection source belongs to (the folder of the images in OUT).
 IMAGES = "images"
