@@ -6,36 +6,22 @@ return, and the Python API can show the very same lines.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from augtool.defaults import sort_splits
 from augtool.errors import fill, render_text
 
 if TYPE_CHECKING:
-    from augtool.cells import CellsSummary
     from augtool.engine.dry_run import DryRun
     from augtool.engine.expand import ExpandSummary
     from augtool.engine.options import ExpandOptions
     from augtool.engine.scan import ScanResult
-    from augtool.engine.verify import VerifyReport
-
-#: Order of split rows in every table: train, val, test, then anything else by name.
-SPLIT_ORDER = ("train", "val", "test", "all")
+    from augtool.tools.cells import CellsSummary
 
 
 def _plain(parameter: str) -> str:
     return parameter
-
-
-def split_sort_key(split: str) -> tuple[int, str]:
-    """Sort key that puts splits in :data:`SPLIT_ORDER`, unknown names (``fold 3``) after."""
-    rank = SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER)
-    return rank, split
-
-
-def sort_splits(splits: Iterable[str]) -> list[str]:
-    """The distinct split names, in table order."""
-    return sorted(dict.fromkeys(splits), key=split_sort_key)
 
 
 def counts_table(counts: Mapping[tuple[str, str], int], classes: Sequence[str]) -> str:
@@ -121,44 +107,6 @@ def expand_lines(
     if grouped:
         lines.append(grouped)
     return lines
-
-
-def verify_ok_line(report: VerifyReport) -> str:
-    """The one line of a passing ``verify``."""
-    extra = ", regenerated from RAW with identical bytes" if report.regenerated else ""
-    return f"ok: {report.checked} images in {report.path} match their records{extra}"
-
-
-def verify_problem_lines(report: VerifyReport, limit: int | None = None) -> list[str]:
-    """The problems of a failing ``verify``: the first ``limit``, then how many more.
-
-    Args:
-        report: The failing report.
-        limit: Problems listed one per line (default :data:`augtool.engine.verify.MAX_LISTED`).
-    """
-    if limit is None:
-        from augtool.engine.verify import MAX_LISTED
-
-        limit = MAX_LISTED
-    from augtool.store.guard import shown
-
-    # Problems quote names from the dataset's files: one problem, one line, always.
-    lines = [shown(problem) for problem in report.problems[:limit]]
-    if len(report.problems) > limit:
-        lines.append(f"... and {len(report.problems) - limit} more")
-    return lines
-
-
-def verify_failure(report: VerifyReport) -> str:
-    """The closing message of a failing ``verify``, naming other library versions if any."""
-    from augtool.store.guard import shown
-
-    message = f"{shown(report.path)}: {len(report.problems)} problem(s) found"
-    if report.version_differences and report.regenerated:
-        message += (
-            " (made with other library versions: " + ", ".join(report.version_differences) + ")"
-        )
-    return message
 
 
 def cells_lines(summary: CellsSummary, name: Callable[[str], str] = _plain) -> list[str]:

@@ -33,9 +33,9 @@ from augtool.annotations.masks import mask_to_polygons, to_bitmap
 from augtool.ops.mask_geometry import map_bitmap, map_points, map_polygons, mask_box, polygons_box
 from augtool.ops.targets import map_boxes
 from augtool.pipeline.builtins import output_matrix
-from augtool.smear.shapes import Blob
-from augtool.smear.truth import cell_instances
-from augtool.synth import CLASSES, image_rng, sample_scene
+from augtool.tools.smear.shapes import Blob
+from augtool.tools.smear.truth import cell_instances
+from augtool.tools.synth import CLASSES, image_rng, sample_scene
 
 ANGLES = (10.0, 25.0, 45.0)
 

@@ -24,7 +24,7 @@ from augtool.annotations import read_annotations
 from augtool.engine.detection import ANNOTATION_FOLDER, IMAGES
 from augtool.pipeline.builtins import ORIGINAL, PAPER
 from augtool.pipeline.steps import PCA
-from augtool.preview import LEGEND_HEIGHT, draw_boxes, draw_legend
+from augtool.tools.tiles import LEGEND_HEIGHT, draw_boxes, draw_legend
 
 LABEL_HEIGHT = 22
 GAP = 6

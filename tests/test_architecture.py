@@ -62,12 +62,7 @@ ALLOWED = {
 #: While the move runs: each flat module not yet moved, in the layer it moves to. Every
 #: move deletes its entries; the last one deletes the map.
 LEGACY = {
-    "augtool.cells": "tools",
-    "augtool.dataset_report": "tools",
-    "augtool.preview": "tools",
-    "augtool.smear": "tools",
-    "augtool.summary": "tools",
-    "augtool.synth": "tools",
+    "augtool.summary": "commands",  # what the commands print
 }
 #: The commands import anything while the move runs; at its end they are clients of the
 #: public API only (``import augtool``), and this switches on.
@@ -102,7 +97,7 @@ INSTALL_ARROWS = [
     ("model", "augtool.engine.expand", "training must not depend on expand"),
     ("model", "PIL", "the GPU machine has no Pillow"),
     ("augtool.store", "albumentations", "the store is read on the GPU machine"),
-    ("augtool.synth", "albumentations", "synth.py runs without albumentations"),
+    ("augtool.tools.synth", "albumentations", "synth.py runs without albumentations"),
     ("model", "tqdm", "the GPU machine has no guaranteed tqdm"),
 ]
 #: Heavy or optional packages imported only when used: (importer prefix, target, why).
@@ -630,7 +625,11 @@ PLANTED = [
         {"augtool.store.dataset": "import albumentations.core\n"},
         "augtool.store.dataset -> albumentations",
     ),
-    ("install", {"augtool.synth": "import albumentations as A\n"}, "augtool.synth -> album"),
+    (
+        "install",
+        {"augtool.tools.synth": "import albumentations as A\n"},
+        "augtool.tools.synth -> album",
+    ),
     ("install", {"model.run": "def f():\n    import tqdm\n"}, "model.run -> tqdm"),
     (
         "lazy",
@@ -664,7 +663,7 @@ PLANTED = [
     ("purity", {"augtool.ops.geometry": "import datetime\n"}, "augtool.ops.geometry -> datetime"),
     ("random", {"augtool.engine.split": "import numpy as np\nnp.random.shuffle([1])\n"}, "shuffle"),
     ("random", {"model.train": "import random\nrandom.random()\n"}, "random.random"),
-    ("random", {"augtool.synth": "from numpy.random import rand\n"}, "numpy.random.rand"),
+    ("random", {"augtool.tools.synth": "from numpy.random import rand\n"}, "numpy.random.rand"),
     ("random", {"model.train": "import torch\ntorch.manual_seed(0)\n"}, "torch.manual_seed"),
     (
         "layers",

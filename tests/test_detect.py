@@ -280,7 +280,8 @@ def test_cli_expand_width_by_height(tmp_path: Path) -> None:
 
 def test_preview_draws_the_boxes_of_each_tile(tmp_path: Path) -> None:
     from augtool.drawing import class_rgb
-    from augtool.preview import GAP, LEGEND_HEIGHT, TITLE_HEIGHT, preview
+    from augtool.tools.preview import preview
+    from augtool.tools.tiles import GAP, LEGEND_HEIGHT, TITLE_HEIGHT
 
     raw, location = make_detection_raw(tmp_path, "voc")
     image = raw / "smearA_1.png"
@@ -303,7 +304,7 @@ def test_preview_draws_the_boxes_of_each_tile(tmp_path: Path) -> None:
 
 
 def test_preview_annotation_options_are_checked(tmp_path: Path) -> None:
-    from augtool.preview import preview
+    from augtool.tools.preview import preview
 
     raw, location = make_detection_raw(tmp_path, "voc")
     with pytest.raises(OptionError, match="format"):
@@ -333,7 +334,8 @@ def test_images_sharing_a_stem_get_distinct_outputs(tmp_path: Path) -> None:
 
 
 def test_dataset_grid_of_a_width_by_height_output(tmp_path: Path) -> None:
-    from augtool.preview import GAP, GROUP_GAP, ROW_LABEL_WIDTH, dataset_grid
+    from augtool.tools.dataset_grid import dataset_grid
+    from augtool.tools.tiles import GAP, GROUP_GAP, ROW_LABEL_WIDTH
 
     raw, location = make_detection_raw(tmp_path, "voc")
     out = tmp_path / "out"

@@ -21,11 +21,12 @@ from click.testing import CliRunner
 
 from augtool import defaults
 from augtool.commands.errors import flag_name, render_error
+from augtool.defaults import sort_splits
 from augtool.engine.dry_run import dry_run
 from augtool.engine.expand import expand
 from augtool.engine.options import ExpandOptions, options_from_values
 from augtool.errors import OptionError, OutputError
-from augtool.summary import counts_table, sort_splits
+from augtool.summary import counts_table
 from cli import main
 from tests.reporters import Recorder
 
@@ -184,7 +185,7 @@ def test_synth_existing_output_names_the_flag_not_a_python_keyword(tmp_path: Pat
     result = CliRunner().invoke(main, ["synth", str(out), "--per-class", "ALL=1"])
     assert result.exit_code == 1 and "pass --overwrite" in result.output
     assert "overwrite=True" not in result.output
-    from augtool.synth import synthesize
+    from augtool.tools.synth import synthesize
 
     with pytest.raises(OutputError) as err:
         synthesize(out, per_class={"ALL": 1})
@@ -232,8 +233,8 @@ def test_every_choice_of_every_command_is_a_library_list() -> None:
 
 
 def test_shown_defaults_are_the_library_s() -> None:
-    import augtool.preview as preview
-    from augtool.cells import CellOptions
+    import augtool.tools.preview as preview
+    from augtool.tools.cells import CellOptions
     from model.archs import ARCHS
 
     expand_params = {p.name: p for p in main.commands["expand"].params}

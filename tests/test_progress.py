@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from augtool.engine.expand import expand
 from augtool.engine.options import ExpandOptions
 from augtool.engine.verify import verify
-from augtool.synth import synthesize
+from augtool.tools.synth import synthesize
 from cli import main
 from model.run import evaluate_run
 from tests.h5data import make_blob_h5

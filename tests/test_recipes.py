@@ -18,7 +18,6 @@ from augtool.engine.verify import verify
 from augtool.errors import OptionError
 from augtool.pipeline.recipe_spec import paper_recipe
 from augtool.pipeline.recipe_toml import read_recipe_file, recipe_from_dict
-from augtool.summary import verify_failure
 from tests.child_process import run_cli
 from tests.conftest import smear_like, write_image
 from tests.mixed_recipe import albumentations_json, images_and_manifest, mixed_recipe
@@ -157,7 +156,7 @@ def test_verify_names_the_library_versions_that_differ_before_comparing(
     first.write_bytes(first.read_bytes() + b"x")
     report = verify(out, regenerate_raw=raw, workers=1)
     assert not report.ok
-    assert "other library versions: opencv 4.9.0 ->" in verify_failure(report)
+    assert "other library versions: opencv 4.9.0 ->" in report.failure()
 
 
 def test_verify_says_nothing_of_versions_when_they_match(make_raw, tmp_path: Path) -> None:
@@ -493,7 +492,7 @@ def test_preview_draws_a_recipe(tmp_path: Path) -> None:
     )
     assert code == 0, out
     assert "16 tiles" in out  # the original and the curator recipe's 15 transforms
-    from augtool.preview import sheet_tiles
+    from augtool.tools.preview import sheet_tiles
 
     tiles, about = sheet_tiles(tmp_path / "cell.png", 32, recipe=read_recipe_file("colour"))
     assert [t.title for t in tiles] == [

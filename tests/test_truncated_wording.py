@@ -1,7 +1,7 @@
 """A truncated image is described in one wording, by one function, wherever it is met.
 
 ``expand`` (its scan, :func:`augtool.engine.scan.inspect_file`) and ``preview``
-(:func:`augtool.preview.contact_sheet`) used to describe the same cut JPEG two
+(:func:`augtool.tools.preview.contact_sheet`) used to describe the same cut JPEG two
 ways ("truncated JPEG (no end-of-image marker ...)" against "JPEG data is
 corrupt or truncated"); both now get the words from
 :func:`augtool.store.decode.truncation` through :func:`augtool.store.decode.decode_rgb`.
@@ -19,8 +19,8 @@ import pytest
 
 from augtool.engine.scan import inspect_file
 from augtool.errors import InputError
-from augtool.preview import contact_sheet
 from augtool.store.decode import decode_rgb, truncation
+from augtool.tools.preview import contact_sheet
 from tests.conftest import smear_like
 
 JPEG_WORDS = "truncated JPEG (no end-of-image marker after the last scan)"

@@ -30,12 +30,12 @@ import sys
 #: commands import when they run (see augtool/commands/*.py); not torch.
 WARM = (
     "cli",
-    "augtool.cells",
+    "augtool.tools.cells",
     "augtool.engine.expand",
-    "augtool.preview",
+    "augtool.tools.preview",
     "augtool.pipeline.recipe_toml",
     "augtool.summary",
-    "augtool.synth",
+    "augtool.tools.synth",
     "augtool.engine.verify",
     "augtool.commands.terminal",
     "model.config",

@@ -174,8 +174,8 @@ def cells_command(
       augtool cells smears/ instances.json cells/ --annotation-format coco --crop box
       augtool cells images/ labels/ cells/ --annotation-format yolo --max-per-smear 2
     """
-    from augtool.cells import CellOptions, cut_cells
     from augtool.summary import cells_lines
+    from augtool.tools.cells import CellOptions, cut_cells
 
     size = opts.pop("size")
     options = CellOptions(

@@ -95,7 +95,7 @@ def preview(
       augtool preview smears/a.jpg boxes.png --annotations ann/ --annotation-format voc
     """
     from augtool.pipeline.recipe_toml import read_recipe_file
-    from augtool.preview import preview as run_preview
+    from augtool.tools.preview import preview as run_preview
 
     result = run_preview(
         source,

@@ -76,7 +76,7 @@ def report_command(
       augtool report cells.h5 cells-report.html --raw cells/
       augtool report smears/ --annotations ann/ --annotation-format voc
     """
-    from augtool.dataset_report import write_report
+    from augtool.tools.dataset_report import write_report
 
     out = out if out is not None else default_out(dataset)
     result = write_report(

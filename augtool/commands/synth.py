@@ -93,7 +93,7 @@ def synth(
       augtool synth demo/ --per-class ALL=10,AML=10,normal=10 --size 320x240 --seed 1
       augtool synth demo/ --masks demo-masks/
     """
-    from augtool.synth import synthesize
+    from augtool.tools.synth import synthesize
 
     width, height = size
     reporter = TqdmReporter(quiet)

@@ -49,7 +49,6 @@ def verify(
       augtool verify out.h5 --regenerate raw/
     """
     from augtool.engine.verify import verify as run_verify
-    from augtool.summary import verify_failure, verify_ok_line, verify_problem_lines
 
     reporter = TqdmReporter(quiet, log_lines=True)
     try:
@@ -60,8 +59,8 @@ def verify(
         reporter.close()
     if report.ok:
         if not quiet:
-            click.echo(verify_ok_line(report))
+            click.echo(report.ok_line())
         return
-    for line in verify_problem_lines(report):
+    for line in report.problem_lines():
         click.echo(line, err=True)
-    raise AugtoolClickError(verify_failure(report), exit_code=1)
+    raise AugtoolClickError(report.failure(), exit_code=1)

@@ -70,7 +70,7 @@ def group_of(relpath: str, regex: re.Pattern[str] | None) -> str:
     return match.group(1) if regex.groups else match.group(0)
 
 
-#: The record ``augtool cells`` writes beside its class folders (see augtool/cells.py).
+#: The record ``augtool cells`` writes beside its class folders (see augtool/tools/cells.py).
 CELLS_CSV = "cells.csv"
 
 

@@ -70,6 +70,27 @@ class VerifyReport:
         """True when no problem was found."""
         return not self.problems
 
+    def ok_line(self) -> str:
+        """The one line of a passing ``verify``."""
+        extra = ", regenerated from RAW with identical bytes" if self.regenerated else ""
+        return f"ok: {self.checked} images in {self.path} match their records{extra}"
+
+    def problem_lines(self, limit: int = MAX_LISTED) -> list[str]:
+        """The problems, one line each (names from files escaped), then how many more."""
+        lines = [shown(problem) for problem in self.problems[:limit]]
+        if len(self.problems) > limit:
+            lines.append(f"... and {len(self.problems) - limit} more")
+        return lines
+
+    def failure(self) -> str:
+        """The closing message of a failing ``verify``, naming other library versions if any."""
+        message = f"{shown(self.path)}: {len(self.problems)} problem(s) found"
+        if self.version_differences and self.regenerated:
+            message += (
+                " (made with other library versions: " + ", ".join(self.version_differences) + ")"
+            )
+        return message
+
 
 def verify(
     path: str | Path,

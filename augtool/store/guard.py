@@ -20,7 +20,7 @@ that is not trusted), so what its files say is checked before it is used:
 
 :func:`augtool.store.schema.read_manifest` and :func:`augtool.store.schema.read_recipe`
 (the only readers of those files) call these checks; :mod:`augtool.store.dataset`,
-:mod:`augtool.engine.verify`, :mod:`augtool.preview` and ``model/`` read images
+:mod:`augtool.engine.verify`, :mod:`augtool.tools.preview` and ``model/`` read images
 through :func:`decode_member` or check HDF5 shapes with :func:`check_image_shape`.
 """
 

@@ -53,11 +53,18 @@ from augtool.annotations.png_masks import CLASSES_FILE, png_mask_files, write_fi
 from augtool.annotations.segmentation import ImageMasks
 from augtool.errors import OptionError, OutputError, literal
 from augtool.progress import NoProgress, Progress
-from augtool.smear.cells import nucleus_fraction
-from augtool.smear.draw import draw_scene
-from augtool.smear.scene import CLASSES, DEFAULT_SIZE, Scene, check_class, check_size, sample_scene
-from augtool.smear.truth import CELL_CLASSES, SEMANTIC_CLASSES, cell_instances, class_map
 from augtool.store.publish import staged_folder
+from augtool.tools.smear.cell_models import nucleus_fraction
+from augtool.tools.smear.draw import draw_scene
+from augtool.tools.smear.scene import (
+    CLASSES,
+    DEFAULT_SIZE,
+    Scene,
+    check_class,
+    check_size,
+    sample_scene,
+)
+from augtool.tools.smear.truth import CELL_CLASSES, SEMANTIC_CLASSES, cell_instances, class_map
 
 __all__ = [
     "CELL_CLASSES",
@@ -189,7 +196,7 @@ def synthesize(
     classes' counts. The images are written into a temporary sibling folder
     that is renamed to ``out`` at the end: ``out`` never holds a partial set.
 
-    With ``masks``, every cell's exact mask (:mod:`augtool.smear.truth`) is
+    With ``masks``, every cell's exact mask (:mod:`augtool.tools.smear.truth`) is
     written there too, for the images in ``out``:
 
     * ``annotations.json``: COCO instance segmentation (``file_name`` relative

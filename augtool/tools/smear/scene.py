@@ -1,7 +1,7 @@
 """One smear as a frozen description (:class:`Scene`) and its random sampling.
 
 :func:`sample_scene` draws every random choice of an image from the generator it
-is given; :func:`augtool.smear.draw.draw_scene` turns the scene into pixels.
+is given; :func:`augtool.tools.smear.draw.draw_scene` turns the scene into pixels.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from augtool.errors import OptionError
-from augtool.smear.cells import SAMPLERS, RedCell, WhiteCell
-from augtool.smear.shapes import Blob, wavy
+from augtool.tools.smear.cell_models import SAMPLERS, RedCell, WhiteCell
+from augtool.tools.smear.shapes import Blob, wavy
 
 #: Class names, in the order that fixes each class's index in the seed.
 CLASSES: tuple[str, ...] = ("ALL", "AML", "normal")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from augtool.smear.shapes import Blob, Segment, wavy
+from augtool.tools.smear.shapes import Blob, Segment, wavy
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Turn a :class:`~augtool.smear.scene.Scene` into an RGB picture (pure in the scene).
+"""Turn a :class:`~augtool.tools.smear.scene.Scene` into an RGB picture (pure in the scene).
 
 Every cell adds density to one of four stain planes (eosin, nuclear,
 basophilic, granule). The light through the slide is
@@ -15,9 +15,9 @@ import math
 import cv2
 import numpy as np
 
-from augtool.smear.cells import WhiteCell, cell_masks
-from augtool.smear.scene import Scene
-from augtool.smear.shapes import grid_box, smoothstep
+from augtool.tools.smear.cell_models import WhiteCell, cell_masks
+from augtool.tools.smear.scene import Scene
+from augtool.tools.smear.shapes import grid_box, smoothstep
 
 # Stain planes of the density stack, in the order of the OD rows in draw_scene.
 EOSIN, NUCLEAR, BASOPHIL, GRANULE = 0, 1, 2, 3

@@ -1,7 +1,7 @@
 """The exact masks of a generated smear's cells, from the scene that draws them.
 
-Every cell of a :class:`~augtool.smear.scene.Scene` is a soft-edged shape
-(:mod:`augtool.smear.shapes`) whose coverage ``alpha`` the drawing uses, with
+Every cell of a :class:`~augtool.tools.smear.scene.Scene` is a soft-edged shape
+(:mod:`augtool.tools.smear.shapes`) whose coverage ``alpha`` the drawing uses, with
 the drawing's own edge width; a pixel belongs to a cell when its coverage is
 at least one half (for a plain outline: when its centre lies inside it), and
 to the nucleus when the nucleus' coverage, as drawn, is. These are masks nobody drew by hand:
@@ -24,10 +24,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from augtool.annotations.masks import IGNORE, Instance, LabelMap, encode_rle
-from augtool.smear.cells import cell_masks
-from augtool.smear.draw import edge_width
-from augtool.smear.scene import Scene
-from augtool.smear.shapes import Blob, grid_box
+from augtool.tools.smear.cell_models import cell_masks
+from augtool.tools.smear.draw import edge_width
+from augtool.tools.smear.scene import Scene
+from augtool.tools.smear.shapes import Blob, grid_box
 
 #: Instance classes, in the order ``augtool synth`` numbers them.
 CELL_CLASSES = (

@@ -12,10 +12,7 @@
   or HDF5): one row per class, one column group per split, each tile labelled
   with its transform.
 
-Labels are drawn with OpenCV (its ``sans`` font on OpenCV 5, Hershey before),
-in ASCII only (:func:`augtool.drawing.ascii_label`), so every OpenCV draws every
-glyph. The layout never depends on text metrics, so a sheet's pixel size follows
-from the tile size and the constants below.
+The tiles, their labels, boxes and legend are drawn by :mod:`augtool.tools.tiles`.
 """
 
 from __future__ import annotations
@@ -32,58 +29,45 @@ import numpy as np
 
 from augtool import defaults
 from augtool.annotations import Box, ImageBoxes
-from augtool.drawing import ascii_label, class_rgb, colour_of
 from augtool.errors import InputError, OptionError, OutputError, literal
 from augtool.ops.pca import DEFAULT_STD
 from augtool.pipeline.builtins import PAPER, Ranges
 from augtool.pipeline.recipe_spec import Recipe, paper_recipe
 from augtool.store.decode import choose_reduction, image_size, read_image_file
 from augtool.store.publish import write_bytes
+from augtool.tools.dataset_grid import dataset_grid
+from augtool.tools.tiles import (
+    GAP,
+    INK,
+    LABEL_HEIGHT,
+    LEGEND_HEIGHT,
+    MUTED,
+    TITLE_HEIGHT,
+    Tile,
+    blank_canvas,
+    describe,
+    draw_boxes,
+    draw_legend,
+    put_text,
+)
 
-#: Space between tiles and around the sheet, pixels.
-GAP = 8
-#: Height of a contact-sheet tile's label strip (two lines: name, parameters).
-LABEL_HEIGHT = 40
-#: Height of the title strip on top of a sheet or grid.
-TITLE_HEIGHT = 30
-#: Height of a grid tile's label strip (one line: the transform).
-GRID_LABEL_HEIGHT = 22
-#: Height of the grid's split header row.
-HEADER_HEIGHT = 26
-#: Width of the grid's class-name column.
-ROW_LABEL_WIDTH = 120
-#: Extra space between the grid's split groups.
-GROUP_GAP = 16
 #: Columns of a contact sheet unless told otherwise.
 DEFAULT_COLUMNS = defaults.DEFAULT_COLUMNS
+
+
 #: PCA modes shown on a contact sheet, in order (the default first).
 PCA_MODES = defaults.PCA_MODES
+
+
 #: Tiles on a contact sheet: the original, the ten transforms, PCA in both modes.
 SHEET_TILES = 1 + len(PAPER) + len(PCA_MODES)
-#: Height of the legend strip (class colours) under the title of a picture with boxes.
-LEGEND_HEIGHT = 24
+
+
 #: Largest source accepted, pixels (as ``expand --max-pixels``'s default).
 MAX_PIXELS = defaults.MAX_PIXELS
 
+
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-_BACKGROUND = (246, 246, 246)
-_INK = (20, 20, 20)
-_MUTED = (90, 90, 90)
-
-
-@dataclass(frozen=True)
-class Tile:
-    """One labelled picture of a sheet.
-
-    Attributes:
-        image: ``(S, S, 3)`` uint8 RGB.
-        title: First label line (transform name).
-        detail: Second label line (its parameters), may be empty.
-    """
-
-    image: np.ndarray
-    title: str
-    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,9 +87,6 @@ class PreviewResult:
     width: int
     height: int
     tiles: int
-
-
-# --- what is the input? ---------------------------------------------------------------
 
 
 def detect_kind(path: str | Path) -> str:
@@ -140,9 +121,6 @@ def detect_kind(path: str | Path) -> str:
     except OSError as err:
         raise InputError(f"{path}: cannot read ({err.strerror})") from err
     return "dataset" if head == _HDF5_MAGIC else "image"
-
-
-# --- contact sheet of one image -------------------------------------------------------
 
 
 def sheet_tiles(
@@ -253,109 +231,6 @@ def sheet_tiles(
     return tiles, about
 
 
-def draw_boxes(
-    image: np.ndarray,
-    boxes: Sequence[Box],
-    classes: Sequence[str],
-    scale: float = 1.0,
-    thickness: int = 2,
-) -> np.ndarray:
-    """Draw boxes on an RGB image in place, each in its class's colour (:mod:`augtool.drawing`).
-
-    Args:
-        image: ``(H, W, 3)`` uint8 RGB, modified.
-        boxes: Boxes in the image's pixels (continuous edges), or in the pixels
-            of an image ``1 / scale`` times this one's size.
-        classes: Class names; a box's colour is its class's position here.
-        scale: Factor from the boxes' pixels to ``image``'s (a thumbnail's).
-        thickness: Line width in pixels.
-
-    Returns:
-        ``image``.
-    """
-    for box in boxes:
-        colour = colour_of(box.label, classes)
-        x0, y0 = round(box.x0 * scale), round(box.y0 * scale)
-        x1, y1 = round(box.x1 * scale) - 1, round(box.y1 * scale) - 1
-        cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness)
-    return image
-
-
-def draw_legend(canvas: np.ndarray, classes: Sequence[str], x: int, y: int, width: int) -> None:
-    """Draw the class colours as a row of swatches and names, ``LEGEND_HEIGHT`` px high.
-
-    Each entry takes a width that follows from its name's length (not from
-    text metrics), so the layout is the same with either font; entries that do
-    not fit in ``width`` are left out.
-
-    Args:
-        canvas: ``(H, W, 3)`` uint8 RGB, modified.
-        classes: Class names; entry ``i`` has the colour of class position ``i``.
-        x: Left edge of the strip.
-        y: Top edge of the strip.
-        width: Width of the strip.
-    """
-    left = x
-    for i, name in enumerate(classes):
-        slot = 14 + 6 + 8 * len(name) + 14
-        if left + slot > x + width:
-            break
-        top = y + (LEGEND_HEIGHT - 14) // 2
-        cv2.rectangle(canvas, (left, top), (left + 13, top + 13), class_rgb(i), -1)
-        _text(canvas, name, left + 20, y, slot - 20, LEGEND_HEIGHT, 14, _INK)
-        left += slot
-
-
-def describe(name: str, params: dict, width: int, height: int) -> str:
-    """The label's parameter line for one transform's recorded parameters.
-
-    Args:
-        name: ``original`` or a transform name.
-        params: Its parameters as recorded in the manifest.
-        width: Source width (for the original's line).
-        height: Source height.
-
-    Returns:
-        A short human line, e.g. ``"sigma = 5.1 px"`` or ``"+23.4 deg (ccw)"`` (lengths
-        in source pixels).
-    """
-    if name == "original":
-        return f"{width}x{height} source"
-    if "sigma" in params:
-        return f"sigma = {params['sigma']:.1f} px"
-    if name == "rotate":
-        turn = "ccw" if params["angle"] >= 0 else "cw"
-        return f"{params['angle']:+.1f} deg ({turn})"
-    if name == "translate":
-        return f"dx {params['dx']:+.1f} dy {params['dy']:+.1f} px"
-    if "factor" in params:
-        return f"factor {params['factor']:+.2f}"
-    fixed = {
-        "gray": "luminance only",
-        "histeq": "equalized gray",
-        "flip_x": "top-bottom",
-        "flip_y": "left-right",
-    }
-    return fixed.get(name) or _generic(params)
-
-
-def _generic(params: dict) -> str:
-    """A short line for any recorded parameters: ``delta +0.12  stops -0.30``."""
-    if "seed" in params and "albumentations" in params:
-        return f"albumentations seed {params['seed']}"
-    parts = []
-    for key, value in params.items():
-        if key.endswith("_seed"):
-            continue
-        if isinstance(value, float):
-            parts.append(f"{key} {value:+.2f}")
-        elif isinstance(value, list):
-            parts.append(f"{len(value)} {key}")
-        else:
-            parts.append(f"{key} {value}")
-    return "  ".join(parts)
-
-
 def contact_sheet(
     path: str | Path,
     size: int = 227,
@@ -406,8 +281,10 @@ def contact_sheet(
     rows = math.ceil(len(tiles) / columns)
     cell_h = size + LABEL_HEIGHT
     top = TITLE_HEIGHT + (LEGEND_HEIGHT if boxes is not None else 0)
-    sheet = _canvas(top + rows * cell_h + (rows + 1) * GAP, columns * size + (columns + 1) * GAP)
-    _text(sheet, about, GAP, 0, sheet.shape[1] - 2 * GAP, TITLE_HEIGHT, 15, _INK)
+    sheet = blank_canvas(
+        top + rows * cell_h + (rows + 1) * GAP, columns * size + (columns + 1) * GAP
+    )
+    put_text(sheet, about, GAP, 0, sheet.shape[1] - 2 * GAP, TITLE_HEIGHT, 15, INK)
     if boxes is not None and classes:
         draw_legend(sheet, classes, GAP, TITLE_HEIGHT, sheet.shape[1] - 2 * GAP)
     for i, tile in enumerate(tiles):
@@ -415,134 +292,9 @@ def contact_sheet(
         y = top + GAP + row * (cell_h + GAP)
         x = GAP + col * (size + GAP)
         sheet[y : y + size, x : x + size] = tile.image
-        _text(sheet, tile.title, x + 2, y + size, size - 2, LABEL_HEIGHT // 2, 14, _INK)
-        _text(sheet, tile.detail, x + 2, y + size + LABEL_HEIGHT // 2, size - 2, 18, 13, _MUTED)
+        put_text(sheet, tile.title, x + 2, y + size, size - 2, LABEL_HEIGHT // 2, 14, INK)
+        put_text(sheet, tile.detail, x + 2, y + size + LABEL_HEIGHT // 2, size - 2, 18, 13, MUTED)
     return sheet
-
-
-# --- grid of an expand output ---------------------------------------------------------
-
-
-def dataset_grid(
-    path: str | Path, per_cell: int = defaults.DEFAULT_PER_CELL, seed: int = 0
-) -> tuple[np.ndarray, int]:
-    """Random outputs of an ``expand`` result: a row per class, a column group per split or fold.
-
-    A dataset made with folds (``expand --folds``) gets one column group per
-    fold (and one per split for images outside the folds); one made with
-    boxes (``expand --annotations``) has them drawn on its tiles, read back
-    from the annotation files beside the images, in their class colours
-    (:mod:`augtool.drawing`), with a legend under the title.
-
-    Args:
-        path: Output folder or HDF5 file.
-        per_cell: Images shown per (class, column group), drawn without
-            replacement (all of them where the cell has fewer).
-        seed: Seed of the draw.
-
-    Returns:
-        The picture, ``(TITLE_HEIGHT + L + HEADER_HEIGHT + C * (S + GRID_LABEL_HEIGHT)
-        + (C + 1) * GAP, ROW_LABEL_WIDTH + P * (per_cell * W + (per_cell - 1) *
-        GAP) + (P - 1) * GROUP_GAP + 2 * GAP, 3)`` uint8 RGB for C classes, P
-        column groups and images S high and W wide, ``L`` = ``LEGEND_HEIGHT``
-        with boxes, else 0; and the number of tiles drawn.
-
-    Raises:
-        InputError: If ``path`` is not a readable ``expand`` output, or it is empty.
-        OptionError: If ``per_cell`` is out of range.
-    """
-    from augtool.store.dataset import open_dataset
-
-    if not 1 <= per_cell <= 64:
-        raise OptionError("per_cell", f"must be between 1 and 64, got {per_cell}")
-    data = open_dataset(path)
-    if len(data) == 0:
-        raise InputError(f"{path}: the dataset holds no images")
-    box_classes, boxes = _grid_boxes(Path(path), data.names, data.attrs)
-    side, tile_w = int(data.images.shape[1]), int(data.images.shape[2])
-    groups = column_groups(data.splits, data.folds)
-    group_w = per_cell * tile_w + (per_cell - 1) * GAP
-    cell_h = side + GRID_LABEL_HEIGHT
-    n_classes = len(data.class_names)
-    top = TITLE_HEIGHT + (LEGEND_HEIGHT if boxes else 0)
-    grid = _canvas(
-        top + HEADER_HEIGHT + n_classes * cell_h + (n_classes + 1) * GAP,
-        ROW_LABEL_WIDTH + len(groups) * group_w + (len(groups) - 1) * GROUP_GAP + 2 * GAP,
-    )
-    shape = f"{side} px" if tile_w == side else f"{tile_w}x{side} px"
-    about = f"{Path(path).name} | {len(data)} images | {shape} | draw seed {seed}"
-    _text(grid, about, GAP, 0, grid.shape[1] - 2 * GAP, TITLE_HEIGHT, 15, _INK)
-    if boxes:
-        draw_legend(grid, box_classes, GAP, TITLE_HEIGHT, grid.shape[1] - 2 * GAP)
-    tiles = 0
-    for s, (title, in_group) in enumerate(groups):
-        x0 = ROW_LABEL_WIDTH + GAP + s * (group_w + GROUP_GAP)
-        header = f"{title} ({int(np.count_nonzero(in_group))})"
-        _text(grid, header, x0, top, group_w, HEADER_HEIGHT, 16, _INK, center=True)
-        for label in range(n_classes):
-            y = top + HEADER_HEIGHT + GAP + label * (cell_h + GAP)
-            members = np.flatnonzero(in_group & (data.labels == label))
-            if len(members) == 0:
-                _text(grid, "(none)", x0, y, group_w, side, 14, _MUTED, center=True)
-                continue
-            rng = np.random.default_rng([seed, s, label])
-            chosen = np.sort(rng.choice(members, min(per_cell, len(members)), replace=False))
-            for j, index in enumerate(chosen):
-                x = x0 + j * (tile_w + GAP)
-                image = data.images[index]
-                item = boxes.get(data.names[index])
-                if item is not None:
-                    image = draw_boxes(image.copy(), item.boxes, box_classes)
-                grid[y : y + side, x : x + tile_w] = image
-                title = data.transforms[index]
-                if item is not None:
-                    title += f" | {len(item.boxes)} boxes"
-                _text(grid, title, x + 2, y + side, tile_w - 2, GRID_LABEL_HEIGHT, 13, _INK)
-                tiles += 1
-    for label, name in enumerate(data.class_names):
-        y = top + HEADER_HEIGHT + GAP + label * (cell_h + GAP)
-        count = int(np.count_nonzero(data.labels == label))
-        _text(grid, name, GAP, y + side // 2 - 20, ROW_LABEL_WIDTH - GAP, 22, 16, _INK)
-        _text(grid, f"{count} images", GAP, y + side // 2, ROW_LABEL_WIDTH - GAP, 20, 13, _MUTED)
-    return grid, tiles
-
-
-def column_groups(splits: np.ndarray, folds: np.ndarray | None) -> list[tuple[str, np.ndarray]]:
-    """The grid's column groups: ``(title, mask)`` per split, or per fold where there are folds.
-
-    Args:
-        splits: ``(N,)`` split name of each image.
-        folds: ``(N,)`` fold of each image (negative: none), or None.
-    """
-    from augtool.summary import sort_splits
-
-    groups = []
-    fold_of = np.full(len(splits), -1) if folds is None else np.asarray(folds)
-    for split in sort_splits(set(splits.tolist())):
-        in_split = splits == split
-        folded = sorted({int(f) for f in fold_of[in_split] if f >= 0})
-        several = len(set(splits.tolist())) > 1
-        for fold in folded:
-            title = f"{split} fold {fold}" if several else f"fold {fold}"
-            groups.append((title, in_split & (fold_of == fold)))
-        rest = in_split & (fold_of < 0)
-        if rest.any():
-            groups.append((split, rest))
-    return groups
-
-
-def _grid_boxes(path: Path, names: Sequence[str], attrs: dict) -> tuple[list[str], dict]:
-    """The classes and boxes (by image name) of a detection output; nothing for others."""
-    record = attrs.get("annotations")
-    if not isinstance(record, dict) or not path.is_dir():
-        return [], {}
-    from augtool.engine.detection import read_output_boxes
-
-    classes, boxes, _ = read_output_boxes(path, names, record)
-    return classes, boxes
-
-
-# --- the command ----------------------------------------------------------------------
 
 
 def preview(
@@ -697,48 +449,3 @@ def write_png(out: str | Path, image: np.ndarray, overwrite: bool = False) -> No
         raise OutputError(
             f"writing {out} failed: {err.strerror or err} (errno {err.errno})"
         ) from err
-
-
-# --- drawing --------------------------------------------------------------------------
-
-
-def _canvas(height: int, width: int) -> np.ndarray:
-    canvas = np.empty((height, width, 3), dtype=np.uint8)
-    canvas[:] = _BACKGROUND
-    return canvas
-
-
-def _text(
-    canvas: np.ndarray,
-    text: str,
-    x: int,
-    y: int,
-    width: int,
-    height: int,
-    px: int,
-    color: tuple[int, int, int],
-    center: bool = False,
-) -> None:
-    """Draw one line of text, vertically centred, clipped to the box (x, y, width, height)."""
-    text = ascii_label(text)
-    if not text or width <= 0 or height <= 0:
-        return
-    box = np.ascontiguousarray(canvas[y : y + height, x : x + width])
-    baseline = (height + px) // 2 - max(1, px // 6)
-    font = _font()
-    if font is not None:
-        flags = cv2.PUT_TEXT_ALIGN_CENTER if center else cv2.PUT_TEXT_ALIGN_LEFT
-        org = (width // 2 if center else 0, baseline)
-        cv2.putText(box, text, org, color, font, px, 400, flags)
-    else:
-        scale = cv2.getFontScaleFromHeight(cv2.FONT_HERSHEY_SIMPLEX, px * 3 // 4, 1)
-        (w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        org = ((width - w) // 2 if center else 0, baseline)
-        cv2.putText(box, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
-    canvas[y : y + height, x : x + width] = box
-
-
-def _font() -> cv2.FontFace | None:
-    """OpenCV 5's built-in sans font, or None on older OpenCV (Hershey is used then)."""
-    face = getattr(cv2, "FontFace", None)
-    return face("sans") if face is not None else None
