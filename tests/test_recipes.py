@@ -219,7 +219,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augtool.pipeline import StepType
+from augtool import StepType
 
 
 @dataclass(frozen=True)

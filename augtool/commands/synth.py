@@ -61,6 +61,7 @@ def _parse_per_class(
 @click.option(
     "--masks",
     type=click.Path(file_okay=False, path_type=Path),
+    default=None,
     metavar="DIR",
     help="Also write every cell's exact mask to DIR (outside OUT): COCO instance "
     "segmentation (annotations.json), instance-id PNGs with class tables (instances/) "

@@ -56,6 +56,8 @@ class ExpandSummary:
         output_format: ``folder`` or ``hdf5``.
         boxes: Detection runs: the annotation record (``boxes_in``, ``boxes_out``,
             ``files``); None otherwise.
+        rendered_on: Where the sources were rendered, when not on this machine
+            (a Dask cluster's description); None for local workers.
     """
 
     out: Path
@@ -66,6 +68,7 @@ class ExpandSummary:
     scan: ScanResult
     output_format: str
     boxes: dict | None = None
+    rendered_on: str | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -183,6 +186,7 @@ def expand(
             scan=scan_result,
             output_format=output_format,
             boxes=attrs.get("annotations"),
+            rendered_on=None if isinstance(backend, LocalBackend) else _describe(backend),
         )
     return summary
 
@@ -328,3 +332,9 @@ def _attributes(
         "duplicates": run.scan.duplicates,
         "versions": versions,
     }
+
+
+def _describe(backend: Backend) -> str:
+    """One line about where a backend renders (its ``describe()``, or its kind)."""
+    describe = getattr(backend, "describe", None)
+    return describe() if callable(describe) else type(backend).__name__
