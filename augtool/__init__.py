@@ -40,12 +40,14 @@ __all__ = [
     "Targets",
     "VerifyReport",
     "__version__",
+    "check_test_read",
     "cut_cells",
     "dry_run",
     "expand",
     "load_recipe",
     "open_dataset",
     "preview",
+    "record_test_read",
     "report",
     "synthesize",
     "verify",
@@ -62,6 +64,8 @@ _HOME = {
     "report": "augtool.api",
     "open_dataset": "augtool.store.dataset",
     "Dataset": "augtool.store.dataset",
+    "check_test_read": "augtool.store.ledger",
+    "record_test_read": "augtool.store.ledger",
     "Pipeline": "augtool.pipeline.core",
     "Sample": "augtool.pipeline.core",
     "load_recipe": "augtool.pipeline.core",
@@ -99,3 +103,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs only
     from augtool.pipeline.core import Pipeline, Sample, load_recipe
     from augtool.pipeline.steps import StepType
     from augtool.store.dataset import Dataset, open_dataset
+    from augtool.store.ledger import check_test_read, record_test_read

@@ -59,14 +59,6 @@ ALLOWED = {
     "commands": {"base", "api", "model"},
     "model": {"base", "store"},
 }
-#: While the move runs: each flat module not yet moved, in the layer it moves to. Every
-#: move deletes its entries; the last one deletes the map.
-LEGACY = {
-    "augtool.summary": "commands",  # what the commands print
-}
-#: The commands import anything while the move runs; at its end they are clients of the
-#: public API only (``import augtool``), and this switches on.
-COMMANDS_THROUGH_THE_API = False
 #: Arrows against the layers that the move has not removed yet: (importer, imported).
 PENDING_ARROWS = {
     # model/ reads a raw class folder through the engine's scan; model/ is moved on its own.
@@ -76,18 +68,6 @@ PENDING_ARROWS = {
 #: move of model/ (folds and run-folder helpers in their own modules). Delete the entry
 #: then: the test fails when a listed cycle no longer exists, or another appears.
 PENDING_CYCLES = [{"model.cv", "model.run", "model.scoring"}]
-#: Module names that more than one module still bears while the move runs.
-PENDING_NAME_CLASHES = {
-    "cells",
-    "errors",
-    "expand",
-    "options",
-    "preview",
-    "report",
-    "synth",
-    "train",
-    "verify",
-}
 
 #: Arrows about what a machine has installed: (importer prefix, forbidden target, why).
 INSTALL_ARROWS = [
@@ -399,7 +379,7 @@ def random_state_violations(modules: dict[str, Module]) -> list[str]:
 
 def layer_of(name: str) -> str | None:
     """The layer of a dotted module name: its longest prefix in the layer tables."""
-    table = {**LAYERS, **LEGACY}
+    table = LAYERS
     parts = name.split(".")
     for i in range(len(parts), 0, -1):
         layer = table.get(".".join(parts[:i]))
@@ -415,7 +395,7 @@ def imported_modules(m: Module, modules: dict[str, Module]) -> Iterator[tuple[in
     module or a package of the layer tables), else names of ``a``; ``from augtool
     import __version__`` reads the version, a base name.
     """
-    table = {**LAYERS, **LEGACY}
+    table = LAYERS
     package = m.name if m.path.endswith("__init__.py") else m.name.rpartition(".")[0]
     for node in runtime_nodes(m.tree):
         if isinstance(node, ast.Import):
@@ -439,8 +419,7 @@ def layer_violations(modules: dict[str, Module]) -> list[str]:
             theirs = layer_of(target)
             if theirs is None or theirs == mine or (m.name, target) in PENDING_ARROWS:
                 continue
-            allowed = ALLOWED[mine] if mine != "commands" or COMMANDS_THROUGH_THE_API else None
-            if allowed is not None and theirs not in allowed:
+            if theirs not in ALLOWED[mine]:
                 problems.append(f"{m.path}:{line} imports {target}: {mine} may not import {theirs}")
             elif mine == "commands" and theirs == "api" and target != "augtool":
                 problems.append(
@@ -542,7 +521,6 @@ def test_pending_exceptions_still_exist(modules: dict[str, Module]) -> None:
     found = {(m.name, t) for m in modules.values() for _, t in imported_modules(m, modules)}
     assert found >= PENDING_ARROWS
     assert all(c in cycles(modules) for c in PENDING_CYCLES)
-    assert set(LEGACY) <= {n for n in modules if n.count(".") <= 1}
 
 
 def test_every_module_has_a_layer(modules: dict[str, Module]) -> None:
@@ -568,7 +546,7 @@ def test_module_names_are_unique() -> None:
         str(p.relative_to(REPO)) for folder in NAMED_FOLDERS for p in REPO.glob(f"{folder}/**/*.py")
     ]
     paths.append("cli.py")
-    assert set(name_clashes(paths)) == PENDING_NAME_CLASHES
+    assert name_clashes(paths) == {}
 
 
 def test_a_repeated_module_name_is_caught() -> None:
@@ -683,6 +661,17 @@ PLANTED = [
     ("layers", {"model.run": "from augtool.engine import scan\n"}, "model may not import engine"),
     ("layers", {"augtool.store.decode": "from augtool import api\n"}, "store may not import api"),
     (
+        "layers",
+        {"augtool.commands.x_cmd": "def f():\n    from augtool.engine.expand import expand\n"},
+        "commands may not import engine",
+    ),
+    (
+        "layers",
+        {"augtool.commands.x_cmd": "from augtool.api import expand\n"},
+        "imports augtool.api: commands use the public API",
+    ),
+    ("layers", {"cli": "from augtool.store import ledger\n"}, "commands may not import store"),
+    (
         "cycles",
         {"augtool.ops.a": "from augtool.ops import b\n", "augtool.ops.b": "import augtool.ops.a\n"},
         "augtool.ops.a <-> augtool.ops.b: an import cycle",
@@ -715,7 +704,7 @@ CLEAN = [
             "augtool.store.dataset": "",
         },
     ),
-    ("face", {"augtool.commands.train": "import click\nfrom cli import main\n"}),
+    ("face", {"augtool.commands.train_cmd": "import click\nfrom cli import main\n"}),
     ("face", {"cli": "import click\n"}),
     (
         "purity",
@@ -730,6 +719,13 @@ CLEAN = [
     ("layers", {"augtool.engine.render": "from augtool.pipeline.core import Pipeline\n"}),
     ("layers", {"model.run": "from augtool.store import publish\nfrom augtool import defaults\n"}),
     ("layers", {"model.train": "def f():\n    from augtool import __version__\n"}),
+    (
+        "layers",
+        {
+            "augtool.commands.x_cmd": "import augtool\nfrom augtool import defaults\n"
+            "from augtool.commands.flags import seed_option\nfrom model.run import train_run\n"
+        },
+    ),
     (
         "layers",
         {

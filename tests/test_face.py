@@ -20,13 +20,13 @@ import pytest
 from click.testing import CliRunner
 
 from augtool import defaults
-from augtool.commands.errors import flag_name, render_error
+from augtool.commands.exit_codes import flag_name, render_error
+from augtool.commands.summary import counts_table
 from augtool.defaults import sort_splits
 from augtool.engine.dry_run import dry_run
 from augtool.engine.expand import expand
 from augtool.engine.options import ExpandOptions, options_from_values
 from augtool.errors import OptionError, OutputError
-from augtool.summary import counts_table
 from cli import main
 from tests.reporters import Recorder
 

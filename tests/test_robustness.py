@@ -518,7 +518,7 @@ def test_an_interrupt_lost_in_a_callback_still_stops_the_run(
 ) -> None:
     """Python drops a KeyboardInterrupt raised inside a weakref callback (seen with h5py under
     SIGTERM: the run went on and exited 0); the handler's flag stops it at the next batch."""
-    from augtool.commands import errors as cli_errors
+    from augtool.commands import exit_codes as cli_errors
 
     raw = make_raw(size=(48, 36))
     real = writers.FolderWriter.commit
@@ -539,7 +539,7 @@ def test_background_thread_errors_are_quiet_only_after_a_stop(
 ) -> None:
     import threading
 
-    from augtool.commands import errors as cli_errors
+    from augtool.commands import exit_codes as cli_errors
 
     seen: list[object] = []
     monkeypatch.setattr(cli_errors, "_THREAD_EXCEPTHOOK", seen.append)
@@ -558,7 +558,7 @@ def test_an_interrupt_lost_in_a_callback_prints_no_traceback(
 ) -> None:
     """The dropped KeyboardInterrupt's "Exception ignored in ..." report is hidden after a
     stop (the flag re-raises it); any other unraisable exception is still reported."""
-    from augtool.commands import errors as cli_errors
+    from augtool.commands import exit_codes as cli_errors
 
     seen: list[type[BaseException]] = []
     monkeypatch.setattr(cli_errors, "_UNRAISABLE_HOOK", lambda args: seen.append(args.exc_type))

@@ -30,11 +30,12 @@ import sys
 #: commands import when they run (see augtool/commands/*.py); not torch.
 WARM = (
     "cli",
+    "augtool.api",
     "augtool.tools.cells",
     "augtool.engine.expand",
     "augtool.tools.preview",
     "augtool.pipeline.recipe_toml",
-    "augtool.summary",
+    "augtool.commands.summary",
     "augtool.tools.synth",
     "augtool.engine.verify",
     "augtool.commands.terminal",

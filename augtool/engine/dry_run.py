@@ -20,7 +20,6 @@ from augtool.errors import (
     template_of,
 )
 from augtool.pipeline.recipe_spec import Recipe
-from augtool.store.writers import complete_after_interrupt as complete_after_interrupt
 
 if TYPE_CHECKING:
     from augtool.engine.detection import DetectionInput

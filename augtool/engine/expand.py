@@ -32,7 +32,6 @@ from augtool.errors import (
 from augtool.progress import NoProgress, Reporter
 from augtool.store.schema import SCHEMA_VERSION
 from augtool.store.writers import StagedWriter, check_output, open_writer
-from augtool.store.writers import complete_after_interrupt as complete_after_interrupt
 
 if TYPE_CHECKING:
     from augtool.engine.detection import DetectionInput, OutputBoxes
@@ -58,6 +57,7 @@ class ExpandSummary:
             ``files``); None otherwise.
         rendered_on: Where the sources were rendered, when not on this machine
             (a Dask cluster's description); None for local workers.
+        options: The run's options.
     """
 
     out: Path
@@ -69,6 +69,7 @@ class ExpandSummary:
     output_format: str
     boxes: dict | None = None
     rendered_on: str | None = None
+    options: ExpandOptions | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -187,6 +188,7 @@ def expand(
             output_format=output_format,
             boxes=attrs.get("annotations"),
             rendered_on=None if isinstance(backend, LocalBackend) else _describe(backend),
+            options=options,
         )
     return summary
 

@@ -30,7 +30,6 @@ from augtool.pipeline.plugins import user_plugins
 from augtool.pipeline.recipe_spec import Recipe, paper_recipe
 from augtool.pipeline.recipe_toml import read_recipe_file, recipe_from_dict
 from augtool.store.dataset import is_hdf5_path
-from augtool.store.writers import complete_after_interrupt as complete_after_interrupt
 
 if TYPE_CHECKING:
     pass

@@ -415,3 +415,97 @@ def _folds_text(folds: Sequence[int]) -> str:
     if ordered == list(range(ordered[0], ordered[-1] + 1)):
         return f"folds {ordered[0]}-{ordered[-1]}"
     return "folds " + ", ".join(str(f) for f in ordered)
+
+
+def check_test_read(dataset_path: str | Path, subset: str) -> None:
+    """Refuse, before any image is read, a read of test images that could not be recorded.
+
+    Args:
+        dataset_path: The dataset about to be scored.
+        subset: The split to be read (``test`` and ``all`` read test images).
+
+    Raises:
+        OutputError: If the dataset's ledger cannot be written.
+    """
+    if subset in ("test", "all") and is_dataset(dataset_path):
+        check_writable(dataset_path)
+
+
+@dataclass(frozen=True)
+class RecordedRead:
+    """A test read just recorded, and the reads of the same dataset before it.
+
+    Attributes:
+        read: The read as appended (with its line).
+        number: Its place among the reads of this content (1 for the first).
+        shown: The ledger's path as the user names the dataset.
+        before: The ledger as it was before this read.
+    """
+
+    read: TestRead
+    number: int
+    shown: Path
+    before: Ledger
+
+    def lines(self) -> list[str]:
+        """What the command prints: which read this is, and the reads before it."""
+        lines = [
+            f"test read {self.number} of this dataset (recorded in {self.shown}, "
+            f"line {self.read.line})"
+        ]
+        lines += [f"  warning: {self.shown} {problem}; skipped" for problem in self.before.problems]
+        if not self.before.reads:
+            return [*lines, "  its test images were not read before"]
+        lines.append("  read before:")
+        content = self.read.dataset_sha256
+        for earlier in self.before.reads:
+            other = "" if earlier.dataset_sha256 == content else "  (other content at this path)"
+            lines.append(f"  {earlier.line:>3}. {describe(earlier)}{other}")
+        return lines
+
+
+def record_test_read(
+    dataset_path: str | Path,
+    subset: str,
+    report: dict[str, Any],
+    *,
+    tta: bool = False,
+    per_fold: Sequence[dict[str, Any]] = (),
+    command_line: str = "",
+    augtool_version: str = "",
+) -> RecordedRead:
+    """Append one read of a dataset's test images to its ledger.
+
+    Args:
+        dataset_path: The dataset scored, as the user named it.
+        subset: The split read.
+        report: The evaluation report (``dataset_sha256``, ``scored_folds``,
+            ``models`` and the figures).
+        tta: Test-time augmentation was used.
+        per_fold: Per-fold reports of a ``--fold all`` evaluation.
+        command_line: The command that read them.
+        augtool_version: The augtool that read them.
+
+    Raises:
+        OutputError: If the ledger cannot be written.
+    """
+    before = read_ledger(dataset_path)
+    content = report["dataset_sha256"]
+    read = append_test_read(
+        dataset_path,
+        TestRead(
+            time=now_utc(),
+            dataset=str(dataset_path),
+            dataset_sha256=content,
+            subset=subset,
+            folds=report["scored_folds"],
+            models=[{"path": m, "sha256": file_sha256(m)} for m in report["models"]],
+            figures=figures_of(report, per_fold),
+            tta=tta,
+            command_line=command_line,
+            augtool_version=augtool_version,
+        ),
+    )
+    given = Path(dataset_path)
+    shown = given.parent / before.path.name if given.name not in ("", ".", "..") else before.path
+    return RecordedRead(read, len(before.reads_of(content)) + 1, shown, before)

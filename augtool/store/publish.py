@@ -36,7 +36,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from augtool.errors import OutputError
+from augtool.errors import OutputError, atomic
 
 #: File inside every partial output folder, so augtool only ever deletes its own.
 PARTIAL_MARKER = ".augtool-partial"
@@ -99,13 +99,14 @@ def swap_into_place(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
+@atomic
 def commit_partial(tmp: Path, out: Path, bookkeeping: tuple[Path, ...]) -> None:
     """Publish a resumable output: delete its resume files, then rename ``tmp`` onto ``out``.
 
     The moment an expand output becomes final. Before it the partial output
     can be resumed; after it the output is complete. The command line lets no
     stop signal interrupt this function (it waits until it returns:
-    ``augtool.commands.errors``), since halfway the partial has lost its resume
+    ``augtool.commands.exit_codes``), since halfway the partial has lost its resume
     files and is not yet the output.
 
     Args:

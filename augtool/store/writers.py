@@ -34,7 +34,13 @@ from typing import Any, Self
 
 import numpy as np
 
-from augtool.errors import ClusterError, Interrupted, OutputError, literal
+from augtool.errors import (
+    ClusterError,
+    Interrupted,
+    OutputError,
+    complete_after_interrupt,
+    literal,
+)
 from augtool.store.journal import JOURNAL_NAME, Journal
 from augtool.store.publish import (
     PARTIAL_MARKER,
@@ -72,11 +78,6 @@ def check_output(out: Path, overwrite: bool) -> None:
             )
     if not out.parent.is_dir():
         raise OutputError(f"{out.parent}: no such folder; create it first")
-
-
-def complete_after_interrupt(out: Path) -> str:
-    """What a run says when a stop signal came after its output was published."""
-    return f"interrupted after the last image was written; {out} is complete"
 
 
 class StagedWriter(ABC):

@@ -8,13 +8,8 @@ from typing import Any
 import click
 
 from augtool import defaults
-from augtool.commands.errors import (
-    flag_name,
-    interruptible,
-    library_errors,
-    render_text_for,
-)
-from augtool.commands.options import (
+from augtool.commands.exit_codes import flag_name, interruptible, library_errors, render_text_for
+from augtool.commands.flags import (
     annotation_format_option,
     image_format_option,
     jpeg_quality_option,
@@ -174,20 +169,23 @@ def cells_command(
       augtool cells smears/ instances.json cells/ --annotation-format coco --crop box
       augtool cells images/ labels/ cells/ --annotation-format yolo --max-per-smear 2
     """
-    from augtool.summary import cells_lines
-    from augtool.tools.cells import CellOptions, cut_cells
+    import augtool
+    from augtool.commands.summary import cells_lines
 
     size = opts.pop("size")
-    options = CellOptions(
-        format=annotation_format,
-        size=None if size is None else size[0],
-        names=None if names is None else str(names),
-        exclude_overlap=exclude_overlap or (),
-        **opts,
-    )
     reporter = TqdmReporter(quiet, log_lines=True)
     try:
-        summary = cut_cells(smears, annotations, out, options, reporter)
+        summary = augtool.cut_cells(
+            smears,
+            annotations,
+            out,
+            annotation_format=annotation_format,
+            names=names,
+            size=None if size is None else size[0],
+            exclude_overlap=exclude_overlap,
+            progress=reporter,
+            **opts,
+        )
     finally:
         reporter.close()
     if summary.problems:

@@ -1,7 +1,8 @@
-"""Terminal-free reports of expand, its dry run, verify and cells: pure functions to text.
+"""What the commands print of expand, its dry run and cells: pure functions to text.
 
 As :mod:`model.report` is for training: the commands only print what these
-return, and the Python API can show the very same lines.
+return (verify's lines are :class:`augtool.VerifyReport`'s own). They read the
+results the public API returns, and nothing else of the library.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from augtool.errors import fill, render_text
 if TYPE_CHECKING:
     from augtool.engine.dry_run import DryRun
     from augtool.engine.expand import ExpandSummary
-    from augtool.engine.options import ExpandOptions
     from augtool.engine.scan import ScanResult
     from augtool.tools.cells import CellsSummary
 
@@ -77,16 +77,15 @@ def dry_run_lines(dry: DryRun, recipe_label: str | None = None) -> list[str]:
     return lines
 
 
-def expand_lines(
-    summary: ExpandSummary, options: ExpandOptions, name: Callable[[str], str] = _plain
-) -> list[str]:
+def expand_lines(summary: ExpandSummary, name: Callable[[str], str] = _plain) -> list[str]:
     """What ``expand`` prints after a run: what was written, the table, boxes, grouping.
 
     Args:
         summary: The run's summary.
-        options: The run's options.
         name: How to write a parameter's name (the command line gives its flag).
     """
+    options = summary.options
+    assert options is not None
     kind = "HDF5" if summary.output_format == "hdf5" else options.image_format.upper()
     resumed = f", {summary.resumed} of them from the interrupted run" if summary.resumed else ""
     lines = [
@@ -95,6 +94,8 @@ def expand_lines(
         f"({summary.images_per_second:.0f} images/s{resumed})",
         counts_table(summary.counts, summary.scan.classes),
     ]
+    if summary.rendered_on is not None:
+        lines.insert(1, f"rendered on {summary.rendered_on}")
     if summary.boxes is not None:
         boxes_in, boxes_out = summary.boxes["boxes_in"], summary.boxes["boxes_out"]
         template = (

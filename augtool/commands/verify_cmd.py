@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from augtool.commands.errors import (
+from augtool.commands.exit_codes import (
     AugtoolClickError,
     LibraryOption,
     interruptible,
     library_errors,
 )
-from augtool.commands.options import plugin_option, quiet_option, workers_option
+from augtool.commands.flags import plugin_option, quiet_option, workers_option
 from augtool.commands.terminal import TqdmReporter
 
 
@@ -48,12 +48,12 @@ def verify(
       augtool verify out/
       augtool verify out.h5 --regenerate raw/
     """
-    from augtool.engine.verify import verify as run_verify
+    import augtool
 
     reporter = TqdmReporter(quiet, log_lines=True)
     try:
-        report = run_verify(
-            out, regenerate_raw=raw, workers=workers, reporter=reporter, plugins=plugins
+        report = augtool.verify(
+            out, regenerate_raw=raw, workers=workers, progress=reporter, plugins=plugins
         )
     finally:
         reporter.close()

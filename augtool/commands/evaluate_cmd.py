@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from augtool import defaults
-from augtool.commands.errors import library_errors
-from augtool.commands.options import (
+from augtool.commands.exit_codes import library_errors
+from augtool.commands.flags import (
     batch_size_option,
     device_option,
     fold_option,
@@ -85,13 +85,12 @@ def evaluate_command(
       augtool evaluate runs/cv cells5.h5 --fold all --subset val --tta
       augtool evaluate runs/cv cells5.h5 --fold all --subset val --ensemble runs/cv-seed1
     """
-    from augtool.store.ledger import check_writable, is_dataset
+    import augtool
 
     base = Path(model_file) if Path(model_file).is_dir() else Path(model_file).parent
     target = out if out is not None else str(base / "eval")
     split_arg = None if subset == "all" else subset
-    if subset in ("test", "all") and is_dataset(data):
-        check_writable(data)  # a test read that cannot be recorded is refused before it happens
+    augtool.check_test_read(data, subset)  # refused before it happens when unrecordable
     if fold == "all":
         _evaluate_folds(model_file, data, target, subset, device, batch_size, tta, ensemble)
         return
@@ -147,48 +146,19 @@ def _record_test_read(
     data: str, subset: str, report: dict, tta: bool, per_fold: Sequence[dict] = ()
 ) -> None:
     """Append this read of test images to the dataset's ledger and say which read it is."""
-    from augtool import __version__
+    import augtool
     from augtool.commands.terminal import command_line
-    from augtool.store.ledger import (
-        TestRead,
-        append_test_read,
-        describe,
-        figures_of,
-        file_sha256,
-        now_utc,
-        read_ledger,
-    )
 
-    before = read_ledger(data)
-    content = report["dataset_sha256"]
-    read = append_test_read(
+    recorded = augtool.record_test_read(
         data,
-        TestRead(
-            time=now_utc(),
-            dataset=data,
-            dataset_sha256=content,
-            subset=subset,
-            folds=report["scored_folds"],
-            models=[{"path": m, "sha256": file_sha256(m)} for m in report["models"]],
-            figures=figures_of(report, per_fold),
-            tta=tta,
-            command_line=command_line(),
-            augtool_version=__version__,
-        ),
+        subset,
+        report,
+        tta=tta,
+        per_fold=per_fold,
+        command_line=command_line(),
+        augtool_version=augtool.__version__,
     )
-    n = len(before.reads_of(content)) + 1
-    given = Path(data)
-    shown = given.parent / before.path.name if given.name not in ("", ".", "..") else before.path
-    click.echo(f"test read {n} of this dataset (recorded in {shown}, line {read.line})")
-    for problem in before.problems:
-        click.echo(f"  warning: {shown} {problem}; skipped")
-    if not before.reads:
-        click.echo("  its test images were not read before")
-        return
-    click.echo("  read before:")
-    for earlier in before.reads:
-        other = "" if earlier.dataset_sha256 == content else "  (other content at this path)"
-        click.echo(f"  {earlier.line:>3}. {describe(earlier)}{other}")
+    click.echo("\n".join(recorded.lines()))
 
 
 def _extras(tta: bool, ensemble: tuple[str, ...]) -> str:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from augtool import defaults
-from augtool.commands.errors import LibraryOption
+from augtool.commands.exit_codes import LibraryOption
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -501,62 +501,3 @@ def load_config(ctx: click.Context, param: click.Parameter, value: str | None) -
         )
     ctx.default_map = {**(ctx.default_map or {}), **clean}
     return value
-
-
-def backend_options(func: F) -> F:
-    """``--backend``, ``--scheduler``, ``--scheduler-timeout``, ``--send-sources``."""
-    options = [
-        click.option(
-            "--backend",
-            type=click.Choice(defaults.BACKENDS),
-            default=defaults.DEFAULT_BACKEND,
-            show_default=True,
-            help="Where sources are rendered: local worker processes on this machine (forked "
-            "on Linux, joblib elsewhere), or a Dask cluster (needs the dask extra; see "
-            "docs/scaling.md). Never changes the output bytes.",
-        ),
-        click.option(
-            "--scheduler",
-            default=None,
-            metavar="ADDRESS",
-            help="Dask scheduler (tcp://host:8786), or 'local' to start a cluster of "
-            "--workers processes here. [default with --backend dask: local]",
-        ),
-        click.option(
-            "--scheduler-timeout",
-            cls=LibraryOption,
-            library_names=("timeout",),
-            type=click.FloatRange(min=0, min_open=True),
-            default=defaults.DEFAULT_SCHEDULER_TIMEOUT,
-            metavar="SECONDS",
-            show_default=True,
-            help="Seconds to wait for the Dask scheduler and its first worker.",
-        ),
-        click.option(
-            "--send-sources",
-            is_flag=True,
-            help="Send each source's bytes to the Dask workers (for workers without RAW).",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def backend_from_options(opts: dict[str, Any]) -> Any:
-    """Pop the backend options from ``opts``; a DaskBackend (not connected) or None."""
-    backend, scheduler = opts.pop("backend"), opts.pop("scheduler")
-    timeout, send_sources = opts.pop("scheduler_timeout"), opts.pop("send_sources")
-    if backend == defaults.DEFAULT_BACKEND:
-        if scheduler is not None or send_sources:
-            option = "--scheduler" if scheduler is not None else "--send-sources"
-            raise click.UsageError(f"{option} needs --backend dask")
-        return None
-    from augtool.engine.dask_backend import LOCAL_SCHEDULER, DaskBackend
-
-    return DaskBackend(
-        scheduler or LOCAL_SCHEDULER,
-        workers=opts["workers"],
-        timeout=timeout,
-        send_sources=send_sources,
-    )

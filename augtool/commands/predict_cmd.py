@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from augtool.commands.errors import library_errors
-from augtool.commands.options import device_option, tta_option
+from augtool.commands.exit_codes import library_errors
+from augtool.commands.flags import device_option, tta_option
 
 
 @click.command("predict")

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from augtool import defaults
-from augtool.commands.errors import library_errors
-from augtool.commands.options import (
+from augtool.commands.exit_codes import library_errors
+from augtool.commands.flags import (
     annotation_format_option,
     annotations_option,
     min_visibility_option,
@@ -94,10 +94,9 @@ def preview(
       augtool preview out/ grid.png --per-cell 6
       augtool preview smears/a.jpg boxes.png --annotations ann/ --annotation-format voc
     """
-    from augtool.pipeline.recipe_toml import read_recipe_file
-    from augtool.tools.preview import preview as run_preview
+    import augtool
 
-    result = run_preview(
+    result = augtool.preview(
         source,
         out,
         size=None if size is None else size[0],
@@ -106,7 +105,8 @@ def preview(
         columns=columns,
         per_cell=per_cell,
         overwrite=overwrite,
-        recipe=None if recipe is None else read_recipe_file(recipe, plugins),
+        recipe=recipe,
+        plugins=plugins,
         annotations=annotations,
         annotation_format=annotation_format,
         names=names,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -10,19 +9,18 @@ import click
 from click.core import ParameterSource
 
 from augtool import defaults
-from augtool.commands.errors import (
+from augtool.commands.backend_flags import BACKEND_FLAGS, backend_options
+from augtool.commands.exit_codes import (
     AugtoolClickError,
     flag_name,
     interruptible,
     library_errors,
     output_final,
 )
-from augtool.commands.options import (
+from augtool.commands.flags import (
     RangeType,
     annotation_format_option,
     annotations_option,
-    backend_from_options,
-    backend_options,
     deprecated_format_line,
     group_regex_option,
     image_format_option,
@@ -44,6 +42,7 @@ from augtool.commands.options import (
     workers_option,
 )
 from augtool.commands.terminal import TqdmReporter, command_line
+from augtool.errors import complete_after_interrupt
 
 
 def _boxes_from_format(opts: dict[str, Any]) -> None:
@@ -282,23 +281,21 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
       augtool expand raw/ out/ --target 3000 --transforms rotate,flip_x --seed 7
       augtool expand raw/ out.h5 --backend dask --scheduler tcp://head:8786
     """
-    from augtool.engine.dry_run import dry_run as plan_only
-    from augtool.engine.expand import complete_after_interrupt
-    from augtool.engine.expand import expand as run_expand
-    from augtool.engine.options import options_from_values, resolve_output_format
-    from augtool.summary import dry_run_lines, expand_lines
+    import augtool
+    from augtool.commands.summary import dry_run_lines, expand_lines
 
     quiet, dry_run = opts.pop("quiet"), opts.pop("dry_run")
     _boxes_from_format(opts)
-    backend = backend_from_options(opts)
-    opts["size"], opts["height"] = opts["size"]
     _refuse_options_a_recipe_replaces(opts)
-    options = options_from_values(opts)
-    options.validate(resolve_output_format(out, options))
+    _backend_flags_need_dask(opts)
+    width, height = opts.pop("size")
+    opts["size"] = width if height is None else (width, height)
     reporter = TqdmReporter(quiet, log_lines=True)
     if dry_run:
+        for key in ("resume", "overwrite", *BACKEND_FLAGS):
+            opts.pop(key)
         try:
-            plan = plan_only(raw, options, reporter)
+            plan = augtool.dry_run(raw, out, **opts, progress=reporter)
         finally:
             reporter.close()
         recipe = opts.get("recipe")
@@ -306,14 +303,9 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         return
     summary = None
     try:
-        with backend or contextlib.nullcontext():
-            if backend is not None and not quiet:
-                click.echo(f"rendering on {backend.describe()}", err=True)
-            summary = run_expand(
-                raw, out, options, reporter, command_line=command_line(), backend=backend
-            )
-            # From here a stop signal cannot undo OUT: it ends the command saying so.
-            output_final(complete_after_interrupt(out))
+        summary = augtool.expand(raw, out, **opts, progress=reporter, command_line=command_line())
+        # From here a stop signal cannot undo OUT: it ends the command saying so.
+        output_final(complete_after_interrupt(out))
     except KeyboardInterrupt:
         if summary is None:
             raise
@@ -322,4 +314,14 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         reporter.close()
     if not quiet:
         command = click.get_current_context().command
-        click.echo("\n".join(expand_lines(summary, options, lambda p: flag_name(command, p))))
+        click.echo("\n".join(expand_lines(summary, lambda p: flag_name(command, p))))
+
+
+def _backend_flags_need_dask(opts: dict[str, Any]) -> None:
+    """``--scheduler`` and ``--send-sources`` without ``--backend dask``: a usage error."""
+    if opts["backend"] != defaults.DEFAULT_BACKEND:
+        return
+    for name in ("scheduler", "send_sources"):
+        if opts[name] not in (None, False):
+            flag = "--scheduler" if name == "scheduler" else "--send-sources"
+            raise click.UsageError(f"{flag} needs --backend dask")

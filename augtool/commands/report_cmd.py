@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from augtool.commands.errors import library_errors
-from augtool.commands.options import (
+from augtool.commands.exit_codes import library_errors
+from augtool.commands.flags import (
     annotation_format_option,
     annotations_option,
     group_regex_option,
@@ -17,12 +17,6 @@ from augtool.commands.options import (
     quiet_option,
 )
 from augtool.commands.terminal import command_line
-
-
-def default_out(dataset: Path) -> Path:
-    """``NAME-report.html`` in the current folder (not inside the dataset, which verify checks)."""
-    name = dataset.stem if dataset.suffix else dataset.name
-    return Path(f"{name or 'dataset'}-report.html")
 
 
 @click.command("report")
@@ -76,10 +70,9 @@ def report_command(
       augtool report cells.h5 cells-report.html --raw cells/
       augtool report smears/ --annotations ann/ --annotation-format voc
     """
-    from augtool.tools.dataset_report import write_report
+    import augtool
 
-    out = out if out is not None else default_out(dataset)
-    result = write_report(
+    result = augtool.report(
         dataset,
         out,
         annotations=annotations,
@@ -88,7 +81,7 @@ def report_command(
         raw=raw,
         group_regex=group_regex,
         overwrite=overwrite,
-        command=command_line(),
+        command_line=command_line(),
     )
     if not quiet:
         click.echo(

@@ -19,8 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
-from augtool.errors import AugtoolError, render_text
-from augtool.store.publish import commit_partial
+from augtool.errors import ATOMIC_CODE, AugtoolError, render_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -211,15 +210,11 @@ _IMPORT_FILES = frozenset(
     {"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"}
 )
 
-#: Steps no interrupt may split: publishing a resumable output (its resume files are
-#: deleted, then it is renamed into place). An interrupt raised under them is deferred.
-_ATOMIC_CODE = frozenset({commit_partial.__code__})
-
 
 def _deferring(frame: FrameType | None) -> bool:
     """True when ``frame`` runs in an ``import`` (commands import lazily) or an atomic step."""
     while frame is not None:
-        if frame.f_code.co_filename in _IMPORT_FILES or frame.f_code in _ATOMIC_CODE:
+        if frame.f_code.co_filename in _IMPORT_FILES or frame.f_code in ATOMIC_CODE:
             return True
         frame = frame.f_back
     return False

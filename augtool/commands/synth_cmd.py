@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from augtool import defaults
-from augtool.commands.errors import library_errors
-from augtool.commands.options import overwrite_option, quiet_option, seed_option, size_option
+from augtool.commands.exit_codes import library_errors
+from augtool.commands.flags import overwrite_option, quiet_option, seed_option, size_option
 from augtool.commands.terminal import TqdmReporter
 
 _PER_CLASS_TEXT = ",".join(f"{c}={n}" for c, n in defaults.DEFAULT_PER_CLASS.items())
@@ -94,12 +94,12 @@ def synth(
       augtool synth demo/ --per-class ALL=10,AML=10,normal=10 --size 320x240 --seed 1
       augtool synth demo/ --masks demo-masks/
     """
-    from augtool.tools.synth import synthesize
+    import augtool
 
     width, height = size
     reporter = TqdmReporter(quiet)
     try:
-        summary = synthesize(
+        summary = augtool.synthesize(
             out,
             per_class=per_class,
             size=(width, height or width),

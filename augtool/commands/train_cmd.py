@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from augtool import defaults
-from augtool.commands.errors import interruptible, library_errors
-from augtool.commands.options import (
+from augtool.commands.exit_codes import interruptible, library_errors
+from augtool.commands.flags import (
     batch_size_option,
     device_option,
     fold_option,
