@@ -61,7 +61,7 @@ _HOME = {
     "cut_cells": "augtool.api",
     "synthesize": "augtool.api",
     "preview": "augtool.api",
-    "report": "augtool.api",
+    "report": "augtool.tools.dataset_report",
     "open_dataset": "augtool.store.dataset",
     "Dataset": "augtool.store.dataset",
     "check_test_read": "augtool.store.ledger",
@@ -81,10 +81,14 @@ _HOME = {
 }
 
 
+#: Public names whose definition is named otherwise at home.
+_ALIAS = {"report": "write_report"}
+
+
 def __getattr__(name: str) -> Any:
     if name not in _HOME:
         raise AttributeError(f"module 'augtool' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOME[name]), name)
+    value = getattr(importlib.import_module(_HOME[name]), _ALIAS.get(name, name))
     globals()[name] = value  # the next access is a plain attribute
     return value
 
@@ -94,7 +98,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs only
-    from augtool.api import cut_cells, dry_run, expand, preview, report, synthesize, verify
+    from augtool.api import cut_cells, dry_run, expand, preview, synthesize, verify
     from augtool.engine.dry_run import DryRun
     from augtool.engine.expand import ExpandSummary
     from augtool.engine.verify import VerifyReport
@@ -104,3 +108,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs only
     from augtool.pipeline.steps import StepType
     from augtool.store.dataset import Dataset, open_dataset
     from augtool.store.ledger import check_test_read, record_test_read
+    from augtool.tools.dataset_report import write_report as report

@@ -19,6 +19,7 @@ is refused.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,10 +33,8 @@ if TYPE_CHECKING:
     from augtool.engine.expand import ExpandSummary
     from augtool.engine.options import ExpandOptions
     from augtool.engine.verify import VerifyReport
-    from augtool.pipeline.recipe_spec import Recipe
     from augtool.progress import Progress, Reporter
     from augtool.tools.cells import CellsSummary
-    from augtool.tools.dataset_report import ReportResult
     from augtool.tools.preview import PreviewResult
     from augtool.tools.synth import SynthSummary
 
@@ -165,49 +164,21 @@ def expand(
         return run(raw, out, options, progress, command_line=command_line, backend=chosen)
 
 
+#: Keywords of :func:`expand` that concern the run, not its plan: no keywords of :func:`dry_run`.
+RUN_ONLY = ("resume", "overwrite", "backend", "scheduler", "scheduler_timeout", "send_sources")
+
+
 def dry_run(
     raw: str | Path,
     out: str | Path | None = None,
     *,
-    target: int | None = None,
-    factor: float | None = None,
-    transforms: str | Sequence[str] = defaults.DEFAULT_TRANSFORMS,
-    recipe: RecipeLike | None = None,
-    plugins: Sequence[str] = (),
-    sigma_range: tuple[float, float] = defaults.DEFAULT_SIGMA_RANGE,
-    rotate_range: tuple[float, float] = defaults.DEFAULT_ROTATE_RANGE,
-    translate_range: tuple[float, float] = defaults.DEFAULT_TRANSLATE_RANGE,
-    shear_range: tuple[float, float] = defaults.DEFAULT_SHEAR_RANGE,
-    size: SizeLike = defaults.DEFAULT_SIZE,
-    letterbox: bool = False,
-    pca: bool = False,
-    pca_count: int | None = None,
-    pca_mode: str = defaults.DEFAULT_PCA_MODE,
-    pca_std: float = defaults.DEFAULT_PCA_STD,
-    pca_k: int = defaults.DEFAULT_PCA_K,
-    pca_scale: str = defaults.DEFAULT_PCA_SCALE,
-    split: str = defaults.DEFAULT_SPLIT,
-    folds: int = 0,
-    split_by: str = defaults.DEFAULT_SPLIT_BY,
-    group_regex: str | None = None,
-    no_augment_test: bool = False,
-    output_format: str | None = None,
-    annotations: str | Path | None = None,
-    annotation_format: str | None = None,
-    names: str | Path | None = None,
-    min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY,
-    image_format: str = defaults.DEFAULT_IMAGE_FORMAT,
-    jpeg_quality: int = defaults.DEFAULT_JPEG_QUALITY,
-    compression: str = defaults.DEFAULT_COMPRESSION,
-    skip_invalid: bool = False,
-    max_pixels: int = defaults.MAX_PIXELS,
-    seed: int = 0,
-    workers: int = 0,
     progress: Reporter | None = None,
+    **options: Any,
 ) -> DryRun:
     """Scan RAW and plan the run :func:`expand` would make, writing nothing (``--dry-run``).
 
-    The keywords are :func:`expand`'s (those that decide the plan); ``out``,
+    Takes :func:`expand`'s keywords that decide the plan (all but
+    :data:`RUN_ONLY` and ``command_line``), with the same defaults; ``out``,
     when given, lets the options that depend on the output's format be
     checked as a run would check them.
 
@@ -215,12 +186,16 @@ def dry_run(
         The plan, counted (:class:`augtool.engine.dry_run.DryRun`).
 
     Raises:
-        OptionError: For a refused keyword.
+        OptionError: For a refused keyword (or one :func:`expand` does not take).
         InputError: For unusable input.
     """
-    values = _expand_values(locals())
     from augtool.engine.dry_run import dry_run as plan
 
+    known = dict(_PLAN_DEFAULTS)
+    for key in options:
+        if key not in known:
+            raise OptionError(key, "not an option of dry_run")
+    values = _expand_values({**known, **options})
     return plan(raw, _expand_options(values, out), progress)
 
 
@@ -469,9 +444,10 @@ def preview(
     Returns:
         What was written.
     """
+    from augtool.pipeline.core import as_recipe
     from augtool.tools.preview import preview as draw
 
-    steps = None if recipe is None else _recipe(recipe, tuple(plugins))
+    steps = None if recipe is None else as_recipe(recipe, tuple(plugins))
     return draw(
         source,
         out,
@@ -489,62 +465,16 @@ def preview(
     )
 
 
-def _recipe(recipe: RecipeLike, plugins: tuple[str, ...]) -> Recipe:
-    """A recipe given as a file or shipped name, a :class:`Recipe`, or a :class:`Pipeline`."""
-    from augtool.pipeline.core import Pipeline
-    from augtool.pipeline.recipe_spec import Recipe
-    from augtool.pipeline.recipe_toml import read_recipe_file
-
-    if isinstance(recipe, Pipeline):
-        return recipe.recipe
-    if isinstance(recipe, Recipe):
-        return recipe
-    return read_recipe_file(recipe, plugins)
-
-
-def report(
-    dataset: str | Path,
-    out: str | Path | None = None,
-    *,
-    annotations: str | Path | None = None,
-    annotation_format: str | None = None,
-    names: str | Path | None = None,
-    raw: str | Path | None = None,
-    group_regex: str | None = None,
-    overwrite: bool = False,
-    command_line: str = "",
-) -> ReportResult:
-    """One self-contained HTML page of a dataset (``augtool report``; the ``report`` extra).
-
-    Args:
-        dataset: An ``expand`` output, a folder of class folders, or (with
-            ``annotations``) a folder of annotated images.
-        out: The ``.html`` to write (default: ``NAME-report.html`` here).
-        annotations: The boxes of a folder of annotated images.
-        annotation_format: ``voc``, ``coco`` or ``yolo``.
-        names: YOLO class names file.
-        raw: The RAW folder of an ``expand`` output, for the sources' sizes.
-        group_regex: Groups of a folder of class folders.
-        overwrite: Replace ``out`` if it exists.
-        command_line: Shown at the foot of the page.
-
-    Returns:
-        What was written.
-    """
-    from augtool.tools.dataset_report import write_report
-
-    path = Path(dataset)
-    if out is None:
-        name = path.stem if path.suffix else path.name
-        out = Path(f"{name or 'dataset'}-report.html")
-    return write_report(
-        path,
-        out,
-        annotations=annotations,
-        annotation_format=annotation_format,
-        names=names,
-        raw=raw,
-        group_regex=group_regex,
-        overwrite=overwrite,
-        command=command_line,
-    )
+#: :func:`expand`'s plan keywords and their defaults: :func:`dry_run`'s keywords.
+_PLAN_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(expand).parameters.items()
+    if p.kind is p.KEYWORD_ONLY and name not in (*RUN_ONLY, "progress", "command_line")
+}
+dry_run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        *list(inspect.signature(dry_run).parameters.values())[:3],
+        *(p for name, p in inspect.signature(expand).parameters.items() if name in _PLAN_DEFAULTS),
+    ],
+    return_annotation=inspect.signature(dry_run).return_annotation,
+)

@@ -10,7 +10,7 @@ A quoted output is marked in the Markdown source::
 The block's lines that start with ``$`` are shell commands. They run in order,
 in a fresh temporary folder, with ``augtool`` and ``python`` meaning this
 checkout (``python -m cli`` with ``PYTHONPATH`` set to the repository) and with
-``examples/``, ``benchmarks/`` and ``tests/`` linked in. What each command
+``examples/``, ``benchmarks/``, ``tests/`` and ``docs/`` linked in. What each command
 prints (stdout and stderr together) replaces the lines after it. Attributes:
 
 ``data=cells``
@@ -74,7 +74,7 @@ REPO = DOCS.parent
 SHARED = REPO.parent / "shared"
 REAL_CELLS = SHARED / "data" / "bccd-cells"
 DATA_KINDS = ("none", "cells", "shared")
-LINKED = ("examples", "benchmarks", "tests")
+LINKED = ("examples", "benchmarks", "tests", "docs")
 INDENT = "    "
 LOCK = REPO / "constraints.txt"
 #: Libraries whose versions decide a picture's pixels (``augtool.versions`` names).

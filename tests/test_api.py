@@ -38,7 +38,7 @@ MIRRORS: list[tuple[Callable, str]] = [
     (api.cut_cells, "cells"),
     (api.synthesize, "synth"),
     (api.preview, "preview"),
-    (api.report, "report"),
+    (augtool.report, "report"),
 ]
 
 

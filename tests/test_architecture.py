@@ -749,3 +749,50 @@ def test_imports_inside_functions_and_relative_imports_are_seen() -> None:
         "augtool.store.decode.image_size",
         "h5py.h5f",
     }
+
+
+# --- the house on paper: docs/architecture.md and README's layout ----------------------------
+
+
+def _draw_architecture():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "draw_architecture", REPO / "docs" / "draw_architecture.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_picture_of_the_layers_is_current() -> None:
+    """docs/architecture.md quotes the layer graph of the source as it is now.
+
+    (tests/test_docs.py re-runs the block and compares the picture's pixels too.)
+    """
+    draw = _draw_architecture()
+    page = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8").splitlines()
+    start = page.index("    $ python docs/draw_architecture.py architecture.png")
+    quoted = [
+        line.removeprefix("    ") for line in page[start + 1 : page.index("<!-- /output -->")]
+    ]
+    assert quoted == draw.graph_text(draw.layer_graph()), (
+        "an import changed the layer graph: python docs/regenerate.py architecture.md"
+    )
+    assert set(draw.ORDER) == set(ALLOWED) == set(LAYERS.values())
+
+
+def test_the_layer_graph_holds_only_allowed_arrows() -> None:
+    draw = _draw_architecture()
+    for layer, imported in draw.layer_graph().items():
+        pending = {layer_of(t) for m, t in PENDING_ARROWS if layer_of(m) == layer}
+        assert imported <= ALLOWED[layer] | pending, layer
+
+
+def test_readmes_layout_is_current() -> None:
+    draw = _draw_architecture()
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert draw.readme_block(readme, draw.tree_lines()) == readme, (
+        "README's layout is stale: python docs/draw_architecture.py --readme"
+    )

@@ -458,7 +458,7 @@ def test_letterbox_with_a_crop_recipe_keeps_the_squares_aspect(tmp_path: Path) -
 PLUGIN_STEPS = """
 import numpy as np
 
-from augtool.pipeline import StepType
+from augtool import StepType
 
 
 def transpose(params, width, height):

@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
+from augtool import Pipeline, StepType, load_recipe
 from augtool.engine.expand import expand
 from augtool.engine.options import options_from_values
 from augtool.errors import OptionError
 from augtool.ops.geometry import letterbox
-from augtool.pipeline import Pipeline, StepType, load_recipe
 from augtool.pipeline.builtins import PAPER, STEPS, Ranges, builtin, step_geometry
 from augtool.pipeline.recipe_toml import read_recipe_file
 from augtool.pipeline.settings import build_settings
@@ -100,7 +100,7 @@ def test_a_plugin_step_runs_through_the_pipeline(
 ) -> None:
     (tmp_path / "my_steps.py").write_text(
         "import numpy as np\n"
-        "from augtool.pipeline import StepType\n"
+        "from augtool import StepType\n"
         "NEG = StepType('neg', 'negative', apply=lambda image, p: 255 - image,"
         " moves_pixels=False)\n"
     )

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from augtool import Pipeline
 from augtool.errors import OptionError
 from augtool.ops.geometry import output_map
 from augtool.ops.targets import Targets, map_boxes
-from augtool.pipeline import Pipeline
 from augtool.pipeline.builtins import PAPER, STEPS, output_matrix, step_geometry
 
 SOURCE = (240, 180)
@@ -228,7 +228,7 @@ PLUGINS = '''
 """Plug-in steps: one declares colours only, one its geometry, one says nothing."""
 import numpy as np
 
-from augtool.pipeline import StepType
+from augtool import StepType
 
 
 def transpose(params, width, height):

@@ -26,9 +26,10 @@ from augtool.errors import (
 from augtool.ops.pca import MODES as PCA_MODES
 from augtool.ops.pca import SCALES as PCA_SCALES
 from augtool.pipeline.builtins import PAPER, PcaSettings, Ranges, parse_step_list
+from augtool.pipeline.core import as_recipe
 from augtool.pipeline.plugins import user_plugins
 from augtool.pipeline.recipe_spec import Recipe, paper_recipe
-from augtool.pipeline.recipe_toml import read_recipe_file, recipe_from_dict
+from augtool.pipeline.recipe_toml import recipe_from_dict
 from augtool.store.dataset import is_hdf5_path
 
 if TYPE_CHECKING:
@@ -456,7 +457,7 @@ def options_from_values(values: Mapping[str, Any]) -> ExpandOptions:
         names = parse_step_list(transforms) if isinstance(transforms, str) else transforms
         pipeline = paper_recipe(ranges, tuple(names))
     else:
-        pipeline = _named_recipe(recipe, plugins)
+        pipeline = as_recipe(recipe, plugins)
         same = tuple(transforms) == pipeline.names
         default = isinstance(transforms, str) and transforms.strip().lower() == "all"
         if not (default or same):
@@ -472,17 +473,6 @@ def options_from_values(values: Mapping[str, Any]) -> ExpandOptions:
     options = ExpandOptions(pca=pca, pipeline=pipeline, recipe_named=recipe is not None, **flat)
     options.validate()
     return options
-
-
-def _named_recipe(recipe: Any, plugins: tuple[str, ...]) -> Recipe:
-    """A recipe given as a file or shipped name, a :class:`Recipe`, or a :class:`Pipeline`."""
-    from augtool.pipeline.core import Pipeline
-
-    if isinstance(recipe, Pipeline):
-        return recipe.recipe
-    if isinstance(recipe, Recipe):
-        return recipe
-    return read_recipe_file(recipe, plugins)
 
 
 def resolve_output_format(out: Path, options: ExpandOptions) -> str:

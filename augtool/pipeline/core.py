@@ -542,3 +542,20 @@ def load_recipe(
             line and key.
     """
     return Pipeline.from_recipe(read_recipe_file(value, plugins), pca)
+
+
+def as_recipe(value: str | Path | Recipe | Pipeline, plugins: tuple[str, ...] = ()) -> Recipe:
+    """A recipe given as a file, a shipped recipe's name, a :class:`Recipe` or a :class:`Pipeline`.
+
+    Args:
+        value: What names the recipe.
+        plugins: Modules the user named whose steps a recipe file may name.
+
+    Raises:
+        OptionError: As :func:`~augtool.pipeline.recipe_toml.read_recipe_file`.
+    """
+    if isinstance(value, Pipeline):
+        return value.recipe
+    if isinstance(value, Recipe):
+        return value
+    return read_recipe_file(value, plugins)

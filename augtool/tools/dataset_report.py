@@ -158,8 +158,8 @@ def render_page(g: Gathered, sections: Sequence[Section], command: str = "") -> 
 
 
 def write_report(
-    path: str | Path,
-    out: str | Path,
+    dataset: str | Path,
+    out: str | Path | None = None,
     *,
     annotations: str | Path | None = None,
     annotation_format: str | None = None,
@@ -167,20 +167,21 @@ def write_report(
     raw: str | Path | None = None,
     group_regex: str | None = None,
     overwrite: bool = False,
-    command: str = "",
+    command_line: str = "",
 ) -> ReportResult:
     """Read a dataset and write its report page.
 
     Args:
-        path: The dataset (see :func:`gather`).
-        out: The ``.html`` file to write (atomically).
+        dataset: The dataset (see :func:`gather`).
+        out: The ``.html`` file to write (atomically); default ``NAME-report.html``
+            in the current folder (not inside the dataset, which verify checks).
         annotations: See :func:`gather`.
         annotation_format: See :func:`gather`.
         names: See :func:`gather`.
         raw: See :func:`gather`.
         group_regex: See :func:`gather`.
         overwrite: Replace ``out`` if it exists.
-        command: The command line, shown on the page.
+        command_line: The command line, shown on the page.
 
     Returns:
         What was written.
@@ -193,6 +194,9 @@ def write_report(
     """
     from augtool.store.publish import write_bytes
 
+    if out is None:
+        name = Path(dataset).stem if Path(dataset).suffix else Path(dataset).name
+        out = f"{name or 'dataset'}-report.html"
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise OptionError("out", f"must be an .html file, got {out}")
@@ -203,9 +207,9 @@ def write_report(
     if not out.parent.is_dir():
         raise OutputError(f"{out.parent}: no such folder")
     require_extra()
-    g = gather(path, annotations, annotation_format, names, raw, group_regex)
+    g = gather(dataset, annotations, annotation_format, names, raw, group_regex)
     sections = build_sections(g)
-    data = render_page(g, sections, command).encode("utf-8")
+    data = render_page(g, sections, command_line).encode("utf-8")
     try:
         write_bytes(out, data)
     except OSError as err:
