@@ -32,23 +32,18 @@ import numpy as np
 from augtool.defaults import DEFAULT_MIN_VISIBILITY, DEFAULT_SIZE
 from augtool.errors import OptionError
 from augtool.ops.geometry import (
-    Affine,
     as3x3,
     crop,
-    identity,
     letterbox,
-    output_map,
     policy_window,
-    reshape_policy,
 )
-from augtool.ops.resize import resize_to
-from augtool.ops.stain import reinhard
 from augtool.ops.targets import Targets
 from augtool.pipeline.builtins import ORIGINAL, STEPS, PcaSettings, Ranges
 from augtool.pipeline.plugins import find_plugin
-from augtool.pipeline.recipe_spec import Preprocess, Recipe, paper_recipe
+from augtool.pipeline.recipe_spec import Recipe, paper_recipe
 from augtool.pipeline.recipe_toml import parse_recipe, read_recipe_file
 from augtool.pipeline.settings import build_settings
+from augtool.pipeline.step_run import preprocess_work, run_step
 from augtool.pipeline.steps import ORIGINAL_NAME, PCA, Params, StepType, output_rng
 from augtool.store.decode import choose_reduction, decode_rgb, image_size, read_image_file
 
@@ -331,7 +326,7 @@ class Pipeline:
         else:
             chosen = self.step(step)
             params = chosen.step_type.sample(rng, chosen.settings)
-        result, targets = self._run(
+        result, targets = run_step(
             chosen,
             prepared.work,
             params,
@@ -427,66 +422,6 @@ class Pipeline:
             min_visibility=min_visibility,
         )
 
-    def _run(
-        self,
-        chosen: PipelineStep,
-        work: np.ndarray,
-        params: Params,
-        work_scale: tuple[float, float],
-        src: tuple[float, float],
-        out: tuple[int, int],
-        targets: Targets | None,
-        letterboxed: bool,
-        min_visibility: float,
-    ) -> tuple[np.ndarray, Targets | None]:
-        """The step's pixels at the output size, and its targets (pending, not settled)."""
-        kind = chosen.step_type
-        if targets is not None and not kind.carries_targets:
-            raise OptionError(
-                "targets",
-                f"step {chosen.name!r} moves pixels without saying where, so boxes cannot "
-                "follow it; a plug-in declares moves_pixels=False (colours only) or gives "
-                "its geometry",
-            )
-        if kind.render is not None:
-            geometry: Affine = (kind.geometry or _identity)(params, *src)
-            resize, picture = output_map(geometry[1], out, letterboxed)
-            if letterboxed:
-                image = _letterboxed(kind, work, params, work_scale, geometry[1], out)
-            else:
-                image = kind.run(work, params, work_scale, out, chosen.at)
-            if targets is not None:
-                targets = targets.mapped(resize @ as3x3(geometry[0]), out, picture)
-            return image, targets
-        if letterboxed:
-            raise OptionError(
-                "letterboxed", f"keeps the aspect of the paper's steps only, not {chosen.name!r}"
-            )
-        at_work = chosen.at == "work"
-        stage = (work.shape[1], work.shape[0]) if at_work else out
-        to_stage = np.diag([*work_scale, 1.0]) if at_work else output_map(src, out)[0]
-        if targets is not None and kind.apply_targets is not None:
-            staged = work if at_work else resize_to(work, out)
-            settled = targets.mapped(to_stage, stage).settled(min_visibility)
-            image, moved = kind.apply_targets(staged, params, settled, min_visibility)
-            return resize_to(image, out), moved.mapped(output_map(moved.size, out)[0], out)
-        image = kind.run(work, params, work_scale, out, chosen.at)
-        if targets is not None:
-            matrix, canvas = (kind.geometry or _identity)(params, *stage)
-            resize = output_map(canvas, out)[0]
-            targets = targets.mapped(resize @ as3x3(matrix) @ to_stage, out)
-        return image, targets
-
-
-def preprocess_work(work: np.ndarray, preprocess: Preprocess) -> np.ndarray:
-    """Apply the recipe's preprocessing (shape policy, stain) to the working image."""
-    if preprocess.identity:
-        return work
-    work = reshape_policy(work, preprocess.resize)
-    if preprocess.stain == "reinhard":
-        work = reinhard(work, list(preprocess.reference_mean), list(preprocess.reference_std))
-    return work
-
 
 #: Pipelines built in this process, by recipe, plug-in modules and PCA settings.
 _BUILT: dict[tuple[str, tuple[str, ...], PcaSettings], Pipeline] = {}
@@ -505,26 +440,6 @@ def cached_pipeline(recipe: Recipe, pca: PcaSettings | None = None) -> Pipeline:
             _BUILT.clear()
         _BUILT[key] = Pipeline.from_recipe(recipe, pca)
     return _BUILT[key]
-
-
-def _identity(params: Params, width: float, height: float) -> Affine:
-    return identity(width, height)
-
-
-def _letterboxed(
-    kind: StepType,
-    work: np.ndarray,
-    params: Params,
-    work_scale: tuple[float, float],
-    canvas: tuple[float, float],
-    out: tuple[int, int],
-) -> np.ndarray:
-    """The step's canvas at the largest size that fits the output, centred between black bars."""
-    assert kind.render is not None
-    (fw, fh), (ox, oy) = letterbox(canvas, out)
-    result = np.zeros((out[1], out[0], 3), np.uint8)
-    result[oy : oy + fh, ox : ox + fw] = kind.render(work, params, work_scale, (fw, fh))
-    return result
 
 
 def load_recipe(
