@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import click
 
-from augtool.commands.cells import cells_command
-from augtool.commands.errors import CatchAllGroup, install_hooks
-from augtool.commands.evaluate import evaluate_command
-from augtool.commands.expand import expand
-from augtool.commands.predict import predict_command
-from augtool.commands.preview import preview
-from augtool.commands.report import report_command
-from augtool.commands.synth import synth
-from augtool.commands.train import train_command
-from augtool.commands.verify import verify
+from augtool.commands.cells_cmd import cells_command
+from augtool.commands.evaluate_cmd import evaluate_command
+from augtool.commands.exit_codes import CatchAllGroup, install_hooks
+from augtool.commands.expand_cmd import expand
+from augtool.commands.predict_cmd import predict_command
+from augtool.commands.preview_cmd import preview
+from augtool.commands.report_cmd import report_command
+from augtool.commands.synth_cmd import synth
+from augtool.commands.train_cmd import train_command
+from augtool.commands.verify_cmd import verify
 
 
 def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -3,10 +3,13 @@
 The library's dataclasses and functions take their defaults from here, and the
 command line builds every ``click.Choice`` and every shown default from here, so
 that a help text never types a number or a list of its own. Pure Python, no
-imports: ``augtool --help`` reads this module without loading numpy or OpenCV.
+imports of augtool or any library: ``augtool --help`` reads this module without
+loading numpy or OpenCV.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 # --- expand: counts and sizes ---------------------------------------------------------
 
@@ -54,6 +57,20 @@ DEFAULT_SPLIT_BY = "source"
 #: What a command that reads an expand output can read: one split, or every image.
 SUBSETS = ("train", "val", "test", "all")
 DEFAULT_EVAL_SUBSET = "test"
+#: Order of split rows in every table: train, val, test, all, then anything else by name.
+SPLIT_ORDER = SUBSETS
+
+
+def split_sort_key(split: str) -> tuple[int, str]:
+    """Sort key that puts splits in :data:`SPLIT_ORDER`, unknown names (``fold 3``) after."""
+    rank = SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER)
+    return rank, split
+
+
+def sort_splits(splits: Iterable[str]) -> list[str]:
+    """The distinct split names, in table order."""
+    return sorted(dict.fromkeys(splits), key=split_sort_key)
+
 
 # --- output formats -------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from types import CodeType
+from typing import Any, TypeVar
 
 #: A parameter reference in a message template, ``{name}`` or ``{command.name}``, or an
 #: escaped brace ``{{`` / ``}}``.
@@ -164,3 +166,21 @@ class ClusterError(AugtoolError):
     """
 
     exit_code = 1
+
+
+def complete_after_interrupt(out: object) -> str:
+    """What a run says when a stop signal came after its output was published."""
+    return f"interrupted after the last image was written; {out} is complete"
+
+
+#: Code that no stop signal may interrupt halfway (publishing an output): a face that
+#: turns signals into :class:`Interrupted` defers them while such code runs.
+ATOMIC_CODE: set[CodeType] = set()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def atomic(function: F) -> F:
+    """Mark ``function`` as a step no stop signal may split (see :data:`ATOMIC_CODE`)."""
+    ATOMIC_CODE.add(function.__code__)
+    return function

@@ -4,8 +4,8 @@ A function that takes seconds (``synthesize``, ``verify`` with a replay,
 ``model.evaluation.evaluate_run``) accepts a :class:`Progress` and calls
 ``start(phase, total)`` then ``advance(n)``; the command line draws bars from
 those calls on a terminal and :class:`LogLines` from them in a log file, tests count
-them, and :class:`NoProgress` ignores them.
-``augtool.expand.Reporter`` is the same interface plus warnings.
+them, and :class:`NoProgress` ignores them. A :class:`Reporter` (``expand``,
+``cells``) is the same interface plus warnings.
 """
 
 from __future__ import annotations
@@ -26,8 +26,15 @@ class Progress(Protocol):
         """``n`` more steps of the current phase are done."""
 
 
+class Reporter(Progress, Protocol):
+    """Receives progress and warnings (the command line draws bars and prints the warnings)."""
+
+    def warn(self, message: str) -> None:
+        """Something the user should know, that does not stop the run."""
+
+
 class NoProgress:
-    """Reports nothing (also as an ``augtool.expand.Reporter``: warnings are dropped)."""
+    """Reports nothing (also as a :class:`Reporter`: warnings are dropped)."""
 
     def start(self, phase: str, total: int) -> None:
         """Ignore."""

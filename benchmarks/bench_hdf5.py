@@ -5,7 +5,7 @@ Writes the 1,676-image set (``--pca``) at 227x227 as HDF5 from the real cells
 with ``augtool expand`` in a new process (peak RSS of the whole process tree
 sampled from /proc), then reads it back:
 
-* whole file into memory with ``augtool.io.open_dataset`` (what training does);
+* whole file into memory with ``augtool.store.dataset.open_dataset`` (what training does);
 * one image at a time in random order with h5py (what a data loader does).
 
 Usage: python benchmarks/bench_hdf5.py [--workdir DIR] [--compression none|lzf|gzip]
@@ -78,7 +78,7 @@ def main() -> None:
             raise SystemExit("augtool expand failed")
     write_s = time.perf_counter() - start
 
-    from augtool.io import open_dataset
+    from augtool.store.dataset import open_dataset
 
     start = time.perf_counter()
     data = open_dataset(out)
@@ -97,7 +97,7 @@ def main() -> None:
     print(f"{'step':<52}{'seconds':>9}{'images/s':>10}")
     rows = [
         ("expand --pca -> HDF5 (new process, all cores)", write_s),
-        ("read whole file (augtool.io.open_dataset)", read_all_s),
+        ("read whole file (augtool.store.dataset.open_dataset)", read_all_s),
         ("read one image at a time, random order (h5py)", read_random_s),
     ]
     for label, seconds in rows:

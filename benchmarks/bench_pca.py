@@ -41,8 +41,8 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from augtool.color import DEFAULT_MODE, DEFAULT_STD, default_chunk_size, pca_jitter  # noqa: E402
-from augtool.decode import IMAGE_SUFFIXES, load_resized  # noqa: E402
+from augtool.ops.pca import DEFAULT_MODE, DEFAULT_STD, default_chunk_size, pca_jitter  # noqa: E402
+from augtool.store.decode import IMAGE_SUFFIXES, load_resized  # noqa: E402
 
 CELLS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "bccd-cells"
 COUNT = 1676

@@ -2,7 +2,7 @@
 
 Workload: the ALL-IDB1-sized set (141 sources, 2592x1944 JPEG q95, 49 / 33 /
 59 per class; from ../shared/data/bccd-smears when present, else generated),
-1,492 PNGs at 227x227, ``--split none``. Each way runs ``augtool.expand.expand``
+1,492 PNGs at 227x227, ``--split none``. Each way runs ``augtool.engine.expand.expand``
 in this process (scan, render, write: the whole command minus start-up).
 The Dask clusters (N worker processes, 1 thread each, loopback) are started
 before any clock runs, their start-up time printed apart. The ways run in
@@ -25,8 +25,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from augtool.backends import DaskBackend, LocalBackend
-from augtool.expand import ExpandOptions, expand
+from augtool.engine.backends import LocalBackend
+from augtool.engine.dask_backend import DaskBackend
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
 from tests.workloads import build_allidb_like, machine
 
 TARGET = 1492

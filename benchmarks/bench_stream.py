@@ -150,7 +150,7 @@ def run_data_only(args: argparse.Namespace, big: Path, folder: Path) -> None:
     """Serve one epoch of training batches each way, no network; print the table."""
     import torch
 
-    from augtool.io import open_dataset
+    from augtool.store.dataset import open_dataset
     from model.data import DeviceImages, compute_normalization, parse_augment
     from model.stream import StreamImages, open_lazy, parse_memory
     from tests.workloads import PeakMemory, machine

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from augtool.synth import synthesize
+from augtool.tools.synth import synthesize
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from augtool.io import open_dataset  # noqa: E402
+from augtool.store.dataset import open_dataset  # noqa: E402
 from model.data import DeviceImages, Normalization, compute_normalization  # noqa: E402
 from model.networks import create_model  # noqa: E402
 from model.train import (  # noqa: E402

@@ -35,9 +35,12 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import augtool.transforms
-from augtool.decode import choose_reduction, decode_rgb
-from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges, to_gray3
+import augtool.ops.geometry
+import augtool.pipeline.builtins
+import augtool.pipeline.steps
+from augtool.ops.intensity import to_gray3
+from augtool.pipeline.builtins import ORIGINAL, PAPER, Ranges, paper_settings
+from augtool.store.decode import choose_reduction, decode_rgb
 from tests.mosaic import FACTOR_SIZES, jpeg_bytes, mosaic, tile_origin
 from tests.workloads import machine
 
@@ -75,8 +78,10 @@ def working_cdf_at_full(full: np.ndarray, reduced: np.ndarray) -> float:
     table[: np.nonzero(hist)[0][0]] = 0
     if not np.array_equal(table.astype(np.uint8)[gray_work], cv2.equalizeHist(gray_work)):
         raise SystemExit("rebuilt table differs from cv2.equalizeHist")
-    fast = augtool.transforms.resize_to(np.dstack([table.astype(np.uint8)[gray_full]] * 3), SIZE)
-    reference = TRANSFORMS["histeq"].apply(full, {}, (1.0, 1.0), SIZE)
+    fast = augtool.pipeline.builtins.resize_to(
+        np.dstack([table.astype(np.uint8)[gray_full]] * 3), SIZE
+    )
+    reference = PAPER["histeq"].run(full, {}, (1.0, 1.0), SIZE)
     return psnr(reference, fast)
 
 
@@ -94,7 +99,7 @@ def measure(
     Returns:
         ``{transform: {factor: min PSNR}}``.
     """
-    transforms = [ORIGINAL, *TRANSFORMS.values()]
+    transforms = [ORIGINAL, *PAPER.values()]
     worst: dict[str, dict[int, float]] = {t.name: {} for t in transforms}
     worst[CDF_ROW] = {}
     for k, (width, height) in FACTOR_SIZES.items():
@@ -106,7 +111,8 @@ def measure(
             reduced = decode_rgb(data, k)
             scale = (reduced.shape[1] / width, reduced.shape[0] / height)
             for t in transforms:
-                params = [t.sample(np.random.default_rng(seed), Ranges()) for seed in range(draws)]
+                settings = paper_settings(t.name, Ranges()) if t.name in PAPER else t.settings()
+                params = [t.sample(np.random.default_rng(seed), settings) for seed in range(draws)]
                 for p in params if params[0] else params[:1]:
                     value = psnr(
                         t.apply(full, p, (1.0, 1.0), SIZE), t.apply(reduced, p, scale, SIZE)
@@ -137,10 +143,11 @@ def main() -> None:
         f"JPEG q95; {args.draws} parameter draw(s) each; output {SIZE}x{SIZE}"
     )
     if args.resize == "pyrdown":
-        augtool.transforms.resize_to = pyrdown_resize
+        for module in (augtool.ops.geometry, augtool.pipeline.builtins, augtool.pipeline.steps):
+            module.resize_to = pyrdown_resize  # type: ignore[attr-defined]
         print("resize: cv2.pyrDown halvings (the code before commit 37496a5)")
     else:
-        print("resize: augtool.decode.resize_to (area halvings)")
+        print("resize: augtool.store.decode.resize_to (area halvings)")
     start = time.perf_counter()
     worst = measure(args.mosaics, args.draws, args.generated, args.histeq_cdf)
     if not args.histeq_cdf:

@@ -35,8 +35,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from augtool.verify import verify  # noqa: E402
-from augtool.writers import JOURNAL_NAME, partial_path  # noqa: E402
+from augtool.engine.verify import verify  # noqa: E402
+from augtool.store.writers import JOURNAL_NAME, partial_path  # noqa: E402
 from tests import badinputs  # noqa: E402
 from tests.child_process import (  # noqa: E402
     cli_args,
@@ -57,7 +57,7 @@ PROVENANCE = {"created_utc", "command_line"}
 OPEN_DATASET = """
 import sys
 from augtool.errors import AugtoolError
-from augtool.io import open_dataset
+from augtool.store.dataset import open_dataset
 try:
     print(f"read {len(open_dataset(sys.argv[1]))} images")
 except AugtoolError as err:
@@ -67,7 +67,7 @@ except AugtoolError as err:
 ENOSPC_AFTER_3 = """
 import errno, sys
 import h5py
-from augtool import writers
+from augtool.store import writers
 calls = {"n": 0}
 def full(*args, **kwargs):
     calls["n"] += 1

@@ -33,8 +33,8 @@ from robustness import content_digest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from augtool.backends import default_workers  # noqa: E402
-from augtool.writers import partial_path  # noqa: E402
+from augtool.engine.backends import default_workers  # noqa: E402
+from augtool.store.writers import partial_path  # noqa: E402
 from tests.workloads import SHARED_DATA, machine  # noqa: E402
 
 #: Delays shorter than this land before Python has started augtool: default signal action.

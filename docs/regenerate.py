@@ -10,9 +10,9 @@ A quoted output is marked in the Markdown source::
 The block's lines that start with ``$`` are shell commands. They run in order,
 in a fresh temporary folder, with ``augtool`` and ``python`` meaning this
 checkout (``python -m cli`` with ``PYTHONPATH`` set to the repository) and with
-``examples/``, ``benchmarks/``, ``experiments/``, ``checks/`` and ``tests/``
-linked in. What each command prints (stdout and stderr together) replaces the
-lines after it. Attributes:
+``examples/``, ``benchmarks/``, ``experiments/``, ``checks/``, ``tests/`` and
+``docs/`` linked in. What each command prints (stdout and stderr together)
+replaces the lines after it. Attributes:
 
 ``data=cells``
     ``raw/`` is a copy of ``../shared/data/bccd-cells`` (the 141 real cells); the
@@ -75,7 +75,7 @@ REPO = DOCS.parent
 SHARED = REPO.parent / "shared"
 REAL_CELLS = SHARED / "data" / "bccd-cells"
 DATA_KINDS = ("none", "cells", "shared")
-LINKED = ("examples", "benchmarks", "experiments", "checks", "tests")
+LINKED = ("examples", "benchmarks", "experiments", "checks", "tests", "docs")
 INDENT = "    "
 LOCK = REPO / "constraints.txt"
 #: Libraries whose versions decide a picture's pixels (``augtool.versions`` names).

@@ -21,10 +21,10 @@ import numpy as np
 from PIL import Image
 
 from augtool.annotations import read_annotations
-from augtool.detect import ANNOTATION_FOLDER, IMAGES
-from augtool.plan import PCA
-from augtool.preview import LEGEND_HEIGHT, draw_boxes, draw_legend
-from augtool.transforms import ORIGINAL, TRANSFORMS
+from augtool.engine.detection import ANNOTATION_FOLDER, IMAGES
+from augtool.pipeline.builtins import ORIGINAL, PAPER
+from augtool.pipeline.steps import PCA
+from augtool.tools.tiles import LEGEND_HEIGHT, draw_boxes, draw_legend
 
 LABEL_HEIGHT = 22
 GAP = 6
@@ -39,7 +39,7 @@ def first_of_each_transform(out: Path, split: str) -> list[tuple[str, str]]:
     for row in rows:
         if row["split"] == split and row["transform"] not in chosen:
             chosen[row["transform"]] = row["name"].rsplit("/", 1)[-1]
-    order = [ORIGINAL.name, *TRANSFORMS, PCA]
+    order = [ORIGINAL.name, *PAPER, PCA]
     return sorted(chosen.items(), key=lambda item: order.index(item[0]))
 
 

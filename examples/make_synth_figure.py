@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from augtool.synth import CLASSES, draw_scene, image_rng, sample_scene
+from augtool.tools.synth import CLASSES, draw_scene, image_rng, sample_scene
 
 SIZE = (640, 480)
 TILE = (256, 192)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import click
 
-from augtool.commands.errors import render_error
+from augtool.commands.exit_codes import render_error
 from augtool.errors import InputError
 from cli import main as augtool
 from model.selection import ranking, val_table

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from augtool.io import open_dataset
+from augtool.store.dataset import open_dataset
 from model.checkpoint import load_checkpoint
 from model.data import DeviceImages, align_labels
 from model.folds import fold_parts, val_fold

@@ -20,8 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from augtool.color import DEFAULT_STD, pca_jitter
-from augtool.decode import load_resized
+from augtool.ops.pca import DEFAULT_STD, pca_jitter
+from augtool.store.decode import load_resized
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL = ROOT / ".." / "shared" / "data" / "bccd-cells" / "WBC" / "BloodImage_00024_wbc.jpg"

@@ -8,12 +8,12 @@ outlines are known:
 * true box: the cell's analytic outline (its shape's polar formula, sampled
   at 720 angles), mapped by the rotation's output matrix, its extremes;
 * hull box: the cell's box in the source (its mask's pixel edges, what a COCO
-  ``bbox`` says) mapped by :func:`augtool.boxes.map_boxes`, as detection
+  ``bbox`` says) mapped by :func:`augtool.ops.targets.map_boxes`, as detection
   outputs are made now;
 * mask box (raster): the box of the mask resampled at nearest neighbour
-  (:func:`augtool.mask_geometry.map_bitmap`: RLE and PNG masks);
+  (:func:`augtool.ops.mask_geometry.map_bitmap`: RLE and PNG masks);
 * mask box (polygon): the box of the mask's pixel-edge outline mapped exactly
-  (:func:`augtool.mask_geometry.map_polygons`: COCO and YOLO polygons).
+  (:func:`augtool.ops.mask_geometry.map_polygons`: COCO and YOLO polygons).
 
 It prints the mean IoU of each with the true box, per cell kind and angle.
 
@@ -30,11 +30,12 @@ from collections import defaultdict
 import numpy as np
 
 from augtool.annotations.masks import mask_to_polygons, to_bitmap
-from augtool.boxes import map_boxes, output_matrix
-from augtool.mask_geometry import map_bitmap, map_points, map_polygons, mask_box, polygons_box
-from augtool.smear.shapes import Blob
-from augtool.smear.truth import cell_instances
-from augtool.synth import CLASSES, image_rng, sample_scene
+from augtool.ops.mask_geometry import map_bitmap, map_points, map_polygons, mask_box, polygons_box
+from augtool.ops.targets import map_boxes
+from augtool.pipeline.builtins import output_matrix
+from augtool.tools.smear.shapes import Blob
+from augtool.tools.smear.truth import cell_instances
+from augtool.tools.synth import CLASSES, image_rng, sample_scene
 
 ANGLES = (10.0, 25.0, 45.0)
 

@@ -7,7 +7,7 @@ The paper used MATLAB; augtool differs from MATLAB's defaults in three places
 * the Gaussian kernel spans 6 sigma + 1 pixels (OpenCV's choice for 8-bit
   images, cut at +-3 sigma); ``imgaussfilt`` defaults to 2 * ceil(2 sigma) + 1
   (cut at +-2 sigma);
-* shrinking averages areas (``augtool.decode.resize_to``); ``imresize``
+* shrinking averages areas (``augtool.store.decode.resize_to``); ``imresize``
   defaults to bicubic with antialiasing (the kernel widened by the ratio),
   which Pillow's ``Image.resize(..., BICUBIC)`` also computes (Keys a = -0.5).
 
@@ -34,8 +34,9 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from augtool.decode import resize_to
-from augtool.transforms import TRANSFORMS, Ranges, rotation
+from augtool.ops.geometry import rotation
+from augtool.pipeline.builtins import PAPER, Ranges, paper_settings
+from augtool.store.decode import resize_to
 from benchmarks.bench_workres import psnr
 from tests.mosaic import mosaic, tile_origin
 from tests.workloads import machine
@@ -93,11 +94,11 @@ def main() -> None:
         image = mosaic(WIDTH, HEIGHT, first=25 * m)
         rng = np.random.default_rng(m)
         for _ in range(3):
-            angle = TRANSFORMS["rotate"].sample(rng, Ranges())["angle"]
-            ours = TRANSFORMS["rotate"].apply(image, {"angle": angle}, (1.0, 1.0), SIZE)
+            angle = PAPER["rotate"].sample(rng, paper_settings("rotate", Ranges()))["angle"]
+            ours = PAPER["rotate"].run(image, {"angle": angle}, (1.0, 1.0), SIZE)
             rows["rotate"].append(_compare(ours, rotate_nearest(image, angle)))
-            sigma = TRANSFORMS["blur_rgb"].sample(rng, Ranges())["sigma"]
-            ours = TRANSFORMS["blur_rgb"].apply(image, {"sigma": sigma}, (1.0, 1.0), SIZE)
+            sigma = PAPER["blur_rgb"].sample(rng, paper_settings("blur_rgb", Ranges()))["sigma"]
+            ours = PAPER["blur_rgb"].run(image, {"sigma": sigma}, (1.0, 1.0), SIZE)
             k = matlab_kernel_size(sigma)
             theirs = cv2.GaussianBlur(image, (k, k), sigma, borderType=cv2.BORDER_REPLICATE)
             rows["blur"].append(_compare(ours, resize_to(theirs, SIZE)))

@@ -1,6 +1,6 @@
 """Train and evaluate LeukemiaNet (and a stronger network) on ``augtool expand`` outputs.
 
-Imports torch, numpy and h5py (through :mod:`augtool.io`) only, never
+Imports torch, numpy and h5py (through :mod:`augtool.store.dataset`) only, never
 albumentations: training runs on GPU machines that have nothing else.
 
 Modules:

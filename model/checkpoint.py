@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from augtool.errors import InputError, OptionError, OutputError
-from augtool.publish import staged_file
+from augtool.store.publish import staged_file
 from model.data import Normalization
 from model.networks import create_model
 from model.train import prepare_model
@@ -66,7 +66,7 @@ def save_checkpoint(
     The file holds only tensors and plain types (str, int, float, bool, None,
     lists, dicts): the state dict on the CPU, the architecture and its options,
     class names, input size, normalisation, training settings and ``info``. It is
-    written to a temporary sibling and renamed (:func:`augtool.publish.staged_file`),
+    written to a temporary sibling and renamed (:func:`augtool.store.publish.staged_file`),
     so a crash never leaves half a file.
 
     Raises:

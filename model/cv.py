@@ -9,7 +9,7 @@ the folds of val accuracy and macro F1.
 Val figures are what configurations are compared on. Training never scores a
 test fold: the chosen configuration's test folds are scored once, on purpose,
 by ``augtool evaluate RUNS DATA --fold all --subset test``, which records the
-read in the dataset's ledger (:mod:`augtool.ledger`).
+read in the dataset's ledger (:mod:`augtool.store.ledger`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from augtool.errors import InputError, OutputError, literal
-from augtool.io import open_dataset
+from augtool.store.dataset import open_dataset
 from model.metrics import report_from_confusion
 from model.report import mean_std, pct_cell
 from model.run import train_run

@@ -8,9 +8,9 @@ the training loop. On CUDA the batch comes out channels_last, which is the
 layout the stored NHWC bytes already have.
 
 Inputs are an ``augtool expand`` output (HDF5 or folder, read with
-:func:`augtool.io.open_dataset`) or, for evaluation, a plain ``RAW/<class>/``
+:func:`augtool.store.dataset.open_dataset`) or, for evaluation, a plain ``RAW/<class>/``
 image folder preprocessed exactly as ``expand`` makes its original copies
-(:func:`augtool.decode.load_resized`).
+(:func:`augtool.store.decode.load_resized`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import torch
 
 from augtool import defaults
 from augtool.errors import InputError, OptionError, literal
-from augtool.io import Dataset, open_dataset
 from augtool.progress import NoProgress, Progress
-from augtool.schema import MANIFEST_NAME
+from augtool.store.dataset import Dataset, open_dataset
+from augtool.store.schema import MANIFEST_NAME
 from model.config import parse_augment as parse_augment
 
 #: Normalisation modes: ``zerocenter`` subtracts the per-channel mean of the
@@ -347,7 +347,7 @@ def load_image_folder(path: str | Path, size: int, progress: Progress | None = N
     """Read a ``RAW/<class>/<image>`` folder preprocessed like ``expand``'s originals.
 
     Every image, of any size or format, is decoded and squashed to ``size x size``
-    by :func:`augtool.decode.load_resized`, the function ``expand`` uses for the
+    by :func:`augtool.store.decode.load_resized`, the function ``expand`` uses for the
     original copy of each source.
 
     Args:
@@ -361,8 +361,8 @@ def load_image_folder(path: str | Path, size: int, progress: Progress | None = N
     Raises:
         InputError: On a missing folder, no class folders or unusable images.
     """
-    from augtool.decode import load_resized
-    from augtool.sources import scan
+    from augtool.engine.scan import scan
+    from augtool.store.decode import load_resized
 
     found = scan(path)
     root = Path(path)

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from augtool.errors import InputError, OutputError, literal
-from augtool.ledger import dataset_sha256
 from augtool.progress import Progress
+from augtool.store.ledger import dataset_sha256
 from model.checkpoint import Checkpoint, load_checkpoint
 from model.data import DeviceImages, is_raw_folder, load_for_evaluation
 from model.folds import group_unit
@@ -91,9 +91,9 @@ def evaluate_run(
         The report and where it was written. Besides the figures, the report
         says what was scored: ``tta``, ``models``, ``fold`` and
         ``fold_from_model``, ``scored_folds``, ``dataset_sha256``
-        (:func:`augtool.ledger.dataset_sha256`, ``None`` for a raw folder),
+        (:func:`augtool.store.ledger.dataset_sha256`, ``None`` for a raw folder),
         ``test_images`` (how many scored images are test images of the data:
-        the caller records such a read, :mod:`augtool.ledger`) and
+        the caller records such a read, :mod:`augtool.store.ledger`) and
         ``training_images`` (how many trained one of the models, which makes
         the figures no estimate of accuracy: :func:`model.scoring.trained_mask`).
 
@@ -202,7 +202,7 @@ def predict_files(
     Raises:
         InputError: Unreadable model or image.
     """
-    from augtool.decode import load_resized
+    from augtool.store.decode import load_resized
 
     dev = resolve_device(device)
     ckpt: Checkpoint = load_checkpoint(model_path, dev)

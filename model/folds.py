@@ -11,7 +11,7 @@ what one group is.
 from __future__ import annotations
 
 from augtool.errors import InputError, OptionError
-from augtool.io import Dataset
+from augtool.store.dataset import Dataset
 from model.data import RAW_SOURCE
 
 
@@ -85,7 +85,7 @@ def group_key(group: str) -> str:
     (``BloodImage_00009.jpg``) and ``--group-regex 'BloodImage_\\d+'`` by the
     match (``BloodImage_00009``): both name the same smear.
     """
-    from augtool.decode import IMAGE_SUFFIXES
+    from augtool.store.decode import IMAGE_SUFFIXES
 
     name = group.strip()
     stem, dot, suffix = name.rpartition(".")

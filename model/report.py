@@ -15,7 +15,7 @@ import numpy as np
 
 from augtool.drawing import ascii_label
 from augtool.errors import OutputError
-from augtool.publish import write_bytes
+from augtool.store.publish import write_bytes
 
 _ROWS = (
     ("True positive (TP)", "tp", "count"),
@@ -290,7 +290,7 @@ def png_bytes(image: np.ndarray, path: str | Path) -> bytes:
 
 
 def write_confusion_png(report: dict, path: str | Path) -> Path:
-    """Write :func:`confusion_image` as a PNG (atomically, :func:`augtool.publish.write_bytes`).
+    """Write :func:`confusion_image` as a PNG (atomically: ``augtool.store.publish.write_bytes``).
 
     Raises:
         OutputError: If the file cannot be written.

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from augtool.errors import InputError, OptionError, literal
-from augtool.io import Dataset, is_hdf5_path, open_dataset
-from augtool.ledger import dataset_sha256
-from augtool.publish import staged_folder, write_bytes
-from augtool.schema import images_of
+from augtool.store.dataset import Dataset, is_hdf5_path, open_dataset
+from augtool.store.ledger import dataset_sha256
+from augtool.store.publish import staged_folder, write_bytes
+from augtool.store.schema import images_of
 from model.checkpoint import save_checkpoint
 from model.data import DeviceImages, Normalization, compute_normalization
 from model.folds import fold_parts, group_key, train_splits, val_fold
@@ -149,11 +149,11 @@ def train_run(
     kept model is the best epoch on val, and the final metrics are the kept
     model's on val. Test images are neither scored nor loaded: scoring them is
     its own step (``augtool evaluate``), which records every read in the
-    dataset's ledger (:mod:`augtool.ledger`). An HDF5 file whose images take more
+    dataset's ledger (:mod:`augtool.store.ledger`). An HDF5 file whose images take more
     than the memory budget is streamed from disk (:mod:`model.stream`) instead of
     being loaded whole.
 
-    The run folder is filled in a hidden sibling (:func:`augtool.publish.staged_folder`)
+    The run folder is filled in a hidden sibling (:func:`augtool.store.publish.staged_folder`)
     and renamed into place at the end; ``history.csv`` and ``curves.png`` are
     rewritten there after every epoch, so a long run can be followed.
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from augtool.errors import OutputError, literal
-from augtool.publish import write_bytes
+from augtool.store.publish import write_bytes
 
 MODEL_NAME = "model.pt"
 HISTORY_NAME = "history.csv"
@@ -55,7 +55,7 @@ def check_run_dir(out: str | Path, overwrite: bool) -> Path:
 def write_history(path: Path, history: Sequence[dict[str, float]]) -> None:
     """One CSV row per epoch; columns are the union of the rows' keys, in first-seen order.
 
-    Written atomically (:func:`augtool.publish.write_bytes`): a reader following a
+    Written atomically (:func:`augtool.store.publish.write_bytes`): a reader following a
     run sees the previous history or the new one, never half a row.
     """
     columns: list[str] = []

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from augtool.errors import InputError, OptionError, literal
-from augtool.io import Dataset
-from augtool.ledger import dataset_sha256
 from augtool.progress import Progress
+from augtool.store.dataset import Dataset
+from augtool.store.ledger import dataset_sha256
 from model.checkpoint import Checkpoint, load_checkpoint
 from model.data import DeviceImages, align_labels, load_for_evaluation
 from model.folds import fold_parts, group_unit, val_fold
@@ -155,7 +155,7 @@ def trained_mask(
 ) -> np.ndarray:
     """Which images of ``data`` trained ``model``: a boolean array, one per image.
 
-    ``content`` is :func:`augtool.ledger.dataset_sha256` of the data ``data``
+    ``content`` is :func:`augtool.store.ledger.dataset_sha256` of the data ``data``
     was taken from (``None``: not an expand output, e.g. a raw image folder).
     A model records what it trained on (``info["training"]``: the hash of its
     data and of any extra training data, and its train splits, train folds or
@@ -318,7 +318,7 @@ def evaluate_folds(
     Returns:
         ``per_fold`` rows (fold, n, accuracy, macro F1, originals accuracy),
         ``mean`` and ``std`` (sample, n - 1) over the folds, ``dataset_sha256``
-        (:func:`augtool.ledger.dataset_sha256`), and ``pooled``: the
+        (:func:`augtool.store.ledger.dataset_sha256`), and ``pooled``: the
         :func:`model.metrics.classification_report` of all predictions together,
         with the cluster bootstrap over ``data``'s groups, plus ``test_images``
         and ``training_images`` (how many of the scored images are test images,

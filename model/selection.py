@@ -3,7 +3,7 @@
 A configuration is chosen on the mean validation figures over the folds, and
 only the chosen one's test folds are scored, once (``augtool evaluate RUN DATA
 --fold all --subset test``, which records the read in the dataset's ledger,
-:mod:`augtool.ledger`). Nothing here reads or shows a test figure, even from a
+:mod:`augtool.store.ledger`). Nothing here reads or shows a test figure, even from a
 ``cv.json`` that an older ``train`` wrote with test columns:
 
 * :func:`ranking` orders cross-validated runs (``RUN/cv.json`` of ``train
@@ -298,7 +298,7 @@ def prior_corrected(run: Path, data_path: Path, extra_path: Path) -> PriorReadin
     """
     import torch
 
-    from augtool.io import open_dataset
+    from augtool.store.dataset import open_dataset
     from model.data import align_labels
     from model.folds import fold_parts, val_fold
     from model.metrics import confusion_matrix, report_from_confusion

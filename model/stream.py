@@ -45,8 +45,8 @@ import numpy as np
 import torch
 
 from augtool.errors import InputError
-from augtool.io import Dataset, is_hdf5_path
-from augtool.schema import IMAGES, folds_of, open_hdf5, read_hdf5_records
+from augtool.store.dataset import Dataset, is_hdf5_path
+from augtool.store.schema import IMAGES, folds_of, open_hdf5, read_hdf5_records
 from model.config import parse_memory as parse_memory
 from model.data import BatchMaker, Normalization
 

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from augtool.errors import InputError
-from augtool.io import decode_file
-from augtool.schema import IMAGES, read_manifest, read_recipe
+from augtool.store.dataset import decode_file
+from augtool.store.schema import IMAGES, read_manifest, read_recipe
 from model.stream import open_h5, open_lazy
 
 

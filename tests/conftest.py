@@ -125,7 +125,8 @@ def write_fold_h5(root: Path) -> Path:
     ``expand --target 60 --size 32 --group-regex 'patient\\d+' --folds 4``: small enough
     to train every fold in seconds.
     """
-    from augtool.expand import ExpandOptions, expand
+    from augtool.engine.expand import expand
+    from augtool.engine.options import ExpandOptions
 
     raw = root / "raw"
     for c, cls in enumerate(("a", "b")):

@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from augtool.pool import opencv_ready_to_fork
+from augtool.engine.pool import opencv_ready_to_fork
 from tests.child_process import cli_args, fresh_process_signals, main_exit_status
 
 #: Exit status of a child whose code raised something other than ``SystemExit``.

@@ -2,7 +2,7 @@
 
 Run as ``python -m tests.interrupt_child SIGNAL WHERE``. The command, wrapped like
 every long ``augtool`` command in
-:func:`augtool.commands.errors.interruptible`, sends itself SIGNAL:
+:func:`augtool.commands.exit_codes.interruptible`, sends itself SIGNAL:
 
 - ``exec``: from code run by ``exec`` of a string (as ``dataclasses`` and
   ``collections.namedtuple`` run theirs), so the interrupt is raised inside it;
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from augtool.commands.errors import interruptible, raise_if_interrupted
+from augtool.commands.exit_codes import interruptible, raise_if_interrupted
 
 _SEND_AND_WAIT = """
 import os

@@ -8,7 +8,7 @@ native-detail source of the working-resolution tests, of
 ``benchmarks/bench_workres.py`` and of ``bench_expand.py``'s native workload.
 
 The tiles are the BCCD smears of ``../shared/data/bccd-smears`` when present;
-otherwise generated smears (:func:`augtool.synth.render_smear`, 640x480 with
+otherwise generated smears (:func:`augtool.tools.synth.render_smear`, 640x480 with
 sensor noise, focus blur and JPEG artefacts baked in), so a machine without
 the data still tests images with detail at the pixel scale.
 """
@@ -36,7 +36,7 @@ def tile_origin(generated: bool = False) -> str:
     """Where the tiles come from, for printing next to figures."""
     if _real_smear_paths() and not generated:
         return "BCCD smears (640x480) tiled, not resized"
-    return "generated 640x480 smears (augtool.synth) tiled, not resized"
+    return "generated 640x480 smears (augtool.tools.synth) tiled, not resized"
 
 
 @cache
@@ -67,7 +67,7 @@ def smear_tile(index: int, generated: bool = False) -> np.ndarray:
 
 @cache
 def _generated_tile(index: int) -> np.ndarray:
-    from augtool.synth import CLASSES, render_smear
+    from augtool.tools.synth import CLASSES, render_smear
 
     rng = np.random.default_rng(np.random.SeedSequence((2026, index)))
     return render_smear(CLASSES[index % len(CLASSES)], rng, TILE)

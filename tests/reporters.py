@@ -8,7 +8,7 @@ from collections import Counter
 class Recorder:
     """Counts the steps reported for each phase, in the order the phases start, and keeps warnings.
 
-    Serves as an :class:`augtool.progress.Progress` and an ``augtool.expand.Reporter``.
+    Serves as an :class:`augtool.progress.Progress` and an ``augtool.progress.Reporter``.
     """
 
     def __init__(self) -> None:

@@ -1,23 +1,25 @@
-"""Boxes follow the pixels: every transform, sampled parameters, output sizes 227-640."""
+"""Boxes follow the pixels: every paper step, sampled parameters, output sizes 227-640.
+
+Each output is made by the one pipeline with a box for its white rectangle
+(:meth:`augtool.pipeline.core.Pipeline.apply` with targets), and the box it
+gives is checked against the rectangle found in the output's pixels.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from augtool.boxes import (
-    check_min_visibility,
-    letterbox,
-    map_boxes,
-    output_matrix,
-    transform_boxes,
-)
+from augtool.engine.options import check_min_visibility
 from augtool.errors import OptionError
-from augtool.render import letterboxed
-from augtool.transforms import GEOMETRY, ORIGINAL, TRANSFORMS, Ranges, geometry
+from augtool.ops.geometry import letterbox
+from augtool.ops.targets import Targets, map_boxes
+from augtool.pipeline.builtins import PAPER, output_matrix, step_geometry
+from augtool.pipeline.core import Pipeline, Sample
+from augtool.pipeline.steps import ORIGINAL_NAME
 
-ALL = [ORIGINAL, *TRANSFORMS.values()]
-IDS = [t.name for t in ALL]
+IDS = [ORIGINAL_NAME, *PAPER]
+PIPE = Pipeline.paper()
 SOURCE = (480, 360)
 #: Rectangles (x0, y0, x1, y1) in source pixels: central, off-centre, at an edge.
 RECTS = [(150, 110, 330, 250), (40, 200, 140, 330), (380, 10, 480, 120)]
@@ -31,14 +33,35 @@ def blank_with(rect: tuple[int, int, int, int]) -> np.ndarray:
     return image
 
 
-def draws(transform, seeds: int) -> list[dict]:
-    """The parameters sampled with seeds ``0 .. seeds-1``, each distinct draw once.
+def outputs(
+    name: str,
+    rect: tuple[int, int, int, int],
+    seeds: int,
+    size: int | tuple[int, int],
+    scale: int = 1,
+    letterboxed: bool = False,
+) -> list[Sample]:
+    """The outputs of ``name`` drawn with seeds ``0 .. seeds-1``, each distinct draw once.
 
-    A transform without parameters (flips, gray, histeq, the original) draws the
-    same empty dict every time: one render of it shows all that its copies would.
+    A step without parameters (flips, gray, histeq, the original) draws the
+    same empty dict every time: one output of it shows all that its copies would.
     """
-    sampled = [transform.sample(np.random.default_rng(seed), Ranges()) for seed in range(seeds)]
-    return [p for i, p in enumerate(sampled) if p not in sampled[:i]]
+    work = np.ascontiguousarray(blank_with(rect)[::scale, ::scale])
+    found: list[Sample] = []
+    for seed in range(seeds):
+        sample = PIPE.apply(
+            work,
+            name,
+            rng=np.random.default_rng(seed),
+            size=size,
+            work_scale=(1 / scale, 1 / scale),
+            targets=Targets.from_boxes([rect], SOURCE),
+            letterboxed=letterboxed,
+            min_visibility=0.0,
+        )
+        if all(sample.params != other.params for other in found):
+            found.append(sample)
+    return found
 
 
 def found_box(image: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -49,60 +72,42 @@ def found_box(image: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
+def check(sample: Sample) -> None:
+    """The sample's box is the white rectangle found in its pixels (within 2 px)."""
+    assert sample.targets is not None
+    kept = sample.targets.boxes
+    seen = found_box(sample.image)
+    if seen is None:
+        assert len(kept) == 0 or (kept[0, 2] - kept[0, 0]) * (kept[0, 3] - kept[0, 1]) < 4
+        return
+    assert list(sample.targets.ids) == [0], (sample.step, sample.params)
+    np.testing.assert_allclose(kept[0], seen, atol=2.0, err_msg=f"{sample.step} {sample.params}")
+
+
 @pytest.mark.parametrize("size", [227, 320, 640])
 @pytest.mark.parametrize("rect", RECTS)
-@pytest.mark.parametrize("transform", ALL, ids=IDS)
-def test_box_matches_the_rectangle_in_the_pixels(transform, rect, size: int) -> None:
-    work = blank_with(rect)
-    for params in draws(transform, 4):
-        out = transform.apply(work, params, (1.0, 1.0), size)
-        kept, index = transform_boxes(
-            transform.name, params, SOURCE, np.array([rect]), (size, size), min_visibility=0.0
-        )
-        seen = found_box(out)
-        if seen is None:
-            assert len(kept) == 0 or (kept[0, 2] - kept[0, 0]) * (kept[0, 3] - kept[0, 1]) < 4
-            continue
-        assert list(index) == [0], (transform.name, params)
-        np.testing.assert_allclose(kept[0], seen, atol=2.0, err_msg=f"{transform.name} {params}")
+@pytest.mark.parametrize("name", IDS)
+def test_box_matches_the_rectangle_in_the_pixels(name: str, rect, size: int) -> None:
+    for sample in outputs(name, rect, 4, size):
+        check(sample)
 
 
 @pytest.mark.parametrize("out", [(640, 480), (300, 227), (227, 400)])
-@pytest.mark.parametrize("transform", ALL, ids=IDS)
-def test_box_matches_at_non_square_output_sizes(transform, out: tuple[int, int]) -> None:
+@pytest.mark.parametrize("name", IDS)
+def test_box_matches_at_non_square_output_sizes(name: str, out: tuple[int, int]) -> None:
     for rect in RECTS:
-        work = blank_with(rect)
-        for params in draws(transform, 3):
-            image = transform.apply(work, params, (1.0, 1.0), out)
-            assert image.shape == (out[1], out[0], 3)
-            kept, _ = transform_boxes(
-                transform.name, params, SOURCE, np.array([rect]), out, min_visibility=0.0
-            )
-            seen = found_box(image)
-            if seen is None:
-                continue
-            np.testing.assert_allclose(
-                kept[0], seen, atol=2.0, err_msg=f"{transform.name} {params}"
-            )
+        for sample in outputs(name, rect, 3, out):
+            assert sample.image.shape == (out[1], out[0], 3)
+            check(sample)
 
 
 @pytest.mark.parametrize("out", [(640, 640), (416, 416), (640, 480), (300, 400)])
-@pytest.mark.parametrize("transform", ALL, ids=IDS)
-def test_box_matches_when_letterboxed(transform, out: tuple[int, int]) -> None:
+@pytest.mark.parametrize("name", IDS)
+def test_box_matches_when_letterboxed(name: str, out: tuple[int, int]) -> None:
     for rect in RECTS:
-        work = blank_with(rect)
-        for params in draws(transform, 3):
-            image = letterboxed(transform.name, work, params, (1.0, 1.0), SOURCE, out)
-            assert image.shape == (out[1], out[0], 3)
-            kept, _ = transform_boxes(
-                transform.name, params, SOURCE, np.array([rect]), out, 0.0, letterboxed=True
-            )
-            seen = found_box(image)
-            if seen is None:
-                continue
-            np.testing.assert_allclose(
-                kept[0], seen, atol=2.0, err_msg=f"{transform.name} {params}"
-            )
+        for sample in outputs(name, rect, 3, out, letterboxed=True):
+            assert sample.image.shape == (out[1], out[0], 3)
+            check(sample)
 
 
 def test_letterbox_centres_the_canvas_between_bars() -> None:
@@ -111,27 +116,22 @@ def test_letterbox_centres_the_canvas_between_bars() -> None:
     assert letterbox((640, 480), (640, 480)) == ((640, 480), (0, 0))
 
 
-@pytest.mark.parametrize("transform", ALL, ids=IDS)
-def test_box_matches_at_working_resolution(transform) -> None:
+@pytest.mark.parametrize("name", IDS)
+def test_box_matches_at_working_resolution(name: str) -> None:
     """expand renders from a reduced working image; boxes use source pixels all the same."""
-    rect = RECTS[0]
-    full = blank_with(rect)
-    work = full[::2, ::2].copy()
-    params = transform.sample(np.random.default_rng(7), Ranges())
-    out = transform.apply(work, params, (0.5, 0.5), 227)
-    kept, _ = transform_boxes(transform.name, params, SOURCE, np.array([rect]), (227, 227))
-    seen = found_box(out)
-    assert seen is not None
-    np.testing.assert_allclose(kept[0], seen, atol=2.0)
+    sample = outputs(name, RECTS[0], 1, 227, scale=2)[0]
+    assert found_box(sample.image) is not None
+    check(sample)
 
 
-def test_every_transform_either_moves_pixels_by_its_matrix_or_none() -> None:
-    """The geometry table names only transforms of the table; the rest keep boxes in place."""
-    assert set(GEOMETRY) <= set(TRANSFORMS)
-    for name in set(TRANSFORMS) - set(GEOMETRY):
-        matrix, canvas = geometry(name, {}, *SOURCE)
-        np.testing.assert_array_equal(matrix, [[1, 0, 0], [0, 1, 0]])
-        assert canvas == SOURCE
+def test_every_step_either_moves_pixels_by_its_matrix_or_none() -> None:
+    """A paper step without geometry keeps boxes in place."""
+    for name, step in PAPER.items():
+        assert (step.geometry is None) == (step.moves_pixels is False), name
+        if step.geometry is None:
+            matrix, canvas = step_geometry(name, {}, *SOURCE)
+            np.testing.assert_array_equal(matrix, [[1, 0, 0], [0, 1, 0]])
+            assert canvas == SOURCE
 
 
 def test_flip_matrix_maps_a_box_to_its_mirror() -> None:
@@ -172,8 +172,12 @@ def test_rotation_gives_the_bounding_box_of_the_corners() -> None:
 
 
 def test_pca_moves_no_box() -> None:
-    kept, _ = transform_boxes("pca", {}, (100, 100), np.array([[1, 2, 3, 4]]), (100, 100))
-    np.testing.assert_allclose(kept, [[1, 2, 3, 4]])
+    image = np.full((100, 100, 3), 90, np.uint8)
+    image[:, :50] = 160
+    box = Targets.from_boxes([[1, 2, 3, 4]], (100, 100))
+    sample = PIPE.apply(image, "pca", size=(100, 100), targets=box)
+    assert sample.targets is not None
+    np.testing.assert_allclose(sample.targets.boxes, [[1, 2, 3, 4]])
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])

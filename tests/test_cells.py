@@ -13,16 +13,12 @@ import pytest
 
 from augtool.annotations import read_annotations
 from augtool.annotations.base import Box
-from augtool.cells import (
-    CellOptions,
-    cut_cells,
-    plan_cells,
-    square_around,
-    window_around,
-)
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.scan import scan
 from augtool.errors import InputError, OptionError
-from augtool.expand import ExpandOptions, expand
-from augtool.sources import scan
+from augtool.tools.cell_plan import plan_cells, square_around, window_around
+from augtool.tools.cells import CellOptions, cut_cells
 from tests.child_process import run_cli
 from tests.conftest import smear_like, write_image
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from augtool.writers import Hdf5Writer
+from augtool.store.writers import Hdf5Writer
 from cli import main
 from tests.child_process import run_cli
 
@@ -30,9 +30,9 @@ def _boom(*args: object, **kwargs: object) -> None:
 def test_an_unexpected_exception_is_one_line_and_exit_70(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import augtool.verify
+    import augtool.engine.verify
 
-    monkeypatch.setattr(augtool.verify, "verify", _boom)
+    monkeypatch.setattr(augtool.engine.verify, "verify", _boom)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     result = CliRunner().invoke(main, ["verify", str(tmp_path)])
     assert result.exit_code == 70, result.output
@@ -49,9 +49,9 @@ def test_an_unexpected_exception_is_one_line_and_exit_70(
 
 
 def test_debug_prints_the_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import augtool.verify
+    import augtool.engine.verify
 
-    monkeypatch.setattr(augtool.verify, "verify", _boom)
+    monkeypatch.setattr(augtool.engine.verify, "verify", _boom)
     result = CliRunner().invoke(main, ["--debug", "verify", str(tmp_path)])
     assert result.exit_code == 70
     assert "Traceback (most recent call last)" in result.output and "_boom" in result.output
@@ -112,14 +112,11 @@ def test_the_resolved_output_format_is_validated_first(make_raw, tmp_path: Path)
 
 
 def test_the_hdf5_writer_refuses_an_index_it_does_not_own(tmp_path: Path) -> None:
-    writer = Hdf5Writer(tmp_path / "o.h5", 2, 8)
-    writer.open("f")
-    try:
+    with Hdf5Writer(tmp_path / "o.h5", "f", n=2, size=8) as writer:
         for index in (-1, 2):
             with pytest.raises(IndexError, match="no image row"):
                 writer.write(index, "x", np.zeros((8, 8, 3), np.uint8))
-    finally:
-        writer.abort(keep=False)
+    assert list(tmp_path.iterdir()) == []  # left unfinished: nothing stays
 
 
 def test_letterbox_pca_jitters_the_picture_not_the_bars(make_raw, tmp_path: Path) -> None:
@@ -155,9 +152,10 @@ def test_bad_raw_is_reported_in_one_round(make_raw, tmp_path: Path) -> None:
 
 
 def test_a_run_without_resume_says_what_it_does_with_a_partial(make_raw, tmp_path: Path) -> None:
-    from augtool import writers
+    from augtool.engine.expand import expand
+    from augtool.engine.options import ExpandOptions
     from augtool.errors import Interrupted
-    from augtool.expand import ExpandOptions, expand
+    from augtool.store import writers
     from tests.test_expand_signals import InterruptAt
 
     raw = make_raw({"A": 3, "B": 3})
@@ -177,7 +175,7 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> Non
     import subprocess
     import sys
 
-    from augtool.commands.errors import BROKEN_PIPE
+    from augtool.commands.exit_codes import BROKEN_PIPE
 
     command = [sys.executable, "-m", "cli", "synth", str(tmp_path / "demo"), "--size", "64"]
     command += ["--per-class", "ALL=1,AML=1,normal=1"]

@@ -1,4 +1,4 @@
-"""Tests of augtool.color: the batched PCA colour augmentation against a plain reference."""
+"""Tests of augtool.ops.pca: the batched PCA colour augmentation against a plain reference."""
 
 from __future__ import annotations
 
@@ -9,24 +9,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from augtool import color
-from augtool.color import (
+from augtool.errors import OptionError
+from augtool.ops import pca_kernels
+from augtool.ops.pca import (
     DEFAULT_MODE,
     DEFAULT_STD,
-    FIXED_BITS,
-    WEIGHT_LIMIT,
     PcaResult,
-    _numpy_backend,
-    _run,
-    _torch_backend,
     apply_pca,
     apply_pca_shift,
     default_chunk_size,
     pca_jitter,
     sample_alphas,
 )
-from augtool.decode import IMAGE_SUFFIXES, load_resized
-from augtool.errors import OptionError
+from augtool.ops.pca_kernels import FIXED_BITS, WEIGHT_LIMIT, numpy_backend, torch_backend
+from augtool.ops.pca_kernels import run as run_chunks
+from augtool.store.decode import IMAGE_SUFFIXES, load_resized
 
 CELLS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "bccd-cells"
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -259,7 +256,7 @@ def test_cpu_affine_is_the_floor_at_ties_and_at_the_extremes() -> None:
     coefficients[5] = np.rint(rng.uniform(-2.5, 2.5, (3, 4)) * unit) / unit
     coefficients[:, :, :3] = np.rint(coefficients[:, :, :3] * unit) / unit
     out = np.empty_like(images)
-    backend = _numpy_backend()
+    backend = numpy_backend()
     backend.affine(images, coefficients, out)
     for image, result, c in zip(images, out, coefficients, strict=True):
         x = image.reshape(-1, 3).astype(np.float64)
@@ -279,7 +276,7 @@ def test_cpu_moments_are_exact_integers(size: tuple[int, int]) -> None:
     ]
     images[2][1, ..., 1] = 0
     for chunk in images:
-        sums, squares, cross = _numpy_backend().moments(chunk)
+        sums, squares, cross = numpy_backend().moments(chunk)
         x = chunk.reshape(2, -1, 3).astype(np.int64)
         assert sums.dtype == squares.dtype == cross.dtype == np.int64
         assert np.array_equal(sums, x.sum(axis=1))
@@ -300,7 +297,7 @@ def test_opencv_and_planar_moments_give_the_same_bytes(
     )
     alphas = np.random.default_rng(5).normal(0, 0.7, (len(images), 3))
     opencv = apply_pca(images, alphas, mode=mode)
-    monkeypatch.setattr(color, "_OPENCV_MOMENT_PIXELS", 0)
+    monkeypatch.setattr(pca_kernels, "_OPENCV_MOMENT_PIXELS", 0)
     planar = apply_pca(images, alphas, mode=mode)
     assert np.array_equal(opencv.images, planar.images)
     assert np.array_equal(opencv.eigenvalues, planar.eigenvalues)
@@ -534,15 +531,17 @@ def test_default_copies_of_a_generated_set_all_differ_from_their_originals(
 ) -> None:
     # The criterion of the default on generated data, through expand's own plan and
     # renderer: 48 PCA copies of 24 generated sources, none byte-identical to its original.
-    from augtool.expand import ExpandOptions, SilentReporter, plan_run
-    from augtool.plan import PCA
-    from augtool.render import RenderSettings, SourceTask, render_source
-    from augtool.sources import scan
+    from augtool.engine.options import ExpandOptions
+    from augtool.engine.plan import plan_run
+    from augtool.engine.render import RenderSettings, SourceTask, render_source
+    from augtool.engine.scan import scan
+    from augtool.pipeline.steps import PCA
+    from augtool.progress import NoProgress
 
     raw = make_raw({"ALL": 8, "AML": 8, "normal": 8}, size=(96, 72))
     options = ExpandOptions(size=64, target=24, pca_count=48, split="none")
-    run = plan_run(scan(raw), options, SilentReporter())
-    settings = RenderSettings(size=64, ranges=options.ranges, seed=0, encoding="array")
+    run = plan_run(scan(raw), options, NoProgress())
+    settings = RenderSettings(size=64, seed=0, encoding="array")
     assert settings.pca.mode == DEFAULT_MODE and settings.pca.std == DEFAULT_STD
     copies = 0
     for s, source in enumerate(run.scan.sources):
@@ -629,8 +628,8 @@ def test_torch_backend_on_cpu_gives_the_same_bytes() -> None:
         ("shift", "unit", alphas),
         ("shift", "byte", alphas),
     ]:
-        ours = _run(images, weights, mode, scale, 3, _numpy_backend())
-        theirs = _run(images, weights, mode, scale, 5, _torch_backend("cpu"))
+        ours = run_chunks(images, weights, mode, scale, 3, numpy_backend())
+        theirs = run_chunks(images, weights, mode, scale, 5, torch_backend("cpu"))
         assert theirs.images.tobytes() == ours.images.tobytes(), (mode, scale)
         assert np.array_equal(theirs.eigenvalues, ours.eigenvalues)
 

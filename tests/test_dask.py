@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from augtool.backends import DaskBackend
+from augtool.engine.dask_backend import DaskBackend
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.render import RenderSettings, SourceTask, render_source
 from augtool.errors import ClusterError, OptionError
-from augtool.expand import ExpandOptions, expand
-from augtool.render import RenderSettings, SourceTask, render_source
-from augtool.transforms import Ranges
-from augtool.writers import partial_path
+from augtool.store.writers import partial_path
 from cli import main
 from tests.conftest import tree_hashes, write_upscaled_smears
 from tests.mixed_recipe import images_and_manifest, mixed_recipe
@@ -150,11 +150,11 @@ def test_cli_local_cluster_gives_the_same_hdf5(
 def test_mixed_recipe_same_bytes_on_dask_workers(cluster, make_raw, tmp_path: Path) -> None:
     """A recipe of built-ins and albumentations steps (tests/mixed_recipe.py) rendered by
     the cluster's worker processes gives the bytes of the local run."""
-    from augtool.recipe import load_recipe
+    from augtool.pipeline.recipe_toml import read_recipe_file
 
-    recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
+    recipe = read_recipe_file(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw()
-    opts = ExpandOptions(target=40, pipeline=recipe, transforms=recipe.names, size=48, workers=2)
+    opts = ExpandOptions(target=40, pipeline=recipe, recipe_named=True, size=48, workers=2)
     expand(raw, tmp_path / "local", opts)
     with DaskBackend(cluster.scheduler_address, timeout=30) as backend:
         expand(raw, tmp_path / "dask", opts, backend=backend)
@@ -260,7 +260,7 @@ def test_lost_cluster_keeps_the_partial_output_for_resume(make_raw, tmp_path: Pa
 
 def test_workers_that_cannot_see_raw_are_told_to_use_send_sources(cluster) -> None:
     task = SourceTask("/nonexistent/raw/ALL/a.jpg", "0" * 64, 10, 10, ((0, 0, "original"),))
-    settings = RenderSettings(size=32, ranges=Ranges(), seed=0)
+    settings = RenderSettings(size=32, seed=0)
     with (
         DaskBackend(cluster.scheduler_address, timeout=5) as backend,
         pytest.raises(ClusterError, match=r"cannot see /nonexistent.*send_sources"),

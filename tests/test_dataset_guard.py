@@ -24,10 +24,11 @@ import h5py
 import numpy as np
 import pytest
 
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.verify import verify
 from augtool.errors import InputError
-from augtool.expand import ExpandOptions, expand
-from augtool.io import open_dataset
-from augtool.verify import verify
+from augtool.store.dataset import open_dataset
 from tests.child_process import REPO, run_cli, run_cli_measured
 
 OPTS = {"target": 12, "size": 32, "workers": 1}

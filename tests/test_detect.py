@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,10 +14,12 @@ from click.testing import CliRunner
 
 from augtool.annotations import Box, ImageBoxes, read_annotations
 from augtool.annotations.write import write_annotations
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions, options_from_values
+from augtool.engine.verify import verify
 from augtool.errors import InputError, OptionError
-from augtool.expand import ExpandOptions, expand
-from augtool.transforms import Ranges
-from augtool.verify import verify
+from augtool.pipeline.builtins import Ranges
+from augtool.pipeline.recipe_spec import paper_recipe
 from cli import main
 from tests.conftest import write_image
 
@@ -141,11 +144,11 @@ def test_letterboxed_output_keeps_boxes_on_the_pixels(tmp_path: Path) -> None:
         if found is not None:
             b = item.boxes[0]
             np.testing.assert_allclose([b.x0, b.y0, b.x1, b.y1], found, atol=2.5)
-    assert "letterbox" not in ExpandOptions().recipe()
+    assert "letterbox" not in ExpandOptions().provenance()
 
 
 def test_square_recipe_has_no_height_and_hdf5_refuses_it(tmp_path: Path) -> None:
-    assert "height" not in ExpandOptions().recipe()
+    assert "height" not in ExpandOptions().provenance()
     with pytest.raises(OptionError, match="height"):
         ExpandOptions(height=100, output_format="hdf5").validate()
 
@@ -179,8 +182,7 @@ def test_min_visibility_drops_boxes_shifted_out(tmp_path: Path) -> None:
     opts = options(
         "coco",
         location,
-        transforms=("translate",),
-        ranges=Ranges(translate_range=(50.0, 50.0)),
+        pipeline=paper_recipe(Ranges(translate_range=(50.0, 50.0)), ("translate",)),
         min_visibility=0.99,
         split="none",
     )
@@ -217,7 +219,7 @@ def test_detection_options_are_checked(tmp_path: Path, extra: dict, option: str)
 
 
 def test_classification_recipe_has_no_detection_keys() -> None:
-    assert "annotations" not in ExpandOptions().recipe()
+    assert "annotations" not in ExpandOptions().provenance()
 
 
 def test_cli_expand_with_annotations(tmp_path: Path) -> None:
@@ -278,7 +280,8 @@ def test_cli_expand_width_by_height(tmp_path: Path) -> None:
 
 def test_preview_draws_the_boxes_of_each_tile(tmp_path: Path) -> None:
     from augtool.drawing import class_rgb
-    from augtool.preview import GAP, LEGEND_HEIGHT, TITLE_HEIGHT, preview
+    from augtool.tools.preview import preview
+    from augtool.tools.tiles import GAP, LEGEND_HEIGHT, TITLE_HEIGHT
 
     raw, location = make_detection_raw(tmp_path, "voc")
     image = raw / "smearA_1.png"
@@ -301,7 +304,7 @@ def test_preview_draws_the_boxes_of_each_tile(tmp_path: Path) -> None:
 
 
 def test_preview_annotation_options_are_checked(tmp_path: Path) -> None:
-    from augtool.preview import preview
+    from augtool.tools.preview import preview
 
     raw, location = make_detection_raw(tmp_path, "voc")
     with pytest.raises(OptionError, match="format"):
@@ -321,7 +324,7 @@ def test_images_sharing_a_stem_get_distinct_outputs(tmp_path: Path) -> None:
     cv2.imwrite(str(raw / "smearA_1.jpg"), image)
     with pytest.raises(InputError, match="keep one"):
         expand(raw, tmp_path / "out", options("yolo", location))
-    from augtool.detect import _stems
+    from augtool.engine.detection import _stems
 
     assert _stems(["a.png", "a.jpg", "s/b.png"]) == {
         "a.png": "a_png",
@@ -331,7 +334,8 @@ def test_images_sharing_a_stem_get_distinct_outputs(tmp_path: Path) -> None:
 
 
 def test_dataset_grid_of_a_width_by_height_output(tmp_path: Path) -> None:
-    from augtool.preview import GAP, GROUP_GAP, ROW_LABEL_WIDTH, dataset_grid
+    from augtool.tools.dataset_grid import dataset_grid
+    from augtool.tools.tiles import GAP, GROUP_GAP, ROW_LABEL_WIDTH
 
     raw, location = make_detection_raw(tmp_path, "voc")
     out = tmp_path / "out"
@@ -339,3 +343,152 @@ def test_dataset_grid_of_a_width_by_height_output(tmp_path: Path) -> None:
     grid, tiles = dataset_grid(out, per_cell=2)
     assert tiles == 4
     assert grid.shape[1] == ROW_LABEL_WIDTH + 2 * (2 * 100 + GAP) + GROUP_GAP + 2 * GAP
+
+
+# --- every step kind carries boxes: recipes with curator, albumentations, plug-in steps ------
+
+
+def recipe_file(tmp_path: Path, steps: str, preprocess: str = "") -> Path:
+    path = tmp_path / "recipe.toml"
+    path.write_text('name = "boxes"\n' + preprocess + steps, encoding="utf-8")
+    return path
+
+
+def albumentations_steps() -> str:
+    """An albumentations Affine at the output size, a flip on the working image, and hue."""
+    os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+    A = pytest.importorskip("albumentations")
+    affine = A.Affine(rotate=(-25, 25), scale=(0.85, 1.1), translate_percent=(-0.08, 0.08), p=1)
+    flip = A.HorizontalFlip(p=1.0)
+    affine_text, flip_text = json.dumps(A.to_dict(affine)), json.dumps(A.to_dict(flip))
+    return (
+        f"[[transform]]\nname = \"affine\"\nalbumentations = '''{affine_text}'''\n"
+        f"[[transform]]\nname = \"flip\"\nalbumentations = '''{flip_text}'''\n"
+        'at = "work"\n[[transform]]\nname = "hue"\n'
+    )
+
+
+def boxes_against_pixels(out: Path, fmt: str) -> tuple[int, int]:
+    """Every written box against the white rectangle found in its image's pixels.
+
+    Returns:
+        How many images showed the rectangle, and how many boxes matched it
+        within 2.5 px. A box that does not match must be cut by the image's edge
+        and hold the rectangle: a turned box's corner outside the image still
+        widens its bounding box (albumentations and augtool alike).
+    """
+    folder = {"voc": "annotations", "coco": "annotations.json", "yolo": "labels"}[fmt]
+    back = read_annotations(fmt, out / folder, out / "images")
+    assert back.problems == [] and back.unannotated == []
+    label_of = {name.rsplit(".", 1)[0]: label for name, _, label in IMAGES}
+    shown = exact = 0
+    for item in back.images:
+        found = bright_box(out / "images" / item.image)
+        if found is None:
+            assert item.boxes == (), item.image
+            continue
+        shown += 1
+        assert len(item.boxes) == 1, item.image
+        b = item.boxes[0]
+        assert b.label == label_of[item.image.split("__")[0]]
+        box = np.array([b.x0, b.y0, b.x1, b.y1])
+        if np.allclose(box, found, atol=2.5):
+            exact += 1
+            continue
+        cut = box[0] <= 0 or box[1] <= 0 or box[2] >= item.width or box[3] >= item.height
+        assert cut, (item.image, box, found)
+        assert box[0] - 2.5 <= found[0] and box[1] - 2.5 <= found[1], (item.image, box, found)
+        assert found[2] <= box[2] + 2.5 and found[3] <= box[3] + 2.5, (item.image, box, found)
+    return shown, exact
+
+
+def test_albumentations_steps_write_boxes_that_follow_the_pixels(tmp_path: Path) -> None:
+    """The issue's check: a detection run with an albumentations step, its boxes on the pixels."""
+    raw, location = make_detection_raw(tmp_path, "coco")
+    recipe = recipe_file(tmp_path, albumentations_steps())
+    values = {"factor": 6, "size": SIZE, "split": "none", "workers": 1, "recipe": recipe}
+    values.update(annotations=str(location), annotation_format="coco", min_visibility=0.0)
+    out = tmp_path / "out"
+    summary = expand(raw, out, options_from_values(values))
+    assert summary.total == 30 and verify(out).ok
+    transforms = {r.split(",")[8] for r in (out / "manifest.csv").read_text().splitlines()[1:]}
+    assert {"affine", "flip", "hue", "original"} <= transforms
+    shown, exact = boxes_against_pixels(out, "coco")
+    assert shown >= 25 and exact >= shown - 3, (shown, exact)
+    report = verify(out, regenerate_raw=raw)
+    assert report.ok and report.regenerated, report.problems
+
+
+@pytest.mark.parametrize("policy", ["crop", "pad"])
+def test_a_shape_policy_moves_the_boxes_with_the_pixels(tmp_path: Path, policy: str) -> None:
+    """Fixed: with resize = crop or pad, boxes went where the source's were, not the pixels."""
+    raw, location = make_detection_raw(tmp_path, "coco")
+    steps = '[[transform]]\nname = "gray"\n[[transform]]\nname = "rotate"\n'
+    steps += '[[transform]]\nname = "zoom"\n[[transform]]\nname = "brightness"\n'
+    recipe = recipe_file(tmp_path, steps, f'[preprocess]\nresize = "{policy}"\n')
+    values = {"factor": 5, "size": SIZE, "split": "none", "workers": 1, "recipe": recipe}
+    values.update(annotations=str(location), annotation_format="coco", min_visibility=0.0)
+    out = tmp_path / "out"
+    expand(raw, out, options_from_values(values))
+    shown, exact = boxes_against_pixels(out, "coco")
+    assert shown >= 20 and exact == shown
+
+
+def test_letterbox_with_a_crop_recipe_keeps_the_squares_aspect(tmp_path: Path) -> None:
+    """Fixed: the letterbox took the source's 4:3 aspect for the cropped square's."""
+    raw, location = make_detection_raw(tmp_path, "coco")
+    steps = '[[transform]]\nname = "gray"\n[[transform]]\nname = "flip_y"\n'
+    recipe = recipe_file(tmp_path, steps, '[preprocess]\nresize = "crop"\n')
+    values = {"factor": 2, "size": SIZE, "split": "none", "workers": 1, "recipe": recipe}
+    values.update(annotations=str(location), annotation_format="coco", letterbox=True)
+    out = tmp_path / "out"
+    expand(raw, out, options_from_values(values))
+    # 160x120 cropped to its centred 120x120 square, which fills the 160x160 output: no bars,
+    # every length scaled by 160/120 on both axes.
+    image = cv2.imread(str(out / "images" / "smearA_1__00_original.png"))
+    assert image.shape == (SIZE, SIZE, 3)
+    x0, y0, x1, y1 = (40 - 20, 30, 110 - 20, 80)  # the rectangle in the square
+    scale = SIZE / 120
+    found = bright_box(out / "images" / "smearA_1__00_original.png")
+    np.testing.assert_allclose(found, [x0 * scale, y0 * scale, x1 * scale, y1 * scale], atol=1.5)
+    shown, exact = boxes_against_pixels(out, "coco")
+    assert shown == 10 and exact == shown
+
+
+PLUGIN_STEPS = """
+import numpy as np
+
+from augtool import StepType
+
+
+def transpose(params, width, height):
+    return np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]), (height, width)
+
+
+TRANSPOSE = StepType(
+    "transpose", "swap the axes", apply=lambda image, p: np.ascontiguousarray(image.swapaxes(0, 1)),
+    at="work", moves_pixels=True, geometry=transpose,
+)
+SILENT = StepType("silent", "moves pixels, says nothing", apply=lambda image, p: image[::-1])
+"""
+
+
+def test_declared_plugin_steps_carry_boxes_and_undeclared_ones_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "detect_plugin_steps.py").write_text(PLUGIN_STEPS, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    raw, location = make_detection_raw(tmp_path, "voc")
+    recipe = recipe_file(tmp_path, '[[transform]]\nname = "t"\nplugin = "transpose"\n')
+    values = {"factor": 2, "size": SIZE, "split": "none", "workers": 1, "recipe": recipe}
+    values.update(annotations=str(location), annotation_format="voc")
+    values["plugins"] = ("detect_plugin_steps",)
+    out = tmp_path / "out"
+    expand(raw, out, options_from_values(values))
+    assert boxes_against_pixels(out, "voc") == (10, 10)
+    silent = recipe_file(tmp_path, '[[transform]]\nname = "s"\nplugin = "silent"\n')
+    with pytest.raises(OptionError, match=r"recipe: boxes \(annotations\) cannot follow s:"):
+        options_from_values({**values, "recipe": silent})
+    # Without boxes the same step runs.
+    without = {k: v for k, v in values.items() if k not in ("annotations", "annotation_format")}
+    assert options_from_values({**without, "recipe": silent}).pipeline.names == ("s",)

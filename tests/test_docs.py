@@ -269,8 +269,8 @@ def test_the_unmarked_check_catches_a_hand_written_quote() -> None:
 
 
 def test_expand_and_preview_quote_a_truncated_jpeg_in_the_same_words() -> None:
-    """The cut JPEG of expand.md and preview.md: one wording (augtool.decode.truncation)."""
-    from augtool.decode import truncation
+    """The cut JPEG of expand.md and preview.md: one wording (augtool.store.decode.truncation)."""
+    from augtool.store.decode import truncation
 
     jpeg = b"\xff\xd8\xff\xe0" + b"\xff\xda" + b"scan data cut short"
     words = truncation(jpeg)

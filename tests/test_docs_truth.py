@@ -22,9 +22,10 @@ import h5py
 import pytest
 from click.testing import CliRunner
 
-from augtool import schema
-from augtool.cells import CELLS_COLUMNS
-from augtool.expand import ExpandOptions, expand
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.store import schema
+from augtool.tools.cells import CELLS_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -421,7 +422,7 @@ def test_no_table_but_the_reference_retypes_options(page: Path) -> None:
 
 
 def test_preview_help_names_the_pca_modes_it_draws() -> None:
-    from augtool.preview import PCA_MODES
+    from augtool.tools.preview import PCA_MODES
     from cli import main
 
     result = CliRunner().invoke(main, ["preview", "--help"], terminal_width=200)
@@ -476,7 +477,7 @@ def test_preview_md_describes_the_tiles_the_sheet_draws() -> None:
 
 
 def test_synth_md_states_the_red_cell_scale_the_generator_draws() -> None:
-    from augtool.smear.scene import RBC_WIDTH_FRACTION
+    from augtool.tools.smear.scene import RBC_WIDTH_FRACTION
 
     low, high = (round(100 * f) for f in RBC_WIDTH_FRACTION)
     text = " ".join((DOCS / "synth.md").read_text(encoding="utf-8").split())

@@ -14,9 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
-from augtool import preview as pv
 from augtool.drawing import ascii_label
-from augtool.expand import ExpandOptions, expand
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.tools import dataset_grid as dg
+from augtool.tools import preview as pv
 from model.report import confusion_image, curves_image
 from tests.conftest import write_image
 
@@ -66,7 +68,7 @@ def test_every_label_of_sheets_and_grids_is_ascii(drawn: list[str], tmp_path: Pa
             write_image(raw / cls / f"zelle_ä{i}.png", image)
     pv.contact_sheet(raw / "Plättchen" / "zelle_ä0.png", size=48)
     expand(raw, tmp_path / "out", ExpandOptions(size=32, target=8, workers=1))
-    pv.dataset_grid(tmp_path / "out", per_cell=1)
+    dg.dataset_grid(tmp_path / "out", per_cell=1)
     assert drawn, "nothing was drawn"
     assert any("sigma =" in text for text in drawn)  # the blur tile's label
     assert any("deg (" in text for text in drawn)  # the rotation's

@@ -12,10 +12,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from augtool import writers
+from augtool.engine.dry_run import dry_run
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
 from augtool.errors import OutputError
-from augtool.expand import ExpandOptions, dry_run, expand
-from augtool.io import open_dataset
+from augtool.store import writers
+from augtool.store.dataset import open_dataset
 from tests.child_process import run_cli
 from tests.conftest import REAL_CELLS, tree_hashes, write_image
 
@@ -102,7 +104,7 @@ def test_same_bytes_when_files_are_listed_in_another_order(
         return list(reversed(list(real_scandir(path))))
 
     fake_os = SimpleNamespace(walk=reversed_walk, scandir=reversed_scandir)
-    monkeypatch.setattr("augtool.sources.os", fake_os)
+    monkeypatch.setattr("augtool.engine.scan.os", fake_os)
     expand(raw, tmp_path / "b", ExpandOptions(target=30, workers=1, **SMALL))
     a, b = tree_hashes(tmp_path / "a"), tree_hashes(tmp_path / "b")
     a.pop("augtool.json"), b.pop("augtool.json")
@@ -297,6 +299,6 @@ def test_pca_options_reach_every_copy(make_raw, tmp_path: Path) -> None:
 
 
 def _rows(out: Path) -> list[dict[str, str]]:
-    from augtool.io import read_manifest
+    from augtool.store.dataset import read_manifest
 
     return read_manifest(out)

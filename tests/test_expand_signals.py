@@ -23,11 +23,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from augtool import publish, writers
-from augtool.commands import errors as cli_errors
-from augtool.errors import Interrupted
-from augtool.expand import ExpandOptions, expand
-from augtool.verify import verify
+from augtool.commands import exit_codes as cli_errors
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.verify import verify
+from augtool.errors import ATOMIC_CODE, Interrupted
+from augtool.store import publish, writers
 from tests.child_process import cli_command, default_sigint, run_cli
 from tests.conftest import smear_like, tree_hashes, write_image
 from tests.forked import ForkedCli
@@ -186,7 +187,7 @@ def test_a_signal_after_the_output_is_final_ends_the_command_with_its_message() 
 
 def test_the_deferral_covers_publishing_only() -> None:
     assert not cli_errors._deferring(sys._getframe())
-    assert publish.commit_partial.__code__ in cli_errors._ATOMIC_CODE
+    assert publish.commit_partial.__code__ in ATOMIC_CODE
 
 
 # --- SIGTERM to a 2-worker run at many moments ------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from augtool.errors import InputError
-from augtool.io import Dataset, open_dataset
+from augtool.store.dataset import Dataset, open_dataset
 from tests.h5data import blob_images, make_blob_h5, write_h5
 
 torch = pytest.importorskip("torch")

@@ -20,10 +20,13 @@ import pytest
 from click.testing import CliRunner
 
 from augtool import defaults
-from augtool.commands.errors import flag_name, render_error
+from augtool.commands.exit_codes import flag_name, render_error
+from augtool.commands.summary import counts_table
+from augtool.defaults import sort_splits
+from augtool.engine.dry_run import dry_run
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions, options_from_values
 from augtool.errors import OptionError, OutputError
-from augtool.expand import ExpandOptions, dry_run, expand, options_from_values
-from augtool.summary import counts_table, sort_splits
 from cli import main
 from tests.reporters import Recorder
 
@@ -102,11 +105,12 @@ def test_options_from_values_builds_ranges_pca_and_recipe() -> None:
         {"pca": True, "pca_std": 0.25, "rotate_range": (-10, 10), "transforms": "rotate,gray"}
     )
     assert options.pca_count == defaults.DEFAULT_PCA_COUNT and options.pca.std == 0.25
-    assert options.ranges.rotate_range == (-10, 10) and options.transforms == ("rotate", "gray")
-    assert options.ranges.sigma_range == defaults.DEFAULT_SIGMA_RANGE
+    assert options.pipeline.names == ("rotate", "gray") and not options.recipe_named
+    assert options.paper_ranges().rotate_range == (-10, 10)
+    assert options.paper_ranges().sigma_range == defaults.DEFAULT_SIGMA_RANGE
     assert options_from_values({"pca_count": 5}).pca_count == 5
     assert options_from_values({}).pca_count == 0
-    assert options_from_values({"recipe": "colour"}).pipeline is not None
+    assert options_from_values({"recipe": "colour"}).pipeline.name == "colour"
     detection = options_from_values({"output_format": "voc", "annotations": "ann/"})
     assert (detection.annotation_format, detection.output_format) == ("voc", "folder")
     for values, option in (
@@ -181,7 +185,7 @@ def test_synth_existing_output_names_the_flag_not_a_python_keyword(tmp_path: Pat
     result = CliRunner().invoke(main, ["synth", str(out), "--per-class", "ALL=1"])
     assert result.exit_code == 1 and "pass --overwrite" in result.output
     assert "overwrite=True" not in result.output
-    from augtool.synth import synthesize
+    from augtool.tools.synth import synthesize
 
     with pytest.raises(OutputError) as err:
         synthesize(out, per_class={"ALL": 1})
@@ -229,8 +233,8 @@ def test_every_choice_of_every_command_is_a_library_list() -> None:
 
 
 def test_shown_defaults_are_the_library_s() -> None:
-    import augtool.preview as preview
-    from augtool.cells import CellOptions
+    import augtool.tools.preview as preview
+    from augtool.tools.cells import CellOptions
     from model.archs import ARCHS
 
     expand_params = {p.name: p for p in main.commands["expand"].params}

@@ -14,11 +14,12 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.split import fold_by_group
+from augtool.engine.verify import verify
 from augtool.errors import InputError, OptionError
-from augtool.expand import ExpandOptions, expand
-from augtool.io import MANIFEST_NAME, open_dataset
-from augtool.split import fold_by_group
-from augtool.verify import verify
+from augtool.store.dataset import MANIFEST_NAME, open_dataset
 from cli import main
 
 

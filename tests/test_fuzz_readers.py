@@ -22,10 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from augtool.annotations import read_annotations
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
 from augtool.errors import AugtoolError
-from augtool.expand import ExpandOptions, expand
-from augtool.recipe import load_recipe
-from augtool.schema import read_manifest, read_recipe
+from augtool.pipeline.recipe_toml import read_recipe_file
+from augtool.store.schema import read_manifest, read_recipe
 from tests.child_process import run_cli
 
 FUZZ = settings(
@@ -78,7 +79,7 @@ sigma_range = [1.0, 2.0]
 def test_recipe_reader(tmp_path: Path, data: bytes) -> None:
     (tmp_path / "r.toml").write_bytes(data)
     with contextlib.suppress(AugtoolError):
-        load_recipe(tmp_path / "r.toml")
+        read_recipe_file(tmp_path / "r.toml")
 
 
 @pytest.fixture(scope="module")

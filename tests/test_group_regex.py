@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.plan import plan_run
+from augtool.engine.scan import scan
 from augtool.errors import OptionError
-from augtool.expand import ExpandOptions, expand, plan_run
-from augtool.sources import scan
 from cli import main
 from tests.reporters import Recorder
 

@@ -11,8 +11,9 @@ import h5py
 import numpy as np
 from click.testing import CliRunner
 
-from augtool.expand import ExpandOptions, expand
-from augtool.io import open_dataset
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.store.dataset import open_dataset
 from cli import main
 
 

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from augtool.decode import image_size
 from augtool.errors import InputError
+from augtool.store.decode import image_size
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = [(1, 1), (40, 30), (333, 17), (7, 1200)]

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from augtool.errors import OptionError
-from augtool.io import Dataset, open_dataset
+from augtool.store.dataset import Dataset, open_dataset
 from cli import main
 from model.folds import group_unit
 from model.metrics import (

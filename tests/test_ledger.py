@@ -1,7 +1,7 @@
 """A test set that cannot be read by accident.
 
 Training reads train and val only; every ``evaluate`` of test images is one line in
-the dataset's ledger (:mod:`augtool.ledger`), for an HDF5 file and a folder alike;
+the dataset's ledger (:mod:`augtool.store.ledger`), for an HDF5 file and a folder alike;
 data with folds is trained per fold (or on every image, knowingly); figures on a
 model's own training images say they are no estimate.
 """
@@ -19,9 +19,10 @@ import h5py
 import pytest
 from click.testing import CliRunner
 
-from augtool import ledger
-from augtool.expand import ExpandOptions, expand
-from augtool.ledger import (
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.store import ledger
+from augtool.store.ledger import (
     TestRead,
     append_test_read,
     dataset_sha256,

@@ -2,7 +2,7 @@
 
 Every message the library raises or reports (errors, warnings, reasons in a
 summary) refers to a parameter as ``{name}`` (or ``{command.name}`` for another
-command's); :func:`augtool.commands.errors.flag_name` is the one place that turns
+command's); :func:`augtool.commands.exit_codes.flag_name` is the one place that turns
 those into flags. These tests scan the library's source for a spelled flag, check
 that every reference names a real parameter of a command, and run the commands
 to see the flags on the terminal.
@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from augtool.commands.errors import flag_name, render_text_for
+from augtool.commands.exit_codes import flag_name, render_text_for
 from augtool.errors import InputError, Message, literal, template_of
 from cli import main
 

@@ -20,6 +20,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 
+from augtool.annotations import read_segmentation
 from augtool.annotations.coco_masks import coco_masks_json
 from augtool.annotations.masks import (
     Bitmap,
@@ -35,7 +36,6 @@ from augtool.annotations.segmentation import (
     SEGMENTATION_FORMATS,
     ImageMasks,
     SegmentationSet,
-    read_segmentation,
     usable,
 )
 from augtool.annotations.voc_masks import voc_mask_files, voc_palette

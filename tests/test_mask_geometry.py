@@ -3,7 +3,7 @@
 Each shape (a disc, a rotated rectangle, a concave arrow) is drawn white in its
 own channel of a black source; the transform renders the pixels as ``expand``
 does, and the shape found in the output (its channel above half) is compared
-with the mask mapped by the same matrix (``augtool.boxes.output_matrix``): as
+with the mask mapped by the same matrix (``pipeline.builtins.output_matrix``): as
 a bitmap and a label map (nearest neighbour) and as a polygon (exact vertices,
 clipped). Flips and quarter turns at the source's own size are exact.
 """
@@ -22,8 +22,8 @@ from augtool.annotations.masks import (
     rasterize_polygons,
     transform_instances,
 )
-from augtool.boxes import letterbox, map_boxes, output_matrix
-from augtool.mask_geometry import (
+from augtool.ops.geometry import letterbox
+from augtool.ops.mask_geometry import (
     area_scale,
     clip_polygon,
     map_bitmap,
@@ -34,10 +34,10 @@ from augtool.mask_geometry import (
     polygons_box,
     warp_labels,
 )
-from augtool.render import letterboxed
-from augtool.transforms import GEOMETRY, ORIGINAL, TRANSFORMS, Ranges, geometry, get_transform
+from augtool.ops.targets import map_boxes
+from augtool.pipeline.builtins import ORIGINAL, PAPER, builtin, output_matrix, step_geometry
 
-MOVING = [ORIGINAL, *(TRANSFORMS[name] for name in GEOMETRY)]
+MOVING = [ORIGINAL, *(step for step in PAPER.values() if step.geometry is not None)]
 IDS = [t.name for t in MOVING]
 #: (source size, output size): square and not, 227 to 640 pixels.
 SIZES = [
@@ -78,7 +78,8 @@ def source_image(parts: list[np.ndarray], width: int, height: int) -> np.ndarray
 
 
 def draws(transform, seeds: int) -> list[dict]:
-    sampled = [transform.sample(np.random.default_rng(seed), Ranges()) for seed in range(seeds)]
+    settings = transform.settings()
+    sampled = [transform.sample(np.random.default_rng(seed), settings) for seed in range(seeds)]
     return [p for i, p in enumerate(sampled) if p not in sampled[:i]]
 
 
@@ -92,7 +93,7 @@ def check_all_forms(name: str, params: dict, source: tuple, out: tuple, exact: b
     width, height = source
     parts = shapes(width, height)
     image = source_image(parts, width, height)
-    rendered = get_transform(name).apply(image, params, (1.0, 1.0), out)
+    rendered = builtin(name).run(image, params, (1.0, 1.0), out)
     matrix = output_matrix(name, params, source, out)
     labels = np.zeros((height, width), np.uint8)
     for k in range(3):
@@ -128,7 +129,7 @@ def test_masks_match_the_shapes_in_the_pixels(transform, source, out) -> None:
 @pytest.mark.parametrize("angle", [90.0, -90.0, 180.0])
 @pytest.mark.parametrize("source", [(640, 480), (227, 400)])
 def test_quarter_turns_are_exact(angle: float, source: tuple[int, int]) -> None:
-    _, canvas = geometry("rotate", {"angle": angle}, *source)
+    _, canvas = step_geometry("rotate", {"angle": angle}, *source)
     out = (round(canvas[0]), round(canvas[1]))
     check_all_forms("rotate", {"angle": angle}, source, out, exact=True)
 
@@ -138,8 +139,9 @@ def test_letterboxed_masks_match_the_pixels() -> None:
     parts = shapes(*source)
     image = source_image(parts, *source)
     for name, params in [("rotate", {"angle": 30.0}), ("shear_x", {"factor": -0.6})]:
-        rendered = letterboxed(name, image, params, (1.0, 1.0), source, out)
-        (fw, fh), (ox, oy) = letterbox(geometry(name, params, *source)[1], out)
+        (fw, fh), (ox, oy) = letterbox(step_geometry(name, params, *source)[1], out)
+        rendered = np.zeros((out[1], out[0], 3), np.uint8)
+        rendered[oy : oy + fh, ox : ox + fw] = builtin(name).run(image, params, (1, 1), (fw, fh))
         matrix = output_matrix(name, params, source, out, letterboxed=True)
         picture = (float(ox), float(oy), float(ox + fw), float(oy + fh))
         kept, index = map_instances([[p] for p in parts], matrix, out, 0.0, picture)
@@ -158,7 +160,7 @@ def test_min_visibility_drops_by_the_area_left_inside() -> None:
     shift = {"dx": 55.0, "dy": 0.0}
     matrix = output_matrix("translate", shift, source, out)
     image = np.repeat(mask[..., None] * np.uint8(255), 3, axis=2)
-    rendered = get_transform("translate").apply(image, shift, (1.0, 1.0), out)
+    rendered = builtin("translate").run(image, shift, (1.0, 1.0), out)
     seen = np.count_nonzero(rendered[..., 0] > 127) / np.count_nonzero(mask)
     assert 0.45 < seen < 0.55
     for shape in ([disc], mask):
@@ -175,7 +177,7 @@ def test_tight_box_from_the_mask_is_inside_the_hull_box() -> None:
     parts = shapes(*source)
     image = source_image(parts, *source)
     params = {"angle": 35.0}
-    rendered = get_transform("rotate").apply(image, params, (1.0, 1.0), out)
+    rendered = builtin("rotate").run(image, params, (1.0, 1.0), out)
     matrix = output_matrix("rotate", params, source, out)
     for k, part in enumerate(parts):
         found = mask_box(rendered[..., k] > 127)

@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 
 from augtool.errors import InputError, OptionError
-from augtool.io import open_dataset
+from augtool.store.dataset import open_dataset
 from cli import main
 from model.checkpoint import load_checkpoint
 from model.data import (

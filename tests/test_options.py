@@ -1,6 +1,6 @@
 """Each shared option is declared once; each flag means one thing across commands.
 
-* An option that two commands take is a factory of ``augtool/commands/options.py``;
+* An option that two commands take is a factory of ``augtool/commands/flags.py``;
   no command module declares a flag another command module declares too.
 * ``--split`` says how expand splits; a command that reads one split of an expand
   output says which with ``--subset`` (``--split NAME`` there is a deprecated alias).
@@ -20,7 +20,7 @@ import click
 from click.testing import CliRunner
 
 from augtool import defaults
-from augtool.commands.options import subset_option
+from augtool.commands.flags import subset_option
 from cli import main
 
 COMMANDS = Path(__file__).resolve().parents[1] / "augtool" / "commands"
@@ -30,7 +30,7 @@ def declared_flags() -> dict[str, set[str]]:
     """Flag -> the command modules whose own ``click.option`` calls declare it."""
     found: dict[str, set[str]] = defaultdict(set)
     for path in sorted(COMMANDS.glob("*.py")):
-        if path.name == "options.py":
+        if path.name in ("flags.py", "backend_flags.py"):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "option":
@@ -44,7 +44,7 @@ def test_no_flag_is_declared_by_two_command_modules() -> None:
     flags = declared_flags()
     assert "--epochs" in flags and "--crop" in flags  # the scan sees the modules' own options
     twice = {flag: sorted(mods) for flag, mods in flags.items() if len(mods) > 1}
-    assert not twice, f"declare these once, in options.py: {twice}"
+    assert not twice, f"declare these once, in flags.py: {twice}"
 
 
 def test_shared_options_are_the_same_option_in_every_command() -> None:

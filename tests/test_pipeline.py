@@ -10,15 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
+from augtool import Pipeline, StepType, load_recipe
+from augtool.engine.expand import expand
+from augtool.engine.options import options_from_values
 from augtool.errors import OptionError
-from augtool.expand import expand, options_from_values
-from augtool.pipeline import Pipeline, StepType, load_recipe
-from augtool.pipeline.builtins import PAPER, STEPS
-from augtool.plan import output_rng
-from augtool.recipe import load_recipe as read_recipe
-from augtool.registry import BUILTINS, build_settings, builtin
-from augtool.render import letterboxed
-from augtool.transforms import GEOMETRY, TRANSFORMS, Ranges
+from augtool.ops.geometry import letterbox
+from augtool.pipeline.builtins import PAPER, STEPS, Ranges, builtin, step_geometry
+from augtool.pipeline.recipe_toml import read_recipe_file
+from augtool.pipeline.settings import build_settings
+from augtool.pipeline.steps import output_rng
 from tests.conftest import smear_like, write_image
 from tests.mixed_recipe import mixed_recipe
 
@@ -33,10 +33,15 @@ def full() -> np.ndarray:
 
 
 def test_one_table_holds_every_built_in_in_the_old_order() -> None:
-    assert list(STEPS) == list(BUILTINS)
-    assert list(PAPER) == list(TRANSFORMS)
-    assert {n for n, s in PAPER.items() if s.moves_pixels} == set(GEOMETRY)
-    assert {n for n, s in STEPS.items() if s.moves_pixels} == {*GEOMETRY, "rot90", "zoom"}
+    assert list(STEPS) == [
+        *("gray", "blur_rgb", "blur_gray", "histeq", "flip_x", "flip_y"),
+        *("rotate", "translate", "shear_x", "shear_y"),
+        *("brightness", "exposure", "hue", "saturation", "noise", "cutout", "rot90", "zoom"),
+    ]
+    assert list(PAPER) == list(STEPS)[:10]
+    geometric = {"flip_x", "flip_y", "rotate", "translate", "shear_x", "shear_y"}
+    assert {n for n, s in PAPER.items() if s.moves_pixels} == geometric
+    assert {n for n, s in STEPS.items() if s.moves_pixels} == {*geometric, "rot90", "zoom"}
     assert all(s.carries_targets for s in STEPS.values())
 
 
@@ -58,13 +63,15 @@ def test_every_step_gives_the_old_draws_and_bytes(
         assert new.image.shape == old.shape and new.image.tobytes() == old.tobytes(), (name, copy)
 
 
-@pytest.mark.parametrize("name", ["original", *TRANSFORMS])
-def test_letterboxed_steps_give_the_old_bytes(name: str, full: np.ndarray) -> None:
+@pytest.mark.parametrize("name", ["original", *PAPER])
+def test_letterboxed_steps_are_their_canvas_between_black_bars(name: str, full: np.ndarray) -> None:
     pipe = Pipeline.paper()
     for out in [(96, 96), (120, 64)]:
         new = pipe.apply(full, name, source=SHA, copy=2, size=out, letterboxed=True)
-        old = letterboxed(name, full, new.params, (1.0, 1.0), (150.0, 110.0), out)
-        assert new.image.tobytes() == old.tobytes()
+        (fw, fh), (ox, oy) = letterbox(step_geometry(name, new.params, 150.0, 110.0)[1], out)
+        expected = np.zeros((out[1], out[0], 3), np.uint8)
+        expected[oy : oy + fh, ox : ox + fw] = builtin(name).run(full, new.params, (1, 1), (fw, fh))
+        assert new.image.tobytes() == expected.tobytes()
 
 
 def test_ranges_and_subsets_of_the_paper() -> None:
@@ -93,7 +100,7 @@ def test_a_plugin_step_runs_through_the_pipeline(
 ) -> None:
     (tmp_path / "my_steps.py").write_text(
         "import numpy as np\n"
-        "from augtool.pipeline import StepType\n"
+        "from augtool import StepType\n"
         "NEG = StepType('neg', 'negative', apply=lambda image, p: 255 - image,"
         " moves_pixels=False)\n"
     )
@@ -143,7 +150,7 @@ def test_paper_and_pca_outputs_are_expands_bytes(raw: Path, tmp_path: Path) -> N
     values = {"target": 60, "size": 56, "seed": 3, "workers": 1, "pca_count": 5}
     expand(raw, out, options_from_values(values))
     seen = _check_against_expand(raw, out, Pipeline.paper(), size=56)
-    assert seen == {"original", "pca", *TRANSFORMS}
+    assert seen == {"original", "pca", *PAPER}
 
 
 def test_letterboxed_non_square_outputs_are_expands_bytes(raw: Path, tmp_path: Path) -> None:
@@ -160,6 +167,6 @@ def test_recipe_outputs_are_expands_bytes(raw: Path, tmp_path: Path, recipe: str
     values = {"target": 80, "size": 48, "seed": 5, "workers": 1, "recipe": path}
     expand(raw, out, options_from_values(values))
     pipe = load_recipe(path)
-    assert pipe.recipe == read_recipe(path)
+    assert pipe.recipe == read_recipe_file(path)
     seen = _check_against_expand(raw, out, pipe, size=48)
     assert seen == {"original", *pipe.names}

@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from augtool.boxes import transform_boxes
+from augtool import Pipeline
 from augtool.errors import OptionError
-from augtool.ops.targets import Targets
-from augtool.pipeline import Pipeline
-from augtool.pipeline.builtins import STEPS
-from augtool.transforms import TRANSFORMS
+from augtool.ops.geometry import output_map
+from augtool.ops.targets import Targets, map_boxes
+from augtool.pipeline.builtins import PAPER, STEPS, output_matrix, step_geometry
 
 SOURCE = (240, 180)
 #: Rectangles (x0, y0, x1, y1) in source pixels: central, off-centre, at an edge.
@@ -126,9 +125,10 @@ def test_cutout_moves_no_box() -> None:
 
 @pytest.mark.parametrize("letterboxed", [False, True])
 @pytest.mark.parametrize("out", [(96, 96), (128, 72)])
-@pytest.mark.parametrize("name", ["original", "pca", *TRANSFORMS])
+@pytest.mark.parametrize("name", ["original", "pca", *PAPER])
 def test_paper_boxes_are_the_old_boxes_to_the_bit(name: str, out, letterboxed: bool) -> None:
-    """Annotation files keep their bytes: the same floats as augtool.boxes."""
+    """Annotation files keep their bytes: the same floats as one map of the corners, by the
+    step's matrix to the output, clipped to the picture (how they were always computed)."""
     pipe = Pipeline.paper()
     boxes = np.array(RECTS, dtype=np.float64)
     for copy in (1, 2):
@@ -136,9 +136,10 @@ def test_paper_boxes_are_the_old_boxes_to_the_bit(name: str, out, letterboxed: b
             blank_with(RECTS[0]), name, copy=copy, size=out, letterboxed=letterboxed,
             targets=Targets.from_boxes(boxes, SOURCE),
         )  # fmt: skip
-        kept, index = transform_boxes(
-            name, sample.params, SOURCE, boxes, out, letterboxed=letterboxed
-        )
+        geo = "original" if name == "pca" else name
+        matrix = output_matrix(geo, sample.params, SOURCE, out, letterboxed)
+        canvas = step_geometry(geo, sample.params, *SOURCE)[1]
+        kept, index = map_boxes(boxes, matrix, out, 0.3, output_map(canvas, out, letterboxed)[1])
         assert sample.targets is not None
         np.testing.assert_array_equal(sample.targets.boxes, kept)
         np.testing.assert_array_equal(sample.targets.ids, index)
@@ -227,8 +228,7 @@ PLUGINS = '''
 """Plug-in steps: one declares colours only, one its geometry, one says nothing."""
 import numpy as np
 
-from augtool.pipeline import StepType
-from augtool.registry import TransformEntry
+from augtool import StepType
 
 
 def transpose(params, width, height):
@@ -240,7 +240,7 @@ TRANSPOSE = StepType(
     "transpose", "swap the axes", apply=lambda image, p: np.ascontiguousarray(image.swapaxes(0, 1)),
     at="work", moves_pixels=True, geometry=transpose,
 )
-SILENT = TransformEntry("silent", "moves pixels, says nothing", apply=lambda image, p: image[::-1])
+SILENT = StepType("silent", "moves pixels, says nothing", apply=lambda image, p: image[::-1])
 '''
 
 

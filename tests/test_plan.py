@@ -9,12 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from augtool.engine.plan import allocate, count_by, make_plan, resolve_target
 from augtool.errors import OptionError
-from augtool.plan import allocate, count_by, make_plan, output_rng, resolve_target
-from augtool.transforms import TRANSFORMS
+from augtool.pipeline.builtins import PAPER as PAPER_STEPS
+from augtool.pipeline.steps import output_rng
 
 PAPER = ["ALL"] * 49 + ["AML"] * 33 + ["normal"] * 59
-TEN = list(TRANSFORMS)
+TEN = list(PAPER_STEPS)
 
 
 def test_paper_conventional_counts() -> None:

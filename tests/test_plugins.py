@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from augtool.errors import OptionError
-from augtool.recipe import load_recipe, recipe_from_dict
-from augtool.registry import find_plugin, user_plugins
+from augtool.pipeline.plugins import find_plugin, user_plugins
+from augtool.pipeline.recipe_toml import read_recipe_file, recipe_from_dict
 from tests.child_process import run_cli
 from tests.test_recipes import PLUGIN
 
@@ -93,7 +93,7 @@ def test_nothing_is_called_to_find_out_what_it_is(
     with pytest.raises(OptionError, match="no plug-in provides transform 'make'"):
         find_plugin("make", ("calls_q",))
     assert not calls and not marker.exists()
-    with pytest.raises(OptionError, match=r"defines no augtool\.registry\.TransformEntry"):
+    with pytest.raises(OptionError, match=r"defines no augtool\.StepType"):
         user_plugins(("json",))
 
 
@@ -180,13 +180,13 @@ def test_installed_package_entry_points(
     monkeypatch.syspath_prepend(str(site))
     recipe = tmp_path / "r.toml"
     recipe.write_text("[[transform]]\nname = 'neg'\nplugin = 'ep_invert'\n")
-    loaded = load_recipe(recipe)
+    loaded = read_recipe_file(recipe)
     assert loaded.steps[0].source == "entry point ep_mod_q:INVERT"
     assert not marker.exists()  # only the entry point a recipe names is loaded
     for name, why in (("not_entry", "is a int"), ("shell", "is a function")):
         recipe.write_text(f"[[transform]]\nname = 'x'\nplugin = '{name}'\n")
         with pytest.raises(OptionError, match=why):
-            load_recipe(recipe)
+            read_recipe_file(recipe)
     assert not calls
 
 
@@ -201,7 +201,7 @@ def test_an_albumentations_step_imports_nothing_outside_albumentations(
         text = f"[[transform]]\nname = 'a'\nalbumentations = '''{json.dumps(serialized)}'''\n"
         (plugin_dir / "a.toml").write_text(text)
         with pytest.raises(OptionError, match="is not a transform of albumentations"):
-            load_recipe(plugin_dir / "a.toml")
+            read_recipe_file(plugin_dir / "a.toml")
     inner = {
         "__version__": version,
         "transform": {

@@ -1,4 +1,4 @@
-"""Forked workers (augtool.pool) and the sources the scan keeps for the render."""
+"""Forked workers (augtool.engine.pool) and the sources the scan keeps for the render."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ import cv2
 import numpy as np
 import pytest
 
-from augtool import pool, sources
-from augtool.backends import LocalBackend
-from augtool.decode import choose_reduction, decode_rgb
+from augtool.engine import pool
+from augtool.engine import scan as sources
+from augtool.engine.backends import LocalBackend
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.render import Rendered, RenderSettings, SourceTask, render_source
 from augtool.errors import ClusterError, InputError, OptionError
-from augtool.expand import ExpandOptions, expand
-from augtool.render import Rendered, RenderSettings, SourceTask, render_source
+from augtool.store.decode import choose_reduction, decode_rgb
 from tests.conftest import write_upscaled_smears
 
 pytestmark = pytest.mark.skipif(not pool.fork_available(), reason="workers are forked on Linux")
@@ -151,13 +153,12 @@ def test_outputs_from_kept_sources_are_the_bytes_of_decoded_ones(
 
 
 def test_render_source_uses_kept_pixels_and_leaves_them_unchanged(raw: Path) -> None:
-    from augtool.render import preloaded
-    from augtool.transforms import Ranges
+    from augtool.engine.render import preloaded
 
     scanned = sources.scan(raw, workers=1, keep_size=32)
     src = scanned.sources[0]
     task = SourceTask(str(raw / src.path), src.sha256, src.width, src.height, ((0, 0, "original"),))
-    settings = RenderSettings(size=32, ranges=Ranges(), seed=0)
+    settings = RenderSettings(size=32, seed=0)
     plain = render_source(task, settings)
     marked = {key: np.full_like(img, 7) for key, img in scanned.pixels.items()}
     with preloaded(marked):

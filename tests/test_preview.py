@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from augtool import preview as pv
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
 from augtool.errors import InputError, OptionError, OutputError
-from augtool.expand import ExpandOptions, expand
-from augtool.io import open_dataset
-from augtool.transforms import TRANSFORMS
+from augtool.pipeline.builtins import PAPER
+from augtool.store.dataset import open_dataset
+from augtool.tools import dataset_grid as dg
+from augtool.tools import preview as pv
+from augtool.tools import tiles as tl
 from cli import main
 from tests.conftest import smear_like, write_image
 
@@ -39,8 +42,8 @@ def read_png(path: Path) -> np.ndarray:
 
 def sheet_shape(columns: int, size: int) -> tuple[int, int, int]:
     rows = math.ceil(13 / columns)
-    height = pv.TITLE_HEIGHT + rows * (size + pv.LABEL_HEIGHT) + (rows + 1) * pv.GAP
-    return height, columns * size + (columns + 1) * pv.GAP, 3
+    height = tl.TITLE_HEIGHT + rows * (size + tl.LABEL_HEIGHT) + (rows + 1) * tl.GAP
+    return height, columns * size + (columns + 1) * tl.GAP, 3
 
 
 # --- contact sheet --------------------------------------------------------------------
@@ -49,7 +52,7 @@ def sheet_shape(columns: int, size: int) -> tuple[int, int, int]:
 def test_sheet_has_original_every_transform_and_both_pca_modes(cell: Path) -> None:
     tiles, about = pv.sheet_tiles(cell, size=SIZE)
     assert pv.SHEET_TILES == 13
-    assert [t.title for t in tiles] == ["original", *TRANSFORMS, "pca pixel", "pca shift"]
+    assert [t.title for t in tiles] == ["original", *PAPER, "pca pixel", "pca shift"]
     assert all(t.image.shape == (SIZE, SIZE, 3) and t.image.dtype == np.uint8 for t in tiles)
     assert "cell.jpg 96x72" in about
 
@@ -61,11 +64,11 @@ def test_sheet_layout_is_exact(cell: Path, columns: int) -> None:
     tiles, _ = pv.sheet_tiles(cell, size=SIZE)
     for i, tile in enumerate(tiles):
         row, col = divmod(i, columns)
-        y = pv.TITLE_HEIGHT + pv.GAP + row * (SIZE + pv.LABEL_HEIGHT + pv.GAP)
-        x = pv.GAP + col * (SIZE + pv.GAP)
+        y = tl.TITLE_HEIGHT + tl.GAP + row * (SIZE + tl.LABEL_HEIGHT + tl.GAP)
+        x = tl.GAP + col * (SIZE + tl.GAP)
         assert np.array_equal(sheet[y : y + SIZE, x : x + SIZE], tile.image), tile.title
-        label = sheet[y + SIZE : y + SIZE + pv.LABEL_HEIGHT, x : x + SIZE]
-        assert (label != pv._BACKGROUND).any(), f"{tile.title} has no label"
+        label = sheet[y + SIZE : y + SIZE + tl.LABEL_HEIGHT, x : x + SIZE]
+        assert (label != tl.BACKGROUND).any(), f"{tile.title} has no label"
 
 
 def test_tiles_are_what_expand_makes_for_each_copy(cell: Path, tmp_path: Path) -> None:
@@ -98,14 +101,14 @@ def test_labels_carry_the_sampled_parameters(cell: Path, tmp_path: Path) -> None
 
 
 def _manifest(out: Path) -> list[dict[str, str]]:
-    from augtool.io import read_manifest
+    from augtool.store.dataset import read_manifest
 
     return read_manifest(out)
 
 
 def test_pca_tiles_share_the_alphas_and_differ_in_the_mode(cell: Path) -> None:
-    from augtool.color import apply_pca, sample_alphas
-    from augtool.plan import output_rng
+    from augtool.ops.pca import apply_pca, sample_alphas
+    from augtool.pipeline.steps import output_rng
 
     tiles = {t.title: t for t in pv.sheet_tiles(cell, size=SIZE, seed=3, pca_std=0.5)[0]}
     sha256 = hashlib.sha256(cell.read_bytes()).hexdigest()
@@ -134,11 +137,11 @@ def test_same_seed_same_bytes_other_seed_other_bytes(cell: Path, tmp_path: Path)
 
 
 def test_ascii_labels_without_opencv5_font(cell: Path, monkeypatch) -> None:
-    monkeypatch.setattr(pv, "_font", lambda: None)
+    monkeypatch.setattr(tl, "label_font", lambda: None)
     sheet = pv.contact_sheet(cell, size=SIZE)
     assert sheet.shape == sheet_shape(5, SIZE)
-    strip = sheet[pv.TITLE_HEIGHT + pv.GAP + SIZE :][: pv.LABEL_HEIGHT, pv.GAP : pv.GAP + SIZE]
-    assert (strip != pv._BACKGROUND).any()
+    strip = sheet[tl.TITLE_HEIGHT + tl.GAP + SIZE :][: tl.LABEL_HEIGHT, tl.GAP : tl.GAP + SIZE]
+    assert (strip != tl.BACKGROUND).any()
 
 
 # --- dataset grid ---------------------------------------------------------------------
@@ -162,27 +165,27 @@ def expanded(make_raw, tmp_path: Path):
 def test_grid_layout_and_tiles(expanded, form: int, per_cell: int) -> None:
     path = expanded[form]
     data = open_dataset(path)
-    grid, tiles = pv.dataset_grid(path, per_cell=per_cell, seed=0)
+    grid, tiles = dg.dataset_grid(path, per_cell=per_cell, seed=0)
     side, splits, n_classes = 32, data.split_names, len(data.class_names)
     assert splits == ["train", "val", "test"]
-    group_w = per_cell * side + (per_cell - 1) * pv.GAP
+    group_w = per_cell * side + (per_cell - 1) * tl.GAP
     height = (
-        pv.TITLE_HEIGHT
-        + pv.HEADER_HEIGHT
-        + n_classes * (side + pv.GRID_LABEL_HEIGHT)
-        + (n_classes + 1) * pv.GAP
+        tl.TITLE_HEIGHT
+        + tl.HEADER_HEIGHT
+        + n_classes * (side + tl.GRID_LABEL_HEIGHT)
+        + (n_classes + 1) * tl.GAP
     )
-    width = pv.ROW_LABEL_WIDTH + 3 * group_w + 2 * pv.GROUP_GAP + 2 * pv.GAP
+    width = tl.ROW_LABEL_WIDTH + 3 * group_w + 2 * tl.GROUP_GAP + 2 * tl.GAP
     assert grid.shape == (height, width, 3)
     expected = 0
     for s, split in enumerate(splits):
         for label in range(n_classes):
             members = np.flatnonzero((data.splits == split) & (data.labels == label))
             expected += min(per_cell, len(members))
-            x0 = pv.ROW_LABEL_WIDTH + pv.GAP + s * (group_w + pv.GROUP_GAP)
-            y = pv.TITLE_HEIGHT + pv.HEADER_HEIGHT + pv.GAP + label * (side + 22 + pv.GAP)
+            x0 = tl.ROW_LABEL_WIDTH + tl.GAP + s * (group_w + tl.GROUP_GAP)
+            y = tl.TITLE_HEIGHT + tl.HEADER_HEIGHT + tl.GAP + label * (side + 22 + tl.GAP)
             for j in range(min(per_cell, len(members))):
-                x = x0 + j * (side + pv.GAP)
+                x = x0 + j * (side + tl.GAP)
                 shown = grid[y : y + side, x : x + side]
                 assert any(np.array_equal(shown, data.images[m]) for m in members)
     assert tiles == expected
@@ -190,11 +193,11 @@ def test_grid_layout_and_tiles(expanded, form: int, per_cell: int) -> None:
 
 def test_grid_same_for_folder_and_hdf5_and_seeded(expanded, tmp_path: Path) -> None:
     folder, h5 = expanded
-    a = pv.dataset_grid(folder, per_cell=2, seed=4)[0]
-    b = pv.dataset_grid(h5, per_cell=2, seed=4)[0]
-    c = pv.dataset_grid(h5, per_cell=2, seed=5)[0]
+    a = dg.dataset_grid(folder, per_cell=2, seed=4)[0]
+    b = dg.dataset_grid(h5, per_cell=2, seed=4)[0]
+    c = dg.dataset_grid(h5, per_cell=2, seed=5)[0]
     # Only the title (file name) differs between the two forms.
-    assert np.array_equal(a[pv.TITLE_HEIGHT :], b[pv.TITLE_HEIGHT :])
+    assert np.array_equal(a[tl.TITLE_HEIGHT :], b[tl.TITLE_HEIGHT :])
     assert not np.array_equal(b, c)
 
 
@@ -203,19 +206,19 @@ def test_grid_marks_empty_cells(make_raw, tmp_path: Path) -> None:
     out = tmp_path / "out.h5"
     expand(raw, out, ExpandOptions(size=32, target=8, split="0.5", workers=1))
     data = open_dataset(out)
-    grid, tiles = pv.dataset_grid(out, per_cell=2)
+    grid, tiles = dg.dataset_grid(out, per_cell=2)
     cells = {(s, int(lab)) for s, lab in zip(data.splits, data.labels, strict=True)}
     assert tiles == sum(
         min(2, int(np.count_nonzero((data.splits == s) & (data.labels == lab)))) for s, lab in cells
     )
     empty = [(s, lab) for s in data.split_names for lab in (0, 1) if (s, lab) not in cells]
     assert empty, "one split should have no ALL image"
-    group_w = 2 * 32 + pv.GAP
+    group_w = 2 * 32 + tl.GAP
     for split, label in empty:
-        x = pv.ROW_LABEL_WIDTH + pv.GAP + data.split_names.index(split) * (group_w + pv.GROUP_GAP)
-        y = pv.TITLE_HEIGHT + pv.HEADER_HEIGHT + pv.GAP + label * (32 + 22 + pv.GAP)
+        x = tl.ROW_LABEL_WIDTH + tl.GAP + data.split_names.index(split) * (group_w + tl.GROUP_GAP)
+        y = tl.TITLE_HEIGHT + tl.HEADER_HEIGHT + tl.GAP + label * (32 + 22 + tl.GAP)
         region = grid[y : y + 32, x : x + group_w]
-        assert (region != pv._BACKGROUND).any()  # the "(none)" mark
+        assert (region != tl.BACKGROUND).any()  # the "(none)" mark
         assert not any(np.array_equal(region[:, :32], img) for img in data.images)
 
 
@@ -299,7 +302,7 @@ def test_failed_write_leaves_no_file(cell: Path, tmp_path: Path, monkeypatch) ->
     def refuse(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    from augtool import publish
+    from augtool.store import publish
 
     monkeypatch.setattr(publish.os, "replace", refuse)
     out = tmp_path / "p.png"
@@ -325,7 +328,7 @@ def test_cli_sheet_and_grid(cell: Path, expanded, tmp_path: Path) -> None:
     result = runner.invoke(main, ["preview", str(expanded[1]), str(grid), "-q"])
     assert result.exit_code == 0, result.output
     assert result.output == ""
-    assert read_png(grid).shape == pv.dataset_grid(expanded[1])[0].shape
+    assert read_png(grid).shape == dg.dataset_grid(expanded[1])[0].shape
 
 
 def test_cli_errors_and_exit_codes(cell: Path, tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from augtool.expand import ExpandOptions, expand
-from augtool.synth import synthesize
-from augtool.verify import verify
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.verify import verify
+from augtool.tools.synth import synthesize
 from cli import main
 from model.evaluation import evaluate_run
 from tests.h5data import make_blob_h5

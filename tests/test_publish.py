@@ -1,4 +1,4 @@
-"""augtool.publish: outputs appear whole or not at all, and no temporary stays behind."""
+"""augtool.store.publish: outputs appear whole or not at all, and no temporary stays behind."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from augtool import publish
 from augtool.errors import OutputError
+from augtool.store import publish
 
 
 class Boom(Exception):
@@ -122,7 +122,7 @@ def test_staged_folder_removes_its_own_stale_partial_only(tmp_path: Path) -> Non
 
 
 def test_every_writer_publishes_through_the_helper() -> None:
-    """No module but augtool/publish.py renames files into place itself."""
+    """No module but augtool/store/publish.py renames files into place itself."""
     root = Path(__file__).resolve().parent.parent
     offenders = []
     for path in sorted([*root.glob("augtool/**/*.py"), *root.glob("model/**/*.py")]):

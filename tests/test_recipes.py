@@ -12,11 +12,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.verify import verify
 from augtool.errors import OptionError
-from augtool.expand import ExpandOptions, expand
-from augtool.recipe import load_recipe, paper_recipe, recipe_from_dict
-from augtool.summary import verify_failure
-from augtool.verify import verify
+from augtool.pipeline.recipe_spec import paper_recipe
+from augtool.pipeline.recipe_toml import read_recipe_file, recipe_from_dict
 from tests.child_process import run_cli
 from tests.conftest import smear_like, write_image
 from tests.mixed_recipe import albumentations_json, images_and_manifest, mixed_recipe
@@ -29,7 +30,7 @@ SMALL = {"size": 48}
 
 def test_paper_recipe_file_is_exactly_the_default(make_raw, tmp_path: Path) -> None:
     raw = make_raw()
-    assert load_recipe("paper") == paper_recipe()
+    assert read_recipe_file("paper") == paper_recipe()
     code, out = run_cli("expand", raw, tmp_path / "default", "--target", 40, "--size", 48, "-q")
     assert code == 0, out
     code, out = run_cli(
@@ -49,7 +50,7 @@ def test_paper_recipe_file_is_exactly_the_default(make_raw, tmp_path: Path) -> N
 
 def test_recorded_recipe_rebuilds_the_same_recipe() -> None:
     for name in ("paper", "colour", "curator"):
-        recipe = load_recipe(name)
+        recipe = read_recipe_file(name)
         assert recipe_from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
 
 
@@ -61,9 +62,9 @@ def test_mixed_recipe_same_bytes_any_workers_and_order(
 ) -> None:
     """One or two worker processes, files listed in reverse: the same bytes (and on Dask
     workers: tests/test_dask.py, on the cluster that module starts anyway)."""
-    recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
+    recipe = read_recipe_file(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw()
-    opts = {"target": 40, "pipeline": recipe, "transforms": recipe.names, **SMALL}
+    opts = {"target": 40, "pipeline": recipe, "recipe_named": True, **SMALL}
     expand(raw, tmp_path / "w1", ExpandOptions(workers=1, **opts))
     expand(raw, tmp_path / "w2", ExpandOptions(workers=2, **opts))
     reference = images_and_manifest(tmp_path / "w1")
@@ -95,7 +96,7 @@ def test_mixed_recipe_same_bytes_any_workers_and_order(
 
     with monkeypatch.context() as patch:
         patch.setattr(
-            "augtool.sources.os", SimpleNamespace(walk=reversed_walk, scandir=reversed_scandir)
+            "augtool.engine.scan.os", SimpleNamespace(walk=reversed_walk, scandir=reversed_scandir)
         )
         expand(raw, tmp_path / "reversed", ExpandOptions(workers=1, **opts))
     assert images_and_manifest(tmp_path / "reversed") == reference
@@ -124,10 +125,10 @@ class _Events:
 def test_verify_names_the_library_versions_that_differ_before_comparing(
     make_raw, tmp_path: Path
 ) -> None:
-    recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
+    recipe = read_recipe_file(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw({"ALL": 2, "AML": 2})
     out = tmp_path / "out"
-    opts = ExpandOptions(target=12, pipeline=recipe, transforms=recipe.names, workers=1, **SMALL)
+    opts = ExpandOptions(target=12, pipeline=recipe, recipe_named=True, workers=1, **SMALL)
     expand(raw, out, opts)
     meta = json.loads((out / "augtool.json").read_text())
     installed = meta["versions"]["albumentations"]
@@ -155,7 +156,7 @@ def test_verify_names_the_library_versions_that_differ_before_comparing(
     first.write_bytes(first.read_bytes() + b"x")
     report = verify(out, regenerate_raw=raw, workers=1)
     assert not report.ok
-    assert "other library versions: opencv 4.9.0 ->" in verify_failure(report)
+    assert "other library versions: opencv 4.9.0 ->" in report.failure()
 
 
 def test_verify_says_nothing_of_versions_when_they_match(make_raw, tmp_path: Path) -> None:
@@ -170,11 +171,11 @@ def test_verify_says_nothing_of_versions_when_they_match(make_raw, tmp_path: Pat
 def test_mixed_recipe_to_hdf5_matches_the_folder_and_regenerates(make_raw, tmp_path: Path) -> None:
     import cv2
 
-    from augtool.io import open_dataset
+    from augtool.store.dataset import open_dataset
 
-    recipe = load_recipe(mixed_recipe(tmp_path / "mixed.toml"))
+    recipe = read_recipe_file(mixed_recipe(tmp_path / "mixed.toml"))
     raw = make_raw({"ALL": 2, "AML": 2})
-    opts = ExpandOptions(target=14, pipeline=recipe, transforms=recipe.names, workers=1, **SMALL)
+    opts = ExpandOptions(target=14, pipeline=recipe, recipe_named=True, workers=1, **SMALL)
     expand(raw, tmp_path / "f", opts)
     expand(raw, tmp_path / "o.h5", opts)
     data = open_dataset(tmp_path / "o.h5")
@@ -194,12 +195,12 @@ def test_albumentations_at_work_or_output(make_raw, tmp_path: Path) -> None:
         for n, at in (("out", "output"), ("wrk", "work"))
     )
     (tmp_path / "r.toml").write_text(text)
-    recipe = load_recipe(tmp_path / "r.toml")
+    recipe = read_recipe_file(tmp_path / "r.toml")
     raw = make_raw({"ALL": 1}, size=(320, 240))
     expand(
         raw,
         tmp_path / "o",
-        ExpandOptions(target=3, pipeline=recipe, transforms=recipe.names, split="none", **SMALL),
+        ExpandOptions(target=3, pipeline=recipe, recipe_named=True, split="none", **SMALL),
     )
     import cv2
 
@@ -218,7 +219,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augtool.registry import TransformEntry
+from augtool import StepType
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,9 @@ def apply(image: np.ndarray, params: dict) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-INVERT = TransformEntry("invert", "partial negative", InvertSettings, sample, apply)
+INVERT = StepType(
+    "invert", "partial negative", InvertSettings, sample, apply, moves_pixels=False
+)
 '''
 
 
@@ -338,7 +341,7 @@ def test_unknown_albumentations_class_refused(tmp_path: Path) -> None:
         f"[[transform]]\nname = 'hsv'\nalbumentations = '''{json.dumps(a)}'''\n"
     )
     with pytest.raises(OptionError, match=r"line 3, transform\[0\]\.albumentations\.transform"):
-        load_recipe(tmp_path / "bad.toml")
+        read_recipe_file(tmp_path / "bad.toml")
 
 
 def test_missing_albumentations_names_the_extra(
@@ -350,7 +353,7 @@ def test_missing_albumentations_names_the_extra(
     with pytest.raises(
         OptionError, match=r"not installed here: pip install -e '\.\[albumentations\]'"
     ):
-        load_recipe(tmp_path / "m.toml")
+        read_recipe_file(tmp_path / "m.toml")
 
 
 def test_cli_recipe_and_transforms_conflict(make_raw, tmp_path: Path) -> None:
@@ -380,9 +383,9 @@ def test_preprocess_pad_crop_and_reinhard(make_raw, tmp_path: Path) -> None:
         if stain != "none":
             body += "reference = 'ref.png'\n"
         (tmp_path / "r.toml").write_text(body + "[[transform]]\nname = 'flip_y'\n")
-        recipe = load_recipe(tmp_path / "r.toml")
+        recipe = read_recipe_file(tmp_path / "r.toml")
         out = tmp_path / f"{policy}-{stain}"
-        expand(raw, out, ExpandOptions(target=8, pipeline=recipe, transforms=recipe.names, **SMALL))
+        expand(raw, out, ExpandOptions(target=8, pipeline=recipe, recipe_named=True, **SMALL))
         outs[(policy, stain)] = out
         meta = json.loads((out / "augtool.json").read_text())
         assert meta["recipe"]["pipeline"]["preprocess"]["resize"] == policy
@@ -396,7 +399,7 @@ def test_preprocess_pad_crop_and_reinhard(make_raw, tmp_path: Path) -> None:
     pad = original(outs[("pad", "none")])
     assert pad[:10].max() == 0 and pad[-10:].max() == 0  # black bars above and below
     assert original(outs[("crop", "none")]).min(axis=(0, 1)).min() > 0
-    from augtool.preprocess import lab_stats
+    from augtool.ops.stain import lab_stats
 
     ref_mean, _ = lab_stats(reference)
     before, _ = lab_stats(original(outs[("squash", "none")]))
@@ -458,9 +461,9 @@ def test_dry_run_shows_per_transform_counts(make_raw, tmp_path: Path) -> None:
     "name", ["brightness", "exposure", "hue", "saturation", "noise", "cutout", "rot90", "zoom"]
 )
 def test_curator_transforms_are_pure_and_change_the_image(name: str) -> None:
-    from augtool.registry import BUILTINS
+    from augtool.pipeline.builtins import STEPS
 
-    entry = BUILTINS[name]
+    entry = STEPS[name]
     settings = entry.settings()
     image = smear_like(np.random.default_rng(1), 80, 60)
     outputs = []
@@ -471,7 +474,7 @@ def test_curator_transforms_are_pure_and_change_the_image(name: str) -> None:
         assert out.shape == (32, 32, 3) and out.dtype == np.uint8
         outputs.append(out)
     assert np.array_equal(outputs[0], outputs[1])
-    from augtool.decode import resize_to
+    from augtool.store.decode import resize_to
 
     assert not np.array_equal(outputs[0], resize_to(image, 32))
 
@@ -489,9 +492,9 @@ def test_preview_draws_a_recipe(tmp_path: Path) -> None:
     )
     assert code == 0, out
     assert "16 tiles" in out  # the original and the curator recipe's 15 transforms
-    from augtool.preview import sheet_tiles
+    from augtool.tools.preview import sheet_tiles
 
-    tiles, about = sheet_tiles(tmp_path / "cell.png", 32, recipe=load_recipe("colour"))
+    tiles, about = sheet_tiles(tmp_path / "cell.png", 32, recipe=read_recipe_file("colour"))
     assert [t.title for t in tiles] == [
         "original",
         "brightness",

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from augtool import dataset_report as dr
 from augtool.annotations import Box
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
 from augtool.errors import AugtoolError, OptionError, OutputError
-from augtool.expand import ExpandOptions, expand
+from augtool.tools import dataset_report as dr
+from augtool.tools import report_boxes, report_gather, report_items
 from cli import main
 from tests import browser
 from tests.conftest import smear_like, write_image
@@ -96,9 +98,10 @@ def test_a_fold_dataset_shows_folds_and_their_groups(make_raw, tmp_path: Path) -
 
 def test_annotation_health_finds_each_fault(tmp_path: Path) -> None:
     smears, ann = faulty_smears(tmp_path)
-    g = dr.gather(smears, ann, "voc")
+    g = report_gather.gather(smears, ann, "voc")
     checks = {
-        c.title: c for c in dr.annotation_health(g.box_classes, list(g.boxes.values()), g.problems)
+        c.title: c
+        for c in report_boxes.annotation_health(g.box_classes, list(g.boxes.values()), g.problems)
     }
     assert len(checks["zero area"].examples) == 1
     assert "s0.xml, object 6" in checks["zero area"].examples[0]
@@ -114,9 +117,9 @@ def test_annotation_health_finds_each_fault(tmp_path: Path) -> None:
 
 def test_near_duplicates_are_per_class() -> None:
     boxes = [Box(0, 0, 10, 10, "RBC", 0, "object 1"), Box(0, 0, 10, 9, "WBC", 1, "object 2")]
-    assert dr.near_duplicates(boxes) == []
+    assert report_boxes.near_duplicates(boxes) == []
     boxes.append(Box(0, 0, 10, 9, "RBC", 2, "object 3"))
-    assert dr.near_duplicates(boxes) == ["RBC object 1 and object 3, IoU 0.90"]
+    assert report_boxes.near_duplicates(boxes) == ["RBC object 1 and object 3, IoU 0.90"]
 
 
 def test_a_detection_output_shows_its_boxes(tmp_path: Path) -> None:
@@ -125,7 +128,7 @@ def test_a_detection_output_shows_its_boxes(tmp_path: Path) -> None:
     raw, location = make_detection_raw(tmp_path, "voc")
     out = tmp_path / "det"
     expand(raw, out, options("voc", location))
-    g = dr.gather(out)
+    g = report_gather.gather(out)
     assert g.kind == "detection" and len(g.boxes) == len(g.items) == 20
     assert sum(len(b.boxes) for b in g.boxes.values()) == 20
     page = _page(out, "--raw", str(raw))
@@ -138,7 +141,7 @@ def test_a_cells_output_is_grouped_by_smear(tmp_path: Path) -> None:
     args = ["cells", str(smears), str(ann), str(cells), "--annotation-format", "voc"]
     result = CliRunner().invoke(main, [*args, "--window", "64", "--skip-invalid", "-q"])
     assert result.exit_code == 0, result.output
-    g = dr.gather(cells)
+    g = report_gather.gather(cells)
     assert g.kind == "folder" and {i.group for i in g.items} == {"s0.jpg", "s1.jpg", "s2.jpg"}
     page = _page(cells)
     assert "groups: by smear (cells.csv)" in page and "verify was not run" in page
@@ -152,10 +155,12 @@ def test_names_from_files_are_escaped(make_raw, tmp_path: Path) -> None:
 
 def test_a_section_is_one_function(make_raw, tmp_path: Path) -> None:
     """How the ledger of test-set reads will join the page: one more function in SECTIONS."""
-    g = dr.gather(make_raw())
+    g = report_gather.gather(make_raw())
 
-    def extra(gathered: dr.Gathered) -> dr.Section:
-        return dr.Section("extra", "Extra", [dr.Text(f"{len(gathered.items)} counted")])
+    def extra(gathered: report_gather.Gathered) -> report_items.Section:
+        return report_items.Section(
+            "extra", "Extra", [report_items.Text(f"{len(gathered.items)} counted")]
+        )
 
     sections = dr.build_sections(g, (*dr.SECTIONS, extra))
     page = dr.render_page(g, sections)
@@ -183,9 +188,9 @@ def test_only_the_report_imports_matplotlib() -> None:
     code = (
         "import sys, pkgutil, importlib, augtool, cli\n"
         "for m in pkgutil.walk_packages(augtool.__path__, 'augtool.'):\n"
-        "    if m.name != 'augtool.dataset_report':\n"
+        "    if m.name != 'augtool.tools.dataset_report':\n"
         "        importlib.import_module(m.name)\n"
-        "import augtool.dataset_report\n"
+        "import augtool.tools.dataset_report\n"
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
         "assert 'jinja2' not in sys.modules, 'jinja2 imported'\n"
     )

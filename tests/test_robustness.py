@@ -29,15 +29,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from augtool import writers
-from augtool.decode import decode_rgb, reduced_shape
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.plan import plan_run
+from augtool.engine.scan import ScanResult, Source, scan
+from augtool.engine.verify import verify
 from augtool.errors import InputError, OutputError
-from augtool.expand import ExpandOptions, SilentReporter, expand, plan_run
-from augtool.io import open_dataset
-from augtool.plan import ORIGINAL_NAME, PCA
-from augtool.sources import ScanResult, Source, scan
-from augtool.transforms import ORIGINAL, TRANSFORMS, Ranges
-from augtool.verify import verify
+from augtool.pipeline.builtins import (
+    ORIGINAL,
+    PAPER,
+    Ranges,
+    paper_settings,
+)
+from augtool.pipeline.steps import ORIGINAL_NAME, PCA
+from augtool.progress import NoProgress
+from augtool.store import writers
+from augtool.store.dataset import open_dataset
+from augtool.store.decode import decode_rgb, reduced_shape
 from tests import badinputs
 from tests.badinputs import HANDLED, REFUSED, Handled, Refused, small_raw
 from tests.child_process import (
@@ -510,7 +518,7 @@ def test_an_interrupt_lost_in_a_callback_still_stops_the_run(
 ) -> None:
     """Python drops a KeyboardInterrupt raised inside a weakref callback (seen with h5py under
     SIGTERM: the run went on and exited 0); the handler's flag stops it at the next batch."""
-    from augtool.commands import errors as cli_errors
+    from augtool.commands import exit_codes as cli_errors
 
     raw = make_raw(size=(48, 36))
     real = writers.FolderWriter.commit
@@ -531,7 +539,7 @@ def test_background_thread_errors_are_quiet_only_after_a_stop(
 ) -> None:
     import threading
 
-    from augtool.commands import errors as cli_errors
+    from augtool.commands import exit_codes as cli_errors
 
     seen: list[object] = []
     monkeypatch.setattr(cli_errors, "_THREAD_EXCEPTHOOK", seen.append)
@@ -550,7 +558,7 @@ def test_an_interrupt_lost_in_a_callback_prints_no_traceback(
 ) -> None:
     """The dropped KeyboardInterrupt's "Exception ignored in ..." report is hidden after a
     stop (the flag re-raises it); any other unraisable exception is still reported."""
-    from augtool.commands import errors as cli_errors
+    from augtool.commands import exit_codes as cli_errors
 
     seen: list[type[BaseException]] = []
     monkeypatch.setattr(cli_errors, "_UNRAISABLE_HOOK", lambda args: seen.append(args.exc_type))
@@ -578,7 +586,7 @@ def test_interrupt_during_scan_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     raw = small_raw(tmp_path)
-    monkeypatch.setattr("augtool.sources.inspect_file", _fail_on_call(1, KeyboardInterrupt()))
+    monkeypatch.setattr("augtool.engine.scan.inspect_file", _fail_on_call(1, KeyboardInterrupt()))
     code, text = run_cli("expand", raw, tmp_path / "out", *FAST)
     assert code == 130 and "interrupted" in text
     assert nothing_written(tmp_path / "out")
@@ -774,7 +782,14 @@ def test_damaged_folder_output(
 
 # --- 5. property-based tests ------------------------------------------------------------------
 
-ALL_TRANSFORMS = [ORIGINAL, *TRANSFORMS.values()]
+ALL_TRANSFORMS = [ORIGINAL, *PAPER.values()]
+
+
+def settings_of(step, ranges: Ranges | None = None):
+    """A paper step's settings at ``ranges`` (the paper's), or the step's own defaults."""
+    if step.name in PAPER:
+        return paper_settings(step.name, ranges or Ranges())
+    return step.settings()
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -819,15 +834,15 @@ def test_every_transform_on_any_decoded_input(
     scale = (work.shape[1] / width, work.shape[0] / height)
     before = work.copy()
     for transform in ALL_TRANSFORMS:
-        params = transform.sample(np.random.default_rng(seed), Ranges())
-        out = transform.apply(work, params, scale, size)
+        params = transform.sample(np.random.default_rng(seed), settings_of(transform))
+        out = transform.run(work, params, scale, size)
         assert out.shape == (size, size, 3) and out.dtype == np.uint8, transform.name
-        np.testing.assert_array_equal(out, transform.apply(work, params, scale, size))
+        np.testing.assert_array_equal(out, transform.run(work, params, scale, size))
     np.testing.assert_array_equal(work, before)
 
 
 def _expected_counts(sizes: dict[str, int], extra: int) -> dict[str, int]:
-    """Copies per class by the rule, computed independently of augtool.plan."""
+    """Copies per class by the rule, computed independently of augtool.engine.plan."""
     n = sum(sizes.values())
     base, rem = divmod(extra, n)
     counts = {}
@@ -857,7 +872,7 @@ def test_plan_totals_over_random_classes_and_targets(
     n = len(sources)
     scan_result = ScanResult(Path("raw"), sorted(sizes), sources)
     options = ExpandOptions(target=n + extra, pca_count=pca, split="none")
-    run = plan_run(scan_result, options, SilentReporter())
+    run = plan_run(scan_result, options, NoProgress())
     assert len(run.jobs) == n + extra + pca
     assert sorted(j.source for j in run.jobs if j.transform == ORIGINAL_NAME) == list(range(n))
     class_of = [sources[j.source].class_name for j in run.jobs]

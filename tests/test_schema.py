@@ -1,4 +1,4 @@
-"""augtool.schema: one schema, and every reader refuses a broken file the same way."""
+"""augtool.store.schema: one schema, and every reader refuses a broken file the same way."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import h5py
 import numpy as np
 import pytest
 
-from augtool import schema
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.verify import verify
 from augtool.errors import InputError
-from augtool.expand import ExpandOptions, expand
-from augtool.io import open_dataset
-from augtool.verify import verify
+from augtool.store import schema
+from augtool.store.dataset import open_dataset
 from model.run import needs_streaming
 from model.stream import open_lazy
 from model.torch_dataset import AugtoolImages

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
 from augtool.errors import InputError
-from augtool.expand import ExpandOptions, expand
 from cli import main
 from model.selection import (
     READINGS,

@@ -56,7 +56,7 @@ def test_a_train_run_whose_interrupt_was_lost_stops_at_the_next_batch(
 
     import cli
     import model.run
-    from augtool.commands import errors as cli_errors
+    from augtool.commands import exit_codes as cli_errors
     from tests.h5data import make_blob_h5
 
     data = make_blob_h5(tmp_path / "d.h5", per_class=[6, 6, 6], size=32, seed=1)

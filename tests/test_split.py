@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from augtool.engine.split import merge_groups, parse_split, split_by_group, split_by_image
 from augtool.errors import OptionError
-from augtool.split import merge_groups, parse_split, split_by_group, split_by_image
 
 
 def test_parse_split() -> None:

@@ -10,7 +10,7 @@ import torch
 import model.run
 import model.stream
 from augtool.errors import InputError, OptionError
-from augtool.io import open_dataset
+from augtool.store.dataset import open_dataset
 from model.checkpoint import load_checkpoint
 from model.data import DeviceImages, Normalization, compute_normalization, parse_augment
 from model.stream import HOST_BUFFERS, H5Images, StreamImages, open_lazy, parse_memory

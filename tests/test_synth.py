@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import augtool.synth as synth
+import augtool.tools.synth as synth
 from augtool.errors import OptionError, OutputError
-from augtool.smear.cells import cell_masks
-from augtool.synth import (
+from augtool.tools.smear.cell_models import cell_masks
+from augtool.tools.synth import (
     CLASSES,
     draw_scene,
     image_rng,

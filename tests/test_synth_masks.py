@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
+from augtool.annotations import read_segmentation
 from augtool.annotations.masks import to_bitmap
-from augtool.annotations.segmentation import read_segmentation
-from augtool.decode import decode_rgb
-from augtool.smear.cells import cell_masks
-from augtool.smear.draw import edge_width
-from augtool.synth import (
+from augtool.store.decode import decode_rgb
+from augtool.tools.smear.cell_models import cell_masks
+from augtool.tools.smear.draw import edge_width
+from augtool.tools.synth import (
     CELL_CLASSES,
     CLASSES,
     SEMANTIC_CLASSES,
@@ -168,7 +168,7 @@ def test_masks_inside_out_are_refused(tmp_path: Path) -> None:
 
 
 def test_failure_midway_leaves_neither_folder(tmp_path: Path, monkeypatch) -> None:
-    import augtool.synth as synth
+    import augtool.tools.synth as synth
 
     calls = []
 

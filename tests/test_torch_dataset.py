@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from augtool.errors import InputError
-from augtool.io import open_dataset
+from augtool.store.dataset import open_dataset
 from model.torch_dataset import AugtoolImages
 from tests.h5data import make_blob_h5
 

@@ -8,19 +8,29 @@ import cv2
 import numpy as np
 import pytest
 
-from augtool.decode import choose_reduction, decode_rgb, resize_to
 from augtool.errors import OptionError
-from augtool.transforms import (
+from augtool.pipeline.builtins import (
     ORIGINAL,
-    TRANSFORMS,
+    PAPER,
     Ranges,
-    get_transform,
-    parse_transform_list,
+    builtin,
+    paper_settings,
+    parse_step_list,
 )
+from augtool.store.decode import choose_reduction, decode_rgb, resize_to
 from tests.conftest import smear_like
 from tests.mosaic import FACTOR_SIZES, jpeg_bytes, mosaic, smear_tile
 
-ALL = [ORIGINAL, *TRANSFORMS.values()]
+ALL = [ORIGINAL, *PAPER.values()]
+
+
+def settings_of(step, ranges: Ranges | None = None):
+    """A paper step's settings at ``ranges`` (the paper's), or the step's own defaults."""
+    if step.name in PAPER:
+        return paper_settings(step.name, ranges or Ranges())
+    return step.settings()
+
+
 IDS = [t.name for t in ALL]
 SIZE = 64
 
@@ -31,7 +41,7 @@ def work() -> np.ndarray:
 
 
 def test_table_has_the_papers_ten_transforms() -> None:
-    assert list(TRANSFORMS) == [
+    assert list(PAPER) == [
         "gray", "blur_rgb", "blur_gray", "histeq", "flip_x", "flip_y",
         "rotate", "translate", "shear_x", "shear_y",
     ]  # fmt: skip
@@ -40,8 +50,8 @@ def test_table_has_the_papers_ten_transforms() -> None:
 @pytest.mark.parametrize("transform", ALL, ids=IDS)
 def test_shape_dtype_and_input_untouched(transform, work: np.ndarray) -> None:
     before = work.copy()
-    params = transform.sample(np.random.default_rng(0), Ranges())
-    out = transform.apply(work, params, (1.0, 1.0), SIZE)
+    params = transform.sample(np.random.default_rng(0), settings_of(transform))
+    out = transform.run(work, params, (1.0, 1.0), SIZE)
     assert out.shape == (SIZE, SIZE, 3)
     assert out.dtype == np.uint8
     np.testing.assert_array_equal(work, before)
@@ -49,11 +59,11 @@ def test_shape_dtype_and_input_untouched(transform, work: np.ndarray) -> None:
 
 @pytest.mark.parametrize("transform", ALL, ids=IDS)
 def test_same_seed_same_params_same_bytes(transform, work: np.ndarray) -> None:
-    p1 = transform.sample(np.random.default_rng(42), Ranges())
-    p2 = transform.sample(np.random.default_rng(42), Ranges())
+    p1 = transform.sample(np.random.default_rng(42), settings_of(transform))
+    p2 = transform.sample(np.random.default_rng(42), settings_of(transform))
     assert p1 == p2
-    a = transform.apply(work, p1, (1.0, 1.0), SIZE)
-    b = transform.apply(work, p2, (1.0, 1.0), SIZE)
+    a = transform.run(work, p1, (1.0, 1.0), SIZE)
+    b = transform.run(work, p2, (1.0, 1.0), SIZE)
     assert a.tobytes() == b.tobytes()
 
 
@@ -66,7 +76,7 @@ def test_parameters_within_ranges(transform) -> None:
     rng = np.random.default_rng(7)
     signs = set()
     for _ in range(300):
-        p = transform.sample(rng, ranges)
+        p = transform.sample(rng, settings_of(transform, ranges))
         if "sigma" in p:
             assert 2.0 <= p["sigma"] <= 3.0
         if "angle" in p:
@@ -125,10 +135,13 @@ def full_and_reduced(request) -> tuple[np.ndarray, np.ndarray, tuple[float, floa
 def test_reduced_resolution_matches_full_resolution(transform, full_and_reduced) -> None:
     """SPEC §2: work at 1/2, 1/4, 1/8 resolution matches full resolution at the output size."""
     full, reduced, scale = full_and_reduced
-    draws = [transform.sample(np.random.default_rng(seed), Ranges()) for seed in range(PSNR_DRAWS)]
+    draws = [
+        transform.sample(np.random.default_rng(seed), settings_of(transform))
+        for seed in range(PSNR_DRAWS)
+    ]
     for params in draws if draws[0] else draws[:1]:
-        reference = transform.apply(full, params, (1.0, 1.0), 227)
-        fast = transform.apply(reduced, params, scale, 227)
+        reference = transform.run(full, params, (1.0, 1.0), 227)
+        fast = transform.run(reduced, params, scale, 227)
         assert psnr(reference, fast) >= 30.0, params
 
 
@@ -154,8 +167,8 @@ def test_resize_keeps_pixel_centres() -> None:
 def test_flips_match_albumentations() -> None:
     A = pytest.importorskip("albumentations")
     img = smear_like(np.random.default_rng(3), 64, 64)
-    ours_x = TRANSFORMS["flip_x"].apply(img, {}, (1.0, 1.0), 64)
-    ours_y = TRANSFORMS["flip_y"].apply(img, {}, (1.0, 1.0), 64)
+    ours_x = PAPER["flip_x"].run(img, {}, (1.0, 1.0), 64)
+    ours_y = PAPER["flip_y"].run(img, {}, (1.0, 1.0), 64)
     np.testing.assert_array_equal(ours_x, A.VerticalFlip(p=1.0)(image=img)["image"])
     np.testing.assert_array_equal(ours_y, A.HorizontalFlip(p=1.0)(image=img)["image"])
 
@@ -163,16 +176,16 @@ def test_flips_match_albumentations() -> None:
 def test_histeq_matches_albumentations_on_the_gray_image() -> None:
     A = pytest.importorskip("albumentations")
     img = smear_like(np.random.default_rng(4), 64, 64)
-    gray = TRANSFORMS["gray"].apply(img, {}, (1.0, 1.0), 64)
+    gray = PAPER["gray"].run(img, {}, (1.0, 1.0), 64)
     theirs = A.Equalize(mode="cv", by_channels=True, p=1.0)(image=gray)["image"]
-    np.testing.assert_array_equal(TRANSFORMS["histeq"].apply(img, {}, (1.0, 1.0), 64), theirs)
+    np.testing.assert_array_equal(PAPER["histeq"].run(img, {}, (1.0, 1.0), 64), theirs)
 
 
 def test_gray_is_within_one_level_of_albumentations() -> None:
     """albumentations weighs 0.299/0.587/0.114; the paper 0.2989/0.5870/0.1140."""
     A = pytest.importorskip("albumentations")
     img = smear_like(np.random.default_rng(6), 64, 64)
-    ours = TRANSFORMS["gray"].apply(img, {}, (1.0, 1.0), 64)
+    ours = PAPER["gray"].run(img, {}, (1.0, 1.0), 64)
     theirs = A.ToGray(num_output_channels=3, method="weighted_average", p=1.0)(image=img)["image"]
     assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1
     assert (ours[:, :, 0] == ours[:, :, 1]).all() and (ours[:, :, 1] == ours[:, :, 2]).all()
@@ -181,7 +194,7 @@ def test_gray_is_within_one_level_of_albumentations() -> None:
 def test_blur_matches_albumentations_gaussian_blur_at_fixed_sigma() -> None:
     A = pytest.importorskip("albumentations")
     img = smear_like(np.random.default_rng(8), 96, 96)
-    ours = TRANSFORMS["blur_rgb"].apply(img, {"sigma": 2.0}, (1.0, 1.0), 96)
+    ours = PAPER["blur_rgb"].run(img, {"sigma": 2.0}, (1.0, 1.0), 96)
     theirs = A.GaussianBlur(blur_limit=(0, 0), sigma_limit=(2.0, 2.0), p=1.0)(image=img)["image"]
     # Same Gaussian; borders differ (albumentations reflects, MATLAB and we replicate).
     inner = (slice(12, -12), slice(12, -12))
@@ -190,7 +203,7 @@ def test_blur_matches_albumentations_gaussian_blur_at_fixed_sigma() -> None:
 
 def test_rotate_is_counterclockwise_on_an_enlarged_canvas() -> None:
     img = smear_like(np.random.default_rng(9), 120, 80)
-    ours = TRANSFORMS["rotate"].apply(img, {"angle": 90.0}, (1.0, 1.0), 64)
+    ours = PAPER["rotate"].run(img, {"angle": 90.0}, (1.0, 1.0), 64)
     expected = cv2.resize(
         cv2.rotate(img, cv2.ROTATE_90_COUNTERCLOCKWISE), (64, 64), interpolation=cv2.INTER_AREA
     )
@@ -199,7 +212,7 @@ def test_rotate_is_counterclockwise_on_an_enlarged_canvas() -> None:
 
 def test_rotate_keeps_the_whole_image() -> None:
     img = np.full((80, 80, 3), 200, np.uint8)
-    out = TRANSFORMS["rotate"].apply(img, {"angle": 45.0}, (1.0, 1.0), 81)
+    out = PAPER["rotate"].run(img, {"angle": 45.0}, (1.0, 1.0), 81)
     assert out[40, 40].min() > 190  # centre kept
     assert out[1, 1].max() < 10  # corners of the enlarged canvas are black fill
     assert out[40, 1].min() > 100  # the rotated square's left tip touches the canvas edge
@@ -208,7 +221,7 @@ def test_rotate_keeps_the_whole_image() -> None:
 def test_translate_moves_right_and_down_for_positive_shifts() -> None:
     img = np.zeros((100, 100, 3), np.uint8)
     img[40:60, 40:60] = 255
-    out = TRANSFORMS["translate"].apply(img, {"dx": 30.0, "dy": -20.0}, (1.0, 1.0), 100)
+    out = PAPER["translate"].run(img, {"dx": 30.0, "dy": -20.0}, (1.0, 1.0), 100)
     ys, xs = np.nonzero(out[:, :, 0] > 128)
     assert abs(xs.mean() - 79.5) < 1 and abs(ys.mean() - 29.5) < 1
 
@@ -216,7 +229,7 @@ def test_translate_moves_right_and_down_for_positive_shifts() -> None:
 def test_shear_x_slants_lower_rows_right_for_a_positive_factor() -> None:
     img = np.zeros((100, 100, 3), np.uint8)
     img[:, 45:55] = 255  # vertical bar
-    out = TRANSFORMS["shear_x"].apply(img, {"factor": 0.5}, (1.0, 1.0), 100)
+    out = PAPER["shear_x"].run(img, {"factor": 0.5}, (1.0, 1.0), 100)
     top = np.nonzero(out[5, :, 0] > 128)[0].mean()
     bottom = np.nonzero(out[95, :, 0] > 128)[0].mean()
     assert bottom > top + 20
@@ -224,7 +237,7 @@ def test_shear_x_slants_lower_rows_right_for_a_positive_factor() -> None:
 
 def test_shear_y_canvas_grows_vertically() -> None:
     img = np.full((50, 100, 3), 255, np.uint8)
-    out = TRANSFORMS["shear_y"].apply(img, {"factor": -1.0}, (1.0, 1.0), 150)
+    out = PAPER["shear_y"].run(img, {"factor": -1.0}, (1.0, 1.0), 150)
     # Canvas 100 x 150 squashed to 150 x 150: half of it is black fill.
     assert 0.25 < (out[:, :, 0] > 128).mean() < 0.45
 
@@ -239,11 +252,11 @@ def test_ranges_are_validated_with_the_option_name() -> None:
 
 
 def test_transform_list_parsing() -> None:
-    assert parse_transform_list(None) == list(TRANSFORMS)
-    assert parse_transform_list("rotate, flip_x") == ["rotate", "flip_x"]
+    assert parse_step_list(None) == list(PAPER)
+    assert parse_step_list("rotate, flip_x") == ["rotate", "flip_x"]
     with pytest.raises(OptionError, match="unknown transform 'spin'"):
-        parse_transform_list("rotate,spin")
+        parse_step_list("rotate,spin")
     with pytest.raises(OptionError, match="twice"):
-        parse_transform_list("rotate,rotate")
+        parse_step_list("rotate,rotate")
     with pytest.raises(OptionError):
-        get_transform("nope")
+        builtin("nope")

@@ -1,10 +1,10 @@
 """A truncated image is described in one wording, by one function, wherever it is met.
 
-``expand`` (its scan, :func:`augtool.sources.inspect_file`) and ``preview``
-(:func:`augtool.preview.contact_sheet`) used to describe the same cut JPEG two
+``expand`` (its scan, :func:`augtool.engine.scan.inspect_file`) and ``preview``
+(:func:`augtool.tools.preview.contact_sheet`) used to describe the same cut JPEG two
 ways ("truncated JPEG (no end-of-image marker ...)" against "JPEG data is
 corrupt or truncated"); both now get the words from
-:func:`augtool.decode.truncation` through :func:`augtool.decode.decode_rgb`.
+:func:`augtool.store.decode.truncation` through :func:`augtool.store.decode.decode_rgb`.
 The quoted messages in docs/expand.md and docs/preview.md are checked against
 the command line by tests/test_docs.py.
 """
@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 import pytest
 
-from augtool.decode import decode_rgb, truncation
+from augtool.engine.scan import inspect_file
 from augtool.errors import InputError
-from augtool.preview import contact_sheet
-from augtool.sources import inspect_file
+from augtool.store.decode import decode_rgb, truncation
+from augtool.tools.preview import contact_sheet
 from tests.conftest import smear_like
 
 JPEG_WORDS = "truncated JPEG (no end-of-image marker after the last scan)"

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from augtool.expand import ExpandOptions, expand
-from augtool.verify import verify
+from augtool.engine.expand import expand
+from augtool.engine.options import ExpandOptions
+from augtool.engine.verify import verify
 from cli import main
 
 OPTS = {"target": 30, "size": 40, "workers": 1}
@@ -142,8 +143,8 @@ def test_cli_exit_codes(folder) -> None:
 
 @pytest.mark.parametrize("mode", ["pixel", "shift"])
 def test_pca_copies_regenerate_byte_for_byte(make_raw, tmp_path: Path, mode: str) -> None:
-    from augtool.io import read_manifest, read_recipe
-    from augtool.render import PcaSettings
+    from augtool.pipeline.builtins import PcaSettings
+    from augtool.store.dataset import read_manifest, read_recipe
 
     raw = make_raw()
     out = tmp_path / "out"
@@ -165,7 +166,7 @@ def test_pca_copies_regenerate_byte_for_byte(make_raw, tmp_path: Path, mode: str
 
 def test_recipes_from_before_pca_modes_replay_the_shift() -> None:
     old = {"pca_count": 4, "pca": {"std": 0.1, "k": 3, "scale": "unit"}}
-    options = ExpandOptions.from_recipe(old)
+    options = ExpandOptions.from_provenance(old)
     assert options.pca.mode == "shift" and options.pca.scale == "unit"
     new = {"pca_count": 4, "pca": {"std": 0.5, "k": 3, "mode": "pixel", "scale": "relative"}}
-    assert ExpandOptions.from_recipe(new).pca.mode == "pixel"
+    assert ExpandOptions.from_provenance(new).pca.mode == "pixel"

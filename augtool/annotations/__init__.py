@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from augtool import defaults
 from augtool.annotations.base import (
     FORMATS,
     AnnotationSet,
@@ -27,9 +28,19 @@ from augtool.annotations.base import (
     ImageBoxes,
     Problem,
 )
+from augtool.annotations.segmentation import SEGMENTATION_FORMATS, SegmentationSet
 from augtool.errors import OptionError
 
-__all__ = ["FORMATS", "AnnotationSet", "Box", "ImageBoxes", "Problem", "read_annotations"]
+__all__ = [
+    "FORMATS",
+    "SEGMENTATION_FORMATS",
+    "AnnotationSet",
+    "Box",
+    "ImageBoxes",
+    "Problem",
+    "read_annotations",
+    "read_segmentation",
+]
 
 
 def read_annotations(
@@ -104,3 +115,52 @@ def without_repeats(found: AnnotationSet) -> AnnotationSet:
         images.append(replace(item, boxes=tuple(kept)) if len(kept) < len(item.boxes) else item)
     found.images = images
     return found
+
+
+def read_segmentation(
+    fmt: str,
+    annotations: str | Path,
+    images: str | Path,
+    names: str | Path | None = None,
+    max_pixels: int = defaults.MAX_PIXELS,
+) -> SegmentationSet:
+    """Read and validate the segmentation of a folder of images.
+
+    Args:
+        fmt: One of :data:`SEGMENTATION_FORMATS`.
+        annotations: The COCO JSON file, the YOLO label folder, the PNG mask
+            folder, or the VOC folder holding ``SegmentationClass``.
+        images: The folder of the annotated images.
+        names: The class names file, one name a line, line ``i`` naming class
+            ``i`` (YOLO, ``png``, ``voc``; default: ``classes.txt`` in the
+            annotation folder, or for ``voc`` without one VOC's own 21 classes).
+        max_pixels: Larger images (and their masks) are problems, not decoded.
+
+    Returns:
+        The images with their masks, and every problem and warning found.
+
+    Raises:
+        OptionError: For an unknown format, or ``names`` with COCO or ``png-instances``.
+        InputError: If the annotation or image location cannot be used at all.
+    """
+    if fmt not in SEGMENTATION_FORMATS:
+        raise OptionError("format", f"one of {', '.join(SEGMENTATION_FORMATS)}, got {fmt!r}")
+    if names is not None and fmt in ("coco", "png-instances"):
+        raise OptionError("names", f"{fmt} annotations name their own classes")
+    path, root = Path(annotations), Path(images)
+    names_path = None if names is None else Path(names)
+    if fmt == "coco":
+        from augtool.annotations.coco_masks import read_coco_masks
+
+        return read_coco_masks(path, root, max_pixels)
+    if fmt == "yolo":
+        from augtool.annotations.yolo_masks import read_yolo_masks
+
+        return read_yolo_masks(path, root, names_path, max_pixels)
+    if fmt == "voc":
+        from augtool.annotations.voc_masks import read_voc_masks
+
+        return read_voc_masks(path, root, names_path, max_pixels)
+    from augtool.annotations.png_masks import read_png_masks
+
+    return read_png_masks(path, root, fmt == "png-instances", names_path, max_pixels)

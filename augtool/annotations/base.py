@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from augtool import defaults
-from augtool.decode import IMAGE_SUFFIXES, image_size
 from augtool.errors import InputError, Message, literal, template_of
+from augtool.store.decode import IMAGE_SUFFIXES, image_size
 
 #: Annotation formats, as ``--format`` names them.
 FORMATS = defaults.ANNOTATION_FORMATS
@@ -319,3 +319,21 @@ def check_image(
         )
         return None
     return image, size
+
+
+#: Problems listed in the error that refuses faulty annotations; the rest are counted.
+MAX_PROBLEMS_LISTED = 50
+
+
+def problem_listing(problems: list[Problem], annotations: str | Path) -> str:
+    """The message of the error that stops a run with faulty annotations (a template)."""
+    lines = [f"  {p.as_message().template}" for p in problems[:MAX_PROBLEMS_LISTED]]
+    if len(problems) > MAX_PROBLEMS_LISTED:
+        lines.append(f"  ... and {len(problems) - MAX_PROBLEMS_LISTED} more")
+    return (
+        f"{len(problems)} problem(s) in the annotations {literal(annotations)} and their "
+        "images:\n"
+        + "\n".join(lines)
+        + "\nFix them, or pass {skip_invalid} to leave out the faulty boxes and images "
+        "(nothing was written)."
+    )

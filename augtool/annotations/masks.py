@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from augtool.mask_geometry import (
+from augtool.ops.mask_geometry import (
     Geometry,
     Rect,
     clip_polygon,
@@ -427,7 +427,7 @@ def transform_instances(
     min_visibility: float,
     picture: Rect | None = None,
 ) -> tuple[tuple[Instance, ...], np.ndarray]:
-    """Instances through an affine map: :func:`augtool.mask_geometry.map_instances` on records.
+    """Instances through an affine map: :func:`augtool.ops.mask_geometry.map_instances` on records.
 
     Polygons stay polygons (mapped exactly, clipped); an RLE or a bitmap is
     resampled at nearest neighbour and comes back in its own form.

@@ -31,8 +31,8 @@ from augtool.annotations.base import ImageFolder, Problem
 from augtool.annotations.masks import Instance, LabelMap, paint_ids, split_ids
 from augtool.annotations.segmentation import ImageMasks, SegmentationSet, Sized
 from augtool.annotations.yolo import _names
-from augtool.decode import truncation
 from augtool.errors import InputError, literal
+from augtool.store.decode import truncation
 
 #: The class names file of a ``png`` mask folder.
 CLASSES_FILE = "classes.txt"

@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from augtool import defaults
 from augtool.annotations.base import ImageFolder, Problem, check_image, parse_number
 from augtool.annotations.masks import Instance, LabelMap, Polygons, clip_polygons
-from augtool.errors import InputError, Message, OptionError, literal
+from augtool.errors import InputError, Message, literal
 
 #: Segmentation formats, as a ``format`` parameter names them.
 SEGMENTATION_FORMATS = ("coco", "yolo", "png", "png-instances", "voc")
@@ -80,55 +79,6 @@ class SegmentationSet:
     warnings: list[str] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
     unannotated: list[str] = field(default_factory=list)
-
-
-def read_segmentation(
-    fmt: str,
-    annotations: str | Path,
-    images: str | Path,
-    names: str | Path | None = None,
-    max_pixels: int = defaults.MAX_PIXELS,
-) -> SegmentationSet:
-    """Read and validate the segmentation of a folder of images.
-
-    Args:
-        fmt: One of :data:`SEGMENTATION_FORMATS`.
-        annotations: The COCO JSON file, the YOLO label folder, the PNG mask
-            folder, or the VOC folder holding ``SegmentationClass``.
-        images: The folder of the annotated images.
-        names: The class names file, one name a line, line ``i`` naming class
-            ``i`` (YOLO, ``png``, ``voc``; default: ``classes.txt`` in the
-            annotation folder, or for ``voc`` without one VOC's own 21 classes).
-        max_pixels: Larger images (and their masks) are problems, not decoded.
-
-    Returns:
-        The images with their masks, and every problem and warning found.
-
-    Raises:
-        OptionError: For an unknown format, or ``names`` with COCO or ``png-instances``.
-        InputError: If the annotation or image location cannot be used at all.
-    """
-    if fmt not in SEGMENTATION_FORMATS:
-        raise OptionError("format", f"one of {', '.join(SEGMENTATION_FORMATS)}, got {fmt!r}")
-    if names is not None and fmt in ("coco", "png-instances"):
-        raise OptionError("names", f"{fmt} annotations name their own classes")
-    path, root = Path(annotations), Path(images)
-    names_path = None if names is None else Path(names)
-    if fmt == "coco":
-        from augtool.annotations.coco_masks import read_coco_masks
-
-        return read_coco_masks(path, root, max_pixels)
-    if fmt == "yolo":
-        from augtool.annotations.yolo_masks import read_yolo_masks
-
-        return read_yolo_masks(path, root, names_path, max_pixels)
-    if fmt == "voc":
-        from augtool.annotations.voc_masks import read_voc_masks
-
-        return read_voc_masks(path, root, names_path, max_pixels)
-    from augtool.annotations.png_masks import read_png_masks
-
-    return read_png_masks(path, root, fmt == "png-instances", names_path, max_pixels)
 
 
 def usable(found: SegmentationSet, annotations: str | Path, skip_invalid: bool) -> SegmentationSet:

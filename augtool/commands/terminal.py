@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from augtool.commands.errors import raise_if_interrupted, render_text_for
+from augtool.commands.exit_codes import raise_if_interrupted, render_text_for
 from augtool.progress import LogLines
 
 

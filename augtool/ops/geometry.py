@@ -15,12 +15,16 @@ import math
 import cv2
 import numpy as np
 
-from augtool.resize import resize_to
+from augtool.ops.resize import resize_to
 
 #: Working pixels per source pixel, ``(sx, sy)``: the working image is the source at this scale.
 WorkScale = tuple[float, float]
 #: Output size: a side length (square), or ``(width, height)``.
 Size = int | tuple[int, int]
+#: Values of a recipe's ``preprocess.resize``: ``squash`` keeps the whole source and lets the
+#: final resize squash it (the paper's way, the default); ``pad`` puts it centred on a black
+#: square first (aspect kept, black bars); ``crop`` keeps the centred square (edges lost).
+RESIZE_POLICIES = ("squash", "pad", "crop")
 #: A step's map: the 2x3 matrix to its canvas and the canvas ``(width, height)``.
 Affine = tuple[np.ndarray, tuple[float, float]]
 
@@ -237,3 +241,42 @@ def as3x3(matrix: np.ndarray) -> np.ndarray:
     """A 2x3 affine matrix with its last row ``0 0 1`` (a 3x3 one is returned as it is)."""
     m = np.asarray(matrix, dtype=np.float64)
     return m if m.shape == (3, 3) else np.vstack([m, [0.0, 0.0, 1.0]])
+
+
+def reshape_policy(work: np.ndarray, policy: str) -> np.ndarray:
+    """Apply the shape policy to the working image (``squash``: unchanged).
+
+    The kept square is :func:`policy_window`, which targets follow too.
+
+    Raises:
+        ValueError: For an unknown policy.
+    """
+    if policy not in RESIZE_POLICIES:
+        raise ValueError(f"unknown resize policy {policy!r}; choose from {RESIZE_POLICIES}")
+    if policy == "squash":
+        return work
+    h, w = work.shape[:2]
+    x0, y0, side = policy_window(w, h, policy)
+    if policy == "crop":
+        return np.ascontiguousarray(work[y0 : y0 + side, x0 : x0 + side])
+    return cv2.copyMakeBorder(
+        work,
+        -y0,
+        side - h + y0,
+        -x0,
+        side - w + x0,
+        cv2.BORDER_CONSTANT,
+        value=(0, 0, 0),
+    )
+
+
+def apply_rot90(image: np.ndarray, params: dict) -> np.ndarray:
+    """Turn by ``turns`` quarter turns counterclockwise."""
+    return np.ascontiguousarray(np.rot90(image, params["turns"]))
+
+
+def apply_zoom(image: np.ndarray, params: dict) -> np.ndarray:
+    """Crop the window (same aspect as the image); the caller resizes it to the output."""
+    h, w = image.shape[:2]
+    x0, y0, cw, ch = crop_window(params["keep"], params["x"], params["y"], w, h)
+    return image[y0 : y0 + ch, x0 : x0 + cw]

@@ -4,7 +4,7 @@ A :class:`Pipeline` holds the steps copies cycle through (a recipe, resolved:
 built-ins, plug-ins, albumentations), the preprocessing and the PCA settings.
 :meth:`Pipeline.apply` runs one step on one image, drawing the step's
 parameters from the generator of ``(seed, source, copy)``
-(:func:`augtool.plan.output_rng`), exactly as an ``expand`` worker does: the
+(:func:`augtool.pipeline.steps.output_rng`), exactly as an ``expand`` worker does: the
 same seed, source and copy give the image ``expand`` writes, and the targets
 (boxes) on it::
 
@@ -22,34 +22,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from augtool.decode import choose_reduction, decode_rgb, image_size, read_image_file
 from augtool.defaults import DEFAULT_MIN_VISIBILITY, DEFAULT_SIZE
 from augtool.errors import OptionError
 from augtool.ops.geometry import (
-    Affine,
     as3x3,
     crop,
-    identity,
     letterbox,
-    output_map,
     policy_window,
 )
 from augtool.ops.targets import Targets
-from augtool.pipeline.builtins import ORIGINAL, STEPS
-from augtool.pipeline.steps import Params, StepType, as_step_type
-from augtool.plan import ORIGINAL_NAME, PCA, output_rng
-from augtool.recipe import Recipe, paper_recipe, parse_recipe
-from augtool.recipe import load_recipe as read_recipe_file
-from augtool.registry import build_settings, find_plugin
-from augtool.render import PcaSettings, preprocess_work
-from augtool.resize import resize_to
-from augtool.transforms import Ranges
+from augtool.pipeline.builtins import ORIGINAL, STEPS, PcaSettings, Ranges
+from augtool.pipeline.plugins import find_plugin
+from augtool.pipeline.recipe_spec import Recipe, paper_recipe
+from augtool.pipeline.recipe_toml import parse_recipe, read_recipe_file
+from augtool.pipeline.settings import build_settings
+from augtool.pipeline.step_run import preprocess_work, run_step
+from augtool.pipeline.steps import ORIGINAL_NAME, PCA, Params, StepType, output_rng
+from augtool.store.decode import choose_reduction, decode_rgb, image_size, read_image_file
 
 #: Output size: a side length, or ``(width, height)``.
 Size = int | tuple[int, int]
@@ -90,6 +86,24 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A source ready for its steps (:meth:`Pipeline.prepare`).
+
+    Attributes:
+        work: The working image after the recipe's preprocessing.
+        work_scale: Pixels of ``work`` per source pixel, ``(sx, sy)``.
+        canvas: The preprocessed source's size, in source pixels (the source's
+            own, unless a ``crop`` or ``pad`` policy squared it).
+        targets: Its targets on that canvas, or None.
+    """
+
+    work: np.ndarray
+    work_scale: tuple[float, float]
+    canvas: tuple[float, float]
+    targets: Targets | None
+
+
+@dataclass(frozen=True)
 class Pipeline:
     """The steps copies cycle through, with their preprocessing and the PCA copies' settings.
 
@@ -108,7 +122,7 @@ class Pipeline:
 
     @classmethod
     def from_recipe(cls, recipe: Recipe, pca: PcaSettings | None = None) -> Pipeline:
-        """Resolve a checked recipe (``augtool.recipe``): built-ins, plug-ins, albumentations.
+        """Resolve a checked recipe: built-ins, plug-ins, albumentations.
 
         Raises:
             OptionError: If a plug-in cannot be imported or albumentations is missing.
@@ -116,13 +130,13 @@ class Pipeline:
         steps = []
         for step in recipe.steps:
             if step.kind == "albumentations":
-                from augtool.pipeline.albu_boxes import albumentations_step
+                from augtool.pipeline.albu import albumentations_step
 
                 entry = albumentations_step(
                     step.name, json.loads(step.albumentations), step.at or "output"
                 )
             elif step.kind == "plugin":
-                entry = as_step_type(find_plugin(step.ref, recipe.plugins).entry)
+                entry = find_plugin(step.ref, recipe.plugins).entry
             else:
                 entry = STEPS[step.ref]
             settings = build_settings(entry, dict(step.settings), step.name)
@@ -220,6 +234,47 @@ class Pipeline:
             ValueError: If ``image`` is not an RGB uint8 image, or the targets
                 are not on the source's grid.
         """
+        if rng is None:
+            array = np.ascontiguousarray(image)
+            rng = output_rng(seed, source or hashlib.sha256(array.tobytes()).hexdigest(), copy)
+        prepared = self.prepare(image, work_scale, targets)
+        if step != PCA:
+            return self.run(
+                prepared,
+                step,
+                rng,
+                size=size,
+                letterboxed=letterboxed,
+                min_visibility=min_visibility,
+            )
+        original = self.run(
+            prepared,
+            ORIGINAL_NAME,
+            rng,
+            size=size,
+            letterboxed=letterboxed,
+            min_visibility=min_visibility,
+        )
+        return self.pca_copies(original, [rng], prepared, letterboxed)[0]
+
+    def prepare(
+        self,
+        image: np.ndarray,
+        work_scale: tuple[float, float] = (1.0, 1.0),
+        targets: Targets | None = None,
+    ) -> Prepared:
+        """A source ready for its steps: the recipe's preprocessing done once.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB: the source, or the source decoded at a
+                reduced working resolution (then give ``work_scale``).
+            work_scale: Pixels of ``image`` per source pixel, ``(sx, sy)``.
+            targets: The source's targets (on the source's pixels), or None.
+
+        Raises:
+            ValueError: If ``image`` is not an RGB uint8 image, or the targets
+                are not on the source's grid.
+        """
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(
@@ -229,34 +284,106 @@ class Pipeline:
         source_px = (round(image.shape[1] / sx), round(image.shape[0] / sy))
         if targets is not None and targets.size != (float(source_px[0]), float(source_px[1])):
             raise ValueError(f"targets are on a {targets.size} grid, the source is {source_px}")
-        if rng is None:
-            key = source or hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
-            rng = output_rng(seed, key, copy)
-        out = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
         preprocess = self.recipe.preprocess
         work = preprocess_work(image, preprocess)
-        src: tuple[float, float] = source_px
+        canvas: tuple[float, float] = source_px
         if preprocess.resize != "squash":
             x0, y0, side = policy_window(image.shape[1], image.shape[0], preprocess.resize)
-            src = (side / sx, side / sy)
+            canvas = (side / sx, side / sy)
             if targets is not None:  # clipped here: what the policy cuts off is gone
-                targets = targets.mapped(as3x3(crop(x0 / sx, y0 / sy, *src)[0]), src).settled()
+                window = as3x3(crop(x0 / sx, y0 / sy, *canvas)[0])
+                targets = targets.mapped(window, canvas).settled()
+        return Prepared(work, (sx, sy), canvas, targets)
 
-        if step in (ORIGINAL_NAME, PCA):
+    def run(
+        self,
+        prepared: Prepared,
+        step: str,
+        rng: np.random.Generator,
+        *,
+        size: Size = DEFAULT_SIZE,
+        letterboxed: bool = False,
+        min_visibility: float = DEFAULT_MIN_VISIBILITY,
+    ) -> Sample:
+        """One output of a prepared source: a step's parameters drawn from ``rng``, then applied.
+
+        Args:
+            prepared: The source (:meth:`prepare`).
+            step: A step name, or ``original`` (``pca`` copies: :meth:`pca_copies`).
+            rng: The output's generator (:func:`augtool.pipeline.steps.output_rng`).
+            size: Output side, or ``(width, height)``.
+            letterboxed: Keep the canvas' aspect ratio between black bars.
+            min_visibility: Drop a box when less than this fraction of it stays.
+
+        Raises:
+            OptionError: For an unknown step, targets through a step that cannot
+                carry them, or ``letterboxed`` with a step it does not support.
+        """
+        out = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        if step == ORIGINAL_NAME:
             chosen = PipelineStep(step, ORIGINAL, ORIGINAL.settings(), ORIGINAL.at)
             params: Params = {}
         else:
             chosen = self.step(step)
             params = chosen.step_type.sample(rng, chosen.settings)
-        result, targets = self._run(
-            chosen, work, params, work_scale, src, out, targets, letterboxed, min_visibility
+        result, targets = run_step(
+            chosen,
+            prepared.work,
+            params,
+            prepared.work_scale,
+            prepared.canvas,
+            out,
+            prepared.targets,
+            letterboxed,
+            min_visibility,
         )
-        if step == PCA:
-            result, params = self._pca(result, rng)
         if targets is not None:
             targets = targets.settled(min_visibility)
         return Sample(step, result, params, targets)
+
+    def pca_copies(
+        self,
+        original: Sample,
+        rngs: Sequence[np.random.Generator],
+        prepared: Prepared,
+        letterboxed: bool = False,
+    ) -> list[Sample]:
+        """The ``pca`` copies of an original output, one per generator, in one batched call.
+
+        The copies move no pixel: each keeps the original's targets. A
+        letterboxed original is jittered in its picture, not in its black bars.
+
+        Args:
+            original: The ``original`` output (:meth:`run`).
+            rngs: Each copy's generator; the alphas are drawn from it.
+            prepared: The source it was made from.
+            letterboxed: The original was letterboxed.
+        """
+        from augtool.ops.pca import apply_pca, sample_alphas
+
+        pca = self.pca
+        alphas = np.stack([sample_alphas(rng, 1, pca.k, pca.std)[0] for rng in rngs])
+        image = original.image
+        window = np.s_[:, :]
+        if letterboxed:
+            (fw, fh), (ox, oy) = letterbox(prepared.canvas, (image.shape[1], image.shape[0]))
+            window = np.s_[oy : oy + fh, ox : ox + fw]
+        batch = np.repeat(image[window][None], len(rngs), axis=0)
+        result = apply_pca(batch, alphas, mode=pca.mode, scale=pca.scale)
+        copies = []
+        for j in range(len(rngs)):
+            jittered = np.zeros_like(image)
+            jittered[window] = result.images[j]
+            params = {
+                "alphas": [float(a) for a in alphas[j]],
+                "eigenvalues": [float(v) for v in result.eigenvalues[j]],
+                "std": pca.std,
+                "k": pca.k,
+                "mode": pca.mode,
+                "scale": pca.scale,
+            }
+            copies.append(Sample(PCA, jittered, params, original.targets))
+        return copies
 
     def apply_file(
         self,
@@ -295,91 +422,24 @@ class Pipeline:
             min_visibility=min_visibility,
         )
 
-    def _run(
-        self,
-        chosen: PipelineStep,
-        work: np.ndarray,
-        params: Params,
-        work_scale: tuple[float, float],
-        src: tuple[float, float],
-        out: tuple[int, int],
-        targets: Targets | None,
-        letterboxed: bool,
-        min_visibility: float,
-    ) -> tuple[np.ndarray, Targets | None]:
-        """The step's pixels at the output size, and its targets (pending, not settled)."""
-        kind = chosen.step_type
-        if targets is not None and not kind.carries_targets:
-            raise OptionError(
-                "targets",
-                f"step {chosen.name!r} moves pixels without saying where, so boxes cannot "
-                "follow it; a plug-in declares moves_pixels=False (colours only) or gives "
-                "its geometry",
-            )
-        if kind.render is not None:
-            geometry: Affine = (kind.geometry or _identity)(params, *src)
-            resize, picture = output_map(geometry[1], out, letterboxed)
-            if letterboxed:
-                image = _letterboxed(kind, work, params, work_scale, geometry[1], out)
-            else:
-                image = kind.run(work, params, work_scale, out, chosen.at)
-            if targets is not None:
-                targets = targets.mapped(resize @ as3x3(geometry[0]), out, picture)
-            return image, targets
-        if letterboxed:
-            raise OptionError(
-                "letterboxed", f"keeps the aspect of the paper's steps only, not {chosen.name!r}"
-            )
-        at_work = chosen.at == "work"
-        stage = (work.shape[1], work.shape[0]) if at_work else out
-        to_stage = np.diag([*work_scale, 1.0]) if at_work else output_map(src, out)[0]
-        if targets is not None and kind.apply_targets is not None:
-            staged = work if at_work else resize_to(work, out)
-            settled = targets.mapped(to_stage, stage).settled(min_visibility)
-            image, moved = kind.apply_targets(staged, params, settled, min_visibility)
-            return resize_to(image, out), moved.mapped(output_map(moved.size, out)[0], out)
-        image = kind.run(work, params, work_scale, out, chosen.at)
-        if targets is not None:
-            matrix, canvas = (kind.geometry or _identity)(params, *stage)
-            resize = output_map(canvas, out)[0]
-            targets = targets.mapped(resize @ as3x3(matrix) @ to_stage, out)
-        return image, targets
 
-    def _pca(self, original: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Params]:
-        """A PCA copy of the original output, and its recorded parameters."""
-        from augtool.color import apply_pca, sample_alphas
-
-        pca = self.pca
-        alphas = sample_alphas(rng, 1, pca.k, pca.std)
-        result = apply_pca(original[None], alphas, mode=pca.mode, scale=pca.scale)
-        return result.images[0], {
-            "alphas": [float(a) for a in alphas[0]],
-            "eigenvalues": [float(v) for v in result.eigenvalues[0]],
-            "std": pca.std,
-            "k": pca.k,
-            "mode": pca.mode,
-            "scale": pca.scale,
-        }
+#: Pipelines built in this process, by recipe, plug-in modules and PCA settings.
+_BUILT: dict[tuple[str, tuple[str, ...], PcaSettings], Pipeline] = {}
 
 
-def _identity(params: Params, width: float, height: float) -> Affine:
-    return identity(width, height)
+def cached_pipeline(recipe: Recipe, pca: PcaSettings | None = None) -> Pipeline:
+    """The pipeline of a recipe, built once per process (workers render many sources).
 
-
-def _letterboxed(
-    kind: StepType,
-    work: np.ndarray,
-    params: Params,
-    work_scale: tuple[float, float],
-    canvas: tuple[float, float],
-    out: tuple[int, int],
-) -> np.ndarray:
-    """The step's canvas at the largest size that fits the output, centred between black bars."""
-    assert kind.render is not None
-    (fw, fh), (ox, oy) = letterbox(canvas, out)
-    result = np.zeros((out[1], out[0], 3), np.uint8)
-    result[oy : oy + fh, ox : ox + fw] = kind.render(work, params, work_scale, (fw, fh))
-    return result
+    Plug-in steps are found in the modules the user named (``recipe.plugins``,
+    imported here in a worker process that has not imported them yet) or in
+    installed packages, never through what a recorded recipe says.
+    """
+    key = (recipe.key(), recipe.plugins, pca or PcaSettings())
+    if key not in _BUILT:
+        if len(_BUILT) >= 16:
+            _BUILT.clear()
+        _BUILT[key] = Pipeline.from_recipe(recipe, pca)
+    return _BUILT[key]
 
 
 def load_recipe(
@@ -393,6 +453,24 @@ def load_recipe(
         plugins: Modules the caller names whose transforms the recipe may name.
 
     Raises:
-        OptionError: As :func:`augtool.recipe.load_recipe`: the file, line and key.
+        OptionError: As :func:`~augtool.pipeline.recipe_toml.read_recipe_file`: the file,
+            line and key.
     """
     return Pipeline.from_recipe(read_recipe_file(value, plugins), pca)
+
+
+def as_recipe(value: str | Path | Recipe | Pipeline, plugins: tuple[str, ...] = ()) -> Recipe:
+    """A recipe given as a file, a shipped recipe's name, a :class:`Recipe` or a :class:`Pipeline`.
+
+    Args:
+        value: What names the recipe.
+        plugins: Modules the user named whose steps a recipe file may name.
+
+    Raises:
+        OptionError: As :func:`~augtool.pipeline.recipe_toml.read_recipe_file`.
+    """
+    if isinstance(value, Pipeline):
+        return value.recipe
+    if isinstance(value, Recipe):
+        return value
+    return read_recipe_file(value, plugins)

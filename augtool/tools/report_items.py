@@ -1,0 +1,255 @@
+"""What a report page is made of: tables, plots, thumbnails, text, and the sections of them.
+
+The items are plain data, filled into ``report_page.html`` by jinja2 (every
+value autoescaped); plots are drawn with matplotlib's ``Figure`` (no pyplot,
+no global state) and embedded, as thumbnails are, as ``data:`` URIs.
+matplotlib and jinja2 are the optional extra ``report``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from augtool.annotations import Box
+from augtool.drawing import class_hex
+from augtool.errors import AugtoolError, OutputError
+
+#: How to install what the report needs, quoted in the error when it is missing.
+EXTRA = "pip install -e '.[report]'  (or pip install matplotlib jinja2)"
+
+
+#: Longest side of a thumbnail, pixels.
+THUMB_SIDE = 150
+
+
+@dataclass
+class Table:
+    """A table: a header row and rows of cells.
+
+    A cell is text, a number (a column of numbers is right-aligned) or a list
+    of lines.
+    """
+
+    header: list[str]
+    rows: list[list[Any]]
+    caption: str = ""
+    kind: str = "table"
+
+    def column_class(self, index: int) -> str:
+        """``num`` for a column of numbers, ``long`` for one of lists, else ''."""
+        cells = [row[index] for row in self.rows if index < len(row) and row[index] != ""]
+        if cells and all(isinstance(c, int | float) and not isinstance(c, bool) for c in cells):
+            return "num"
+        return "long" if any(isinstance(c, list) for c in cells) else ""
+
+
+@dataclass
+class Plot:
+    """A picture drawn by matplotlib, embedded as a PNG ``data:`` URI."""
+
+    uri: str
+    alt: str
+    caption: str = ""
+    kind: str = "plot"
+
+
+@dataclass
+class Thumb:
+    """One thumbnail: a ``data:`` URI and its label lines."""
+
+    uri: str
+    label: str
+    detail: str = ""
+
+
+@dataclass
+class Thumbs:
+    """A grid of thumbnails: one row per ``(row label, thumbnails)``, columns titled."""
+
+    columns: list[str]
+    rows: list[tuple[str, list[Thumb | None]]]
+    caption: str = ""
+    kind: str = "thumbs"
+
+
+@dataclass
+class Text:
+    """A paragraph (``tone`` ``ok``, ``bad`` or '' colours it)."""
+
+    text: str
+    tone: str = ""
+    kind: str = "text"
+
+
+@dataclass
+class Pre:
+    """Preformatted text (a command line, a recipe)."""
+
+    text: str
+    caption: str = ""
+    kind: str = "pre"
+
+
+@dataclass
+class Legend:
+    """Class colours: ``(class, #rrggbb)`` pairs."""
+
+    entries: list[tuple[str, str]]
+    kind: str = "legend"
+
+
+@dataclass
+class Section:
+    """One part of the page: a title, an anchor, and its blocks in order."""
+
+    key: str
+    title: str
+    blocks: list[Any]
+    summary: str = ""
+
+
+@dataclass
+class Item:
+    """One image of the dataset as the report counts it.
+
+    Attributes:
+        name: Its path (manifest name, or relative to the folder).
+        class_name: Its class (``images`` for detection data).
+        split: Its split (``all`` when none).
+        fold: Its cross-validation fold, or None.
+        group: Its split group (smear, patient, or the image itself).
+        transform: ``original``, a transform name, ``pca``; '' for raw images.
+    """
+
+    name: str
+    class_name: str
+    split: str
+    fold: int | None
+    group: str
+    transform: str = ""
+
+
+def require_extra() -> None:
+    """Refuse early, naming the extra, when matplotlib or jinja2 is missing.
+
+    Raises:
+        AugtoolError: If either cannot be imported.
+    """
+    try:
+        import jinja2  # noqa: F401
+        import matplotlib  # noqa: F401
+    except ImportError as err:
+        raise AugtoolError(
+            f"the report needs matplotlib and jinja2 ({err.name} is missing): {EXTRA}"
+        ) from err
+
+
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib figure of ``width`` x ``height`` inches (no pyplot, no global state)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return fig
+
+
+def plot_item(fig: Any, alt: str, caption: str = "") -> Plot:
+    """A figure as a page item: PNG bytes embedded as a data URI, with its text alternative."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return Plot(data_uri(buf.getvalue(), "image/png"), alt, caption)
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    """``data`` as a ``data:`` URI of ``mime`` (base64)."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def thumbnail(rgb: np.ndarray, boxes: Sequence[Box] = (), classes: Sequence[str] = ()) -> str:
+    """A JPEG ``data:`` URI of an image shrunk to ``THUMB_SIDE`` px, boxes drawn in class colours.
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8 RGB.
+        boxes: Boxes in the image's pixels.
+        classes: The class list that gives each box its colour.
+    """
+    import cv2
+
+    from augtool.tools.tiles import draw_boxes
+
+    height, width = rgb.shape[:2]
+    scale = min(1.0, THUMB_SIDE / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1 else rgb.copy()
+    if boxes:
+        draw_boxes(small, boxes, classes, scale=scale, thickness=1)
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+    )
+    if not ok:
+        raise OutputError("OpenCV could not encode a thumbnail")
+    return data_uri(buf.tobytes(), "image/jpeg")
+
+
+def legend_item(classes: Sequence[str]) -> Legend:
+    """The legend of class colours, as ``augtool preview`` draws them."""
+    return Legend([(c, class_hex(i)) for i, c in enumerate(classes)])
+
+
+def bar_plot(
+    categories: Sequence[str],
+    classes: Sequence[str],
+    counts: dict[tuple[str, str], int],
+    alt: str,
+    stacked: bool = False,
+    ylabel: str = "images",
+) -> Plot:
+    """Bars per category (x) and class (colour)."""
+    per_category = 0.7 if stacked else 0.35 * max(2, len(classes))
+    fig = new_figure(min(11.0, max(4.5, per_category * len(categories) + 1.5)), 2.6)
+    ax = fig.add_subplot()
+    x = np.arange(len(categories))
+    width = 0.8 if stacked else 0.8 / max(1, len(classes))
+    bottom = np.zeros(len(categories))
+    for k, cls in enumerate(classes):
+        values = np.array([counts.get((cat, cls), 0) for cat in categories], dtype=float)
+        where = x if stacked else x - 0.4 + width * (k + 0.5)
+        ax.bar(
+            where, values, width, bottom=bottom if stacked else None, label=cls, color=class_hex(k)
+        )
+        if stacked:
+            bottom += values
+    ax.set_xticks(x, list(categories))
+    ax.set_ylabel(ylabel)
+    ax.spines[["top", "right"]].set_visible(False)
+    if len(classes) > 1:
+        ax.legend(
+            frameon=False, ncols=min(len(classes), 5), loc="upper left", bbox_to_anchor=(0, 1.18)
+        )
+    return plot_item(fig, alt)
+
+
+def as_number(value: float) -> int | float:
+    """An integral float as an int (a median of 12.0 shown as 12)."""
+    return int(value) if float(value).is_integer() else round(value, 1)
+
+
+def count_table(
+    categories: Sequence[str],
+    classes: Sequence[str],
+    counts: dict[tuple[str, str], int],
+    first: str,
+) -> Table:
+    """A table of counts per category (rows) and class (columns), with totals."""
+    rows = []
+    for cat in categories:
+        values = [counts.get((cat, c), 0) for c in classes]
+        rows.append([cat, *values, sum(values)])
+    totals = [sum(counts.get((cat, c), 0) for cat in categories) for c in classes]
+    rows.append(["total", *totals, sum(totals)])
+    return Table([first, *classes, "total"], rows)
