@@ -96,6 +96,34 @@ def test_a_fold_dataset_shows_folds_and_their_groups(make_raw, tmp_path: Path) -
     assert "No group has images in two folds." in page
 
 
+def test_the_ledger_of_test_reads_is_listed_without_its_figures(
+    make_raw, tmp_path: Path
+) -> None:
+    from augtool.store import ledger
+
+    raw = make_raw({"A": 3, "B": 3})
+    out = tmp_path / "out.h5"
+    expand(raw, out, ExpandOptions(target=18, size=32, workers=1, split="0.7,0.3"))
+    page = _page(out)
+    assert ">Test reads<small>" in page and "No read of the test images is recorded" in page
+    for i, (accuracy, folds) in enumerate([(0.777, None), (0.8125, [0, 1])]):
+        read = ledger.TestRead(
+            time=f"2026-12-0{i + 1}T10:15:02Z",
+            dataset=str(out),
+            dataset_sha256=ledger.dataset_sha256(out),
+            subset="test",
+            folds=folds,
+            models=[{"path": f"run{i}/model.pt", "sha256": "1a2b3c4d5e6f"}],
+            figures={"n": 6, "accuracy": accuracy},
+        )
+        ledger.append_test_read(out, read)
+    page = _page(out, "--overwrite")
+    assert "The test images were read 2 times." in page
+    assert "2026-12-01 10:15" in page and "run1/model.pt (sha256 1a2b3c4d)" in page
+    assert "test of folds 0-1" in page
+    assert "77.7" not in page and "81.2" not in page  # the figures stay in the ledger
+
+
 def test_annotation_health_finds_each_fault(tmp_path: Path) -> None:
     smears, ann = faulty_smears(tmp_path)
     g = report_gather.gather(smears, ann, "voc")

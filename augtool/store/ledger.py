@@ -393,7 +393,15 @@ def describe(read: TestRead) -> str:
     E.g. ``2026-12-03 10:15 UTC  test of folds 0-4  cv-cell (sha256 1a2b3c4d)
     accuracy 87.5 %``.
     """
-    when = read.time.replace("T", " ").removesuffix("Z")[:16] + " UTC"
+    when, what, models = describe_without_figures(read)
+    accuracy = read.figures.get("accuracy")
+    seen = f"accuracy {100 * accuracy:.1f} %" if isinstance(accuracy, float) else "no accuracy"
+    return f"{when} UTC  {what}  {models}  {seen}"
+
+
+def describe_without_figures(read: TestRead) -> tuple[str, str, str]:
+    """When (UTC), what was scored, and by which models; no figure (``augtool report``)."""
+    when = read.time.replace("T", " ").removesuffix("Z")[:16]
     what = read.subset
     if read.folds is not None:
         what += f" of {_folds_text(read.folds)}"
@@ -402,10 +410,9 @@ def describe(read: TestRead) -> str:
     )
     if len(read.models) > 1:
         models = f"mean of {len(read.models)}: {models}"
-    accuracy = read.figures.get("accuracy")
-    seen = f"accuracy {100 * accuracy:.1f} %" if isinstance(accuracy, float) else "no accuracy"
-    extra = ", 8-view TTA" if read.tta else ""
-    return f"{when}  {what}  {models}{extra}  {seen}"
+    if read.tta:
+        models += ", 8-view TTA"
+    return when, what, models
 
 
 def _folds_text(folds: Sequence[int]) -> str:

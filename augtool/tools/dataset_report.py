@@ -55,6 +55,7 @@ from augtool.tools.report_sections import (
     provenance_section,
     samples_section,
     sizes_section,
+    test_reads_section,
     transforms_section,
     verify_section,
 )
@@ -92,8 +93,7 @@ SECTIONS: tuple[Callable[[Gathered], Section | None], ...] = (
     sizes_section,
     boxes_section,
     health_section,
-    # Test-set reads (the ledger, ``augtool.store.ledger.read_test_reads``) come here:
-    # one more section function, placed before the provenance.
+    test_reads_section,
     provenance_section,
     verify_section,
 )

@@ -314,3 +314,45 @@ def verify_section(g: Gathered) -> Section:
         [Text("verify found problems:", "bad"), Pre("\n".join(g.verify_lines))],
         "problems",
     )
+
+
+def test_reads_section(g: Gathered) -> Section | None:
+    """Every read of the dataset's test images that its ledger records, but no figure.
+
+    The ledger (:mod:`augtool.store.ledger`) lies beside the dataset; each
+    ``augtool evaluate`` of test images wrote one line. The page lists when, what
+    and with which model; the figures seen stay in the ledger, so that looking at
+    a dataset is never one more look at its test set.
+    """
+    from augtool.store.ledger import describe_without_figures, read_ledger
+
+    if g.kind not in ("expand", "detection"):
+        return None
+    ledger = read_ledger(g.path)
+    n = len(ledger.reads)
+    blocks: list[Any] = []
+    if n == 0:
+        blocks.append(
+            Text(f"No read of the test images is recorded (ledger {ledger.path.name}).", "ok")
+        )
+    else:
+        times = "once" if n == 1 else f"{n} times"
+        blocks.append(
+            Text(
+                f"The test images were read {times}. A test set read many times stops "
+                "being one: every choice made after a read was made with it in view.",
+                "" if n == 1 else "bad",
+            )
+        )
+        rows = [[read.line, *describe_without_figures(read)] for read in ledger.reads]
+        blocks.append(
+            Table(
+                ["line", "when (UTC)", "what", "models"],
+                rows,
+                f"From {ledger.path.name}; the figures each read saw are in that file, "
+                "not on this page.",
+            )
+        )
+    if ledger.problems:
+        blocks.append(Text("Damaged lines: " + "; ".join(ledger.problems), "bad"))
+    return Section("test-reads", "Test reads", blocks, f"{n} recorded")
