@@ -96,9 +96,7 @@ def test_a_fold_dataset_shows_folds_and_their_groups(make_raw, tmp_path: Path) -
     assert "No group has images in two folds." in page
 
 
-def test_the_ledger_of_test_reads_is_listed_without_its_figures(
-    make_raw, tmp_path: Path
-) -> None:
+def test_the_ledger_of_test_reads_is_listed_without_its_figures(make_raw, tmp_path: Path) -> None:
     from augtool.store import ledger
 
     raw = make_raw({"A": 3, "B": 3})
