@@ -546,6 +546,26 @@ def test_module_names_are_unique() -> None:
     assert name_clashes(paths) == {}
 
 
+#: "No module over about 500 lines": model/ holds to 500 (tests/test_model_layout.py);
+#: augtool/ to 500 with a tenth's room for a module that would read worse split.
+LIBRARY_MAX_LINES = 550
+
+
+def long_modules(paths: list[Path], limit: int) -> dict[str, int]:
+    """Repository path -> line count, for the modules over ``limit`` lines."""
+    counts = {
+        str(p.relative_to(REPO)): len(p.read_text(encoding="utf-8").splitlines()) for p in paths
+    }
+    return {path: n for path, n in counts.items() if n > limit}
+
+
+def test_no_module_of_augtool_is_over_about_500_lines() -> None:
+    paths = sorted(REPO.glob("augtool/**/*.py"))
+    assert len(paths) > 50
+    assert long_modules(paths, LIBRARY_MAX_LINES) == {}
+    assert list(long_modules([REPO / "augtool/api.py"], 100)) == ["augtool/api.py"]  # it counts
+
+
 def test_a_repeated_module_name_is_caught() -> None:
     clashes = name_clashes(["augtool/tools/cells.py", "augtool/x/__init__.py", "model/cells.py"])
     assert clashes == {"cells": ["augtool/tools/cells.py", "model/cells.py"]}
