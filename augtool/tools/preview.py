@@ -131,7 +131,7 @@ def sheet_tiles(
     ranges: Ranges | None = None,
     recipe: Recipe | None = None,
     boxes: ImageBoxes | None = None,
-    min_visibility: float = 0.3,
+    min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY,
     classes: Sequence[str] | None = None,
 ) -> tuple[list[Tile], str]:
     """Render the original, every transform and PCA in both modes, as ``expand`` would.
@@ -240,7 +240,7 @@ def contact_sheet(
     ranges: Ranges | None = None,
     recipe: Recipe | None = None,
     boxes: ImageBoxes | None = None,
-    min_visibility: float = 0.3,
+    min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY,
     classes: Sequence[str] | None = None,
 ) -> np.ndarray:
     """The labelled contact sheet of one source image (the paper's Fig. 2, and PCA).
@@ -311,7 +311,7 @@ def preview(
     annotations: str | Path | None = None,
     annotation_format: str | None = None,
     names: str | Path | None = None,
-    min_visibility: float = 0.3,
+    min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY,
 ) -> PreviewResult:
     """Write the contact sheet of an image, or the grid of an ``expand`` output, as PNG.
 
