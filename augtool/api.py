@@ -75,6 +75,8 @@ def expand(
     annotation_format: str | None = None,
     names: str | Path | None = None,
     min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY,
+    segmentation: bool = False,
+    mask_boxes: str = defaults.DEFAULT_MASK_BOXES,
     image_format: str = defaults.DEFAULT_IMAGE_FORMAT,
     jpeg_quality: int = defaults.DEFAULT_JPEG_QUALITY,
     compression: str = defaults.DEFAULT_COMPRESSION,
@@ -128,10 +130,16 @@ def expand(
         group_regex: Sources whose paths share this match stay in one split.
         no_augment_test: Only originals in val/test.
         output_format: ``folder`` or ``hdf5`` (default: by OUT's suffix).
-        annotations: Detection: the boxes of RAW's images.
-        annotation_format: ``voc``, ``coco`` or ``yolo``.
-        names: YOLO class names file.
-        min_visibility: Drop a box when less than this fraction of it stays.
+        annotations: Detection: the boxes of RAW's images (with ``segmentation``: their masks).
+        annotation_format: ``voc``, ``coco`` or ``yolo``; with ``segmentation`` also
+            ``png`` or ``png-instances``.
+        names: YOLO class names file (with ``segmentation``: YOLO, ``png``, ``voc``).
+        min_visibility: Drop a box when less than this fraction of it stays
+            (with ``segmentation``: an instance, of its area).
+        segmentation: ``annotations`` are masks, carried through every
+            step and written in their format (docs/segmentation.md).
+        mask_boxes: Segmentation: each instance's box from its mapped mask
+            (``tight``) or its source box mapped (``hull``).
         image_format: ``png`` or ``jpg`` (folder output).
         jpeg_quality: JPEG quality.
         compression: HDF5 compression: ``none``, ``lzf``, ``gzip``.

@@ -76,6 +76,11 @@ def sort_splits(splits: Iterable[str]) -> list[str]:
 
 OUTPUT_FORMATS = ("folder", "hdf5")
 ANNOTATION_FORMATS = ("voc", "coco", "yolo")
+#: Segmentation formats (``expand --masks``): COCO polygons/RLE, YOLO polygons, PNG maps, VOC.
+MASK_FORMATS = ("coco", "yolo", "png", "png-instances", "voc")
+#: An output instance's box: the tight box of its mapped mask, or its source box mapped.
+MASK_BOXES = ("tight", "hull")
+DEFAULT_MASK_BOXES = "tight"
 IMAGE_FORMATS = ("png", "jpg")
 DEFAULT_IMAGE_FORMAT = "png"
 DEFAULT_JPEG_QUALITY = 95

@@ -144,7 +144,7 @@ def scan_annotated(
     usable = _usable(found)
     if not usable:
         raise InputError(f"{raw}: no annotated image left to expand (annotations: {annotations})")
-    stems = _stems([item.image for item in usable])
+    stems = output_stems([item.image for item in usable])
     sources = []
     for item in usable:
         info = infos[item.image]
@@ -171,7 +171,7 @@ def scan_annotated(
     return scan_result, detection
 
 
-def _stems(paths: list[str]) -> dict[str, str]:
+def output_stems(paths: list[str]) -> dict[str, str]:
     """Output stems: path without suffix, ``/`` as ``__``; with the suffix where two share one."""
     base = {p: str(PurePosixPath(p).with_suffix("")).replace("/", "__") for p in paths}
     taken = Counter(base.values())

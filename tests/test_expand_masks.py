@@ -1,0 +1,257 @@
+"""``augtool expand --segmentation``: segmentation datasets through the one pipeline, every format.
+
+Synthetic smears with exact masks (``augtool synth --masks``) are expanded in
+each mask format. Every split folder is read back by the format's own reader;
+each output's masks are those :meth:`augtool.Pipeline.apply_file` gives for
+the same seed, source and copy (exact for bitmaps and class maps, IoU >= 0.98
+for polygons written to two decimals or normalised); the plan, names, image
+bytes and splits are a box run's; ``verify`` covers the mask files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import augtool
+from augtool import Pipeline
+from augtool.annotations import read_segmentation
+from augtool.annotations.masks import to_bitmap
+from augtool.annotations.png_masks import write_files
+from augtool.annotations.voc_masks import voc_mask_files
+from augtool.annotations.yolo_masks import yolo_mask_files
+from augtool.engine.segmented import MASK_LOCATION, OutputMasks, SourceMasks
+from augtool.ops.mask_geometry import Patch
+from augtool.ops.targets import Targets
+from augtool.tools.synth import synthesize
+from cli import main
+
+PER_CLASS = {"ALL": 2, "AML": 1, "normal": 1}
+SIZE = (320, 240)
+TARGET = 24
+
+
+@pytest.fixture(scope="module")
+def smears(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    """RAW and the masks of its images in every format: ``{format: (raw, annotations)}``."""
+    root = tmp_path_factory.mktemp("smears")
+    raw, masks = root / "raw", root / "masks"
+    synthesize(raw, PER_CLASS, SIZE, seed=0, masks=masks)
+    coco = read_segmentation("coco", masks / "annotations.json", raw)
+    semantic = read_segmentation("png", masks / "semantic", raw)
+    classes = list(semantic.images[0].semantic.classes)
+    yolo = yolo_mask_files(coco.images, coco.classes)
+    write_files(root / "yolo", {k: v.encode() for k, v in yolo.items()})
+    write_files(root / "voc", voc_mask_files(semantic.images, classes))
+    return {
+        "coco": (raw, masks / "annotations.json"),
+        "png": (raw, masks / "semantic"),
+        "png-instances": (raw, masks / "instances"),
+        "yolo": (raw, root / "yolo"),
+        "voc": (raw, root / "voc"),
+    }
+
+
+def run(raw: Path, out: Path, fmt: str, annotations: Path, **options) -> augtool.ExpandSummary:
+    return augtool.expand(
+        raw,
+        out,
+        annotations=annotations,
+        annotation_format=fmt,
+        segmentation=True,
+        target=TARGET,
+        workers=1,
+        **options,
+    )
+
+
+def manifest(out: Path) -> list[dict]:
+    with open(out / "manifest.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+
+
+@pytest.mark.parametrize("fmt", ["coco", "png", "png-instances", "yolo", "voc"])
+def test_every_format_carries_the_pipelines_masks(smears, tmp_path: Path, fmt: str) -> None:
+    raw, annotations = smears[fmt]
+    out = tmp_path / "out"
+    summary = run(raw, out, fmt, annotations)
+    rows = manifest(out)
+    assert len(rows) == summary.total == TARGET
+    source = {i.image: i for i in read_segmentation(fmt, annotations, raw).images}
+    pipe = Pipeline.paper()
+    compared = 0
+    for split in sorted({r["split"] for r in rows}):
+        folder = out / split
+        found = read_segmentation(fmt, folder / MASK_LOCATION[fmt], folder / "images")
+        assert found.problems == [] and found.unannotated == []
+        names = {f"{split}/images/{i.image}" for i in found.images}
+        assert names == {r["name"] for r in rows if r["split"] == split}
+        written = {f"{split}/images/{i.image}": i for i in found.images}
+        for row in (r for r in rows if r["split"] == split):
+            item = source[row["source"]]
+            targets = SourceMasks.of(item).targets((item.width, item.height), True)
+            expected = pipe.apply_file(
+                raw / row["source"], row["transform"], copy=int(row["copy"]), targets=targets
+            ).targets
+            assert expected is not None
+            got = written[row["name"]]
+            if item.semantic is not None:
+                assert got.semantic is not None
+                np.testing.assert_array_equal(got.semantic.labels, expected.semantic)
+            if fmt in ("png", "voc"):
+                compared += 1
+                continue
+            shapes = expected.shapes or ()
+            masks = [_bitmap(s, got.width, got.height) for s in shapes]
+            labels = [item.instances[int(i)].label for i in expected.ids]
+            if fmt == "png-instances":  # an instance wholly under later ones is not in the map
+                labels = [label for label, m in zip(labels, masks, strict=True) if m.any()]
+                masks = [m for m in masks if m.any()]
+            assert len(got.instances) == len(masks), row["name"]
+            exact = fmt == "png-instances"
+            for instance, mask, label in zip(got.instances, masks, labels, strict=True):
+                back = to_bitmap(instance.shape, got.width, got.height)
+                assert iou(back, mask) >= (1.0 if exact else 0.98), row["name"]
+                assert instance.label == label, row["name"]
+            compared += 1
+    assert compared == TARGET
+
+
+def _bitmap(shape, width: int, height: int) -> np.ndarray:
+    if isinstance(shape, Patch):
+        return shape.full(width, height)
+    from augtool.ops.mask_geometry import rasterize_polygons
+
+    return rasterize_polygons(shape, width, height)
+
+
+def test_a_masks_run_is_a_box_runs_plan_and_bytes(smears, tmp_path: Path) -> None:
+    """The same COCO file read as boxes and as masks: the same images, names, splits, params."""
+    raw, annotations = smears["coco"]
+    run(raw, tmp_path / "masks", "coco", annotations)
+    augtool.expand(
+        raw,
+        tmp_path / "boxes",
+        annotations=annotations,
+        annotation_format="coco",
+        target=TARGET,
+        workers=1,
+    )
+    keys = ("name", "split", "source", "copy", "transform", "params", "sha256")
+    a, b = manifest(tmp_path / "masks"), manifest(tmp_path / "boxes")
+    assert [[r[k] for k in keys] for r in a] == [[r[k] for k in keys] for r in b]
+    recorded = json.loads((tmp_path / "masks" / "augtool.json").read_text())
+    assert recorded["recipe"]["segmentation"] is True
+    assert recorded["annotations"]["masks"] is True
+    assert (
+        "segmentation"
+        not in json.loads((tmp_path / "boxes" / "augtool.json").read_text())["recipe"]
+    )
+
+
+def test_tight_boxes_hug_the_masks_hull_boxes_hold_them(smears, tmp_path: Path) -> None:
+    raw, annotations = smears["coco"]
+    run(raw, tmp_path / "tight", "coco", annotations, transforms="rotate", seed=3)
+    run(raw, tmp_path / "hull", "coco", annotations, transforms="rotate", seed=3, mask_boxes="hull")
+    for split in ("train", "test"):
+        tight = json.loads((tmp_path / "tight" / split / "annotations.json").read_text())
+        hull = json.loads((tmp_path / "hull" / split / "annotations.json").read_text())
+        assert [a["segmentation"] for a in tight["annotations"]] == [
+            a["segmentation"] for a in hull["annotations"]
+        ]
+        wider = 0
+        for a, b in zip(tight["annotations"], hull["annotations"], strict=True):
+            (ax, ay, aw, ah), (bx, by, bw, bh) = a["bbox"], b["bbox"]
+            assert bx <= ax + 0.02 and by <= ay + 0.02  # each number rounded to 0.01
+            assert bx + bw >= ax + aw - 0.02 and by + bh >= ay + ah - 0.02
+            wider += bw * bh > 1.05 * aw * ah
+        assert wider > 0
+
+
+def test_verify_covers_the_mask_files(smears, tmp_path: Path) -> None:
+    raw, annotations = smears["png-instances"]
+    out = tmp_path / "out"
+    run(raw, out, "png-instances", annotations)
+    report = augtool.verify(out, regenerate_raw=raw, workers=1)
+    assert report.ok and report.regenerated
+    mask = sorted((out / "train" / "masks").glob("*.png"))[3]
+    mask.write_bytes(mask.read_bytes()[:-8] + b"\0" * 8)
+    (out / "train" / "masks" / "stray.png").write_bytes(b"x")
+    problems = "\n".join(augtool.verify(out).problems)
+    assert f"content differs from augtool.json: train/masks/{mask.name}" in problems
+    assert "not in the manifest: train/masks/stray.png" in problems
+
+
+def test_journal_keeps_an_outputs_masks_exactly() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, (30, 40)).astype(np.uint8)
+    patch = Patch.of(rng.random((30, 40)) > 0.6, 3, 5)
+    square = [np.array([[1.5, 2.25], [9.0, 2.25], [9.0, 8.0], [1.5, 8.0]])]
+    targets = Targets.from_masks((60, 50), [patch, square], np.pad(labels, ((0, 20), (0, 20))))
+    found = OutputMasks.of(targets)
+    back = OutputMasks.from_journal(json.loads(json.dumps(found.to_journal())))
+    np.testing.assert_array_equal(back.semantic, found.semantic)
+    np.testing.assert_array_equal(back.boxes, found.boxes)
+    assert isinstance(back.shapes[0], Patch)
+    np.testing.assert_array_equal(back.shapes[0].full(60, 50), patch.full(60, 50))
+    np.testing.assert_array_equal(back.shapes[1][0], square[0])
+
+
+def test_bad_masks_exit_2_listing_every_fault(smears, tmp_path: Path) -> None:
+    raw, annotations = smears["coco"]
+    data = json.loads(annotations.read_text())
+    data["annotations"][0]["segmentation"] = [[1, 1, 5, 5]]
+    data["annotations"][1]["segmentation"] = {"size": [3, 3], "counts": [0, 9]}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    args = ["expand", str(raw), str(tmp_path / "out"), "--annotations", str(bad)]
+    args += ["--annotation-format", "coco", "--segmentation", "--target", "12"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert str(bad) in result.output and "2 problem(s)" in result.output
+    assert "a polygon needs at least 3" in result.output and "--skip-invalid" in result.output
+    result = CliRunner().invoke(main, [*args, "--skip-invalid", "-q"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "train" / "annotations.json").is_file()
+
+
+def test_mask_options_are_checked(smears, tmp_path: Path) -> None:
+    raw, annotations = smears["png"]
+    base = ["expand", str(raw), str(tmp_path / "o"), "--annotations", str(annotations)]
+    cases = {
+        ("--annotation-format", "png"): "is a mask format: add --segmentation",
+        ("--annotation-format", "png", "--segmentation", "--format", "hdf5"): "is a folder",
+        (
+            "--annotation-format",
+            "coco",
+            "--segmentation",
+            "--names",
+            str(annotations / "classes.txt"),
+        ): ("own classes"),
+        (
+            "--annotation-format",
+            "coco",
+            "--mask-boxes",
+            "hull",
+        ): "--mask-boxes: needs --segmentation",
+    }
+    for extra, message in cases.items():
+        result = CliRunner().invoke(main, [*base, *extra])
+        assert result.exit_code == 2, (extra, result.output)
+        assert message in result.output, (extra, result.output)
+        assert "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["expand", str(raw), str(tmp_path / "p"), "--segmentation"])
+    assert result.exit_code == 2 and "--segmentation: needs --annotations" in result.output
+    shutil.rmtree(tmp_path / "o", ignore_errors=True)
