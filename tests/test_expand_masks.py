@@ -255,3 +255,39 @@ def test_mask_options_are_checked(smears, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["expand", str(raw), str(tmp_path / "p"), "--segmentation"])
     assert result.exit_code == 2 and "--segmentation: needs --annotations" in result.output
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
+
+
+@pytest.mark.parametrize("fmt", ["coco", "png"])
+def test_preview_and_report_draw_the_mask_outlines(smears, tmp_path: Path, fmt: str) -> None:
+    from augtool.drawing import colour_of
+    from augtool.engine.detection import read_output_boxes
+    from augtool.tools.dataset_grid import dataset_grid
+
+    raw, annotations = smears[fmt]
+    out = tmp_path / "out"
+    run(raw, out, fmt, annotations)
+    record = json.loads((out / "augtool.json").read_text())["annotations"]
+    names = [r["name"] for r in manifest(out)]
+    classes, items, problems = read_output_boxes(out, names, record)
+    assert problems == [] and sorted(items) == sorted(names)
+    for name in names:
+        masks = read_segmentation(fmt, *_location(out, name, fmt))
+        item = next(i for i in masks.images if name.endswith("/" + i.image))
+        drawn = items[name]
+        assert len(drawn.boxes) == len(item.instances)
+        regions = 0
+        if item.semantic is not None:
+            values = set(np.unique(item.semantic.labels).tolist()) - {0, 255}
+            regions = len(values)
+        assert len(drawn.outlines) == len(item.instances) + regions > 0
+    grid, tiles = dataset_grid(out, per_cell=2)
+    red = np.array(colour_of("red cell", classes), np.uint8)
+    assert tiles == 4 and np.count_nonzero((grid == red).all(axis=2)) > 500
+    page = tmp_path / "page.html"
+    augtool.report(out, page)
+    assert "red cell" in page.read_text()
+
+
+def _location(out: Path, name: str, fmt: str) -> tuple[Path, Path]:
+    split = out / name.split("/")[0]
+    return split / MASK_LOCATION[fmt], split / "images"

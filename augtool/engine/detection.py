@@ -21,7 +21,6 @@ read as it is. ``augtool.json`` records every annotation file with its hash.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -32,7 +31,7 @@ from augtool.annotations import AnnotationSet, Box, ImageBoxes, Problem, read_an
 from augtool.annotations.base import problem_listing
 from augtool.annotations.write import MIN_SIDE, annotation_files
 from augtool.engine.groups import compile_group_regex, find_duplicates, group_of
-from augtool.engine.scan import ScanResult, Source, inspect_file
+from augtool.engine.scan import ScanResult, Source, inspect_file, output_stems
 from augtool.errors import InputError
 
 #: The class every detection source belongs to (the folder of the images in OUT).
@@ -171,16 +170,6 @@ def scan_annotated(
     return scan_result, detection
 
 
-def output_stems(paths: list[str]) -> dict[str, str]:
-    """Output stems: path without suffix, ``/`` as ``__``; with the suffix where two share one."""
-    base = {p: str(PurePosixPath(p).with_suffix("")).replace("/", "__") for p in paths}
-    taken = Counter(base.values())
-    return {
-        p: stem if taken[stem] == 1 else p.replace("/", "__").replace(".", "_")
-        for p, stem in base.items()
-    }
-
-
 def _image_problem(item: ImageBoxes, error: str) -> Problem:
     return Problem(item.annotation, "", f"image {item.image}: {error}", item.image)
 
@@ -271,6 +260,9 @@ def read_output_boxes(
 ) -> tuple[list[str], dict[str, ImageBoxes], list[Problem]]:
     """The boxes of a detection output's images, read back from the files written beside them.
 
+    A segmentation output's masks come as boxes and outlines
+    (:func:`augtool.engine.segmented.read_output_masks`).
+
     Args:
         out: The output folder.
         names: Manifest names of its images (``train/images/x.png``).
@@ -284,6 +276,10 @@ def read_output_boxes(
         InputError: If the record names no known format, or a split folder's
             annotations cannot be read at all.
     """
+    if isinstance(record, dict) and record.get("masks"):
+        from augtool.engine.segmented import read_output_masks
+
+        return read_output_masks(out, names, record)
     out = Path(out)
     fmt = record.get("format") if isinstance(record, dict) else None
     if fmt not in ANNOTATION_FOLDER:

@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from augtool.annotations import read_segmentation
-from augtool.annotations.base import Problem
+from augtool.annotations.base import Box, ImageBoxes, Problem
 from augtool.annotations.masks import (
     Bitmap,
     Instance,
@@ -41,12 +41,14 @@ from augtool.annotations.masks import (
     compress_counts,
     decompress_counts,
     encode_rle,
+    mask_to_polygons,
+    shape_box,
     to_bitmap,
+    to_polygons,
 )
 from augtool.annotations.segmentation import ImageMasks, usable
-from augtool.engine.detection import output_stems
 from augtool.engine.groups import compile_group_regex, find_duplicates, group_of
-from augtool.engine.scan import ScanResult, Source, inspect_file
+from augtool.engine.scan import ScanResult, Source, inspect_file, output_stems
 from augtool.errors import InputError
 from augtool.ops.mask_geometry import Patch
 from augtool.ops.targets import Shape, Targets
@@ -380,3 +382,63 @@ def segmentation_files(
         for rel, data in mask_files(items, segmentation.fmt, segmentation.classes, boxes).items():
             files[str(PurePosixPath(folder or ".", sub or ".", rel))] = data
     return SegmentationOutput(files, instances_in, instances_out, maps)
+
+
+def read_output_masks(
+    out: str | Path, names: Sequence[str], record: dict
+) -> tuple[list[str], dict[str, ImageBoxes], list[Problem]]:
+    """The masks of a segmentation output's images, read back from the files written beside them.
+
+    As :func:`augtool.engine.detection.read_output_boxes` gives boxes: each
+    image's instances as boxes (their masks' tight boxes) and its outlines to
+    draw (an instance's, or a class-index map's regions, by class).
+
+    Args:
+        out: The output folder.
+        names: Manifest names of its images (``train/images/x.png``).
+        record: The ``annotations`` entry of its ``augtool.json``.
+
+    Returns:
+        The class names (in the recorded order, which gives each its colour),
+        each image's masks by manifest name, and what the readers found wrong.
+
+    Raises:
+        InputError: If the record names no mask format this version reads.
+    """
+    out = Path(out)
+    fmt = record.get("format")
+    if fmt not in MASK_FOLDER:
+        raise InputError(f"{out}: augtool.json records no mask format this version reads")
+    classes = [str(c) for c in record.get("classes", [])]
+    found: dict[str, ImageBoxes] = {}
+    problems: list[Problem] = []
+    for folder in sorted({str(PurePosixPath(n).parent.parent) for n in names}):
+        base = out if folder == "." else out / folder
+        read = read_segmentation(fmt, base / MASK_LOCATION[fmt], base / IMAGES)
+        problems += read.problems
+        prefix = IMAGES if folder == "." else f"{folder}/{IMAGES}"
+        for item in read.images:
+            found[f"{prefix}/{item.image}"] = _drawn(item)
+        classes += [c for c in read.classes if c not in classes]
+    return classes, found, problems
+
+
+def _drawn(item: ImageMasks) -> ImageBoxes:
+    """One image's masks as boxes and outlines to draw."""
+    size = (item.width, item.height)
+    boxes, outlines = [], []
+    for k, instance in enumerate(item.instances):
+        box = shape_box(instance.shape, *size)
+        if box is None:
+            continue
+        boxes.append(Box(*box, instance.label, k, instance.where))
+        outlines.append((instance.label, to_polygons(instance.shape, *size).parts))
+    if item.semantic is not None:
+        labels, names = item.semantic.labels, item.semantic.classes
+        for value in np.unique(labels).tolist():
+            if value == 0 or value == item.semantic.ignore or value >= len(names):
+                continue
+            outlines.append((names[value], mask_to_polygons(labels == value)))
+    return ImageBoxes(
+        item.image, item.width, item.height, tuple(boxes), item.annotation, tuple(outlines)
+    )
