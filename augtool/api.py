@@ -317,17 +317,23 @@ def cut_cells(
     skip_invalid: bool = False,
     seed: int = 0,
     overwrite: bool = False,
+    mask_background: str = defaults.DEFAULT_MASK_BACKGROUND,
     progress: Reporter | None = None,
 ) -> CellsSummary:
     """Cut a cell classification set ``OUT/<class>/`` out of annotated smears (``augtool cells``).
 
     Args:
         smears: The folder of whole smear images.
-        annotations: Their boxes: a VOC or YOLO folder, or a COCO file.
+        annotations: Their boxes: a VOC or YOLO folder, or a COCO file (with
+            ``crop="mask"``: their instance masks, :func:`augtool.expand`'s
+            mask formats but ``png`` class maps).
         out: The output folder (appears complete or not at all).
-        annotation_format: ``voc``, ``coco`` or ``yolo``.
+        annotation_format: ``voc``, ``coco`` or ``yolo`` (``crop="mask"``:
+            ``coco``, ``yolo``, ``png-instances`` or ``voc``).
         names: YOLO class names file.
-        crop: ``window`` (a fixed window around each object) or ``box``.
+        crop: ``window`` (a fixed window around each object), ``box``, or
+            ``mask``: the box of an instance mask, cut by the mask, the mask
+            written beside it (``OUT/.masks/``).
         window: Side of the window, pixels.
         margin: ``crop="box"``: margin on each side, a fraction of the longer side.
         size: Side of the written cells (default: the window as cut; 256 for boxes).
@@ -343,6 +349,8 @@ def cut_cells(
         skip_invalid: Leave out faulty boxes and images (listed) instead of refusing.
         seed: Seed of the capped choices.
         overwrite: Replace OUT if it exists.
+        mask_background: ``crop="mask"``: pixels outside the mask ``fill``
+            (black) or ``keep``.
         progress: Receives progress and warnings.
 
     Returns:
@@ -371,6 +379,7 @@ def cut_cells(
         seed=seed,
         skip_invalid=skip_invalid,
         overwrite=overwrite,
+        mask_background=mask_background,
     )
     return cut(smears, annotations, out, options, progress or NoProgress())
 

@@ -96,7 +96,10 @@ DEFAULT_SCHEDULER_TIMEOUT = 10.0
 
 # --- cells ----------------------------------------------------------------------------
 
-CROPS = ("window", "box")
+CROPS = ("window", "box", "mask")
+#: ``cells --crop mask``: the pixels outside the cell's mask filled (black) or kept.
+MASK_BACKGROUNDS = ("fill", "keep")
+DEFAULT_MASK_BACKGROUND = "fill"
 DEFAULT_CROP = "window"
 BORDER_POLICIES = ("keep", "drop-truncated", "drop-touching")
 DEFAULT_BORDER = "keep"

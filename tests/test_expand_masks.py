@@ -291,3 +291,59 @@ def test_preview_and_report_draw_the_mask_outlines(smears, tmp_path: Path, fmt: 
 def _location(out: Path, name: str, fmt: str) -> tuple[Path, Path]:
     split = out / name.split("/")[0]
     return split / MASK_LOCATION[fmt], split / "images"
+
+
+# --- cells --crop mask -------------------------------------------------------------------------
+
+WHITE = "ALL blast,AML blast"
+
+
+@pytest.mark.parametrize("background", ["fill", "keep"])
+def test_cells_cut_by_their_masks(smears, tmp_path: Path, background: str) -> None:
+    raw, annotations = smears["coco"]
+    out = tmp_path / "cells"
+    summary = augtool.cut_cells(
+        raw,
+        annotations,
+        out,
+        annotation_format="coco",
+        crop="mask",
+        classes=WHITE.split(","),
+        mask_background=background,
+    )
+    with open(out / "cells.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == summary.total > 0
+    source = {i.image: i for i in read_segmentation("coco", annotations, raw).images}
+    import cv2
+
+    for row in rows:
+        cell = cv2.imread(str(out / row["file"]), cv2.IMREAD_COLOR)
+        mask = cv2.imread(str(out / row["mask"]), cv2.IMREAD_UNCHANGED)
+        assert row["mask"].startswith(".masks/") and cell.shape[:2] == mask.shape == (256, 256)
+        assert set(np.unique(mask).tolist()) == {0, 255}
+        outside = cell[mask == 0]
+        assert (not outside.any()) if background == "fill" else outside.mean() > 60
+        assert cell[mask == 255].mean() > 60
+        item = source[row["smear"]]
+        instance = item.instances[int(row["object"]) - 1]
+        x0, y0, x1, y1 = (int(row[f"window_{k}"]) for k in ("x0", "y0", "x1", "y1"))
+        whole = to_bitmap(instance.shape, item.width, item.height)[y0:y1, x0:x1]
+        resized = cv2.resize(whole.astype(np.uint8), (256, 256), interpolation=cv2.INTER_NEAREST)
+        assert iou(resized > 0, mask > 0) > 0.95
+    scanned = augtool.dry_run(out, target=len(rows) * 2)  # .masks is not a class of expand
+    assert sorted(scanned.run.scan.classes) == sorted(WHITE.split(","))
+
+
+def test_cells_crop_mask_options_are_checked(smears, tmp_path: Path) -> None:
+    raw, annotations = smears["png-instances"]
+    base = ["cells", str(raw), str(annotations), str(tmp_path / "c")]
+    keep = ["--annotation-format", "yolo", "--mask-background", "keep"]
+    result = CliRunner().invoke(main, [*base, *keep])
+    assert result.exit_code == 2 and "--mask-background: needs --crop mask" in result.output
+    result = CliRunner().invoke(main, [*base, "--annotation-format", "png-instances"])
+    assert result.exit_code == 2 and "one of voc, coco, yolo, got 'png-instances'" in result.output
+    crop = ["--annotation-format", "png-instances", "--crop", "mask"]
+    result = CliRunner().invoke(main, [*base, *crop])
+    assert result.exit_code == 0, result.output
+    assert any((tmp_path / "c" / ".masks").rglob("*.png"))

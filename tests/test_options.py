@@ -128,9 +128,10 @@ def test_expand_format_help_lists_containers_only() -> None:
 
 
 def test_cells_and_preview_take_annotation_format() -> None:
-    for command in ("cells", "preview"):
+    formats = {"cells": "[voc|coco|yolo|png-instances]", "preview": "[voc|coco|yolo]"}
+    for command, listed in formats.items():
         help_text = CliRunner().invoke(main, [command, "--help"]).output
-        assert "--annotation-format [voc|coco|yolo]" in help_text, command
+        assert f"--annotation-format {listed}" in help_text, command
         assert "--format" not in help_text.replace("--annotation-format", ""), command
 
 
