@@ -465,9 +465,10 @@ def test_the_annotation_format_table_is_headed_by_the_flag_and_lists_its_choices
     header = lines.index("## Annotation formats") + 2
     assert lines[header].startswith("| `--annotation-format` |")
     rows = table_after(DOCS / "cells.md", "## Annotation formats")
-    assert tuple(code_names(row[0])[0] for row in rows) == defaults.ANNOTATION_FORMATS
+    choices = (*defaults.ANNOTATION_FORMATS, "png-instances")  # the last with --crop mask
+    assert tuple(code_names(row[0])[0] for row in rows) == choices
     (option,) = [p for p in main.commands["cells"].params if p.name == "annotation_format"]
-    assert tuple(option.type.choices) == defaults.ANNOTATION_FORMATS
+    assert tuple(option.type.choices) == choices
 
 
 def test_preview_md_describes_the_tiles_the_sheet_draws() -> None:

@@ -100,13 +100,13 @@ def expand_lines(summary: ExpandSummary, name: Callable[[str], str] = _plain) ->
         kept, total = summary.boxes["instances_out"], summary.boxes["instances_in"]
         maps = summary.boxes.get("class_maps", 0)
         written = [f"{maps} class-index maps"] if maps else []
-        if total:
-            written.append(
-                f"{kept} instances ({total - kept} of {total} left out: under "
-                f"{{min_visibility}} {options.min_visibility:g} of their area inside; "
-                f"boxes {options.mask_boxes})"
-            )
+        written += [f"{kept} instances"] if total else []
         template = f"masks: {' and '.join(written)} written in {options.annotation_format}"
+        if total:
+            template += (
+                f" ({total - kept} of {total} left out: under {{min_visibility}} "
+                f"{options.min_visibility:g} of their area inside; boxes {options.mask_boxes})"
+            )
         lines.append(fill(template, name))
     elif summary.boxes is not None:
         boxes_in, boxes_out = summary.boxes["boxes_in"], summary.boxes["boxes_out"]
