@@ -232,7 +232,6 @@ def test_mask_options_are_checked(smears, tmp_path: Path) -> None:
     base = ["expand", str(raw), str(tmp_path / "o"), "--annotations", str(annotations)]
     cases = {
         ("--annotation-format", "png"): "is a mask format: add --segmentation",
-        ("--annotation-format", "png", "--segmentation", "--format", "hdf5"): "is a folder",
         (
             "--annotation-format",
             "coco",
@@ -347,3 +346,35 @@ def test_cells_crop_mask_options_are_checked(smears, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, [*base, *crop])
     assert result.exit_code == 0, result.output
     assert any((tmp_path / "c" / ".masks").rglob("*.png"))
+
+
+# --- HDF5 -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["png-instances", "png"])
+def test_hdf5_holds_the_masks_the_folder_writes(smears, tmp_path: Path, fmt: str) -> None:
+    import cv2
+    import h5py
+
+    raw, annotations = smears[fmt]
+    run(raw, tmp_path / "folder", fmt, annotations)
+    run(raw, tmp_path / "out.h5", fmt, annotations)
+    key = "mask_ids" if fmt == "png-instances" else "class_map"
+    with h5py.File(tmp_path / "out.h5") as fh:
+        names = [n.decode() if isinstance(n, bytes) else n for n in fh["name"][:]]
+        assert names == [r["name"] for r in manifest(tmp_path / "folder")]
+        recorded = json.loads(fh.attrs["annotations"])
+        assert recorded["masks"] is True and key in recorded["datasets"]
+        for i, name in enumerate(names):
+            split, _, file = name.split("/")
+            png = tmp_path / "folder" / split / "masks" / file
+            np.testing.assert_array_equal(fh[key][i], cv2.imread(str(png), cv2.IMREAD_UNCHANGED))
+            if fmt == "png-instances":
+                table = json.loads(png.with_suffix(".json").read_text())
+                listed = json.loads(fh["mask_instances"][i])
+                assert {k: listed[int(k) - 1]["class"] for k in table} == table
+    assert augtool.verify(tmp_path / "out.h5", regenerate_raw=raw, workers=1).ok
+    with h5py.File(tmp_path / "out.h5", "r+") as fh:
+        fh[key][2] = fh[key][2] + 1
+    problems = augtool.verify(tmp_path / "out.h5").problems
+    assert problems == [f"content differs from its hash: dataset '{key}'"]

@@ -214,7 +214,8 @@ def _write_boxes(
 ) -> dict:
     """Write the annotation (mask) files of every output; return their augtool.json record."""
     from augtool.engine.detection import DetectionInput, OutputBoxes, detection_files
-    from augtool.engine.segmented import OutputMasks, segmentation_files
+    from augtool.engine.segmented import OutputMasks, segmentation_files, write_hdf5_masks
+    from augtool.store.writers import Hdf5Writer
 
     size = (options.size, options.height or options.size)
     if isinstance(detection, DetectionInput):
@@ -225,10 +226,12 @@ def _write_boxes(
         for name, text in result.files.items():
             writer.write(-1, name, text.encode("utf-8"))
         return result.record(options.min_visibility, detection.fmt, detection.classes)
-    masks = [(r, boxes[i]) for i, r in enumerate(records) if r is not None]
-    written = segmentation_files(
-        [(r, m) for r, m in masks if isinstance(m, OutputMasks)], detection, size
-    )
+    masks = [(r, m) for i, r in enumerate(records) if r is not None for m in [boxes[i]]]
+    found = [(r, m) for r, m in masks if isinstance(m, OutputMasks)]
+    if isinstance(writer, Hdf5Writer):
+        written = write_hdf5_masks(writer, found, detection, options.size)
+    else:
+        written = segmentation_files(found, detection, size)
     for name, data in written.files.items():
         writer.write(-1, name, data)
     return written.record(

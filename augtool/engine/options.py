@@ -309,7 +309,7 @@ class ExpandOptions:
         check_min_visibility(self.min_visibility)
 
     def _validate_masks(self, fmt: str | None) -> None:
-        """Segmentation runs: a mask format, a folder OUT, names only where a format has them."""
+        """Segmentation runs: a mask format, names only where a format has them."""
         if self.annotation_format not in SEGMENTATION_FORMATS:
             raise OptionError(
                 "annotation_format",
@@ -320,12 +320,6 @@ class ExpandOptions:
         if self.names is not None and self.annotation_format in ("coco", "png-instances"):
             raise OptionError(
                 "names", f"{literal(self.annotation_format)} masks name their own classes"
-            )
-        if fmt == "hdf5":
-            raise OptionError(
-                "output_format",
-                "segmentation output ({segmentation}) is a folder; give a folder OUT",
-                refs=True,
             )
         check_min_visibility(self.min_visibility)
 

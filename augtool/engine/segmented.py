@@ -24,9 +24,11 @@ records every mask file with its hash.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,6 +44,7 @@ from augtool.annotations.masks import (
     decompress_counts,
     encode_rle,
     mask_to_polygons,
+    paint_ids,
     shape_box,
     to_bitmap,
     to_polygons,
@@ -52,6 +55,10 @@ from augtool.engine.scan import ScanResult, Source, inspect_file, output_stems
 from augtool.errors import InputError
 from augtool.ops.mask_geometry import Patch
 from augtool.ops.targets import Shape, Targets
+from augtool.store.schema import CLASS_MAP, MASK_IDS
+
+if TYPE_CHECKING:
+    from augtool.store.writers import Hdf5Writer
 
 #: The class every segmentation source belongs to (the folder of the images in OUT).
 IMAGES = "images"
@@ -325,12 +332,14 @@ class SegmentationOutput:
         instances_in: Source instances, summed over outputs.
         instances_out: Instances written.
         class_maps: Class-index maps written (one per output, for ``png`` and ``voc``).
+        datasets: HDF5 output: the sha256 of each mask dataset, by name.
     """
 
     files: dict[str, bytes]
     instances_in: int
     instances_out: int
     class_maps: int = 0
+    datasets: dict[str, str] = field(default_factory=dict)
 
     def record(
         self, fmt: str, classes: Sequence[str], min_visibility: float, mask_boxes: str
@@ -348,6 +357,7 @@ class SegmentationOutput:
             "files": {
                 name: hashlib.sha256(data).hexdigest() for name, data in sorted(self.files.items())
             },
+            **({"datasets": dict(sorted(self.datasets.items()))} if self.datasets else {}),
         }
 
 
@@ -382,6 +392,61 @@ def segmentation_files(
         for rel, data in mask_files(items, segmentation.fmt, segmentation.classes, boxes).items():
             files[str(PurePosixPath(folder or ".", sub or ".", rel))] = data
     return SegmentationOutput(files, instances_in, instances_out, maps)
+
+
+def write_hdf5_masks(
+    writer: Hdf5Writer,
+    outputs: Sequence[tuple[dict, OutputMasks]],
+    segmentation: SegmentationInput,
+    size: int,
+) -> SegmentationOutput:
+    """Write the masks of every output into the HDF5 file beside its images.
+
+    Instances become each image's instance-id map (:data:`MASK_IDS`, later
+    instances on top where they overlap) and its row of ``mask_instances``
+    (class and box of each id); class-index maps the :data:`CLASS_MAP`
+    dataset. The record's ``datasets`` holds each array's hash.
+
+    Args:
+        writer: The open HDF5 writer.
+        outputs: Every output's manifest row and masks, in plan order.
+        segmentation: The input masks.
+        size: The images' side.
+    """
+    items = [
+        (output_item(row["name"], (size, size), segmentation.masks[row["source"]], found), found)
+        for row, found in outputs
+    ]
+    hashes: dict[str, str] = {}
+    instances_in = sum(len(segmentation.masks[row["source"]].instances) for row, _ in outputs)
+    instances_out = sum(len(item.instances) for item, _ in items)
+    if any(segmentation.masks[row["source"]].instances for row, _ in outputs):
+        hashes[MASK_IDS] = writer.write_rows(
+            MASK_IDS, np.uint16, (paint_ids(item.instances, size, size) for item, _ in items)
+        )
+        writer.write_text_rows(
+            "mask_instances",
+            [
+                json.dumps(
+                    [
+                        {"class": i.label, "box": [round(float(v), 2) for v in box]}
+                        for i, box in zip(item.instances, found.boxes, strict=True)
+                    ]
+                )
+                for item, found in items
+            ],
+        )
+    maps = [item.semantic for item, _ in items]
+    if all(m is not None for m in maps) and maps:
+        dtype = np.uint8 if len(segmentation.classes) <= 256 else np.uint16
+        hashes[CLASS_MAP] = writer.write_rows(
+            CLASS_MAP,
+            dtype,
+            (m.labels for m in maps if m is not None),
+            {"class_names": list(segmentation.classes)},
+        )
+    written_maps = len(maps) if CLASS_MAP in hashes else 0
+    return SegmentationOutput({}, instances_in, instances_out, written_maps, hashes)
 
 
 def read_output_masks(

@@ -23,11 +23,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import hashlib
 import json
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -339,6 +340,7 @@ class Hdf5Writer(StagedWriter):
         self.compression = compression
         self._fh: Any = None
         self._images: Any = None
+        self._kept: set[str] = {IMAGES}
 
     def _open(self) -> dict[int, dict]:
         """Create the temporary file with the image dataset allocated, or reopen it."""
@@ -398,6 +400,57 @@ class Hdf5Writer(StagedWriter):
             self._fh.flush()
         self.journal.append(records)
 
+    def write_rows(
+        self,
+        key: str,
+        dtype: Any,
+        rows: Iterable[np.ndarray],
+        attrs: dict[str, Any] | None = None,
+    ) -> str:
+        """A ``(n, S, S)`` dataset beside the images (masks), one row per image, in plan order.
+
+        Args:
+            key: The dataset's name (:data:`augtool.store.schema.MASK_IDS`, ``CLASS_MAP``).
+            dtype: Its numpy dtype.
+            rows: Exactly ``n`` arrays of ``(S, S)``, image 0 first.
+            attrs: Attributes of the dataset.
+
+        Returns:
+            The sha256 of its rows' C-order bytes, in order (recorded, checked by ``verify``).
+        """
+        s = self.size
+        digest = hashlib.sha256()
+        with hdf5_errors(self.tmp):
+            if key in self._fh:
+                del self._fh[key]
+            data = self._fh.create_dataset(
+                key,
+                shape=(self.n, s, s),
+                dtype=dtype,
+                chunks=(1, s, s),
+                compression=self.compression,
+            )
+            for value, text in (attrs or {}).items():
+                data.attrs[value] = np.array(text, dtype=object) if isinstance(text, list) else text
+            count = 0
+            for i, row in enumerate(rows):
+                array = np.ascontiguousarray(row, dtype=dtype)
+                data[i] = array
+                digest.update(array.tobytes())
+                count += 1
+        if count != self.n:
+            raise ValueError(f"{key}: {count} rows for {self.n} images")
+        self._kept.add(key)
+        return digest.hexdigest()
+
+    def write_text_rows(self, key: str, values: Sequence[str]) -> None:
+        """A text column of one value per image (a schema column), kept through :meth:`finish`."""
+        with hdf5_errors(self.tmp):
+            if key in self._fh:
+                del self._fh[key]
+            write_column(self._fh, key, values)
+        self._kept.add(key)
+
     def finish(self, records: Sequence[dict], sources: Sequence[dict], attrs: dict) -> None:
         """Write labels, splits, tables and attributes, close and move into place."""
         with hdf5_errors(self.tmp):
@@ -411,7 +464,7 @@ class Hdf5Writer(StagedWriter):
         fh = self._fh
         assert fh is not None
         # A finish interrupted earlier (then --resume) may have written some of these.
-        for key in [k for k in fh if k != IMAGES]:
+        for key in [k for k in fh if k not in self._kept]:
             del fh[key]
         split_names = list(dict.fromkeys(r["split"] for r in records)) or ["all"]
         order = {"train": 0, "val": 1, "test": 2, "all": 3}
