@@ -373,6 +373,14 @@ def test_hdf5_holds_the_masks_the_folder_writes(smears, tmp_path: Path, fmt: str
                 table = json.loads(png.with_suffix(".json").read_text())
                 listed = json.loads(fh["mask_instances"][i])
                 assert {k: listed[int(k) - 1]["class"] for k in table} == table
+    from augtool.engine.detection import read_output_boxes
+
+    _, drawn, problems = read_output_boxes(tmp_path / "out.h5", names, recorded)
+    assert problems == [] and sorted(drawn) == sorted(names)
+    with h5py.File(tmp_path / "out.h5") as fh:
+        for i, name in enumerate(names):  # preview and report draw one outline per id or class
+            shown = set(np.unique(fh[key][i]).tolist()) - {0}
+            assert len(drawn[name].outlines) == len(shown) > 0, name
     assert augtool.verify(tmp_path / "out.h5", regenerate_raw=raw, workers=1).ok
     with h5py.File(tmp_path / "out.h5", "r+") as fh:
         fh[key][2] = fh[key][2] + 1

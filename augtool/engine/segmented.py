@@ -46,6 +46,7 @@ from augtool.annotations.masks import (
     mask_to_polygons,
     paint_ids,
     shape_box,
+    split_ids,
     to_bitmap,
     to_polygons,
 )
@@ -471,6 +472,8 @@ def read_output_masks(
         InputError: If the record names no mask format this version reads.
     """
     out = Path(out)
+    if out.is_file():
+        return _read_hdf5_masks(out, names, record)
     fmt = record.get("format")
     if fmt not in MASK_FOLDER:
         raise InputError(f"{out}: augtool.json records no mask format this version reads")
@@ -486,6 +489,43 @@ def read_output_masks(
             found[f"{prefix}/{item.image}"] = _drawn(item)
         classes += [c for c in read.classes if c not in classes]
     return classes, found, problems
+
+
+def _read_hdf5_masks(
+    path: Path, names: Sequence[str], record: dict
+) -> tuple[list[str], dict[str, ImageBoxes], list[Problem]]:
+    """:func:`read_output_masks` of an HDF5 output: its ``mask_ids`` or ``class_map`` rows."""
+    from augtool.store.schema import DAMAGE, open_hdf5, to_str
+
+    classes = [str(c) for c in record.get("classes", [])]
+    found: dict[str, ImageBoxes] = {}
+    with open_hdf5(path) as fh:
+        try:
+            stored = [to_str(n) for n in fh["name"][:]]
+            listed = fh["mask_instances"][:] if "mask_instances" in fh else None
+            for i, name in enumerate(stored):
+                if name not in names:
+                    continue
+                instances: tuple[Instance, ...] = ()
+                semantic = None
+                if MASK_IDS in fh and listed is not None:
+                    ids = fh[MASK_IDS][i]
+                    table = json.loads(to_str(listed[i]))
+                    rles = split_ids(ids)
+                    instances = tuple(
+                        Instance(table[k - 1]["class"], rle, index=k - 1)
+                        for k, rle in rles.items()
+                        if 0 < k <= len(table)
+                    )
+                if CLASS_MAP in fh:
+                    names_of = tuple(to_str(c) for c in fh[CLASS_MAP].attrs["class_names"])
+                    semantic = LabelMap(fh[CLASS_MAP][i], names_of)
+                size = fh["images"].shape[1]
+                item = ImageMasks(name, size, size, instances, semantic, str(path))
+                found[name] = _drawn(item)
+        except DAMAGE as err:
+            raise InputError(f"{path}: its masks cannot be read ({err})") from err
+    return classes, found, []
 
 
 def _drawn(item: ImageMasks) -> ImageBoxes:

@@ -147,7 +147,7 @@ def column_groups(splits: np.ndarray, folds: np.ndarray | None) -> list[tuple[st
 def _grid_boxes(path: Path, names: Sequence[str], attrs: dict) -> tuple[list[str], dict]:
     """The classes and boxes (by image name) of a detection output; nothing for others."""
     record = attrs.get("annotations")
-    if not isinstance(record, dict) or not path.is_dir():
+    if not isinstance(record, dict) or not (path.is_dir() or record.get("masks")):
         return [], {}
     from augtool.engine.detection import read_output_boxes
 

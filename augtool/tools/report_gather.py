@@ -163,7 +163,7 @@ def _gather_expand(path: Path, raw: str | Path | None, run_verify: bool) -> Gath
         attrs=dict(data.attrs),
     )
     record = data.attrs.get("annotations")
-    if isinstance(record, dict) and path.is_dir():
+    if isinstance(record, dict) and (path.is_dir() or record.get("masks")):
         from augtool.engine.detection import read_output_boxes
 
         gathered.kind = "detection"
