@@ -80,6 +80,10 @@ ANNOTATION_FORMATS = ("voc", "coco", "yolo")
 MASK_FORMATS = ("coco", "yolo", "png", "png-instances", "voc")
 #: An output instance's box: the tight box of its mapped mask, or its source box mapped.
 MASK_BOXES = ("tight", "hull")
+#: What ``expand --annotation-format`` takes: box formats, and mask formats (``--segmentation``).
+EXPAND_ANNOTATION_FORMATS = tuple(dict.fromkeys(ANNOTATION_FORMATS + MASK_FORMATS))
+#: What ``cells --annotation-format`` takes: box formats, and instance-id PNGs (``--crop mask``).
+CELLS_ANNOTATION_FORMATS = (*ANNOTATION_FORMATS, "png-instances")
 DEFAULT_MASK_BOXES = "tight"
 IMAGE_FORMATS = ("png", "jpg")
 DEFAULT_IMAGE_FORMAT = "png"

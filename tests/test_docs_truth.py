@@ -465,7 +465,7 @@ def test_the_annotation_format_table_is_headed_by_the_flag_and_lists_its_choices
     header = lines.index("## Annotation formats") + 2
     assert lines[header].startswith("| `--annotation-format` |")
     rows = table_after(DOCS / "cells.md", "## Annotation formats")
-    choices = (*defaults.ANNOTATION_FORMATS, "png-instances")  # the last with --crop mask
+    choices = defaults.CELLS_ANNOTATION_FORMATS  # png-instances with --crop mask
     assert tuple(code_names(row[0])[0] for row in rows) == choices
     (option,) = [p for p in main.commands["cells"].params if p.name == "annotation_format"]
     assert tuple(option.type.choices) == choices

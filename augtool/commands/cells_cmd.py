@@ -60,7 +60,7 @@ def _parse_class_list(
     "--crop mask, instance masks: coco, yolo, png-instances or voc (segmentation).",
     required=True,
     library_name="format",
-    choices=(*defaults.ANNOTATION_FORMATS, "png-instances"),
+    choices=defaults.CELLS_ANNOTATION_FORMATS,
 )
 @names_option(help="YOLO class names file. [default: classes.txt or obj.names in ANNOTATIONS]")
 @click.option(

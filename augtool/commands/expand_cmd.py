@@ -237,7 +237,7 @@ def _refuse_options_a_recipe_replaces(opts: dict[str, Any]) -> None:
     help="Detection: format of --annotations, and of the boxes written with each image "
     "(with --segmentation: of the masks; png and png-instances are mask formats only).",
     alias=False,
-    choices=tuple(dict.fromkeys(defaults.ANNOTATION_FORMATS + defaults.MASK_FORMATS)),
+    choices=defaults.EXPAND_ANNOTATION_FORMATS,
 )
 @click.option(
     "--segmentation",
