@@ -386,3 +386,44 @@ def test_hdf5_holds_the_masks_the_folder_writes(smears, tmp_path: Path, fmt: str
         fh[key][2] = fh[key][2] + 1
     problems = augtool.verify(tmp_path / "out.h5").problems
     assert problems == [f"content differs from its hash: dataset '{key}'"]
+
+
+@pytest.mark.parametrize("kind", ["folder", "hdf5"])
+def test_resume_after_an_interrupt_writes_the_same_masks(
+    smears, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """The outputs done before the interrupt give their masks back from the journal."""
+    import augtool.engine.backends as backends
+
+    raw, annotations = smears["png-instances"]
+    name = "out.h5" if kind == "hdf5" else "out"
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "part").mkdir()
+    run(raw, tmp_path / "whole" / name, "png-instances", annotations)
+    real, calls = backends.render_source, []
+
+    def stopping(task, settings):
+        calls.append(task.path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(task, settings)
+
+    monkeypatch.setattr(backends, "render_source", stopping)
+    with pytest.raises(BaseException, match="resume"):
+        run(raw, tmp_path / "part" / name, "png-instances", annotations)
+    monkeypatch.setattr(backends, "render_source", real)
+    summary = run(raw, tmp_path / "part" / name, "png-instances", annotations, resume=True)
+    assert 0 < summary.resumed < TARGET
+    whole, part = tmp_path / "whole" / name, tmp_path / "part" / name
+    if kind == "hdf5":
+        import h5py
+
+        with h5py.File(whole) as a, h5py.File(part) as b:
+            np.testing.assert_array_equal(a["mask_ids"][:], b["mask_ids"][:])
+            assert list(a["mask_instances"][:]) == list(b["mask_instances"][:])
+        return
+    files = sorted(p.relative_to(whole) for p in whole.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(part) for p in part.rglob("*") if p.is_file())
+    for rel in files:
+        if rel.name != "augtool.json":
+            assert (whole / rel).read_bytes() == (part / rel).read_bytes(), rel
