@@ -434,6 +434,7 @@ def preview(
     plugins: Sequence[str] = (),
     annotations: str | Path | None = None,
     annotation_format: str | None = None,
+    segmentation: bool = False,
     names: str | Path | None = None,
     min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY,
     seed: int = 0,
@@ -452,7 +453,9 @@ def preview(
             recipe or a pipeline).
         plugins: Modules whose steps the recipe may name.
         annotations: Image: the boxes of the image's folder, drawn on every tile.
-        annotation_format: ``voc``, ``coco`` or ``yolo``.
+        annotation_format: ``voc``, ``coco`` or ``yolo``; with
+            ``segmentation``, a mask format of :func:`expand`.
+        segmentation: Image: ``annotations`` are masks; their outlines are drawn.
         names: YOLO class names file.
         min_visibility: As :func:`expand`'s.
         seed: Seed of the parameters (image) or of the draw (output).
@@ -477,6 +480,7 @@ def preview(
         recipe=steps,
         annotations=annotations,
         annotation_format=annotation_format,
+        segmentation=segmentation,
         names=names,
         min_visibility=min_visibility,
     )

@@ -427,3 +427,25 @@ def test_resume_after_an_interrupt_writes_the_same_masks(
     for rel in files:
         if rel.name != "augtool.json":
             assert (whole / rel).read_bytes() == (part / rel).read_bytes(), rel
+
+
+def test_a_contact_sheet_draws_the_images_masks(smears, tmp_path: Path) -> None:
+    import cv2
+
+    from augtool.drawing import colour_of
+
+    raw, annotations = smears["coco"]
+    image = sorted(raw.glob("AML/*.jpg"))[0]
+    plain, drawn = tmp_path / "plain.png", tmp_path / "masks.png"
+    augtool.preview(image, plain, size=96)
+    result = augtool.preview(
+        image, drawn, size=96, annotations=annotations, annotation_format="coco", segmentation=True
+    )
+    assert result.tiles == 13
+    classes = read_segmentation("coco", annotations, raw).classes
+    red = np.array(colour_of("red cell", classes)[::-1], np.uint8)  # BGR, as OpenCV reads
+    sheet = cv2.imread(str(drawn))
+    assert np.count_nonzero((sheet == red).all(axis=2)) > 1000
+    assert np.count_nonzero((cv2.imread(str(plain)) == red).all(axis=2)) == 0
+    with pytest.raises(augtool.OptionError, match="segmentation: needs"):
+        augtool.preview(image, tmp_path / "x.png", segmentation=True)

@@ -128,7 +128,7 @@ def test_expand_format_help_lists_containers_only() -> None:
 
 
 def test_cells_and_preview_take_annotation_format() -> None:
-    formats = {"cells": "[voc|coco|yolo|png-instances]", "preview": "[voc|coco|yolo]"}
+    formats = {"cells": "[voc|coco|yolo|png-instances]", "preview": "[voc|coco|yolo|png|"}
     for command, listed in formats.items():
         help_text = CliRunner().invoke(main, [command, "--help"]).output
         assert f"--annotation-format {listed}" in help_text, command

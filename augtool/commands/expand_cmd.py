@@ -36,6 +36,7 @@ from augtool.commands.flags import (
     recipe_option,
     resume_option,
     seed_option,
+    segmentation_option,
     size_option,
     skip_invalid_option,
     split_option,
@@ -239,9 +240,7 @@ def _refuse_options_a_recipe_replaces(opts: dict[str, Any]) -> None:
     alias=False,
     choices=defaults.EXPAND_ANNOTATION_FORMATS,
 )
-@click.option(
-    "--segmentation",
-    is_flag=True,
+@segmentation_option(
     help="Segmentation: --annotations are masks (instances or class maps), carried through "
     "every step and written in their format beside each image.",
 )

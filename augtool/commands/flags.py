@@ -120,6 +120,11 @@ def group_regex_option(help: str) -> Callable[[F], F]:
     return click.option("--group-regex", default=None, help=help)
 
 
+def segmentation_option(help: str) -> Callable[[F], F]:
+    """``--segmentation``: ``--annotations`` are masks, not boxes."""
+    return click.option("--segmentation", is_flag=True, help=help)
+
+
 def names_option(help: str) -> Callable[[F], F]:
     """``--names``: a YOLO class names file."""
     return click.option("--names", type=click.Path(dir_okay=False), default=None, help=help)

@@ -528,6 +528,13 @@ def _read_hdf5_masks(
     return classes, found, []
 
 
+def drawn_outlines(
+    source: ImageMasks, found: OutputMasks, size: int
+) -> tuple[tuple[str, tuple[np.ndarray, ...]], ...]:
+    """The outlines to draw of one output's masks (``preview``'s contact sheet), by class."""
+    return _drawn(output_item("", (size, size), source, found)).outlines
+
+
 def _drawn(item: ImageMasks) -> ImageBoxes:
     """One image's masks as boxes and outlines to draw."""
     size = (item.width, item.height)
