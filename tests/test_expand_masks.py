@@ -449,3 +449,21 @@ def test_a_contact_sheet_draws_the_images_masks(smears, tmp_path: Path) -> None:
     assert np.count_nonzero((cv2.imread(str(plain)) == red).all(axis=2)) == 0
     with pytest.raises(augtool.OptionError, match="segmentation: needs"):
         augtool.preview(image, tmp_path / "x.png", segmentation=True)
+
+
+def test_a_report_of_masked_smears_counts_and_draws_their_masks(smears, tmp_path: Path) -> None:
+    from augtool.tools.report_gather import gather
+
+    raw, annotations = smears["coco"]
+    found = read_segmentation("coco", annotations, raw)
+    g = gather(raw, annotations, "coco", segmentation=True)
+    assert g.kind == "annotated" and g.problems == []
+    assert sum(len(b.boxes) for b in g.boxes.values()) == sum(
+        len(i.instances) for i in found.images
+    )
+    assert all(len(b.outlines) == len(b.boxes) > 0 for b in g.boxes.values())
+    page = tmp_path / "page.html"
+    augtool.report(raw, page, annotations=annotations, annotation_format="coco", segmentation=True)
+    assert "red cell" in page.read_text()
+    with pytest.raises(augtool.OptionError, match="segmentation: needs"):
+        gather(raw, segmentation=True)

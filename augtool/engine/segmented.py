@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from augtool.annotations import read_segmentation
-from augtool.annotations.base import Box, ImageBoxes, Problem
+from augtool.annotations.base import AnnotationSet, Box, ImageBoxes, Problem
 from augtool.annotations.masks import (
     Bitmap,
     Instance,
@@ -526,6 +526,25 @@ def _read_hdf5_masks(
         except DAMAGE as err:
             raise InputError(f"{path}: its masks cannot be read ({err})") from err
     return classes, found, []
+
+
+def read_input_masks(
+    fmt: str, annotations: str | Path, images: Path, names: str | Path | None
+) -> AnnotationSet:
+    """A folder's masks as an annotation set of boxes with outlines (``report --segmentation``).
+
+    Each image's instances become boxes (their masks' tight boxes) and its
+    masks, class-index map regions included, outlines to draw; faults are
+    the reader's, listed as problems.
+    """
+    found = read_segmentation(fmt, annotations, images, names)
+    return AnnotationSet(
+        images=[_drawn(item) for item in found.images],
+        problems=found.problems,
+        warnings=found.warnings,
+        classes=list(found.classes),
+        unannotated=found.unannotated,
+    )
 
 
 def drawn_outlines(
