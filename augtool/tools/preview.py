@@ -133,7 +133,7 @@ def sheet_tiles(
     ranges: Ranges | None = None,
     recipe: Recipe | None = None,
     boxes: ImageBoxes | None = None,
-    min_visibility: float = 0.3,
+    min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY,
     classes: Sequence[str] | None = None,
     masks: ImageMasks | None = None,
 ) -> tuple[list[Tile], str]:
@@ -256,7 +256,7 @@ def contact_sheet(
     ranges: Ranges | None = None,
     recipe: Recipe | None = None,
     boxes: ImageBoxes | None = None,
-    min_visibility: float = 0.3,
+    min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY,
     classes: Sequence[str] | None = None,
     masks: ImageMasks | None = None,
 ) -> np.ndarray:
@@ -330,7 +330,7 @@ def preview(
     annotations: str | Path | None = None,
     annotation_format: str | None = None,
     names: str | Path | None = None,
-    min_visibility: float = 0.3,
+    min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY,
     segmentation: bool = False,
 ) -> PreviewResult:
     """Write the contact sheet of an image, or the grid of an ``expand`` output, as PNG.
