@@ -261,7 +261,7 @@ def read_output_boxes(
     """The boxes of a detection output's images, read back from the files written beside them.
 
     A segmentation output's masks come as boxes and outlines
-    (:func:`augtool.engine.segmented.read_output_masks`).
+    (:func:`augtool.engine.mask_outlines.read_output_masks`).
 
     Args:
         out: The output folder.
@@ -277,7 +277,7 @@ def read_output_boxes(
             annotations cannot be read at all.
     """
     if isinstance(record, dict) and record.get("masks"):
-        from augtool.engine.segmented import read_output_masks
+        from augtool.engine.mask_outlines import read_output_masks
 
         return read_output_masks(out, names, record)
     out = Path(out)

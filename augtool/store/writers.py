@@ -401,43 +401,33 @@ class Hdf5Writer(StagedWriter):
         self.journal.append(records)
 
     def write_rows(
-        self,
-        key: str,
-        dtype: Any,
-        rows: Iterable[np.ndarray],
-        attrs: dict[str, Any] | None = None,
+        self, key: str, dtype: Any, rows: Iterable[np.ndarray], attrs: dict | None = None
     ) -> str:
-        """A ``(n, S, S)`` dataset beside the images (masks), one row per image, in plan order.
+        """A ``(n, S, S)`` dataset beside the images (masks), one row per image in plan order.
 
         Args:
             key: The dataset's name (:data:`augtool.store.schema.MASK_IDS`, ``CLASS_MAP``).
             dtype: Its numpy dtype.
             rows: Exactly ``n`` arrays of ``(S, S)``, image 0 first.
-            attrs: Attributes of the dataset.
+            attrs: Attributes of the dataset (a list is stored as strings).
 
         Returns:
             The sha256 of its rows' C-order bytes, in order (recorded, checked by ``verify``).
         """
-        s = self.size
-        digest = hashlib.sha256()
+        digest, s, count = hashlib.sha256(), self.size, 0
         with hdf5_errors(self.tmp):
-            if key in self._fh:
-                del self._fh[key]
+            self._fh.pop(key, None)  # left by a finish that was interrupted
+            shape, chunks = (self.n, s, s), (1, s, s)
             data = self._fh.create_dataset(
-                key,
-                shape=(self.n, s, s),
-                dtype=dtype,
-                chunks=(1, s, s),
-                compression=self.compression,
+                key, shape, dtype, chunks=chunks, compression=self.compression
             )
-            for value, text in (attrs or {}).items():
-                data.attrs[value] = np.array(text, dtype=object) if isinstance(text, list) else text
-            count = 0
-            for i, row in enumerate(rows):
-                array = np.ascontiguousarray(row, dtype=dtype)
-                data[i] = array
+            for name, value in (attrs or {}).items():
+                data.attrs[name] = (
+                    np.array(value, dtype=object) if isinstance(value, list) else value
+                )
+            for count, row in enumerate(rows, start=1):
+                data[count - 1] = array = np.ascontiguousarray(row, dtype=dtype)
                 digest.update(array.tobytes())
-                count += 1
         if count != self.n:
             raise ValueError(f"{key}: {count} rows for {self.n} images")
         self._kept.add(key)
@@ -446,8 +436,7 @@ class Hdf5Writer(StagedWriter):
     def write_text_rows(self, key: str, values: Sequence[str]) -> None:
         """A text column of one value per image (a schema column), kept through :meth:`finish`."""
         with hdf5_errors(self.tmp):
-            if key in self._fh:
-                del self._fh[key]
+            self._fh.pop(key, None)
             write_column(self._fh, key, values)
         self._kept.add(key)
 

@@ -165,8 +165,9 @@ def sheet_tiles(
         InputError: If the file cannot be read or is not a decodable image.
         OptionError: If ``size`` or ``pca_std`` is out of range.
     """
+    from augtool.engine.mask_outlines import drawn_outlines
     from augtool.engine.render import RenderSettings, SourceTask, render_source
-    from augtool.engine.segmented import SourceMasks, drawn_outlines
+    from augtool.engine.segmented import SourceMasks
     from augtool.ops.pca import apply_pca, sample_alphas
     from augtool.pipeline.steps import ORIGINAL_NAME, output_rng
 

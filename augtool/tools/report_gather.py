@@ -276,7 +276,7 @@ def _gather_annotated(
 
     regex = compile_group_regex(group_regex)
     if segmentation:
-        from augtool.engine.segmented import read_input_masks
+        from augtool.engine.mask_outlines import read_input_masks
 
         found = read_input_masks(fmt, annotations, path, names)
     else:
