@@ -282,7 +282,8 @@ def _segmentation(instance: Instance, size: tuple[int, int], polygons: bool) -> 
     shape = instance.shape
     if polygons and not instance.iscrowd:
         if isinstance(shape, Polygons):
-            return [[_round(v) for v in part.ravel()] for part in shape.parts]
+            # Python floats rounded as _round does, without a call per number.
+            return [[round(v, 2) for v in part.ravel().tolist()] for part in shape.parts]
         mask = to_bitmap(shape, *size)
         parts = exact_polygons(mask)
         if parts is not None:
