@@ -23,6 +23,7 @@ from augtool.pipeline.recipe_spec import Recipe
 
 if TYPE_CHECKING:
     from augtool.engine.detection import DetectionInput
+    from augtool.engine.segmented import SegmentationInput
 from augtool.engine.options import ExpandOptions
 from augtool.engine.plan import PlannedRun, list_briefly, plan_run, row_label
 from augtool.progress import NoProgress, Reporter
@@ -86,16 +87,19 @@ def scan_and_plan(
     workers: int,
     reporter: Reporter,
     keep_size: int | None = None,
-) -> tuple[PlannedRun, DetectionInput | None]:
+) -> tuple[PlannedRun, DetectionInput | SegmentationInput | None]:
     """Scan RAW, report what the scan found, and plan: shared by the run and the dry run.
 
     ``keep_size`` (the run, not the dry run): keep the sources decoded for outputs
     of that side (:func:`augtool.engine.scan.scan`), so the render need not decode them.
     """
     reporter.start("scan", 0)
-    detection = None
+    detection: DetectionInput | SegmentationInput | None = None
     if options.annotations is not None:
-        scan_result, detection = scan_detection(raw, options)
+        if options.segmentation:
+            scan_result, detection = scan_masks(raw, options)
+        else:
+            scan_result, detection = scan_detection(raw, options)
         for warning in detection.warnings:
             reporter.warn(warning)
     else:
@@ -118,6 +122,22 @@ def counts_per_row(run: PlannedRun) -> dict[tuple[str, str], int]:
         (row_label(run, i), run.scan.sources[j.source].class_name) for i, j in enumerate(run.jobs)
     )
     return dict(sorted(counts.items()))
+
+
+def scan_masks(raw: Path, options: ExpandOptions) -> tuple[ScanResult, SegmentationInput]:
+    """The sources and masks of a segmentation run (``options.segmentation`` set)."""
+    from augtool.engine.segmented import scan_segmented
+
+    assert options.annotations is not None and options.annotation_format is not None
+    return scan_segmented(
+        raw,
+        options.annotation_format,
+        options.annotations,
+        options.names,
+        options.group_regex,
+        options.skip_invalid,
+        options.max_pixels,
+    )
 
 
 def scan_detection(raw: Path, options: ExpandOptions) -> tuple[ScanResult, DetectionInput]:

@@ -10,7 +10,7 @@ import errno
 import hashlib
 import os
 import stat
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -478,3 +478,13 @@ def _inspect_all(
         if progress:
             progress(i + 1)
     return out
+
+
+def output_stems(paths: list[str]) -> dict[str, str]:
+    """Output stems: path without suffix, ``/`` as ``__``; with the suffix where two share one."""
+    base = {p: str(PurePosixPath(p).with_suffix("")).replace("/", "__") for p in paths}
+    taken = Counter(base.values())
+    return {
+        p: stem if taken[stem] == 1 else p.replace("/", "__").replace(".", "_")
+        for p, stem in base.items()
+    }
