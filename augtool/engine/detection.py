@@ -30,12 +30,11 @@ import numpy as np
 from augtool.annotations import AnnotationSet, Box, ImageBoxes, Problem, read_annotations
 from augtool.annotations.base import problem_listing
 from augtool.annotations.write import MIN_SIDE, annotation_files
-from augtool.engine.groups import compile_group_regex, find_duplicates, group_of
-from augtool.engine.scan import ScanResult, Source, inspect_file, output_stems
+from augtool.engine.groups import compile_group_regex, find_duplicates
+from augtool.engine.scan import IMAGES, ScanResult, annotated_sources, inspect_file
 from augtool.errors import InputError
 
 #: The class every detection source belongs to (the folder of the images in OUT).
-IMAGES = "images"
 #: Where each format's files go inside a split folder.
 ANNOTATION_FOLDER = {"voc": "annotations", "coco": "", "yolo": "labels"}
 
@@ -143,22 +142,7 @@ def scan_annotated(
     usable = _usable(found)
     if not usable:
         raise InputError(f"{raw}: no annotated image left to expand (annotations: {annotations})")
-    stems = output_stems([item.image for item in usable])
-    sources = []
-    for item in usable:
-        info = infos[item.image]
-        sources.append(
-            Source(
-                path=item.image,
-                class_name=IMAGES,
-                label=0,
-                sha256=info.sha256,
-                width=info.width,
-                height=info.height,
-                group=group_of(item.image, regex),
-                stem=stems[item.image],
-            )
-        )
+    sources = annotated_sources([item.image for item in usable], infos, regex)
     scan_result = ScanResult(
         root=raw,
         classes=[IMAGES],

@@ -96,10 +96,7 @@ def scan_and_plan(
     reporter.start("scan", 0)
     detection: DetectionInput | SegmentationInput | None = None
     if options.annotations is not None:
-        if options.segmentation:
-            scan_result, detection = scan_masks(raw, options)
-        else:
-            scan_result, detection = scan_detection(raw, options)
+        scan_result, detection = scan_annotated_images(raw, options)
         for warning in detection.warnings:
             reporter.warn(warning)
     else:
@@ -124,28 +121,16 @@ def counts_per_row(run: PlannedRun) -> dict[tuple[str, str], int]:
     return dict(sorted(counts.items()))
 
 
-def scan_masks(raw: Path, options: ExpandOptions) -> tuple[ScanResult, SegmentationInput]:
-    """The sources and masks of a segmentation run (``options.segmentation`` set)."""
-    from augtool.engine.segmented import scan_segmented
-
+def scan_annotated_images(
+    raw: Path, options: ExpandOptions
+) -> tuple[ScanResult, DetectionInput | SegmentationInput]:
+    """The sources and their masks (``options.segmentation``) or boxes, as RAW's annotations say."""
+    if options.segmentation:
+        from augtool.engine.segmented import scan_segmented as read
+    else:
+        from augtool.engine.detection import scan_annotated as read
     assert options.annotations is not None and options.annotation_format is not None
-    return scan_segmented(
-        raw,
-        options.annotation_format,
-        options.annotations,
-        options.names,
-        options.group_regex,
-        options.skip_invalid,
-        options.max_pixels,
-    )
-
-
-def scan_detection(raw: Path, options: ExpandOptions) -> tuple[ScanResult, DetectionInput]:
-    """The sources and boxes of a detection run (``options.annotations`` set)."""
-    from augtool.engine.detection import scan_annotated
-
-    assert options.annotations is not None and options.annotation_format is not None
-    return scan_annotated(
+    return read(
         raw,
         options.annotation_format,
         options.annotations,

@@ -47,8 +47,8 @@ from augtool.annotations.masks import (
     to_bitmap,
 )
 from augtool.annotations.segmentation import ImageMasks, usable
-from augtool.engine.groups import compile_group_regex, find_duplicates, group_of
-from augtool.engine.scan import ScanResult, Source, inspect_file, output_stems
+from augtool.engine.groups import compile_group_regex, find_duplicates
+from augtool.engine.scan import IMAGES, ScanResult, annotated_sources, inspect_file
 from augtool.errors import InputError
 from augtool.ops.mask_geometry import Patch
 from augtool.ops.targets import Shape, Targets
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
     from augtool.store.writers import Hdf5Writer
 
 #: The class every segmentation source belongs to (the folder of the images in OUT).
-IMAGES = "images"
 #: Where each format's files go inside a split folder ('' for the split folder itself).
 MASK_FOLDER = {"coco": "", "yolo": "labels", "png": "masks", "png-instances": "masks", "voc": ""}
 #: Where a reader finds each format's files in a split folder (``annotations`` it is given).
@@ -161,22 +160,7 @@ def scan_segmented(
     items = [i for i in found.images if i.instances or i.semantic is not None]
     if not items:
         raise InputError(f"{raw}: no image with masks left to expand (annotations: {annotations})")
-    stems = output_stems([item.image for item in items])
-    sources = []
-    for item in items:
-        info = infos[item.image]
-        sources.append(
-            Source(
-                path=item.image,
-                class_name=IMAGES,
-                label=0,
-                sha256=info.sha256,
-                width=info.width,
-                height=info.height,
-                group=group_of(item.image, regex),
-                stem=stems[item.image],
-            )
-        )
+    sources = annotated_sources([item.image for item in items], infos, regex)
     scan_result = ScanResult(
         root=raw,
         classes=[IMAGES],
