@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import sys
@@ -15,8 +16,9 @@ from augtool.annotations import Box
 from augtool.engine.expand import expand
 from augtool.engine.options import ExpandOptions
 from augtool.errors import AugtoolError, OptionError, OutputError
+from augtool.store.decode import image_size
 from augtool.tools import dataset_report as dr
-from augtool.tools import report_boxes, report_gather, report_items
+from augtool.tools import report_boxes, report_gather, report_items, report_sections
 from cli import main
 from tests import browser
 from tests.conftest import smear_like, write_image
@@ -81,6 +83,7 @@ def test_an_expand_output_folder_and_hdf5(make_raw, tmp_path: Path) -> None:
         for title in ("Counts", "Groups", "Outputs per transform", "Samples", "Provenance"):
             assert f"{title}<small>" in page or f">{title}</h2>" in page
         assert "ok: 30 images in" in page  # verify, through the library
+        assert 'class="thumbs wide"' in page  # no boxes: the small samples
         assert "&#34;transforms&#34;" in page and "version of numpy" in page  # the recipe
         assert "All 12 sources are 96×72 px" in page  # --raw: the sources' headers
         counts = re.search(r"<tr class=\"total\">(.*?)</tr>", page, re.S)
@@ -180,6 +183,10 @@ def test_a_detection_output_shows_its_boxes(tmp_path: Path) -> None:
     assert sum(len(b.boxes) for b in g.boxes.values()) == 20
     page = _page(out, "--raw", str(raw))
     assert "20 boxes in 20 images" in page and "No faulty box found." in page
+    assert 'class="thumbs wide large"' in page  # boxes readable: larger samples
+    thumb = report_sections.sample_thumb(g, 0, "original")
+    side = max(image_size(base64.b64decode(thumb.uri.split(",", 1)[1])))
+    assert side == max(g.pixels(0).shape[:2]) > report_items.THUMB_SIDE  # not shrunk to 150
 
 
 def test_a_cells_output_is_grouped_by_smear(tmp_path: Path) -> None:

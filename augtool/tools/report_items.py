@@ -26,6 +26,8 @@ EXTRA = "pip install -e '.[report]'  (or pip install matplotlib jinja2)"
 
 #: Longest side of a thumbnail, pixels.
 THUMB_SIDE = 150
+#: Longest side of a thumbnail whose boxes or outlines are the point (detection data).
+LARGE_THUMB_SIDE = 320
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Thumbs:
     columns: list[str]
     rows: list[tuple[str, list[Thumb | None]]]
     caption: str = ""
+    large: bool = False
     kind: str = "thumbs"
 
 
@@ -175,21 +178,23 @@ def thumbnail(
     boxes: Sequence[Box] = (),
     classes: Sequence[str] = (),
     outlines: Sequence[tuple[str, Sequence[np.ndarray]]] = (),
+    side: int = THUMB_SIDE,
 ) -> str:
-    """A JPEG ``data:`` URI of an image shrunk to ``THUMB_SIDE`` px, boxes drawn in class colours.
+    """A JPEG ``data:`` URI of an image shrunk to ``side`` px, boxes drawn in class colours.
 
     Args:
         rgb: ``(H, W, 3)`` uint8 RGB.
         boxes: Boxes in the image's pixels.
         classes: The class list that gives each box its colour.
         outlines: Mask outlines ``(class, polygon parts)``, drawn instead of the boxes.
+        side: Longest side of the thumbnail, pixels.
     """
     import cv2
 
     from augtool.tools.tiles import draw_boxes, draw_outlines
 
     height, width = rgb.shape[:2]
-    scale = min(1.0, THUMB_SIDE / max(height, width))
+    scale = min(1.0, side / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1 else rgb.copy()
     if outlines:

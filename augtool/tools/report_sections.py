@@ -20,6 +20,8 @@ from augtool.tools.report_gather import (
     Gathered,
 )
 from augtool.tools.report_items import (
+    LARGE_THUMB_SIDE,
+    THUMB_SIDE,
     Item,
     Pre,
     Section,
@@ -220,7 +222,7 @@ def samples_section(g: Gathered, seed: int = 0) -> Section:
     if g.detection:
         blocks.append(legend_item(g.box_classes))
         caption += " Boxes in their class colour."
-    blocks.append(Thumbs(columns, rows, caption))
+    blocks.append(Thumbs(columns, rows, caption, large=g.detection))
     return Section("samples", "Samples", blocks)
 
 
@@ -230,7 +232,11 @@ def sample_thumb(g: Gathered, index: int, label: str = "") -> Thumb:
     boxes = g.boxes.get(index)
     rgb = g.pixels(index)
     uri = thumbnail(
-        rgb, boxes.boxes if boxes else (), g.box_classes, boxes.outlines if boxes else ()
+        rgb,
+        boxes.boxes if boxes else (),
+        g.box_classes,
+        boxes.outlines if boxes else (),
+        LARGE_THUMB_SIDE if g.detection else THUMB_SIDE,
     )
     name = Path(item.name).name
     if boxes is not None:
