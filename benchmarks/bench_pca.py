@@ -20,6 +20,8 @@ and back inside the timed call) and checks that it gives the CPU's bytes.
 Without albumentations (a GPU machine), or with ``--skip-albumentations``, the
 FancyPCA row is left out and said so.
 
+``--workload random`` times uniformly random images instead (a worst case).
+
 Run: ``python benchmarks/bench_pca.py`` (needs the ``test`` or ``bench`` extra),
 ``python benchmarks/bench_pca.py --device cuda``.
 """
@@ -65,8 +67,15 @@ def smear_like(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
-def load_workload(count: int, size: int) -> tuple[np.ndarray, str]:
-    """``count`` images (N, size, size, 3) and a sentence saying where they came from."""
+def load_workload(count: int, size: int, kind: str = "cells") -> tuple[np.ndarray, str]:
+    """``count`` images (N, size, size, 3) and a sentence saying where they came from.
+
+    ``kind`` ``random``: uniformly random bytes (a worst case: every pixel
+    differs, nothing compresses, every colour is used).
+    """
+    if kind == "random":
+        images = np.random.default_rng(0).integers(0, 256, (count, size, size, 3), np.uint8)
+        return images, "uniformly random bytes"
     paths = sorted(p for p in CELLS.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
     if paths:
         cells = [load_resized(path, size) for path in paths]
@@ -91,6 +100,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs per way (best is kept)")
     parser.add_argument("--count", type=int, default=COUNT, help="number of images")
+    parser.add_argument(
+        "--workload",
+        choices=("cells", "random"),
+        default="cells",
+        help="the real cells (else generated smears), or uniformly random images",
+    )
     parser.add_argument("--chunk-size", type=int, default=None, help="default: augtool's own")
     parser.add_argument(
         "--device", default="cpu", choices=["cpu", "cuda"], help="cuda: also time the GPU path"
@@ -108,7 +123,7 @@ def main() -> None:
 
     cv2.setNumThreads(1)
     load_before = os.getloadavg()
-    images, origin = load_workload(args.count, SIZE)
+    images, origin = load_workload(args.count, SIZE, args.workload)
 
     def augtool_batch(device: str = "cpu") -> np.ndarray:
         return pca_jitter(

@@ -69,11 +69,10 @@ How the batch is computed (numpy ufuncs over a chunk, or a few OpenCV calls per 
   of ``2**-12`` below ``2**12`` in magnitude, so float32 holds it exactly:
   OpenCV's ``cv2.transform`` of the image converted to float32 (one call per
   image, its 3 x 4 matrix carrying ``b``) gives the same bits in any summation
-  order, with or without fused multiply-adds, on any device. ``cv2.add`` then
-  adds ``2**-13 - 1/2`` and casts to ``uint8`` with OpenCV's saturating
-  round-to-nearest; below ``2**11`` in magnitude that sum is exact and never a
-  tie, so it rounds to ``floor(A x + b)``, clipped to [0, 255] (larger
-  magnitudes clip either way).
+  order, with or without fused multiply-adds, on any device. The result is
+  then clipped to [0, 255] in place and cast to ``uint8``, which truncates:
+  the floor, as the values are not negative (two passes over float32, the
+  same arithmetic as the CUDA backend).
 * Chunks of ``chunk_size`` images keep the working memory bounded for any N.
   By default (``chunk_size=None``) a CPU chunk holds as many images as fit in
   two 2.5 MB ``uint16`` buffers (8 images of 227 x 227, at least one image;

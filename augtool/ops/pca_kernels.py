@@ -29,9 +29,6 @@ FIXED_BITS = 12
 _SUM_BLOCK = 65536
 #: Largest image (pixels) whose moments come from OpenCV (``_opencv_moments``), exact below it.
 _OPENCV_MOMENT_PIXELS = 2**24
-#: Added to ``A x + b`` before OpenCV's rounding cast to uint8 so that it gives the floor:
-#: ``y - 1/2 + 2**-(FIXED_BITS + 1)`` is never a tie (see ``numpy_backend``).
-_FLOOR_OFFSET = (2.0 ** -(FIXED_BITS + 1) - 0.5,) * 4
 
 
 @dataclass(frozen=True)
@@ -312,10 +309,8 @@ def numpy_backend() -> _Backend:
         for i in range(m):
             np.copyto(exact, chunk[i])  # uint8 to float32, exact
             cv2.transform(exact, matrices[i], dst=mapped)  # A x + b, exact in float32
-            target = out[i]
-            written = cv2.add(mapped, _FLOOR_OFFSET, dst=target, dtype=cv2.CV_8U)
-            if not np.shares_memory(written, target):
-                target[...] = written
+            np.clip(mapped, 0.0, 255.0, out=mapped)
+            np.copyto(out[i], mapped, casting="unsafe")  # truncation = floor, values >= 0
 
     return _Backend(moments=moments, shift=_numpy_shift, affine=affine)
 
