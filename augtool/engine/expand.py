@@ -145,14 +145,14 @@ def expand(
     notice = _partial_notice(writer, options.resume)
     if notice is not None:
         reporter.warn(notice)
-    from augtool.engine.detection import OutputBoxes
-
     records: list[dict | None] = [None] * len(run.jobs)
     boxes: dict[int, OutputBoxes] = {}  # detection: the boxes workers sent back, by plan index
     with writer:
         for index, record in writer.resumed.items():
             records[index] = {k: v for k, v in record.items() if k not in JOURNAL_ONLY}
-            if "boxes" in record:
+            if "boxes" in record:  # detection only: its module is imported where needed
+                from augtool.engine.detection import OutputBoxes
+
                 boxes[index] = OutputBoxes.from_journal(record)
         reporter.start("expand", len(run.jobs))
         reporter.advance(len(writer.resumed))
@@ -169,6 +169,8 @@ def expand(
                     records[item.index] = _record(run, item, options.seed)
                     journal = {"index": item.index, **records[item.index]}
                     if item.boxes is not None and item.ids is not None:
+                        from augtool.engine.detection import OutputBoxes
+
                         boxes[item.index] = OutputBoxes(item.boxes, item.ids)
                         journal.update(boxes[item.index].to_journal())
                     new.append(journal)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from augtool import defaults
-from augtool.annotations.base import FORMATS
 from augtool.engine.split import SplitSpec, check_folds, parse_split
 from augtool.errors import (
     InputError,
@@ -260,10 +259,10 @@ class ExpandOptions:
             if self.names is not None:
                 raise OptionError("names", "needs {annotations} (YOLO)", refs=True)
             return
-        if self.annotation_format not in FORMATS:
+        if self.annotation_format not in defaults.ANNOTATION_FORMATS:
             raise OptionError(
                 "annotation_format",
-                f"with {{annotations}}, one of {literal(', '.join(FORMATS))}; "
+                f"with {{annotations}}, one of {literal(', '.join(defaults.ANNOTATION_FORMATS))}; "
                 f"got {literal(repr(self.annotation_format))}",
                 refs=True,
             )
