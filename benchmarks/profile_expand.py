@@ -33,6 +33,7 @@ Usage: python benchmarks/profile_expand.py [--workload upscaled|native] [--workd
 from __future__ import annotations
 
 import cProfile
+import json
 import os
 import pstats
 import shutil
@@ -42,6 +43,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 #: The runs' environment: Python may cache compiled modules, as after ``pip install``.
@@ -50,8 +52,6 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 def child(profdir: Path, argv: list[str]) -> None:
     """The profiled ``augtool expand`` (this process, and every worker it forks)."""
-    import json
-
     marks = {"started": time.time()}
     main_prof = cProfile.Profile(time.perf_counter)
     main_prof.enable()
@@ -59,6 +59,23 @@ def child(profdir: Path, argv: list[str]) -> None:
     import augtool.engine.pool as pool
 
     worker_loop = pool._worker
+
+    import augtool.pipeline.core as core
+
+    # CPU seconds and outputs of each step (the transforms and their resize), per worker.
+    steps: dict[str, list[float]] = {}
+    run_step = core.run_step
+
+    def timed_step(chosen: Any, *args: object) -> Any:
+        t0 = time.process_time()
+        try:
+            return run_step(chosen, *args)
+        finally:
+            entry = steps.setdefault(chosen.name, [0.0, 0])
+            entry[0] += time.process_time() - t0
+            entry[1] += 1
+
+    core.run_step = timed_step
 
     def profiled_worker(*args: object) -> None:
         prof = cProfile.Profile(time.process_time)
@@ -68,6 +85,7 @@ def child(profdir: Path, argv: list[str]) -> None:
         finally:
             prof.disable()
             prof.dump_stats(str(profdir / f"worker-{os.getpid()}.prof"))
+            (profdir / f"steps-{os.getpid()}.json").write_text(json.dumps(steps))
 
     pool._worker = profiled_worker
     # Each pool (the scan's, then the render's): seconds to fork it, seconds in receive().
@@ -137,8 +155,6 @@ def _total(stats: dict) -> float:
 
 def main_table(profdir: Path, spawned: float, ended: float) -> list[tuple[str, float]]:
     """Wall seconds of the main process's phases."""
-    import json
-
     st = _stats(profdir / "main.prof")
     timed = json.loads((profdir / "marks.json").read_text())
     marks, pools = timed["marks"], timed["pools"]
@@ -221,8 +237,6 @@ def _print(title: str, rows: list[tuple[str, float]], total: float, unit: str) -
 
 def run(raw: str, out: str, expand_args: list[str], repeat: int) -> None:
     """Time ``repeat`` plain runs, then one profiled run; print the tables."""
-    import json
-
     with open("/proc/loadavg") as fh:
         load = " ".join(fh.read().split()[:3])
     sys.path.insert(0, str(REPO))
@@ -250,9 +264,21 @@ def run(raw: str, out: str, expand_args: list[str], repeat: int) -> None:
         main_rows = main_table(profdir, spawned, ended)
         main_cpu = json.loads((profdir / "marks.json").read_text())["marks"]["cpu"]
         wrows, nworkers, wtotal = worker_table(profdir)
+        per_step: dict[str, list[float]] = {}
+        for path in profdir.glob("steps-*.json"):
+            for name, (seconds, count) in json.loads(path.read_text()).items():
+                entry = per_step.setdefault(name, [0.0, 0])
+                entry[0] += seconds
+                entry[1] += count
     _print("main process (profiled run)", main_rows, ended - spawned, "wall s")
     print(f"main process CPU: {main_cpu:.2f} s (user + system, profiler included)")
     _print(f"workers ({nworkers} processes: scan, then render)", wrows, wtotal, "CPU s")
+    print(
+        f"\n{'step (in Pipeline.run: the step and its resize)':<46}{'outputs':>8}{'CPU s':>8}"
+        f"{'ms each':>9}"
+    )
+    for name, (seconds, count) in sorted(per_step.items(), key=lambda kv: -kv[1][0]):
+        print(f"{name:<46}{count:>8}{seconds:>8.2f}{1000 * seconds / count:>9.2f}")
     with open("/proc/loadavg") as fh:
         print("load average at the end: " + " ".join(fh.read().split()[:3]))
     _clear(Path(out))
