@@ -28,7 +28,7 @@ FIXED_BITS = 12
 #: Pixels summed in ``uint32`` before widening: 65536 * 255**2 < 2**32.
 _SUM_BLOCK = 65536
 #: Largest image (pixels) whose moments come from OpenCV (``_opencv_moments``), exact below it.
-_OPENCV_MOMENT_PIXELS = 2**24
+OPENCV_MOMENT_PIXELS = 2**24
 
 
 @dataclass(frozen=True)
@@ -287,7 +287,7 @@ def numpy_backend() -> _Backend:
         return planar
 
     def moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if chunk.shape[1] * chunk.shape[2] <= _OPENCV_MOMENT_PIXELS:
+        if chunk.shape[1] * chunk.shape[2] <= OPENCV_MOMENT_PIXELS:
             return _opencv_moments(chunk)
         planar = planar_copy(chunk)
         products = buffer("products", planar.shape, np.uint16)
@@ -322,7 +322,7 @@ def _opencv_moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     NORM_L2SQR)`` and the cross sums from ``R G = (R^2 + G^2 - (R - G)^2) / 2``
     with ``cv2.norm(R, G, NORM_L2SQR)``. The float64 values OpenCV returns
     can be a few ulps off the integer sums (1950719102.0000002 was seen for a
-    300 x 300 image with OpenCV 5.0.0 and IPP); below ``_OPENCV_MOMENT_PIXELS``
+    300 x 300 image with OpenCV 5.0.0 and IPP); below ``OPENCV_MOMENT_PIXELS``
     pixels every value is under ``2**40``, where a few ulps are below
     ``2**-10``, so rounding to the nearest integer gives the exact moment
     (tested against int64 sums on random, binary and saturated images).
