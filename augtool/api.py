@@ -75,6 +75,8 @@ def expand(
     annotation_format: str | None = None,
     names: str | Path | None = None,
     min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY,
+    segmentation: bool = False,
+    mask_boxes: str = defaults.DEFAULT_MASK_BOXES,
     image_format: str = defaults.DEFAULT_IMAGE_FORMAT,
     jpeg_quality: int = defaults.DEFAULT_JPEG_QUALITY,
     compression: str = defaults.DEFAULT_COMPRESSION,
@@ -128,10 +130,16 @@ def expand(
         group_regex: Sources whose paths share this match stay in one split.
         no_augment_test: Only originals in val/test.
         output_format: ``folder`` or ``hdf5`` (default: by OUT's suffix).
-        annotations: Detection: the boxes of RAW's images.
-        annotation_format: ``voc``, ``coco`` or ``yolo``.
-        names: YOLO class names file.
-        min_visibility: Drop a box when less than this fraction of it stays.
+        annotations: Detection: the boxes of RAW's images (with ``segmentation``: their masks).
+        annotation_format: ``voc``, ``coco`` or ``yolo``; with ``segmentation`` also
+            ``png`` or ``png-instances``.
+        names: YOLO class names file (with ``segmentation``: YOLO, ``png``, ``voc``).
+        min_visibility: Drop a box when less than this fraction of it stays
+            (with ``segmentation``: an instance, of its area).
+        segmentation: ``annotations`` are masks, carried through every
+            step and written in their format (docs/segmentation.md).
+        mask_boxes: Segmentation: each instance's box from its mapped mask
+            (``tight``) or its source box mapped (``hull``).
         image_format: ``png`` or ``jpg`` (folder output).
         jpeg_quality: JPEG quality.
         compression: HDF5 compression: ``none``, ``lzf``, ``gzip``.
@@ -309,17 +317,23 @@ def cut_cells(
     skip_invalid: bool = False,
     seed: int = 0,
     overwrite: bool = False,
+    mask_background: str = defaults.DEFAULT_MASK_BACKGROUND,
     progress: Reporter | None = None,
 ) -> CellsSummary:
     """Cut a cell classification set ``OUT/<class>/`` out of annotated smears (``augtool cells``).
 
     Args:
         smears: The folder of whole smear images.
-        annotations: Their boxes: a VOC or YOLO folder, or a COCO file.
+        annotations: Their boxes: a VOC or YOLO folder, or a COCO file (with
+            ``crop="mask"``: their instance masks, :func:`augtool.expand`'s
+            mask formats but ``png`` class maps).
         out: The output folder (appears complete or not at all).
-        annotation_format: ``voc``, ``coco`` or ``yolo``.
+        annotation_format: ``voc``, ``coco`` or ``yolo`` (``crop="mask"``:
+            ``coco``, ``yolo``, ``png-instances`` or ``voc``).
         names: YOLO class names file.
-        crop: ``window`` (a fixed window around each object) or ``box``.
+        crop: ``window`` (a fixed window around each object), ``box``, or
+            ``mask``: the box of an instance mask, cut by the mask, the mask
+            written beside it (``OUT/.masks/``).
         window: Side of the window, pixels.
         margin: ``crop="box"``: margin on each side, a fraction of the longer side.
         size: Side of the written cells (default: the window as cut; 256 for boxes).
@@ -335,6 +349,8 @@ def cut_cells(
         skip_invalid: Leave out faulty boxes and images (listed) instead of refusing.
         seed: Seed of the capped choices.
         overwrite: Replace OUT if it exists.
+        mask_background: ``crop="mask"``: pixels outside the mask ``fill``
+            (black) or ``keep``.
         progress: Receives progress and warnings.
 
     Returns:
@@ -363,6 +379,7 @@ def cut_cells(
         seed=seed,
         skip_invalid=skip_invalid,
         overwrite=overwrite,
+        mask_background=mask_background,
     )
     return cut(smears, annotations, out, options, progress or NoProgress())
 
@@ -417,6 +434,7 @@ def preview(
     plugins: Sequence[str] = (),
     annotations: str | Path | None = None,
     annotation_format: str | None = None,
+    segmentation: bool = False,
     names: str | Path | None = None,
     min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY,
     seed: int = 0,
@@ -435,7 +453,9 @@ def preview(
             recipe or a pipeline).
         plugins: Modules whose steps the recipe may name.
         annotations: Image: the boxes of the image's folder, drawn on every tile.
-        annotation_format: ``voc``, ``coco`` or ``yolo``.
+        annotation_format: ``voc``, ``coco`` or ``yolo``; with
+            ``segmentation``, a mask format of :func:`expand`.
+        segmentation: Image: ``annotations`` are masks; their outlines are drawn.
         names: YOLO class names file.
         min_visibility: As :func:`expand`'s.
         seed: Seed of the parameters (image) or of the draw (output).
@@ -460,6 +480,7 @@ def preview(
         recipe=steps,
         annotations=annotations,
         annotation_format=annotation_format,
+        segmentation=segmentation,
         names=names,
         min_visibility=min_visibility,
     )

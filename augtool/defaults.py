@@ -76,6 +76,15 @@ def sort_splits(splits: Iterable[str]) -> list[str]:
 
 OUTPUT_FORMATS = ("folder", "hdf5")
 ANNOTATION_FORMATS = ("voc", "coco", "yolo")
+#: Segmentation formats (``expand --masks``): COCO polygons/RLE, YOLO polygons, PNG maps, VOC.
+MASK_FORMATS = ("coco", "yolo", "png", "png-instances", "voc")
+#: An output instance's box: the tight box of its mapped mask, or its source box mapped.
+MASK_BOXES = ("tight", "hull")
+#: What ``expand --annotation-format`` takes: box formats, and mask formats (``--segmentation``).
+EXPAND_ANNOTATION_FORMATS = tuple(dict.fromkeys(ANNOTATION_FORMATS + MASK_FORMATS))
+#: What ``cells --annotation-format`` takes: box formats, and instance-id PNGs (``--crop mask``).
+CELLS_ANNOTATION_FORMATS = (*ANNOTATION_FORMATS, "png-instances")
+DEFAULT_MASK_BOXES = "tight"
 IMAGE_FORMATS = ("png", "jpg")
 DEFAULT_IMAGE_FORMAT = "png"
 DEFAULT_JPEG_QUALITY = 95
@@ -91,7 +100,10 @@ DEFAULT_SCHEDULER_TIMEOUT = 10.0
 
 # --- cells ----------------------------------------------------------------------------
 
-CROPS = ("window", "box")
+CROPS = ("window", "box", "mask")
+#: ``cells --crop mask``: the pixels outside the cell's mask filled (black) or kept.
+MASK_BACKGROUNDS = ("fill", "keep")
+DEFAULT_MASK_BACKGROUND = "fill"
 DEFAULT_CROP = "window"
 BORDER_POLICIES = ("keep", "drop-truncated", "drop-touching")
 DEFAULT_BORDER = "keep"

@@ -12,7 +12,8 @@ that gets that factor at output 227 (1296x972, 2592x1944, 5472x3648), then:
 
 Each transform with parameters gets ``--draws`` draws (seeds 0, 1, ...) per
 mosaic; parameterless ones one. The table prints the minimum PSNR (dB) over
-all of them, and the last row the minimum per factor; SPEC §2 requires >= 30.
+all of them, and the last row the minimum per factor; the transforms must keep
+>= 30 dB (docs/transforms.md).
 
 ``--resize pyrdown`` measures the code as it was before resize_to was fixed
 (commit 37496a5: shrinking by Gaussian pyramid steps, ``cv2.pyrDown``).

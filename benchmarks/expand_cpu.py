@@ -10,8 +10,8 @@ against the first tree's (``augtool.json`` aside: it records the time).
 Usage: python benchmarks/expand_cpu.py TREE [TREE ...] [--workdir DIR]
        [--workload upscaled|native] [--rounds N]
 
-Example (main against a branch's worktree):
-    python benchmarks/expand_cpu.py /work/main /work/wt/speed --workdir /tmp/workres-bench
+Example (two checkouts, before and after a change):
+    python benchmarks/expand_cpu.py ../before ../after --workdir /tmp/workres-bench
 """
 
 from __future__ import annotations

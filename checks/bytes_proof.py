@@ -20,7 +20,7 @@ change (``--save before.json``) and after (``--compare before.json``): it exits
 1 and lists every file that differs.
 
 Usage:
-    python checks/bytes_proof.py --save /tmp/before.json [--tree /work/main]
+    python checks/bytes_proof.py --save /tmp/before.json [--tree ../other-checkout]
     python checks/bytes_proof.py --compare /tmp/before.json [--only paper-1492]
 """
 

@@ -499,7 +499,7 @@ def main() -> int:
 
 
 def summary(steps: dict[str, Step], cuda: bool, seconds: float) -> Step:
-    """Pass/fail per step and the targets of issue 13."""
+    """Pass/fail per step and the targets of docs/performance.md."""
     lines = ["| step | result |", "|---|---|"]
     lines += [f"| {name} | {'ok' if step.ok else 'FAILED'} |" for name, step in steps.items()]
     train = steps[SECTIONS[2]].figures

@@ -1,4 +1,4 @@
-"""Every reliability case of issue 7, end to end through the CLI, as one table.
+"""Every reliability case of docs/reliability.md, end to end through the CLI, as one table.
 
 Each case builds its input, runs ``python -m cli ...`` in a new process and
 records: the outcome (handled / refused / stopped / error), the exit code, the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-run the cross-validation figures of docs/results.md (issue #11: no choice on test).
+# Re-run the cross-validation figures of docs/results.md (every choice on validation folds, never on test).
 #
 # Usage: experiments/cv.sh [WORKDIR] [CELLS] [STEP...]
 #   WORKDIR  where the dataset and the runs go (default: cv-work/, created)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from collections import defaultdict
 
 import numpy as np
@@ -82,7 +81,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
-    started = time.perf_counter()
     scores: dict[tuple[str, float], list[tuple[float, float, float]]] = defaultdict(list)
     for class_index, cls in enumerate(CLASSES):
         for i in range(args.images):
@@ -123,7 +121,6 @@ def main() -> None:
         print(
             f"{'all':<11} {angle:>5g} {len(rows):>5} {hull:>9.3f} {raster:>12.3f} {polygon:>13.3f}"
         )
-    print(f"({time.perf_counter() - started:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,15 @@ layout the stored NHWC bytes already have.
 
 Inputs are an ``augtool expand`` output (HDF5 or folder, read with
 :func:`augtool.store.dataset.open_dataset`) or, for evaluation, a plain ``RAW/<class>/``
-image folder preprocessed exactly as ``expand`` makes its original copies
-(:func:`augtool.store.decode.load_resized`).
+image folder preprocessed exactly as ``expand`` makes its original copies,
+read by a function the caller passes in (``augtool evaluate`` passes
+:func:`augtool.load_image_folder`: checking a raw folder is the engine's work,
+and ``model/`` imports only ``augtool.store``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +26,8 @@ import torch
 
 from augtool import defaults
 from augtool.errors import InputError, OptionError, literal
-from augtool.progress import NoProgress, Progress
-from augtool.store.dataset import Dataset, open_dataset
+from augtool.progress import Progress
+from augtool.store.dataset import RAW_FOLDER_SOURCE, Dataset, open_dataset
 from augtool.store.schema import MANIFEST_NAME
 from model.config import parse_augment as parse_augment
 
@@ -46,7 +48,9 @@ GRAY_PROBABILITY = 0.25
 JITTER_GAIN = 0.1
 JITTER_SHIFT = 12.0
 #: ``Dataset.attrs["source"]`` of data read from a raw image folder.
-RAW_SOURCE = "raw image folder"
+RAW_SOURCE = RAW_FOLDER_SOURCE
+#: Reads a raw ``RAW/<class>/`` folder at a size: ``(path, size, progress) -> Dataset``.
+FolderReader = Callable[[Path, int, Progress | None], Dataset]
 
 
 @dataclass(frozen=True)
@@ -343,50 +347,12 @@ def is_raw_folder(path: Path) -> bool:
     return path.is_dir() and not (path / MANIFEST_NAME).is_file()
 
 
-def load_image_folder(path: str | Path, size: int, progress: Progress | None = None) -> Dataset:
-    """Read a ``RAW/<class>/<image>`` folder preprocessed like ``expand``'s originals.
-
-    Every image, of any size or format, is decoded and squashed to ``size x size``
-    by :func:`augtool.store.decode.load_resized`, the function ``expand`` uses for the
-    original copy of each source.
-
-    Args:
-        path: The folder, one sub-folder per class.
-        size: Side of the output images (the model's input size).
-        progress: Told of the ``load`` phase, one step per image; ``None``: silent.
-
-    Returns:
-        A dataset with split ``all`` and transform ``original`` for every image.
-
-    Raises:
-        InputError: On a missing folder, no class folders or unusable images.
-    """
-    from augtool.engine.scan import scan
-    from augtool.store.decode import load_resized
-
-    found = scan(path)
-    root = Path(path)
-    images = np.empty((len(found.sources), size, size, 3), dtype=np.uint8)
-    progress = progress or NoProgress()
-    progress.start("load", len(found.sources))
-    for i, src in enumerate(found.sources):
-        images[i] = load_resized(root / src.path, size)
-        progress.advance(1)
-    n = len(found.sources)
-    return Dataset(
-        images=images,
-        labels=np.array([s.label for s in found.sources], dtype=np.int64),
-        splits=np.array(["all"] * n, dtype=object),
-        class_names=list(found.classes),
-        names=[s.path for s in found.sources],
-        transforms=["original"] * n,
-        groups=[s.group for s in found.sources],
-        attrs={"source": RAW_SOURCE, "size": size},
-    )
-
-
 def load_for_evaluation(
-    path: str | Path, split: str | None, size: int, progress: Progress | None = None
+    path: str | Path,
+    split: str | None,
+    size: int,
+    progress: Progress | None = None,
+    read_folder: FolderReader | None = None,
 ) -> Dataset:
     """Load evaluation data: an expand output's split, or a raw image folder.
 
@@ -396,13 +362,22 @@ def load_for_evaluation(
             (every image is used). ``None`` uses every split.
         size: The model's input size; an expand output must have been made at it.
         progress: Told of the ``load`` phase of a raw folder (one step per image).
+        read_folder: Reads a raw folder (the caller's choice:
+            :func:`augtool.load_image_folder` checks and decodes it as ``expand``
+            does, a layer ``model/`` does not import); ``None`` refuses raw folders.
 
     Raises:
-        InputError: If the data cannot be read or its image size differs.
+        InputError: If the data cannot be read or its image size differs, or it
+            is a raw folder and ``read_folder`` is ``None``.
     """
     path = Path(path)
     if is_raw_folder(path):
-        return load_image_folder(path, size, progress)
+        if read_folder is None:
+            raise InputError(
+                f"{literal(path)}: a folder without {MANIFEST_NAME}, so not an expand output; "
+                "give the HDF5 file or folder that augtool expand wrote"
+            )
+        return read_folder(path, size, progress)
     data = open_dataset(path) if split is None else _open_split(path, split)
     if data.images.shape[1] != size:
         raise InputError(

@@ -20,7 +20,7 @@ from augtool.errors import InputError, OutputError, literal
 from augtool.progress import Progress
 from augtool.store.ledger import dataset_sha256
 from model.checkpoint import Checkpoint, load_checkpoint
-from model.data import DeviceImages, is_raw_folder, load_for_evaluation
+from model.data import DeviceImages, FolderReader, is_raw_folder, load_for_evaluation
 from model.folds import group_unit
 from model.metrics import classification_report
 from model.report import write_confusion_png
@@ -62,6 +62,7 @@ def evaluate_run(
     progress: Progress | None = None,
     fold: int | None = None,
     ensemble: Sequence[str | Path] = (),
+    read_folder: FolderReader | None = None,
 ) -> EvaluationResult:
     """Score a trained model on an expand output's split or fold, or a raw image folder.
 
@@ -86,6 +87,8 @@ def evaluate_run(
             (``report["fold_from_model"]`` is then true).
         ensemble: More models (files, or run folders with ``fold``) whose class
             probabilities are averaged with ``model_path``'s.
+        read_folder: Reads ``data_path`` when it is a raw folder
+            (:func:`augtool.load_image_folder`); ``None`` refuses raw folders.
 
     Returns:
         The report and where it was written. Besides the figures, the report
@@ -110,7 +113,7 @@ def evaluate_run(
     raw = is_raw_folder(Path(data_path))
     fold_from_model = False
     if fold is None and not raw and models[0].test_fold is not None and split in FOLD_PARTS:
-        whole = load_for_evaluation(data_path, None, first.input_size)
+        whole = load_for_evaluation(data_path, None, first.input_size, None, read_folder)
         if whole.fold_count:  # a fold's model on its own data: score its own fold
             fold, fold_from_model = models[0].test_fold, True
             for model in models:
@@ -119,10 +122,12 @@ def evaluate_run(
         else:
             data = whole.subset(split)
     elif fold is None:
-        data = load_for_evaluation(data_path, split, first.input_size, progress)
+        data = load_for_evaluation(data_path, split, first.input_size, progress, read_folder)
     else:
         data = fold_part(
-            load_for_evaluation(data_path, None, first.input_size), fold, split or "all"
+            load_for_evaluation(data_path, None, first.input_size, None, read_folder),
+            fold,
+            split or "all",
         )
     if len(data) == 0:
         raise InputError(f"{literal(data_path)}: no images to evaluate")

@@ -81,8 +81,33 @@ def png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
+def tiny_model(path: Path) -> Path:
+    """An untrained CellNet checkpoint for the fixture's classes and size, written to ``path``."""
+    import torch
+
+    from model.checkpoint import save_checkpoint
+    from model.data import compute_normalization
+    from model.networks import create_model
+    from model.train import TrainConfig
+
+    size = OPTS["size"]
+    net = create_model("cellnet", 2, size, generator=torch.Generator().manual_seed(0))
+    images = np.zeros((2, size, size, 3), dtype=np.uint8)
+    save_checkpoint(
+        path,
+        net,
+        "cellnet",
+        {},
+        ["A", "B"],
+        size,
+        compute_normalization(images),
+        TrainConfig.for_arch("cellnet").to_dict(),
+    )
+    return path
+
+
 def refused_by_every_reader(out: Path, tmp_path: Path, pattern: str) -> None:
-    """open_dataset, the torch Dataset, preview and train all refuse, exit 2, no traceback."""
+    """open_dataset, the torch Dataset, preview, train and evaluate refuse, exit 2, no traceback."""
     with pytest.raises(InputError, match=pattern):
         open_dataset(out)
     torch_dataset = pytest.importorskip("model.torch_dataset")
@@ -90,11 +115,18 @@ def refused_by_every_reader(out: Path, tmp_path: Path, pattern: str) -> None:
         images = torch_dataset.AugtoolImages(out)
         for i in range(len(images)):
             images[i]
-    for args in (("preview", out, tmp_path / "grid.png"), ("train", out, tmp_path / "run")):
+    model = tiny_model(tmp_path / "model.pt")
+    for args in (
+        ("preview", out, tmp_path / "grid.png"),
+        ("train", out, tmp_path / "run"),
+        ("evaluate", model, out, tmp_path / "eval", "--subset", "train", "--device", "cpu"),
+    ):
         code, text = run_cli(*args)
         assert code == 2, text
+        assert pattern in text, text
         assert "Traceback" not in text and "internal error" not in text, text
     assert not (tmp_path / "grid.png").exists()
+    assert not (tmp_path / "eval").exists()
 
 
 def test_a_manifest_path_out_of_the_folder_is_read_by_no_reader(folder, tmp_path: Path) -> None:
@@ -264,7 +296,10 @@ def test_a_damaged_recorded_recipe_is_an_error_not_a_traceback(folder, key, valu
     assert "the recorded recipe is damaged" in text and "Traceback" not in text
 
 
-def test_sigterm_during_verify_removes_its_temporary_folder(folder, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_verify_removes_its_temporary_folder(
+    folder, tmp_path: Path, stop: signal.Signals
+) -> None:
     raw, out = folder
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -285,7 +320,7 @@ def test_sigterm_during_verify_removes_its_temporary_folder(folder, tmp_path: Pa
     while not list(tmp.glob("augtool-verify-*/*")) and time.monotonic() < deadline:
         time.sleep(0.05)  # the replay has begun to write into its temporary folder
     assert list(tmp.glob("augtool-verify-*")), "the replay never started"
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(stop)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert not list(tmp.glob("augtool-verify-*")), list(tmp.iterdir())

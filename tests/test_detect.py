@@ -324,9 +324,9 @@ def test_images_sharing_a_stem_get_distinct_outputs(tmp_path: Path) -> None:
     cv2.imwrite(str(raw / "smearA_1.jpg"), image)
     with pytest.raises(InputError, match="keep one"):
         expand(raw, tmp_path / "out", options("yolo", location))
-    from augtool.engine.detection import _stems
+    from augtool.engine.scan import output_stems
 
-    assert _stems(["a.png", "a.jpg", "s/b.png"]) == {
+    assert output_stems(["a.png", "a.jpg", "s/b.png"]) == {
         "a.png": "a_png",
         "a.jpg": "a_jpg",
         "s/b.png": "s__b",

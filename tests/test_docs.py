@@ -87,6 +87,29 @@ def warm_augtool() -> Iterator[dict[str, str]]:
             server.wait(timeout=60)
 
 
+def outside_the_lock() -> str:
+    """A sentence naming the libraries whose versions differ from the lock, or nothing."""
+    differ = regen._differences(regen.locked_picture_versions(), regen.running_picture_versions())
+    if not differ:
+        return ""
+    return (
+        f". The pages were made under the lock, and this environment differs ({differ}): "
+        "the difference may be the libraries'; install with `-c constraints.txt` and run again "
+        "before you change a page"
+    )
+
+
+def test_a_failed_quote_outside_the_lock_names_the_versions(monkeypatch) -> None:
+    monkeypatch.setattr(
+        regen,
+        "running_picture_versions",
+        lambda: {**regen.locked_picture_versions(), "numpy": "1.0"},
+    )
+    assert "numpy" in outside_the_lock() and "constraints.txt" in outside_the_lock()
+    monkeypatch.setattr(regen, "running_picture_versions", regen.locked_picture_versions)
+    assert outside_the_lock() == ""
+
+
 @pytest.mark.parametrize("block", CHEAP, ids=[block.where for block in CHEAP])
 def test_quoted_output_and_pictures_match_the_code(
     block, tmp_path: Path, warm_augtool: dict[str, str]
@@ -97,6 +120,7 @@ def test_quoted_output_and_pictures_match_the_code(
     assert regen.normalise(printed) == regen.normalise(block.quoted), (
         f"{block.where}: augtool no longer prints what the page quotes; if a change to "
         f"augtool meant this, the page is remade by `python docs/regenerate.py {block.page.name}`"
+        + outside_the_lock()
     )
     if block.keep and (reason := regen.picture_version_mismatch(block)):
         pytest.skip(reason)

@@ -127,7 +127,7 @@ def test_the_record_table_is_the_manifest_schema() -> None:
 def test_the_hdf5_dataset_table_is_the_schema() -> None:
     rows = table_after(DOCS / "dataset-format.md", "## HDF5")
     documented = {code_names(row[0])[0]: row[1] for row in rows}
-    assert set(documented) == {schema.IMAGES, *schema.COLUMNS}
+    assert set(documented) == {schema.IMAGES, *schema.COLUMNS, schema.MASK_IDS, schema.CLASS_MAP}
     for key, column in schema.COLUMNS.items():
         dtype = "vlen UTF-8 str" if column.dtype == schema.TEXT else column.dtype
         assert dtype in documented[key], (key, documented[key])
@@ -141,7 +141,7 @@ def test_the_root_attribute_table_lists_what_expand_writes(make_raw, tmp_path: P
     expand(make_raw(), out, ExpandOptions(target=12, size=16, workers=1))
     with h5py.File(out, "r") as fh:
         written = set(fh.attrs)
-    assert documented == written
+    assert documented == written | {"annotations"}  # written by segmentation runs only
     folder = tmp_path / "out"
     expand(make_raw(name="raw2"), folder, ExpandOptions(target=12, size=16, workers=1))
     recorded = json.loads((folder / schema.RECIPE_NAME).read_text(encoding="utf-8"))
@@ -465,9 +465,10 @@ def test_the_annotation_format_table_is_headed_by_the_flag_and_lists_its_choices
     header = lines.index("## Annotation formats") + 2
     assert lines[header].startswith("| `--annotation-format` |")
     rows = table_after(DOCS / "cells.md", "## Annotation formats")
-    assert tuple(code_names(row[0])[0] for row in rows) == defaults.ANNOTATION_FORMATS
+    choices = defaults.CELLS_ANNOTATION_FORMATS  # png-instances with --crop mask
+    assert tuple(code_names(row[0])[0] for row in rows) == choices
     (option,) = [p for p in main.commands["cells"].params if p.name == "annotation_format"]
-    assert tuple(option.type.choices) == defaults.ANNOTATION_FORMATS
+    assert tuple(option.type.choices) == choices
 
 
 def test_preview_md_describes_the_tiles_the_sheet_draws() -> None:

@@ -96,6 +96,7 @@ import json, sys
 sys.modules["PIL"] = None  # any `import PIL...` now raises ImportError
 from pathlib import Path
 import cv2, numpy as np, torch
+import augtool
 from model.data import compute_normalization
 from model.networks import create_model
 from model.evaluation import evaluate_run, predict_files
@@ -119,7 +120,9 @@ save_checkpoint(
     compute_normalization(images), config.to_dict(),
 )
 predictions = predict_files(root / "model.pt", files, device="cpu")
-report = evaluate_run(root / "model.pt", root / "raw", device="cpu").report
+report = evaluate_run(
+    root / "model.pt", root / "raw", device="cpu", read_folder=augtool.load_image_folder
+).report
 print(json.dumps({
     "predicted": [p.predicted for p in predictions],
     "n": report["n"],

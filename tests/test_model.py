@@ -443,3 +443,18 @@ def test_non_model_files_give_a_clear_error(tmp_path, kind):
     assert result.exit_code == 2 and "not an augtool model" in result.output
     assert "Traceback" not in result.output
     assert not marker.exists()
+
+
+def test_a_raw_folder_is_read_only_by_the_reader_the_caller_passes(tmp_path: Path) -> None:
+    from augtool import load_image_folder
+    from model.data import load_for_evaluation
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        cv2.imwrite(str(tmp_path / cls / "x.png"), rng.integers(0, 255, (20, 30, 3), np.uint8))
+    with pytest.raises(InputError, match="not an expand output"):
+        load_for_evaluation(tmp_path, None, 16)
+    data = load_for_evaluation(tmp_path, None, 16, read_folder=load_image_folder)
+    assert data.images.shape == (2, 16, 16, 3) and data.class_names == ["a", "b"]
+    assert data.attrs["source"] == "raw image folder"

@@ -124,13 +124,14 @@ def test_evaluate_passes_the_subset_on(monkeypatch, tmp_path: Path) -> None:
 def test_expand_format_help_lists_containers_only() -> None:
     help_text = " ".join(CliRunner().invoke(main, ["expand", "--help"]).output.split())
     assert "--format [folder|hdf5] Output container" in help_text
-    assert "--annotation-format [voc|coco|yolo]" in help_text
+    assert "--annotation-format [voc|coco|yolo|png|png-instances]" in help_text
 
 
 def test_cells_and_preview_take_annotation_format() -> None:
-    for command in ("cells", "preview"):
+    formats = {"cells": "[voc|coco|yolo|png-instances]", "preview": "[voc|coco|yolo|png|"}
+    for command, listed in formats.items():
         help_text = CliRunner().invoke(main, [command, "--help"]).output
-        assert "--annotation-format [voc|coco|yolo]" in help_text, command
+        assert f"--annotation-format {listed}" in help_text, command
         assert "--format" not in help_text.replace("--annotation-format", ""), command
 
 

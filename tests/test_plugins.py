@@ -213,3 +213,29 @@ def test_an_albumentations_step_imports_nothing_outside_albumentations(
     with pytest.raises(OptionError, match=r"transforms\[0\]\.__class_fullname__"):
         recipe_from_dict({"transform": [{"name": "a", "albumentations": inner}]})
     assert not marker.exists() and "owned_q" not in sys.modules
+
+
+def test_resume_of_a_run_with_a_plugin_needs_the_plugin_again(plugin_dir: Path, make_raw) -> None:
+    import augtool
+    from augtool.errors import Interrupted
+    from augtool.store import writers
+    from tests.test_expand_signals import InterruptAt
+
+    raw = make_raw({"A": 2, "B": 2})
+    recipe = plugin_dir.parent / "r.toml"
+    recipe.write_text("[[transform]]\nname = 'neg'\nplugin = 'invert'\n")
+    out = plugin_dir.parent / "out"
+    options = {"recipe": recipe, "target": 8, "size": 32, "workers": 1}
+    with pytest.raises(Interrupted):
+        augtool.expand(raw, out, plugins=("my_invert",), progress=InterruptAt(3), **options)
+    partial = writers.partial_path(out)
+    held = writers.Journal(partial / writers.JOURNAL_NAME).count()
+    assert held > 0
+    args = ("expand", raw, out, "--recipe", recipe, "--target", 8, "--size", 32, "-j", 1)
+    code, text = run_cli(*args, "--resume", "-q")
+    assert code == 2, text
+    assert "--plugin" in text and "invert" in text and "Traceback" not in text
+    assert partial.is_dir() and not out.exists()  # the partial is kept for the right command
+    summary = augtool.expand(raw, out, plugins=("my_invert",), resume=True, **options)
+    assert summary.resumed == held and summary.total == 8
+    assert not partial.exists() and (out / "augtool.json").is_file()

@@ -141,6 +141,27 @@ def test_annotation_health_finds_each_fault(tmp_path: Path) -> None:
     assert "Boxes per split and class." in page and "heatmap of box centres" in page
 
 
+def test_the_health_of_an_expand_output_counts_each_source_once(tmp_path: Path) -> None:
+    import augtool
+
+    smears, ann = faulty_smears(tmp_path)
+    out = tmp_path / "det"
+    augtool.expand(
+        smears, out, annotations=ann, annotation_format="voc", skip_invalid=True,
+        factor=4, size=(200, 150), workers=1,
+    )  # fmt: skip
+    g = report_gather.gather(out)
+    assert len(g.boxes) == 12
+    section = report_boxes.health_section(g)
+    assert section is not None
+    (table,) = [b for b in section.blocks if isinstance(b, report_items.Table)]
+    found = {row[0]: row[1] for row in table.rows}
+    assert found["near duplicate"] == 1  # s1's pair, not once in each of its 4 images
+    assert found["tiny"] == 1
+    texts = [b.text for b in section.blocks if isinstance(b, report_items.Text)]
+    assert "Checked on the 3 originals, one per source: the 9 augmented copies" in texts[1]
+
+
 def test_near_duplicates_are_per_class() -> None:
     boxes = [Box(0, 0, 10, 10, "RBC", 0, "object 1"), Box(0, 0, 10, 9, "WBC", 1, "object 2")]
     assert report_boxes.near_duplicates(boxes) == []

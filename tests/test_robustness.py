@@ -1,4 +1,4 @@
-"""Reliability (issue 7): bad inputs, interruption and resume, full disk, damaged outputs, fuzzing.
+"""Reliability: bad inputs, interruption and resume, full disk, damaged outputs, fuzzing.
 
 Every bad input has a defined outcome: handled (the output is complete and
 verifies) or refused before any output with a message naming the file and exit

@@ -133,7 +133,7 @@ def full_and_reduced(request) -> tuple[np.ndarray, np.ndarray, tuple[float, floa
 
 @pytest.mark.parametrize("transform", ALL, ids=IDS)
 def test_reduced_resolution_matches_full_resolution(transform, full_and_reduced) -> None:
-    """SPEC §2: work at 1/2, 1/4, 1/8 resolution matches full resolution at the output size."""
+    """Work at 1/2, 1/4, 1/8 resolution matches full resolution at the output size."""
     full, reduced, scale = full_and_reduced
     draws = [
         transform.sample(np.random.default_rng(seed), settings_of(transform))

@@ -6,10 +6,14 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from augtool import defaults
 from augtool.errors import InputError, Message, literal, template_of
 from augtool.store.decode import IMAGE_SUFFIXES, image_size
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Annotation formats, as ``--format`` names them.
 FORMATS = defaults.ANNOTATION_FORMATS
@@ -67,6 +71,8 @@ class ImageBoxes:
         height: Height in pixels.
         boxes: Its valid boxes, in annotation order.
         annotation: The annotation file that describes it (for messages).
+        outlines: Segmentation outputs: each mask's outlines to draw, as
+            ``(class name, polygon parts)``; boxes are then its masks' boxes.
     """
 
     image: str
@@ -74,6 +80,7 @@ class ImageBoxes:
     height: int
     boxes: tuple[Box, ...]
     annotation: str
+    outlines: tuple[tuple[str, tuple[np.ndarray, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from augtool.annotations.segmentation import (
     parse_polygon,
 )
 from augtool.errors import InputError
+from augtool.ops.mask_geometry import Rect
 
 #: The COCO file's name in its folder.
 COCO_MASKS_FILE = "annotations.json"
@@ -212,7 +213,10 @@ def _rle(segmentation: dict, size: tuple[int, int], label: str) -> tuple[Rle | N
 
 
 def coco_masks_json(
-    items: Sequence[ImageMasks], classes: Sequence[str], polygons: bool = True
+    items: Sequence[ImageMasks],
+    classes: Sequence[str],
+    polygons: bool = True,
+    boxes: Sequence[Sequence[Rect]] | None = None,
 ) -> str:
     """The COCO instance segmentation JSON of a set of images (ids 1-based, in order).
 
@@ -223,6 +227,9 @@ def coco_masks_json(
             pixels back exactly (an RLE or bitmap is outlined along its pixel
             edges; one with holes stays an RLE); otherwise, and for crowds,
             compressed RLE.
+        boxes: Each item's instance boxes ``(x0, y0, x1, y1)``, written as
+            ``bbox`` (a hull box mapped with its image); default: the tight
+            box of each mask.
 
     Returns:
         The JSON text; ``bbox`` is the tight box of the mask, ``area`` its pixels.
@@ -233,11 +240,12 @@ def coco_masks_json(
     category = {name: i for i, name in enumerate(classes, start=1)}
     images, annotations = [], []
     for image_id, item in enumerate(items, start=1):
+        given = None if boxes is None else boxes[image_id - 1]
         size = (item.width, item.height)
         images.append(
             {"id": image_id, "file_name": item.image, "width": item.width, "height": item.height}
         )
-        for instance in item.instances:
+        for k, instance in enumerate(item.instances):
             if instance.label not in category:
                 raise ValueError(
                     f"class {instance.label!r} of {item.image} is not in the class list"
@@ -245,6 +253,9 @@ def coco_masks_json(
             box = shape_box(instance.shape, *size)
             if box is None:
                 continue
+            if given is not None:
+                gx0, gy0, gx1, gy1 = (float(v) for v in given[k])
+                box = (gx0, gy0, gx1, gy1)
             x0, y0, x1, y1 = box
             annotations.append(
                 {
@@ -271,7 +282,8 @@ def _segmentation(instance: Instance, size: tuple[int, int], polygons: bool) -> 
     shape = instance.shape
     if polygons and not instance.iscrowd:
         if isinstance(shape, Polygons):
-            return [[_round(v) for v in part.ravel()] for part in shape.parts]
+            # Python floats rounded as _round does, without a call per number.
+            return [[round(v, 2) for v in part.ravel().tolist()] for part in shape.parts]
         mask = to_bitmap(shape, *size)
         parts = exact_polygons(mask)
         if parts is not None:

@@ -37,14 +37,13 @@ from augtool.ops.mask_geometry import (
     mask_box,
     polygon_area,
     polygons_box,
+    rasterize_polygons,
 )
 
 #: The label of pixels that belong to no class (VOC's object boundaries, "don't care").
 IGNORE = 255
 #: Largest step of COCO's compressed counts: 13 groups of 5 bits hold a 64-bit integer.
 _MAX_GROUPS = 13
-#: Polygon edges rasterised per block: bounds the temporary arrays of :func:`rasterize_polygons`.
-_EDGE_BLOCK = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -243,58 +242,6 @@ def decompress_counts(text: str, total: int) -> tuple[int, ...]:
 
 
 # --- polygons -----------------------------------------------------------------------------
-
-
-def rasterize_polygons(parts: Sequence[np.ndarray], width: int, height: int) -> np.ndarray:
-    """The pixels whose centres lie inside polygon parts (even-odd per part, union of parts).
-
-    Each edge toggles, on every row whose centre line ``y + 0.5`` it crosses
-    (half-open in y, so a vertex on the line counts once), the pixels from the
-    first centre right of the crossing onwards; a running parity then fills
-    each row. Exact in floating point, independent of the polygon's orientation.
-
-    Args:
-        parts: Polygons, each ``(N, 2)`` in continuous pixel coordinates.
-        width: Image width.
-        height: Image height.
-
-    Returns:
-        ``(height, width)`` bool.
-    """
-    result = np.zeros((height, width), dtype=bool)
-    for part in parts:
-        p = np.asarray(part, dtype=np.float64).reshape(-1, 2)
-        if len(p) < 3:
-            continue
-        toggles = np.zeros((height, width + 1), dtype=np.uint8)
-        q = np.roll(p, -1, axis=0)
-        for start in range(0, len(p), _EDGE_BLOCK):
-            _toggle_edges(toggles, p[start : start + _EDGE_BLOCK], q[start : start + _EDGE_BLOCK])
-        inside = (np.cumsum(toggles, axis=1, dtype=np.uint32) & 1).astype(bool)
-        result |= inside[:, :width]
-    return result
-
-
-def _toggle_edges(toggles: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
-    """Add each edge ``a -> b``'s row crossings to ``toggles`` (counted mod 2 by the caller)."""
-    height, span = toggles.shape
-    lo, hi = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
-    # Rows r with lo <= r + 0.5 < hi, within the image.
-    first = np.clip(np.ceil(lo - 0.5), 0, height).astype(np.int64)
-    stop = np.clip(np.ceil(hi - 0.5), 0, height).astype(np.int64)
-    rows_per_edge = np.maximum(stop - first, 0)
-    if rows_per_edge.sum() == 0:
-        return
-    edge = np.repeat(np.arange(len(a)), rows_per_edge)
-    offset = np.arange(edge.size) - np.repeat(
-        np.cumsum(rows_per_edge) - rows_per_edge, rows_per_edge
-    )
-    rows = first[edge] + offset
-    yc = rows + 0.5
-    ax, ay, bx, by = a[edge, 0], a[edge, 1], b[edge, 0], b[edge, 1]
-    x = ax + (yc - ay) * (bx - ax) / (by - ay)
-    cols = np.clip(np.ceil(x - 0.5), 0, span - 1).astype(np.int64)
-    np.add.at(toggles, (rows, cols), 1)
 
 
 def mask_to_polygons(mask: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -30,12 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
+from augtool import defaults
 from augtool.annotations.base import ImageFolder, Problem, check_image, parse_number
 from augtool.annotations.masks import Instance, LabelMap, Polygons, clip_polygons
 from augtool.errors import InputError, Message, literal
 
 #: Segmentation formats, as a ``format`` parameter names them.
-SEGMENTATION_FORMATS = ("coco", "yolo", "png", "png-instances", "voc")
+SEGMENTATION_FORMATS = defaults.MASK_FORMATS
 #: Problems listed in the error that refuses a set; the rest are counted.
 MAX_LISTED = 50
 

@@ -56,9 +56,11 @@ def _parse_class_list(
 @click.argument("annotations", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @annotation_format_option(
-    help="Annotations: voc (folder of XML), coco (JSON file), yolo (folder of .txt).",
+    help="Annotations: voc (folder of XML), coco (JSON file), yolo (folder of .txt); with "
+    "--crop mask, instance masks: coco, yolo, png-instances or voc (segmentation).",
     required=True,
     library_name="format",
+    choices=defaults.CELLS_ANNOTATION_FORMATS,
 )
 @names_option(help="YOLO class names file. [default: classes.txt or obj.names in ANNOTATIONS]")
 @click.option(
@@ -66,7 +68,15 @@ def _parse_class_list(
     type=click.Choice(defaults.CROPS),
     default=defaults.DEFAULT_CROP,
     show_default=True,
-    help="window: a fixed window centred on each object; box: the box plus a margin, squared.",
+    help="window: a fixed window centred on each object; box: the box plus a margin, squared; "
+    "mask: as box around an instance mask, cut by it, the mask written to OUT/.masks/.",
+)
+@click.option(
+    "--mask-background",
+    type=click.Choice(defaults.MASK_BACKGROUNDS),
+    default=defaults.DEFAULT_MASK_BACKGROUND,
+    show_default=True,
+    help="--crop mask: pixels outside the cell's mask filled black, or kept.",
 )
 @click.option(
     "--window",
@@ -80,13 +90,13 @@ def _parse_class_list(
     type=float,
     default=defaults.DEFAULT_MARGIN,
     show_default=True,
-    help="--crop box: margin on each side, a fraction of the box's longer side.",
+    help="--crop box or mask: margin on each side, a fraction of the box's longer side.",
 )
 @size_option(
     default=None,
     square=True,
     help="Output side in pixels. "
-    f"[default: the window as cut; {defaults.DEFAULT_BOX_SIZE} with --crop box]",
+    f"[default: the window as cut; {defaults.DEFAULT_BOX_SIZE} with --crop box or mask]",
 )
 @click.option(
     "--classes",
@@ -168,6 +178,7 @@ def cells_command(
       augtool cells smears/ annotations/ cells/ --annotation-format voc
       augtool cells smears/ instances.json cells/ --annotation-format coco --crop box
       augtool cells images/ labels/ cells/ --annotation-format yolo --max-per-smear 2
+      augtool cells smears/ masks.json cells/ --annotation-format coco --crop mask
     """
     import augtool
     from augtool.commands.summary import cells_lines

@@ -95,6 +95,7 @@ def evaluate_command(
         _evaluate_folds(model_file, data, target, subset, device, batch_size, tta, ensemble)
         return
 
+    import augtool
     from augtool.commands.terminal import TqdmReporter
     from model.evaluation import evaluate_run
     from model.report import format_table
@@ -112,6 +113,7 @@ def evaluate_command(
             progress=reporter,
             fold=fold,
             ensemble=ensemble,
+            read_folder=augtool.load_image_folder,
         )
     finally:
         reporter.close()

@@ -36,6 +36,7 @@ from augtool.commands.flags import (
     recipe_option,
     resume_option,
     seed_option,
+    segmentation_option,
     size_option,
     skip_invalid_option,
     split_option,
@@ -234,12 +235,27 @@ def _refuse_options_a_recipe_replaces(opts: dict[str, Any]) -> None:
     help="Detection: boxes of RAW's images (VOC/YOLO folder, COCO file); RAW holds images."
 )
 @annotation_format_option(
-    help="Detection: format of --annotations, and of the boxes written with each image.",
+    help="Detection: format of --annotations, and of the boxes written with each image "
+    "(with --segmentation: of the masks; png and png-instances are mask formats only).",
     alias=False,
+    choices=defaults.EXPAND_ANNOTATION_FORMATS,
 )
-@names_option(help="YOLO class names file (with --annotations).")
+@segmentation_option(
+    help="Segmentation: --annotations are masks (instances or class maps), carried through "
+    "every step and written in their format beside each image.",
+)
+@click.option(
+    "--mask-boxes",
+    type=click.Choice(defaults.MASK_BOXES),
+    default=defaults.DEFAULT_MASK_BOXES,
+    show_default=True,
+    help="Segmentation: each instance's box from its mapped mask (tight), or its source box "
+    "mapped as a box (hull).",
+)
+@names_option(help="Class names file (YOLO; with --segmentation also png and voc).")
 @min_visibility_option(
-    help="Detection: drop a box when less than this fraction of it stays in the image."
+    help="Detection: drop a box when less than this fraction of it stays in the image "
+    "(with --segmentation: an instance, of its area)."
 )
 @image_format_option(help="Folder output file format.")
 @jpeg_quality_option

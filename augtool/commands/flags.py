@@ -120,6 +120,11 @@ def group_regex_option(help: str) -> Callable[[F], F]:
     return click.option("--group-regex", default=None, help=help)
 
 
+def segmentation_option(help: str) -> Callable[[F], F]:
+    """``--segmentation``: ``--annotations`` are masks, not boxes."""
+    return click.option("--segmentation", is_flag=True, help=help)
+
+
 def names_option(help: str) -> Callable[[F], F]:
     """``--names``: a YOLO class names file."""
     return click.option("--names", type=click.Path(dir_okay=False), default=None, help=help)
@@ -145,7 +150,11 @@ def deprecated_format_line(value: str) -> str:
 
 
 def annotation_format_option(
-    help: str, required: bool = False, library_name: str = "annotation_format", alias: bool = True
+    help: str,
+    required: bool = False,
+    library_name: str = "annotation_format",
+    alias: bool = True,
+    choices: tuple[str, ...] = defaults.ANNOTATION_FORMATS,
 ) -> Callable[[F], F]:
     """``--annotation-format voc|coco|yolo``: the format of ``--annotations``.
 
@@ -161,6 +170,7 @@ def annotation_format_option(
             errors about it name this flag.
         alias: Also take the deprecated ``--format VALUE`` (not in expand, where
             ``--format`` is the container).
+        choices: The formats it takes (expand: mask formats too, with ``--masks``).
     """
 
     def decorate(func: F) -> F:
@@ -193,7 +203,7 @@ def annotation_format_option(
             "annotation_format",
             cls=LibraryOption,
             library_names=(library_name,),
-            type=click.Choice(defaults.ANNOTATION_FORMATS),
+            type=click.Choice(choices),
             default=None,
             help=f"{help}{' [required]' if required else ''}",
         )(wrapper)

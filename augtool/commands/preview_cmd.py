@@ -20,6 +20,7 @@ from augtool.commands.flags import (
     quiet_option,
     recipe_option,
     seed_option,
+    segmentation_option,
     size_option,
 )
 
@@ -51,7 +52,11 @@ from augtool.commands.flags import (
 @annotations_option(
     help="Image: annotations of its folder (VOC/YOLO folder, COCO file); boxes drawn on tiles."
 )
-@annotation_format_option(help="Format of --annotations.")
+@annotation_format_option(
+    help="Format of --annotations (with --segmentation: of the masks).",
+    choices=defaults.EXPAND_ANNOTATION_FORMATS,
+)
+@segmentation_option(help="Image: --annotations are masks; their outlines drawn on tiles.")
 @names_option(help="YOLO class names file (with --annotations).")
 @min_visibility_option(help="As expand --min-visibility.")
 @seed_option
@@ -69,6 +74,7 @@ def preview(
     plugins: tuple[str, ...],
     annotations: str | None,
     annotation_format: str | None,
+    segmentation: bool,
     names: str | None,
     min_visibility: float,
     seed: int,
@@ -111,6 +117,7 @@ def preview(
         plugins=plugins,
         annotations=annotations,
         annotation_format=annotation_format,
+        segmentation=segmentation,
         names=names,
         min_visibility=min_visibility,
     )

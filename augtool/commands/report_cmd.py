@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from augtool import defaults
 from augtool.commands.exit_codes import library_errors
 from augtool.commands.flags import (
     annotation_format_option,
@@ -15,6 +16,7 @@ from augtool.commands.flags import (
     output_argument,
     overwrite_option,
     quiet_option,
+    segmentation_option,
 )
 from augtool.commands.terminal import command_line
 
@@ -28,7 +30,12 @@ from augtool.commands.terminal import command_line
     help="DATASET is a folder of images (smears) and these are their boxes (VOC/YOLO folder, "
     "COCO file)."
 )
-@annotation_format_option(help="Format of --annotations.", alias=False)
+@annotation_format_option(
+    help="Format of --annotations (with --segmentation: of the masks).",
+    alias=False,
+    choices=defaults.EXPAND_ANNOTATION_FORMATS,
+)
+@segmentation_option(help="--annotations are masks: their boxes counted, outlines drawn.")
 @names_option(help="YOLO class names file (with --annotations).")
 @click.option(
     "--raw",
@@ -47,6 +54,7 @@ def report_command(
     out: Path | None,
     annotations: str | None,
     annotation_format: str | None,
+    segmentation: bool,
     names: str | None,
     raw: Path | None,
     group_regex: str | None,
@@ -77,6 +85,7 @@ def report_command(
         out,
         annotations=annotations,
         annotation_format=annotation_format,
+        segmentation=segmentation,
         names=names,
         raw=raw,
         group_regex=group_regex,

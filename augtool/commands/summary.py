@@ -96,7 +96,19 @@ def expand_lines(summary: ExpandSummary, name: Callable[[str], str] = _plain) ->
     ]
     if summary.rendered_on is not None:
         lines.insert(1, f"rendered on {summary.rendered_on}")
-    if summary.boxes is not None:
+    if summary.boxes is not None and summary.boxes.get("masks"):
+        kept, total = summary.boxes["instances_out"], summary.boxes["instances_in"]
+        maps = summary.boxes.get("class_maps", 0)
+        written = [f"{maps} class-index maps"] if maps else []
+        written += [f"{kept} instances"] if total else []
+        template = f"masks: {' and '.join(written)} written in {options.annotation_format}"
+        if total:
+            template += (
+                f" ({total - kept} of {total} left out: under {{min_visibility}} "
+                f"{options.min_visibility:g} of their area inside; boxes {options.mask_boxes})"
+            )
+        lines.append(fill(template, name))
+    elif summary.boxes is not None:
         boxes_in, boxes_out = summary.boxes["boxes_in"], summary.boxes["boxes_out"]
         template = (
             f"boxes: {boxes_out} written in {options.annotation_format} "

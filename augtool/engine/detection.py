@@ -21,7 +21,6 @@ read as it is. ``augtool.json`` records every annotation file with its hash.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -31,12 +30,11 @@ import numpy as np
 from augtool.annotations import AnnotationSet, Box, ImageBoxes, Problem, read_annotations
 from augtool.annotations.base import problem_listing
 from augtool.annotations.write import MIN_SIDE, annotation_files
-from augtool.engine.groups import compile_group_regex, find_duplicates, group_of
-from augtool.engine.scan import ScanResult, Source, inspect_file
+from augtool.engine.groups import compile_group_regex, find_duplicates
+from augtool.engine.scan import IMAGES, ScanResult, annotated_sources, inspect_file
 from augtool.errors import InputError
 
 #: The class every detection source belongs to (the folder of the images in OUT).
-IMAGES = "images"
 #: Where each format's files go inside a split folder.
 ANNOTATION_FOLDER = {"voc": "annotations", "coco": "", "yolo": "labels"}
 
@@ -144,22 +142,7 @@ def scan_annotated(
     usable = _usable(found)
     if not usable:
         raise InputError(f"{raw}: no annotated image left to expand (annotations: {annotations})")
-    stems = _stems([item.image for item in usable])
-    sources = []
-    for item in usable:
-        info = infos[item.image]
-        sources.append(
-            Source(
-                path=item.image,
-                class_name=IMAGES,
-                label=0,
-                sha256=info.sha256,
-                width=info.width,
-                height=info.height,
-                group=group_of(item.image, regex),
-                stem=stems[item.image],
-            )
-        )
+    sources = annotated_sources([item.image for item in usable], infos, regex)
     scan_result = ScanResult(
         root=raw,
         classes=[IMAGES],
@@ -169,16 +152,6 @@ def scan_annotated(
     )
     detection = DetectionInput(fmt, list(found.classes), {i.image: i for i in usable}, warnings)
     return scan_result, detection
-
-
-def _stems(paths: list[str]) -> dict[str, str]:
-    """Output stems: path without suffix, ``/`` as ``__``; with the suffix where two share one."""
-    base = {p: str(PurePosixPath(p).with_suffix("")).replace("/", "__") for p in paths}
-    taken = Counter(base.values())
-    return {
-        p: stem if taken[stem] == 1 else p.replace("/", "__").replace(".", "_")
-        for p, stem in base.items()
-    }
 
 
 def _image_problem(item: ImageBoxes, error: str) -> Problem:
@@ -271,6 +244,9 @@ def read_output_boxes(
 ) -> tuple[list[str], dict[str, ImageBoxes], list[Problem]]:
     """The boxes of a detection output's images, read back from the files written beside them.
 
+    A segmentation output's masks come as boxes and outlines
+    (:func:`augtool.engine.mask_outlines.read_output_masks`).
+
     Args:
         out: The output folder.
         names: Manifest names of its images (``train/images/x.png``).
@@ -284,6 +260,10 @@ def read_output_boxes(
         InputError: If the record names no known format, or a split folder's
             annotations cannot be read at all.
     """
+    if isinstance(record, dict) and record.get("masks"):
+        from augtool.engine.mask_outlines import read_output_masks
+
+        return read_output_masks(out, names, record)
     out = Path(out)
     fmt = record.get("format") if isinstance(record, dict) else None
     if fmt not in ANNOTATION_FOLDER:

@@ -23,6 +23,7 @@ from augtool.pipeline.recipe_spec import Recipe
 
 if TYPE_CHECKING:
     from augtool.engine.detection import DetectionInput
+    from augtool.engine.segmented import SegmentationInput
 from augtool.engine.options import ExpandOptions
 from augtool.engine.plan import PlannedRun, list_briefly, plan_run, row_label
 from augtool.progress import NoProgress, Reporter
@@ -86,16 +87,16 @@ def scan_and_plan(
     workers: int,
     reporter: Reporter,
     keep_size: int | None = None,
-) -> tuple[PlannedRun, DetectionInput | None]:
+) -> tuple[PlannedRun, DetectionInput | SegmentationInput | None]:
     """Scan RAW, report what the scan found, and plan: shared by the run and the dry run.
 
     ``keep_size`` (the run, not the dry run): keep the sources decoded for outputs
     of that side (:func:`augtool.engine.scan.scan`), so the render need not decode them.
     """
     reporter.start("scan", 0)
-    detection = None
+    detection: DetectionInput | SegmentationInput | None = None
     if options.annotations is not None:
-        scan_result, detection = scan_detection(raw, options)
+        scan_result, detection = scan_annotated_images(raw, options)
         for warning in detection.warnings:
             reporter.warn(warning)
     else:
@@ -120,12 +121,16 @@ def counts_per_row(run: PlannedRun) -> dict[tuple[str, str], int]:
     return dict(sorted(counts.items()))
 
 
-def scan_detection(raw: Path, options: ExpandOptions) -> tuple[ScanResult, DetectionInput]:
-    """The sources and boxes of a detection run (``options.annotations`` set)."""
-    from augtool.engine.detection import scan_annotated
-
+def scan_annotated_images(
+    raw: Path, options: ExpandOptions
+) -> tuple[ScanResult, DetectionInput | SegmentationInput]:
+    """The sources and their masks (``options.segmentation``) or boxes, as RAW's annotations say."""
+    if options.segmentation:
+        from augtool.engine.segmented import scan_segmented as read
+    else:
+        from augtool.engine.detection import scan_annotated as read
     assert options.annotations is not None and options.annotation_format is not None
-    return scan_annotated(
+    return read(
         raw,
         options.annotation_format,
         options.annotations,

@@ -35,10 +35,12 @@ from augtool.store.writers import StagedWriter, check_output, open_writer
 
 if TYPE_CHECKING:
     from augtool.engine.detection import DetectionInput, OutputBoxes
+    from augtool.engine.segmented import OutputMasks, SegmentationInput
 
 
-#: Keys of a journal entry that are not manifest columns: a detection output's boxes.
-JOURNAL_ONLY = ("index", "boxes", "box_ids")
+#: Keys of a journal entry that are not manifest columns: a detection output's boxes,
+#: a segmentation output's masks.
+JOURNAL_ONLY = ("index", "boxes", "box_ids", "masks", "semantic")
 
 
 @dataclass
@@ -54,7 +56,8 @@ class ExpandSummary:
         scan: The scan result (sources, skipped files, duplicates).
         output_format: ``folder`` or ``hdf5``.
         boxes: Detection runs: the annotation record (``boxes_in``, ``boxes_out``,
-            ``files``); None otherwise.
+            ``files``); segmentation runs: the mask record (``masks``,
+            ``instances_in``, ``instances_out``, ``files``); None otherwise.
         rendered_on: Where the sources were rendered, when not on this machine
             (a Dask cluster's description); None for local workers.
         options: The run's options.
@@ -131,6 +134,7 @@ def expand(
         height=options.height,
         letterbox=options.letterbox,
         min_visibility=options.min_visibility,
+        tight_boxes=options.mask_boxes == "tight",
     )
     compression = None if options.compression == "none" else options.compression
     writer = open_writer(
@@ -145,14 +149,18 @@ def expand(
     notice = _partial_notice(writer, options.resume)
     if notice is not None:
         reporter.warn(notice)
+    from augtool.engine.detection import OutputBoxes
+    from augtool.engine.segmented import OutputMasks
+
     records: list[dict | None] = [None] * len(run.jobs)
-    boxes: dict[int, OutputBoxes] = {}  # detection: the boxes workers sent back, by plan index
+    # Detection (segmentation): the boxes (masks) workers sent back, by plan index.
+    boxes: dict[int, OutputBoxes | OutputMasks] = {}
     with writer:
         for index, record in writer.resumed.items():
             records[index] = {k: v for k, v in record.items() if k not in JOURNAL_ONLY}
-            if "boxes" in record:  # detection only: its module is imported where needed
-                from augtool.engine.detection import OutputBoxes
-
+            if "masks" in record:
+                boxes[index] = OutputMasks.from_journal(record)
+            elif "boxes" in record:
                 boxes[index] = OutputBoxes.from_journal(record)
         reporter.start("expand", len(run.jobs))
         reporter.advance(len(writer.resumed))
@@ -168,11 +176,12 @@ def expand(
                     writer.write(item.index, run.names[item.index], item.payload)
                     records[item.index] = _record(run, item, options.seed)
                     journal = {"index": item.index, **records[item.index]}
-                    if item.boxes is not None and item.ids is not None:
-                        from augtool.engine.detection import OutputBoxes
-
-                        boxes[item.index] = OutputBoxes(item.boxes, item.ids)
-                        journal.update(boxes[item.index].to_journal())
+                    found: OutputBoxes | OutputMasks | None = item.masks
+                    if found is None and item.boxes is not None and item.ids is not None:
+                        found = OutputBoxes(item.boxes, item.ids)
+                    if found is not None:
+                        boxes[item.index] = found
+                        journal.update(found.to_journal())
                     new.append(journal)
                 writer.commit(new)
                 reporter.advance(len(batch))
@@ -198,28 +207,47 @@ def expand(
 def _write_boxes(
     run: PlannedRun,
     records: Sequence[dict | None],
-    boxes: Mapping[int, OutputBoxes],
-    detection: DetectionInput,
+    boxes: Mapping[int, OutputBoxes | OutputMasks],
+    detection: DetectionInput | SegmentationInput,
     options: ExpandOptions,
     writer: StagedWriter,
 ) -> dict:
-    """Write the annotation files of every output; return their record for ``augtool.json``."""
-    from augtool.engine.detection import detection_files
+    """Write the annotation (mask) files of every output; return their augtool.json record."""
+    from augtool.engine.detection import DetectionInput, OutputBoxes, detection_files
+    from augtool.engine.segmented import OutputMasks, segmentation_files, write_hdf5_masks
+    from augtool.store.writers import Hdf5Writer
 
-    result = detection_files(
-        [(r, boxes[i]) for i, r in enumerate(records) if r is not None],
-        detection,
-        (options.size, options.height or options.size),
+    size = (options.size, options.height or options.size)
+    if isinstance(detection, DetectionInput):
+        found = [(r, boxes[i]) for i, r in enumerate(records) if r is not None]
+        result = detection_files(
+            [(r, b) for r, b in found if isinstance(b, OutputBoxes)], detection, size
+        )
+        for name, text in result.files.items():
+            writer.write(-1, name, text.encode("utf-8"))
+        return result.record(options.min_visibility, detection.fmt, detection.classes)
+    masks = [(r, m) for i, r in enumerate(records) if r is not None for m in [boxes[i]]]
+    found = [(r, m) for r, m in masks if isinstance(m, OutputMasks)]
+    if isinstance(writer, Hdf5Writer):
+        written = write_hdf5_masks(writer, found, detection, options.size)
+    else:
+        written = segmentation_files(found, detection, size)
+    for name, data in written.files.items():
+        writer.write(-1, name, data)
+    return written.record(
+        detection.fmt, detection.classes, options.min_visibility, options.mask_boxes
     )
-    for name, text in result.files.items():
-        writer.write(-1, name, text.encode("utf-8"))
-    return result.record(options.min_visibility, detection.fmt, detection.classes)
 
 
 def _tasks(
-    run: PlannedRun, raw: Path, detection: DetectionInput | None, skip: set[int]
+    run: PlannedRun,
+    raw: Path,
+    detection: DetectionInput | SegmentationInput | None,
+    skip: set[int],
 ) -> list[SourceTask]:
-    """One task per source with outputs still to render, with its boxes in a detection run."""
+    """One task per source with outputs still to render, with its boxes (masks) if it has them."""
+    from augtool.engine.segmented import SegmentationInput, SourceMasks
+
     by_source: dict[int, list[tuple[int, int, str]]] = {}
     for i, job in enumerate(run.jobs):
         by_source.setdefault(job.source, []).append((i, job.copy, job.transform))
@@ -228,11 +256,15 @@ def _tasks(
         if all(i in skip for i, _, _ in jobs):
             continue
         src = run.scan.sources[s]
-        corners = None
-        if detection is not None:
+        corners = masks = None
+        if isinstance(detection, SegmentationInput):
+            masks = SourceMasks.of(detection.masks[src.path])
+        elif detection is not None:
             corners = tuple((b.x0, b.y0, b.x1, b.y1) for b in detection.boxes[src.path].boxes)
         path = str(raw / src.path)
-        tasks.append(SourceTask(path, src.sha256, src.width, src.height, tuple(jobs), corners))
+        tasks.append(
+            SourceTask(path, src.sha256, src.width, src.height, tuple(jobs), corners, masks)
+        )
     return tasks
 
 

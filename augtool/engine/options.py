@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from augtool import defaults
+from augtool.annotations.base import FORMATS
+from augtool.annotations.segmentation import SEGMENTATION_FORMATS
 from augtool.engine.split import SplitSpec, check_folds, parse_split
 from augtool.errors import (
     InputError,
@@ -30,6 +32,8 @@ from augtool.pipeline.plugins import user_plugins
 from augtool.pipeline.recipe_spec import Recipe, paper_recipe
 from augtool.pipeline.recipe_toml import recipe_from_dict
 from augtool.store.dataset import is_hdf5_path
+
+MASK_BOXES = defaults.MASK_BOXES
 
 if TYPE_CHECKING:
     pass
@@ -92,6 +96,14 @@ class ExpandOptions:
             only); ``size`` is then the width. None: ``size x size``.
         letterbox: Keep each output's aspect ratio, black bars around it,
             instead of squashing it to the output size.
+        segmentation: Segmentation runs: ``annotations`` are masks, in one of
+            :data:`~augtool.annotations.segmentation.SEGMENTATION_FORMATS`
+            (``annotation_format``); they are carried through every step and
+            written in the same format. An instance is dropped when less than
+            ``min_visibility`` of its area stays inside the output.
+        mask_boxes: Segmentation: each output instance's box (COCO's ``bbox``)
+            is the tight box of its mapped mask (``tight``), or its source box
+            mapped as a box (``hull``, what detection runs write).
     """
 
     size: int = defaults.DEFAULT_SIZE
@@ -122,6 +134,8 @@ class ExpandOptions:
     min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY
     height: int | None = None
     letterbox: bool = False
+    segmentation: bool = False
+    mask_boxes: str = defaults.DEFAULT_MASK_BOXES
 
     def __post_init__(self) -> None:
         """Resolve the default count: the paper's 1,492 unless ``factor`` is given."""
@@ -249,7 +263,16 @@ class ExpandOptions:
                 )
 
     def _validate_detection(self, fmt: str | None) -> None:
+        if self.mask_boxes not in MASK_BOXES:
+            raise OptionError(
+                "mask_boxes",
+                f"one of {literal(', '.join(MASK_BOXES))}; got {literal(repr(self.mask_boxes))}",
+            )
         if self.annotations is None:
+            if self.segmentation:
+                raise OptionError(
+                    "segmentation", "needs {annotations}: the masks' file or folder", refs=True
+                )
             if self.annotation_format is not None:
                 raise OptionError(
                     "annotation_format",
@@ -259,10 +282,21 @@ class ExpandOptions:
             if self.names is not None:
                 raise OptionError("names", "needs {annotations} (YOLO)", refs=True)
             return
-        if self.annotation_format not in defaults.ANNOTATION_FORMATS:
+        if self.segmentation:
+            self._validate_masks(fmt)
+            return
+        if self.mask_boxes != defaults.DEFAULT_MASK_BOXES:
+            raise OptionError("mask_boxes", "needs {segmentation}", refs=True)
+        if self.annotation_format in SEGMENTATION_FORMATS and self.annotation_format not in FORMATS:
             raise OptionError(
                 "annotation_format",
-                f"with {{annotations}}, one of {literal(', '.join(defaults.ANNOTATION_FORMATS))}; "
+                f"{literal(self.annotation_format)} is a mask format: add {{segmentation}}",
+                refs=True,
+            )
+        if self.annotation_format not in FORMATS:
+            raise OptionError(
+                "annotation_format",
+                f"with {{annotations}}, one of {literal(', '.join(FORMATS))}; "
                 f"got {literal(repr(self.annotation_format))}",
                 refs=True,
             )
@@ -271,6 +305,21 @@ class ExpandOptions:
                 "output_format",
                 "detection output ({annotations}) is a folder; give a folder OUT",
                 refs=True,
+            )
+        check_min_visibility(self.min_visibility)
+
+    def _validate_masks(self, fmt: str | None) -> None:
+        """Segmentation runs: a mask format, names only where a format has them."""
+        if self.annotation_format not in SEGMENTATION_FORMATS:
+            raise OptionError(
+                "annotation_format",
+                f"with {{segmentation}}, one of {literal(', '.join(SEGMENTATION_FORMATS))}; "
+                f"got {literal(repr(self.annotation_format))}",
+                refs=True,
+            )
+        if self.names is not None and self.annotation_format in ("coco", "png-instances"):
+            raise OptionError(
+                "names", f"{literal(self.annotation_format)} masks name their own classes"
             )
         check_min_visibility(self.min_visibility)
 
@@ -363,6 +412,9 @@ class ExpandOptions:
         if self.annotations is not None:  # classification records stay as they were
             for key in ("annotations", "annotation_format", "names", "min_visibility"):
                 d[key] = getattr(self, key)
+            if self.segmentation:  # detection records stay as they were
+                d["segmentation"] = True
+                d["mask_boxes"] = self.mask_boxes
         if self.height is not None:  # square outputs' records stay as they were
             d["height"] = self.height
         if self.letterbox:

@@ -1,4 +1,4 @@
-"""The expansion plan (SPEC §3): which outputs each source gets, pure and exact.
+"""The expansion plan (docs/expand.md): which outputs each source gets, pure and exact.
 
 :func:`make_plan` allocates the copies; :func:`plan_run` splits the scanned
 sources and lays out every output of a run (:class:`PlannedRun`: its split,

@@ -21,6 +21,7 @@ import numpy as np
 
 from augtool.defaults import DEFAULT_MIN_VISIBILITY, DEFAULT_SIZE
 from augtool.engine.pool import die_with_parent
+from augtool.engine.segmented import OutputMasks, SourceMasks
 from augtool.errors import InputError
 from augtool.ops.targets import Targets
 from augtool.pipeline.builtins import PcaSettings
@@ -69,7 +70,10 @@ class RenderSettings:
         letterbox: Keep each step's canvas aspect ratio in the output,
             centred between black bars, instead of squashing it.
         min_visibility: Detection: a box is dropped when less than this
-            fraction of it stays inside the output.
+            fraction of it stays inside the output (segmentation: of an
+            instance's area).
+        tight_boxes: Segmentation: each instance's box is that of its mapped
+            mask; False: its source box mapped as a box.
     """
 
     size: int = DEFAULT_SIZE
@@ -81,6 +85,7 @@ class RenderSettings:
     height: int | None = None
     letterbox: bool = False
     min_visibility: float = DEFAULT_MIN_VISIBILITY
+    tight_boxes: bool = True
 
     @property
     def out_size(self) -> int | tuple[int, int]:
@@ -100,6 +105,8 @@ class SourceTask:
         jobs: ``(plan index, copy, step)`` of each output, copy 0 first.
         boxes: Detection: the source's boxes ``(x0, y0, x1, y1)`` in its
             pixels, which every output carries; None otherwise.
+        masks: Segmentation: the source's masks, which every output carries;
+            None otherwise.
     """
 
     path: str
@@ -108,6 +115,7 @@ class SourceTask:
     height: int
     jobs: tuple[tuple[int, int, str], ...]
     boxes: tuple[tuple[float, float, float, float], ...] | None = None
+    masks: SourceMasks | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,7 @@ class Rendered:
         boxes: Detection: the boxes on the output, ``(M, 4)`` float64 in its
             pixels (clipped; those mostly lost dropped); None otherwise.
         ids: The position of each among the source's boxes, ``(M,)``.
+        masks: Segmentation: the masks on the output; None otherwise.
     """
 
     index: int
@@ -130,6 +139,7 @@ class Rendered:
     sha256: str
     boxes: np.ndarray | None = None
     ids: np.ndarray | None = None
+    masks: OutputMasks | None = None
 
 
 def render_source(
@@ -172,6 +182,8 @@ def render_source(
     targets = None
     if task.boxes is not None:
         targets = Targets.from_boxes(task.boxes, (task.width, task.height))
+    if task.masks is not None:
+        targets = task.masks.targets((task.width, task.height), settings.tight_boxes)
     work_scale = (work.shape[1] / task.width, work.shape[0] / task.height)
     prepared = pipeline.prepare(work, work_scale, targets)
     samples: list[Sample] = []
@@ -218,7 +230,9 @@ def _encode(index: int, sample: Sample, settings: RenderSettings) -> Rendered:
     else:
         image = sample.image
         payload = encode_image(image, settings.encoding, settings.jpeg_quality, f"output {index}")
-    boxes = ids = None
+    boxes = ids = masks = None
     if sample.targets is not None:
         boxes, ids = sample.targets.boxes, sample.targets.ids
-    return Rendered(index, payload, params_json, payload_sha256(payload), boxes, ids)
+        if sample.targets.shapes is not None or sample.targets.semantic is not None:
+            masks = OutputMasks.of(sample.targets)
+    return Rendered(index, payload, params_json, payload_sha256(payload), boxes, ids, masks)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import stat
-from collections import defaultdict
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -478,3 +479,43 @@ def _inspect_all(
         if progress:
             progress(i + 1)
     return out
+
+
+def output_stems(paths: list[str]) -> dict[str, str]:
+    """Output stems: path without suffix, ``/`` as ``__``; with the suffix where two share one."""
+    base = {p: str(PurePosixPath(p).with_suffix("")).replace("/", "__") for p in paths}
+    taken = Counter(base.values())
+    return {
+        p: stem if taken[stem] == 1 else p.replace("/", "__").replace(".", "_")
+        for p, stem in base.items()
+    }
+
+
+#: The one class of a folder of annotated images (boxes or masks): ``OUT/<split>/images/``.
+IMAGES = "images"
+
+
+def annotated_sources(
+    images: Sequence[str], infos: Mapping[str, FileInfo], regex: re.Pattern[str] | None
+) -> list[Source]:
+    """The sources of a folder of annotated images, all of class :data:`IMAGES`.
+
+    Args:
+        images: Paths of the usable images, relative to RAW, in source order.
+        infos: What :func:`inspect_file` found of each (its hash and size).
+        regex: The compiled ``group_regex``; ``None``: each image its own group.
+    """
+    stems = output_stems(list(images))
+    return [
+        Source(
+            path=image,
+            class_name=IMAGES,
+            label=0,
+            sha256=infos[image].sha256,
+            width=infos[image].width,
+            height=infos[image].height,
+            group=group_of(image, regex),
+            stem=stems[image],
+        )
+        for image in images
+    ]

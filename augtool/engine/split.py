@@ -1,4 +1,4 @@
-"""Leakage-free, stratified, seeded splits (SPEC §5).
+"""Leakage-free, stratified, seeded splits (docs/splits.md).
 
 The paper split 70/30 *after* augmenting, so almost every test image had
 about ten augmented siblings in training. Here the default is to split the

@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -282,6 +282,7 @@ def _verify_hdf5(
                 report.problems.append(
                     f"content differs from its hash: image {i} ({shown(records.names[i])})"
                 )
+        _check_mask_datasets(fh, records.attrs, report)
     folds = records.fold_values
     src = records.source_index
     result = [
@@ -300,6 +301,26 @@ def _verify_hdf5(
     for name in [k for k, v in Counter(records.names).items() if v > 1]:
         report.problems.append(f"two images share the name {shown(name)}")
     return report, result, records.attrs
+
+
+def _check_mask_datasets(fh: Any, attrs: dict, report: VerifyReport) -> None:
+    """Segmentation outputs: every mask dataset recorded in ``annotations``, with its hash."""
+    annotations = attrs.get("annotations")
+    datasets = annotations.get("datasets") if isinstance(annotations, dict) else None
+    for key, digest in sorted((datasets or {}).items()):
+        if key not in fh:
+            report.problems.append(f"missing: dataset {shown(repr(key))}")
+            continue
+        found = hashlib.sha256()
+        try:
+            data = fh[key]
+            for i in range(data.shape[0]):
+                found.update(np.ascontiguousarray(data[i]).tobytes())
+        except DAMAGE as err:
+            report.problems.append(f"dataset {shown(repr(key))} unreadable ({err})")
+            continue
+        if found.hexdigest() != digest:
+            report.problems.append(f"content differs from its hash: dataset {shown(repr(key))}")
 
 
 # --- shared checks ----------------------------------------------------------------------------
@@ -406,7 +427,14 @@ def _regenerate(
                 report,
             )
         else:
-            fresh, _, _ = _records_of_hdf5(fresh_path, reporter)
+            fresh, _, fresh_attrs = _records_of_hdf5(fresh_path, reporter)
+            old_sets = (recipe.get("annotations") or {}).get("datasets") or {}
+            new_sets = (fresh_attrs.get("annotations") or {}).get("datasets") or {}
+            _compare(
+                [{"name": k, "sha256": v} for k, v in old_sets.items()],
+                [{"name": k, "sha256": v} for k, v in new_sets.items()],
+                report,
+            )
         _compare(records, fresh, report)
         report.regenerated = True
     finally:

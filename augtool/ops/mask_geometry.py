@@ -24,16 +24,73 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 #: Output pixels resampled per block: bounds the temporary coordinate arrays of a warp.
 _BLOCK = 1 << 18
+#: Polygon edges rasterised per block: bounds the temporary arrays of :func:`rasterize_polygons`.
+_EDGE_BLOCK = 4096
 
 #: A rectangle ``(x0, y0, x1, y1)`` in continuous pixel coordinates.
 Rect = tuple[float, float, float, float]
-#: One instance for :func:`map_instances`: polygon parts (each ``(N, 2)``) or a bool bitmap.
-Geometry = list[np.ndarray] | np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Patch:
+    """An instance bitmap kept as the window of the image its pixels lie in.
+
+    A mask of a 640x480 image that covers a 30x30 cell is held (and pickled to
+    a worker) as 30x30 pixels and where they sit.
+
+    Attributes:
+        mask: ``(h, w)`` bool: the instance's pixels inside the window.
+        x0: The window's left pixel edge in the image.
+        y0: Its top pixel edge.
+    """
+
+    mask: np.ndarray
+    x0: int = 0
+    y0: int = 0
+
+    @classmethod
+    def of(cls, mask: np.ndarray, x0: int = 0, y0: int = 0) -> Patch:
+        """The bool bitmap ``mask`` (whose top-left pixel is ``(x0, y0)``) cut to its box."""
+        m = np.asarray(mask, dtype=bool)
+        box = mask_box(m)
+        if box is None:
+            return cls(np.zeros((0, 0), dtype=bool), x0, y0)
+        bx0, by0, bx1, by1 = (int(v) for v in box)
+        return cls(np.ascontiguousarray(m[by0:by1, bx0:bx1]), x0 + bx0, y0 + by0)
+
+    @property
+    def area(self) -> int:
+        """Pixels of the instance."""
+        return int(np.count_nonzero(self.mask))
+
+    def box(self) -> Rect | None:
+        """Tight box: the pixel edges of its set pixels, or None when it has none."""
+        box = mask_box(self.mask)
+        if box is None:
+            return None
+        return box[0] + self.x0, box[1] + self.y0, box[2] + self.x0, box[3] + self.y0
+
+    def full(self, width: int, height: int) -> np.ndarray:
+        """The instance as a bool ``(height, width)`` bitmap of the whole image (clipped to it)."""
+        result = np.zeros((height, width), dtype=bool)
+        h, w = self.mask.shape
+        x0, y0 = max(self.x0, 0), max(self.y0, 0)
+        x1, y1 = min(self.x0 + w, width), min(self.y0 + h, height)
+        if x0 < x1 and y0 < y1:
+            inner = self.mask[y0 - self.y0 : y1 - self.y0, x0 - self.x0 : x1 - self.x0]
+            result[y0:y1, x0:x1] = inner
+        return result
+
+
+#: One instance for :func:`map_instances`: polygon parts (each ``(N, 2)``), a bool bitmap
+#: of the whole image, or a :class:`Patch`.
+Geometry = list[np.ndarray] | np.ndarray | Patch
 
 
 def as_affine(matrix: np.ndarray) -> np.ndarray:
@@ -185,6 +242,58 @@ def _clip_side(p: np.ndarray, axis: int, bound: float, keep_above: bool) -> np.n
     return emitted[keep]
 
 
+def rasterize_polygons(parts: Sequence[np.ndarray], width: int, height: int) -> np.ndarray:
+    """The pixels whose centres lie inside polygon parts (even-odd per part, union of parts).
+
+    Each edge toggles, on every row whose centre line ``y + 0.5`` it crosses
+    (half-open in y, so a vertex on the line counts once), the pixels from the
+    first centre right of the crossing onwards; a running parity then fills
+    each row. Exact in floating point, independent of the polygon's orientation.
+
+    Args:
+        parts: Polygons, each ``(N, 2)`` in continuous pixel coordinates.
+        width: Image width.
+        height: Image height.
+
+    Returns:
+        ``(height, width)`` bool.
+    """
+    result = np.zeros((height, width), dtype=bool)
+    for part in parts:
+        p = np.asarray(part, dtype=np.float64).reshape(-1, 2)
+        if len(p) < 3:
+            continue
+        toggles = np.zeros((height, width + 1), dtype=np.uint8)
+        q = np.roll(p, -1, axis=0)
+        for start in range(0, len(p), _EDGE_BLOCK):
+            _toggle_edges(toggles, p[start : start + _EDGE_BLOCK], q[start : start + _EDGE_BLOCK])
+        inside = (np.cumsum(toggles, axis=1, dtype=np.uint32) & 1).astype(bool)
+        result |= inside[:, :width]
+    return result
+
+
+def _toggle_edges(toggles: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """Add each edge ``a -> b``'s row crossings to ``toggles`` (counted mod 2 by the caller)."""
+    height, span = toggles.shape
+    lo, hi = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
+    # Rows r with lo <= r + 0.5 < hi, within the image.
+    first = np.clip(np.ceil(lo - 0.5), 0, height).astype(np.int64)
+    stop = np.clip(np.ceil(hi - 0.5), 0, height).astype(np.int64)
+    rows_per_edge = np.maximum(stop - first, 0)
+    if rows_per_edge.sum() == 0:
+        return
+    edge = np.repeat(np.arange(len(a)), rows_per_edge)
+    offset = np.arange(edge.size) - np.repeat(
+        np.cumsum(rows_per_edge) - rows_per_edge, rows_per_edge
+    )
+    rows = first[edge] + offset
+    yc = rows + 0.5
+    ax, ay, bx, by = a[edge, 0], a[edge, 1], b[edge, 0], b[edge, 1]
+    x = ax + (yc - ay) * (bx - ax) / (by - ay)
+    cols = np.clip(np.ceil(x - 0.5), 0, span - 1).astype(np.int64)
+    np.add.at(toggles, (rows, cols), 1)
+
+
 def map_polygons(
     parts: Sequence[np.ndarray], matrix: np.ndarray, rect: Rect
 ) -> tuple[list[np.ndarray], float, float]:
@@ -246,6 +355,42 @@ def map_bitmap(
     return warp_labels(np.asarray(mask, dtype=bool), matrix, out, False, window)
 
 
+def map_patch(patch: Patch, matrix: np.ndarray, out: tuple[int, int], rect: Rect) -> Patch:
+    """A patch resampled into the output at nearest neighbour (:func:`warp_labels`).
+
+    Only the output window its box maps to, within ``rect`` and the output, is
+    resampled; the result is cut to the pixels set.
+
+    Args:
+        patch: The instance.
+        matrix: Map from the patch's image to the output.
+        out: Output ``(width, height)``.
+        rect: The output part that shows the picture; pixels outside it stay unset.
+    """
+    h, w = patch.mask.shape
+    if h == 0 or w == 0:
+        return patch
+    m = as_affine(matrix) @ np.array([[1.0, 0.0, patch.x0], [0.0, 1.0, patch.y0], [0, 0, 1.0]])
+    mapped = map_points(np.array([[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]]), m)
+    x0 = max(math.floor(mapped[:, 0].min()), math.floor(rect[0]), 0)
+    y0 = max(math.floor(mapped[:, 1].min()), math.floor(rect[1]), 0)
+    x1 = min(math.ceil(mapped[:, 0].max()), math.ceil(rect[2]), int(out[0]))
+    y1 = min(math.ceil(mapped[:, 1].max()), math.ceil(rect[3]), int(out[1]))
+    if x0 >= x1 or y0 >= y1:
+        return Patch(np.zeros((0, 0), dtype=bool), 0, 0)
+    local = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]]) @ m
+    return Patch.of(warp_labels(patch.mask, local, (x1 - x0, y1 - y0), False), x0, y0)
+
+
+def shape_box(shape: Geometry) -> Rect | None:
+    """Tight box of an instance as :func:`map_instances` holds it, or None when it is empty."""
+    if isinstance(shape, Patch):
+        return shape.box()
+    if isinstance(shape, np.ndarray):
+        return mask_box(shape)
+    return polygons_box(shape)
+
+
 def map_instances(
     shapes: Sequence[Geometry],
     matrix: np.ndarray,
@@ -262,7 +407,7 @@ def map_instances(
 
     Args:
         shapes: Each instance as polygon parts (a list of ``(N, 2)`` arrays in
-            source pixels) or a bool ``(H, W)`` source bitmap.
+            source pixels), a bool ``(H, W)`` source bitmap or a :class:`Patch`.
         matrix: Source-to-output affine map (``pipeline.builtins.output_matrix``).
         out: Output ``(width, height)``.
         min_visibility: Smallest fraction of an instance's area that must stay
@@ -272,15 +417,20 @@ def map_instances(
 
     Returns:
         ``(mapped shapes, their indices into shapes)``: each kept instance in the
-        kind it came as (clipped polygon parts, or an output-sized bitmap).
+        kind it came as (clipped polygon parts, an output-sized bitmap, a patch).
     """
     rect = picture or (0.0, 0.0, float(out[0]), float(out[1]))
     scale = area_scale(matrix)
     kept: list[Geometry] = []
     index: list[int] = []
     for i, shape in enumerate(shapes):
-        if isinstance(shape, np.ndarray):
-            mapped: Geometry = map_bitmap(shape, matrix, out, rect)
+        mapped: Geometry
+        if isinstance(shape, Patch):
+            mapped = map_patch(shape, matrix, out, rect)
+            whole = float(shape.area) * scale
+            inside = float(mapped.area)
+        elif isinstance(shape, np.ndarray):
+            mapped = map_bitmap(shape, matrix, out, rect)
             whole = float(np.count_nonzero(shape)) * scale
             inside = float(np.count_nonzero(mapped))
         else:

@@ -254,7 +254,7 @@ ORIGINAL = _step(
     pixels_then_resize(lambda w, p, s: w),
 )
 
-#: The paper's ten (SPEC §2), in the order copies cycle through them.
+#: The paper's ten (docs/transforms.md), in the order copies cycle through them.
 PAPER: dict[str, StepType] = {
     step.name: step
     for step in (

@@ -58,8 +58,8 @@ def run_step(
     letterboxed or not, and its targets follow that map; an ``apply`` step runs
     at the output size or on the working image, and its targets follow its
     ``geometry`` on that image, or are moved by the step itself
-    (``apply_targets``); a step that moves pixels without saying where refuses
-    targets.
+    (``apply_targets``, which must give back the masks it was given); a step
+    that moves pixels without saying where refuses targets.
 
     Raises:
         OptionError: Naming ``targets`` or ``letterboxed`` for what the step cannot do.
@@ -68,9 +68,9 @@ def run_step(
     if targets is not None and not kind.carries_targets:
         raise OptionError(
             "targets",
-            f"step {chosen.name!r} moves pixels without saying where, so boxes cannot "
-            "follow it; a plug-in declares moves_pixels=False (colours only) or gives "
-            "its geometry",
+            f"step {chosen.name!r} moves pixels without saying where, so boxes and masks "
+            "cannot follow it; a plug-in declares moves_pixels=False (colours only) or "
+            "gives its geometry",
         )
     if kind.render is not None:
         geometry: Affine = (kind.geometry or _identity)(params, *src)
@@ -93,6 +93,7 @@ def run_step(
         staged = work if at_work else resize_to(work, out)
         settled = targets.mapped(to_stage, stage).settled(min_visibility)
         image, moved = kind.apply_targets(staged, params, settled, min_visibility)
+        _check_masks_moved(chosen.name, settled, moved)
         return resize_to(image, out), moved.mapped(output_map(moved.size, out)[0], out)
     image = kind.run(work, params, work_scale, out, chosen.at)
     if targets is not None:
@@ -100,6 +101,29 @@ def run_step(
         resize = output_map(canvas, out)[0]
         targets = targets.mapped(resize @ as3x3(matrix) @ to_stage, out)
     return image, targets
+
+
+def _check_masks_moved(name: str, given: Targets, moved: Targets) -> None:
+    """A step that moves its targets itself must give back the masks it was given.
+
+    Raises:
+        OptionError: Naming ``targets``, for a step that returned boxes without their masks.
+    """
+    lost = [
+        what
+        for what, before, after in (
+            ("instance masks", given.shapes, moved.shapes),
+            ("class map", given.semantic, moved.semantic),
+        )
+        if before is not None and after is None
+    ]
+    if lost:
+        raise OptionError(
+            "targets",
+            f"step {name!r} moves its own targets but returned no {' or '.join(lost)}; "
+            "its apply_targets must map the masks of the Targets it is given "
+            "(Targets.shapes and Targets.semantic), or the run must go without masks",
+        )
 
 
 def _identity(params: Params, width: float, height: float) -> Affine:

@@ -26,6 +26,9 @@ from augtool.store.schema import read_recipe as read_recipe
 from augtool.store.schema import to_str as to_str
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+#: ``Dataset.attrs["source"]`` of images read from a raw ``RAW/<class>/`` folder
+#: (:func:`augtool.tools.image_folder.load_image_folder`), not from an expand output.
+RAW_FOLDER_SOURCE = "raw image folder"
 
 
 @dataclass

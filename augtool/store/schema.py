@@ -72,7 +72,21 @@ PARTIAL_ATTR = "partial"
 #: Root attributes a reader needs.
 REQUIRED_ATTRS = ("schema_version", "class_names")
 #: Root attributes stored as JSON text (dicts and lists other than ``class_names``).
-JSON_ATTRS = ("recipe", "counts", "fold_counts", "skipped", "duplicates", "versions")
+JSON_ATTRS = (
+    "recipe",
+    "counts",
+    "fold_counts",
+    "skipped",
+    "duplicates",
+    "versions",
+    "annotations",
+)
+#: Segmentation runs (``expand --segmentation``): each image's instance-id map, ``(N, S, S)``
+#: uint16 (0: none; ``k``: the ``k``-th entry of its row of :data:`MASK_INSTANCES`).
+MASK_IDS = "mask_ids"
+#: Segmentation runs with class-index maps (``png``, ``voc``): ``(N, S, S)`` uint8 or uint16;
+#: the dataset attribute ``class_names`` names the values.
+CLASS_MAP = "class_map"
 
 #: dtype names of the columns: numpy dtypes, ``text`` (vlen UTF-8), ``S64`` (ASCII hex hash).
 TEXT = "text"
@@ -114,7 +128,9 @@ SOURCE_COLUMNS = (
     Column("sources/split", "uint8"),
     Column("sources/fold", "int16", required=False),
 )
-COLUMNS = {c.key: c for c in (*IMAGE_COLUMNS, *SOURCE_COLUMNS)}
+#: Segmentation runs with instances, one row per image: JSON ``[{"class", "box"}]`` of its ids.
+MASK_COLUMNS = (Column("mask_instances", TEXT, required=False),)
+COLUMNS = {c.key: c for c in (*IMAGE_COLUMNS, *SOURCE_COLUMNS, *MASK_COLUMNS)}
 
 #: Errors h5py and the parsers raise on damaged files; all mean "not a complete augtool output".
 DAMAGE = (KeyError, OSError, ValueError, RuntimeError, IndexError, TypeError, AttributeError)

@@ -23,11 +23,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import hashlib
 import json
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -339,6 +340,7 @@ class Hdf5Writer(StagedWriter):
         self.compression = compression
         self._fh: Any = None
         self._images: Any = None
+        self._kept: set[str] = {IMAGES}
 
     def _open(self) -> dict[int, dict]:
         """Create the temporary file with the image dataset allocated, or reopen it."""
@@ -398,6 +400,46 @@ class Hdf5Writer(StagedWriter):
             self._fh.flush()
         self.journal.append(records)
 
+    def write_rows(
+        self, key: str, dtype: Any, rows: Iterable[np.ndarray], attrs: dict | None = None
+    ) -> str:
+        """A ``(n, S, S)`` dataset beside the images (masks), one row per image in plan order.
+
+        Args:
+            key: The dataset's name (:data:`augtool.store.schema.MASK_IDS`, ``CLASS_MAP``).
+            dtype: Its numpy dtype.
+            rows: Exactly ``n`` arrays of ``(S, S)``, image 0 first.
+            attrs: Attributes of the dataset (a list is stored as strings).
+
+        Returns:
+            The sha256 of its rows' C-order bytes, in order (recorded, checked by ``verify``).
+        """
+        digest, s, count = hashlib.sha256(), self.size, 0
+        with hdf5_errors(self.tmp):
+            self._fh.pop(key, None)  # left by a finish that was interrupted
+            shape, chunks = (self.n, s, s), (1, s, s)
+            data = self._fh.create_dataset(
+                key, shape, dtype, chunks=chunks, compression=self.compression
+            )
+            for name, value in (attrs or {}).items():
+                data.attrs[name] = (
+                    np.array(value, dtype=object) if isinstance(value, list) else value
+                )
+            for count, row in enumerate(rows, start=1):
+                data[count - 1] = array = np.ascontiguousarray(row, dtype=dtype)
+                digest.update(array.tobytes())
+        if count != self.n:
+            raise ValueError(f"{key}: {count} rows for {self.n} images")
+        self._kept.add(key)
+        return digest.hexdigest()
+
+    def write_text_rows(self, key: str, values: Sequence[str]) -> None:
+        """A text column of one value per image (a schema column), kept through :meth:`finish`."""
+        with hdf5_errors(self.tmp):
+            self._fh.pop(key, None)
+            write_column(self._fh, key, values)
+        self._kept.add(key)
+
     def finish(self, records: Sequence[dict], sources: Sequence[dict], attrs: dict) -> None:
         """Write labels, splits, tables and attributes, close and move into place."""
         with hdf5_errors(self.tmp):
@@ -411,7 +453,7 @@ class Hdf5Writer(StagedWriter):
         fh = self._fh
         assert fh is not None
         # A finish interrupted earlier (then --resume) may have written some of these.
-        for key in [k for k in fh if k != IMAGES]:
+        for key in [k for k in fh if k not in self._kept]:
             del fh[key]
         split_names = list(dict.fromkeys(r["split"] for r in records)) or ["all"]
         order = {"train": 0, "val": 1, "test": 2, "all": 3}

@@ -8,6 +8,14 @@ per class) and writes one image per object::
     OUT/<class>/<smear>_<nnn>_<class>.png     (nnn: the object's number in its smear)
     OUT/cells.csv                              (file, class, smear, box, window)
 
+With ``crop="mask"`` the annotations are instance masks (COCO, YOLO
+segmentation, PNG instance maps, VOC objects; :mod:`augtool.annotations`):
+each cell is cut from its mask's box plus the margin, its pixels outside the
+mask filled with black (``mask_background="fill"``) or kept, and its mask is
+written beside it, in a folder ``expand`` does not read as a class::
+
+    OUT/.masks/<class>/<smear>_<nnn>_<class>.png   (255: the cell, 0: not)
+
 ``OUT`` is an ordinary ``RAW/<class>/`` tree for ``augtool expand``, which reads
 ``cells.csv`` to keep the cells of one smear in one split. Every problem of the
 annotations and images is listed before anything is written; ``OUT`` appears
@@ -27,8 +35,19 @@ import cv2
 import numpy as np
 
 from augtool import defaults
-from augtool.annotations import FORMATS, AnnotationSet, Problem, read_annotations
+from augtool.annotations import (
+    FORMATS,
+    AnnotationSet,
+    Box,
+    ImageBoxes,
+    Problem,
+    read_annotations,
+    read_segmentation,
+)
 from augtool.annotations.base import problem_listing
+from augtool.annotations.masks import Shape, shape_box, to_bitmap
+from augtool.annotations.png_masks import grey_png
+from augtool.annotations.segmentation import ImageMasks
 from augtool.engine.groups import CELLS_CSV
 from augtool.engine.scan import inspect_file
 from augtool.errors import InputError, Message, OptionError, OutputError, literal, template_of
@@ -65,6 +84,10 @@ CELLS_COLUMNS = (
 
 
 CROPS = defaults.CROPS
+#: Mask formats that give instances (``--crop mask``); ``png`` class maps do not.
+MASK_INSTANCE_FORMATS = tuple(f for f in defaults.MASK_FORMATS if f != "png")
+#: Where ``--crop mask`` writes each cell's mask, inside OUT (hidden: no class of ``expand``).
+MASKS_FOLDER = ".masks"
 
 
 #: Policies for boxes cut by the image border.
@@ -89,8 +112,9 @@ class CellOptions:
     Attributes:
         format: Annotation format: ``voc``, ``coco`` or ``yolo``.
         names: YOLO class names file (default: found in the label folder).
-        crop: ``window`` (a fixed window centred on the object) or ``box``
-            (the box with a margin, squared and resized).
+        crop: ``window`` (a fixed window centred on the object), ``box``
+            (the box with a margin, squared and resized) or ``mask`` (as
+            ``box``, around an instance mask, cut by it).
         window: Window side in smear pixels (``crop="window"``).
         margin: Margin on each side as a fraction of the box's longer side (``crop="box"``).
         size: Output side in pixels; default: the window unresized, or 256 for boxes.
@@ -110,6 +134,8 @@ class CellOptions:
         seed: Seed of the capped choices.
         skip_invalid: Leave out faulty boxes and images (listed) instead of refusing.
         overwrite: Replace an existing OUT.
+        mask_background: ``crop="mask"``: pixels outside the mask ``fill`` (black)
+            or ``keep``.
     """
 
     format: str = "voc"
@@ -130,6 +156,7 @@ class CellOptions:
     seed: int = 0
     skip_invalid: bool = False
     overwrite: bool = False
+    mask_background: str = defaults.DEFAULT_MASK_BACKGROUND
 
     def validate(self) -> None:
         """Check the options that need no data.
@@ -137,10 +164,22 @@ class CellOptions:
         Raises:
             OptionError: Naming the first invalid option.
         """
-        if self.format not in FORMATS:
-            raise OptionError("format", f"one of {', '.join(FORMATS)}, got {self.format!r}")
         if self.crop not in CROPS:
-            raise OptionError("crop", f"window or box, got {self.crop!r}")
+            raise OptionError("crop", f"window, box or mask, got {self.crop!r}")
+        formats = MASK_INSTANCE_FORMATS if self.crop == "mask" else FORMATS
+        if self.format not in formats:
+            raise OptionError(
+                "format",
+                f"one of {literal(', '.join(formats))}, got {literal(repr(self.format))}"
+                + (" (instance masks for {crop} mask)" if self.crop == "mask" else ""),
+                refs=True,
+            )
+        if self.mask_background not in defaults.MASK_BACKGROUNDS:
+            raise OptionError(
+                "mask_background", f"fill or keep, got {literal(repr(self.mask_background))}"
+            )
+        if self.mask_background != defaults.DEFAULT_MASK_BACKGROUND and self.crop != "mask":
+            raise OptionError("mask_background", "needs {crop} mask", refs=True)
         if not 8 <= self.window <= 16384:
             raise OptionError("window", f"must be between 8 and 16384 pixels, got {self.window}")
         if not (math.isfinite(self.margin) and 0 <= self.margin <= 2):
@@ -181,7 +220,7 @@ class CellOptions:
         """Side of the written images, or None to keep the window as cut."""
         if self.size is not None:
             return self.size
-        return DEFAULT_BOX_SIZE if self.crop == "box" else None
+        return DEFAULT_BOX_SIZE if self.crop in ("box", "mask") else None
 
 
 @dataclass
@@ -244,7 +283,11 @@ def cut_cells(
     options.validate()
     smears, out = Path(smears), Path(out)
     check_output(out, options.overwrite)
-    found = read_annotations(options.format, annotations, smears, options.names)
+    masks: dict[str, ImageMasks] = {}
+    if options.crop == "mask":
+        found, masks = _read_masks(options, annotations, smears)
+    else:
+        found = read_annotations(options.format, annotations, smears, options.names)
     check_classes(found, options)
     found.problems.extend(_check_images(found, smears, options, reporter))
     if found.problems and not options.skip_invalid:
@@ -263,7 +306,7 @@ def cut_cells(
             + ")",
             refs=True,
         )
-    _write(cells, smears, out, options, reporter)
+    _write(cells, smears, out, options, reporter, masks)
     counts = Counter(c.class_name for c in cells)
     rename = dict(options.rename)
     wanted = {rename.get(c, c) for c in (options.classes or usable.classes)}
@@ -321,8 +364,39 @@ def _without_bad_images(found: AnnotationSet) -> AnnotationSet:
     )
 
 
+def _read_masks(
+    options: CellOptions, annotations: str | Path, smears: Path
+) -> tuple[AnnotationSet, dict[str, ImageMasks]]:
+    """Instance masks as boxes (their tight boxes, for the plan) and the masks by image."""
+    found = read_segmentation(options.format, annotations, smears, options.names, MAX_PIXELS)
+    images = []
+    for item in found.images:
+        boxes = []
+        for k, instance in enumerate(item.instances):
+            box = shape_box(instance.shape, item.width, item.height)
+            if box is not None:
+                boxes.append(Box(*box, instance.label, k, instance.where))
+        images.append(
+            ImageBoxes(item.image, item.width, item.height, tuple(boxes), item.annotation)
+        )
+    labels = sorted({i.label for item in found.images for i in item.instances})
+    boxes_set = AnnotationSet(
+        images=images,
+        problems=found.problems,
+        warnings=found.warnings,
+        classes=labels,
+        unannotated=found.unannotated,
+    )
+    return boxes_set, {item.image: item for item in found.images}
+
+
 def _write(
-    cells: list[Cell], smears: Path, out: Path, options: CellOptions, reporter: Reporter
+    cells: list[Cell],
+    smears: Path,
+    out: Path,
+    options: CellOptions,
+    reporter: Reporter,
+    masks: dict[str, ImageMasks],
 ) -> None:
     by_smear: dict[str, list[Cell]] = defaultdict(list)
     for c in cells:
@@ -336,20 +410,37 @@ def _write(
                 for c in by_smear[smear]:
                     target = tmp / c.name
                     target.parent.mkdir(exist_ok=True)
+                    cell = _crop(rgb, c.window, size)
+                    if options.crop == "mask":
+                        instance = masks[smear].instances[c.box.index]
+                        cut = _cut_mask(instance.shape, rgb.shape[1], rgb.shape[0], c.window, size)
+                        if options.mask_background == "fill":
+                            cell[~cut] = 0
+                        mask_file = tmp / MASKS_FOLDER / Path(c.name).with_suffix(".png")
+                        mask_file.parent.mkdir(parents=True, exist_ok=True)
+                        mask_file.write_bytes(grey_png(cut.astype(np.uint8) * 255))
                     target.write_bytes(
                         encode_image(
-                            _crop(rgb, c.window, size),
-                            options.image_format,
-                            options.jpeg_quality,
-                            "a cell image",
+                            cell, options.image_format, options.jpeg_quality, "a cell image"
                         )
                     )
                 reporter.advance(len(by_smear[smear]))
-            _write_csv(tmp / CELLS_CSV, cells)
+            _write_csv(tmp / CELLS_CSV, cells, options.crop == "mask")
     except OSError as err:
         raise OutputError(
             f"writing {out} failed: {err.strerror or err}; nothing was written"
         ) from err
+
+
+def _cut_mask(
+    shape: Shape, width: int, height: int, window: tuple[int, int, int, int], size: int | None
+) -> np.ndarray:
+    """An instance's mask in a cell's window, resized as the cell is (nearest, on pixel centres)."""
+    x0, y0, x1, y1 = window
+    mask = to_bitmap(shape, width, height)[y0:y1, x0:x1].astype(np.uint8)
+    if size is not None and mask.shape != (size, size):
+        mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST_EXACT)
+    return mask.astype(bool)
 
 
 def _crop(rgb: np.ndarray, window: tuple[int, int, int, int], size: int | None) -> np.ndarray:
@@ -361,10 +452,10 @@ def _crop(rgb: np.ndarray, window: tuple[int, int, int, int], size: int | None) 
     return cv2.resize(patch, (size, size), interpolation=interp)
 
 
-def _write_csv(path: Path, cells: list[Cell]) -> None:
+def _write_csv(path: Path, cells: list[Cell], with_masks: bool = False) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(CELLS_COLUMNS)
+        writer.writerow([*CELLS_COLUMNS, *(("mask",) if with_masks else ())])
         for c in sorted(cells, key=lambda c: c.name):
             b = c.box
             writer.writerow(
@@ -378,5 +469,10 @@ def _write_csv(path: Path, cells: list[Cell]) -> None:
                     *c.window,
                     int(b.truncated),
                     int(b.clipped),
+                    *(
+                        (f"{MASKS_FOLDER}/{Path(c.name).with_suffix('.png').as_posix()}",)
+                        if with_masks
+                        else ()
+                    ),
                 ]
             )

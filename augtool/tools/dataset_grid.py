@@ -27,6 +27,7 @@ from augtool.tools.tiles import (
     blank_canvas,
     draw_boxes,
     draw_legend,
+    draw_outlines,
     put_text,
 )
 
@@ -99,11 +100,15 @@ def dataset_grid(
                 x = x0 + j * (tile_w + GAP)
                 image = data.images[index]
                 item = boxes.get(data.names[index])
-                if item is not None:
+                if item is not None and item.outlines:
+                    image = draw_outlines(image.copy(), item.outlines, box_classes)
+                elif item is not None:
                     image = draw_boxes(image.copy(), item.boxes, box_classes)
                 grid[y : y + side, x : x + tile_w] = image
                 title = data.transforms[index]
-                if item is not None:
+                if item is not None and item.outlines:
+                    title += f" | {len(item.boxes)} masks" if item.boxes else " | class map"
+                elif item is not None:
                     title += f" | {len(item.boxes)} boxes"
                 put_text(grid, title, x + 2, y + side, tile_w - 2, GRID_LABEL_HEIGHT, 13, INK)
                 tiles += 1
@@ -142,7 +147,7 @@ def column_groups(splits: np.ndarray, folds: np.ndarray | None) -> list[tuple[st
 def _grid_boxes(path: Path, names: Sequence[str], attrs: dict) -> tuple[list[str], dict]:
     """The classes and boxes (by image name) of a detection output; nothing for others."""
     record = attrs.get("annotations")
-    if not isinstance(record, dict) or not path.is_dir():
+    if not isinstance(record, dict) or not (path.is_dir() or record.get("masks")):
         return [], {}
     from augtool.engine.detection import read_output_boxes
 

@@ -168,6 +168,7 @@ def write_report(
     group_regex: str | None = None,
     overwrite: bool = False,
     command_line: str = "",
+    segmentation: bool = False,
 ) -> ReportResult:
     """Read a dataset and write its report page.
 
@@ -182,6 +183,7 @@ def write_report(
         group_regex: See :func:`gather`.
         overwrite: Replace ``out`` if it exists.
         command_line: The command line, shown on the page.
+        segmentation: See :func:`gather`.
 
     Returns:
         What was written.
@@ -207,7 +209,9 @@ def write_report(
     if not out.parent.is_dir():
         raise OutputError(f"{out.parent}: no such folder")
     require_extra()
-    g = gather(dataset, annotations, annotation_format, names, raw, group_regex)
+    g = gather(
+        dataset, annotations, annotation_format, names, raw, group_regex, segmentation=segmentation
+    )
     sections = build_sections(g)
     data = render_page(g, sections, command_line).encode("utf-8")
     try:

@@ -29,6 +29,7 @@ import numpy as np
 
 from augtool import defaults
 from augtool.annotations import Box, ImageBoxes
+from augtool.annotations.segmentation import ImageMasks
 from augtool.errors import InputError, OptionError, OutputError, literal
 from augtool.ops.pca import DEFAULT_STD
 from augtool.pipeline.builtins import PAPER, Ranges
@@ -48,6 +49,7 @@ from augtool.tools.tiles import (
     describe,
     draw_boxes,
     draw_legend,
+    draw_outlines,
     put_text,
 )
 
@@ -131,8 +133,9 @@ def sheet_tiles(
     ranges: Ranges | None = None,
     recipe: Recipe | None = None,
     boxes: ImageBoxes | None = None,
-    min_visibility: float = 0.3,
+    min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY,
     classes: Sequence[str] | None = None,
+    masks: ImageMasks | None = None,
 ) -> tuple[list[Tile], str]:
     """Render the original, every transform and PCA in both modes, as ``expand`` would.
 
@@ -151,6 +154,8 @@ def sheet_tiles(
         min_visibility: As ``expand --min-visibility``.
         classes: The class list that gives each box its colour (default: the
             classes of ``boxes``, sorted).
+        masks: The image's masks: carried as ``expand --segmentation`` carries
+            them, their outlines drawn on every tile.
 
     Returns:
         The tiles (``SHEET_TILES`` of them without a recipe) and a one-line
@@ -160,7 +165,9 @@ def sheet_tiles(
         InputError: If the file cannot be read or is not a decodable image.
         OptionError: If ``size`` or ``pca_std`` is out of range.
     """
+    from augtool.engine.mask_outlines import drawn_outlines
     from augtool.engine.render import RenderSettings, SourceTask, render_source
+    from augtool.engine.segmented import SourceMasks
     from augtool.ops.pca import apply_pca, sample_alphas
     from augtool.pipeline.steps import ORIGINAL_NAME, output_rng
 
@@ -184,6 +191,7 @@ def sheet_tiles(
         height=height,
         jobs=tuple((copy, copy, name) for copy, name in enumerate(names)),
         boxes=corners,
+        masks=None if masks is None else SourceMasks.of(masks),
     )
     settings = RenderSettings(
         size=size, seed=seed, recipe=steps, encoding="array", min_visibility=min_visibility
@@ -204,6 +212,13 @@ def sheet_tiles(
             kept = kept_boxes(boxes, OutputBoxes(item.boxes, item.ids))
             draw_boxes(tile.image, kept, classes)
         kept = kept_boxes(boxes, OutputBoxes(rendered[0].boxes, rendered[0].ids))
+    outlines: tuple = ()
+    if masks is not None:
+        for tile, item in zip(tiles, rendered, strict=True):
+            assert item.masks is not None
+            draw_outlines(tile.image, drawn_outlines(masks, item.masks, size), classes or [])
+        assert rendered[0].masks is not None
+        outlines = drawn_outlines(masks, rendered[0].masks, size)
     reduction = choose_reduction(width, height, size)
     decoded = f", decoded at 1/{reduction}" if reduction > 1 else ""
     if recipe is not None:
@@ -223,6 +238,8 @@ def sheet_tiles(
         image = result.images[0]
         if boxes is not None:  # a PCA copy keeps the original's boxes
             image = draw_boxes(image.copy(), kept, classes or [])
+        if outlines:  # and its masks
+            image = draw_outlines(image.copy(), outlines, classes or [])
         tiles.append(Tile(image, f"pca {mode}", detail))
     about = (
         f"{path.name} {width}x{height}{decoded} | seed {seed} | {size} px tiles | "
@@ -240,8 +257,9 @@ def contact_sheet(
     ranges: Ranges | None = None,
     recipe: Recipe | None = None,
     boxes: ImageBoxes | None = None,
-    min_visibility: float = 0.3,
+    min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY,
     classes: Sequence[str] | None = None,
+    masks: ImageMasks | None = None,
 ) -> np.ndarray:
     """The labelled contact sheet of one source image (the paper's Fig. 2, and PCA).
 
@@ -257,6 +275,7 @@ def contact_sheet(
             with a legend of the class colours under the title.
         min_visibility: As ``expand --min-visibility``.
         classes: The class list that gives each box its colour (see :func:`sheet_tiles`).
+        masks: The image's masks instead of boxes: their outlines are drawn.
 
     Returns:
         ``(TITLE_HEIGHT + L + rows * (size + LABEL_HEIGHT) + (rows + 1) * GAP,
@@ -271,21 +290,22 @@ def contact_sheet(
     most = SHEET_TILES if recipe is None else 1 + len(recipe.steps)
     if not 1 <= columns <= most:
         raise OptionError("columns", f"must be between 1 and {most}, got {columns}")
-    if recipe is not None and boxes is not None:
+    if recipe is not None and (boxes is not None or masks is not None):
         raise OptionError("annotations", "boxes are drawn for the paper's transforms, not a recipe")
     if boxes is not None and classes is None:
         classes = sorted({b.label for b in boxes.boxes})
     tiles, about = sheet_tiles(
-        path, size, seed, pca_std, ranges, recipe, boxes, min_visibility, classes
+        path, size, seed, pca_std, ranges, recipe, boxes, min_visibility, classes, masks
     )
     rows = math.ceil(len(tiles) / columns)
     cell_h = size + LABEL_HEIGHT
-    top = TITLE_HEIGHT + (LEGEND_HEIGHT if boxes is not None else 0)
+    annotated = boxes is not None or masks is not None
+    top = TITLE_HEIGHT + (LEGEND_HEIGHT if annotated else 0)
     sheet = blank_canvas(
         top + rows * cell_h + (rows + 1) * GAP, columns * size + (columns + 1) * GAP
     )
     put_text(sheet, about, GAP, 0, sheet.shape[1] - 2 * GAP, TITLE_HEIGHT, 15, INK)
-    if boxes is not None and classes:
+    if annotated and classes:
         draw_legend(sheet, classes, GAP, TITLE_HEIGHT, sheet.shape[1] - 2 * GAP)
     for i, tile in enumerate(tiles):
         row, col = divmod(i, columns)
@@ -311,7 +331,8 @@ def preview(
     annotations: str | Path | None = None,
     annotation_format: str | None = None,
     names: str | Path | None = None,
-    min_visibility: float = 0.3,
+    min_visibility: float = defaults.DEFAULT_MIN_VISIBILITY,
+    segmentation: bool = False,
 ) -> PreviewResult:
     """Write the contact sheet of an image, or the grid of an ``expand`` output, as PNG.
 
@@ -329,9 +350,11 @@ def preview(
         recipe: Contact sheet: draw this recipe's transforms (``--recipe``).
         annotations: Contact sheet: the annotations of the image's folder (VOC,
             YOLO folder or COCO file); its boxes are drawn on every tile.
-        annotation_format: ``voc``, ``coco`` or ``yolo`` (with ``annotations``).
+        annotation_format: ``voc``, ``coco`` or ``yolo`` (with ``annotations``);
+            with ``segmentation`` a mask format.
         names: YOLO class names file.
         min_visibility: As ``expand --min-visibility``.
+        segmentation: Contact sheet: ``annotations`` are masks; their outlines are drawn.
 
     Returns:
         What was written.
@@ -347,7 +370,12 @@ def preview(
     if kind == "image":
         if per_cell is not None:
             raise OptionError("per_cell", "applies to an expand output, not to an image file")
-        found = _boxes_of(source, annotations, annotation_format, names, min_visibility)
+        masks = None
+        if segmentation:
+            masks = _masks_of(source, annotations, annotation_format, names, min_visibility)
+            found = None
+        else:
+            found = _boxes_of(source, annotations, annotation_format, names, min_visibility)
         picture = contact_sheet(
             source,
             size=227 if size is None else size,
@@ -357,7 +385,8 @@ def preview(
             recipe=recipe,
             boxes=found[0] if found else None,
             min_visibility=min_visibility,
-            classes=found[1] if found else None,
+            classes=found[1] if found else masks[1] if masks else None,
+            masks=masks[0] if masks else None,
         )
         tiles = SHEET_TILES if recipe is None else 1 + len(recipe.steps)
     else:
@@ -372,6 +401,37 @@ def preview(
         )
     write_png(out, picture, overwrite)
     return PreviewResult(out, kind, picture.shape[1], picture.shape[0], tiles)
+
+
+def _masks_of(
+    image: Path,
+    annotations: str | Path | None,
+    fmt: str | None,
+    names: str | Path | None,
+    min_visibility: float,
+) -> tuple[ImageMasks, list[str]]:
+    """The masks of one image, and the classes of its folder's masks.
+
+    Raises:
+        OptionError: Without ``annotations`` or a format, or for a bad ``min_visibility``.
+        InputError: If the masks are faulty or do not describe the image.
+    """
+    from augtool.annotations import read_segmentation
+    from augtool.engine.options import check_min_visibility
+
+    if annotations is None:
+        raise OptionError("segmentation", "needs {annotations}: the masks", refs=True)
+    if fmt is None:
+        raise OptionError("annotation_format", "give the masks' format", refs=True)
+    check_min_visibility(min_visibility)
+    found = read_segmentation(fmt, annotations, image.parent, names)
+    for item in found.images:
+        if item.image == image.name:
+            classes = list(item.semantic.classes) if item.semantic else list(found.classes)
+            return item, classes
+    mine = [str(p) for p in found.problems if p.image == image.name]
+    why = f": {'; '.join(mine)}" if mine else ""
+    raise InputError(f"{annotations}: no usable masks of {image.name}{why}")
 
 
 def _boxes_of(

@@ -163,7 +163,8 @@ def health_section(g: Gathered) -> Section | None:
     """Annotation faults: zero-area, outside, duplicate and near-duplicate, tiny boxes."""
     if not g.detection:
         return None
-    checks = annotation_health(g.box_classes, list(g.boxes.values()), g.problems)
+    images, scope = _health_scope(g)
+    checks = annotation_health(g.box_classes, images, g.problems)
     rows = []
     for check in checks:
         most = MAX_EXAMPLES if check.fault else 3
@@ -185,7 +186,27 @@ def health_section(g: Gathered) -> Section | None:
     blocks.insert(
         0, Text(f"{faults} faulty or suspicious boxes." if faults else "No faulty box found.", tone)
     )
+    if scope:
+        blocks.insert(1, Text(scope))
     return Section("health", "Annotation health", blocks, f"{faults} findings")
+
+
+def _health_scope(g: Gathered) -> tuple[list[ImageBoxes], str]:
+    """The images whose boxes the health checks read, and a sentence when not all.
+
+    In an expand output every copy carries its source's boxes, moved with its
+    pixels: a source's fault would be counted again in each copy, so the checks
+    read the originals, one per source.
+    """
+    originals = [boxes for i, boxes in g.boxes.items() if g.items[i].transform == "original"]
+    if not originals or len(originals) == len(g.boxes):
+        return list(g.boxes.values()), ""
+    copies = len(g.boxes) - len(originals)
+    return originals, (
+        f"Checked on the {len(originals)} originals, one per source: the {copies} "
+        "augmented copies carry their sources' boxes, moved with the pixels, and would "
+        "repeat each source's findings."
+    )
 
 
 @dataclass

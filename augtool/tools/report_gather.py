@@ -89,6 +89,7 @@ def gather(
     raw: str | Path | None = None,
     group_regex: str | None = None,
     run_verify: bool = True,
+    segmentation: bool = False,
 ) -> Gathered:
     """Read a dataset of any of the four kinds the report shows.
 
@@ -103,6 +104,8 @@ def gather(
             are read from its image headers.
         group_regex: Groups of a folder of images or smears, as ``expand``'s.
         run_verify: Check an expand output with ``verify`` (every hash).
+        segmentation: ``annotations`` are masks (``expand --segmentation``'s
+            formats): their boxes are counted, their outlines drawn.
 
     Returns:
         The dataset as the sections see it.
@@ -121,7 +124,11 @@ def gather(
             )
         if raw is not None:
             raise OptionError("raw", "applies to an expand output, not to annotated images")
-        return _gather_annotated(path, annotations, annotation_format, names, group_regex)
+        return _gather_annotated(
+            path, annotations, annotation_format, names, group_regex, segmentation
+        )
+    if segmentation:
+        raise OptionError("segmentation", "needs {annotations}: the masks", refs=True)
     if annotation_format is not None or names is not None:
         raise OptionError("annotation_format", "needs {annotations}", refs=True)
     if path.is_dir() and not (path / "manifest.csv").is_file():
@@ -163,7 +170,7 @@ def _gather_expand(path: Path, raw: str | Path | None, run_verify: bool) -> Gath
         attrs=dict(data.attrs),
     )
     record = data.attrs.get("annotations")
-    if isinstance(record, dict) and path.is_dir():
+    if isinstance(record, dict) and (path.is_dir() or record.get("masks")):
         from augtool.engine.detection import read_output_boxes
 
         gathered.kind = "detection"
@@ -261,13 +268,19 @@ def _gather_annotated(
     fmt: str,
     names: str | Path | None,
     group_regex: str | None,
+    segmentation: bool = False,
 ) -> Gathered:
     from augtool.annotations import read_annotations
     from augtool.engine.groups import compile_group_regex, group_of
     from augtool.store.decode import decode_rgb, read_image_file
 
     regex = compile_group_regex(group_regex)
-    found = read_annotations(fmt, annotations, path, names)
+    if segmentation:
+        from augtool.engine.mask_outlines import read_input_masks
+
+        found = read_input_masks(fmt, annotations, path, names)
+    else:
+        found = read_annotations(fmt, annotations, path, names)
     if not found.images and not found.problems:
         raise InputError(f"{annotations}: no annotated image of {path}")
     usable = found.images

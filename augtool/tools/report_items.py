@@ -170,23 +170,31 @@ def data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def thumbnail(rgb: np.ndarray, boxes: Sequence[Box] = (), classes: Sequence[str] = ()) -> str:
+def thumbnail(
+    rgb: np.ndarray,
+    boxes: Sequence[Box] = (),
+    classes: Sequence[str] = (),
+    outlines: Sequence[tuple[str, Sequence[np.ndarray]]] = (),
+) -> str:
     """A JPEG ``data:`` URI of an image shrunk to ``THUMB_SIDE`` px, boxes drawn in class colours.
 
     Args:
         rgb: ``(H, W, 3)`` uint8 RGB.
         boxes: Boxes in the image's pixels.
         classes: The class list that gives each box its colour.
+        outlines: Mask outlines ``(class, polygon parts)``, drawn instead of the boxes.
     """
     import cv2
 
-    from augtool.tools.tiles import draw_boxes
+    from augtool.tools.tiles import draw_boxes, draw_outlines
 
     height, width = rgb.shape[:2]
     scale = min(1.0, THUMB_SIDE / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1 else rgb.copy()
-    if boxes:
+    if outlines:
+        draw_outlines(small, outlines, classes, scale=scale, thickness=1)
+    elif boxes:
         draw_boxes(small, boxes, classes, scale=scale, thickness=1)
     ok, buf = cv2.imencode(
         ".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]

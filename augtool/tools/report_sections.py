@@ -229,7 +229,9 @@ def sample_thumb(g: Gathered, index: int, label: str = "") -> Thumb:
     item = g.items[index]
     boxes = g.boxes.get(index)
     rgb = g.pixels(index)
-    uri = thumbnail(rgb, boxes.boxes if boxes else (), g.box_classes)
+    uri = thumbnail(
+        rgb, boxes.boxes if boxes else (), g.box_classes, boxes.outlines if boxes else ()
+    )
     name = Path(item.name).name
     if boxes is not None:
         detail = f"{len(boxes.boxes)} boxes · {name}" if label else f"{len(boxes.boxes)} boxes"

@@ -1,4 +1,4 @@
-"""Generated blood-smear images: demo data when no real smears are at hand (SPEC §7).
+"""Generated blood-smear images: demo data when no real smears are at hand (docs/synth.md).
 
 Each image is a stained peripheral smear seen through a bright-field microscope,
 drawn after the paper's §1 description of the three classes:

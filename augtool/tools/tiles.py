@@ -101,6 +101,34 @@ def draw_boxes(
     return image
 
 
+def draw_outlines(
+    image: np.ndarray,
+    outlines: Sequence[tuple[str, Sequence[np.ndarray]]],
+    classes: Sequence[str],
+    scale: float = 1.0,
+    thickness: int = 2,
+) -> np.ndarray:
+    """Draw mask outlines on an RGB image in place, each in its class's colour.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB, modified.
+        outlines: ``(class name, polygon parts)``, vertices in continuous pixel
+            coordinates of an image ``1 / scale`` times this one's size.
+        classes: Class names; an outline's colour is its class's position here.
+        scale: Factor from the outlines' pixels to ``image``'s (a thumbnail's).
+        thickness: Line width in pixels.
+
+    Returns:
+        ``image``.
+    """
+    for label, parts in outlines:
+        colour = colour_of(label, classes)
+        # Vertices lie on pixel edges; a line is drawn through the pixel centres beside them.
+        points = [np.round(np.asarray(p) * scale - 0.5).astype(np.int32) for p in parts]
+        cv2.polylines(image, points, True, colour, thickness)
+    return image
+
+
 def draw_legend(canvas: np.ndarray, classes: Sequence[str], x: int, y: int, width: int) -> None:
     """Draw the class colours as a row of swatches and names, ``LEGEND_HEIGHT`` px high.
 
