@@ -11,6 +11,17 @@ Workloads: the ALL-IDB1-sized set (141 sources, 2592x1944 JPEG q95, 49 / 33 /
 
 Both sides make 1,492 PNGs at 227x227 from each workload.
 
+* floor: ``benchmarks/expand_floor.py`` in a new process: the work no expand
+  can avoid (decode each source once at the reduction augtool chooses, resize,
+  encode and write every output with augtool's encoder settings, on as many
+  forked processes as augtool's workers), into a folder and into one HDF5
+  file. augtool and the floor run in turn, ``--repeat`` rounds, folder then
+  HDF5, and the best of the rounds of each is compared: augtool's time as a
+  ratio of the floor's, and the least CPU seconds of each (every process of
+  the tree), which the load of other jobs changes less. The timed processes
+  may write Python's compiled modules (``PYTHONDONTWRITEBYTECODE`` is
+  dropped), as an installed augtool has them.
+
 * augtool: ``augtool expand RAW OUT`` as a user runs it (new process,
   all cores), peak memory of the whole process tree sampled from /proc.
 * naive: one process, albumentations; for each of the 1,492 outputs decode
@@ -29,7 +40,9 @@ Recipes (issue 14), on the same workload and the same 1,492 outputs:
   albumentations step, write a PNG (the originals only resized).
 
 Usage: PYTHONPATH=. python benchmarks/bench_expand.py [--workdir DIR] [--workers N]
-       [--workload upscaled|native|both] [--only paper|recipes]
+       [--workload upscaled|native|both] [--only paper|recipes|floor] [--repeat N]
+
+``--only floor`` runs augtool against the floor alone (no naive loop).
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -149,7 +163,10 @@ def run_naive_recipe(raw: Path, out: Path) -> float:
 def run_augtool(
     raw: Path, out: Path, workers: int, extra: tuple[str, ...] = ()
 ) -> tuple[float, float, int]:
-    """``augtool expand`` in a new process; returns wall seconds, CPU seconds, peak tree RSS."""
+    """``augtool expand`` in a new process; returns wall seconds, CPU seconds, peak tree RSS.
+
+    ``out`` ending in ``.h5`` makes one HDF5 file instead of a folder.
+    """
     cmd = [
         sys.executable,
         "-m",
@@ -171,10 +188,90 @@ def run_augtool(
     seconds = time.perf_counter() - start
     if code != 0:
         raise SystemExit(f"augtool expand failed with exit code {code}")
-    n = len(list(out.rglob("*.png")))
-    if n != TARGET:
-        raise SystemExit(f"augtool wrote {n} images, expected {TARGET}")
+    _check_outputs(out)
     return seconds, mem.cpu, mem.peak
+
+
+def run_floor(raw: Path, out: Path, workers: int) -> tuple[float, float]:
+    """``benchmarks/expand_floor.py`` in a new process; returns wall and CPU seconds (tree)."""
+    cmd = [
+        sys.executable,
+        str(Path(__file__).with_name("expand_floor.py")),
+        str(raw),
+        str(out),
+        "--workers",
+        str(workers),
+        "--count",
+        str(TARGET),
+        "--size",
+        str(SIZE),
+    ]
+    if out.suffix == ".h5":
+        cmd.append("--hdf5")
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    with PeakMemory(proc.pid) as mem:
+        code = proc.wait()
+    seconds = time.perf_counter() - start
+    if code != 0:
+        raise SystemExit(f"expand_floor.py failed with exit code {code}")
+    _check_outputs(out)
+    return seconds, mem.cpu
+
+
+def _check_outputs(out: Path) -> None:
+    """Stop unless ``out`` holds the :data:`TARGET` outputs (PNG files, or HDF5 rows)."""
+    if out.suffix == ".h5":
+        import h5py
+
+        with h5py.File(out, "r") as fh:
+            n = fh["images"].shape[0]
+    else:
+        n = len(list(out.rglob("*.png")))
+    if n != TARGET:
+        raise SystemExit(f"{out}: {n} images, expected {TARGET}")
+
+
+def _clear(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.unlink(missing_ok=True)
+
+
+def compare_floor(
+    raw: Path, workdir: Path, workers: int, repeat: int
+) -> dict[str, tuple[float, float, float, float]]:
+    """Time ``augtool expand`` and the floor in turn, ``repeat`` rounds, folder then HDF5.
+
+    Returns:
+        Per format: the best wall seconds of augtool and of the floor, then the
+        least CPU seconds (process tree) of each.
+    """
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for _ in range(repeat):
+        for fmt, suffix in (("folder", ""), ("hdf5", ".h5")):
+            for way in ("augtool", "floor"):
+                out = workdir / f"out-{way}-{fmt}{suffix}"
+                _clear(out)
+                if way == "augtool":
+                    seconds, cpu, _ = run_augtool(raw, out, workers)
+                else:
+                    seconds, cpu = run_floor(raw, out, workers)
+                times.setdefault((fmt, way), []).append((seconds, cpu))
+                _clear(out)
+    for (fmt, way), runs in times.items():
+        walls = ", ".join(f"{t:.2f}" for t, _ in runs)
+        cpus = ", ".join(f"{c:.1f}" for _, c in runs)
+        print(f"    {fmt:<7}{way:<8} {walls} s wall; {cpus} CPU s", flush=True)
+    best = {}
+    for fmt in ("folder", "hdf5"):
+        ours, floor = times[fmt, "augtool"], times[fmt, "floor"]
+        best[fmt] = (
+            min(t for t, _ in ours),
+            min(t for t, _ in floor),
+            min(c for _, c in ours),
+            min(c for _, c in floor),
+        )
+    return best
 
 
 def main() -> None:
@@ -187,13 +284,26 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="augtool workers (0 = all cores)")
     parser.add_argument("--workload", choices=[*WORKLOADS, "both"], default="both")
     parser.add_argument(
-        "--only", choices=("paper", "recipes"), default=None, help="run one of the two comparisons"
+        "--only",
+        choices=("paper", "recipes", "floor"),
+        default=None,
+        help="run one of the comparisons (floor: augtool against the floor, no naive loop)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of augtool against the floor (best of)"
     )
     args = parser.parse_args()
+    # The timed processes may cache their compiled modules, as after ``pip install``.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}", flush=True)
+    workers = args.workers or len(os.sched_getaffinity(0))
+    print(
+        f"machine: {machine()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {_load()}",
+        flush=True,
+    )
     names = list(WORKLOADS) if args.workload == "both" else [args.workload]
     rows = []
+    floors = []
     for name in names:
         t0 = time.perf_counter()
         raw, origin = WORKLOADS[name](args.workdir)
@@ -206,9 +316,14 @@ def main() -> None:
         )
         for out in ("out-augtool", "out-naive", "out-builtin", "out-albu", "out-naive-albu"):
             shutil.rmtree(args.workdir / out, ignore_errors=True)
-        if args.only != "paper" and name == names[0]:
+        if args.only in (None, "recipes") and name == names[0]:
             compare_recipes(raw, args.workdir, args.workers)
         if args.only == "recipes":
+            continue
+        if args.only in (None, "floor"):
+            best = compare_floor(raw, args.workdir, workers, args.repeat)
+            floors.append((name, best, _load()))
+        if args.only == "floor":
             continue
         ours, ours_cpu, peak = run_augtool(raw, args.workdir / "out-augtool", args.workers)
         naive, naive_cpu = run_naive(raw, args.workdir / "out-naive")
@@ -219,6 +334,23 @@ def main() -> None:
             flush=True,
         )
         rows.append((name, naive, naive_cpu, ours, ours_cpu, peak))
+    if floors:
+        print()
+        print(
+            f"{'workload':<10}{'output':<8}{'floor s':>9}{'augtool s':>11}{'ratio':>8}"
+            f"{'floor CPU s':>13}{'augtool CPU s':>15}{'ratio':>8}"
+        )
+        for name, best, load in floors:
+            for fmt, (ours, floor, ours_cpu, floor_cpu) in best.items():
+                print(
+                    f"{name:<10}{fmt:<8}{floor:>9.2f}{ours:>11.2f}{ours / floor:>7.2f}x"
+                    f"{floor_cpu:>13.1f}{ours_cpu:>15.1f}{ours_cpu / floor_cpu:>7.2f}x"
+                )
+            print(f"{name:<10}load average at the end: {load}")
+        print(
+            f"best of {args.repeat} rounds (wall) and least CPU (user + system of every process "
+            f"of the tree), {workers} processes each"
+        )
     if not rows:
         return
     print()
@@ -232,6 +364,12 @@ def main() -> None:
             f"{name:<10}speed-up: {naive / ours:.1f}x wall, {naive_cpu / ours_cpu:.1f}x CPU;"
             f"   augtool peak RSS (process tree): {peak / 2**20:.0f} MiB"
         )
+
+
+def _load() -> str:
+    """The three load averages of /proc/loadavg."""
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
 
 
 def compare_recipes(raw: Path, workdir: Path, workers: int) -> None:

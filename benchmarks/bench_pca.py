@@ -20,6 +20,8 @@ and back inside the timed call) and checks that it gives the CPU's bytes.
 Without albumentations (a GPU machine), or with ``--skip-albumentations``, the
 FancyPCA row is left out and said so.
 
+``--workload random`` times uniformly random images instead (a worst case).
+
 Run: ``python benchmarks/bench_pca.py`` (needs the ``test`` or ``bench`` extra),
 ``python benchmarks/bench_pca.py --device cuda``.
 """
@@ -65,8 +67,15 @@ def smear_like(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
-def load_workload(count: int, size: int) -> tuple[np.ndarray, str]:
-    """``count`` images (N, size, size, 3) and a sentence saying where they came from."""
+def load_workload(count: int, size: int, kind: str = "cells") -> tuple[np.ndarray, str]:
+    """``count`` images (N, size, size, 3) and a sentence saying where they came from.
+
+    ``kind`` ``random``: uniformly random bytes (a worst case: every pixel
+    differs, nothing compresses, every colour is used).
+    """
+    if kind == "random":
+        images = np.random.default_rng(0).integers(0, 256, (count, size, size, 3), np.uint8)
+        return images, "uniformly random bytes"
     paths = sorted(p for p in CELLS.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
     if paths:
         cells = [load_resized(path, size) for path in paths]
@@ -77,20 +86,23 @@ def load_workload(count: int, size: int) -> tuple[np.ndarray, str]:
     return images, f"generated smear-like images ({CELLS} not found)"
 
 
-def best_of(repeats: int, run: Callable[[], object]) -> float:
-    """Shortest wall time of ``repeats`` calls of ``run``, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def timed_run(run: Callable[[], object]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (this process, every thread) of one call of ``run``."""
+    start, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs per way (best is kept)")
     parser.add_argument("--count", type=int, default=COUNT, help="number of images")
+    parser.add_argument(
+        "--workload",
+        choices=("cells", "random"),
+        default="cells",
+        help="the real cells (else generated smears), or uniformly random images",
+    )
     parser.add_argument("--chunk-size", type=int, default=None, help="default: augtool's own")
     parser.add_argument(
         "--device", default="cpu", choices=["cpu", "cuda"], help="cuda: also time the GPU path"
@@ -108,7 +120,7 @@ def main() -> None:
 
     cv2.setNumThreads(1)
     load_before = os.getloadavg()
-    images, origin = load_workload(args.count, SIZE)
+    images, origin = load_workload(args.count, SIZE, args.workload)
 
     def augtool_batch(device: str = "cpu") -> np.ndarray:
         return pca_jitter(
@@ -121,7 +133,7 @@ def main() -> None:
 
     # Each way: one untimed warm-up run (imports, caches, first touch of fresh memory,
     # which is slow on a virtual machine), then its timed runs back to back.
-    timed: list[tuple[str, list[float]]] = []
+    timed: list[tuple[str, list[tuple[float, float]]]] = []
     if A is not None:
         fancy = A.FancyPCA(alpha=0.1, p=1.0)
         fancy.set_random_seed(0)
@@ -130,22 +142,22 @@ def main() -> None:
             return [fancy(image=image)["image"] for image in images]
 
         albumentations_loop()
-        runs = [best_of(1, albumentations_loop) for _ in range(args.repeats)]
+        runs = [timed_run(albumentations_loop) for _ in range(args.repeats)]
         timed.append(("albumentations FancyPCA(alpha=0.1, p=1), per image", runs))
     reference = augtool_batch()
     chunk = args.chunk_size or default_chunk_size(SIZE * SIZE, "cpu")
-    runs = [best_of(1, augtool_batch) for _ in range(args.repeats)]
+    runs = [timed_run(augtool_batch) for _ in range(args.repeats)]
     timed.append(
         (f"augtool pca_jitter {DEFAULT_MODE} std {DEFAULT_STD:g}, chunks of {chunk}", runs)
     )
     augtool_shift()
-    runs = [best_of(1, augtool_shift) for _ in range(args.repeats)]
+    runs = [timed_run(augtool_shift) for _ in range(args.repeats)]
     timed.append((f"augtool pca_jitter shift std {DEFAULT_STD:g}, chunks of {chunk}", runs))
     same = None
     if args.device == "cuda":
         same = bool(np.array_equal(augtool_batch("cuda"), reference))  # also the warm-up
         gpu_chunk = args.chunk_size or default_chunk_size(SIZE * SIZE, "cuda")
-        runs = [best_of(1, lambda: augtool_batch("cuda")) for _ in range(args.repeats)]
+        runs = [timed_run(lambda: augtool_batch("cuda")) for _ in range(args.repeats)]
         timed.append((f"augtool pca_jitter, device cuda (chunks of {gpu_chunk})", runs))
     load_after = os.getloadavg()
 
@@ -165,15 +177,18 @@ def main() -> None:
         print("--skip-albumentations: the FancyPCA rows are left out")
     elif A is None:
         print("albumentations is not installed: the FancyPCA rows are left out")
-    print(f"best of {args.repeats} runs, each way after one warm-up run:")
+    print(f"best of {args.repeats} runs, each way after one warm-up run (least CPU s beside it):")
     for label, runs in timed:
-        seconds = min(runs)
-        print(f"  {label:<62} {seconds:7.3f} s  {n / seconds:7.0f} images/s")
-        print(f"    all runs: {', '.join(f'{t:.3f}' for t in runs)} s")
+        seconds = min(t for t, _ in runs)
+        cpu = min(c for _, c in runs)
+        print(f"  {label:<62} {seconds:7.3f} s  {n / seconds:7.0f} images/s  {cpu:7.3f} CPU s")
+        print(f"    all runs: {', '.join(f'{t:.3f}' for t, _ in runs)} s")
     if A is not None:
-        fancy_s = min(timed[0][1])
-        print(f"  ratio at the default: augtool is {fancy_s / min(timed[1][1]):.1f}x faster")
-        print(f"  ratio in the shift mode: augtool is {fancy_s / min(timed[2][1]):.1f}x faster")
+        fancy_s, fancy_cpu = (min(v[i] for v in timed[0][1]) for i in (0, 1))
+        for row, name in ((1, "at the default"), (2, "in the shift mode")):
+            wall = fancy_s / min(t for t, _ in timed[row][1])
+            cpu = fancy_cpu / min(c for _, c in timed[row][1])
+            print(f"  ratio {name}: augtool is {wall:.1f}x faster (wall), {cpu:.1f}x (CPU)")
     if same is not None:
         print(f"  cuda result identical to the CPU's: {same}")
     print(

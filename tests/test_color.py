@@ -288,7 +288,7 @@ def test_cpu_moments_are_exact_integers(size: tuple[int, int]) -> None:
 def test_opencv_and_planar_moments_give_the_same_bytes(
     mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Images above _OPENCV_MOMENT_PIXELS take the planar uint16 sums instead: same result.
+    # Images above OPENCV_MOMENT_PIXELS take the planar uint16 sums instead: same result.
     images = np.concatenate(
         [
             realistic_images(),
@@ -297,7 +297,7 @@ def test_opencv_and_planar_moments_give_the_same_bytes(
     )
     alphas = np.random.default_rng(5).normal(0, 0.7, (len(images), 3))
     opencv = apply_pca(images, alphas, mode=mode)
-    monkeypatch.setattr(pca_kernels, "_OPENCV_MOMENT_PIXELS", 0)
+    monkeypatch.setattr(pca_kernels, "OPENCV_MOMENT_PIXELS", 0)
     planar = apply_pca(images, alphas, mode=mode)
     assert np.array_equal(opencv.images, planar.images)
     assert np.array_equal(opencv.eigenvalues, planar.eigenvalues)
@@ -511,8 +511,9 @@ def test_defaults_are_the_pixel_mode_on_the_relative_scale() -> None:
 
 
 def test_default_chunk_size_bounds_working_memory() -> None:
-    assert default_chunk_size(227 * 227, "cpu") == 8
-    assert default_chunk_size(2592 * 1944, "cpu") == 1
+    assert default_chunk_size(227 * 227, "cpu") == 64  # OpenCV moments: no chunk buffer
+    assert default_chunk_size(2592 * 1944, "cpu") == 64
+    assert default_chunk_size(5000 * 5000, "cpu") == 1  # planar moments: 2 x 2.5 MB buffers
     assert default_chunk_size(227 * 227, "cuda") == 256
     assert default_chunk_size(2592 * 1944, "cuda") == 4
 

@@ -157,19 +157,27 @@ def render_source(
         The outputs, in the order of ``task.jobs``.
 
     Raises:
-        InputError: If the file changed since the scan or cannot be decoded.
+        InputError: If the file cannot be read or decoded, or changed since the
+            scan (checked when the scan did not keep its pixels: kept pixels
+            were decoded from the bytes the scan hashed).
     """
-    if data is None:
-        try:
-            data = Path(task.path).read_bytes()
-        except OSError as err:
-            raise InputError(f"{task.path}: cannot read ({err.strerror}); was it moved?") from err
-    if hashlib.sha256(data).hexdigest() != task.sha256:
-        raise InputError(f"{task.path}: file changed while augtool was running; run again")
     reduction = choose_reduction(task.width, task.height, max(settings.size, settings.height or 0))
     kept = _PRELOADED.get((task.sha256, reduction))
-    # A copy: a plug-in may change its input in place, and the kept image serves every run.
-    work = decode_rgb(data, reduction, task.path) if kept is None else kept.copy()
+    if kept is not None:
+        # Decoded by the scan from the bytes it hashed: the file need not be read again.
+        # A copy: a plug-in may change its input in place, and the kept image serves every run.
+        work = kept.copy()
+    else:
+        if data is None:
+            try:
+                data = Path(task.path).read_bytes()
+            except OSError as err:
+                raise InputError(
+                    f"{task.path}: cannot read ({err.strerror}); was it moved?"
+                ) from err
+        if hashlib.sha256(data).hexdigest() != task.sha256:
+            raise InputError(f"{task.path}: file changed while augtool was running; run again")
+        work = decode_rgb(data, reduction, task.path)
     pipeline = cached_pipeline(settings.recipe, settings.pca)
     targets = None
     if task.boxes is not None:

@@ -69,17 +69,17 @@ How the batch is computed (numpy ufuncs over a chunk, or a few OpenCV calls per 
   of ``2**-12`` below ``2**12`` in magnitude, so float32 holds it exactly:
   OpenCV's ``cv2.transform`` of the image converted to float32 (one call per
   image, its 3 x 4 matrix carrying ``b``) gives the same bits in any summation
-  order, with or without fused multiply-adds, on any device. ``cv2.add`` then
-  adds ``2**-13 - 1/2`` and casts to ``uint8`` with OpenCV's saturating
-  round-to-nearest; below ``2**11`` in magnitude that sum is exact and never a
-  tie, so it rounds to ``floor(A x + b)``, clipped to [0, 255] (larger
-  magnitudes clip either way).
+  order, with or without fused multiply-adds, on any device. The result is
+  then clipped to [0, 255] in place and cast to ``uint8``, which truncates:
+  the floor, as the values are not negative (two passes over float32, the
+  same arithmetic as the CUDA backend).
 * Chunks of ``chunk_size`` images keep the working memory bounded for any N.
-  By default (``chunk_size=None``) a CPU chunk holds as many images as fit in
-  two 2.5 MB ``uint16`` buffers (8 images of 227 x 227, at least one image;
-  the buffers themselves are used only by the planar moments of images above
-  ``2**24`` pixels, the OpenCV steps work one image at a time); on CUDA a
-  chunk is up to 256 images, fewer when their float64 copy would pass 512 MB.
+  By default (``chunk_size=None``) a CPU chunk of images up to ``2**24``
+  pixels is ``CPU_CHUNK_SIZE`` images: their OpenCV steps work one image at a
+  time, so a chunk only sets how often the per-chunk steps (``eigh``, the
+  weights) run; larger images, whose moments are planar, get as many as fit
+  in two 2.5 MB ``uint16`` buffers (at least one image). On CUDA a chunk is
+  up to 256 images, fewer when their float64 copy would pass 512 MB.
 
 Canonical eigenvector sign: an eigenvector is defined up to sign, and while
 the sign does not change the distribution of the result (``alpha_i`` is
@@ -107,6 +107,7 @@ import numpy as np
 from augtool import defaults
 from augtool.errors import OptionError
 from augtool.ops.pca_kernels import (
+    OPENCV_MOMENT_PIXELS,
     PcaResult,
     numpy_backend,
     run,
@@ -123,7 +124,10 @@ DEVICES = ("cpu", "cuda")
 DEFAULT_MODE = defaults.DEFAULT_PCA_MODE
 #: Default standard deviation of the alphas (chosen by benchmarks/pca_measure.py).
 DEFAULT_STD = defaults.DEFAULT_PCA_STD
-#: Bytes of one CPU work buffer when ``chunk_size`` is None: 8 images of 227 x 227.
+#: Images per CPU chunk when ``chunk_size`` is None and the moments come from OpenCV
+#: (images up to ``OPENCV_MOMENT_PIXELS``): a chunk needs no buffer of its own.
+CPU_CHUNK_SIZE = 64
+#: Bytes of one CPU work buffer when ``chunk_size`` is None and the moments are planar.
 CPU_BUFFER_BYTES = 2_500_000
 #: Most images per chunk on CUDA when ``chunk_size`` is None.
 CUDA_CHUNK_SIZE = 256
@@ -274,12 +278,15 @@ def default_chunk_size(pixels: int, device: str) -> int:
         device: ``"cpu"`` or ``"cuda"``.
 
     Returns:
-        On CPU the number of images whose planar ``uint16`` copy fits in
+        On CPU ``CPU_CHUNK_SIZE`` for images up to ``OPENCV_MOMENT_PIXELS``,
+        else the number of images whose planar ``uint16`` copy fits in
         ``CPU_BUFFER_BYTES``; on CUDA the number whose float64 copy fits in
         ``CUDA_BUFFER_BYTES``, at most ``CUDA_CHUNK_SIZE``; at least 1.
     """
     if device == "cuda":
         return max(1, min(CUDA_CHUNK_SIZE, CUDA_BUFFER_BYTES // (3 * 8 * pixels)))
+    if pixels <= OPENCV_MOMENT_PIXELS:
+        return CPU_CHUNK_SIZE
     return max(1, CPU_BUFFER_BYTES // (3 * 2 * pixels))
 
 

@@ -28,10 +28,7 @@ FIXED_BITS = 12
 #: Pixels summed in ``uint32`` before widening: 65536 * 255**2 < 2**32.
 _SUM_BLOCK = 65536
 #: Largest image (pixels) whose moments come from OpenCV (``_opencv_moments``), exact below it.
-_OPENCV_MOMENT_PIXELS = 2**24
-#: Added to ``A x + b`` before OpenCV's rounding cast to uint8 so that it gives the floor:
-#: ``y - 1/2 + 2**-(FIXED_BITS + 1)`` is never a tie (see ``numpy_backend``).
-_FLOOR_OFFSET = (2.0 ** -(FIXED_BITS + 1) - 0.5,) * 4
+OPENCV_MOMENT_PIXELS = 2**24
 
 
 @dataclass(frozen=True)
@@ -290,7 +287,7 @@ def numpy_backend() -> _Backend:
         return planar
 
     def moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if chunk.shape[1] * chunk.shape[2] <= _OPENCV_MOMENT_PIXELS:
+        if chunk.shape[1] * chunk.shape[2] <= OPENCV_MOMENT_PIXELS:
             return _opencv_moments(chunk)
         planar = planar_copy(chunk)
         products = buffer("products", planar.shape, np.uint16)
@@ -312,10 +309,8 @@ def numpy_backend() -> _Backend:
         for i in range(m):
             np.copyto(exact, chunk[i])  # uint8 to float32, exact
             cv2.transform(exact, matrices[i], dst=mapped)  # A x + b, exact in float32
-            target = out[i]
-            written = cv2.add(mapped, _FLOOR_OFFSET, dst=target, dtype=cv2.CV_8U)
-            if not np.shares_memory(written, target):
-                target[...] = written
+            np.clip(mapped, 0.0, 255.0, out=mapped)
+            np.copyto(out[i], mapped, casting="unsafe")  # truncation = floor, values >= 0
 
     return _Backend(moments=moments, shift=_numpy_shift, affine=affine)
 
@@ -327,7 +322,7 @@ def _opencv_moments(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     NORM_L2SQR)`` and the cross sums from ``R G = (R^2 + G^2 - (R - G)^2) / 2``
     with ``cv2.norm(R, G, NORM_L2SQR)``. The float64 values OpenCV returns
     can be a few ulps off the integer sums (1950719102.0000002 was seen for a
-    300 x 300 image with OpenCV 5.0.0 and IPP); below ``_OPENCV_MOMENT_PIXELS``
+    300 x 300 image with OpenCV 5.0.0 and IPP); below ``OPENCV_MOMENT_PIXELS``
     pixels every value is under ``2**40``, where a few ulps are below
     ``2**-10``, so rounding to the nearest integer gives the exact moment
     (tested against int64 sums on random, binary and saturated images).

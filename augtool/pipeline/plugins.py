@@ -18,7 +18,6 @@ anything of it is used; nothing is ever called to find out what it is.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import sys
 import types
@@ -140,6 +139,8 @@ def installed_plugin(name: str) -> Plugin | None:
         OptionError: If two packages declare the name, it cannot be loaded,
             or what it names is not a :class:`StepType`.
     """
+    import importlib.metadata  # only when a plug-in is named: its import is slow
+
     points = [p for p in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if p.name == name]
     if not points:
         return None
