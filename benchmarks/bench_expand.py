@@ -1,4 +1,4 @@
-"""Time ``augtool expand`` against the naive loop of SPEC §8, in the same run.
+"""Time ``augtool expand`` against the naive loop, in the same run (docs/performance.md).
 
 Workloads: the ALL-IDB1-sized set (141 sources, 2592x1944 JPEG q95, 49 / 33 /
 59 per class) in two kinds, each built once under --workdir:
@@ -27,7 +27,7 @@ Both sides make 1,492 PNGs at 227x227 from each workload.
 * naive: one process, albumentations; for each of the 1,492 outputs decode
   the source again, apply one paper transform, resize, write a PNG.
 
-Recipes (issue 14), on the same workload and the same 1,492 outputs:
+Recipes, on the same workload and the same 1,492 outputs:
 
 * built-in recipe: ``augtool expand --recipe curator`` (augtool's own transforms);
 * albumentations recipe: ``augtool expand --recipe albu.toml``, a recipe of

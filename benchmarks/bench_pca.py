@@ -1,6 +1,6 @@
 """Time augtool's batched PCA colour augmentation against albumentations' FancyPCA.
 
-Workload (SPEC §8): 1,676 images of 227 x 227, one thread. The images are the
+Workload: 1,676 images of 227 x 227, one thread. The images are the
 real cells of ``../shared/data/bccd-cells`` (cycled and resized) when that
 folder exists, otherwise generated smear-like images. Both ways run in the same
 process on the same images, best of ``--repeats`` runs each.

@@ -1,4 +1,4 @@
-"""PCA colour augmentation of the paper (SPEC §4), vectorized over a batch.
+"""PCA colour augmentation of the paper (docs/pca.md), vectorized over a batch.
 
 For every image of a batch, independently:
 
@@ -28,9 +28,9 @@ eigenvalue, as the paper says; 0 when ``lambda_1 = 0``), clipped to
 
 ``scale="unit"`` and ``scale="byte"`` keep the earlier shift of
 ``sum_i alpha_i lambda_i e_i`` with the covariance of pixels in [0, 1] (times
-255 to get grey levels) or in [0, 255]; they depend on the units (issue #11
-measured median shifts of 0.3 and 70 grey levels on the real cells at
-``std=0.1``) and exist for old recipes only, with ``mode="shift"``.
+255 to get grey levels) or in [0, 255]; they depend on the units (docs/pca.md
+measures both on the real cells: a fraction of a grey level, and about 37)
+and exist for old recipes only, with ``mode="shift"``.
 
 Sampling and applying are separate, so a caller can draw each output's alphas
 from that output's own generator and then apply a whole batch in one call::
