@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from augtool import defaults
-from augtool.errors import OptionError
+from augtool.errors import Interrupted, OptionError, complete_after_interrupt
 from augtool.progress import NoProgress
 
 if TYPE_CHECKING:
@@ -168,8 +168,16 @@ def expand(
     from augtool.engine.expand import expand as run
 
     options = _expand_options(values, out)
-    with _backend(backend, scheduler, scheduler_timeout, send_sources, workers) as chosen:
-        return run(raw, out, options, progress, command_line=command_line, backend=chosen)
+    summary = None
+    try:
+        with _backend(backend, scheduler, scheduler_timeout, send_sources, workers) as chosen:
+            summary = run(raw, out, options, progress, command_line=command_line, backend=chosen)
+    except KeyboardInterrupt:
+        if summary is None:
+            raise
+        # OUT is published (a stop signal while the backend closes): it stays complete.
+        raise Interrupted(complete_after_interrupt(out)) from None
+    return summary
 
 
 #: Keywords of :func:`expand` that concern the run, not its plan: no keywords of :func:`dry_run`.

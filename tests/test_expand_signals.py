@@ -305,3 +305,67 @@ def test_sigterm_at_any_moment_leaves_what_the_message_says(tmp_path: Path, kind
     print(f"{kind}: outcomes of {sum(seen.values())} signalled runs: {seen}")  # pytest -s
     assert seen.get("partial", 0) >= 1, seen  # the run can be caught mid-way at all
     assert tree_hashes(raw) == before
+
+
+# --- a stop signal after OUT is published, on the way out of expand -------------------------
+
+
+@pytest.mark.parametrize("where", ["writer exit", "backend exit"])
+def test_an_interrupt_after_publishing_says_the_output_is_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """The moments between the publish and the command's end: OUT stays and is said complete.
+
+    Found by the signal-at-any-moment test: a SIGTERM landing while the writer closed
+    (or the backend) after the publish escaped as "nothing final was written".
+    """
+    import augtool
+    from augtool import api
+
+    def stop_after(original: Any) -> Any:
+        def exit_then_stop(self: Any, *exc: Any) -> Any:
+            result = original(self, *exc)
+            if exc[0] is None:
+                raise cli_errors.Interrupted
+            return result
+
+        return exit_then_stop
+
+    if where == "writer exit":
+        monkeypatch.setattr(
+            writers.StagedWriter, "__exit__", stop_after(writers.StagedWriter.__exit__)
+        )
+    else:
+        monkeypatch.setattr(api._Local, "__exit__", stop_after(api._Local.__exit__))
+    raw, out = tiny_raw(tmp_path), tmp_path / "out"
+    with pytest.raises(Interrupted, match="is complete") as caught:
+        augtool.expand(raw, out, target=30, size=32, workers=1)
+    assert caught.value.exit_code == 130
+    assert verify(out).ok and not writers.partial_path(out).exists()
+    code, text = run_cli_in_process(monkeypatch, raw, tmp_path / "again")
+    assert code == 130 and f"{tmp_path / 'again'} is complete" in text, text
+    assert "nothing final" not in text
+
+
+def run_cli_in_process(monkeypatch: pytest.MonkeyPatch, raw: Path, out: Path) -> tuple[int, str]:
+    """``augtool expand RAW OUT`` through click in this process (the patches stay on)."""
+    from click.testing import CliRunner
+
+    from cli import main
+
+    result = CliRunner().invoke(main, ["expand", str(raw), str(out), *TINY, "-j", "1"])
+    return result.exit_code, result.output
+
+
+def test_the_command_tells_a_published_output_from_one_that_was_there(tmp_path: Path) -> None:
+    """After an interrupt, an OUT put in place since the run began is complete; no other."""
+    from augtool.commands.expand_cmd import _published_since
+
+    out = tmp_path / "out"
+    started = time.time()
+    assert not _published_since(out, started)  # nothing there
+    out.mkdir()
+    (out / "manifest.csv").write_text("name\n")
+    assert _published_since(out, started)  # this run's
+    os.utime(out, (started - 3600, started - 3600))
+    assert not _published_since(out, started)  # the OUT an --overwrite run found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -318,12 +319,13 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
         click.echo("\n".join(dry_run_lines(plan, None if recipe is None else str(recipe))))
         return
     summary = None
+    started = time.time()
     try:
         summary = augtool.expand(raw, out, **opts, progress=reporter, command_line=command_line())
         # From here a stop signal cannot undo OUT: it ends the command saying so.
         output_final(complete_after_interrupt(out))
     except KeyboardInterrupt:
-        if summary is None:
+        if summary is None and not _published_since(Path(out), started):
             raise
         raise AugtoolClickError(complete_after_interrupt(out), 130) from None
     finally:
@@ -331,6 +333,20 @@ def expand(raw: Path, out: Path, **opts: Any) -> None:
     if not quiet:
         command = click.get_current_context().command
         click.echo("\n".join(expand_lines(summary, lambda p: flag_name(command, p))))
+
+
+def _published_since(out: Path, started: float) -> bool:
+    """Whether OUT was put in place after ``started`` (by this run: it is then complete).
+
+    A stop signal can land after the publish and before ``augtool.expand`` has
+    returned its summary. An output an interrupted run leaves unpublished is
+    either absent or the one that was there before the run began.
+    """
+    try:
+        # File times come from the kernel's coarse clock, a few ms behind time.time().
+        return out.stat().st_mtime >= started - 0.1
+    except OSError:
+        return False
 
 
 def _backend_flags_need_dask(opts: dict[str, Any]) -> None:

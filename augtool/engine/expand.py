@@ -26,7 +26,9 @@ from augtool.engine.pool import fork_available
 from augtool.engine.render import Rendered, RenderSettings, SourceTask, preloaded
 from augtool.engine.scan import ScanResult
 from augtool.errors import (
+    Interrupted,
     Message,
+    complete_after_interrupt,
     literal,
 )
 from augtool.progress import NoProgress, Reporter
@@ -155,52 +157,59 @@ def expand(
     records: list[dict | None] = [None] * len(run.jobs)
     # Detection (segmentation): the boxes (masks) workers sent back, by plan index.
     boxes: dict[int, OutputBoxes | OutputMasks] = {}
-    with writer:
-        for index, record in writer.resumed.items():
-            records[index] = {k: v for k, v in record.items() if k not in JOURNAL_ONLY}
-            if "masks" in record:
-                boxes[index] = OutputMasks.from_journal(record)
-            elif "boxes" in record:
-                boxes[index] = OutputBoxes.from_journal(record)
-        reporter.start("expand", len(run.jobs))
-        reporter.advance(len(writer.resumed))
-        with preloaded(scan_result.pixels), contextlib.ExitStack() as stack:
-            scan_result.pixels.clear()  # held by the render until it ends, not by the result
-            tasks = _tasks(run, raw, detection, skip=set(writer.resumed))
-            batches = backend.render(tasks, settings)
-            if hasattr(batches, "close"):  # a generator: stop its workers on the way out
-                stack.callback(batches.close)
-            for batch in batches:
-                new = []
-                for item in batch:
-                    writer.write(item.index, run.names[item.index], item.payload)
-                    records[item.index] = _record(run, item, options.seed)
-                    journal = {"index": item.index, **records[item.index]}
-                    found: OutputBoxes | OutputMasks | None = item.masks
-                    if found is None and item.boxes is not None and item.ids is not None:
-                        found = OutputBoxes(item.boxes, item.ids)
-                    if found is not None:
-                        boxes[item.index] = found
-                        journal.update(found.to_journal())
-                    new.append(journal)
-                writer.commit(new)
-                reporter.advance(len(batch))
-        attrs = _attributes(run, options, output_format, command_line)
-        if detection is not None:
-            attrs["annotations"] = _write_boxes(run, records, boxes, detection, options, writer)
-        writer.finish([r for r in records if r is not None], _source_rows(run), attrs)
-        summary = ExpandSummary(
-            out=out,
-            total=len(run.jobs),
-            resumed=len(writer.resumed),
-            counts=counts_per_row(run),
-            seconds=time.perf_counter() - started,
-            scan=scan_result,
-            output_format=output_format,
-            boxes=attrs.get("annotations"),
-            rendered_on=None if isinstance(backend, LocalBackend) else _describe(backend),
-            options=options,
-        )
+    try:
+        with writer:
+            for index, record in writer.resumed.items():
+                records[index] = {k: v for k, v in record.items() if k not in JOURNAL_ONLY}
+                if "masks" in record:
+                    boxes[index] = OutputMasks.from_journal(record)
+                elif "boxes" in record:
+                    boxes[index] = OutputBoxes.from_journal(record)
+            reporter.start("expand", len(run.jobs))
+            reporter.advance(len(writer.resumed))
+            with preloaded(scan_result.pixels), contextlib.ExitStack() as stack:
+                scan_result.pixels.clear()  # held by the render until it ends, not by the result
+                tasks = _tasks(run, raw, detection, skip=set(writer.resumed))
+                batches = backend.render(tasks, settings)
+                if hasattr(batches, "close"):  # a generator: stop its workers on the way out
+                    stack.callback(batches.close)
+                for batch in batches:
+                    new = []
+                    for item in batch:
+                        writer.write(item.index, run.names[item.index], item.payload)
+                        records[item.index] = _record(run, item, options.seed)
+                        journal = {"index": item.index, **records[item.index]}
+                        found: OutputBoxes | OutputMasks | None = item.masks
+                        if found is None and item.boxes is not None and item.ids is not None:
+                            found = OutputBoxes(item.boxes, item.ids)
+                        if found is not None:
+                            boxes[item.index] = found
+                            journal.update(found.to_journal())
+                        new.append(journal)
+                    writer.commit(new)
+                    reporter.advance(len(batch))
+            attrs = _attributes(run, options, output_format, command_line)
+            if detection is not None:
+                attrs["annotations"] = _write_boxes(run, records, boxes, detection, options, writer)
+            writer.finish([r for r in records if r is not None], _source_rows(run), attrs)
+            summary = ExpandSummary(
+                out=out,
+                total=len(run.jobs),
+                resumed=len(writer.resumed),
+                counts=counts_per_row(run),
+                seconds=time.perf_counter() - started,
+                scan=scan_result,
+                output_format=output_format,
+                boxes=attrs.get("annotations"),
+                rendered_on=None if isinstance(backend, LocalBackend) else _describe(backend),
+                options=options,
+            )
+    except KeyboardInterrupt:
+        # After the writer published OUT (its own exit, this function's return), a
+        # stop signal can no longer undo it: the run ends saying OUT is complete.
+        if not writer.published:
+            raise
+        raise Interrupted(complete_after_interrupt(out)) from None
     return summary
 
 
