@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from augtool import defaults
-from augtool.annotations.base import FORMATS
-from augtool.annotations.segmentation import SEGMENTATION_FORMATS
 from augtool.engine.split import SplitSpec, check_folds, parse_split
 from augtool.errors import (
     InputError,
@@ -97,7 +95,7 @@ class ExpandOptions:
         letterbox: Keep each output's aspect ratio, black bars around it,
             instead of squashing it to the output size.
         segmentation: Segmentation runs: ``annotations`` are masks, in one of
-            :data:`~augtool.annotations.segmentation.SEGMENTATION_FORMATS`
+            :data:`~augtool.defaults.MASK_FORMATS`
             (``annotation_format``); they are carried through every step and
             written in the same format. An instance is dropped when less than
             ``min_visibility`` of its area stays inside the output.
@@ -287,16 +285,19 @@ class ExpandOptions:
             return
         if self.mask_boxes != defaults.DEFAULT_MASK_BOXES:
             raise OptionError("mask_boxes", "needs {segmentation}", refs=True)
-        if self.annotation_format in SEGMENTATION_FORMATS and self.annotation_format not in FORMATS:
+        if (
+            self.annotation_format in defaults.MASK_FORMATS
+            and self.annotation_format not in defaults.ANNOTATION_FORMATS
+        ):
             raise OptionError(
                 "annotation_format",
                 f"{literal(self.annotation_format)} is a mask format: add {{segmentation}}",
                 refs=True,
             )
-        if self.annotation_format not in FORMATS:
+        if self.annotation_format not in defaults.ANNOTATION_FORMATS:
             raise OptionError(
                 "annotation_format",
-                f"with {{annotations}}, one of {literal(', '.join(FORMATS))}; "
+                f"with {{annotations}}, one of {literal(', '.join(defaults.ANNOTATION_FORMATS))}; "
                 f"got {literal(repr(self.annotation_format))}",
                 refs=True,
             )
@@ -310,10 +311,10 @@ class ExpandOptions:
 
     def _validate_masks(self, fmt: str | None) -> None:
         """Segmentation runs: a mask format, names only where a format has them."""
-        if self.annotation_format not in SEGMENTATION_FORMATS:
+        if self.annotation_format not in defaults.MASK_FORMATS:
             raise OptionError(
                 "annotation_format",
-                f"with {{segmentation}}, one of {literal(', '.join(SEGMENTATION_FORMATS))}; "
+                f"with {{segmentation}}, one of {literal(', '.join(defaults.MASK_FORMATS))}; "
                 f"got {literal(repr(self.annotation_format))}",
                 refs=True,
             )

@@ -16,12 +16,12 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from augtool.defaults import DEFAULT_MIN_VISIBILITY, DEFAULT_SIZE
 from augtool.engine.pool import die_with_parent
-from augtool.engine.segmented import OutputMasks, SourceMasks
 from augtool.errors import InputError
 from augtool.ops.targets import Targets
 from augtool.pipeline.builtins import PcaSettings
@@ -30,6 +30,9 @@ from augtool.pipeline.recipe_spec import Recipe, paper_recipe
 from augtool.pipeline.steps import ORIGINAL_NAME, PCA, output_rng
 from augtool.store.decode import choose_reduction, decode_rgb
 from augtool.store.encode import encode_image, payload_sha256
+
+if TYPE_CHECKING:  # segmentation's modules load only for a run with masks
+    from augtool.engine.segmented import OutputMasks, SourceMasks
 
 #: Encodings a worker can produce: PNG or JPEG bytes for folder output, raw arrays for HDF5.
 ENCODINGS = ("png", "jpg", "array")
@@ -234,5 +237,7 @@ def _encode(index: int, sample: Sample, settings: RenderSettings) -> Rendered:
     if sample.targets is not None:
         boxes, ids = sample.targets.boxes, sample.targets.ids
         if sample.targets.shapes is not None or sample.targets.semantic is not None:
+            from augtool.engine.segmented import OutputMasks
+
             masks = OutputMasks.of(sample.targets)
     return Rendered(index, payload, params_json, payload_sha256(payload), boxes, ids, masks)
