@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from augtool.errors import OptionError
+from augtool.ops.intensity import gaussian_blur, to_gray3
 from augtool.pipeline.builtins import (
     ORIGINAL,
     PAPER,
@@ -55,6 +56,38 @@ def test_shape_dtype_and_input_untouched(transform, work: np.ndarray) -> None:
     assert out.shape == (SIZE, SIZE, 3)
     assert out.dtype == np.uint8
     np.testing.assert_array_equal(work, before)
+
+
+def _three_channel_reference(name: str, work: np.ndarray, params: dict, scale, size) -> np.ndarray:
+    """The grey steps as they were computed before: every operation on three equal channels."""
+    gray = to_gray3(work)
+    if name == "blur_gray":
+        gray = gaussian_blur(gray, params["sigma"], scale)
+    elif name == "histeq":
+        gray = cv2.merge([cv2.equalizeHist(gray[:, :, 0].copy())] * 3)
+    return resize_to(gray, size)
+
+
+@pytest.mark.parametrize("name", ["gray", "blur_gray", "histeq"])
+def test_grey_steps_on_one_channel_give_the_three_channel_bytes(name: str) -> None:
+    """One channel blurred and resized equals each of three equal channels, byte for byte.
+
+    Shrinking (area halvings, then area) and enlarging (bilinear), square and
+    not, smooth and noisy images, blur widths from under a pixel to several.
+    """
+    rng = np.random.default_rng(7)
+    step = PAPER[name]
+    for case in range(24):
+        height, width = (int(v) for v in rng.integers(40, 700, size=2))
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        if case % 2:
+            image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.5, 4)))
+        size = (64, 227, 300, (227, 150), (500, 90), 640)[case % 6]
+        scale = (float(rng.uniform(0.1, 1)), float(rng.uniform(0.1, 1)))
+        params = {"sigma": float(rng.uniform(4, 8))} if name == "blur_gray" else {}
+        out = step.run(image, params, scale, size)
+        reference = _three_channel_reference(name, image, params, scale, size)
+        assert out.tobytes() == reference.tobytes(), (name, case, image.shape, size)
 
 
 @pytest.mark.parametrize("transform", ALL, ids=IDS)

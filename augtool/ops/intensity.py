@@ -22,6 +22,15 @@ def to_gray3(image: np.ndarray) -> np.ndarray:
     return cv2.transform(image, weights)
 
 
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """The luminance of :func:`to_gray3` as one channel, the same values.
+
+    One channel of the three-channel transform: a one-row ``cv2.transform``
+    rounds differently.
+    """
+    return cv2.extractChannel(to_gray3(image), 0)
+
+
 def gaussian_blur(image: np.ndarray, sigma: float, work_scale: WorkScale) -> np.ndarray:
     """Gaussian filter with ``sigma`` in source pixels (replicated border, as MATLAB)."""
     sx, sy = work_scale
@@ -30,7 +39,11 @@ def gaussian_blur(image: np.ndarray, sigma: float, work_scale: WorkScale) -> np.
     )
 
 
-def equalize_gray3(image: np.ndarray) -> np.ndarray:
-    """Histogram equalization of the grey image, kept as 3 equal channels."""
-    gray = cv2.equalizeHist(np.ascontiguousarray(to_gray3(image)[:, :, 0]))
+def equalize_gray(image: np.ndarray) -> np.ndarray:
+    """Histogram equalization of the grey image, one channel."""
+    return cv2.equalizeHist(to_gray(image))
+
+
+def gray3(gray: np.ndarray) -> np.ndarray:
+    """A one-channel image as three equal channels."""
     return cv2.merge([gray, gray, gray])

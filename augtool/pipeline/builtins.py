@@ -36,7 +36,7 @@ from augtool.ops.geometry import (
     translation,
     warp_to_canvas,
 )
-from augtool.ops.intensity import equalize_gray3, gaussian_blur, to_gray3
+from augtool.ops.intensity import equalize_gray, gaussian_blur, gray3, to_gray
 from augtool.ops.resize import resize_to
 from augtool.pipeline.curator_steps import CURATOR
 from augtool.pipeline.settings import bounded, check_domains
@@ -190,6 +190,23 @@ def pixels_then_resize(
     return render
 
 
+def gray_then_resize(
+    op: Callable[[np.ndarray, Params, tuple[float, float]], np.ndarray],
+) -> Render:
+    """A step of the grey image: ``op`` and the resize on one channel, then three equal ones.
+
+    The same bytes as working on three equal channels (OpenCV's blur and resize
+    treat each channel alike), for a third of the work.
+    """
+
+    def render(
+        work: np.ndarray, params: Params, work_scale: tuple[float, float], size: Any
+    ) -> np.ndarray:
+        return gray3(resize_to(op(work, params, work_scale), size))
+
+    return render
+
+
 def warped(geometry: Geometry) -> Render:
     """A step whose pixels are warped by its own ``geometry`` (source pixels) onto its canvas."""
 
@@ -263,7 +280,7 @@ PAPER: dict[str, StepType] = {
             "luminance only, 3 equal channels",
             NoSettings,
             _no_params,
-            pixels_then_resize(lambda w, p, s: to_gray3(w)),
+            gray_then_resize(lambda w, p, s: to_gray(w)),
         ),
         _step(
             "blur_rgb",
@@ -277,14 +294,14 @@ PAPER: dict[str, StepType] = {
             "gray, then Gaussian blur",
             SigmaSettings,
             _sample_sigma,
-            pixels_then_resize(lambda w, p, s: gaussian_blur(to_gray3(w), p["sigma"], s)),
+            gray_then_resize(lambda w, p, s: gaussian_blur(to_gray(w), p["sigma"], s)),
         ),
         _step(
             "histeq",
             "histogram equalization of the gray image",
             NoSettings,
             _no_params,
-            pixels_then_resize(lambda w, p, s: equalize_gray3(w)),
+            gray_then_resize(lambda w, p, s: equalize_gray(w)),
         ),
         _step(
             "flip_x",
