@@ -15,12 +15,17 @@ Both sides make 1,492 PNGs at 227x227 from each workload.
   can avoid (decode each source once at the reduction augtool chooses, resize,
   encode and write every output with augtool's encoder settings, on as many
   forked processes as augtool's workers), into a folder and into one HDF5
-  file. augtool and the floor run in turn, ``--repeat`` rounds, folder then
-  HDF5, and the best of the rounds of each is compared: augtool's time as a
-  ratio of the floor's, and the least CPU seconds of each (every process of
-  the tree), which the load of other jobs changes less. The timed processes
-  may write Python's compiled modules (``PYTHONDONTWRITEBYTECODE`` is
-  dropped), as an installed augtool has them.
+  file; and ``expand_floor.py --render``, the same harness making every output
+  as ``expand`` makes it (its plan, steps, resize and encoder: the same bytes,
+  checked against augtool's output in every round) without ``expand``'s
+  bookkeeping; and ``--render --at-output-size``, the same steps applied to
+  the source already resized to the output size (other bytes: the design
+  whose transforms cost least). The four run in turn, ``--repeat``
+  rounds, folder then HDF5, and the best of the rounds of each is compared:
+  each time as a ratio of the floor's, and the least CPU seconds of each
+  (every process of the tree), which the load of other jobs changes less.
+  The timed processes may write Python's compiled modules
+  (``PYTHONDONTWRITEBYTECODE`` is dropped), as an installed augtool has them.
 
 * augtool: ``augtool expand RAW OUT`` as a user runs it (new process,
   all cores), peak memory of the whole process tree sampled from /proc.
@@ -48,6 +53,7 @@ Usage: PYTHONPATH=. python benchmarks/bench_expand.py [--workdir DIR] [--workers
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
@@ -65,6 +71,8 @@ from tests.workloads import PeakMemory, build_allidb_like, build_allidb_native, 
 TARGET = 1492
 SIZE = 227
 WORKLOADS = {"upscaled": build_allidb_like, "native": build_allidb_native}
+#: The runs of ``--only floor``, in the order they run in each round.
+WAYS = ("augtool", "floor", "render", "at-output")
 
 
 def naive_pipelines() -> list:
@@ -192,8 +200,12 @@ def run_augtool(
     return seconds, mem.cpu, mem.peak
 
 
-def run_floor(raw: Path, out: Path, workers: int) -> tuple[float, float]:
-    """``benchmarks/expand_floor.py`` in a new process; returns wall and CPU seconds (tree)."""
+def run_floor(raw: Path, out: Path, workers: int, way: str = "floor") -> tuple[float, float]:
+    """``benchmarks/expand_floor.py`` in a new process; returns wall and CPU seconds (tree).
+
+    ``way``: ``floor``; ``render`` (every output made as ``expand`` makes it);
+    ``at-output`` (rendered from the source resized to the output size).
+    """
     cmd = [
         sys.executable,
         str(Path(__file__).with_name("expand_floor.py")),
@@ -208,6 +220,10 @@ def run_floor(raw: Path, out: Path, workers: int) -> tuple[float, float]:
     ]
     if out.suffix == ".h5":
         cmd.append("--hdf5")
+    if way in ("render", "at-output"):
+        cmd.append("--render")
+    if way == "at-output":
+        cmd.append("--at-output-size")
     start = time.perf_counter()
     proc = subprocess.Popen(cmd)
     with PeakMemory(proc.pid) as mem:
@@ -232,6 +248,20 @@ def _check_outputs(out: Path) -> None:
         raise SystemExit(f"{out}: {n} images, expected {TARGET}")
 
 
+def _digest(out: Path) -> str:
+    """One hash of an output's images, whatever their names.
+
+    The sorted hashes of its PNG files, or the bytes of its HDF5 ``images`` rows in order.
+    """
+    if out.suffix == ".h5":
+        import h5py
+
+        with h5py.File(out, "r") as fh:
+            return hashlib.sha256(fh["images"][:].tobytes()).hexdigest()
+    files = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob("*.png"))
+    return hashlib.sha256("\n".join(files).encode()).hexdigest()
+
+
 def _clear(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
     path.unlink(missing_ok=True)
@@ -239,39 +269,48 @@ def _clear(path: Path) -> None:
 
 def compare_floor(
     raw: Path, workdir: Path, workers: int, repeat: int
-) -> dict[str, tuple[float, float, float, float]]:
-    """Time ``augtool expand`` and the floor in turn, ``repeat`` rounds, folder then HDF5.
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Time ``augtool expand`` and the three ways of ``expand_floor.py`` in turn.
+
+    Each round runs folder then HDF5; the render's images are checked to be
+    augtool's, byte for byte, in every round.
 
     Returns:
-        Per format: the best wall seconds of augtool and of the floor, then the
-        least CPU seconds (process tree) of each.
+        Per format, per way (:data:`WAYS`): the best wall seconds and the
+        least CPU seconds (process tree) of ``repeat`` rounds.
+
+    Raises:
+        SystemExit: If the render's images differ from augtool's.
     """
     times: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for _ in range(repeat):
         for fmt, suffix in (("folder", ""), ("hdf5", ".h5")):
-            for way in ("augtool", "floor"):
+            digests = {}
+            for way in WAYS:
                 out = workdir / f"out-{way}-{fmt}{suffix}"
                 _clear(out)
                 if way == "augtool":
                     seconds, cpu, _ = run_augtool(raw, out, workers)
                 else:
-                    seconds, cpu = run_floor(raw, out, workers)
+                    seconds, cpu = run_floor(raw, out, workers, way)
                 times.setdefault((fmt, way), []).append((seconds, cpu))
+                if way in ("augtool", "render"):
+                    digests[way] = _digest(out)
                 _clear(out)
+            if digests["render"] != digests["augtool"]:
+                raise SystemExit(f"{fmt}: the render's images are not augtool's")
     for (fmt, way), runs in times.items():
         walls = ", ".join(f"{t:.2f}" for t, _ in runs)
         cpus = ", ".join(f"{c:.1f}" for _, c in runs)
         print(f"    {fmt:<7}{way:<8} {walls} s wall; {cpus} CPU s", flush=True)
-    best = {}
-    for fmt in ("folder", "hdf5"):
-        ours, floor = times[fmt, "augtool"], times[fmt, "floor"]
-        best[fmt] = (
-            min(t for t, _ in ours),
-            min(t for t, _ in floor),
-            min(c for _, c in ours),
-            min(c for _, c in floor),
-        )
-    return best
+    print(f"    render: the same images as augtool's in all {repeat} rounds", flush=True)
+    return {
+        fmt: {
+            way: (min(t for t, _ in times[fmt, way]), min(c for _, c in times[fmt, way]))
+            for way in WAYS
+        }
+        for fmt in ("folder", "hdf5")
+    }
 
 
 def main() -> None:
@@ -337,19 +376,24 @@ def main() -> None:
     if floors:
         print()
         print(
-            f"{'workload':<10}{'output':<8}{'floor s':>9}{'augtool s':>11}{'ratio':>8}"
-            f"{'floor CPU s':>13}{'augtool CPU s':>15}{'ratio':>8}"
+            f"{'workload':<10}{'output':<8}{'way':<9}{'wall s':>8}{'x floor':>9}"
+            f"{'CPU s':>8}{'x floor':>9}"
         )
         for name, best, load in floors:
-            for fmt, (ours, floor, ours_cpu, floor_cpu) in best.items():
-                print(
-                    f"{name:<10}{fmt:<8}{floor:>9.2f}{ours:>11.2f}{ours / floor:>7.2f}x"
-                    f"{floor_cpu:>13.1f}{ours_cpu:>15.1f}{ours_cpu / floor_cpu:>7.2f}x"
-                )
+            for fmt, ways in best.items():
+                floor, floor_cpu = ways["floor"]
+                for way in WAYS:
+                    wall, cpu = ways[way]
+                    print(
+                        f"{name:<10}{fmt:<8}{way:<9}{wall:>8.2f}{wall / floor:>8.2f}x"
+                        f"{cpu:>8.1f}{cpu / floor_cpu:>8.2f}x"
+                    )
             print(f"{name:<10}load average at the end: {load}")
         print(
             f"best of {args.repeat} rounds (wall) and least CPU (user + system of every process "
-            f"of the tree), {workers} processes each"
+            f"of the tree), {workers} processes each; render: augtool's own rendering of the "
+            "same bytes, without its bookkeeping; at-output: its steps at the output size "
+            "(other bytes)"
         )
     if not rows:
         return

@@ -10,7 +10,7 @@ spends its time in OpenCV and hashing), so the phase times add up to a little
 more than an unprofiled run; ``--repeat`` runs the same command unprofiled
 first, for its plain wall time.
 
-Prints two tables:
+Prints four tables:
 
 * the main process, wall seconds: interpreter start-up, imports, scan (with
   its forked workers), planning, worker start, the render phase (waiting for
@@ -18,7 +18,11 @@ Prints two tables:
   manifest and ``augtool.json``, publishing, exit;
 * the workers, CPU seconds summed over processes: reading and hashing the
   sources, decoding, transforms and resizing, PCA, encoding, hashing the
-  outputs, sending the results to the main process.
+  outputs, sending the results to the main process;
+* the steps, CPU seconds and milliseconds per output of each (the step with
+  its resize);
+* inside the steps, the CPU seconds of each OpenCV function they call
+  (``cv2.resize``, ``cv2.warpAffine``...) and the Python and NumPy around them.
 
 The workload is one of ``bench_expand.py``'s (141 sources of 2592x1944,
 built once under --workdir); the output 1,492 PNGs at 227x227 (``--hdf5``:
@@ -149,6 +153,25 @@ def _cum(stats: dict, name: str, file_part: str = "", caller: str = "") -> float
     return total
 
 
+def opencv_calls(stats: dict) -> dict[str, float]:
+    """CPU seconds inside each OpenCV function called from augtool's steps and resize.
+
+    Only the calls made from ``augtool/ops/`` and ``augtool/pipeline/`` count:
+    the work of ``Pipeline.run``, not the scan's decoding or the encoder.
+    """
+    import cv2
+
+    seconds: dict[str, float] = {}
+    for (filename, _, func), (_, _, _, _, callers) in stats.items():
+        name = func.strip("<>")
+        if filename != "~" or not hasattr(cv2, name):
+            continue
+        for (cfile, _, _), entry in callers.items():
+            if "/augtool/ops/" in cfile or "/augtool/pipeline/" in cfile:
+                seconds["cv2." + name] = seconds.get("cv2." + name, 0.0) + entry[2]
+    return seconds
+
+
 def _total(stats: dict) -> float:
     return sum(tt for (_, _, tt, _, _) in stats.values())
 
@@ -190,9 +213,17 @@ def main_table(profdir: Path, spawned: float, ended: float) -> list[tuple[str, f
     ]
 
 
-def worker_table(profdir: Path) -> tuple[list[tuple[str, float]], int, float]:
-    """CPU seconds of the workers' work, summed over every worker process."""
+def worker_table(
+    profdir: Path,
+) -> tuple[list[tuple[str, float]], int, float, dict[str, float]]:
+    """CPU seconds of the workers' work, summed over every worker process.
+
+    Returns:
+        The rows, the number of workers, their total CPU seconds, and the
+        seconds of each OpenCV function in the steps (:func:`opencv_calls`).
+    """
     sums: dict[str, float] = {}
+    opencv: dict[str, float] = {}
     total = 0.0
     files = sorted(profdir.glob("worker-*.prof"))
     for path in files:
@@ -223,9 +254,11 @@ def worker_table(profdir: Path) -> tuple[list[tuple[str, float]], int, float]:
         }
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + v
+        for k, v in opencv_calls(st).items():
+            opencv[k] = opencv.get(k, 0.0) + v
     rows = list(sums.items())
     rows.append(("rest (worker loop, generators, scan checks)", total - sum(sums.values())))
-    return rows, len(files), total
+    return rows, len(files), total, opencv
 
 
 def _print(title: str, rows: list[tuple[str, float]], total: float, unit: str) -> None:
@@ -263,7 +296,7 @@ def run(raw: str, out: str, expand_args: list[str], repeat: int) -> None:
         ended = time.time()
         main_rows = main_table(profdir, spawned, ended)
         main_cpu = json.loads((profdir / "marks.json").read_text())["marks"]["cpu"]
-        wrows, nworkers, wtotal = worker_table(profdir)
+        wrows, nworkers, wtotal, opencv = worker_table(profdir)
         per_step: dict[str, list[float]] = {}
         for path in profdir.glob("steps-*.json"):
             for name, (seconds, count) in json.loads(path.read_text()).items():
@@ -279,6 +312,10 @@ def run(raw: str, out: str, expand_args: list[str], repeat: int) -> None:
     )
     for name, (seconds, count) in sorted(per_step.items(), key=lambda kv: -kv[1][0]):
         print(f"{name:<46}{count:>8}{seconds:>8.2f}{1000 * seconds / count:>9.2f}")
+    steps_total = dict(wrows)["render: transforms and resize (Pipeline.run)"]
+    rows = sorted(opencv.items(), key=lambda kv: -kv[1])
+    rows.append(("the rest: Python and NumPy around them", steps_total - sum(opencv.values())))
+    _print("inside Pipeline.run (OpenCV's own functions)", rows, steps_total, "CPU s")
     with open("/proc/loadavg") as fh:
         print("load average at the end: " + " ".join(fh.read().split()[:3]))
     _clear(Path(out))
