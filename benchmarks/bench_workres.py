@@ -15,6 +15,10 @@ mosaic; parameterless ones one. The table prints the minimum PSNR (dB) over
 all of them, and the last row the minimum per factor; the transforms must keep
 >= 30 dB (docs/transforms.md).
 
+``--at-output-size`` measures instead the design that would make ``expand``
+cheapest (``benchmarks/expand_floor.py --render --at-output-size``): the
+reduced image resized to 227 x 227 first, every step applied there.
+
 ``--resize pyrdown`` measures the code as it was before resize_to was fixed
 (commit 37496a5: shrinking by Gaussian pyramid steps, ``cv2.pyrDown``).
 ``--histeq-cdf`` also prints, for histeq, the PSNR of the reference against
@@ -22,7 +26,7 @@ the *working* image's equalization table applied to the full-resolution grey
 image: high values mean the working image's histogram is not the problem.
 
 Usage: PYTHONPATH=. python benchmarks/bench_workres.py [--mosaics N] [--draws N] [--generated]
-       [--resize area|pyrdown] [--histeq-cdf]
+       [--resize area|pyrdown] [--histeq-cdf] [--at-output-size]
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ def working_cdf_at_full(full: np.ndarray, reduced: np.ndarray) -> float:
 
 
 def measure(
-    mosaics: int, draws: int, generated: bool, histeq_cdf: bool
+    mosaics: int, draws: int, generated: bool, histeq_cdf: bool, at_output_size: bool = False
 ) -> dict[str, dict[int, float]]:
     """Minimum PSNR per transform name and factor.
 
@@ -96,6 +100,8 @@ def measure(
         draws: Parameter draws per source for transforms with parameters.
         generated: Tile generated smears even when the real ones are present.
         histeq_cdf: Also measure :func:`working_cdf_at_full` (row ``CDF_ROW``).
+        at_output_size: Apply the steps to the reduced image resized to the
+            output size, not to the reduced image.
 
     Returns:
         ``{transform: {factor: min PSNR}}``.
@@ -110,13 +116,15 @@ def measure(
             data = jpeg_bytes(mosaic(width, height, first=m * MOSAIC_STRIDE, generated=generated))
             full = decode_rgb(data, 1)
             reduced = decode_rgb(data, k)
+            if at_output_size:
+                reduced = augtool.pipeline.builtins.resize_to(reduced, SIZE)
             scale = (reduced.shape[1] / width, reduced.shape[0] / height)
             for t in transforms:
                 settings = paper_settings(t.name, Ranges()) if t.name in PAPER else t.settings()
                 params = [t.sample(np.random.default_rng(seed), settings) for seed in range(draws)]
                 for p in params if params[0] else params[:1]:
                     value = psnr(
-                        t.apply(full, p, (1.0, 1.0), SIZE), t.apply(reduced, p, scale, SIZE)
+                        t.run(full, p, (1.0, 1.0), SIZE), t.run(reduced, p, scale, SIZE)
                     )
                     worst[t.name][k] = min(worst[t.name].get(k, float("inf")), value)
             if histeq_cdf:
@@ -135,6 +143,9 @@ def main() -> None:
     parser.add_argument("--generated", action="store_true", help="tile generated smears")
     parser.add_argument("--resize", choices=["area", "pyrdown"], default="area")
     parser.add_argument("--histeq-cdf", action="store_true", help="see the module docstring")
+    parser.add_argument(
+        "--at-output-size", action="store_true", help="steps on the image resized to 227 first"
+    )
     args = parser.parse_args()
     if args.mosaics < 1 or args.draws < 1:
         parser.error("--mosaics and --draws must be >= 1")
@@ -150,7 +161,9 @@ def main() -> None:
     else:
         print("resize: augtool.store.decode.resize_to (area halvings)")
     start = time.perf_counter()
-    worst = measure(args.mosaics, args.draws, args.generated, args.histeq_cdf)
+    if args.at_output_size:
+        print(f"steps applied at the output size: the reduced image resized to {SIZE} first")
+    worst = measure(args.mosaics, args.draws, args.generated, args.histeq_cdf, args.at_output_size)
     if not args.histeq_cdf:
         del worst[CDF_ROW]
     factors = list(FACTOR_SIZES)
