@@ -123,9 +123,7 @@ def measure(
                 settings = paper_settings(t.name, Ranges()) if t.name in PAPER else t.settings()
                 params = [t.sample(np.random.default_rng(seed), settings) for seed in range(draws)]
                 for p in params if params[0] else params[:1]:
-                    value = psnr(
-                        t.run(full, p, (1.0, 1.0), SIZE), t.run(reduced, p, scale, SIZE)
-                    )
+                    value = psnr(t.run(full, p, (1.0, 1.0), SIZE), t.run(reduced, p, scale, SIZE))
                     worst[t.name][k] = min(worst[t.name].get(k, float("inf")), value)
             if histeq_cdf:
                 value = working_cdf_at_full(full, reduced)
