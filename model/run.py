@@ -35,6 +35,7 @@ from model.rundir import (
     METRICS_NAME,
     MODEL_NAME,
     check_run_dir,
+    check_run_inputs,
     write_history,
     write_json,
 )
@@ -193,6 +194,7 @@ def train_run(
         OutputError: The run folder cannot be written.
     """
     clock = time.perf_counter() if started is None else started
+    check_run_inputs(out, data_path, extra_train)
     out = check_run_dir(out, overwrite)
     if all_images and fold is not None:
         raise OptionError(

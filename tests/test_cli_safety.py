@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from augtool.store.writers import Hdf5Writer
 from cli import main
 from tests.child_process import run_cli
+from tests.conftest import tree_hashes
 
 
 def _boom(*args: object, **kwargs: object) -> None:
@@ -109,6 +110,49 @@ def test_the_resolved_output_format_is_validated_first(make_raw, tmp_path: Path)
     assert code == 2, out
     assert "detection output (--annotations) is a folder" in out
     assert not list(tmp_path.glob("*.h5")) and not list(tmp_path.glob(".*partial*"))
+
+
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        ("raw", "OUT: {raw} is also RAW; choose another OUT"),
+        (".", "OUT: {out} holds RAW ({raw}), which replacing {out} would delete"),
+        ("raw/A/out.h5", "OUT: {out} is inside RAW ({raw}), where it would be taken for"),
+    ],
+)
+def test_an_output_that_overlaps_raw_is_refused_even_with_overwrite(
+    make_raw, tmp_path: Path, where: str, said: str
+) -> None:
+    raw = make_raw({"A": 2, "B": 2})
+    before = tree_hashes(tmp_path)
+    out = tmp_path / where
+    code, text = run_cli("expand", raw, out, "--target", "8", "--size", "16", "--overwrite")
+    assert code == 2, text
+    assert said.format(raw=raw, out=out) in text, text
+    assert "Traceback" not in text
+    assert tree_hashes(tmp_path) == before
+    assert sorted(p.name for p in raw.iterdir()) == ["A", "B"]
+
+
+def test_cells_and_train_refuse_an_output_that_overlaps_their_input(
+    make_raw, tmp_path: Path
+) -> None:
+    raw = make_raw({"A": 2, "B": 2})
+    code, text = run_cli(
+        "cells", raw, tmp_path / "ann", raw, "--annotation-format", "voc", "--overwrite"
+    )
+    assert code == 2 and "OUT: " + str(raw) + " is also SMEARS" in text, text
+    data = tmp_path / "data"
+    assert run_cli("expand", raw, data, "--target", "8", "--size", "16")[0] == 0
+    before = tree_hashes(data)
+    for out, said in (
+        (data, "is also DATA"),
+        (tmp_path, "holds DATA"),
+        (data / "run", "is inside DATA"),
+    ):
+        code, text = run_cli("train", data, out, "--epochs", "1", "--overwrite")
+        assert code == 2 and f"OUT: {out} {said}" in text, text
+    assert tree_hashes(data) == before
 
 
 def test_the_hdf5_writer_refuses_an_index_it_does_not_own(tmp_path: Path) -> None:

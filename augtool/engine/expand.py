@@ -32,6 +32,7 @@ from augtool.errors import (
     literal,
 )
 from augtool.progress import NoProgress, Reporter
+from augtool.store.publish import check_apart
 from augtool.store.schema import SCHEMA_VERSION
 from augtool.store.writers import StagedWriter, check_output, open_writer
 
@@ -115,6 +116,7 @@ def expand(
     raw, out = Path(raw), Path(out)
     output_format = resolve_output_format(out, options)
     options.validate(output_format)
+    check_apart(out, {"raw": raw, "annotations": options.annotations})
     check_output(out, options.overwrite)
     workers = options.workers or default_workers()
     backend = backend or LocalBackend(workers)

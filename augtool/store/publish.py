@@ -33,13 +33,48 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from augtool.errors import OutputError, atomic
+from augtool.errors import OptionError, OutputError, atomic, literal
 
 #: File inside every partial output folder, so augtool only ever deletes its own.
 PARTIAL_MARKER = ".augtool-partial"
+
+
+def check_apart(out: str | Path, inputs: Mapping[str, str | Path | None]) -> None:
+    """Refuse an output that is one of the inputs, holds one, or lies inside one.
+
+    Replacing such an output (``overwrite``) would delete the input, and an
+    output inside an input folder is read as input by the next run over it.
+
+    Args:
+        out: The output path.
+        inputs: The inputs by parameter name (``raw``, ``annotations``); None is skipped.
+
+    Raises:
+        OptionError: Naming ``out`` and the input it overlaps.
+    """
+    where = Path(out).resolve()
+    for name, given in inputs.items():
+        if given is None:
+            continue
+        path = Path(given).resolve()
+        if where == path:
+            detail = f"{literal(out)} is also {{{name}}}; choose another {{out}}"
+        elif path.is_relative_to(where):
+            detail = (
+                f"{literal(out)} holds {{{name}}} ({literal(given)}), which replacing "
+                f"{literal(out)} would delete; choose an {{out}} outside it"
+            )
+        elif where.is_relative_to(path):
+            detail = (
+                f"{literal(out)} is inside {{{name}}} ({literal(given)}), where it would "
+                "be taken for part of the input; choose an {out} outside it"
+            )
+        else:
+            continue
+        raise OptionError("out", detail, refs=True)
 
 
 def partial_path(out: Path) -> Path:
