@@ -455,7 +455,7 @@ def preview(
         out: The ``.png`` to write.
         size: Image: tile side (default 227).
         pca_std: Image: standard deviation of the PCA alphas (default 0.5).
-        columns: Image: tiles per row (default 5).
+        columns: Image: tiles per row (default 5, or fewer for a recipe of fewer tiles).
         per_cell: Output: images per (class, split) (default 4).
         recipe: Image: draw this recipe's steps (a file, a shipped name, a
             recipe or a pipeline).
