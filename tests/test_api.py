@@ -142,6 +142,23 @@ def test_the_backend_keywords_are_checked_before_any_work(tmp_path: Path) -> Non
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("size", ["64", "64x48", (64, "48"), True, (64,), float("nan")])
+def test_a_size_that_is_not_a_side_or_a_pair_is_refused_by_name(
+    make_raw, tmp_path: Path, size: object
+) -> None:
+    raw = make_raw({"A": 2, "B": 2}, size=(64, 48))
+    for call in (
+        lambda: augtool.dry_run(raw, size=size, target=8),
+        lambda: augtool.expand(raw, tmp_path / "out", size=size, target=8),
+        lambda: augtool.synthesize(tmp_path / "demo", per_class={"A": 1}, size=size),
+    ):
+        with pytest.raises(augtool.OptionError, match="a side in pixels or") as err:
+            call()  # not "must be between 8 and 4096, got 6" for the string "64"
+        assert err.value.option == "size"
+    assert not (tmp_path / "out").exists() and not (tmp_path / "demo").exists()
+    assert augtool.dry_run(raw, size=(64.0, 48), target=8).total == 8
+
+
 def python_blocks(page: Path) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", page.read_text(encoding="utf-8"), re.S | re.M)
 
