@@ -249,6 +249,35 @@ def test_cli_expand_with_annotations(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "WIDTHxHEIGHT" in result.output
 
 
+def test_train_and_evaluate_refuse_a_detection_output_by_what_it_is(tmp_path: Path) -> None:
+    raw, location = make_detection_raw(tmp_path, "voc")
+    out = tmp_path / "out"
+    expand(raw, out, options("voc", location))
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", str(out), str(run), "--epochs", "1"])
+    assert result.exit_code == 2, result.output
+    said = f"{out}: a detection or segmentation output (augtool expand --annotations)"
+    assert said in result.output and "augtool cells" in result.output, result.output
+    assert "num_classes" not in result.output and not run.exists()
+    from tests.h5data import make_blob_h5
+
+    data = make_blob_h5(tmp_path / "d.h5", per_class=[6, 6], size=SIZE, seed=1)
+    args = ["train", str(data), str(run), "--epochs", "1", "--device", "cpu", "-q"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    result = CliRunner().invoke(main, ["evaluate", str(run), str(out), "--subset", "all"])
+    assert result.exit_code == 2 and said in result.output, result.output
+
+
+def test_train_names_a_single_class_as_the_problem(tmp_path: Path) -> None:
+    from tests.h5data import make_blob_h5
+
+    data = make_blob_h5(tmp_path / "d.h5", per_class=[6], size=SIZE, seed=1, class_names=["ALL"])
+    result = CliRunner().invoke(main, ["train", str(data), str(tmp_path / "run"), "--epochs", "1"])
+    assert result.exit_code == 2, result.output
+    assert "classes: ALL; a classifier needs images of at least 2 classes" in result.output
+    assert "num_classes" not in result.output
+
+
 def test_cli_expand_width_by_height(tmp_path: Path) -> None:
     raw, location = make_detection_raw(tmp_path, "yolo")
     out = tmp_path / "out"
