@@ -214,6 +214,20 @@ def test_a_run_without_resume_says_what_it_does_with_a_partial(make_raw, tmp_pat
     assert "run the same command with --resume" in text
 
 
+def test_resume_of_a_finished_output_says_it_is_complete(make_raw, tmp_path: Path) -> None:
+    raw = make_raw({"A": 2, "B": 2})
+    out = tmp_path / "out"
+    args = ("expand", raw, out, "--target", 8, "--size", 16, "-j", 1, "-q")
+    assert run_cli(*args)[0] == 0
+    before = tree_hashes(out)
+    code, text = run_cli(*args, "--resume")
+    assert code == 1, text
+    assert f"{out} is complete: nothing to resume; pass --overwrite (without --resume)" in text
+    assert tree_hashes(out) == before
+    code, text = run_cli(*args)  # without --resume: the refusal as before
+    assert code == 1 and "exists and is not empty; pass --overwrite to replace it" in text
+
+
 def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
     """``augtool ... | head -1``: the closed pipe is no internal error and no traceback."""
     import subprocess

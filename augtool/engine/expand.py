@@ -142,7 +142,7 @@ def expand(
     output_format = resolve_output_format(out, options)
     options.validate(output_format)
     check_apart(out, {"raw": raw, "annotations": options.annotations})
-    check_output(out, options.overwrite)
+    check_output(out, options.overwrite, options.resume)
     for warning in unused_options(options, output_format):
         reporter.warn(warning)
     workers = options.workers or default_workers()
