@@ -32,9 +32,9 @@ from augtool.errors import (
     literal,
 )
 from augtool.progress import NoProgress, Reporter
-from augtool.store.publish import check_apart
+from augtool.store.publish import check_apart, check_output
 from augtool.store.schema import SCHEMA_VERSION
-from augtool.store.writers import StagedWriter, check_output, open_writer
+from augtool.store.writers import StagedWriter, open_writer
 
 if TYPE_CHECKING:
     from augtool.engine.detection import DetectionInput, OutputBoxes

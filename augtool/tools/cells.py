@@ -54,8 +54,7 @@ from augtool.errors import InputError, Message, OptionError, OutputError, litera
 from augtool.progress import NoProgress, Reporter
 from augtool.store.decode import decode_rgb, read_image_file
 from augtool.store.encode import encode_image
-from augtool.store.publish import check_apart, staged_folder
-from augtool.store.writers import check_output
+from augtool.store.publish import check_apart, check_output, staged_folder
 from augtool.tools.cell_plan import (
     ANY_CLASS,
     Cell,
