@@ -340,6 +340,16 @@ def test_preview_annotation_options_are_checked(tmp_path: Path) -> None:
         preview(raw / "smearA_1.png", tmp_path / "p.png", annotation_format="voc")
     with pytest.raises(OptionError, match="format"):
         preview(raw / "smearA_1.png", tmp_path / "p.png", annotations=location)
+    code = CliRunner().invoke(
+        main,
+        [
+            "preview", str(raw / "smearA_1.png"), str(tmp_path / "p.png"), "--recipe", "curator",
+            "--annotations", str(location), "--annotation-format", "voc",
+        ],
+    )  # fmt: skip
+    assert code.exit_code == 2, code.output
+    assert "--annotations: boxes and masks are drawn on the paper's transforms" in code.output
+    assert "leave out --recipe to see them" in code.output
     (location / "smearB_2.xml").unlink()
     with pytest.raises(InputError, match=r"no usable boxes of smearB_2\.png"):
         preview(

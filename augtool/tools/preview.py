@@ -293,7 +293,12 @@ def contact_sheet(
         OptionError: If an option is out of range.
     """
     if recipe is not None and (boxes is not None or masks is not None):
-        raise OptionError("annotations", "boxes are drawn for the paper's transforms, not a recipe")
+        raise OptionError(
+            "annotations",
+            "boxes and masks are drawn on the paper's transforms, not a recipe's: leave out "
+            "{recipe} to see them, or preview the output of an expand run with the recipe",
+            refs=True,
+        )
     most = sheet_tile_count(recipe)
     if not 1 <= columns <= most:
         raise OptionError("columns", f"must be between 1 and {most}, got {columns}")
