@@ -305,6 +305,10 @@ def test_plugin_from_a_module_outside_augtool(
         ("[[transform]]\nname = 'x'\nplugin = 'no_such_q'\n", r"line 3.*no_such_q.*--plugin"),
         ("[[transform]]\nname = 'original'\n", r"line 2, transform\[0\]\.name"),
         ("colour = 1\n[[transform]]\nname = 'gray'\n", r"line 1, colour: unknown key"),
+        (
+            "[[transform]]\nnme = 'rotate'\n",
+            r"transform\[0\]\.name: every transform needs a name \(this one has 'nme'\)",
+        ),
     ],
 )
 def test_bad_recipes_refused_before_anything_is_written(
