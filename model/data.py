@@ -352,14 +352,21 @@ def check_classification(data: Dataset, path: str | Path, min_classes: int = 2) 
 
     Raises:
         InputError: For a detection or segmentation output (whole smears with
-            boxes or masks, one class ``images``), or data of fewer than
-            ``min_classes`` classes.
+            boxes or masks, one class ``images``), images that are not square, or
+            data of fewer than ``min_classes`` classes.
     """
     if isinstance(data.attrs.get("annotations"), dict):
         raise InputError(
             f"{literal(path)}: a detection or segmentation output ({{expand.annotations}}): whole "
             "images with boxes or masks, not classes; cut a cell set out of them with augtool "
             "cells and expand that",
+            refs=True,
+        )
+    height, width = int(data.images.shape[1]), int(data.images.shape[2])
+    if height != width:
+        raise InputError(
+            f"{literal(path)}: images are {width:d}x{height:d}, and a classifier takes square "
+            "images; make it again with {expand.size} and one side",
             refs=True,
         )
     if len(data.class_names) < min_classes:
@@ -405,7 +412,7 @@ def load_for_evaluation(
     check_classification(data, path, min_classes=1)
     if data.images.shape[1] != size:
         raise InputError(
-            f"{literal(path)}: images are {data.images.shape[1]:d}x{data.images.shape[2]:d} but "
+            f"{literal(path)}: images are {data.images.shape[2]:d}x{data.images.shape[1]:d} but "
             f"the model takes {size:d}x{size:d}; make it again with {{expand.size}} {size:d}",
             refs=True,
         )

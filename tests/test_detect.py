@@ -268,6 +268,24 @@ def test_train_and_evaluate_refuse_a_detection_output_by_what_it_is(tmp_path: Pa
     assert result.exit_code == 2 and said in result.output, result.output
 
 
+def test_train_and_evaluate_name_non_square_images(make_raw, tmp_path: Path) -> None:
+    from tests.h5data import make_blob_h5
+
+    raw = make_raw({"A": 3, "B": 3})
+    wide = tmp_path / "wide"
+    expand(raw, wide, ExpandOptions(size=40, height=24, target=12, workers=1))
+    result = CliRunner().invoke(main, ["train", str(wide), str(tmp_path / "r"), "--epochs", "1"])
+    said = f"{wide}: images are 40x24, and a classifier takes square images"
+    assert result.exit_code == 2 and said in result.output, result.output
+    assert "augtool expand --size" in result.output
+    data = make_blob_h5(tmp_path / "d.h5", per_class=[6, 6], size=24, seed=1)
+    run = tmp_path / "run"
+    args = ["train", str(data), str(run), "--epochs", "1", "--device", "cpu", "-q"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    result = CliRunner().invoke(main, ["evaluate", str(run), str(wide), "--subset", "all"])
+    assert result.exit_code == 2 and said in result.output, result.output
+
+
 def test_train_names_a_single_class_as_the_problem(tmp_path: Path) -> None:
     from tests.h5data import make_blob_h5
 
