@@ -37,7 +37,7 @@ def check_run_inputs(
     Raises:
         OptionError: Naming ``out`` and the data it overlaps (torch is not needed to say so).
     """
-    check_apart(out, {"data": data, "extra_train": extra_train})
+    check_apart(out, {"data": data, "extra_train": extra_train}, scanned=("data", "extra_train"))
 
 
 def check_run_dir(out: str | Path, overwrite: bool) -> Path:

@@ -134,6 +134,19 @@ def test_an_output_that_overlaps_raw_is_refused_even_with_overwrite(
     assert sorted(p.name for p in raw.iterdir()) == ["A", "B"]
 
 
+def test_an_output_inside_an_input_read_by_name_only_is_allowed(tmp_path: Path) -> None:
+    from augtool.errors import OptionError
+    from augtool.store.publish import check_apart
+
+    smears = tmp_path / "smears"
+    smears.mkdir()
+    check_apart(smears / "cells", {"smears": smears})  # images are read by annotation names
+    with pytest.raises(OptionError, match="is inside smears"):
+        check_apart(smears / "cells", {"smears": smears}, scanned=("smears",))
+    with pytest.raises(OptionError, match="holds smears"):
+        check_apart(tmp_path, {"smears": smears})
+
+
 def test_cells_and_train_refuse_an_output_that_overlaps_their_input(
     make_raw, tmp_path: Path
 ) -> None:

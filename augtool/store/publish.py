@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
 from augtool.errors import OptionError, OutputError, atomic, literal
@@ -42,15 +42,21 @@ from augtool.errors import OptionError, OutputError, atomic, literal
 PARTIAL_MARKER = ".augtool-partial"
 
 
-def check_apart(out: str | Path, inputs: Mapping[str, str | Path | None]) -> None:
-    """Refuse an output that is one of the inputs, holds one, or lies inside one.
+def check_apart(
+    out: str | Path,
+    inputs: Mapping[str, str | Path | None],
+    scanned: Collection[str] = (),
+) -> None:
+    """Refuse an output that is one of the inputs, holds one, or lies inside a scanned one.
 
-    Replacing such an output (``overwrite``) would delete the input, and an
-    output inside an input folder is read as input by the next run over it.
+    Replacing such an output (``overwrite``) would delete the input; an output
+    inside an input folder that is read as a whole (``scanned``) would be read
+    as input by the next run over it.
 
     Args:
         out: The output path.
         inputs: The inputs by parameter name (``raw``, ``annotations``); None is skipped.
+        scanned: The names in ``inputs`` of folders read as a whole tree.
 
     Raises:
         OptionError: Naming ``out`` and the input it overlaps.
@@ -67,7 +73,7 @@ def check_apart(out: str | Path, inputs: Mapping[str, str | Path | None]) -> Non
                 f"{literal(out)} holds {{{name}}} ({literal(given)}), which replacing "
                 f"{literal(out)} would delete; choose an {{out}} outside it"
             )
-        elif where.is_relative_to(path):
+        elif name in scanned and where.is_relative_to(path):
             detail = (
                 f"{literal(out)} is inside {{{name}}} ({literal(given)}), where it would "
                 "be taken for part of the input; choose an {out} outside it"
