@@ -155,6 +155,9 @@ def test_cells_and_train_refuse_an_output_that_overlaps_their_input(
         "cells", raw, tmp_path / "ann", raw, "--annotation-format", "voc", "--overwrite"
     )
     assert code == 2 and "OUT: " + str(raw) + " is also SMEARS" in text, text
+    ann = tmp_path / "ann"  # VOC and YOLO folders are read with all their subfolders
+    code, text = run_cli("cells", raw, ann, ann / "cells", "--annotation-format", "voc")
+    assert code == 2 and f"OUT: {ann / 'cells'} is inside ANNOTATIONS" in text, text
     data = tmp_path / "data"
     assert run_cli("expand", raw, data, "--target", "8", "--size", "16")[0] == 0
     before = tree_hashes(data)

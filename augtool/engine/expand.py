@@ -141,7 +141,9 @@ def expand(
     raw, out = Path(raw), Path(out)
     output_format = resolve_output_format(out, options)
     options.validate(output_format)
-    check_apart(out, {"raw": raw, "annotations": options.annotations}, scanned=("raw",))
+    check_apart(
+        out, {"raw": raw, "annotations": options.annotations}, scanned=("raw", "annotations")
+    )
     check_output(out, options.overwrite, options.resume)
     for warning in unused_options(options, output_format):
         reporter.warn(warning)

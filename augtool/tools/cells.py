@@ -281,7 +281,7 @@ def cut_cells(
     reporter = reporter or NoProgress()
     options.validate()
     smears, out = Path(smears), Path(out)
-    check_apart(out, {"smears": smears, "annotations": annotations})
+    check_apart(out, {"smears": smears, "annotations": annotations}, scanned=("annotations",))
     check_output(out, options.overwrite)
     masks: dict[str, ImageMasks] = {}
     if options.crop == "mask":
