@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -221,13 +222,31 @@ def _expand_values(given: Mapping[str, Any]) -> dict[str, Any]:
     skip += ("scheduler_timeout", "send_sources")
     values = {k: v for k, v in given.items() if k not in skip}
     size = values.pop("size")
-    width, height = (size, None) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    values["size"], values["height"] = width, height
+    values["size"], values["height"] = _size_pair(size)
     values["plugins"] = tuple(values["plugins"])
     for key in ("annotations", "names"):
         if values[key] is not None:
             values[key] = str(values[key])
     return values
+
+
+def _size_pair(size: object) -> tuple[int, int | None]:
+    """``size`` as ``(width, height)``, height None for one side (a square).
+
+    Raises:
+        OptionError: If ``size`` is neither a whole number nor a pair of them
+            (a string such as ``"64"`` would otherwise be read as its characters).
+    """
+
+    def whole(value: object) -> bool:
+        return isinstance(value, Real) and not isinstance(value, bool) and float(value).is_integer()
+
+    if whole(size):
+        return int(size), None
+    pair = isinstance(size, Sequence) and not isinstance(size, str) and len(size) == 2
+    if pair and all(whole(v) for v in size):
+        return int(size[0]), int(size[1])
+    raise OptionError("size", f"a side in pixels or (width, height), got {size!r}")
 
 
 def _expand_options(values: dict[str, Any], out: str | Path | None) -> ExpandOptions:
@@ -418,7 +437,8 @@ def synthesize(
     """
     from augtool.tools.synth import synthesize as generate
 
-    shape = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    width, height = _size_pair(size)
+    shape = (width, width if height is None else height)
     return generate(
         out,
         per_class=per_class,
@@ -455,7 +475,7 @@ def preview(
         out: The ``.png`` to write.
         size: Image: tile side (default 227).
         pca_std: Image: standard deviation of the PCA alphas (default 0.5).
-        columns: Image: tiles per row (default 5).
+        columns: Image: tiles per row (default 5, or fewer for a recipe of fewer tiles).
         per_cell: Output: images per (class, split) (default 4).
         recipe: Image: draw this recipe's steps (a file, a shipped name, a
             recipe or a pipeline).

@@ -28,7 +28,15 @@ from augtool.store.dataset import open_dataset
 from model.metrics import report_from_confusion
 from model.report import mean_std, pct_cell
 from model.run import train_run
-from model.rundir import CV_JSON, CV_MARKDOWN, METRICS_NAME, check_run_dir, fold_dir, write_json
+from model.rundir import (
+    CV_JSON,
+    CV_MARKDOWN,
+    METRICS_NAME,
+    check_run_dir,
+    check_run_inputs,
+    fold_dir,
+    write_json,
+)
 from model.train import TrainConfig, TrainEvent
 
 #: Figures summarised over the folds: (part, metric). Validation only: training
@@ -94,6 +102,7 @@ def cv_run(
             with other settings (with ``resume``).
     """
     out = Path(out)
+    check_run_inputs(out, data_path, extra_train)
     if not resume:
         check_run_dir(out, overwrite)
     folds = open_dataset(data_path, check_hashes=False).fold_count

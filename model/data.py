@@ -347,6 +347,36 @@ def is_raw_folder(path: Path) -> bool:
     return path.is_dir() and not (path / MANIFEST_NAME).is_file()
 
 
+def check_classification(data: Dataset, path: str | Path, min_classes: int = 2) -> None:
+    """Refuse data a classifier cannot learn from (or, with ``min_classes=1``, be scored on).
+
+    Raises:
+        InputError: For a detection or segmentation output (whole smears with
+            boxes or masks, one class ``images``), images that are not square, or
+            data of fewer than ``min_classes`` classes.
+    """
+    if isinstance(data.attrs.get("annotations"), dict):
+        raise InputError(
+            f"{literal(path)}: a detection or segmentation output ({{expand.annotations}}): whole "
+            "images with boxes or masks, not classes; cut a cell set out of them with augtool "
+            "cells and expand that",
+            refs=True,
+        )
+    height, width = int(data.images.shape[1]), int(data.images.shape[2])
+    if height != width:
+        raise InputError(
+            f"{literal(path)}: images are {width:d}x{height:d}, and a classifier takes square "
+            "images; make it again with {expand.size} and one side",
+            refs=True,
+        )
+    if len(data.class_names) < min_classes:
+        shown = ", ".join(data.class_names) or "none"
+        raise InputError(
+            f"{literal(path)}: classes: {literal(shown)}; a classifier needs images of at "
+            "least 2 classes"
+        )
+
+
 def load_for_evaluation(
     path: str | Path,
     split: str | None,
@@ -379,9 +409,10 @@ def load_for_evaluation(
             )
         return read_folder(path, size, progress)
     data = open_dataset(path) if split is None else _open_split(path, split)
+    check_classification(data, path, min_classes=1)
     if data.images.shape[1] != size:
         raise InputError(
-            f"{literal(path)}: images are {data.images.shape[1]:d}x{data.images.shape[2]:d} but "
+            f"{literal(path)}: images are {data.images.shape[2]:d}x{data.images.shape[1]:d} but "
             f"the model takes {size:d}x{size:d}; make it again with {{expand.size}} {size:d}",
             refs=True,
         )

@@ -24,7 +24,7 @@ from model.data import DeviceImages, FolderReader, is_raw_folder, load_for_evalu
 from model.folds import group_unit
 from model.metrics import classification_report
 from model.report import write_confusion_png
-from model.rundir import CONFUSION_NAME, METRICS_NAME, write_json
+from model.rundir import CONFUSION_NAME, METRICS_NAME, MODEL_NAME, write_json
 from model.scoring import (
     FOLD_PARTS,
     check_compatible,
@@ -187,6 +187,21 @@ class ImagePrediction:
     probabilities: dict[str, float]
 
 
+def run_model(model: str | Path) -> Path:
+    """The model file ``model`` names: itself, or the ``model.pt`` of a run folder.
+
+    Raises:
+        InputError: For a folder without ``model.pt`` (a cross-validated run has one per fold).
+    """
+    path = Path(model)
+    if not path.is_dir() or (path / MODEL_NAME).is_file():
+        return path / MODEL_NAME if path.is_dir() else path
+    raise InputError(
+        f"{literal(path)}: a folder without {MODEL_NAME}; give a run folder or its {MODEL_NAME} "
+        f"(a cross-validated run holds one in each fold-K folder)"
+    )
+
+
 def predict_files(
     model_path: str | Path,
     images: Sequence[str | Path],
@@ -196,7 +211,7 @@ def predict_files(
     """Classify image files, each preprocessed like ``expand``'s originals.
 
     Args:
-        model_path: ``RUN/model.pt``.
+        model_path: ``RUN/model.pt``, or the run folder ``RUN``.
         images: Image files of any size and format ``augtool`` decodes.
         device: ``auto``, ``cuda`` or ``cpu``.
         tta: Average over the 8 flips and transposes of each image.
@@ -210,7 +225,7 @@ def predict_files(
     from augtool.store.decode import load_resized
 
     dev = resolve_device(device)
-    ckpt: Checkpoint = load_checkpoint(model_path, dev)
+    ckpt: Checkpoint = load_checkpoint(run_model(model_path), dev)
     if not images:
         raise InputError("no image files given")
     stack = np.stack([load_resized(p, ckpt.input_size) for p in images])

@@ -24,7 +24,12 @@ from augtool.store.ledger import dataset_sha256
 from augtool.store.publish import staged_folder, write_bytes
 from augtool.store.schema import images_of
 from model.checkpoint import save_checkpoint
-from model.data import DeviceImages, Normalization, compute_normalization
+from model.data import (
+    DeviceImages,
+    Normalization,
+    check_classification,
+    compute_normalization,
+)
 from model.folds import fold_parts, group_key, train_splits, val_fold
 from model.metrics import classification_report
 from model.networks import create_model
@@ -35,6 +40,7 @@ from model.rundir import (
     METRICS_NAME,
     MODEL_NAME,
     check_run_dir,
+    check_run_inputs,
     write_history,
     write_json,
 )
@@ -193,6 +199,7 @@ def train_run(
         OutputError: The run folder cannot be written.
     """
     clock = time.perf_counter() if started is None else started
+    check_run_inputs(out, data_path, extra_train)
     out = check_run_dir(out, overwrite)
     if all_images and fold is not None:
         raise OptionError(
@@ -216,6 +223,7 @@ def train_run(
         on_event(TrainEvent("load", time.perf_counter() - clock, epochs=config.epochs))
         streamed = needs_streaming(data_path, budget)
         data = open_lazy(data_path) if streamed else open_dataset(data_path)
+        check_classification(data, data_path)
         parts, names, folds, training = _training_parts(data, data_path, config, fold, all_images)
         train_name, val_name = names
         if extra_train is not None:

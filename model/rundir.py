@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from augtool.errors import OutputError, literal
-from augtool.store.publish import write_bytes
+from augtool.store.publish import check_apart, write_bytes
 
 MODEL_NAME = "model.pt"
 HISTORY_NAME = "history.csv"
@@ -27,6 +27,17 @@ CONFUSION_NAME = "confusion.png"
 CURVES_NAME = "curves.png"
 CV_JSON = "cv.json"
 CV_MARKDOWN = "cv.md"
+
+
+def check_run_inputs(
+    out: str | Path, data: str | Path, extra_train: str | Path | None = None
+) -> None:
+    """Refuse a run folder that is the data (or the extra training data), holds it, or is in it.
+
+    Raises:
+        OptionError: Naming ``out`` and the data it overlaps (torch is not needed to say so).
+    """
+    check_apart(out, {"data": data, "extra_train": extra_train}, scanned=("data", "extra_train"))
 
 
 def check_run_dir(out: str | Path, overwrite: bool) -> Path:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 
 import augtool
@@ -140,6 +141,42 @@ def test_the_backend_keywords_are_checked_before_any_work(tmp_path: Path) -> Non
     with pytest.raises(augtool.OptionError, match="backend: one of local, dask"):
         augtool.expand(tmp_path / "raw", tmp_path / "out", backend="slurm")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("size", ["64", "64x48", (64, "48"), True, (64,), float("nan")])
+def test_a_size_that_is_not_a_side_or_a_pair_is_refused_by_name(
+    make_raw, tmp_path: Path, size: object
+) -> None:
+    raw = make_raw({"A": 2, "B": 2}, size=(64, 48))
+    for call in (
+        lambda: augtool.dry_run(raw, size=size, target=8),
+        lambda: augtool.expand(raw, tmp_path / "out", size=size, target=8),
+        lambda: augtool.synthesize(tmp_path / "demo", per_class={"A": 1}, size=size),
+    ):
+        with pytest.raises(augtool.OptionError, match="a side in pixels or") as err:
+            call()  # not "must be between 8 and 4096, got 6" for the string "64"
+        assert err.value.option == "size"
+    assert not (tmp_path / "out").exists() and not (tmp_path / "demo").exists()
+    assert augtool.dry_run(raw, size=(64.0, 48), target=8).total == 8
+
+
+@pytest.mark.parametrize(("key", "value"), [("target", 8.0), ("folds", "3"), ("seed", 1.5)])
+def test_a_count_that_is_not_a_whole_number_is_refused_by_name(
+    make_raw, tmp_path: Path, key: str, value: object
+) -> None:
+    raw = make_raw({"A": 2, "B": 2}, size=(64, 48))
+    options = {"target": 8, "size": 16, key: value}
+    with pytest.raises(augtool.OptionError) as err:
+        augtool.expand(raw, tmp_path / "out", **options)  # not a TypeError from inside
+    assert err.value.option == key and "a whole number" in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_numpy_integers_are_taken_as_counts(make_raw, tmp_path: Path) -> None:
+    raw = make_raw({"A": 2, "B": 2}, size=(64, 48))
+    summary = augtool.expand(raw, tmp_path / "out", target=np.int64(8), size=np.int32(16))
+    assert summary.total == 8  # and augtool.json, written as JSON, holds plain numbers
+    assert augtool.verify(tmp_path / "out").ok
 
 
 def python_blocks(page: Path) -> list[str]:

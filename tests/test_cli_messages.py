@@ -43,6 +43,21 @@ def test_predict_with_the_model_forgotten_names_the_file_plainly(tmp_path: Path,
     assert "weights_only" not in result.output and "Traceback" not in result.output
 
 
+def test_predict_takes_a_run_folder_as_evaluate_does(model_file: Path, tmp_path: Path):
+    image = tmp_path / "a.jpg"
+    write_image(image, smear_like(np.random.default_rng(0), 40, 30))
+    by_file = CliRunner().invoke(main, ["predict", str(model_file), str(image), "--device", "cpu"])
+    run = model_file.parent
+    by_run = CliRunner().invoke(main, ["predict", str(run), str(image), "--device", "cpu"])
+    assert by_run.exit_code == 0 and by_file.exit_code == 0, by_run.output
+    assert by_run.output == by_file.output  # not "run: no such model file"
+    result = CliRunner().invoke(main, ["predict", str(tmp_path), str(image)])
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path}: a folder without model.pt; give a run folder or its model.pt" in (
+        result.output
+    )
+
+
 def test_predict_refuses_a_foreign_torch_file_without_torchs_advice(tmp_path: Path):
     import torch
 

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from augtool.store.writers import Hdf5Writer
 from cli import main
 from tests.child_process import run_cli
+from tests.conftest import tree_hashes
 
 
 def _boom(*args: object, **kwargs: object) -> None:
@@ -111,6 +112,65 @@ def test_the_resolved_output_format_is_validated_first(make_raw, tmp_path: Path)
     assert not list(tmp_path.glob("*.h5")) and not list(tmp_path.glob(".*partial*"))
 
 
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        ("raw", "OUT: {raw} is also RAW; choose another OUT"),
+        (".", "OUT: {out} holds RAW ({raw}), which replacing {out} would delete"),
+        ("raw/A/out.h5", "OUT: {out} is inside RAW ({raw}), where it would be taken for"),
+    ],
+)
+def test_an_output_that_overlaps_raw_is_refused_even_with_overwrite(
+    make_raw, tmp_path: Path, where: str, said: str
+) -> None:
+    raw = make_raw({"A": 2, "B": 2})
+    before = tree_hashes(tmp_path)
+    out = tmp_path / where
+    code, text = run_cli("expand", raw, out, "--target", "8", "--size", "16", "--overwrite")
+    assert code == 2, text
+    assert said.format(raw=raw, out=out) in text, text
+    assert "Traceback" not in text
+    assert tree_hashes(tmp_path) == before
+    assert sorted(p.name for p in raw.iterdir()) == ["A", "B"]
+
+
+def test_an_output_inside_an_input_read_by_name_only_is_allowed(tmp_path: Path) -> None:
+    from augtool.errors import OptionError
+    from augtool.store.publish import check_apart
+
+    smears = tmp_path / "smears"
+    smears.mkdir()
+    check_apart(smears / "cells", {"smears": smears})  # images are read by annotation names
+    with pytest.raises(OptionError, match="is inside smears"):
+        check_apart(smears / "cells", {"smears": smears}, scanned=("smears",))
+    with pytest.raises(OptionError, match="holds smears"):
+        check_apart(tmp_path, {"smears": smears})
+
+
+def test_cells_and_train_refuse_an_output_that_overlaps_their_input(
+    make_raw, tmp_path: Path
+) -> None:
+    raw = make_raw({"A": 2, "B": 2})
+    code, text = run_cli(
+        "cells", raw, tmp_path / "ann", raw, "--annotation-format", "voc", "--overwrite"
+    )
+    assert code == 2 and "OUT: " + str(raw) + " is also SMEARS" in text, text
+    ann = tmp_path / "ann"  # VOC and YOLO folders are read with all their subfolders
+    code, text = run_cli("cells", raw, ann, ann / "cells", "--annotation-format", "voc")
+    assert code == 2 and f"OUT: {ann / 'cells'} is inside ANNOTATIONS" in text, text
+    data = tmp_path / "data"
+    assert run_cli("expand", raw, data, "--target", "8", "--size", "16")[0] == 0
+    before = tree_hashes(data)
+    for out, said in (
+        (data, "is also DATA"),
+        (tmp_path, "holds DATA"),
+        (data / "run", "is inside DATA"),
+    ):
+        code, text = run_cli("train", data, out, "--epochs", "1", "--overwrite")
+        assert code == 2 and f"OUT: {out} {said}" in text, text
+    assert tree_hashes(data) == before
+
+
 def test_the_hdf5_writer_refuses_an_index_it_does_not_own(tmp_path: Path) -> None:
     with Hdf5Writer(tmp_path / "o.h5", "f", n=2, size=8) as writer:
         for index in (-1, 2):
@@ -168,6 +228,20 @@ def test_a_run_without_resume_says_what_it_does_with_a_partial(make_raw, tmp_pat
     assert code == 0, text
     assert f"holding {held} finished image(s); this run starts over and deletes it" in text
     assert "run the same command with --resume" in text
+
+
+def test_resume_of_a_finished_output_says_it_is_complete(make_raw, tmp_path: Path) -> None:
+    raw = make_raw({"A": 2, "B": 2})
+    out = tmp_path / "out"
+    args = ("expand", raw, out, "--target", 8, "--size", 16, "-j", 1, "-q")
+    assert run_cli(*args)[0] == 0
+    before = tree_hashes(out)
+    code, text = run_cli(*args, "--resume")
+    assert code == 1, text
+    assert f"{out} is complete: nothing to resume; pass --overwrite (without --resume)" in text
+    assert tree_hashes(out) == before
+    code, text = run_cli(*args)  # without --resume: the refusal as before
+    assert code == 1 and "exists and is not empty; pass --overwrite to replace it" in text
 
 
 def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:

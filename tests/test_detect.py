@@ -249,6 +249,53 @@ def test_cli_expand_with_annotations(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "WIDTHxHEIGHT" in result.output
 
 
+def test_train_and_evaluate_refuse_a_detection_output_by_what_it_is(tmp_path: Path) -> None:
+    raw, location = make_detection_raw(tmp_path, "voc")
+    out = tmp_path / "out"
+    expand(raw, out, options("voc", location))
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", str(out), str(run), "--epochs", "1"])
+    assert result.exit_code == 2, result.output
+    said = f"{out}: a detection or segmentation output (augtool expand --annotations)"
+    assert said in result.output and "augtool cells" in result.output, result.output
+    assert "num_classes" not in result.output and not run.exists()
+    from tests.h5data import make_blob_h5
+
+    data = make_blob_h5(tmp_path / "d.h5", per_class=[6, 6], size=SIZE, seed=1)
+    args = ["train", str(data), str(run), "--epochs", "1", "--device", "cpu", "-q"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    result = CliRunner().invoke(main, ["evaluate", str(run), str(out), "--subset", "all"])
+    assert result.exit_code == 2 and said in result.output, result.output
+
+
+def test_train_and_evaluate_name_non_square_images(make_raw, tmp_path: Path) -> None:
+    from tests.h5data import make_blob_h5
+
+    raw = make_raw({"A": 3, "B": 3})
+    wide = tmp_path / "wide"
+    expand(raw, wide, ExpandOptions(size=40, height=24, target=12, workers=1))
+    result = CliRunner().invoke(main, ["train", str(wide), str(tmp_path / "r"), "--epochs", "1"])
+    said = f"{wide}: images are 40x24, and a classifier takes square images"
+    assert result.exit_code == 2 and said in result.output, result.output
+    assert "augtool expand --size" in result.output
+    data = make_blob_h5(tmp_path / "d.h5", per_class=[6, 6], size=24, seed=1)
+    run = tmp_path / "run"
+    args = ["train", str(data), str(run), "--epochs", "1", "--device", "cpu", "-q"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    result = CliRunner().invoke(main, ["evaluate", str(run), str(wide), "--subset", "all"])
+    assert result.exit_code == 2 and said in result.output, result.output
+
+
+def test_train_names_a_single_class_as_the_problem(tmp_path: Path) -> None:
+    from tests.h5data import make_blob_h5
+
+    data = make_blob_h5(tmp_path / "d.h5", per_class=[6], size=SIZE, seed=1, class_names=["ALL"])
+    result = CliRunner().invoke(main, ["train", str(data), str(tmp_path / "run"), "--epochs", "1"])
+    assert result.exit_code == 2, result.output
+    assert "classes: ALL; a classifier needs images of at least 2 classes" in result.output
+    assert "num_classes" not in result.output
+
+
 def test_cli_expand_width_by_height(tmp_path: Path) -> None:
     raw, location = make_detection_raw(tmp_path, "yolo")
     out = tmp_path / "out"
@@ -311,6 +358,16 @@ def test_preview_annotation_options_are_checked(tmp_path: Path) -> None:
         preview(raw / "smearA_1.png", tmp_path / "p.png", annotation_format="voc")
     with pytest.raises(OptionError, match="format"):
         preview(raw / "smearA_1.png", tmp_path / "p.png", annotations=location)
+    code = CliRunner().invoke(
+        main,
+        [
+            "preview", str(raw / "smearA_1.png"), str(tmp_path / "p.png"), "--recipe", "curator",
+            "--annotations", str(location), "--annotation-format", "voc",
+        ],
+    )  # fmt: skip
+    assert code.exit_code == 2, code.output
+    assert "--annotations: boxes and masks are drawn on the paper's transforms" in code.output
+    assert "leave out --recipe to see them" in code.output
     (location / "smearB_2.xml").unlink()
     with pytest.raises(InputError, match=r"no usable boxes of smearB_2\.png"):
         preview(

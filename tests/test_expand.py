@@ -302,3 +302,37 @@ def _rows(out: Path) -> list[dict[str, str]]:
     from augtool.store.dataset import read_manifest
 
     return read_manifest(out)
+
+
+@pytest.mark.parametrize(
+    ("out", "typed", "said"),
+    [
+        ("o", ["--compression", "gzip"], "--compression is ignored: it compresses HDF5 output"),
+        ("o.h5", ["--image-format", "jpg"], "--image-format is ignored: HDF5 output holds"),
+        ("o.h5", ["--jpeg-quality", "50"], "--jpeg-quality is ignored: it applies to JPEG"),
+        ("o", ["--jpeg-quality", "50"], "--jpeg-quality is ignored: it applies to JPEG"),
+    ],
+)
+def test_an_option_this_output_does_not_use_is_said_to_be_ignored(
+    make_raw, tmp_path: Path, out: str, typed: list[str], said: str
+) -> None:
+    raw = make_raw({"A": 2, "B": 2})
+    args = ["expand", raw, tmp_path / out, "--target", "8", "--size", "16", "-j", "1"]
+    code, text = run_cli(*args, *typed)
+    assert code == 0, text
+    assert f"warning: {said}" in text, text
+    code, text = run_cli(*args[:2], tmp_path / f"plain-{out}", *args[3:])
+    assert code == 0 and "ignored" not in text, text
+    if out == "o":  # the bytes are those of a run without the option
+        written = {k: v for k, v in tree_hashes(tmp_path / out).items() if k != "augtool.json"}
+        plain = tree_hashes(tmp_path / "plain-o")
+        assert written == {k: v for k, v in plain.items() if k != "augtool.json"}
+
+
+def test_jpeg_quality_with_jpeg_files_is_used_without_a_warning(make_raw, tmp_path: Path) -> None:
+    raw = make_raw({"A": 2, "B": 2})
+    code, text = run_cli(
+        "expand", raw, tmp_path / "o", "--target", "8", "--size", "16", "--image-format", "jpg",
+        "--jpeg-quality", "50", "--compression", "none",
+    )  # fmt: skip
+    assert code == 0 and "warning" not in text, text

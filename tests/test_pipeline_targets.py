@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,22 @@ def test_albumentations_pixels_do_not_depend_on_the_boxes(
             )
             assert bare.params == boxed.params
             assert bare.image.tobytes() == boxed.image.tobytes(), name
+
+
+def test_a_pixel_level_albumentations_step_with_boxes_warns_nothing() -> None:
+    os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+    import albumentations as A
+
+    hsv = json.dumps(A.to_dict(A.HueSaturationValue(p=1.0)))
+    pipe = Pipeline.from_dict({"transform": [{"name": "hsv", "albumentations": hsv}]})
+    image = blank_with(RECTS[0])
+    targets = Targets.from_boxes(RECTS, SOURCE)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # a visibility no other test uses: the step's Compose is built here, not cached
+        moved = pipe.apply(image, "hsv", size=(96, 72), targets=targets, min_visibility=0.2718)
+    assert [str(w.message) for w in caught] == []
+    assert len(moved.targets.boxes) == len(RECTS)  # the boxes stay, as the pixels do
 
 
 # --- plug-ins declare how they move pixels ---------------------------------------------------

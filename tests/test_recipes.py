@@ -305,6 +305,10 @@ def test_plugin_from_a_module_outside_augtool(
         ("[[transform]]\nname = 'x'\nplugin = 'no_such_q'\n", r"line 3.*no_such_q.*--plugin"),
         ("[[transform]]\nname = 'original'\n", r"line 2, transform\[0\]\.name"),
         ("colour = 1\n[[transform]]\nname = 'gray'\n", r"line 1, colour: unknown key"),
+        (
+            "[[transform]]\nnme = 'rotate'\n",
+            r"transform\[0\]\.name: every transform needs a name \(this one has 'nme'\)",
+        ),
     ],
 )
 def test_bad_recipes_refused_before_anything_is_written(
@@ -505,3 +509,25 @@ def test_preview_draws_a_recipe(tmp_path: Path) -> None:
     ]
     assert "recipe colour" in about
     assert tiles[1].detail.startswith("delta ")
+
+
+def test_preview_of_a_short_recipe_fits_its_rows_to_its_tiles(tmp_path: Path) -> None:
+    write_image(tmp_path / "cell.png", smear_like(np.random.default_rng(2), 64, 64))
+    (tmp_path / "two.toml").write_text(
+        '[[transform]]\nname = "rotate"\n\n[[transform]]\nname = "gray"\n'
+    )
+    sheet = tmp_path / "s.png"
+    code, out = run_cli("preview", tmp_path / "cell.png", sheet, "--recipe", tmp_path / "two.toml")
+    assert code == 0, out  # the default of 5 columns is more than 3 tiles: it shrinks to 3
+    assert "3 tiles" in out
+    code, out = run_cli(
+        "preview", tmp_path / "cell.png", tmp_path / "t.png", "--recipe", tmp_path / "two.toml",
+        "--columns", 3,
+    )  # fmt: skip
+    assert code == 0, out
+    assert (tmp_path / "t.png").read_bytes() == sheet.read_bytes()
+    code, out = run_cli(
+        "preview", tmp_path / "cell.png", tmp_path / "u.png", "--recipe", tmp_path / "two.toml",
+        "--columns", 5,
+    )  # fmt: skip
+    assert code == 2 and "--columns: must be between 1 and 3, got 5" in out, out

@@ -130,6 +130,23 @@ def test_regenerate_detects_a_changed_source(folder) -> None:
     assert any(p.startswith("regenerate:") for p in report.problems)
 
 
+@pytest.mark.parametrize("layout", ["folder", "h5"])
+def test_regenerate_names_the_changed_missing_and_new_sources_first(
+    request: pytest.FixtureRequest, layout: str
+) -> None:
+    raw, out = request.getfixturevalue(layout)
+    changed, gone = sorted((raw / "ALL").glob("*.jpg"))[:2]
+    changed.write_bytes(changed.read_bytes() + b"\0")  # same pixels, other bytes and hash
+    gone.rename(raw / "AML" / "new.jpg")
+    report = verify(out, regenerate_raw=raw)
+    assert report.problems[:3] == [
+        f"regenerate: source ALL/{gone.name} is missing from RAW",
+        "regenerate: source AML/new.jpg is new in RAW",
+        f"regenerate: source ALL/{changed.name} has changed in RAW",
+    ]
+    assert all(p.startswith("regenerate: ") for p in report.problems)
+
+
 def test_cli_exit_codes(folder) -> None:
     _, out = folder
     result = CliRunner().invoke(main, ["verify", str(out)])

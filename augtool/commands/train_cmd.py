@@ -217,6 +217,9 @@ def train_command(
         raise click.UsageError("--all-images trains on every image; it cannot take --fold")
     if max_memory is not None:
         parse_memory(max_memory)
+    from model.rundir import check_run_inputs
+
+    check_run_inputs(out, data, extra_train)
     from model.report import pct
     from model.run import train_run
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from augtool import __version__
+from augtool import __version__, defaults
 from augtool.engine.backends import Backend, LocalBackend, default_workers
 from augtool.engine.dry_run import counts_per_row, scan_and_plan
 from augtool.engine.options import ExpandOptions, resolve_output_format
@@ -32,8 +32,9 @@ from augtool.errors import (
     literal,
 )
 from augtool.progress import NoProgress, Reporter
+from augtool.store.publish import check_apart, check_output
 from augtool.store.schema import SCHEMA_VERSION
-from augtool.store.writers import StagedWriter, check_output, open_writer
+from augtool.store.writers import StagedWriter, open_writer
 
 if TYPE_CHECKING:
     from augtool.engine.detection import DetectionInput, OutputBoxes
@@ -83,6 +84,31 @@ class ExpandSummary:
         return rendered / self.seconds if self.seconds > 0 else float("inf")
 
 
+def unused_options(options: ExpandOptions, output_format: str) -> list[Message]:
+    """Warnings for options set away from their defaults that this output does not use.
+
+    Args:
+        options: The run's options.
+        output_format: The format OUT resolves to (``folder`` or ``hdf5``).
+    """
+    said = []
+    if output_format == "folder" and options.compression != defaults.DEFAULT_COMPRESSION:
+        said.append(
+            Message("{compression} is ignored: it compresses HDF5 output, and {out} is a folder")
+        )
+    if output_format == "hdf5" and options.image_format != defaults.DEFAULT_IMAGE_FORMAT:
+        said.append(Message("{image_format} is ignored: HDF5 output holds pixels, not image files"))
+    jpeg = output_format == "folder" and options.image_format == "jpg"
+    if not jpeg and options.jpeg_quality != defaults.DEFAULT_JPEG_QUALITY:
+        said.append(
+            Message(
+                "{jpeg_quality} is ignored: it applies to JPEG files ({image_format} jpg, "
+                "folder output)"
+            )
+        )
+    return said
+
+
 def expand(
     raw: str | Path,
     out: str | Path,
@@ -115,7 +141,12 @@ def expand(
     raw, out = Path(raw), Path(out)
     output_format = resolve_output_format(out, options)
     options.validate(output_format)
-    check_output(out, options.overwrite)
+    check_apart(
+        out, {"raw": raw, "annotations": options.annotations}, scanned=("raw", "annotations")
+    )
+    check_output(out, options.overwrite, options.resume)
+    for warning in unused_options(options, output_format):
+        reporter.warn(warning)
     workers = options.workers or default_workers()
     backend = backend or LocalBackend(workers)
 

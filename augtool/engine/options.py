@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from numbers import Integral
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,6 +153,12 @@ class ExpandOptions:
             OptionError: Naming the first invalid option.
         """
         fmt = self.output_format or resolved_format
+        for name in ("size", "height", "target", "seed", "pca_count", "folds", "workers"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, Integral)):
+                raise OptionError(name, f"a whole number, got {value!r}")
+            if value is not None:  # numpy integers too, as plain ints (recorded in JSON)
+                object.__setattr__(self, name, int(value))
         lo, hi = defaults.MIN_SIZE, defaults.MAX_SIZE
         if not lo <= self.size <= hi:
             raise OptionError("size", f"must be between {lo} and {hi}, got {self.size}")

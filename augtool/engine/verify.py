@@ -435,6 +435,7 @@ def _regenerate(
                 [{"name": k, "sha256": v} for k, v in new_sets.items()],
                 report,
             )
+        _compare_sources(records, fresh, report)
         _compare(records, fresh, report)
         report.regenerated = True
     finally:
@@ -483,6 +484,19 @@ def _version_differences(recipe: dict) -> list[str]:
 def _records_of_hdf5(path: Path, progress: Progress) -> tuple[list[dict], VerifyReport, dict]:
     report, records, recipe = _verify_hdf5(path, progress, "verify replay")
     return records or [], report, recipe
+
+
+def _compare_sources(recorded: Iterable[dict], fresh: Iterable[dict], report: VerifyReport) -> None:
+    """Name the sources in RAW that are not those recorded: the cause of the differences after."""
+    old = {r["source"]: r["source_sha256"] for r in recorded}
+    new = {r["source"]: r["source_sha256"] for r in fresh}
+    for name in sorted(old.keys() - new.keys()):
+        report.problems.append(f"regenerate: source {shown(name)} is missing from RAW")
+    for name in sorted(new.keys() - old.keys()):
+        report.problems.append(f"regenerate: source {shown(name)} is new in RAW")
+    for name in sorted(old.keys() & new.keys()):
+        if old[name] != new[name]:
+            report.problems.append(f"regenerate: source {shown(name)} has changed in RAW")
 
 
 def _compare(recorded: Iterable[dict], fresh: Iterable[dict], report: VerifyReport) -> None:

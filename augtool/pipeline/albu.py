@@ -38,6 +38,7 @@ import dataclasses
 import json
 import os
 import threading
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -273,6 +274,10 @@ def _centred_masks(node: Any, A: ModuleType) -> Any:
     return result
 
 
+#: albumentations' warning for a Compose with boxes whose transforms never move them.
+_NO_BOX_TRANSFORM = "Got processor for bboxes, but no transform to process it"
+
+
 def _with_boxes(text: str, min_visibility: float, masks: bool = False) -> Any:
     """The serialized transform inside a Compose that carries pascal_voc boxes, once per thread.
 
@@ -295,7 +300,11 @@ def _with_boxes(text: str, min_visibility: float, masks: bool = False) -> Any:
         serialized = json.loads(text)
         if masks:
             serialized = _centred_masks(serialized, A)
-        built[key] = A.Compose([A.from_dict(serialized)], bbox_params=params, p=1.0)
+        with warnings.catch_warnings():
+            # A pixel-level transform leaves boxes where they are, as it should; albumentations
+            # says so on stderr for every Compose it builds, once per worker and output kind.
+            warnings.filterwarnings("ignore", _NO_BOX_TRANSFORM, UserWarning)
+            built[key] = A.Compose([A.from_dict(serialized)], bbox_params=params, p=1.0)
     return built[key]
 
 

@@ -264,7 +264,9 @@ def _parse_step(item: Any, i: int, locate: _Locator, plugins: tuple[str, ...]) -
         raise locate.error(i, None, "each [[transform]] is a table")
     name = item.get("name")
     if not isinstance(name, str) or not name:
-        raise locate.error(i, "name", "every transform needs a name")
+        keys = ", ".join(repr(k) for k in item if k != "name")
+        has = f" (this one has {keys})" if keys else ""
+        raise locate.error(i, "name", f"every transform needs a name{has}")
     if not _NAME.match(name) or name in RESERVED:
         raise locate.error(
             i,

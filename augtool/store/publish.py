@@ -33,13 +33,84 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
-from augtool.errors import OutputError, atomic
+from augtool.errors import OptionError, OutputError, atomic, literal
 
 #: File inside every partial output folder, so augtool only ever deletes its own.
 PARTIAL_MARKER = ".augtool-partial"
+
+
+def check_apart(
+    out: str | Path,
+    inputs: Mapping[str, str | Path | None],
+    scanned: Collection[str] = (),
+) -> None:
+    """Refuse an output that is one of the inputs, holds one, or lies inside a scanned one.
+
+    Replacing such an output (``overwrite``) would delete the input; an output
+    inside an input folder that is read as a whole (``scanned``) would be read
+    as input by the next run over it.
+
+    Args:
+        out: The output path.
+        inputs: The inputs by parameter name (``raw``, ``annotations``); None is skipped.
+        scanned: The names in ``inputs`` of folders read as a whole tree.
+
+    Raises:
+        OptionError: Naming ``out`` and the input it overlaps.
+    """
+    where = Path(out).resolve()
+    for name, given in inputs.items():
+        if given is None:
+            continue
+        path = Path(given).resolve()
+        if where == path:
+            detail = f"{literal(out)} is also {{{name}}}; choose another {{out}}"
+        elif path.is_relative_to(where):
+            detail = (
+                f"{literal(out)} holds {{{name}}} ({literal(given)}), which replacing "
+                f"{literal(out)} would delete; choose an {{out}} outside it"
+            )
+        elif name in scanned and where.is_relative_to(path):
+            detail = (
+                f"{literal(out)} is inside {{{name}}} ({literal(given)}), where it would "
+                "be taken for part of the input; choose an {out} outside it"
+            )
+        else:
+            continue
+        raise OptionError("out", detail, refs=True)
+
+
+def check_output(out: Path, overwrite: bool, resume: bool = False) -> None:
+    """Refuse an existing, non-empty output unless ``overwrite``.
+
+    Args:
+        out: The output path.
+        overwrite: Replace an existing output.
+        resume: The run continues a partial output; with none beside ``out``,
+            an existing ``out`` is a finished run, and the refusal says so.
+
+    Raises:
+        OutputError: If ``out`` exists (non-empty) and ``overwrite`` is false,
+            or its parent folder does not exist.
+    """
+    if out.exists() or out.is_symlink():
+        empty_dir = out.is_dir() and not any(out.iterdir())
+        if not empty_dir and not overwrite and resume and not partial_path(out).exists():
+            raise OutputError(
+                f"{literal(out)} is complete: nothing to resume; pass {{overwrite}} (without "
+                "{resume}) to make it again",
+                refs=True,
+            )
+        if not empty_dir and not overwrite:
+            raise OutputError(
+                f"{literal(out)} exists and is not empty; pass {{overwrite}} to replace it",
+                refs=True,
+            )
+    if not out.parent.is_dir():
+        raise OutputError(f"{out.parent}: no such folder; create it first")
 
 
 def partial_path(out: Path) -> Path:

@@ -63,24 +63,6 @@ from augtool.store.schema import (
 )
 
 
-def check_output(out: Path, overwrite: bool) -> None:
-    """Refuse an existing, non-empty output unless ``overwrite``.
-
-    Raises:
-        OutputError: If ``out`` exists (non-empty) and ``overwrite`` is false,
-            or its parent folder does not exist.
-    """
-    if out.exists() or out.is_symlink():
-        empty_dir = out.is_dir() and not any(out.iterdir())
-        if not empty_dir and not overwrite:
-            raise OutputError(
-                f"{literal(out)} exists and is not empty; pass {{overwrite}} to replace it",
-                refs=True,
-            )
-    if not out.parent.is_dir():
-        raise OutputError(f"{out.parent}: no such folder; create it first")
-
-
 class StagedWriter(ABC):
     """A writer into a partial output that becomes the output in one step, as a context manager.
 

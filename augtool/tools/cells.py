@@ -54,8 +54,7 @@ from augtool.errors import InputError, Message, OptionError, OutputError, litera
 from augtool.progress import NoProgress, Reporter
 from augtool.store.decode import decode_rgb, read_image_file
 from augtool.store.encode import encode_image
-from augtool.store.publish import staged_folder
-from augtool.store.writers import check_output
+from augtool.store.publish import check_apart, check_output, staged_folder
 from augtool.tools.cell_plan import (
     ANY_CLASS,
     Cell,
@@ -282,6 +281,7 @@ def cut_cells(
     reporter = reporter or NoProgress()
     options.validate()
     smears, out = Path(smears), Path(out)
+    check_apart(out, {"smears": smears, "annotations": annotations}, scanned=("annotations",))
     check_output(out, options.overwrite)
     masks: dict[str, ImageMasks] = {}
     if options.crop == "mask":

@@ -248,6 +248,11 @@ def sheet_tiles(
     return tiles, about
 
 
+def sheet_tile_count(recipe: Recipe | None) -> int:
+    """Tiles on a contact sheet: the paper's set, or the original and each recipe step."""
+    return SHEET_TILES if recipe is None else 1 + len(recipe.steps)
+
+
 def contact_sheet(
     path: str | Path,
     size: int = 227,
@@ -287,11 +292,16 @@ def contact_sheet(
         InputError: If the file is not a usable image.
         OptionError: If an option is out of range.
     """
-    most = SHEET_TILES if recipe is None else 1 + len(recipe.steps)
+    if recipe is not None and (boxes is not None or masks is not None):
+        raise OptionError(
+            "annotations",
+            "boxes and masks are drawn on the paper's transforms, not a recipe's: leave out "
+            "{recipe} to see them, or preview the output of an expand run with the recipe",
+            refs=True,
+        )
+    most = sheet_tile_count(recipe)
     if not 1 <= columns <= most:
         raise OptionError("columns", f"must be between 1 and {most}, got {columns}")
-    if recipe is not None and (boxes is not None or masks is not None):
-        raise OptionError("annotations", "boxes are drawn for the paper's transforms, not a recipe")
     if boxes is not None and classes is None:
         classes = sorted({b.label for b in boxes.boxes})
     tiles, about = sheet_tiles(
@@ -344,7 +354,7 @@ def preview(
         size: Contact sheet: tile side length (default 227).
         seed: Seed: of the transform parameters (sheet) or of the draw (grid).
         pca_std: Contact sheet: standard deviation of the PCA alphas (default 0.5).
-        columns: Contact sheet: tiles per row (default 5).
+        columns: Contact sheet: tiles per row (default 5, or fewer for a recipe of fewer tiles).
         per_cell: Grid: images per (class, split) (default 4).
         overwrite: Replace ``out`` if it exists.
         recipe: Contact sheet: draw this recipe's transforms (``--recipe``).
@@ -381,14 +391,14 @@ def preview(
             size=227 if size is None else size,
             seed=seed,
             pca_std=DEFAULT_STD if pca_std is None else pca_std,
-            columns=DEFAULT_COLUMNS if columns is None else columns,
+            columns=min(DEFAULT_COLUMNS, sheet_tile_count(recipe)) if columns is None else columns,
             recipe=recipe,
             boxes=found[0] if found else None,
             min_visibility=min_visibility,
             classes=found[1] if found else masks[1] if masks else None,
             masks=masks[0] if masks else None,
         )
-        tiles = SHEET_TILES if recipe is None else 1 + len(recipe.steps)
+        tiles = sheet_tile_count(recipe)
     else:
         if annotations is not None:
             raise OptionError("annotations", "applies to an image file, not to an expand output")
