@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -346,6 +347,53 @@ def test_unknown_albumentations_class_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(OptionError, match=r"line 3, transform\[0\]\.albumentations\.transform"):
         read_recipe_file(tmp_path / "bad.toml")
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["alone", "in a Compose"])
+def test_an_argument_albumentations_would_ignore_is_refused(tmp_path: Path, nested: bool) -> None:
+    """A misspelt argument is ignored by albumentations with a warning; a recipe refuses it."""
+    a = json.loads(albumentations_json()["hsv"])
+    a["transform"]["hue_shift_limt"] = [-5.0, 5.0]
+    if nested:
+        a["transform"] = {
+            "__class_fullname__": "Compose",
+            "p": 1.0,
+            "transforms": [{"__class_fullname__": "VerticalFlip", "p": 1.0}, a["transform"]],
+        }
+    (tmp_path / "bad.toml").write_text(
+        f"[[transform]]\nname = 'hsv'\nalbumentations = '''{json.dumps(a)}'''\n"
+    )
+    with pytest.raises(OptionError) as err:
+        read_recipe_file(tmp_path / "bad.toml")
+    assert "line 3, transform[0].albumentations.transform" in str(err.value)
+    assert "HueSaturationValue has no argument(s) 'hue_shift_limt'" in str(err.value)
+
+
+def test_a_transform_as_albumentations_wrote_it_runs_without_a_warning(
+    make_raw, tmp_path: Path
+) -> None:
+    """``A.to_dict(A.SafeRotate(...))`` writes arguments SafeRotate does not take.
+
+    albumentations warns about them each time it reads them back (in every
+    worker); they are its own, so the recipe is taken and nothing is said.
+    """
+    A = pytest.importorskip("albumentations")
+    written = A.to_dict(A.SafeRotate(limit=30, p=1.0))
+    with pytest.warns(UserWarning, match="are not valid for transform SafeRotate"):
+        A.from_dict(written)  # albumentations' own round trip complains
+    (tmp_path / "r.toml").write_text(
+        f"[[transform]]\nname = 'srot'\nalbumentations = '''{json.dumps(written)}'''\n"
+    )
+    raw = make_raw({"ALL": 2, "AML": 2})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, out = run_cli(
+            "expand", raw, tmp_path / "out", "--recipe", tmp_path / "r.toml", "--target", 8,
+            "--size", 48, "--split", "none", "--workers", 1,
+        )  # fmt: skip
+    assert code == 0, out
+    assert [str(w.message) for w in caught] == []
+    assert len(list((tmp_path / "out").rglob("*.png"))) == 8
 
 
 def test_missing_albumentations_names_the_extra(

@@ -131,12 +131,56 @@ def check_serialized(data: Any, where: str) -> dict:
     normalized = json.loads(json.dumps(data, sort_keys=True))
     _check_classes(normalized["transform"], f"{where}.transform", A)
     try:
-        A.from_dict(normalized)
+        built = build(A, normalized)
     except Exception as err:  # albumentations raises many kinds for a bad dict
         raise OptionError(
             f"{where}.transform", f"albumentations cannot build it: {type(err).__name__}: {err}"
         ) from err
+    ignored = ignored_arguments(built, A)
+    if ignored:
+        name, arguments = ignored[0]
+        raise OptionError(
+            f"{where}.transform",
+            f"{name} has no argument(s) {', '.join(map(repr, arguments))}, which albumentations "
+            "would ignore; correct or remove them",
+        )
     return normalized
+
+
+#: albumentations' warning for arguments a transform does not take (it builds it without them).
+_INVALID_ARGUMENTS = r"Argument\(s\) '.*' are not valid for transform"
+
+
+def build(A: ModuleType, serialized: dict) -> Any:
+    """``A.from_dict(serialized)`` without albumentations' warning about arguments it ignores.
+
+    :func:`check_serialized` has refused every such argument but those
+    albumentations' own ``A.to_dict`` writes for the transform (``SafeRotate``
+    writes the arguments of ``Affine``, which it then does not take).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _INVALID_ARGUMENTS, UserWarning)
+        return A.from_dict(serialized)
+
+
+def ignored_arguments(built: Any, A: ModuleType) -> list[tuple[str, list[str]]]:
+    """``(class name, arguments)`` of each transform in ``built`` that albumentations ignored.
+
+    Arguments that albumentations' own ``A.to_dict`` writes for that transform
+    do not count: its serialized form, read back, must build without complaint.
+    """
+    found = []
+    stack = [built]
+    while stack:
+        transform = stack.pop()
+        stack.extend(getattr(transform, "transforms", None) or ())
+        invalid = getattr(transform, "invalid_args", None) or ()
+        if invalid:
+            written = A.to_dict(transform)["transform"]
+            ignored = [name for name in invalid if name not in written]
+            if ignored:
+                found.append((type(transform).__name__, ignored))
+    return found
 
 
 def _check_classes(transform: Any, where: str, A: ModuleType) -> None:
@@ -186,7 +230,7 @@ def _pipeline(serialized: str) -> Any:
         built = _BUILT.pipelines = {}
     if serialized not in built:
         A = import_albumentations()
-        built[serialized] = A.from_dict(json.loads(serialized))
+        built[serialized] = build(A, json.loads(serialized))
     return built[serialized]
 
 
@@ -267,7 +311,7 @@ def _centred_masks(node: Any, A: ModuleType) -> Any:
     if result.get("mask_interpolation") == _CV_NEAREST and "transforms" not in result:
         exact = {**result, "mask_interpolation": _CV_NEAREST_EXACT}
         try:
-            A.from_dict({"transform": exact})
+            build(A, {"transform": exact})
         except Exception:  # this transform's schema does not take it: keep its own
             return result
         return exact
@@ -304,7 +348,7 @@ def _with_boxes(text: str, min_visibility: float, masks: bool = False) -> Any:
             # A pixel-level transform leaves boxes where they are, as it should; albumentations
             # says so on stderr for every Compose it builds, once per worker and output kind.
             warnings.filterwarnings("ignore", _NO_BOX_TRANSFORM, UserWarning)
-            built[key] = A.Compose([A.from_dict(serialized)], bbox_params=params, p=1.0)
+            built[key] = A.Compose([build(A, serialized)], bbox_params=params, p=1.0)
     return built[key]
 
 
