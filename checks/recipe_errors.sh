@@ -19,13 +19,17 @@ printf "[[transform]]\nname = 'blur_rgb'\nsigma_range = [8, 4]\n" > "$dir/range.
 printf "[[transform]]\nname = 'gray'\n\n[[transform]]\nname = 'sparkle'\n" > "$dir/unknown.toml"
 printf "[[transform]]\nname = 'gray'\n[[transform]]\nname = 'hsv'\nalbumentations = '''%s'''\n" "$hsv" > "$dir/version.toml"
 printf "[[transform]]\nname = 'gray'\ncolour = \n" > "$dir/malformed.toml"
+typo=$(NO_ALBUMENTATIONS_UPDATE=1 python -c "
+import json, albumentations as A
+d = A.to_dict(A.HueSaturationValue(p=1.0)); d['transform']['hue_shift_limt'] = [-5, 5]; print(json.dumps(d))")
+printf "[[transform]]\nname = 'hsv'\nalbumentations = '''%s'''\n" "$typo" > "$dir/typo.toml"
 # The same recipe with a valid version, for a machine without albumentations.
 printf "[[transform]]\nname = 'gray'\n[[transform]]\nname = 'hsv'\nalbumentations = '''%s'''\n" \
     "${hsv/1.4.24/2.0.8}" > "$dir/needs.toml"
 if [ "${1:-}" = "--make" ]; then
     exit 0
 fi
-for name in range unknown version malformed; do
+for name in range unknown version typo malformed; do
     echo "\$ augtool expand raw out --recipe $name.toml"
     (cd "$dir" && python -m cli expand raw out --recipe "$name.toml" 2>&1; echo "exit status $?") \
         | sed "s#$dir/##g"
