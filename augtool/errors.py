@@ -147,9 +147,20 @@ class OptionError(AugtoolError):
 
 
 class OutputError(AugtoolError):
-    """The output cannot be written (exists, not writable, disk full)."""
+    """The output cannot be written (not writable, disk full)."""
 
     exit_code = 1
+
+
+class OutputRefused(OutputError):
+    """The output path cannot be used as given; nothing was written (a usage error).
+
+    It exists and ``--overwrite`` was not given, it is a folder where a file
+    is asked for (or the other way round), or the folder to hold it does not
+    exist.
+    """
+
+    exit_code = 2
 
 
 class Interrupted(AugtoolError):

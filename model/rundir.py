@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from augtool.errors import OutputError, literal
+from augtool.errors import OutputError, OutputRefused, literal
 from augtool.store.publish import check_apart, write_bytes
 
 MODEL_NAME = "model.pt"
@@ -44,14 +44,14 @@ def check_run_dir(out: str | Path, overwrite: bool) -> Path:
     """Refuse an existing non-empty run folder unless ``overwrite``; create its parent.
 
     Raises:
-        OutputError: If ``out`` is a file, or a non-empty folder without ``overwrite``,
-            or its parent cannot be created.
+        OutputRefused: If ``out`` is a file, or a non-empty folder without ``overwrite``.
+        OutputError: If its parent cannot be created.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
+        raise OutputRefused(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputError(
+        raise OutputRefused(
             f"{literal(out)}: folder is not empty; choose another {{out}} or pass {{overwrite}}",
             refs=True,
         )

@@ -619,7 +619,7 @@ def test_existing_output_needs_overwrite(smears: Path, tmp_path: Path) -> None:
         "32",
     ]
     code, text = run_cli(*args)
-    assert code == 1 and "--overwrite" in text and (out / "keep.txt").exists()
+    assert code == 2 and "--overwrite" in text and (out / "keep.txt").exists()
     code, text = run_cli(*args, "--overwrite")
     assert code == 0 and not (out / "keep.txt").exists()
 

@@ -237,11 +237,11 @@ def test_resume_of_a_finished_output_says_it_is_complete(make_raw, tmp_path: Pat
     assert run_cli(*args)[0] == 0
     before = tree_hashes(out)
     code, text = run_cli(*args, "--resume")
-    assert code == 1, text
+    assert code == 2, text
     assert f"{out} is complete: nothing to resume; pass --overwrite (without --resume)" in text
     assert tree_hashes(out) == before
     code, text = run_cli(*args)  # without --resume: the refusal as before
-    assert code == 1 and "exists and is not empty; pass --overwrite to replace it" in text
+    assert code == 2 and "exists and is not empty; pass --overwrite to replace it" in text
 
 
 def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:

@@ -191,7 +191,7 @@ def test_the_warm_augtool_prints_what_a_fresh_one_prints(
     assert printed["warm"] == printed["fresh"]
     assert "warning: --out is deprecated" in "\n".join(printed["warm"])  # stderr, then stdout
     assert [line for line in printed["warm"] if line.startswith("exit")] == [
-        "exit 2", "exit 0", "exit 0", "exit 1",
+        "exit 2", "exit 0", "exit 0", "exit 2",
     ]  # fmt: skip
     pictures = [(tmp_path / name / "s.png").read_bytes() for name in ("fresh", "warm")]
     assert pictures[0] == pictures[1]

@@ -152,7 +152,7 @@ def test_refuses_non_empty_out_and_overwrite_replaces(make_raw, tmp_path: Path) 
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     code, text = run_cli("expand", raw, out, "--target", "20", "--size", "32", "-j", "1")
-    assert code == 1 and "--overwrite" in text
+    assert code == 2 and "--overwrite" in text
     assert (out / "keep.txt").read_text() == "mine"
     code, text = run_cli(
         "expand", raw, out, "--target", "20", "--size", "32", "-j", "1", "--overwrite"

@@ -183,7 +183,7 @@ def test_synth_existing_output_names_the_flag_not_a_python_keyword(tmp_path: Pat
     out.mkdir()
     (out / "x").write_text("x")
     result = CliRunner().invoke(main, ["synth", str(out), "--per-class", "ALL=1"])
-    assert result.exit_code == 1 and "pass --overwrite" in result.output
+    assert result.exit_code == 2 and "pass --overwrite" in result.output
     assert "overwrite=True" not in result.output
     from augtool.tools.synth import synthesize
 

@@ -294,7 +294,7 @@ def test_train_refuses_a_non_empty_run_folder(tiny_h5, tmp_path):
     (run / "notes.txt").write_text("keep me")
     args = ["train", str(tiny_h5), str(run), "--epochs", "1", "--device", "cpu", "-q"]
     result = CliRunner().invoke(main, args)
-    assert result.exit_code == 1 and "not empty" in result.output
+    assert result.exit_code == 2 and "not empty" in result.output
     assert (run / "notes.txt").exists()
     result = CliRunner().invoke(main, [*args, "--overwrite", "--augment", "flip,gray,jitter"])
     assert result.exit_code == 0, result.output

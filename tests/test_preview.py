@@ -341,7 +341,7 @@ def test_cli_errors_and_exit_codes(cell: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--per-cell" in result.output
     Path(out).write_bytes(b"x")
     result = runner.invoke(main, ["preview", str(cell), out])
-    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert result.exit_code == 2 and "--overwrite" in result.output
     result = runner.invoke(main, ["preview", str(cell)])
     assert result.exit_code == 2 and "Missing argument 'OUT'" in result.output
 

@@ -235,7 +235,7 @@ def test_refusals(make_raw, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(AugtoolError, match=re.escape("pip install -e '.[report]'")):
         dr.write_report(raw, tmp_path / "t.html")
     result = CliRunner().invoke(main, ["report", str(raw), str(tmp_path / "r.html")])
-    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert result.exit_code == 2 and "--overwrite" in result.output
 
 
 def test_only_the_report_imports_matplotlib() -> None:

@@ -232,11 +232,11 @@ def test_cli_size_of_one_side_is_square(tmp_path: Path) -> None:
     assert image.shape[:2] == (100, 100)
 
 
-def test_cli_non_empty_out_exits_1(tmp_path: Path) -> None:
+def test_cli_non_empty_out_exits_2(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x").write_text("x")
     result = CliRunner().invoke(main, ["synth", str(tmp_path / "d"), "--per-class", "ALL=1"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "not empty" in result.output and "--overwrite" in result.output
 
 

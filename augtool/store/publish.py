@@ -36,7 +36,7 @@ import shutil
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
-from augtool.errors import OptionError, OutputError, atomic, literal
+from augtool.errors import OptionError, OutputError, OutputRefused, atomic, literal
 
 #: File inside every partial output folder, so augtool only ever deletes its own.
 PARTIAL_MARKER = ".augtool-partial"
@@ -93,24 +93,24 @@ def check_output(out: Path, overwrite: bool, resume: bool = False) -> None:
             an existing ``out`` is a finished run, and the refusal says so.
 
     Raises:
-        OutputError: If ``out`` exists (non-empty) and ``overwrite`` is false,
+        OutputRefused: If ``out`` exists (non-empty) and ``overwrite`` is false,
             or its parent folder does not exist.
     """
     if out.exists() or out.is_symlink():
         empty_dir = out.is_dir() and not any(out.iterdir())
         if not empty_dir and not overwrite and resume and not partial_path(out).exists():
-            raise OutputError(
+            raise OutputRefused(
                 f"{literal(out)} is complete: nothing to resume; pass {{overwrite}} (without "
                 "{resume}) to make it again",
                 refs=True,
             )
         if not empty_dir and not overwrite:
-            raise OutputError(
+            raise OutputRefused(
                 f"{literal(out)} exists and is not empty; pass {{overwrite}} to replace it",
                 refs=True,
             )
     if not out.parent.is_dir():
-        raise OutputError(f"{out.parent}: no such folder; create it first")
+        raise OutputRefused(f"{out.parent}: no such folder; create it first")
 
 
 def partial_path(out: Path) -> Path:
@@ -135,12 +135,12 @@ def remove_stale_partial(tmp: Path) -> None:
     """Delete a partial output left by an earlier run, if it is augtool's.
 
     Raises:
-        OutputError: If ``tmp`` is a non-empty folder without :data:`PARTIAL_MARKER`.
+        OutputRefused: If ``tmp`` is a non-empty folder without :data:`PARTIAL_MARKER`.
     """
     if not (tmp.exists() or tmp.is_symlink()):
         return
     if tmp.is_dir() and any(tmp.iterdir()) and not (tmp / PARTIAL_MARKER).exists():
-        raise OutputError(f"{tmp} exists and was not made by augtool; move it away")
+        raise OutputRefused(f"{tmp} exists and was not made by augtool; move it away")
     remove(tmp)
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from augtool import __version__
-from augtool.errors import OptionError, OutputError, literal
+from augtool.errors import OptionError, OutputError, OutputRefused, literal
 from augtool.tools.report_boxes import (
     boxes_section,
     health_section,
@@ -203,11 +203,11 @@ def write_report(
     if out.suffix.lower() not in (".html", ".htm"):
         raise OptionError("out", f"must be an .html file, got {out}")
     if out.is_dir():
-        raise OutputError(f"{out} is a folder; give a file name ending in .html")
+        raise OutputRefused(f"{out} is a folder; give a file name ending in .html")
     if out.exists() and not overwrite:
-        raise OutputError(f"{literal(out)} exists; pass {{overwrite}} to replace it", refs=True)
+        raise OutputRefused(f"{literal(out)} exists; pass {{overwrite}} to replace it", refs=True)
     if not out.parent.is_dir():
-        raise OutputError(f"{out.parent}: no such folder")
+        raise OutputRefused(f"{out.parent}: no such folder")
     require_extra()
     g = gather(
         dataset, annotations, annotation_format, names, raw, group_regex, segmentation=segmentation

@@ -30,7 +30,7 @@ import numpy as np
 from augtool import defaults
 from augtool.annotations import Box, ImageBoxes
 from augtool.annotations.segmentation import ImageMasks
-from augtool.errors import InputError, OptionError, OutputError, literal
+from augtool.errors import InputError, OptionError, OutputError, OutputRefused, literal
 from augtool.ops.pca import DEFAULT_STD
 from augtool.pipeline.builtins import PAPER, Ranges
 from augtool.pipeline.recipe_spec import Recipe, paper_recipe
@@ -481,7 +481,7 @@ def check_out(out: Path, source: Path, overwrite: bool) -> None:
 
     Raises:
         OptionError: If ``out`` does not end in ``.png`` or is the input itself.
-        OutputError: If ``out`` exists and ``overwrite`` is false, or its
+        OutputRefused: If ``out`` exists and ``overwrite`` is false, or its
             folder does not exist.
     """
     if out.suffix.lower() != ".png":
@@ -489,11 +489,11 @@ def check_out(out: Path, source: Path, overwrite: bool) -> None:
     if out.exists() and source.exists() and out.resolve() == source.resolve():
         raise OptionError("out", f"{out} is the input; choose another file")
     if out.is_dir():
-        raise OutputError(f"{out} is a folder; give a file name ending in .png")
+        raise OutputRefused(f"{out} is a folder; give a file name ending in .png")
     if out.exists() and not overwrite:
-        raise OutputError(f"{literal(out)} exists; pass {{overwrite}} to replace it", refs=True)
+        raise OutputRefused(f"{literal(out)} exists; pass {{overwrite}} to replace it", refs=True)
     if not out.parent.is_dir():
-        raise OutputError(f"{out.parent}: no such folder")
+        raise OutputRefused(f"{out.parent}: no such folder")
 
 
 def write_png(out: str | Path, image: np.ndarray, overwrite: bool = False) -> None:
@@ -507,7 +507,7 @@ def write_png(out: str | Path, image: np.ndarray, overwrite: bool = False) -> No
     """
     out = Path(out)
     if out.exists() and not overwrite:
-        raise OutputError(f"{literal(out)} exists; pass {{overwrite}} to replace it", refs=True)
+        raise OutputRefused(f"{literal(out)} exists; pass {{overwrite}} to replace it", refs=True)
     ok, buf = cv2.imencode(
         ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]
     )

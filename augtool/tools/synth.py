@@ -51,7 +51,7 @@ from augtool import defaults
 from augtool.annotations.coco_masks import COCO_MASKS_FILE, coco_masks_json
 from augtool.annotations.png_masks import CLASSES_FILE, png_mask_files, write_files
 from augtool.annotations.segmentation import ImageMasks
-from augtool.errors import OptionError, OutputError, literal
+from augtool.errors import OptionError, OutputError, OutputRefused, literal
 from augtool.progress import NoProgress, Progress
 from augtool.store.publish import staged_folder
 from augtool.tools.smear.cell_models import nucleus_fraction
@@ -312,9 +312,9 @@ def _check_output_folder(out: Path, overwrite: bool) -> None:
     """
     if out.exists():
         if not out.is_dir():
-            raise OutputError(f"{out} exists and is not a folder")
+            raise OutputRefused(f"{out} exists and is not a folder")
         if any(out.iterdir()) and not overwrite:
-            raise OutputError(
+            raise OutputRefused(
                 f"{literal(out)} is not empty; choose another folder or pass {{overwrite}}",
                 refs=True,
             )
