@@ -154,7 +154,7 @@ def test_masks_inside_out_are_refused(tmp_path: Path) -> None:
     code, text = run_cli(
         "synth", tmp_path / "out", "--per-class", "ALL=1", "--masks", tmp_path / "out" / "m"
     )
-    assert code == 2 and "--masks: must be a folder outside out" in text, text
+    assert code == 2 and "--masks: must be a folder outside OUT" in text, text
     assert not (tmp_path / "out").exists()
     code, text = run_cli(
         "synth", tmp_path / "o2", "--per-class", "ALL=1", "--size", "64", "--masks", tmp_path / "m2"

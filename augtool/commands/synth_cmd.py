@@ -65,7 +65,8 @@ def _parse_per_class(
     metavar="DIR",
     help="Also write every cell's exact mask to DIR (outside OUT): COCO instance "
     "segmentation (annotations.json), instance-id PNGs with class tables (instances/) "
-    "and class-index PNGs (semantic/).",
+    "and class-index PNGs (semantic/). Like OUT, it must be new or empty, or is "
+    "replaced with --overwrite.",
 )
 @seed_option
 @overwrite_option

@@ -241,7 +241,11 @@ def synthesize(
     if masks_out is not None:
         a, b = out.resolve(), masks_out.resolve()
         if a == b or a in b.parents or b in a.parents:
-            raise OptionError("masks", f"must be a folder outside out ({out}), got {masks_out}")
+            raise OptionError(
+                "masks",
+                f"must be a folder outside {{out}} ({literal(out)}), got {literal(masks_out)}",
+                refs=True,
+            )
     for folder in (out, masks_out):
         if folder is not None:
             _check_output_folder(folder, overwrite)
