@@ -15,6 +15,7 @@ from augtool.engine.expand import expand
 from augtool.engine.options import ExpandOptions
 from augtool.engine.verify import verify
 from cli import main
+from tests.child_process import run_cli
 
 OPTS = {"target": 30, "size": 40, "workers": 1}
 
@@ -187,3 +188,29 @@ def test_recipes_from_before_pca_modes_replay_the_shift() -> None:
     assert options.pca.mode == "shift" and options.pca.scale == "unit"
     new = {"pca_count": 4, "pca": {"std": 0.5, "k": 3, "mode": "pixel", "scale": "relative"}}
     assert ExpandOptions.from_provenance(new).pca.mode == "pixel"
+
+
+def test_regenerate_says_where_relative_annotations_are_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--annotations`` is recorded as typed: from another folder, say so instead of 'no file'."""
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("synth", "sm", "--per-class", "ALL=2,AML=2", "--size", "96x72",
+                   "--masks", "m", "-q")[0] == 0  # fmt: skip
+    code, text = run_cli(
+        "expand", "sm", "seg", "--segmentation", "--annotations", "m/annotations.json",
+        "--annotation-format", "coco", "--target", 8, "--size", 48, "-q",
+    )  # fmt: skip
+    assert code == 0, text
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, text = run_cli("verify", tmp_path / "seg", "--regenerate", tmp_path / "sm")
+    assert code == 2, text
+    assert (
+        "m/annotations.json: the annotations this output was made from are not there; it was "
+        "recorded as typed, relative to the folder expand ran in: run verify from there"
+    ) in text
+    monkeypatch.chdir(tmp_path)
+    code, text = run_cli("verify", "seg", "--regenerate", "sm")
+    assert code == 0, text

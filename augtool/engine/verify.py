@@ -405,6 +405,7 @@ def _regenerate(
     from augtool.engine.options import ExpandOptions
 
     options = ExpandOptions.from_provenance(recipe.get("recipe") or {}, workers, plugins)
+    _check_recorded_annotations(options.annotations)
     report.version_differences = _version_differences(recipe)
     if report.version_differences:
         reporter.warn(
@@ -484,6 +485,27 @@ def _version_differences(recipe: dict) -> list[str]:
 def _records_of_hdf5(path: Path, progress: Progress) -> tuple[list[dict], VerifyReport, dict]:
     report, records, recipe = _verify_hdf5(path, progress, "verify replay")
     return records or [], report, recipe
+
+
+def _check_recorded_annotations(annotations: str | None) -> None:
+    """Refuse, saying why, when the annotations a detection run recorded are not where it said.
+
+    ``expand`` records ``--annotations`` as it was typed; a relative path is
+    found again only from the folder ``expand`` ran in.
+
+    Raises:
+        InputError: Naming the recorded path and where to run ``verify`` from.
+    """
+    if annotations is None or Path(annotations).exists():
+        return
+    where = (
+        "it was recorded as typed, relative to the folder expand ran in: run verify from there"
+        if not Path(annotations).is_absolute()
+        else "it was moved or deleted: put it back where it was"
+    )
+    raise InputError(
+        f"{annotations}: the annotations this output was made from are not there; {where}"
+    )
 
 
 def _compare_sources(recorded: Iterable[dict], fresh: Iterable[dict], report: VerifyReport) -> None:
