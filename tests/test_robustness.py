@@ -34,7 +34,7 @@ from augtool.engine.options import ExpandOptions
 from augtool.engine.plan import plan_run
 from augtool.engine.scan import ScanResult, Source, scan
 from augtool.engine.verify import verify
-from augtool.errors import InputError, OutputError
+from augtool.errors import InputError, OutputError, OutputRefused
 from augtool.pipeline.builtins import (
     ORIGINAL,
     PAPER,
@@ -505,7 +505,7 @@ def test_resume_with_other_options_is_refused_and_keeps_the_partial(
         expand(raw, out, ExpandOptions(target=30, size=16, workers=1))
     monkeypatch.undo()
     partial = snapshot(tmp_path)
-    with pytest.raises(OutputError, match="other inputs or options"):
+    with pytest.raises(OutputRefused, match="other inputs or options"):  # exit 2
         expand(raw, out, ExpandOptions(target=30, size=16, seed=1, workers=1, resume=True))
     assert snapshot(tmp_path) == partial
     # Without --resume the partial is replaced and the run completes.

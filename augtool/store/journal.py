@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from augtool.errors import OutputError, literal
+from augtool.errors import OutputRefused, literal
 
 #: Journal of finished sources inside a partial folder (beside a partial HDF5 file).
 JOURNAL_NAME = ".augtool-journal.jsonl"
@@ -42,7 +42,7 @@ class Journal:
         """Read the records of an earlier run and continue the journal.
 
         Raises:
-            OutputError: If the journal belongs to a run with other options.
+            OutputRefused: If the journal belongs to a run with other options.
         """
         lines = self.path.read_text(encoding="utf-8").splitlines()
         try:
@@ -50,7 +50,7 @@ class Journal:
         except json.JSONDecodeError:
             header = {}
         if header.get("fingerprint") != fingerprint:
-            raise OutputError(
+            raise OutputRefused(
                 f"{literal(self.path.parent)}: the partial output was made by a run with other "
                 "inputs or options; run again without {resume} to start over",
                 refs=True,

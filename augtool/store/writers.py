@@ -39,6 +39,7 @@ from augtool.errors import (
     ClusterError,
     Interrupted,
     OutputError,
+    OutputRefused,
     complete_after_interrupt,
     literal,
 )
@@ -343,7 +344,7 @@ class Hdf5Writer(StagedWriter):
                 self._fh.close()
                 self._fh = None
             if recorded is not None:
-                raise OutputError(
+                raise OutputRefused(
                     f"{literal(self.tmp)}: the partial output was made by a run with other "
                     "inputs or options; run again without {resume} to start over",
                     refs=True,
