@@ -93,7 +93,7 @@ def boxes_section(g: Gathered) -> Section | None:
     table = Table(
         [
             "class",
-            "boxes",
+            g.objects,
             "images with it",
             "per image",
             "median size (px)",
@@ -108,11 +108,11 @@ def boxes_section(g: Gathered) -> Section | None:
         ax1.bar(k, per_class[c], color=class_hex(k))
         ax2.scatter(widths[c], heights[c], s=6, alpha=0.35, color=class_hex(k), label=c)
     ax1.set_xticks(range(len(classes)), classes)
-    ax1.set_ylabel("boxes")
-    ax1.set_title("boxes per class", fontsize=10)
+    ax1.set_ylabel(g.objects)
+    ax1.set_title(f"{g.objects} per class", fontsize=10)
     ax2.set_xlabel("box width (px)")
     ax2.set_ylabel("box height (px)")
-    ax2.set_title("box sizes", fontsize=10)
+    ax2.set_title("sizes of the masks' boxes" if g.masks else "box sizes", fontsize=10)
     ax2.legend(frameon=False, markerscale=2.5)
     for ax in (ax1, ax2):
         ax.spines[["top", "right"]].set_visible(False)
@@ -120,9 +120,9 @@ def boxes_section(g: Gathered) -> Section | None:
     heat = _heatmaps(classes, centres, float(np.median(aspects)) if aspects else 0.75)
     return Section(
         "boxes",
-        "Boxes",
-        [legend_item(classes), table, plot_item(fig, "boxes per class and box sizes"), heat],
-        f"{sum(per_class.values())} boxes in {n_images} images",
+        "Instances" if g.masks else "Boxes",
+        [legend_item(classes), table, plot_item(fig, f"{g.objects} per class and box sizes"), heat],
+        f"{sum(per_class.values())} {g.objects} in {n_images} images",
     )
 
 
@@ -183,8 +183,12 @@ def health_section(g: Gathered) -> Section | None:
             )
         )
     tone = "ok" if faults == 0 else "bad"
+    boxes, box = ("instance boxes", "instance box") if g.masks else ("boxes", "box")
     blocks.insert(
-        0, Text(f"{faults} faulty or suspicious boxes." if faults else "No faulty box found.", tone)
+        0,
+        Text(
+            f"{faults} faulty or suspicious {boxes}." if faults else f"No faulty {box} found.", tone
+        ),
     )
     if scope:
         blocks.insert(1, Text(scope))
@@ -204,7 +208,7 @@ def _health_scope(g: Gathered) -> tuple[list[ImageBoxes], str]:
     copies = len(g.boxes) - len(originals)
     return originals, (
         f"Checked on the {len(originals)} originals, one per source: the {copies} "
-        "augmented copies carry their sources' boxes, moved with the pixels, and would "
+        f"augmented copies carry their sources' {g.objects}, moved with the pixels, and would "
         "repeat each source's findings."
     )
 
