@@ -33,8 +33,10 @@ from augtool.tools.report_items import (
     bar_plot,
     count_table,
     legend_item,
+    legend_size,
     new_figure,
     plot_item,
+    side_legend,
     thumbnail,
 )
 
@@ -164,7 +166,8 @@ def transforms_section(g: Gathered) -> Section | None:
     names = _step_order({i.transform for i in g.items})
     counts = Counter((i.transform, i.class_name) for i in g.items)
     table = count_table(names, g.classes, counts, "transform")
-    fig = new_figure(5.5, 0.24 * len(names) + 0.9)
+    legend_width, legend_height = legend_size(g.classes)
+    fig = new_figure(5.5 + legend_width, max(0.24 * len(names) + 0.9, legend_height + 0.3))
     ax = fig.add_subplot()
     left = np.zeros(len(names))
     y = np.arange(len(names))
@@ -176,8 +179,7 @@ def transforms_section(g: Gathered) -> Section | None:
     ax.invert_yaxis()
     ax.set_xlabel("images")
     ax.spines[["top", "right"]].set_visible(False)
-    if len(g.classes) > 1:
-        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    side_legend(fig, ax)
     return Section(
         "transforms",
         "Outputs per transform",
