@@ -247,6 +247,16 @@ def test_every_chart_names_every_class_in_full(make_raw, tmp_path: Path, n: int)
     }
 
 
+def test_two_classes_of_one_colour_are_told_apart() -> None:
+    """Past the tenth class the colours start again; hatches and markers differ."""
+    from augtool.drawing import class_hex
+
+    again = len(MANY_CLASSES) - 2  # the eleventh class
+    assert class_hex(again) == class_hex(0)
+    assert report_items.class_hatch(again) != report_items.class_hatch(0)
+    assert report_items.class_marker(again) != report_items.class_marker(0)
+
+
 def test_a_cells_output_is_grouped_by_smear(tmp_path: Path) -> None:
     smears, ann = faulty_smears(tmp_path)
     cells = tmp_path / "cells"

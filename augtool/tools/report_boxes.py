@@ -28,6 +28,7 @@ from augtool.tools.report_items import (
     Table,
     Text,
     as_number,
+    class_marker,
     label_inches,
     legend_item,
     legend_size,
@@ -117,7 +118,15 @@ def boxes_section(g: Gathered) -> Section | None:
     ax1, ax2 = fig.subplots(1, 2, width_ratios=(2, 3))
     for k, c in enumerate(classes):
         ax1.barh(k, per_class[c], color=class_hex(k))
-        ax2.scatter(widths[c], heights[c], s=6, alpha=0.35, color=class_hex(k), label=c)
+        ax2.scatter(
+            widths[c],
+            heights[c],
+            s=6,
+            alpha=0.35,
+            color=class_hex(k),
+            marker=class_marker(k),
+            label=c,
+        )
     ax1.set_yticks(range(len(classes)), classes)
     ax1.invert_yaxis()
     ax1.set_xlabel(g.objects)

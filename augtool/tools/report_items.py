@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from augtool.annotations import Box
-from augtool.drawing import class_hex
+from augtool.drawing import CLASS_COLOURS, class_hex
 from augtool.errors import AugtoolError, OutputError
 
 #: How to install what the report needs, quoted in the error when it is missing.
@@ -225,6 +225,20 @@ def drawn_labels(fig: Any) -> tuple[list[str], list[str]]:
     return labels, cut
 
 
+def class_hatch(index: int) -> str:
+    """The hatch of the class at ``index``: none, then one per further round of the colours.
+
+    The colours start again past the tenth class; the hatch tells apart the two
+    classes of one colour in a chart's bars.
+    """
+    return ("", "///", "...", "xxx")[index // len(CLASS_COLOURS) % 4]
+
+
+def class_marker(index: int) -> str:
+    """The scatter marker of the class at ``index``, as :func:`class_hatch` for points."""
+    return ("o", "^", "s", "D")[index // len(CLASS_COLOURS) % 4]
+
+
 def label_inches(labels: Sequence[str], fontsize: float = 10.0) -> float:
     """Width of the longest of ``labels`` at ``fontsize`` points, inches (an estimate)."""
     return CHAR_INCHES * fontsize / 10 * max((len(s) for s in labels), default=0)
@@ -325,7 +339,15 @@ def bar_plot(
         values = np.array([counts.get((cat, cls), 0) for cat in categories], dtype=float)
         where = x if stacked else x - 0.4 + width * (k + 0.5)
         ax.bar(
-            where, values, width, bottom=bottom if stacked else None, label=cls, color=class_hex(k)
+            where,
+            values,
+            width,
+            bottom=bottom if stacked else None,
+            label=cls,
+            color=class_hex(k),
+            hatch=class_hatch(k),
+            edgecolor="white",
+            linewidth=0,
         )
         if stacked:
             bottom += values

@@ -31,6 +31,7 @@ from augtool.tools.report_items import (
     Thumbs,
     as_number,
     bar_plot,
+    class_hatch,
     count_table,
     legend_item,
     legend_size,
@@ -173,7 +174,16 @@ def transforms_section(g: Gathered) -> Section | None:
     y = np.arange(len(names))
     for k, cls in enumerate(g.classes):
         values = np.array([counts.get((t, cls), 0) for t in names], dtype=float)
-        ax.barh(y, values, left=left, color=class_hex(k), label=cls)
+        ax.barh(
+            y,
+            values,
+            left=left,
+            color=class_hex(k),
+            label=cls,
+            hatch=class_hatch(k),
+            edgecolor="white",
+            linewidth=0,
+        )
         left += values
     ax.set_yticks(y, names)
     ax.invert_yaxis()
