@@ -283,8 +283,13 @@ def test_preview_and_report_draw_the_mask_outlines(smears, tmp_path: Path, fmt: 
     red = np.array(colour_of("red cell", classes), np.uint8)
     assert tiles == 4 and np.count_nonzero((grid == red).all(axis=2)) > 500
     page = tmp_path / "page.html"
-    augtool.report(out, page)
-    assert "red cell" in page.read_text()
+    result = augtool.report(out, page)
+    text = page.read_text()
+    assert "red cell" in text
+    # a segmentation output is called one, its objects instances drawn as mask outlines
+    assert result.kind == "segmentation" and "segmentation output of expand" in text
+    assert "detection" not in text and "mask classes" in text
+    assert "Mask outlines in their class colour." in text and "Instances per split" in text
 
 
 def _location(out: Path, name: str, fmt: str) -> tuple[Path, Path]:
@@ -463,7 +468,11 @@ def test_a_report_of_masked_smears_counts_and_draws_their_masks(smears, tmp_path
     )
     assert all(len(b.outlines) == len(b.boxes) > 0 for b in g.boxes.values())
     page = tmp_path / "page.html"
-    augtool.report(raw, page, annotations=annotations, annotation_format="coco", segmentation=True)
-    assert "red cell" in page.read_text()
+    result = augtool.report(
+        raw, page, annotations=annotations, annotation_format="coco", segmentation=True
+    )
+    text = page.read_text()
+    assert "red cell" in text and g.masks and result.kind == "annotated"
+    assert "annotated images with masks" in text and "Mask outlines in their class colour." in text
     with pytest.raises(augtool.OptionError, match="segmentation: needs"):
         gather(raw, segmentation=True)

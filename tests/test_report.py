@@ -6,6 +6,7 @@ import base64
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +188,73 @@ def test_a_detection_output_shows_its_boxes(tmp_path: Path) -> None:
     thumb = report_sections.sample_thumb(g, 0, "original")
     side = max(image_size(base64.b64decode(thumb.uri.split(",", 1)[1])))
     assert side == max(g.pixels(0).shape[:2]) > report_items.THUMB_SIDE  # not shrunk to 150
+
+
+#: Class names as a curator's data has them: many, some long.
+MANY_CLASSES = [
+    "neutrophil", "lymphocyte", "red_blood_cell", "band_neutrophil", "eosinophil", "basophil",
+    "monocyte", "myeloblast", "promyelocyte", "metamyelocyte", "plasma_cell", "erythroblast",
+]  # fmt: skip
+
+
+def _drawn_plots(g: report_gather.Gathered) -> list[report_items.Plot]:
+    """The plots of ``g``'s page, drawn with no matplotlib warning and no word cut at an edge."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sections = dr.build_sections(g)
+    assert [str(w.message) for w in caught] == []
+    plots = [b for s in sections for b in s.blocks if isinstance(b, report_items.Plot)]
+    assert all(p.cut == [] for p in plots), [(p.alt, p.cut) for p in plots if p.cut]
+    return plots
+
+
+def _names_every_class(plot: report_items.Plot, classes: list[str]) -> bool:
+    """Each class name is drawn in full on ``plot``: a tick label, a legend entry, a title."""
+    shown = {label.split("\n")[0].rsplit(": ", 1)[0] for label in plot.labels}
+    return set(classes) <= shown
+
+
+@pytest.mark.parametrize("n", [2, 7, 12])
+def test_every_chart_names_every_class_in_full(make_raw, tmp_path: Path, n: int) -> None:
+    """Many classes, long names: each chart grows to hold them, its legend beside it."""
+    classes = MANY_CLASSES[:n]
+    raw = make_raw(dict.fromkeys(classes, 2), size=(24, 18))
+    datasets = {"folder": raw}
+    for name, extra in (("split", {"split": "0.5,0.5"}), ("folds", {"folds": 2})):
+        datasets[name] = tmp_path / name
+        expand(raw, datasets[name], ExpandOptions(target=4 * n, size=16, workers=1, **extra))
+    smears, ann = tmp_path / "smears", tmp_path / "ann"
+    smears.mkdir()
+    ann.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        write_image(smears / f"s{k}.jpg", smear_like(rng, 200, 150))
+        boxes = [
+            (c, 5 + 15 * i, 5 + 10 * k, 20 + 15 * i, 30 + 10 * k) for i, c in enumerate(classes)
+        ]
+        _voc(ann, f"s{k}.jpg", (200, 150), boxes)
+    drawn: dict[str, list[str]] = {}
+    for name, path in datasets.items():
+        g = report_gather.gather(path, run_verify=False)
+        drawn[name] = [p.alt for p in _drawn_plots(g) if _names_every_class(p, classes)]
+    g = report_gather.gather(smears, ann, "voc")
+    drawn["smears"] = [p.alt for p in _drawn_plots(g) if _names_every_class(p, classes)]
+    assert drawn == {
+        "folder": ["images per class"],
+        "split": ["images per split and class", "outputs per transform and class"],
+        "folds": ["images per fold and class", "outputs per transform and class"],
+        "smears": ["boxes per class and box sizes", "heatmap of box centres"],
+    }
+
+
+def test_two_classes_of_one_colour_are_told_apart() -> None:
+    """Past the tenth class the colours start again; hatches and markers differ."""
+    from augtool.drawing import class_hex
+
+    again = len(MANY_CLASSES) - 2  # the eleventh class
+    assert class_hex(again) == class_hex(0)
+    assert report_items.class_hatch(again) != report_items.class_hatch(0)
+    assert report_items.class_marker(again) != report_items.class_marker(0)
 
 
 def test_a_cells_output_is_grouped_by_smear(tmp_path: Path) -> None:

@@ -63,12 +63,13 @@ def report_command(
 ) -> None:
     """Write one HTML page that shows DATASET to a curator; it opens offline.
 
-    DATASET is an expand output (folder or .h5; a detection output too), a
-    folder of class folders (such as a cells output), or, with --annotations,
-    a folder of annotated images. The page shows counts per split, fold and
-    class, groups per split and fold, outputs per transform, sample
-    thumbnails per class and transform, source sizes, and for boxes their
-    counts, sizes, a heatmap of their centres and the annotations' faults;
+    DATASET is an expand output (folder or .h5; a detection or segmentation
+    output too), a folder of class folders (such as a cells output), or, with
+    --annotations, a folder of annotated images. The page shows counts per
+    split, fold and class, groups per split and fold, outputs per transform,
+    sample thumbnails per class and transform, source sizes, and for boxes
+    (or masks) their counts, sizes, a heatmap of their centres and the
+    annotations' faults;
     then the recorded provenance and the result of verify. It needs the
     report extra (matplotlib, jinja2).
 

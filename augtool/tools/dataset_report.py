@@ -7,7 +7,9 @@ and can be mailed or archived as one file. It reads four kinds of input:
 * an ``augtool expand`` output, folder or HDF5 (read with
   :func:`augtool.store.dataset.open_dataset`, checked with :func:`augtool.engine.verify.verify`);
 * a detection output of ``expand --annotations`` (the same, plus the boxes read
-  back from the annotation files written beside the images);
+  back from the annotation files written beside the images), or a segmentation
+  output of ``expand --segmentation`` (its masks, counted as instances and
+  drawn as outlines);
 * a folder of class folders (``RAW/<class>/<image>``), such as the output of
   ``augtool cells`` (groups from its ``cells.csv``);
 * a folder of annotated images (smears) with their VOC, COCO or YOLO annotations.
@@ -132,12 +134,14 @@ def render_page(g: Gathered, sections: Sequence[Section], command: str = "") -> 
     kinds = {
         "expand": "expand output",
         "detection": "detection output of expand",
+        "segmentation": "segmentation output of expand",
         "folder": "folder of class folders",
-        "annotated": "annotated images",
+        "annotated": "annotated images with masks" if g.masks else "annotated images",
     }
     facts = [("images", str(len(g.items))), ("classes", ", ".join(g.classes))]
     if g.detection:
-        facts.append(("box classes", ", ".join(g.box_classes)))
+        what = "mask classes" if g.masks else "box classes"
+        facts.append((what, ", ".join(g.box_classes)))
     facts.append(("splits", ", ".join(g.splits())))
     if g.folds():
         facts.append(("folds", str(len(g.folds()))))

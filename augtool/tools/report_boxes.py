@@ -22,14 +22,19 @@ from augtool.tools.report_gather import (
     Gathered,
 )
 from augtool.tools.report_items import (
+    MAX_PLOT_WIDTH,
     Plot,
     Section,
     Table,
     Text,
     as_number,
+    class_marker,
+    label_inches,
     legend_item,
+    legend_size,
     new_figure,
     plot_item,
+    side_legend,
 )
 
 #: Two boxes of one class in one image overlapping this much (IoU) are near-duplicates.
@@ -42,6 +47,9 @@ TINY_SIDE = 8
 
 #: ... and so is a box under this fraction of its class's median area.
 TINY_AREA_FRACTION = 1 / 16
+
+#: Heatmap panels in a row; more classes wrap to further rows.
+HEATMAP_COLUMNS = 4
 
 
 def boxes_section(g: Gathered) -> Section | None:
@@ -93,7 +101,7 @@ def boxes_section(g: Gathered) -> Section | None:
     table = Table(
         [
             "class",
-            "boxes",
+            g.objects,
             "images with it",
             "per image",
             "median size (px)",
@@ -102,52 +110,79 @@ def boxes_section(g: Gathered) -> Section | None:
         ],
         rows,
     )
-    fig = new_figure(8.0, 3.2)
-    ax1, ax2 = fig.subplots(1, 2)
+    legend_width, legend_height = legend_size(classes)
+    fig = new_figure(
+        min(MAX_PLOT_WIDTH, 7.0 + label_inches(classes) + legend_width),
+        max(3.2, 0.26 * len(classes) + 1.0, legend_height + 0.3),
+    )
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=(2, 3))
     for k, c in enumerate(classes):
-        ax1.bar(k, per_class[c], color=class_hex(k))
-        ax2.scatter(widths[c], heights[c], s=6, alpha=0.35, color=class_hex(k), label=c)
-    ax1.set_xticks(range(len(classes)), classes)
-    ax1.set_ylabel("boxes")
-    ax1.set_title("boxes per class", fontsize=10)
+        ax1.barh(k, per_class[c], color=class_hex(k))
+        ax2.scatter(
+            widths[c],
+            heights[c],
+            s=6,
+            alpha=0.35,
+            color=class_hex(k),
+            marker=class_marker(k),
+            label=c,
+        )
+    ax1.set_yticks(range(len(classes)), classes)
+    ax1.invert_yaxis()
+    ax1.set_xlabel(g.objects)
+    ax1.set_title(f"{g.objects} per class", fontsize=10)
     ax2.set_xlabel("box width (px)")
     ax2.set_ylabel("box height (px)")
-    ax2.set_title("box sizes", fontsize=10)
-    ax2.legend(frameon=False, markerscale=2.5)
+    ax2.set_title("sizes of the masks' boxes" if g.masks else "box sizes", fontsize=10)
+    side_legend(fig, ax2, markerscale=2.5)
     for ax in (ax1, ax2):
         ax.spines[["top", "right"]].set_visible(False)
     aspects = [item.height / item.width for item in g.boxes.values()]
-    heat = _heatmaps(classes, centres, float(np.median(aspects)) if aspects else 0.75)
+    heat = _heatmaps(classes, centres, float(np.median(aspects)) if aspects else 0.75, g.objects)
     return Section(
         "boxes",
-        "Boxes",
-        [legend_item(classes), table, plot_item(fig, "boxes per class and box sizes"), heat],
-        f"{sum(per_class.values())} boxes in {n_images} images",
+        "Instances" if g.masks else "Boxes",
+        [legend_item(classes), table, plot_item(fig, f"{g.objects} per class and box sizes"), heat],
+        f"{sum(per_class.values())} {g.objects} in {n_images} images",
     )
 
 
 def _heatmaps(
-    classes: Sequence[str], centres: dict[str, list[tuple[float, float]]], aspect: float
+    classes: Sequence[str],
+    centres: dict[str, list[tuple[float, float]]],
+    aspect: float,
+    objects: str = "boxes",
 ) -> Plot:
     """Where box centres sit in their image: all classes, then each class.
+
+    The panels run in rows of :data:`HEATMAP_COLUMNS`, so that many classes
+    keep them readable; a class name too long for its panel's title puts the
+    count on a second line.
 
     Args:
         classes: Object classes, in colour order.
         centres: Box centres as fractions of the image's width and height, by class.
         aspect: Height / width of the images (the panels' shape).
+        objects: What the boxes are called (``boxes``, or ``instances`` of masks).
     """
     panels = [("all classes", [p for c in classes for p in centres[c]])]
     panels += [(c, centres[c]) for c in classes]
-    fig = new_figure(2.5 * len(panels), 2.5 * aspect + 0.6)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    columns = min(len(panels), HEATMAP_COLUMNS)
+    rows = -(-len(panels) // columns)
+    wrap = any(label_inches([f"{t}: {len(p)} {objects}"], 9.5) > 2.3 for t, p in panels)
+    sep = "\n" if wrap else ": "  # a long class name: the count on a line of its own
+    fig = new_figure(2.5 * columns, rows * (2.2 * aspect + (0.75 if wrap else 0.6)))
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
     bins = (max(4, round(32 * aspect)), 32)
-    for ax, (title, points) in zip(axes, panels, strict=True):
+    for ax, (title, points) in zip(axes, panels, strict=False):
         grid = np.zeros(bins)
         if points:
             xy = np.array(points)
             grid, _, _ = np.histogram2d(xy[:, 1], xy[:, 0], bins=bins, range=((0, 1), (0, 1)))
         ax.imshow(grid, cmap="magma", extent=(0, 1, 1, 0), aspect=aspect, interpolation="nearest")
-        ax.set_title(f"{title}: {len(points)} boxes", fontsize=9.5)
+        ax.set_title(f"{title}{sep}{len(points)} {objects}", fontsize=9.5)
         ax.set_xticks([0, 0.5, 1])
         ax.set_yticks([0, 0.5, 1])
         ax.tick_params(labelsize=8)
@@ -183,8 +218,12 @@ def health_section(g: Gathered) -> Section | None:
             )
         )
     tone = "ok" if faults == 0 else "bad"
+    boxes, box = ("instance boxes", "instance box") if g.masks else ("boxes", "box")
     blocks.insert(
-        0, Text(f"{faults} faulty or suspicious boxes." if faults else "No faulty box found.", tone)
+        0,
+        Text(
+            f"{faults} faulty or suspicious {boxes}." if faults else f"No faulty {box} found.", tone
+        ),
     )
     if scope:
         blocks.insert(1, Text(scope))
@@ -204,7 +243,7 @@ def _health_scope(g: Gathered) -> tuple[list[ImageBoxes], str]:
     copies = len(g.boxes) - len(originals)
     return originals, (
         f"Checked on the {len(originals)} originals, one per source: the {copies} "
-        "augmented copies carry their sources' boxes, moved with the pixels, and would "
+        f"augmented copies carry their sources' {g.objects}, moved with the pixels, and would "
         "repeat each source's findings."
     )
 

@@ -33,7 +33,8 @@ class Gathered:
 
     Attributes:
         path: The dataset given.
-        kind: ``expand``, ``detection``, ``folder`` or ``annotated``.
+        kind: ``expand``, ``detection`` (boxes), ``segmentation`` (masks),
+            ``folder`` or ``annotated``.
         classes: Image class names, in label order (each class's colour).
         items: One entry per image.
         pixels: Returns the RGB array of item ``i``.
@@ -42,6 +43,9 @@ class Gathered:
         sizes_note: Why the source sizes are not known, when they are not.
         box_classes: Object class names, in colour order (detection data).
         boxes: Boxes of the images that have annotations, by item index.
+        masks: The objects are masks (a segmentation output, or annotated
+            images read with ``segmentation``): each box is an instance's, and
+            its outline is drawn.
         problems: Faults the annotation readers found.
         unannotated: Images no annotation mentions.
         verify_lines: ``verify``'s verdict line and its problems (expand outputs).
@@ -59,6 +63,7 @@ class Gathered:
     sizes_note: str = ""
     box_classes: list[str] = field(default_factory=list)
     boxes: dict[int, ImageBoxes] = field(default_factory=dict)
+    masks: bool = False
     problems: list[Problem] = field(default_factory=list)
     unannotated: list[str] = field(default_factory=list)
     verify_lines: list[str] = field(default_factory=list)
@@ -67,8 +72,18 @@ class Gathered:
 
     @property
     def detection(self) -> bool:
-        """True when the images carry boxes."""
-        return self.kind in ("detection", "annotated")
+        """True when the images carry boxes (or masks, counted by their boxes)."""
+        return self.kind in ("detection", "segmentation", "annotated")
+
+    @property
+    def expanded(self) -> bool:
+        """True for an ``expand`` output, with or without boxes or masks."""
+        return self.kind in ("expand", "detection", "segmentation")
+
+    @property
+    def objects(self) -> str:
+        """What an annotated object is called on the page: ``boxes`` or ``instances``."""
+        return "instances" if self.masks else "boxes"
 
     def splits(self) -> list[str]:
         """Split names present, in table order (train, val, test, ...)."""
@@ -173,7 +188,8 @@ def _gather_expand(path: Path, raw: str | Path | None, run_verify: bool) -> Gath
     if isinstance(record, dict) and (path.is_dir() or record.get("masks")):
         from augtool.engine.detection import read_output_boxes
 
-        gathered.kind = "detection"
+        gathered.masks = bool(record.get("masks"))
+        gathered.kind = "segmentation" if gathered.masks else "detection"
         box_classes, by_name, problems = read_output_boxes(path, data.names, record)
         index = {name: i for i, name in enumerate(data.names)}
         gathered.box_classes = box_classes
@@ -303,6 +319,7 @@ def _gather_annotated(
         source_sizes=[(b.width, b.height) for b in usable],
         box_classes=list(found.classes),
         boxes=dict(enumerate(usable)),
+        masks=segmentation,
         problems=list(found.problems),
         unannotated=list(found.unannotated),
         notes=[str(w) for w in found.warnings],

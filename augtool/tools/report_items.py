@@ -11,13 +11,13 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from augtool.annotations import Box
-from augtool.drawing import class_hex
+from augtool.drawing import CLASS_COLOURS, class_hex
 from augtool.errors import AugtoolError, OutputError
 
 #: How to install what the report needs, quoted in the error when it is missing.
@@ -28,6 +28,14 @@ EXTRA = "pip install -e '.[report]'  (or pip install matplotlib jinja2)"
 THUMB_SIDE = 150
 #: Longest side of a thumbnail whose boxes or outlines are the point (detection data).
 LARGE_THUMB_SIDE = 320
+
+#: Widest plot, inches at 100 dpi: the page's column, so that no plot is shrunk to fit it.
+MAX_PLOT_WIDTH = 12.0
+#: Width of one character of a 10 pt label, inches (DejaVu Sans, generously), to size
+#: a figure around its class names.
+CHAR_INCHES = 0.085
+#: Height of one entry of a 10 pt legend, inches.
+LEGEND_LINE_INCHES = 0.24
 
 
 @dataclass
@@ -53,12 +61,24 @@ class Table:
 
 @dataclass
 class Plot:
-    """A picture drawn by matplotlib, embedded as a PNG ``data:`` URI."""
+    """A picture drawn by matplotlib, embedded as a PNG ``data:`` URI.
+
+    Attributes:
+        uri: The PNG.
+        alt: Its text alternative.
+        caption: Text under it.
+        kind: ``plot`` (the template's switch).
+        labels: The words drawn on it (titles, axis and tick labels, legend
+            entries), each wholly inside the picture.
+        cut: The words that reach past its edge (none, when it is drawn well).
+    """
 
     uri: str
     alt: str
     caption: str = ""
     kind: str = "plot"
+    labels: list[str] = field(default_factory=list)
+    cut: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -155,9 +175,11 @@ def require_extra() -> None:
 
 def new_figure(width: float, height: float) -> Any:
     """A matplotlib figure of ``width`` x ``height`` inches (no pyplot, no global state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
     return fig
 
 
@@ -165,7 +187,81 @@ def plot_item(fig: Any, alt: str, caption: str = "") -> Plot:
     """A figure as a page item: PNG bytes embedded as a data URI, with its text alternative."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
-    return Plot(data_uri(buf.getvalue(), "image/png"), alt, caption)
+    labels, cut = drawn_labels(fig)
+    return Plot(data_uri(buf.getvalue(), "image/png"), alt, caption, labels=labels, cut=cut)
+
+
+def drawn_labels(fig: Any) -> tuple[list[str], list[str]]:
+    """The words a drawn figure shows, and those of them that reach past its edge.
+
+    Read after ``savefig``, which lays the figure out: titles, axis labels, the
+    tick labels inside each axis's view, and legend entries.
+    """
+    renderer = fig.canvas.get_renderer()
+    texts = []
+    for legend in [*fig.legends, *(ax.get_legend() for ax in fig.axes)]:
+        if legend is not None:
+            texts += legend.get_texts()
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            texts += [t.label1 for t in axis.get_major_ticks() if low <= t.get_loc() <= high]
+    box = fig.bbox
+    labels, cut = [], []
+    for text in texts:
+        if not text.get_visible() or not text.get_text():
+            continue
+        extent = text.get_window_extent(renderer)
+        inside = (
+            extent.x0 >= box.x0 - 0.5
+            and extent.y0 >= box.y0 - 0.5
+            and extent.x1 <= box.x1 + 0.5
+            and extent.y1 <= box.y1 + 0.5
+        )
+        (labels if inside else cut).append(text.get_text())
+    return labels, cut
+
+
+def class_hatch(index: int) -> str:
+    """The hatch of the class at ``index``: none, then one per further round of the colours.
+
+    The colours start again past the tenth class; the hatch tells apart the two
+    classes of one colour in a chart's bars.
+    """
+    return ("", "///", "...", "xxx")[index // len(CLASS_COLOURS) % 4]
+
+
+def class_marker(index: int) -> str:
+    """The scatter marker of the class at ``index``, as :func:`class_hatch` for points."""
+    return ("o", "^", "s", "D")[index // len(CLASS_COLOURS) % 4]
+
+
+def label_inches(labels: Sequence[str], fontsize: float = 10.0) -> float:
+    """Width of the longest of ``labels`` at ``fontsize`` points, inches (an estimate)."""
+    return CHAR_INCHES * fontsize / 10 * max((len(s) for s in labels), default=0)
+
+
+def legend_size(classes: Sequence[str]) -> tuple[float, float]:
+    """Width and height, inches, of a one-column legend of ``classes`` (0 for one class)."""
+    if len(classes) < 2:
+        return 0.0, 0.0
+    return label_inches(classes) + 0.8, LEGEND_LINE_INCHES * len(classes) + 0.3
+
+
+def side_legend(fig: Any, ax: Any, markerscale: float = 1.0) -> None:
+    """The legend of ``ax``'s classes in one column at the figure's right, outside the axes.
+
+    The figure is laid out around it (constrained layout); :func:`legend_size`
+    says how much room to give it.
+    """
+    handles, labels = ax.get_legend_handles_labels()
+    if len(labels) > 1:
+        fig.legend(
+            handles, labels, loc="outside right upper", frameon=False, markerscale=markerscale
+        )
 
 
 def data_uri(data: bytes, mime: str) -> str:
@@ -222,9 +318,19 @@ def bar_plot(
     stacked: bool = False,
     ylabel: str = "images",
 ) -> Plot:
-    """Bars per category (x) and class (colour)."""
-    per_category = 0.7 if stacked else 0.35 * max(2, len(classes))
-    fig = new_figure(min(11.0, max(4.5, per_category * len(categories) + 1.5)), 2.6)
+    """Bars per category (x) and class (colour), the classes in a legend at the right.
+
+    One category (a folder's classes) is drawn as :func:`class_bars`, the
+    classes named beside their bars. The figure grows with the classes: the
+    legend has a line for each, and the bars of each category room.
+    """
+    if len(categories) == 1:
+        values = [counts.get((categories[0], c), 0) for c in classes]
+        return class_bars(classes, values, alt, ylabel)
+    legend_width, legend_height = legend_size(classes)
+    per_category = 0.7 if stacked else min(3.0, 0.3 * max(2, len(classes)))
+    plot_width = min(MAX_PLOT_WIDTH - legend_width, max(3.5, per_category * len(categories) + 1.0))
+    fig = new_figure(plot_width + legend_width, max(2.6, legend_height + 0.3))
     ax = fig.add_subplot()
     x = np.arange(len(categories))
     width = 0.8 if stacked else 0.8 / max(1, len(classes))
@@ -233,17 +339,37 @@ def bar_plot(
         values = np.array([counts.get((cat, cls), 0) for cat in categories], dtype=float)
         where = x if stacked else x - 0.4 + width * (k + 0.5)
         ax.bar(
-            where, values, width, bottom=bottom if stacked else None, label=cls, color=class_hex(k)
+            where,
+            values,
+            width,
+            bottom=bottom if stacked else None,
+            label=cls,
+            color=class_hex(k),
+            hatch=class_hatch(k),
+            edgecolor="white",
+            linewidth=0,
         )
         if stacked:
             bottom += values
     ax.set_xticks(x, list(categories))
     ax.set_ylabel(ylabel)
     ax.spines[["top", "right"]].set_visible(False)
-    if len(classes) > 1:
-        ax.legend(
-            frameon=False, ncols=min(len(classes), 5), loc="upper left", bbox_to_anchor=(0, 1.18)
-        )
+    side_legend(fig, ax)
+    return plot_item(fig, alt)
+
+
+def class_bars(classes: Sequence[str], values: Sequence[int], alt: str, xlabel: str) -> Plot:
+    """One horizontal bar per class, in its colour, its name beside it and its count at its end."""
+    fig = new_figure(min(MAX_PLOT_WIDTH, label_inches(classes) + 5.0), 0.28 * len(classes) + 0.8)
+    ax = fig.add_subplot()
+    y = np.arange(len(classes))
+    bars = ax.barh(y, values, color=[class_hex(k) for k in range(len(classes))])
+    ax.bar_label(bars, padding=3, fontsize=9)
+    ax.set_xlim(0, max(1, *values) * 1.12)
+    ax.set_yticks(y, list(classes))
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.spines[["top", "right"]].set_visible(False)
     return plot_item(fig, alt)
 
 

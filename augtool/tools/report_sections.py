@@ -31,10 +31,13 @@ from augtool.tools.report_items import (
     Thumbs,
     as_number,
     bar_plot,
+    class_hatch,
     count_table,
     legend_item,
+    legend_size,
     new_figure,
     plot_item,
+    side_legend,
     thumbnail,
 )
 
@@ -70,11 +73,11 @@ def counts_section(g: Gathered) -> Section:
             for b in item.boxes:
                 boxes[(g.items[index].split, b.label)] += 1
         table = count_table(splits, g.box_classes, boxes, "split")
-        table.caption = "Boxes per split and class."
+        table.caption = f"{g.objects.capitalize()} per split and class."
         blocks.append(table)
         if len(splits) > 1:
             plot = bar_plot(
-                splits, g.box_classes, boxes, "boxes per split and class", ylabel="boxes"
+                splits, g.box_classes, boxes, f"{g.objects} per split and class", ylabel=g.objects
             )
             blocks.append(plot)
     summary = f"{len(g.items)} images"
@@ -159,25 +162,34 @@ def groups_section(g: Gathered) -> Section:
 
 def transforms_section(g: Gathered) -> Section | None:
     """Outputs per transform and class (expand outputs)."""
-    if g.kind not in ("expand", "detection"):
+    if not g.expanded:
         return None
     names = _step_order({i.transform for i in g.items})
     counts = Counter((i.transform, i.class_name) for i in g.items)
     table = count_table(names, g.classes, counts, "transform")
-    fig = new_figure(5.5, 0.24 * len(names) + 0.9)
+    legend_width, legend_height = legend_size(g.classes)
+    fig = new_figure(5.5 + legend_width, max(0.24 * len(names) + 0.9, legend_height + 0.3))
     ax = fig.add_subplot()
     left = np.zeros(len(names))
     y = np.arange(len(names))
     for k, cls in enumerate(g.classes):
         values = np.array([counts.get((t, cls), 0) for t in names], dtype=float)
-        ax.barh(y, values, left=left, color=class_hex(k), label=cls)
+        ax.barh(
+            y,
+            values,
+            left=left,
+            color=class_hex(k),
+            label=cls,
+            hatch=class_hatch(k),
+            edgecolor="white",
+            linewidth=0,
+        )
         left += values
     ax.set_yticks(y, names)
     ax.invert_yaxis()
     ax.set_xlabel("images")
     ax.spines[["top", "right"]].set_visible(False)
-    if len(g.classes) > 1:
-        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    side_legend(fig, ax)
     return Section(
         "transforms",
         "Outputs per transform",
@@ -200,7 +212,7 @@ def samples_section(g: Gathered, seed: int = 0) -> Section:
     for index, item in enumerate(g.items):
         by_cell[(item.class_name, item.transform)].append(index)
     rows: list[tuple[str, list[Thumb | None]]] = []
-    if g.kind in ("expand", "detection"):
+    if g.expanded:
         columns = _step_order({i.transform for i in g.items})
         for cls in g.classes:
             thumbs: list[Thumb | None] = []
@@ -221,7 +233,9 @@ def samples_section(g: Gathered, seed: int = 0) -> Section:
     blocks: list[Any] = []
     if g.detection:
         blocks.append(legend_item(g.box_classes))
-        caption += " Boxes in their class colour."
+        caption += (
+            " Mask outlines in their class colour." if g.masks else " Boxes in their class colour."
+        )
     blocks.append(Thumbs(columns, rows, caption, large=g.detection))
     return Section("samples", "Samples", blocks)
 
@@ -240,7 +254,8 @@ def sample_thumb(g: Gathered, index: int, label: str = "") -> Thumb:
     )
     name = Path(item.name).name
     if boxes is not None:
-        detail = f"{len(boxes.boxes)} boxes · {name}" if label else f"{len(boxes.boxes)} boxes"
+        count = f"{len(boxes.boxes)} {g.objects}"
+        detail = f"{count} · {name}" if label else count
     else:
         detail = name if label else f"{rgb.shape[1]}×{rgb.shape[0]}"
     return Thumb(uri, label or name, detail)
@@ -334,7 +349,7 @@ def test_reads_section(g: Gathered) -> Section | None:
     """
     from augtool.store.ledger import describe_without_figures, read_ledger
 
-    if g.kind not in ("expand", "detection"):
+    if not g.expanded:
         return None
     ledger = read_ledger(g.path)
     n = len(ledger.reads)
