@@ -510,24 +510,43 @@ def _check_recorded_annotations(annotations: str | None) -> None:
 
 def _compare_sources(recorded: Iterable[dict], fresh: Iterable[dict], report: VerifyReport) -> None:
     """Name the sources in RAW that are not those recorded: the cause of the differences after."""
-    old = {r["source"]: r["source_sha256"] for r in recorded}
-    new = {r["source"]: r["source_sha256"] for r in fresh}
-    for name in sorted(old.keys() - new.keys()):
-        report.problems.append(f"regenerate: source {shown(name)} is missing from RAW")
-    for name in sorted(new.keys() - old.keys()):
-        report.problems.append(f"regenerate: source {shown(name)} is new in RAW")
-    for name in sorted(old.keys() & new.keys()):
-        if old[name] != new[name]:
-            report.problems.append(f"regenerate: source {shown(name)} has changed in RAW")
+    _differences(
+        {shown(r["source"]): r["source_sha256"] for r in recorded},
+        {shown(r["source"]): r["source_sha256"] for r in fresh},
+        report,
+        (
+            "source {} is missing from RAW",
+            "source {} is new in RAW",
+            "source {} has changed in RAW",
+        ),
+    )
 
 
 def _compare(recorded: Iterable[dict], fresh: Iterable[dict], report: VerifyReport) -> None:
-    old = {r["name"]: r["sha256"] for r in recorded}
-    new = {r["name"]: r["sha256"] for r in fresh}
+    _differences(
+        {r["name"]: r["sha256"] for r in recorded},
+        {r["name"]: r["sha256"] for r in fresh},
+        report,
+        (
+            "the recipe no longer produces {}",
+            "the recipe now also produces {}",
+            "different bytes for {}",
+        ),
+    )
+
+
+def _differences(
+    old: dict[str, str], new: dict[str, str], report: VerifyReport, say: tuple[str, str, str]
+) -> None:
+    """One ``regenerate:`` problem per name only in ``old``, only in ``new``, or hashed apart.
+
+    ``say`` holds the three messages, in that order, ``{}`` standing for the name.
+    """
+    missing, added, changed = say
     for name in sorted(old.keys() - new.keys()):
-        report.problems.append(f"regenerate: the recipe no longer produces {name}")
+        report.problems.append("regenerate: " + missing.format(name))
     for name in sorted(new.keys() - old.keys()):
-        report.problems.append(f"regenerate: the recipe now also produces {name}")
+        report.problems.append("regenerate: " + added.format(name))
     for name in sorted(old.keys() & new.keys()):
         if old[name] != new[name]:
-            report.problems.append(f"regenerate: different bytes for {name}")
+            report.problems.append("regenerate: " + changed.format(name))
