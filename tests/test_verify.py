@@ -146,6 +146,13 @@ def test_regenerate_names_the_changed_missing_and_new_sources_first(
         f"regenerate: source ALL/{changed.name} has changed in RAW",
     ]
     assert all(p.startswith("regenerate: ") for p in report.problems)
+    after = report.problems[3:]  # then every output that differs, by name
+    for kind, stem in (
+        ("the recipe no longer produces ", gone.stem),
+        ("the recipe now also produces ", "new"),
+        ("different bytes for ", changed.stem),
+    ):
+        assert any(p.startswith("regenerate: " + kind) and stem in p for p in after), kind
 
 
 def test_cli_exit_codes(folder) -> None:
