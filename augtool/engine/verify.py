@@ -10,12 +10,8 @@ run split by image, the paper's protocol) or in two cross-validation folds
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
-import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -134,7 +130,19 @@ def verify(
         _check_counts(records, recipe, report)
         _check_folds(records, recipe, report)
     if regenerate_raw is not None and records is not None:
-        _regenerate(path, Path(regenerate_raw), recipe, records, report, workers, reporter, plugins)
+        from augtool.engine.regenerate import regenerate
+
+        regenerate(
+            path,
+            Path(regenerate_raw),
+            recipe,
+            records,
+            report,
+            workers,
+            reporter,
+            plugins,
+            read_hdf5=records_of_hdf5,
+        )
     return report
 
 
@@ -391,162 +399,7 @@ def _check_folds(records: list[dict], recipe: dict, report: VerifyReport) -> Non
         )
 
 
-def _regenerate(
-    path: Path,
-    raw: Path,
-    recipe: dict,
-    records: list[dict],
-    report: VerifyReport,
-    workers: int,
-    reporter: Reporter,
-    plugins: tuple[str, ...],
-) -> None:
-    from augtool.engine.expand import expand
-    from augtool.engine.options import ExpandOptions
-
-    options = ExpandOptions.from_provenance(recipe.get("recipe") or {}, workers, plugins)
-    _check_recorded_annotations(options.annotations)
-    report.version_differences = _version_differences(recipe)
-    if report.version_differences:
-        reporter.warn(
-            "regenerate: this output was made with other library versions ("
-            + ", ".join(report.version_differences)
-            + "); bytes that differ below are then likely theirs, not a change to the data. "
-            "Install the recorded versions to check the bytes (docs/reproducibility.md)"
-        )
-    tmpdir = Path(tempfile.mkdtemp(prefix="augtool-verify-"))
-    try:
-        fresh_path = tmpdir / path.name
-        expand(raw, fresh_path, options, _ProgressOnly(reporter))
-        if fresh_path.is_dir():
-            fresh = read_manifest(fresh_path)
-            old_files = (recipe.get("annotations") or {}).get("files") or {}
-            new_files = (read_recipe(fresh_path).get("annotations") or {}).get("files") or {}
-            _compare(
-                [{"name": k, "sha256": v} for k, v in old_files.items()],
-                [{"name": k, "sha256": v} for k, v in new_files.items()],
-                report,
-            )
-        else:
-            fresh, _, fresh_attrs = _records_of_hdf5(fresh_path, reporter)
-            old_sets = (recipe.get("annotations") or {}).get("datasets") or {}
-            new_sets = (fresh_attrs.get("annotations") or {}).get("datasets") or {}
-            _compare(
-                [{"name": k, "sha256": v} for k, v in old_sets.items()],
-                [{"name": k, "sha256": v} for k, v in new_sets.items()],
-                report,
-            )
-        _compare_sources(records, fresh, report)
-        _compare(records, fresh, report)
-        report.regenerated = True
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-
-
-class _ProgressOnly:
-    """A reporter that passes progress on and drops warnings."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-
-    def start(self, phase: str, total: int) -> None:
-        """Pass on."""
-        self.progress.start(phase, total)
-
-    def advance(self, n: int) -> None:
-        """Pass on."""
-        self.progress.advance(n)
-
-    def warn(self, message: str) -> None:
-        """Drop."""
-
-
-def _version_differences(recipe: dict) -> list[str]:
-    """The recorded byte-deciding library versions that differ from this machine's."""
-    import cv2
-
-    from augtool import __version__
-    from augtool.versions import distribution_version, recorded_differences
-
-    versions = recipe.get("versions")
-    if isinstance(versions, str):
-        versions = json.loads(versions)
-    if not isinstance(versions, dict):
-        return []
-    running = {
-        "augtool": __version__,
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "albumentations": distribution_version("albumentations") or "",
-    }
-    return [shown(difference) for difference in recorded_differences(versions, running)]
-
-
-def _records_of_hdf5(path: Path, progress: Progress) -> tuple[list[dict], VerifyReport, dict]:
+def records_of_hdf5(path: Path, progress: Progress) -> tuple[list[dict], VerifyReport, dict]:
+    """The records, report and attributes of an HDF5 output (``verify --regenerate``'s replay)."""
     report, records, recipe = _verify_hdf5(path, progress, "verify replay")
     return records or [], report, recipe
-
-
-def _check_recorded_annotations(annotations: str | None) -> None:
-    """Refuse, saying why, when the annotations a detection run recorded are not where it said.
-
-    ``expand`` records ``--annotations`` as it was typed; a relative path is
-    found again only from the folder ``expand`` ran in.
-
-    Raises:
-        InputError: Naming the recorded path and where to run ``verify`` from.
-    """
-    if annotations is None or Path(annotations).exists():
-        return
-    where = (
-        "it was recorded as typed, relative to the folder expand ran in: run verify from there"
-        if not Path(annotations).is_absolute()
-        else "it was moved or deleted: put it back where it was"
-    )
-    raise InputError(
-        f"{annotations}: the annotations this output was made from are not there; {where}"
-    )
-
-
-def _compare_sources(recorded: Iterable[dict], fresh: Iterable[dict], report: VerifyReport) -> None:
-    """Name the sources in RAW that are not those recorded: the cause of the differences after."""
-    _differences(
-        {shown(r["source"]): r["source_sha256"] for r in recorded},
-        {shown(r["source"]): r["source_sha256"] for r in fresh},
-        report,
-        (
-            "source {} is missing from RAW",
-            "source {} is new in RAW",
-            "source {} has changed in RAW",
-        ),
-    )
-
-
-def _compare(recorded: Iterable[dict], fresh: Iterable[dict], report: VerifyReport) -> None:
-    _differences(
-        {r["name"]: r["sha256"] for r in recorded},
-        {r["name"]: r["sha256"] for r in fresh},
-        report,
-        (
-            "the recipe no longer produces {}",
-            "the recipe now also produces {}",
-            "different bytes for {}",
-        ),
-    )
-
-
-def _differences(
-    old: dict[str, str], new: dict[str, str], report: VerifyReport, say: tuple[str, str, str]
-) -> None:
-    """One ``regenerate:`` problem per name only in ``old``, only in ``new``, or hashed apart.
-
-    ``say`` holds the three messages, in that order, ``{}`` standing for the name.
-    """
-    missing, added, changed = say
-    for name in sorted(old.keys() - new.keys()):
-        report.problems.append("regenerate: " + missing.format(name))
-    for name in sorted(new.keys() - old.keys()):
-        report.problems.append("regenerate: " + added.format(name))
-    for name in sorted(old.keys() & new.keys()):
-        if old[name] != new[name]:
-            report.problems.append("regenerate: " + changed.format(name))
