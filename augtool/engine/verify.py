@@ -130,7 +130,7 @@ def verify(
         _check_counts(records, recipe, report)
         _check_folds(records, recipe, report)
     if regenerate_raw is not None and records is not None:
-        from augtool.engine.regenerate import regenerate
+        from augtool.engine.replay import regenerate
 
         regenerate(
             path,
