@@ -56,7 +56,6 @@ import argparse
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -66,7 +65,7 @@ from pathlib import Path
 import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.workloads import PeakMemory, build_allidb_like, build_allidb_native, machine
+from tests.workloads import build_allidb_like, build_allidb_native, machine, run_tree
 
 TARGET = 1492
 SIZE = 227
@@ -189,15 +188,9 @@ def run_augtool(
         str(workers),
         *extra,
     ]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1])
-    with PeakMemory(proc.pid) as mem:
-        code = proc.wait()
-    seconds = time.perf_counter() - start
-    if code != 0:
-        raise SystemExit(f"augtool expand failed with exit code {code}")
+    run = run_tree(cmd, "augtool expand", cwd=Path(__file__).resolve().parents[1])
     _check_outputs(out)
-    return seconds, mem.cpu, mem.peak
+    return run.seconds, run.cpu, run.peak
 
 
 def run_floor(raw: Path, out: Path, workers: int, way: str = "floor") -> tuple[float, float]:
@@ -224,15 +217,9 @@ def run_floor(raw: Path, out: Path, workers: int, way: str = "floor") -> tuple[f
         cmd.append("--render")
     if way == "at-output":
         cmd.append("--at-output-size")
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd)
-    with PeakMemory(proc.pid) as mem:
-        code = proc.wait()
-    seconds = time.perf_counter() - start
-    if code != 0:
-        raise SystemExit(f"expand_floor.py failed with exit code {code}")
+    run = run_tree(cmd, "expand_floor.py")
     _check_outputs(out)
-    return seconds, mem.cpu
+    return run.seconds, run.cpu
 
 
 def _check_outputs(out: Path) -> None:

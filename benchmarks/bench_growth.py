@@ -21,7 +21,6 @@ import itertools
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from augtool.tools.synth import synthesize
-from tests.workloads import PeakMemory, machine
+from tests.workloads import machine, run_tree
 
 #: The paper's sources per class, and its outputs per 141 sources.
 PAPER = {"ALL": 49, "AML": 33, "normal": 59}
@@ -58,14 +57,8 @@ def run_expand(
         sys.executable, "-m", "cli", "expand", str(raw), str(out), "--quiet",
         "--split", "none", "--target", str(target), "--size", str(size), "-j", str(workers),
     ]  # fmt: skip
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1])
-    with PeakMemory(proc.pid) as mem:
-        code = proc.wait()
-    seconds = time.perf_counter() - start
-    if code != 0:
-        raise SystemExit(f"augtool expand failed with exit code {code}")
-    return seconds, mem.cpu, mem.peak
+    run = run_tree(cmd, "augtool expand", cwd=Path(__file__).resolve().parents[1])
+    return run.seconds, run.cpu, run.peak
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.workloads import SHARED_DATA, PeakMemory, machine
+from tests.workloads import SHARED_DATA, machine, run_tree
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,12 +71,8 @@ def main() -> None:
         "--compression",
         args.compression,
     ]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO)
-    with PeakMemory(proc.pid) as mem:
-        if proc.wait() != 0:
-            raise SystemExit("augtool expand failed")
-    write_s = time.perf_counter() - start
+    written = run_tree(cmd, "augtool expand", cwd=REPO)
+    write_s = written.seconds
 
     from augtool.store.dataset import open_dataset
 
@@ -102,7 +98,7 @@ def main() -> None:
     ]
     for label, seconds in rows:
         print(f"{label:<52}{seconds:>9.2f}{n / seconds:>10.0f}")
-    peak = mem.peak / 2**20
+    peak = written.peak / 2**20
     print(f"images: {n}   file: {size_mb:.0f} MiB ({args.compression})")
     print(f"writer peak RSS (process tree): {peak:.0f} MiB")
 

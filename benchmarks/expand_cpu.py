@@ -20,14 +20,12 @@ import argparse
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.workloads import PeakMemory
+from tests.workloads import run_tree
 
 FOLDERS = {"upscaled": "allidb-like-2592x1944", "native": "allidb-native-v2-2592x1944"}
 
@@ -36,15 +34,10 @@ def run(tree: Path, raw: Path, out: Path) -> tuple[float, float, int, list[float
     """One ``expand`` run from ``tree``: wall s, CPU s, peak tree RSS, CPU s per process."""
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "cli", "expand", str(raw), str(out), "--quiet", "--split", "none"]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)})
-    with PeakMemory(proc.pid) as mem:
-        code = proc.wait()
-    wall = time.perf_counter() - start
-    if code != 0:
-        raise SystemExit(f"{tree}: augtool expand failed with exit code {code}")
-    per_process = sorted((round(c, 2) for c in mem._cpu.values()), reverse=True)
-    return wall, mem.cpu, mem.peak, per_process
+    run = run_tree(
+        cmd, f"{tree}: augtool expand", cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}
+    )
+    return run.seconds, run.cpu, run.peak, run.per_process
 
 
 def hashes(out: Path) -> dict[str, str]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import threading
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -169,3 +172,42 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
         self._sample()
+
+
+@dataclass(frozen=True)
+class TreeRun:
+    """A command timed in a new process with everything it started.
+
+    Attributes:
+        seconds: Wall seconds from the start to its exit.
+        cpu: User + system seconds of every process of its tree (:class:`PeakMemory`).
+        peak: Peak summed RSS of the tree in bytes.
+        per_process: CPU seconds of each process of the tree, most first.
+    """
+
+    seconds: float
+    cpu: float
+    peak: int
+    per_process: list[float]
+
+
+def run_tree(
+    cmd: Sequence[str],
+    what: str,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> TreeRun:
+    """Run ``cmd`` in a new process, sampling its process tree until it exits.
+
+    Raises:
+        SystemExit: Naming ``what`` and the exit code, if the command fails.
+    """
+    start = time.perf_counter()
+    proc = subprocess.Popen(list(cmd), cwd=cwd, env=None if env is None else dict(env))
+    with PeakMemory(proc.pid) as mem:
+        code = proc.wait()
+    seconds = time.perf_counter() - start
+    if code != 0:
+        raise SystemExit(f"{what} failed with exit code {code}")
+    per_process = sorted((round(c, 2) for c in mem._cpu.values()), reverse=True)
+    return TreeRun(seconds, mem.cpu, mem.peak, per_process)
