@@ -36,7 +36,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from augtool.engine.verify import verify  # noqa: E402
-from augtool.store.writers import JOURNAL_NAME, partial_path  # noqa: E402
+from augtool.store.writers import journal_path, partial_path  # noqa: E402
 from tests import badinputs  # noqa: E402
 from tests.child_process import (  # noqa: E402
     cli_args,
@@ -408,9 +408,7 @@ def build_workload(root: Path) -> Path:
 
 
 def _journal(out: Path) -> Path:
-    if out.suffix == ".h5":
-        return out.parent / f".{out.name}.partial.journal"
-    return partial_path(out) / JOURNAL_NAME
+    return journal_path(out, hdf5=out.suffix == ".h5")
 
 
 def signals(bench: Bench) -> None:

@@ -47,9 +47,7 @@ def tiny_raw(root: Path) -> Path:
 
 
 def journal_of(out: Path) -> Path:
-    if out.suffix == ".h5":
-        return out.parent / f".{out.name}.partial.journal"
-    return writers.partial_path(out) / writers.JOURNAL_NAME
+    return writers.journal_path(out, hdf5=out.suffix == ".h5")
 
 
 class InterruptAt:

@@ -312,9 +312,7 @@ def references(workload: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 
 def journal_of(out: Path) -> Path:
-    if out.suffix == ".h5":
-        return out.parent / f".{out.name}.partial.journal"
-    return writers.partial_path(out) / writers.JOURNAL_NAME
+    return writers.journal_path(out, hdf5=out.suffix == ".h5")
 
 
 def interrupt_midway(args: list[object], out: Path, sig: int) -> tuple[int, str]:

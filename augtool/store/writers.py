@@ -64,6 +64,11 @@ from augtool.store.schema import (
 )
 
 
+def journal_path(out: Path, hdf5: bool) -> Path:
+    """The journal of a run writing ``out``: in a folder's partial output, beside an HDF5 file."""
+    return out.parent / f".{out.name}.partial.journal" if hdf5 else partial_path(out) / JOURNAL_NAME
+
+
 class StagedWriter(ABC):
     """A writer into a partial output that becomes the output in one step, as a context manager.
 
@@ -219,7 +224,7 @@ class FolderWriter(StagedWriter):
 
     def __init__(self, out: Path, fingerprint: str, resume: bool = False) -> None:
         tmp = partial_path(out)
-        super().__init__(out, tmp, Journal(tmp / JOURNAL_NAME), fingerprint, resume)
+        super().__init__(out, tmp, Journal(journal_path(out, hdf5=False)), fingerprint, resume)
         self._dirs: set[Path] = set()
 
     def _open(self) -> dict[int, dict]:
@@ -316,7 +321,7 @@ class Hdf5Writer(StagedWriter):
         size: int,
         compression: str | None = None,
     ) -> None:
-        journal = Journal(out.parent / f".{out.name}.partial.journal")
+        journal = Journal(journal_path(out, hdf5=True))
         super().__init__(out, partial_path(out), journal, fingerprint, resume)
         self.n = n
         self.size = size
